@@ -1,0 +1,40 @@
+# The single entry point for developers and CI (STYLE.md habit 15).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+
+.PHONY: install test test-fast lint fmt demo bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+test: install
+	$(PY) -m pytest -q
+
+test-fast: install
+	$(PY) -m pytest -q -m "not e2e"
+
+lint: install
+	$(BIN)/ruff check freq tests bench
+	$(BIN)/ruff format --check freq
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+	$(PY) -m freq.schemas --check
+
+fmt: install
+	$(BIN)/ruff format freq tests bench
+	$(BIN)/ruff check --fix freq tests bench
+
+demo: install
+	PATH="$(CURDIR)/$(BIN):$$PATH" bash examples/demo.sh
+
+bench: install
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache

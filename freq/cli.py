@@ -1,0 +1,369 @@
+"""The command line: the only module importing click; parses, calls ops, renders, exits.
+
+Must not touch git or processes directly: every action is a function in ops. The error
+boundary (`FreqGroup.main`) is the one place that turns exceptions into one-line messages
+and exit codes (0 ok, 1 failure, 2 usage, 130 interrupted; SPEC §6, STYLE habit 6).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import tempfile
+import traceback
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, NoReturn
+
+import click
+
+from freq import __version__, ops, render
+from freq.errors import EXIT_INTERRUPTED, EXIT_USAGE, ConfigError, FreqError
+from freq.report import Progress, Reporter
+
+PROG = "git freq"
+
+
+def _fail(message: str, code: int, *, as_json: bool, data: dict[str, Any] | None = None) -> NoReturn:
+    if as_json:
+        click.echo(json.dumps({"error": data or {"message": message}}, indent=2))
+    click.echo(f"{PROG}: {message}", err=True)
+    sys.exit(code)
+
+
+def _crash_report(exc: BaseException) -> str:
+    fd, path = tempfile.mkstemp(prefix="freq-crash-", suffix=".log")
+    with os.fdopen(fd, "w") as f:
+        f.write(f"git-freq {__version__}\npython {sys.version}\nplatform {platform.platform()}\n")
+        f.write(f"argv {sys.argv}\ntime {datetime.now(UTC).isoformat()}\n\n")
+        f.write("".join(traceback.format_exception(exc)))
+    return path
+
+
+class FreqGroup(click.Group):
+    """A click group whose `main` is Frequency's single error boundary."""
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True,
+             **extra: Any) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        as_json = "--json" in argv
+        try:
+            rv = super().main(argv, prog_name or PROG, complete_var, standalone_mode=False,
+                              **extra)
+        except click.exceptions.Exit as exc:
+            sys.exit(exc.exit_code)
+        except click.exceptions.Abort:
+            _fail("interrupted", EXIT_INTERRUPTED, as_json=as_json)
+        except click.UsageError as exc:
+            cmd = exc.ctx.command_path if exc.ctx else PROG
+            _fail(f"{exc.format_message()} (see `{cmd} --help`)", EXIT_USAGE, as_json=as_json)
+        except click.ClickException as exc:
+            _fail(exc.format_message(), exc.exit_code, as_json=as_json)
+        except ConfigError as exc:
+            if as_json:
+                click.echo(json.dumps({"error": exc.as_json()}, indent=2))
+            for problem in exc.problems:
+                click.echo(str(problem), err=True)
+            if len(exc.problems) > 1:
+                click.echo(f"{PROG}: {len(exc.problems)} problems; nothing was run", err=True)
+            sys.exit(exc.exit_code)
+        except FreqError as exc:
+            _fail(exc.one_line(), exc.exit_code, as_json=as_json, data=exc.as_json())
+        except KeyboardInterrupt:
+            _fail("interrupted", EXIT_INTERRUPTED, as_json=as_json)
+        except BrokenPipeError:
+            sys.exit(1)
+        except Exception as exc:  # the boundary: anything unexpected becomes one line
+            path = _crash_report(exc)
+            _fail(f"internal error: {type(exc).__name__}: {exc} (details in {path})", 1,
+                  as_json=as_json)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+pass_app = click.make_pass_decorator(ops.App)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+
+
+def _emit_json(value: Any) -> None:
+    click.echo(json.dumps(render.jsonable(value), indent=2, ensure_ascii=False))
+
+
+@click.group(cls=FreqGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-C", "directory", default=".", metavar="PATH",
+              help="Run as if started in PATH (like git -C).")
+@click.version_option(__version__, prog_name="git-freq")
+@click.pass_context
+def cli(ctx: click.Context, directory: str) -> None:
+    """Run factories of AI-agent and shell steps; all state lives in git.
+
+    \b
+    Quick tour:
+      git freq init                     write a starter .frequency/
+      git freq add build app-1 app-2    create subjects
+      git freq run --until-idle         run steps until nothing is runnable
+      git freq status                   counts per state
+      git log --glob=refs/frequency     the audit trail, with plain git
+    """
+    app = ops.App(directory)
+    ctx.obj = app
+    ctx.call_on_close(app.close)
+
+
+# ---------------------------------------------------------------- init / validate
+
+
+@cli.command()
+@click.option("--force", is_flag=True, help="Overwrite existing starter files.")
+@json_option
+@pass_app
+def init(app: ops.App, force: bool, as_json: bool) -> int:
+    """Write a commented starter .frequency/ with the seed's build factory.
+
+    \b
+    Example:
+      git freq init && git freq add build my-app && git freq run --until-idle
+    """
+    res = ops.init_project(app, force=force)
+    if as_json:
+        _emit_json(res)
+    else:
+        for path in res.written:
+            click.echo(f"wrote {path}")
+        click.echo("next: git freq add build my-app && git freq run --until-idle")
+    return 0
+
+
+@cli.command()
+@click.option("--expand", is_flag=True, help="Print every factory in its expanded list form.")
+@json_option
+@pass_app
+def validate(app: ops.App, expand: bool, as_json: bool) -> int:
+    """Check every configuration file; report all problems with file and line.
+
+    \b
+    Examples:
+      git freq validate
+      git freq validate --expand     show `flow:` shorthand expanded
+    """
+    res = ops.validate(app, expand=expand)
+    if as_json:
+        _emit_json(res)
+        return 0
+    if expand and res.expanded is not None:
+        import yaml  # noqa: TID251 - rendering only; config.py owns loading
+
+        for path, doc in res.expanded.items():
+            click.echo(f"# {path}")
+            click.echo(yaml.safe_dump(doc, sort_keys=False).rstrip())
+        return 0
+    for note in res.notes:
+        click.echo(f"note: {note}", err=True)
+    click.echo(f"ok: {len(res.factories)} factories ({', '.join(res.factories)})")
+    return 0
+
+
+# ---------------------------------------------------------------- subjects
+
+
+@cli.command()
+@click.argument("factory")
+@click.argument("subjects", nargs=-1)
+@click.option("--from", "from_file", type=click.File("r"), metavar="FILE",
+              help="Read subjects from FILE (- for stdin): NAME [KEY=VALUE ...] per line.")
+@click.option("--state", default=None, help="Start in this state instead of the initial one.")
+@click.option("--data", "data", multiple=True, metavar="KEY=VALUE",
+              help="Data for every subject added (repeatable).")
+@click.option("--skip-existing", is_flag=True, help="Leave existing subjects alone.")
+@json_option
+@pass_app
+def add(app: ops.App, factory: str, subjects: tuple[str, ...], from_file: Any, state: str | None,
+        data: tuple[str, ...], skip_existing: bool, as_json: bool) -> int:
+    """Create subjects in FACTORY, all in one write (all of them or none).
+
+    \b
+    Examples:
+      git freq add build app-1 app-2 --data owner=ana
+      git freq add build --from apps.txt
+      ls apps | git freq add build --from - --skip-existing
+    """
+    common = ops.parse_data(data)
+    items: list[tuple[str, dict[str, str]]] = [(s, dict(common)) for s in subjects]
+    if from_file is not None:
+        items += [(n, {**common, **d}) for n, d in ops.parse_subjects(from_file.read())]
+    res = ops.add_subjects(app, factory, items, state=state, skip_existing=skip_existing)
+    if as_json:
+        _emit_json(res)
+    else:
+        click.echo(f"added {len(res.added)} subject(s) to {res.factory} in {res.state}"
+                   + (f"; {len(res.skipped)} existed already" if res.skipped else ""))
+    return 0
+
+
+@cli.command()
+@click.argument("factory", required=False)
+@json_option
+@pass_app
+def status(app: ops.App, factory: str | None, as_json: bool) -> int:
+    """Counts per state for every factory (or one), and running steps."""
+    res = ops.status(app, factory)
+    if as_json:
+        _emit_json(res)
+        return 0
+    click.echo(render.status_text(res))
+    for problem in res.problems:
+        click.echo(f"warning: {problem}", err=True)
+    return 0
+
+
+@cli.command()
+@click.argument("factory")
+@click.argument("subject")
+@json_option
+@pass_app
+def show(app: ops.App, factory: str, subject: str, as_json: bool) -> int:
+    """One subject: state, attempts, data, last error, output tail, history."""
+    res = ops.show(app, factory, subject)
+    if as_json:
+        _emit_json(res)
+        return 0
+    lines = render.subject_text(res.subject, res.tip)
+    if res.output_tail.strip():
+        lines += ["  output (tail):"] + [f"    {ln}" for ln in res.output_tail.splitlines()[-10:]]
+    lines += ["  history:"] + [f"    {ln}" for ln in render.history_lines(res.history)]
+    click.echo("\n".join(lines))
+    return 0
+
+
+@cli.command()
+@click.argument("factory", required=False)
+@click.argument("subject", required=False)
+@click.option("-n", "--max-count", "limit", type=int, default=50, show_default=True,
+              help="Show at most this many commits (0: all).")
+@json_option
+@pass_app
+def log(app: ops.App, factory: str | None, subject: str | None, limit: int,
+        as_json: bool) -> int:
+    """History from git: one subject, one factory, or the whole journal.
+
+    \b
+    The same with plain git:
+      git log refs/frequency/subjects/build/app-1
+      git log --glob=refs/frequency
+    """
+    entries = ops.log(app, factory, subject, limit=limit or None)
+    if as_json:
+        _emit_json([{"commit": e.oid, "ref": e.ref, "at": e.at, "message": e.message,
+                     "trailers": e.trailers} for e in entries])
+        return 0
+    for line in render.history_lines(entries):
+        click.echo(line)
+    return 0
+
+
+# ---------------------------------------------------------------- planning and running
+
+
+@cli.command("plan")
+@click.option("--factory", "factories", multiple=True, help="Only this factory (repeatable).")
+@json_option
+@pass_app
+def plan_cmd(app: ops.App, factories: tuple[str, ...], as_json: bool) -> int:
+    """What would run now, and what waits and why. Changes nothing."""
+    p = ops.plan_now(app, factories)
+    if as_json:
+        _emit_json(p)
+    else:
+        click.echo(render.plan_text(p))
+    return 0
+
+
+@cli.command()
+@click.argument("factory")
+@click.argument("subject")
+@click.argument("state")
+@click.option("--reason", required=True, help="Why (recorded in the commit).")
+@json_option
+@pass_app
+def transition(app: ops.App, factory: str, subject: str, state: str, reason: str,
+               as_json: bool) -> int:
+    """Move SUBJECT to STATE by hand, recorded with who and why.
+
+    \b
+    Example:
+      git freq transition build app-7 selected --reason "retry after fixing the spec"
+    """
+    res = ops.transition(app, factory, subject, state, reason=reason)
+    if as_json:
+        _emit_json(res)
+    else:
+        click.echo(f"{factory}/{subject}: {res.from_state} -> {res.to_state} ({res.commit[:12]})")
+        if res.interrupted_claim:
+            click.echo(f"note: the running attempt on {res.interrupted_claim} will be refused",
+                       err=True)
+    return 0
+
+
+class _TextReporter(Reporter):
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+
+    def emit(self, progress: Progress) -> None:
+        if self.as_json:
+            return
+        if progress.event in ("finished", "failed", "recovered", "lost"):
+            click.echo(f"{progress.event:9} {progress.factory}/{progress.subject} "
+                       f"{progress.step} #{progress.attempt}: {progress.detail}")
+
+
+@cli.command()
+@click.option("--once", is_flag=True, help="Run one planning cycle and wait for its steps.")
+@click.option("--until-idle", is_flag=True, help="Stop when nothing is runnable or running.")
+@click.option("--factory", "factories", multiple=True, help="Only this factory (repeatable).")
+@click.option("--max-parallel", type=int, default=None, help="Override the global cap.")
+@json_option
+@pass_app
+def run(app: ops.App, once: bool, until_idle: bool, factories: tuple[str, ...],
+        max_parallel: int | None, as_json: bool) -> int:
+    """Run steps: plan, claim, run, record; greedily, under every cap.
+
+    \b
+    Examples:
+      git freq run --until-idle
+      git freq run --once --factory build
+      git freq run --max-parallel 8
+    """
+    if once and until_idle:
+        raise click.UsageError("--once and --until-idle exclude each other")
+    summary = ops.run(app, once=once, until_idle=until_idle, factories=factories,
+                      max_parallel=max_parallel, reporter=_TextReporter(as_json))
+    if as_json:
+        _emit_json(summary)
+    else:
+        click.echo(f"done: {summary.succeeded} succeeded, {summary.failed} failed, "
+                   f"{summary.recovered} recovered, {summary.lost_races} lost races"
+                   + (", interrupted" if summary.interrupted else ""))
+    return 130 if summary.interrupted else 0
+
+
+@cli.command()
+@click.argument("factory", required=False)
+@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid",
+              show_default=True)
+@pass_app
+def graph(app: ops.App, factory: str | None, fmt: str) -> int:
+    """Draw factories (all, with the edges between them, when none is named).
+
+    \b
+    Example:
+      git freq graph --format dot | dot -Tsvg > factories.svg
+    """
+    click.echo(render.graph(ops.graph_input(app, factory).factories, fmt))
+    return 0
+
+
+def main() -> None:
+    """Console entry point (`git-freq`, `freq`)."""
+    cli.main()

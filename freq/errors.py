@@ -1,0 +1,171 @@
+"""The one error tree of Frequency, and its exit codes.
+
+Imports nothing from freq. Every error a user can cause is a FreqError with a kebab-case
+`code`, a one-line `message` and an optional `hint` (the next command to run); the
+boundary in cli.py (and later server.py) is the only place that turns them into output.
+
+    FreqError                      exit 1
+    ├── UsageError                 exit 2: the call's words are off
+    ├── ConfigError                invalid .frequency/ files; carries every Problem
+    ├── NotARepository             not inside a git repository
+    ├── NoConfig                   no .frequency/ folder (hint: git freq init)
+    ├── InvalidName                a name that cannot be a ref component
+    ├── StepNotRunnable            a step that cannot start for this subject
+    ├── UnknownFactory / UnknownSubject / UnknownState
+    ├── SubjectExists
+    ├── CorruptState               a ref under refs/frequency/ that Frequency cannot read
+    ├── RefConflict                a compare-and-swap lost its race (retryable)
+    ├── GitLockHeld                a *.lock file held by someone else (retryable)
+    ├── DiskFull                   no space left; nothing was written
+    └── (more are added by the issues that need them)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class FreqError(Exception):
+    """Base of every error Frequency reports to a user."""
+
+    code = "freq-error"
+    exit_code = EXIT_FAILURE
+    retryable = False
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def one_line(self) -> str:
+        """The message with its hint folded in, as printed on stderr."""
+        return f"{self.message}; {self.hint}" if self.hint else self.message
+
+    def as_json(self) -> dict[str, object]:
+        """The error as a JSON object for `--json` output."""
+        return {"code": self.code, "message": self.message, "hint": self.hint}
+
+
+class UsageError(FreqError):
+    """The command line was malformed."""
+
+    code = "usage"
+    exit_code = EXIT_USAGE
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Problem:
+    """One problem in a configuration file: where it is and what is wrong."""
+
+    path: str
+    line: int | None
+    where: str
+    reason: str
+
+    def __str__(self) -> str:
+        loc = f"{self.path}:{self.line}" if self.line is not None else self.path
+        return f"{loc}: {self.where}: {self.reason}" if self.where else f"{loc}: {self.reason}"
+
+
+class ConfigError(FreqError):
+    """One or more configuration problems; all are reported at once."""
+
+    code = "invalid-config"
+
+    def __init__(self, problems: list[Problem] | tuple[Problem, ...]) -> None:
+        self.problems = tuple(problems)
+        n = len(self.problems)
+        first = str(self.problems[0]) if self.problems else "invalid configuration"
+        message = first if n == 1 else f"{n} problems in configuration"
+        super().__init__(message, hint=None)
+
+    def as_json(self) -> dict[str, object]:
+        data = super().as_json()
+        data["problems"] = [
+            {"path": p.path, "line": p.line, "where": p.where, "reason": p.reason}
+            for p in self.problems
+        ]
+        return data
+
+
+class NotARepository(FreqError):
+    """The directory is not inside a git repository."""
+
+    code = "not-a-repository"
+
+
+class UnknownFactory(FreqError):
+    """A factory id that no configuration file defines."""
+
+    code = "unknown-factory"
+
+
+class UnknownSubject(FreqError):
+    """A subject that does not exist in the named factory."""
+
+    code = "unknown-subject"
+
+
+class UnknownState(FreqError):
+    """A state that the factory does not define."""
+
+    code = "unknown-state"
+
+
+class SubjectExists(FreqError):
+    """Adding a subject that already exists."""
+
+    code = "subject-exists"
+
+
+class InvalidName(FreqError):
+    """A factory, subject or lock name that cannot be a ref component."""
+
+    code = "invalid-name"
+
+
+class CorruptState(FreqError):
+    """A ref under refs/frequency/ whose content Frequency cannot read."""
+
+    code = "corrupt-state"
+
+
+class RefConflict(FreqError):
+    """A compare-and-swap lost its race: the ref moved since it was read."""
+
+    code = "lost-race"
+    retryable = True
+
+    def __init__(self, ref: str, message: str | None = None) -> None:
+        super().__init__(message or f"lost race on {ref}: it moved since it was read")
+        self.ref = ref
+
+
+class GitLockHeld(FreqError):
+    """A git lock file is held by another process and did not clear in time."""
+
+    code = "git-lock-held"
+    retryable = True
+
+
+class StepNotRunnable(FreqError):
+    """A step cannot be started for the subject (wrong state, gate, ...)."""
+
+    code = "not-runnable"
+
+
+class NoConfig(FreqError):
+    """The repository has no .frequency/ folder yet."""
+
+    code = "no-config"
+
+
+class DiskFull(FreqError):
+    """The disk (or quota) filled up; nothing was written."""
+
+    code = "disk-full"

@@ -1,0 +1,402 @@
+"""Apply a Plan: claim by compare-and-swap, run the step, renew the lease, record the outcome.
+
+Must not import click. Every write goes through store.advance with the tip this worker
+last wrote or read; every write after the claim names the claim's epoch (fencing), so a
+result from an attempt whose claim was taken over is refused, never applied (SPEC §5).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from freq import proc, refs
+from freq.clock import Clock
+from freq.errors import FreqError, RefConflict
+from freq.model import (
+    Claim,
+    Config,
+    Event,
+    EventKind,
+    Factory,
+    FailureMode,
+    LastError,
+    Step,
+    Subject,
+)
+from freq.planner import Expired, Plan, Start, plan
+from freq.report import Progress, Reporter
+from freq.retry import next_delay
+from freq.store import Store
+
+OUTPUT_TAIL_LINES = 200
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepOutcome:
+    """What one attempt came to, as recorded (or refused) in git."""
+
+    factory: str
+    subject: str
+    step: str
+    attempt: int
+    ok: bool
+    recorded: bool
+    to_state: str | None
+    detail: str
+    duration_ms: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunSummary:
+    """What a `run` did."""
+
+    succeeded: int = 0
+    failed: int = 0
+    lost_races: int = 0
+    recovered: int = 0
+    refused: int = 0
+    cycles: int = 0
+    interrupted: bool = False
+    outcomes: tuple[StepOutcome, ...] = ()
+
+
+class _Lease:
+    """The running attempt's view of its claim: the tip it last wrote, and the epoch."""
+
+    def __init__(self, subject: Subject, tip: str) -> None:
+        self.subject = subject
+        self.tip = tip
+        self.lost = False
+
+
+class Executor:
+    """Runs steps for one worker identity against one store."""
+
+    def __init__(
+        self,
+        store: Store,
+        config: Config,
+        *,
+        clock: Clock,
+        worker: str,
+        reporter: Reporter | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.store = store
+        self.config = config
+        self.clock = clock
+        self.worker = worker
+        self.reporter = reporter or Reporter()
+        self.rng = rng or random.Random()
+        self.cancel = proc.Cancel()
+        self.ttl = config.settings.lease_ttl
+
+    # ------------------------------------------------------------ helpers
+
+    def _factory_step(self, factory: str, step_id: str) -> tuple[Factory, Step]:
+        fac = self.config.factory(factory)
+        assert fac is not None, factory
+        step = fac.step(step_id)
+        assert step is not None, step_id
+        return fac, step
+
+    def _emit(self, event: str, **kw: object) -> None:
+        self.reporter.emit(Progress(event=event, **kw))  # type: ignore[arg-type]
+
+    # ------------------------------------------------------------ claim
+
+    def claim(self, start: Start) -> _Lease | None:
+        """Record a claim commit by CAS on the planned tip; None if another worker moved first."""
+        subj, tip = self.store.read_subject(start.factory, start.subject)
+        if tip != start.tip:
+            return None
+        now = self.clock.now()
+        epoch = subj.epoch + 1
+        claimed = replace(
+            subj,
+            epoch=epoch,
+            attempt=start.attempt,
+            claim=Claim(holder=self.worker, step=start.step, attempt=start.attempt, epoch=epoch,
+                        claimed_at=now, expires_at=now + self.ttl),
+            not_before=None,
+            updated_at=now,
+        )
+        event = Event(kind=EventKind.CLAIMED, factory=start.factory, subject=start.subject,
+                      at=now, worker=self.worker, step=start.step, from_state=subj.state,
+                      attempt=start.attempt, epoch=epoch)
+        try:
+            new_tip = self.store.advance(refs.subject_ref(start.factory, start.subject),
+                                         claimed, event, expected=tip)
+        except RefConflict:
+            return None
+        self._emit("claimed", factory=start.factory, subject=start.subject, step=start.step,
+                   attempt=start.attempt)
+        return _Lease(claimed, new_tip)
+
+    def renew(self, lease: _Lease) -> bool:
+        """Extend the lease if a third of its TTL has passed; False once the claim is lost."""
+        if lease.lost:
+            return False
+        claim = lease.subject.claim
+        assert claim is not None
+        now = self.clock.now()
+        if claim.expires_at - now > self.ttl * 2 / 3:
+            return True
+        renewed = replace(lease.subject, claim=replace(claim, expires_at=now + self.ttl),
+                          updated_at=now)
+        event = Event(kind=EventKind.RENEWED, factory=renewed.factory, subject=renewed.name,
+                      at=now, worker=self.worker, step=claim.step, from_state=renewed.state,
+                      attempt=claim.attempt, epoch=claim.epoch)
+        try:
+            lease.tip = self.store.advance(refs.subject_ref(renewed.factory, renewed.name),
+                                           renewed, event, expected=lease.tip)
+        except RefConflict:
+            lease.lost = True
+            self._emit("lost", factory=renewed.factory, subject=renewed.name, step=claim.step,
+                       attempt=claim.attempt, detail="claim taken over; stopping the step")
+            return False
+        lease.subject = renewed
+        return True
+
+    # ------------------------------------------------------------ execute
+
+    def execute(self, lease: _Lease) -> StepOutcome:
+        """Run the claimed step to its end and record the outcome (fenced by the claim)."""
+        subj = lease.subject
+        claim = subj.claim
+        assert claim is not None
+        fac, step = self._factory_step(subj.factory, claim.step)
+        log_path = self.store.log_path(subj.factory, subj.name, step.id, claim.attempt)
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        env = proc.build_env(self._step_env(subj, step, claim))
+        self._emit("started", factory=subj.factory, subject=subj.name, step=step.id,
+                   attempt=claim.attempt)
+        assert step.run is not None, "gates are never planned to start"
+        result = proc.run(
+            step.run,
+            cwd=self.store.root,
+            env=env,
+            clock=self.clock,
+            log_path=log_path,
+            timeout=step.timeout.total_seconds() if step.timeout else None,
+            cancel=self.cancel,
+            on_poll=lambda: self.renew(lease),
+        )
+        return self._record(lease, fac, step, result)
+
+    def _step_env(self, subj: Subject, step: Step, claim: Claim) -> dict[str, str]:
+        env = {
+            "FREQ_FACTORY": subj.factory,
+            "FREQ_SUBJECT": subj.name,
+            "FREQ_STEP": step.id,
+            "FREQ_ATTEMPT": str(claim.attempt),
+            "FREQ_EPOCH": str(claim.epoch),
+            "FREQ_STATE": subj.state,
+            "FREQ_WORKDIR": str(self.store.root),
+            "FREQ_REPO": str(self.store.root),
+            "FREQ_WORKER": self.worker,
+        }
+        for k, v in subj.data.items():
+            env["FREQ_DATA_" + "".join(c if c.isalnum() else "_" for c in k).upper()] = v
+        return env
+
+    def _record(self, lease: _Lease, fac: Factory, step: Step,
+                result: proc.ProcResult) -> StepOutcome:
+        subj = lease.subject
+        claim = subj.claim
+        assert claim is not None
+        now = self.clock.now()
+        tail = result.tail
+        mapped = step.outcomes.get(result.exit_code) if result.exit_code is not None else None
+        if result.ok or mapped is not None:
+            to_state = mapped or step.to_state
+            new = replace(subj, state=to_state, attempt=0, claim=None, not_before=None,
+                          last_error=None, updated_at=now, entered_at=now)
+            event = Event(kind=EventKind.TRANSITIONED, factory=subj.factory, subject=subj.name,
+                          at=now, worker=self.worker, step=step.id, from_state=subj.state,
+                          to_state=to_state, attempt=claim.attempt, epoch=claim.epoch,
+                          duration_ms=result.duration_ms, exit_code=result.exit_code)
+            ok = True
+            detail = f"{subj.state} -> {to_state}"
+        else:
+            kind, why = self._classify(step, result)
+            delay = None if kind == "terminal" else next_delay(step.retry, claim.attempt, self.rng)
+            err = LastError(step=step.id, attempt=claim.attempt, exit_code=result.exit_code,
+                            kind=kind, reason=result.describe(), at=now,
+                            summary=_last_line(tail))
+            attempt = claim.attempt if delay is not None else max(claim.attempt,
+                                                                  step.retry.max_attempts)
+            new = replace(subj, attempt=attempt, claim=None, last_error=err, updated_at=now,
+                          not_before=now + delay if delay is not None else None)
+            event = Event(kind=EventKind.FAILED, factory=subj.factory, subject=subj.name, at=now,
+                          worker=self.worker, step=step.id, from_state=subj.state,
+                          attempt=claim.attempt, epoch=claim.epoch,
+                          duration_ms=result.duration_ms, exit_code=result.exit_code,
+                          failure=f"{kind} ({why})")
+            to_state = None
+            ok = False
+            detail = result.describe()
+        recorded = True
+        try:
+            lease.tip = self.store.advance(refs.subject_ref(subj.factory, subj.name), new, event,
+                                           expected=lease.tip, output=tail)
+        except RefConflict:
+            recorded = False
+            detail = "result refused: the claim was taken over (stale epoch)"
+        self._emit("finished" if ok else "failed", factory=subj.factory, subject=subj.name,
+                   step=step.id, attempt=claim.attempt, detail=detail)
+        return StepOutcome(factory=subj.factory, subject=subj.name, step=step.id,
+                           attempt=claim.attempt, ok=ok and recorded, recorded=recorded,
+                           to_state=to_state, detail=detail, duration_ms=result.duration_ms)
+
+    def _classify(self, step: Step, result: proc.ProcResult) -> tuple[str, str]:
+        """Failure class and the rule that decided it (full inference: failure issue)."""
+        if step.failure is FailureMode.TERMINAL:
+            return "terminal", "failure: terminal"
+        if result.timed_out:
+            return "retryable", "timeout"
+        if result.exit_code in (126, 127):
+            return "terminal", f"exit code {result.exit_code}"
+        return "retryable", result.describe()
+
+    # ------------------------------------------------------------ recovery
+
+    def recover(self, exp: Expired) -> bool:
+        """Record a lost worker's attempt as failed (`worker lost`, retryable); CAS on the tip."""
+        try:
+            subj, tip = self.store.read_subject(exp.factory, exp.subject)
+        except FreqError:  # the subject vanished or is corrupt: nothing to recover
+            return False
+        if tip != exp.tip or subj.claim is None:
+            return False
+        _fac, step = self._factory_step(exp.factory, exp.step)
+        now = self.clock.now()
+        delay = next_delay(step.retry, exp.attempt, self.rng)
+        err = LastError(step=exp.step, attempt=exp.attempt, exit_code=None, kind="retryable",
+                        reason="worker lost", at=now,
+                        summary=f"lease of {exp.holder} expired")
+        new = replace(subj, claim=None, last_error=err, updated_at=now,
+                      not_before=now + delay if delay is not None else None)
+        event = Event(kind=EventKind.FAILED, factory=exp.factory, subject=exp.subject, at=now,
+                      worker=self.worker, step=exp.step, from_state=subj.state,
+                      attempt=exp.attempt, epoch=subj.claim.epoch,
+                      failure="retryable (worker lost)",
+                      reason=f"lease of {exp.holder} expired at {refs.iso(subj.claim.expires_at)}")
+        try:
+            self.store.advance(refs.subject_ref(exp.factory, exp.subject), new, event,
+                               expected=tip)
+        except RefConflict:
+            return False
+        self._emit("recovered", factory=exp.factory, subject=exp.subject, step=exp.step,
+                   attempt=exp.attempt, detail=f"worker lost: {exp.holder}")
+        return True
+
+    # ------------------------------------------------------------ the loop
+
+    def run(
+        self,
+        *,
+        once: bool = False,
+        until_idle: bool = False,
+        factories: tuple[str, ...] | None = None,
+        max_parallel: int | None = None,
+        should_stop: Callable[[], bool] = lambda: False,
+        max_cycles: int = 1_000_000,
+    ) -> RunSummary:
+        """The greedy loop (SPEC §5): plan, claim, start; plan again as soon as a step ends."""
+        cap = max_parallel if max_parallel is not None else self.config.settings.max_parallel
+        chosen = [f for f in self.config.factories if factories is None or f.factory_id in factories]
+        poll = min((f.poll_interval for f in chosen), default=timedelta(seconds=30))
+        counts = {"ok": 0, "failed": 0, "lost": 0, "recovered": 0, "refused": 0}
+        outcomes: list[StepOutcome] = []
+        inflight: dict[Future[StepOutcome], tuple[str, str]] = {}
+        cycles = 0
+        interrupted = False
+        with ThreadPoolExecutor(max_workers=max(cap, 1), thread_name_prefix="freq-step") as pool:
+            try:
+                while cycles < max_cycles:
+                    cycles += 1
+                    if not should_stop():
+                        p = self._plan(cap, factories)
+                        for exp in p.expired:
+                            counts["recovered"] += self.recover(exp)
+                        self._launch(p, pool, inflight, counts)
+                    else:
+                        p = Plan()
+                    if once and cycles == 1:
+                        self._drain(inflight, outcomes, counts, all_of_them=True)
+                        break
+                    if not inflight:
+                        if should_stop() or (until_idle and p.idle):
+                            break
+                        self._sleep(poll, p.next_wake, until_idle)
+                        continue
+                    self._drain(inflight, outcomes, counts, all_of_them=False,
+                                timeout=poll.total_seconds())
+            except KeyboardInterrupt:
+                interrupted = True
+                self.cancel.set()
+                self._drain(inflight, outcomes, counts, all_of_them=True)
+        return RunSummary(succeeded=counts["ok"], failed=counts["failed"],
+                          lost_races=counts["lost"], recovered=counts["recovered"],
+                          refused=counts["refused"], cycles=cycles, interrupted=interrupted,
+                          outcomes=tuple(outcomes))
+
+    def _plan(self, cap: int, factories: tuple[str, ...] | None) -> Plan:
+        snap = self.store.snapshot()
+        return plan(self.config, snap, now=self.clock.now(), max_parallel=cap,
+                    factories=factories)
+
+    def _launch(self, p: Plan, pool: ThreadPoolExecutor,
+                inflight: dict[Future[StepOutcome], tuple[str, str]],
+                counts: dict[str, int]) -> None:
+        busy = set(inflight.values())
+        for start in p.starts:
+            if (start.factory, start.subject) in busy:
+                continue
+            lease = self.claim(start)
+            if lease is None:
+                counts["lost"] += 1
+                continue
+            inflight[pool.submit(self.execute, lease)] = (start.factory, start.subject)
+
+    def _drain(self, inflight: dict[Future[StepOutcome], tuple[str, str]],
+               outcomes: list[StepOutcome], counts: dict[str, int], *, all_of_them: bool,
+               timeout: float | None = None) -> None:
+        if not inflight:
+            return
+        done, _ = wait(list(inflight), timeout=None if all_of_them else timeout,
+                       return_when="ALL_COMPLETED" if all_of_them else FIRST_COMPLETED)
+        for fut in done:
+            del inflight[fut]
+            out = fut.result()
+            outcomes.append(out)
+            if not out.recorded:
+                counts["refused"] += 1
+            elif out.ok:
+                counts["ok"] += 1
+            else:
+                counts["failed"] += 1
+
+    def _sleep(self, poll: timedelta, next_wake: datetime | None, until_idle: bool) -> None:
+        seconds = poll.total_seconds()
+        if next_wake is not None:
+            seconds = min(seconds, max((next_wake - self.clock.now()).total_seconds(), 0.0))
+        self.clock.sleep(min(seconds, 1.0) if until_idle else seconds)
+
+
+def _last_line(tail: bytes) -> str:
+    for line in reversed(tail.decode("utf-8", "replace").splitlines()):
+        if line.strip():
+            return line.strip()[:300]
+    return ""
+
+
+def log_file(store: Store, factory: str, subject: str, step: str, attempt: int) -> Path:
+    """Where an attempt's full output lives."""
+    return store.log_path(factory, subject, step, attempt)

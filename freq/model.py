@@ -1,0 +1,463 @@
+"""Frozen domain records: configuration, subjects, events, snapshots; duration parsing.
+
+Imports only the standard library and freq.errors. Everything here is an immutable value;
+changes are made with dataclasses.replace and return new values.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import Enum
+from types import MappingProxyType
+
+# ---------------------------------------------------------------- durations
+
+_DURATION_RE = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\d+)ms)?$")
+
+
+def parse_duration(text: str | int | float) -> timedelta:
+    """Parse `90s`, `40m`, `2h`, `1d`, `1h30m`, `500ms` (or a number of seconds).
+
+    Raises ValueError with a one-line reason on anything else.
+    """
+    if isinstance(text, bool):
+        raise ValueError(f"not a duration: {text!r}")
+    if isinstance(text, int | float):
+        if text < 0:
+            raise ValueError(f"duration must not be negative: {text!r}")
+        return timedelta(seconds=text)
+    m = _DURATION_RE.match(text.strip())
+    if not text.strip() or m is None or not any(m.groups()):
+        raise ValueError(f"not a duration: {text!r} (use e.g. 90s, 40m, 2h, 1d, 1h30m)")
+    d, h, mi, s, ms = (int(g) if g else 0 for g in m.groups())
+    return timedelta(days=d, hours=h, minutes=mi, seconds=s, milliseconds=ms)
+
+
+def format_duration(td: timedelta) -> str:
+    """Render a timedelta compactly: `1h30m`, `45s`, `250ms`."""
+    total_ms = round(td.total_seconds() * 1000)
+    if total_ms < 1000:
+        return f"{total_ms}ms"
+    secs, ms = divmod(total_ms, 1000)
+    out = []
+    days, secs = divmod(secs, 86400)
+    hours, secs = divmod(secs, 3600)
+    mins, secs = divmod(secs, 60)
+    for n, unit in ((days, "d"), (hours, "h"), (mins, "m"), (secs, "s")):
+        if n:
+            out.append(f"{n}{unit}")
+    if ms and not days and not hours:
+        out.append(f"{ms}ms")
+    return "".join(out) or "0s"
+
+
+# ---------------------------------------------------------------- names
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+@-]*$")
+
+
+def name_problem(name: str) -> str | None:
+    """Why `name` cannot be one ref component (factory, subject, lock), or None if it can."""
+    if not name:
+        return "is empty"
+    if len(name) > 200:
+        return "is longer than 200 characters"
+    if not _NAME_RE.match(name):
+        return "may hold only letters, digits and . _ + @ - and must not start with . or -"
+    if ".." in name or name.endswith((".", ".lock")):
+        return "must not contain '..' or end with '.' or '.lock'"
+    return None
+
+
+# ---------------------------------------------------------------- configuration
+
+
+class Isolation(Enum):
+    """Where a step runs."""
+
+    NONE = "none"
+    WORKTREE = "worktree"
+
+
+class FailureMode(Enum):
+    """How a step's failures are classified (`failure:`)."""
+
+    RETRYABLE = "retryable"
+    TERMINAL = "terminal"
+    INFER = "infer"
+
+
+class FailureKind(Enum):
+    """The class a failure is given (SPEC §5)."""
+
+    RETRYABLE = "retryable"
+    TERMINAL = "terminal"
+    QUOTA = "quota"
+    NEEDS_HUMAN = "needs_human"
+
+
+class Autonomy(Enum):
+    """How much a factory does by itself."""
+
+    AUTO = "auto"
+    SUPERVISED = "supervised"
+    MANUAL = "manual"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Backoff:
+    """Exponential backoff between attempts (Temporal's initial_interval etc.)."""
+
+    initial: timedelta = timedelta(seconds=15)
+    factor: float = 2.0
+    max: timedelta = timedelta(seconds=90)
+    jitter: float = 0.2
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetryPolicy:
+    """How often and how soon a failed step is tried again."""
+
+    max_attempts: int = 3
+    backoff: Backoff = field(default_factory=Backoff)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClassifyRule:
+    """`classify:` rule: a regex on the output tail and/or an exit code → a class."""
+
+    match: str | None = None
+    exit: int | None = None
+    kind: FailureKind
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LockSpec:
+    """A named resource lock a step holds while it runs."""
+
+    name: str
+    ttl: timedelta | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Batch:
+    """`batch:` one run for many subjects."""
+
+    min: int = 1
+    max: int = 10
+    max_wait: timedelta = timedelta(minutes=30)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Emits:
+    """`emits:` where `freq:subject NAME` lines create subjects."""
+
+    factory_id: str
+    state: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Merge:
+    """`merge:` how a worktree step's branch goes back."""
+
+    into: str
+    strategy: str = "merge"
+    on_conflict: str = "retry"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentCall:
+    """`agent:` which agent a step uses and how."""
+
+    use: str
+    prompt: str = ""
+    model: str | None = None
+    args: tuple[str, ...] = ()
+
+
+# Predicates (SPEC §4): a closed vocabulary of data, evaluated by freq.predicates.
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SubjectState:
+    """Another factory's subject is (or is not) in one of the states."""
+
+    factory_id: str
+    subject: str = "{subject}"
+    states: tuple[str, ...] = ()
+    not_states: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Capacity:
+    """Fewer than `below` subjects of a factory sit in the states."""
+
+    factory_id: str
+    states: tuple[str, ...]
+    below: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Changed:
+    """Files under the paths changed on a branch since the step last succeeded."""
+
+    paths: tuple[str, ...]
+    since: str = "last_success"
+    branch: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Command:
+    """An environment check: holds when the command exits 0."""
+
+    run: str
+    timeout: timedelta = timedelta(seconds=10)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AllOf:
+    """Every predicate holds."""
+
+    items: tuple[Predicate, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AnyOf:
+    """At least one predicate holds."""
+
+    items: tuple[Predicate, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Not:
+    """The predicate does not hold."""
+
+    item: Predicate
+
+
+Predicate = SubjectState | Capacity | Changed | Command | AllOf | AnyOf | Not
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Step:
+    """One step of a factory: moves a subject from one of `from_states` to `to_state`."""
+
+    id: str
+    from_states: tuple[str, ...]
+    to_state: str
+    run: str | tuple[str, ...] | None = None
+    agent: AgentCall | None = None
+    isolation: Isolation = Isolation.NONE
+    setup: str | None = None
+    merge: Merge | None = None
+    timeout: timedelta | None = None
+    max_parallel: int | None = None
+    locks: tuple[LockSpec, ...] = ()
+    requires: tuple[Predicate, ...] = ()
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    failure: FailureMode = FailureMode.INFER
+    classify: tuple[ClassifyRule, ...] = ()
+    on_terminal: str | None = None
+    outcomes: Mapping[int, str] = field(default_factory=lambda: MappingProxyType({}))
+    batch: Batch | None = None
+    approval: bool = False
+    emits: Emits | None = None
+    line: int | None = None
+
+    @property
+    def is_gate(self) -> bool:
+        """A step with neither `run` nor `agent`: it waits for a person's approval."""
+        return self.run is None and self.agent is None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Limits:
+    """`limits:` of a factory."""
+
+    max_parallel: int | None = None
+    wip: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Discover:
+    """One `subjects.discover` source: a glob or a command."""
+
+    glob: str | None = None
+    command: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Factory:
+    """A factory: a state machine that subjects move through."""
+
+    factory_id: str
+    path: str
+    initial: str
+    terminal: tuple[str, ...]
+    steps: tuple[Step, ...]
+    description: str = ""
+    discover: tuple[Discover, ...] = ()
+    limits: Limits = field(default_factory=Limits)
+    poll_interval: timedelta = timedelta(seconds=30)
+    autonomy: Autonomy = Autonomy.AUTO
+
+    @property
+    def states(self) -> tuple[str, ...]:
+        """Every state, in order of first mention (initial first)."""
+        seen: dict[str, None] = {self.initial: None}
+        for step in self.steps:
+            for s in (*step.from_states, step.to_state, *step.outcomes.values()):
+                seen.setdefault(s, None)
+            if step.on_terminal:
+                seen.setdefault(step.on_terminal, None)
+        for s in self.terminal:
+            seen.setdefault(s, None)
+        return tuple(seen)
+
+    def step(self, step_id: str) -> Step | None:
+        """The step with this id, or None."""
+        for s in self.steps:
+            if s.id == step_id:
+                return s
+        return None
+
+    def steps_from(self, state: str) -> tuple[Step, ...]:
+        """Steps that start from `state`, in declaration order."""
+        return tuple(s for s in self.steps if state in s.from_states)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    """`.frequency/frequency.yaml`: global settings."""
+
+    max_parallel: int = 4
+    lease_ttl: timedelta = timedelta(seconds=60)
+    lock_ttl: timedelta = timedelta(minutes=10)
+    archive_after: timedelta = timedelta(days=1)
+    default_timeout: timedelta | None = None
+    default_retry: RetryPolicy = field(default_factory=RetryPolicy)
+    default_failure: FailureMode = FailureMode.INFER
+    remote: str | None = None
+    agents: Mapping[str, Mapping[str, object]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Config:
+    """Every factory of a repository, validated, plus global settings."""
+
+    root: str
+    settings: Settings = field(default_factory=Settings)
+    factories: tuple[Factory, ...] = ()
+
+    def factory(self, factory_id: str) -> Factory | None:
+        """The factory with this id, or None."""
+        for f in self.factories:
+            if f.factory_id == factory_id:
+                return f
+        return None
+
+
+# ---------------------------------------------------------------- runtime state
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Claim:
+    """A worker's lease on a subject for one attempt of one step."""
+
+    holder: str
+    step: str
+    attempt: int
+    epoch: int
+    claimed_at: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LastError:
+    """What the last failed attempt left behind."""
+
+    step: str
+    attempt: int
+    exit_code: int | None
+    kind: str
+    reason: str
+    at: datetime
+    summary: str = ""
+    fingerprint: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Subject:
+    """A unit of work and where it stands: the content of subject.json."""
+
+    factory: str
+    name: str
+    state: str
+    data: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    epoch: int = 0
+    attempt: int = 0
+    claim: Claim | None = None
+    not_before: datetime | None = None
+    last_error: LastError | None = None
+    created_at: datetime
+    updated_at: datetime
+    entered_at: datetime
+
+
+class EventKind(Enum):
+    """What a commit on a subject ref records."""
+
+    CREATED = "created"
+    CLAIMED = "claimed"
+    RENEWED = "renewed"
+    TRANSITIONED = "transitioned"
+    FAILED = "failed"
+    RELEASED = "released"
+    MOVED = "moved"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """One commit's worth of meaning: rendered into the message and trailers."""
+
+    kind: EventKind
+    factory: str
+    subject: str
+    at: datetime
+    worker: str
+    step: str | None = None
+    from_state: str | None = None
+    to_state: str | None = None
+    attempt: int | None = None
+    epoch: int | None = None
+    duration_ms: int | None = None
+    exit_code: int | None = None
+    failure: str | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Snapshot:
+    """Everything Frequency knows at one instant, read from refs/frequency/*.
+
+    `subjects` maps (factory, subject) to the Subject; `tips` maps the same key to the
+    commit id it was read from (the expected value of the next compare-and-swap).
+    """
+
+    subjects: Mapping[tuple[str, str], Subject]
+    tips: Mapping[tuple[str, str], str]
+    problems: tuple[str, ...] = ()
+
+    def in_factory(self, factory: str) -> tuple[Subject, ...]:
+        """The subjects of one factory, by name."""
+        return tuple(
+            sorted(
+                (s for (f, _), s in self.subjects.items() if f == factory),
+                key=lambda s: s.name,
+            )
+        )

@@ -1,0 +1,411 @@
+"""User actions as plain functions: one per command, shared by the CLI and the dashboard.
+
+Must not import click or print: each function takes an App and plain values and returns a
+result dataclass (or raises a FreqError). cli.py renders; server.py will serve the same.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import MappingProxyType
+
+from freq import refs
+from freq.clock import Clock, SystemClock
+from freq.config import dead_ends, expand_config, load_config
+from freq.errors import (
+    FreqError,
+    UnknownFactory,
+    UnknownState,
+    UsageError,
+)
+from freq.executor import Executor, RunSummary
+from freq.model import Config, Event, EventKind, Factory, Snapshot, Subject
+from freq.planner import Plan, plan
+from freq.proc import worker_identity
+from freq.report import Reporter
+from freq.store import HistoryEntry, Store
+
+
+class App:
+    """One invocation's handle: where the repository is, the clock, who this worker is."""
+
+    def __init__(self, cwd: str | os.PathLike[str] = ".", *, clock: Clock | None = None) -> None:
+        self.cwd = Path(cwd)
+        self.clock: Clock = clock or SystemClock()
+        self._store: Store | None = None
+        self._config: Config | None = None
+        self._worker: str | None = None
+
+    @property
+    def store(self) -> Store:
+        """The repository's state store (opened on first use)."""
+        if self._store is None:
+            self._store = Store.discover(self.cwd, clock=self.clock)
+        return self._store
+
+    @property
+    def root(self) -> Path:
+        """The repository's working tree root."""
+        return self.store.root
+
+    @property
+    def config(self) -> Config:
+        """The validated configuration (loaded on first use)."""
+        if self._config is None:
+            self._config = load_config(self.root)
+        return self._config
+
+    @property
+    def worker(self) -> str:
+        """`host:pid:start-time` of this process."""
+        if self._worker is None:
+            self._worker = worker_identity(self.store.identity.decode().split("@")[-1][:-1])
+        return self._worker
+
+    def factory(self, factory_id: str) -> Factory:
+        """The named factory; UnknownFactory naming the known ones otherwise."""
+        fac = self.config.factory(factory_id)
+        if fac is None:
+            known = ", ".join(f.factory_id for f in self.config.factories) or "none"
+            raise UnknownFactory(f"unknown factory {factory_id!r} (known: {known})")
+        return fac
+
+    def close(self) -> None:
+        """Release the repository."""
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+
+# ---------------------------------------------------------------- init / validate
+
+STARTER_SETTINGS = """\
+# Frequency settings (all optional). Reference: docs/config.md
+# Global cap on steps running at once, across every worker process.
+max_parallel: 4
+# Claims on running steps are leases renewed every ttl/3; a worker that stops renewing
+# is presumed lost after ttl and its attempt is recorded as failed (retryable).
+lease:
+  ttl: 60s
+defaults:
+  timeout: 30m
+  retry:
+    max_attempts: 3
+    backoff: {initial: 15s, factor: 2, max: 90s, jitter: 0.2}
+"""
+
+STARTER_BUILD = """\
+# A factory is a state machine: subjects move from state to state when steps succeed.
+# Add a subject:   git freq add build my-app
+# Run until idle:  git freq run --until-idle
+# Read history:    git log refs/frequency/subjects/build/my-app
+factory_id: build
+description: Build an app, from selection to promotion.
+state:
+  initial: selected
+  terminal: [promoted, failed]
+steps:
+  - id: implement
+    from_states: [selected]
+    to_state: implemented
+    # Each step is a shell command run at the repository root; exit 0 moves the subject on.
+    run: echo "implementing $FREQ_SUBJECT (attempt $FREQ_ATTEMPT)"
+    timeout: 40m
+  - id: review
+    from_states: [implemented]
+    to_state: reviewed
+    run: echo "reviewing $FREQ_SUBJECT"
+    # Exit code 3 sends the subject back to be implemented again.
+    outcomes: {3: selected}
+  - id: build_validate
+    from_states: [reviewed]
+    to_state: validated
+    run: echo "validating $FREQ_SUBJECT"
+  - id: promote
+    from_states: [validated]
+    to_state: promoted
+    run: echo "promoting $FREQ_SUBJECT"
+"""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InitResult:
+    """Files `init` wrote."""
+
+    written: tuple[str, ...]
+
+
+def init_project(app: App, *, force: bool = False) -> InitResult:
+    """Write a commented starter .frequency/ (settings + the seed's build factory)."""
+    folder = app.root / ".frequency"
+    files = {"frequency.yaml": STARTER_SETTINGS, "build.yaml": STARTER_BUILD}
+    existing = [n for n in files if (folder / n).exists()]
+    if existing and not force:
+        raise FreqError(
+            f".frequency/{existing[0]} already exists; nothing was written",
+            hint="pass --force to overwrite",
+        )
+    folder.mkdir(exist_ok=True)
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    return InitResult(written=tuple(f".frequency/{n}" for n in files))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ValidateResult:
+    """A valid configuration: what it holds, notes, and the `--expand` form."""
+
+    factories: tuple[str, ...]
+    notes: tuple[str, ...]
+    expanded: Mapping[str, object] | None = None
+
+
+def validate(app: App, *, expand: bool = False) -> ValidateResult:
+    """Check every config file (ConfigError lists all problems); optionally expand `flow:`."""
+    cfg = app.config
+    notes = tuple(
+        f"{f.path}: state {s!r} is not terminal and no step leaves it (subjects rest there)"
+        for f in cfg.factories
+        for s in dead_ends(f)
+    )
+    return ValidateResult(
+        factories=tuple(f.factory_id for f in cfg.factories),
+        notes=notes,
+        expanded=expand_config(app.root) if expand else None,
+    )
+
+
+# ---------------------------------------------------------------- add
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AddResult:
+    """Subjects created (and those left alone because they existed)."""
+
+    factory: str
+    state: str
+    added: tuple[str, ...]
+    skipped: tuple[str, ...] = ()
+
+
+def parse_data(pairs: Iterable[str]) -> dict[str, str]:
+    """`KEY=VALUE` strings → dict; UsageError on anything else."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--data takes KEY=VALUE, got {pair!r}")
+        out[key.strip()] = value
+    return out
+
+
+def parse_subjects(text: str) -> list[tuple[str, dict[str, str]]]:
+    """Subjects listed one per line as `NAME [KEY=VALUE ...]`; blank lines and # comments skip."""
+    out = []
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            name, *pairs = line.split()
+            out.append((name, parse_data(pairs)))
+    return out
+
+
+def add_subjects(
+    app: App,
+    factory_id: str,
+    subjects: Sequence[tuple[str, Mapping[str, str]]],
+    *,
+    state: str | None = None,
+    skip_existing: bool = False,
+) -> AddResult:
+    """Create many subjects in one write (all or none), in `state` or the initial state."""
+    fac = app.factory(factory_id)
+    target = state or fac.initial
+    if target not in fac.states:
+        raise UnknownState(f"factory {factory_id!r} has no state {target!r} "
+                           f"(states: {', '.join(fac.states)})")
+    for name, _ in subjects:
+        refs.check_name("subject", name)
+    if not subjects:
+        raise UsageError("name at least one subject, or pass --from FILE")
+    skipped: list[str] = []
+    if skip_existing:
+        present = set(app.store.list_refs(f"{refs.SUBJECTS}{factory_id}/"))
+        keep = [(n, d) for n, d in subjects
+                if refs.subject_ref(factory_id, n) not in present]
+        skipped = [n for n, _ in subjects if refs.subject_ref(factory_id, n) in present]
+        subjects = keep
+    now = app.clock.now()
+    items = []
+    for name, data in subjects:
+        subj = Subject(factory=factory_id, name=name, state=target,
+                       data=MappingProxyType(dict(data)), created_at=now, updated_at=now,
+                       entered_at=now)
+        ev = Event(kind=EventKind.CREATED, factory=factory_id, subject=name, at=now,
+                   worker=app.worker, to_state=target)
+        items.append((subj, ev))
+    app.store.create_many(items)
+    return AddResult(factory=factory_id, state=target, added=tuple(n for n, _ in subjects),
+                     skipped=tuple(skipped))
+
+
+# ---------------------------------------------------------------- status / show / log
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FactoryStatus:
+    """Counts per state of one factory."""
+
+    factory: str
+    states: tuple[tuple[str, int], ...]
+    terminal: tuple[str, ...]
+    running: int
+    subjects: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StatusResult:
+    """`status`: every (or one) factory's counts."""
+
+    factories: tuple[FactoryStatus, ...]
+    problems: tuple[str, ...] = ()
+
+
+def _snapshot(app: App) -> Snapshot:
+    return app.store.snapshot()
+
+
+def status(app: App, factory_id: str | None = None) -> StatusResult:
+    """Counts per state, running steps; problems with refs are listed, not fatal."""
+    facs = [app.factory(factory_id)] if factory_id else list(app.config.factories)
+    snap = _snapshot(app)
+    now = app.clock.now()
+    out = []
+    for fac in facs:
+        subs = snap.in_factory(fac.factory_id)
+        counts = {s: 0 for s in fac.states}
+        for s in subs:
+            counts[s.state] = counts.get(s.state, 0) + 1
+        running = sum(1 for s in subs if s.claim is not None and s.claim.expires_at > now)
+        out.append(FactoryStatus(factory=fac.factory_id, states=tuple(counts.items()),
+                                 terminal=fac.terminal, running=running, subjects=len(subs)))
+    return StatusResult(factories=tuple(out), problems=snap.problems)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ShowResult:
+    """`show`: one subject in full."""
+
+    subject: Subject
+    tip: str
+    output_tail: str
+    history: tuple[HistoryEntry, ...]
+
+
+def show(app: App, factory_id: str, name: str, *, history: int = 20) -> ShowResult:
+    """State, attempts, data, last error, output tail and recent history of one subject."""
+    app.factory(factory_id)
+    subj, tip = app.store.read_subject(factory_id, name)
+    out = app.store.read_output(tip) or b""
+    hist = tuple(app.store.history({refs.subject_ref(factory_id, name): tip}, limit=history))
+    return ShowResult(subject=subj, tip=tip, output_tail=out.decode("utf-8", "replace"),
+                      history=hist)
+
+
+def log(app: App, factory_id: str | None = None, name: str | None = None, *,
+        limit: int | None = 50) -> tuple[HistoryEntry, ...]:
+    """History from the commit chains: one subject, one factory, or the whole journal."""
+    if name is not None:
+        assert factory_id is not None
+        app.factory(factory_id)
+        _subj, tip = app.store.read_subject(factory_id, name)
+        tips = {refs.subject_ref(factory_id, name): tip}
+    elif factory_id is not None:
+        app.factory(factory_id)
+        tips = app.store.list_refs(f"{refs.SUBJECTS}{factory_id}/")
+    else:
+        tips = app.store.list_refs(refs.ROOT)
+    return tuple(app.store.history(tips, limit=limit))
+
+
+# ---------------------------------------------------------------- plan / transition / run
+
+
+def plan_now(app: App, factories: Sequence[str] = ()) -> Plan:
+    """What would run now, and what waits and why (pure planner over the current state)."""
+    for f in factories:
+        app.factory(f)
+    return plan(app.config, _snapshot(app), now=app.clock.now(),
+                factories=tuple(factories) or None)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TransitionResult:
+    """A manual move."""
+
+    factory: str
+    subject: str
+    from_state: str
+    to_state: str
+    commit: str
+    interrupted_claim: str | None = None
+
+
+def transition(app: App, factory_id: str, name: str, state: str, *, reason: str) -> TransitionResult:
+    """Move a subject to `state` by hand (recorded with who and why). A running claim is
+    ended: its worker's result will be refused by the epoch fence."""
+    fac = app.factory(factory_id)
+    if state not in fac.states:
+        raise UnknownState(f"factory {factory_id!r} has no state {state!r} "
+                           f"(states: {', '.join(fac.states)})")
+    if not reason.strip():
+        raise UsageError("--reason must say why")
+    subj, tip = app.store.read_subject(factory_id, name)
+    now = app.clock.now()
+    new = replace(subj, state=state, attempt=0, claim=None, not_before=None, last_error=None,
+                  epoch=subj.epoch + 1, updated_at=now, entered_at=now)
+    user = os.environ.get("USER") or os.environ.get("LOGNAME") or "unknown"
+    event = Event(kind=EventKind.MOVED, factory=factory_id, subject=name, at=now,
+                  worker=f"{user}@{app.worker}", from_state=subj.state, to_state=state,
+                  epoch=new.epoch, reason=reason)
+    commit = app.store.advance(refs.subject_ref(factory_id, name), new, event, expected=tip)
+    return TransitionResult(factory=factory_id, subject=name, from_state=subj.state,
+                            to_state=state, commit=commit,
+                            interrupted_claim=subj.claim.holder if subj.claim else None)
+
+
+def run(
+    app: App,
+    *,
+    once: bool = False,
+    until_idle: bool = False,
+    factories: Sequence[str] = (),
+    max_parallel: int | None = None,
+    reporter: Reporter | None = None,
+) -> RunSummary:
+    """Run steps: one cycle, until idle, or until interrupted."""
+    for f in factories:
+        app.factory(f)
+    if max_parallel is not None and max_parallel < 1:
+        raise UsageError("--max-parallel must be at least 1")
+    ex = Executor(app.store, app.config, clock=app.clock, worker=app.worker, reporter=reporter)
+    return ex.run(once=once, until_idle=until_idle, factories=tuple(factories) or None,
+                  max_parallel=max_parallel)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GraphInput:
+    """What `graph` draws."""
+
+    factories: tuple[Factory, ...] = field(default_factory=tuple)
+
+
+def graph_input(app: App, factory_id: str | None = None) -> GraphInput:
+    """The factories to draw: one, or all of them with their cross-factory edges."""
+    if factory_id:
+        return GraphInput(factories=(app.factory(factory_id),))
+    return GraphInput(factories=app.config.factories)
+

@@ -1,0 +1,129 @@
+"""Pure evaluation of `requires:` predicates over a Snapshot (SPEC §4).
+
+Imports only the standard library and freq.model. Nothing is eval'ed: predicates are a
+closed vocabulary of records. Facts that need the outside world (`command` exit codes,
+`changed` paths) are gathered by the shell layer once per planning cycle and passed in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from freq.model import (
+    AllOf,
+    AnyOf,
+    Capacity,
+    Changed,
+    Command,
+    Not,
+    Predicate,
+    Snapshot,
+    Subject,
+    SubjectState,
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Verdict:
+    """Whether a predicate holds, and in plain words why (or why not)."""
+
+    holds: bool
+    reasons: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Facts:
+    """Outside-world answers for one planning cycle, keyed by the predicate record."""
+
+    commands: Mapping[Command, bool] = field(default_factory=dict)
+    changed: Mapping[tuple[Changed, str, str], bool] = field(default_factory=dict)
+
+
+def render_template(text: str, subject: Subject) -> str:
+    """Fill `{subject}`, `{factory_id}` and `{data.KEY}` in a predicate field."""
+    out = text.replace("{subject}", subject.name).replace("{factory_id}", subject.factory)
+    for k, v in subject.data.items():
+        out = out.replace("{data." + k + "}", v)
+    return out
+
+
+def evaluate(
+    pred: Predicate, snap: Snapshot, subject: Subject, facts: Facts | None = None
+) -> Verdict:
+    """Evaluate one predicate for `subject`."""
+    facts = facts or Facts()
+    if isinstance(pred, SubjectState):
+        return _subject_state(pred, snap, subject)
+    if isinstance(pred, Capacity):
+        return _capacity(pred, snap)
+    if isinstance(pred, Command):
+        held = facts.commands.get(pred)
+        if held is None:
+            return Verdict(holds=False, reasons=(f"command `{pred.run}` was not evaluated",))
+        word = "exits 0" if held else "does not exit 0"
+        return Verdict(holds=held, reasons=(f"command `{pred.run}` {word}",))
+    if isinstance(pred, Changed):
+        key = (pred, subject.factory, subject.name)
+        ch = facts.changed.get(key)
+        paths = ", ".join(pred.paths)
+        if ch is None:
+            return Verdict(holds=False, reasons=(f"changed {paths} was not evaluated",))
+        word = "changed" if ch else "unchanged"
+        return Verdict(holds=ch, reasons=(f"{paths} {word} since last success",))
+    if isinstance(pred, AllOf):
+        verdicts = [evaluate(p, snap, subject, facts) for p in pred.items]
+        failing = [r for v in verdicts if not v.holds for r in v.reasons]
+        return Verdict(holds=not failing, reasons=tuple(failing))
+    if isinstance(pred, AnyOf):
+        verdicts = [evaluate(p, snap, subject, facts) for p in pred.items]
+        if any(v.holds for v in verdicts):
+            return Verdict(holds=True)
+        return Verdict(
+            holds=False,
+            reasons=("none of: " + "; ".join(r for v in verdicts for r in v.reasons),),
+        )
+    inner = evaluate(pred.item, snap, subject, facts)
+    if inner.holds:
+        return Verdict(holds=False, reasons=("not: " + "; ".join(inner.reasons or ("holds",)),))
+    return Verdict(holds=True)
+
+
+def _subject_state(pred: SubjectState, snap: Snapshot, subject: Subject) -> Verdict:
+    name = render_template(pred.subject, subject)
+    other = snap.subjects.get((pred.factory_id, name))
+    where = f"{pred.factory_id}/{name}"
+    if other is None:
+        if pred.states:
+            return Verdict(holds=False, reasons=(
+                f"requires subject_state {where} in [{', '.join(pred.states)}]: "
+                "it does not exist",))
+        return Verdict(holds=True)
+    if pred.states and other.state not in pred.states:
+        return Verdict(holds=False, reasons=(
+            f"requires subject_state {where} in [{', '.join(pred.states)}]: "
+            f"it is in [{other.state}]",))
+    if other.state in pred.not_states:
+        return Verdict(holds=False, reasons=(
+            f"requires subject_state {where} not in [{', '.join(pred.not_states)}]: "
+            f"it is in [{other.state}]",))
+    return Verdict(holds=True)
+
+
+def _capacity(pred: Capacity, snap: Snapshot) -> Verdict:
+    states = set(pred.states)
+    count = sum(
+        1 for (f, _), s in snap.subjects.items() if f == pred.factory_id and s.state in states
+    )
+    if count < pred.below:
+        return Verdict(holds=True)
+    return Verdict(holds=False, reasons=(
+        f"requires capacity {pred.factory_id} [{', '.join(pred.states)}] below {pred.below}: "
+        f"{count} there",))
+
+
+def evaluate_all(
+    preds: tuple[Predicate, ...], snap: Snapshot, subject: Subject, facts: Facts | None = None
+) -> Verdict:
+    """Every predicate of a step's `requires:` list must hold."""
+    return evaluate(AllOf(items=preds), snap, subject, facts)

@@ -1,0 +1,236 @@
+"""Pure formats of state in git: ref names, commit messages with trailers, subject.json.
+
+Imports only the standard library and freq.model / freq.errors: no dulwich, no I/O.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import Any
+
+from freq.errors import CorruptState, InvalidName
+from freq.model import Claim, Event, EventKind, LastError, Subject, name_problem
+
+ROOT = "refs/frequency/"
+SUBJECTS = ROOT + "subjects/"
+LOCKS = ROOT + "locks/"
+DLQ = ROOT + "dlq/"
+CONTROL = ROOT + "control/"
+ARCHIVE = ROOT + "archive/"
+
+SUBJECT_FILE = "subject.json"
+OUTPUT_FILE = "output.log"
+FORMAT_VERSION = 1
+
+
+def check_name(kind: str, name: str) -> str:
+    """Return `name` if it can be one ref component, else raise InvalidName."""
+    problem = name_problem(name)
+    if problem:
+        raise InvalidName(f"{kind} name {name!r} {problem}")
+    return name
+
+
+def subject_ref(factory: str, subject: str) -> str:
+    """`refs/frequency/subjects/<factory>/<subject>`."""
+    return f"{SUBJECTS}{check_name('factory', factory)}/{check_name('subject', subject)}"
+
+
+def parse_subject_ref(ref: str) -> tuple[str, str] | None:
+    """(factory, subject) of a subject ref, or None when the ref is not one of ours."""
+    if not ref.startswith(SUBJECTS):
+        return None
+    parts = ref[len(SUBJECTS) :].split("/")
+    if len(parts) != 2 or any(name_problem(p) for p in parts):
+        return None
+    return parts[0], parts[1]
+
+
+# ---------------------------------------------------------------- time
+
+
+def iso(t: datetime) -> str:
+    """UTC ISO-8601 with milliseconds and a Z: `2026-01-01T00:00:00.000Z`."""
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+
+
+def parse_iso(text: str) -> datetime:
+    """Inverse of iso(); accepts any ISO-8601 with an offset or Z."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+
+
+# ---------------------------------------------------------------- commit messages
+
+TRAILER_ORDER = (
+    ("Freq-Event", "kind"),
+    ("Freq-Factory", "factory"),
+    ("Freq-Subject", "subject"),
+    ("Freq-Step", "step"),
+    ("Freq-From", "from_state"),
+    ("Freq-To", "to_state"),
+    ("Freq-Attempt", "attempt"),
+    ("Freq-Epoch", "epoch"),
+    ("Freq-Worker", "worker"),
+    ("Freq-Duration-Ms", "duration_ms"),
+    ("Freq-Exit", "exit_code"),
+    ("Freq-Failure", "failure"),
+)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def subject_line(event: Event) -> str:
+    """The first line of an event commit (SPEC §3 for transitions)."""
+    who = f"{event.factory}/{event.subject}"
+    k = event.kind
+    if k is EventKind.TRANSITIONED:
+        return f"{who}: {event.step} {event.from_state} -> {event.to_state}"
+    if k is EventKind.CREATED:
+        return f"{who}: created -> {event.to_state}"
+    if k is EventKind.MOVED:
+        return f"{who}: manual {event.from_state} -> {event.to_state}"
+    if k is EventKind.FAILED:
+        what = f"exit {event.exit_code}" if event.exit_code is not None else "no exit code"
+        return f"{who}: {event.step} failed in {event.from_state} ({what})"
+    if k is EventKind.CLAIMED:
+        return f"{who}: {event.step} claimed (attempt {event.attempt})"
+    if k is EventKind.RENEWED:
+        return f"{who}: {event.step} lease renewed (attempt {event.attempt})"
+    return f"{who}: {event.step} released (attempt {event.attempt})"
+
+
+def format_message(event: Event) -> str:
+    """Full commit message: subject line, optional reason paragraph, trailers."""
+    lines = [subject_line(event), ""]
+    if event.reason:
+        lines += [event.reason.strip(), ""]
+    for key, attr in TRAILER_ORDER:
+        value = getattr(event, attr)
+        if value is None:
+            continue
+        if isinstance(value, EventKind):
+            value = value.value
+        lines.append(f"{key}: {_one_line(str(value))}")
+    if event.reason:
+        lines.append(f"Freq-Reason: {_one_line(event.reason)}")
+    return "\n".join(lines) + "\n"
+
+
+def parse_trailers(message: str) -> dict[str, str]:
+    """The `Key: value` trailers of the message's last paragraph."""
+    paragraphs = [p for p in message.strip().split("\n\n") if p.strip()]
+    if len(paragraphs) < 2:
+        return {}
+    out: dict[str, str] = {}
+    for line in paragraphs[-1].splitlines():
+        key, sep, value = line.partition(": ")
+        if not sep or " " in key:
+            return {}
+        out[key] = value
+    return out
+
+
+# ---------------------------------------------------------------- subject.json
+
+
+def _claim_to_json(c: Claim) -> dict[str, Any]:
+    return {
+        "holder": c.holder,
+        "step": c.step,
+        "attempt": c.attempt,
+        "epoch": c.epoch,
+        "claimed_at": iso(c.claimed_at),
+        "expires_at": iso(c.expires_at),
+    }
+
+
+def _error_to_json(e: LastError) -> dict[str, Any]:
+    return {
+        "step": e.step,
+        "attempt": e.attempt,
+        "exit_code": e.exit_code,
+        "kind": e.kind,
+        "reason": e.reason,
+        "summary": e.summary,
+        "fingerprint": e.fingerprint,
+        "at": iso(e.at),
+    }
+
+
+def subject_to_json(s: Subject) -> bytes:
+    """Serialise a Subject as the canonical subject.json (sorted keys, one trailing newline)."""
+    doc: dict[str, Any] = {
+        "version": FORMAT_VERSION,
+        "factory": s.factory,
+        "subject": s.name,
+        "state": s.state,
+        "data": dict(s.data),
+        "epoch": s.epoch,
+        "attempt": s.attempt,
+        "claim": _claim_to_json(s.claim) if s.claim else None,
+        "not_before": iso(s.not_before) if s.not_before else None,
+        "last_error": _error_to_json(s.last_error) if s.last_error else None,
+        "created_at": iso(s.created_at),
+        "updated_at": iso(s.updated_at),
+        "entered_at": iso(s.entered_at),
+    }
+    return (json.dumps(doc, sort_keys=True, indent=1, ensure_ascii=False) + "\n").encode()
+
+
+def subject_from_doc(doc: Mapping[str, Any], *, where: str) -> Subject:
+    """Build a Subject from parsed subject.json; CorruptState names `where` on any defect."""
+    try:
+        claim = doc.get("claim")
+        err = doc.get("last_error")
+        return Subject(
+            factory=str(doc["factory"]),
+            name=str(doc["subject"]),
+            state=str(doc["state"]),
+            data=MappingProxyType({str(k): str(v) for k, v in dict(doc.get("data") or {}).items()}),
+            epoch=int(doc.get("epoch", 0)),
+            attempt=int(doc.get("attempt", 0)),
+            claim=Claim(
+                holder=str(claim["holder"]),
+                step=str(claim["step"]),
+                attempt=int(claim["attempt"]),
+                epoch=int(claim["epoch"]),
+                claimed_at=parse_iso(claim["claimed_at"]),
+                expires_at=parse_iso(claim["expires_at"]),
+            )
+            if claim
+            else None,
+            not_before=parse_iso(doc["not_before"]) if doc.get("not_before") else None,
+            last_error=LastError(
+                step=str(err["step"]),
+                attempt=int(err["attempt"]),
+                exit_code=None if err.get("exit_code") is None else int(err["exit_code"]),
+                kind=str(err["kind"]),
+                reason=str(err["reason"]),
+                summary=str(err.get("summary", "")),
+                fingerprint=str(err.get("fingerprint", "")),
+                at=parse_iso(err["at"]),
+            )
+            if err
+            else None,
+            created_at=parse_iso(doc["created_at"]),
+            updated_at=parse_iso(doc["updated_at"]),
+            entered_at=parse_iso(doc.get("entered_at") or doc["updated_at"]),
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise CorruptState(f"{where}: subject.json is malformed ({exc!s})") from None
+
+
+def subject_from_json(raw: bytes, *, where: str) -> Subject:
+    """Parse subject.json bytes; CorruptState names `where` when they are not ours."""
+    try:
+        doc = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CorruptState(f"{where}: subject.json is not JSON ({exc!s})") from None
+    if not isinstance(doc, dict):
+        raise CorruptState(f"{where}: subject.json is not a JSON object")
+    return subject_from_doc(doc, where=where)

@@ -1,0 +1,215 @@
+"""Pure renderers: result values → text, JSON-ready dicts, mermaid and dot.
+
+Imports only the standard library and freq's pure modules: no click, no I/O. cli.py prints
+what these return; the dashboard will serve the same dicts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from freq import refs
+from freq.model import AllOf, AnyOf, Capacity, Factory, Not, Predicate, Subject, SubjectState
+
+# ---------------------------------------------------------------- JSON
+
+
+def jsonable(value: Any) -> Any:
+    """Dataclasses, enums, datetimes, mappings and tuples → plain JSON values."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return refs.iso(value)
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, tuple | list):
+        return [jsonable(v) for v in value]
+    if hasattr(value, "total_seconds"):
+        return value.total_seconds()
+    return value
+
+
+# ---------------------------------------------------------------- tables
+
+
+def table(rows: list[list[str]], header: list[str]) -> str:
+    """A left-aligned text table."""
+    widths = [len(h) for h in header]
+    for row in rows:
+        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    lines = [fmt.format(*header).rstrip()]
+    lines += [fmt.format(*row).rstrip() for row in rows]
+    return "\n".join(lines)
+
+
+def status_text(result: Any) -> str:
+    """`status`: one block per factory, counts per state (terminal states marked)."""
+    blocks = []
+    for fs in result.factories:
+        parts = [f"{fs.factory}: {fs.subjects} subjects, {fs.running} running"]
+        rows = [[state, str(n), "terminal" if state in fs.terminal else ""]
+                for state, n in fs.states]
+        parts.append(table(rows, ["state", "count", ""]))
+        blocks.append("\n".join(parts))
+    return "\n\n".join(blocks) if blocks else "no factories configured"
+
+
+def subject_text(subj: Subject, tip: str) -> list[str]:
+    """Key facts of one subject."""
+    lines = [
+        f"{subj.factory}/{subj.name}",
+        f"  state:    {subj.state} (since {refs.iso(subj.entered_at)})",
+        f"  commit:   {tip[:12]}",
+        f"  epoch:    {subj.epoch}",
+        f"  attempt:  {subj.attempt}",
+    ]
+    if subj.data:
+        lines.append("  data:     " + ", ".join(f"{k}={v}" for k, v in sorted(subj.data.items())))
+    if subj.claim:
+        c = subj.claim
+        lines.append(f"  running:  {c.step} attempt {c.attempt} on {c.holder}, lease until "
+                     f"{refs.iso(c.expires_at)}")
+    if subj.not_before:
+        lines.append(f"  backoff:  until {refs.iso(subj.not_before)}")
+    if subj.last_error:
+        e = subj.last_error
+        lines.append(f"  last error: {e.step} attempt {e.attempt}: {e.reason} ({e.kind})"
+                     + (f": {e.summary}" if e.summary else ""))
+    return lines
+
+
+def history_lines(entries: Any, *, with_ref: bool = False) -> list[str]:
+    """`log`: one line per commit, newest first."""
+    out = []
+    for e in entries:
+        first = e.message.splitlines()[0] if e.message else ""
+        out.append(f"{e.oid[:12]} {refs.iso(e.at)} {first}")
+    return out
+
+
+def plan_text(p: Any) -> str:
+    """`plan`: what would start, and each waiting subject with its reasons."""
+    lines = []
+    if p.starts:
+        lines.append(f"would start ({len(p.starts)}):")
+        lines += [f"  {s.factory}/{s.subject}: {s.step} (attempt {s.attempt})" for s in p.starts]
+    if p.expired:
+        lines.append(f"leases expired ({len(p.expired)}):")
+        lines += [f"  {e.factory}/{e.subject}: {e.step} attempt {e.attempt} on {e.holder}"
+                  for e in p.expired]
+    moving = [w for w in p.waiting if w.kind != "terminal"]
+    if moving:
+        lines.append(f"waiting ({len(moving)}):")
+        lines += [f"  {w.factory}/{w.subject} [{w.state}]: {'; '.join(w.reasons)}" for w in moving]
+    done = len(p.waiting) - len(moving)
+    if done:
+        lines.append(f"in a terminal state: {done}")
+    for prob in p.problems:
+        lines.append(f"warning: {prob}")
+    return "\n".join(lines) if lines else "nothing to do: no subjects"
+
+
+# ---------------------------------------------------------------- graphs
+
+
+def _node(fid: str, state: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", f"{fid}__{state}")
+
+
+def _cross_edges(fac: Factory) -> list[tuple[str, str, str, str]]:
+    """(from factory, from state, to node key, label) edges to other factories."""
+    edges = []
+
+    def walk(p: Predicate, step: str) -> None:
+        if isinstance(p, SubjectState):
+            for st in p.states or ("*",):
+                edges.append((p.factory_id, st, step, "requires"))
+        elif isinstance(p, Capacity):
+            edges.append((p.factory_id, p.states[0], step, f"capacity < {p.below}"))
+        elif isinstance(p, AllOf | AnyOf):
+            for q in p.items:
+                walk(q, step)
+        elif isinstance(p, Not):
+            walk(p.item, step)
+
+    for step in fac.steps:
+        for pred in step.requires:
+            walk(pred, step.id)
+    return edges
+
+
+def graph(factories: tuple[Factory, ...], fmt: str) -> str:
+    """Every factory's states and steps, and the edges between factories (mermaid or dot)."""
+    ids = {f.factory_id for f in factories}
+    lines: list[str] = ["flowchart LR"] if fmt == "mermaid" else ["digraph frequency {",
+                                                                    "  rankdir=LR;"]
+    for fac in factories:
+        fid = fac.factory_id
+        if fmt == "mermaid":
+            lines.append(f"  subgraph {fid}")
+            for st in fac.states:
+                shape = f"(({st}))" if st in fac.terminal else f"([{st}])"
+                lines.append(f"    {_node(fid, st)}{shape}")
+            for step in fac.steps:
+                for fr in step.from_states:
+                    lines.append(f"    {_node(fid, fr)} -->|{step.id}| {_node(fid, step.to_state)}")
+                for code, st in step.outcomes.items():
+                    for fr in step.from_states:
+                        lines.append(f"    {_node(fid, fr)} -.->|{step.id} exit {code}| "
+                                     f"{_node(fid, st)}")
+            lines.append("  end")
+        else:
+            lines.append(f'  subgraph "cluster_{fid}" {{')
+            lines.append(f'    label="{fid}";')
+            for st in fac.states:
+                shape = "doublecircle" if st in fac.terminal else "box"
+                lines.append(f'    {_node(fid, st)} [label="{st}", shape={shape}];')
+            for step in fac.steps:
+                for fr in step.from_states:
+                    lines.append(f'    {_node(fid, fr)} -> {_node(fid, step.to_state)} '
+                                 f'[label="{step.id}"];')
+                for code, st in step.outcomes.items():
+                    for fr in step.from_states:
+                        lines.append(f'    {_node(fid, fr)} -> {_node(fid, st)} '
+                                     f'[label="{step.id} exit {code}", style=dashed];')
+            lines.append("  }")
+    for fac in factories:
+        for other, st, step_id, label in _cross_edges(fac):
+            if other not in ids:
+                continue
+            target = next((s for s in fac.steps if s.id == step_id), None)
+            if target is None:
+                continue
+            src = _node(other, st) if st != "*" else _node(other, _first(factories, other))
+            for fr in target.from_states:
+                dst = _node(fac.factory_id, fr)
+                if fmt == "mermaid":
+                    lines.append(f"  {src} -. {label} {step_id} .-> {dst}")
+                else:
+                    lines.append(f'  {src} -> {dst} [label="{label} {step_id}", style=dotted];')
+        for step in fac.steps:
+            if step.emits and step.emits.factory_id in ids:
+                dst = _node(step.emits.factory_id, step.emits.state)
+                src = _node(fac.factory_id, step.to_state)
+                if fmt == "mermaid":
+                    lines.append(f"  {src} == emits ==> {dst}")
+                else:
+                    lines.append(f'  {src} -> {dst} [label="emits", style=bold];')
+    if fmt != "mermaid":
+        lines.append("}")
+    return "\n".join(lines)
+
+
+def _first(factories: tuple[Factory, ...], fid: str) -> str:
+    for f in factories:
+        if f.factory_id == fid:
+            return f.initial
+    return "unknown"

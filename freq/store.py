@@ -1,0 +1,498 @@
+"""The state store: the only module that reads or writes git objects and refs (via dulwich).
+
+Must not import click, subprocess or any freq module above it (see STYLE.md layers).
+
+Every ref update is a compare-and-swap against the value that was read: `advance` moves
+one ref with dulwich `set_if_equals`/`add_if_new`, `create_many` creates many subject
+refs at once in packed-refs under its lock (all or nothing). A lost race raises
+RefConflict; callers re-read and re-plan. Commits are built from blobs and trees in the
+object store, never through the user's HEAD, index, branches or working tree.
+
+Reading the whole state is `snapshot()`. Its cost is dominated by reading each tip's
+subject.json; a content-addressed cache (`.git/frequency/cache/subjects.v1`, keyed by tip
+commit id, append-only, written through by every writer) makes a re-read cost one
+file read plus a ref listing, however many subjects there are (GIT-NOTES.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import random
+import socket
+import threading
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from dulwich.errors import NotGitRepository
+from dulwich.file import FileLocked, GitFile
+from dulwich.objects import Blob, Commit, Tree
+from dulwich.refs import write_packed_refs
+from dulwich.repo import Repo
+
+from freq import refs
+from freq.clock import Clock
+from freq.errors import (
+    CorruptState,
+    DiskFull,
+    GitLockHeld,
+    NotARepository,
+    RefConflict,
+    SubjectExists,
+    UnknownSubject,
+)
+from freq.model import Event, Snapshot, Subject
+
+_HEX = frozenset(b"0123456789abcdef")
+_LOCK_RETRIES = 60
+_STALE_LOCK_SECONDS = 30.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HistoryEntry:
+    """One commit of a Frequency ref, as `log` shows it."""
+
+    oid: str
+    ref: str
+    at: datetime
+    message: str
+
+    @property
+    def trailers(self) -> dict[str, str]:
+        """The commit's trailers (Freq-*)."""
+        return refs.parse_trailers(self.message)
+
+
+class _SubjectCache:
+    """tip commit id → subject.json, an append-only log shared by every local process.
+
+    Entries are immutable facts (a commit id always has the same tree), so a concurrent
+    writer, a torn line or a lost compaction can only cause a cache miss, never a wrong
+    answer. Each line: `<commit hex> <crc32 hex> <compact json>`.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._entries: dict[bytes, bytes] = {}
+        self._offset = 0
+        self._ino = -1
+        self._lock = threading.Lock()
+
+    def refresh(self) -> None:
+        """Read what other processes appended since the last refresh."""
+        try:
+            with open(self.path, "rb") as f:
+                st = os.fstat(f.fileno())
+                if st.st_ino != self._ino or st.st_size < self._offset:
+                    self._entries.clear()
+                    self._offset = 0
+                    self._ino = st.st_ino
+                f.seek(self._offset)
+                data = f.read()
+        except FileNotFoundError:
+            return
+        end = data.rfind(b"\n") + 1  # a torn last line is read again next time
+        entries = self._entries
+        for line in data[:end].split(b"\n"):
+            if len(line) < 51 or line[40:41] != b" ":
+                continue
+            oid, crc, doc = line[:40], line[41:49], line[50:]
+            if f"{zlib.crc32(doc):08x}".encode() == crc:
+                entries[oid] = doc
+        self._offset += end
+
+    def get(self, oid: bytes) -> bytes | None:
+        return self._entries.get(oid)
+
+    def add(self, items: Sequence[tuple[bytes, bytes]]) -> None:
+        """Append (commit id, subject.json) pairs in one write."""
+        if not items:
+            return
+        lines = []
+        with self._lock:
+            for oid, raw in items:
+                doc = json.dumps(json.loads(raw), separators=(",", ":"), ensure_ascii=False)
+                enc = doc.encode()
+                self._entries[oid] = enc
+                lines.append(b"%s %08x %s\n" % (oid, zlib.crc32(enc), enc))
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, b"".join(lines))
+            finally:
+                os.close(fd)
+        except OSError:
+            pass  # the cache is an optimisation; state lives in git
+
+    def compact(self, live: set[bytes]) -> None:
+        """Rewrite the log with only live entries when dead ones dominate it."""
+        if len(self._entries) < 2 * len(live) + 1000:
+            return
+        keep = {k: v for k, v in self._entries.items() if k in live}
+        tmp = self.path.with_suffix(f".tmp{os.getpid()}")
+        try:
+            with open(tmp, "wb") as f:
+                for oid, enc in keep.items():
+                    f.write(b"%s %08x %s\n" % (oid, zlib.crc32(enc), enc))
+            os.replace(tmp, self.path)
+        except OSError:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            return
+        self._entries = keep
+        self._ino = -1
+        self._offset = 0
+
+
+class Store:
+    """A handle on one repository's refs/frequency/* state."""
+
+    def __init__(self, repo: Repo, *, clock: Clock, rng: random.Random | None = None) -> None:
+        self.repo = repo
+        self.clock = clock
+        self._rng = rng or random.Random()
+        # GIT-NOTES gap 8: loose objects must reach the disk before a ref names them.
+        self.repo.object_store.fsync_object_files = True
+        self.root = Path(repo.path)
+        self.common_dir = Path(repo.commondir())
+        self.state_dir = self.common_dir / "frequency"
+        self._cache = _SubjectCache(self.state_dir / "cache" / "subjects.v1")
+        self._write_lock = threading.Lock()
+        self.identity = f"Frequency <freq@{socket.gethostname()}>".encode()
+
+    # ------------------------------------------------------------ opening
+
+    @classmethod
+    def discover(cls, start: str | os.PathLike[str], *, clock: Clock) -> Store:
+        """Open the repository containing `start`; NotARepository when there is none."""
+        try:
+            repo = Repo.discover(str(start))
+        except NotGitRepository:
+            raise NotARepository(
+                f"not a git repository: {os.fspath(start)}",
+                hint="run `git init` first, or cd into a repository",
+            ) from None
+        if repo.bare:
+            repo.close()
+            raise NotARepository(f"{os.fspath(start)} is a bare repository; run in a clone")
+        return cls(repo, clock=clock)
+
+    def close(self) -> None:
+        """Release file handles."""
+        self.repo.close()
+
+    # ------------------------------------------------------------ refs
+
+    def list_refs(self, prefix: str) -> dict[str, str]:
+        """Every ref under `prefix` (ending in /) → commit id, loose refs over packed ones."""
+        out: dict[str, str] = {}
+        pref = prefix.encode()
+        for name, oid in self.repo.refs.get_packed_refs().items():
+            if name.startswith(pref):
+                out[name.decode()] = oid.decode()
+        base = self.common_dir / prefix
+        for dirpath, _dirs, files in os.walk(base):
+            for fn in files:
+                if fn.endswith(".lock"):
+                    continue
+                full = os.path.join(dirpath, fn)
+                try:
+                    with open(full, "rb") as f:
+                        value = f.read(128).strip()
+                except (FileNotFoundError, IsADirectoryError):
+                    continue
+                name = os.path.relpath(full, self.common_dir).replace(os.sep, "/")
+                out[name] = value.decode("ascii", "replace")
+        return out
+
+    def read_ref(self, ref: str) -> str | None:
+        """The commit id a ref points at, or None."""
+        try:
+            return self.repo.refs[ref.encode()].decode()  # type: ignore[no-any-return]
+        except KeyError:
+            return None
+
+    def _retry_locked(self, what: str, fn):  # type: ignore[no-untyped-def]
+        """Run a ref update, retrying git lock contention with jittered backoff (gap 2, 3)."""
+        delay = 0.001
+        for _ in range(_LOCK_RETRIES):
+            try:
+                return fn()
+            except FileLocked as exc:
+                lockfile = os.fsdecode(exc.lockfilename)
+                self._clear_if_stale(lockfile)
+                last = lockfile
+            except FileNotFoundError:
+                last = what  # a sibling's removal raced our folder creation
+            except OSError as exc:
+                if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                    raise DiskFull(f"disk full while writing {what}; nothing was changed") from None
+                raise
+            self.clock.sleep(delay * (0.5 + self._rng.random()))
+            delay = min(delay * 2, 0.05)
+        raise GitLockHeld(
+            f"git lock {last} is held by another process",
+            hint="retry; if no git process is running, remove the stale .lock file",
+        )
+
+    def _clear_if_stale(self, lockfile: str) -> None:
+        """Remove a *.lock under refs/frequency left by a killed process (gap 2)."""
+        if "frequency" not in lockfile:
+            return
+        try:
+            age = self.clock.now().timestamp() - os.stat(lockfile).st_mtime
+        except OSError:
+            return
+        if age > _STALE_LOCK_SECONDS:
+            with contextlib.suppress(OSError):
+                os.unlink(lockfile)
+
+    # ------------------------------------------------------------ objects
+
+    def _make_commit(self, event: Event, tree: bytes, parent: str | None) -> Commit:
+        c = Commit()
+        c.tree = tree
+        c.parents = [parent.encode()] if parent else []
+        c.author = c.committer = self.identity
+        ts = int(event.at.timestamp())
+        c.author_time = c.commit_time = ts
+        c.author_timezone = c.commit_timezone = 0
+        c.encoding = b"UTF-8"
+        c.message = refs.format_message(event).encode()
+        return c
+
+    def _tree(self, subject_json: bytes, output: bytes | None, parent: str | None) -> tuple[
+        Tree, list[Blob]
+    ]:
+        blob = Blob.from_string(subject_json)
+        tree = Tree()
+        tree.add(refs.SUBJECT_FILE.encode(), 0o100644, blob.id)
+        new = [blob]
+        if output is not None:
+            out_blob = Blob.from_string(output)
+            tree.add(refs.OUTPUT_FILE.encode(), 0o100644, out_blob.id)
+            new.append(out_blob)
+        elif parent is not None:
+            old_tree = self.repo.object_store[self.repo.object_store[parent.encode()].tree]
+            with contextlib.suppress(KeyError):
+                mode, sha = old_tree[refs.OUTPUT_FILE.encode()]
+                tree.add(refs.OUTPUT_FILE.encode(), mode, sha)
+        return tree, new
+
+    def _add_objects(self, objs: Sequence[Blob | Tree | Commit]) -> None:
+        store = self.repo.object_store
+        try:
+            if len(objs) > 64:
+                store.add_objects([(o, None) for o in objs])
+            else:
+                for o in objs:
+                    store.add_object(o)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise DiskFull("disk full while writing objects; no ref was moved") from None
+            raise
+
+    # ------------------------------------------------------------ writes
+
+    def advance(
+        self,
+        ref: str,
+        subject: Subject,
+        event: Event,
+        *,
+        expected: str | None,
+        output: bytes | None = None,
+    ) -> str:
+        """Commit `subject` + `event` on top of `expected` and move `ref` only if it is there.
+
+        `expected=None` creates the ref and fails if it exists. `output` replaces the output
+        tail kept in the tree; None keeps the previous one. Raises RefConflict on a lost race.
+        """
+        raw = refs.subject_to_json(subject)
+        tree, blobs = self._tree(raw, output, expected)
+        commit = self._make_commit(event, tree.id, expected)
+        self._add_objects([*blobs, tree, commit])
+        name = ref.encode()
+
+        def update() -> bool:
+            if expected is None:
+                return bool(self.repo.refs.add_if_new(name, commit.id))
+            return bool(self.repo.refs.set_if_equals(name, expected.encode(), commit.id))
+
+        with self._write_lock:
+            ok = self._retry_locked(ref, update)
+        if not ok:
+            raise RefConflict(ref)
+        self._cache.add([(commit.id, raw)])
+        return str(commit.id.decode())
+
+    def create_many(self, items: Sequence[tuple[Subject, Event]]) -> list[str]:
+        """Create many subject refs in one packed-refs write: all of them or none.
+
+        Raises SubjectExists (naming them) when any already exists; nothing is written then.
+        """
+        if not items:
+            return []
+        objs: list[Blob | Tree | Commit] = []
+        new_refs: dict[bytes, bytes] = {}
+        cache_items = []
+        for subject, event in items:
+            raw = refs.subject_to_json(subject)
+            tree, blobs = self._tree(raw, None, None)
+            commit = self._make_commit(event, tree.id, None)
+            objs += [*blobs, tree, commit]
+            name = refs.subject_ref(subject.factory, subject.name).encode()
+            if name in new_refs:
+                raise SubjectExists(f"subject {subject.factory}/{subject.name} is named twice")
+            new_refs[name] = commit.id
+            cache_items.append((commit.id, raw))
+        self._add_objects(objs)
+        with self._write_lock:
+            self._retry_locked("packed-refs", lambda: self._pack_new_refs(new_refs))
+        self._cache.add(cache_items)
+        return [oid.decode() for oid in new_refs.values()]
+
+    def _pack_new_refs(self, new_refs: dict[bytes, bytes]) -> None:
+        container = self.repo.refs
+        path = os.path.join(self.common_dir, "packed-refs")
+        with GitFile(path, "wb") as f:
+            container._invalidate_packed_refs_cache()  # re-read under the lock
+            packed = dict(container.get_packed_refs())
+            peeled = dict(container._peeled_refs or {})
+            clash = [
+                r.decode()
+                for r in new_refs
+                if r in packed or os.path.exists(os.path.join(self.common_dir, r.decode()))
+            ]
+            if clash:
+                f.abort()
+                names = ", ".join(sorted("/".join(c.split("/")[-2:]) for c in clash)[:5])
+                more = f" and {len(clash) - 5} more" if len(clash) > 5 else ""
+                raise SubjectExists(
+                    f"subject already exists: {names}{more}",
+                    hint="nothing was added; leave those out, or pass --skip-existing",
+                )
+            packed.update(new_refs)
+            write_packed_refs(f, packed, peeled)
+        container._invalidate_packed_refs_cache()
+
+    # ------------------------------------------------------------ reads
+
+    def _subject_at(self, oid: str, ref: str) -> bytes:
+        """subject.json of commit `oid`; CorruptState when the commit is not ours."""
+        store = self.repo.object_store
+        try:
+            commit = store[oid.encode()]
+            if not isinstance(commit, Commit):
+                raise CorruptState(f"{ref}: points at a {commit.type_name.decode()}, not a commit")
+            tree = store[commit.tree]
+            _mode, sha = tree[refs.SUBJECT_FILE.encode()]
+            return bytes(store[sha].data)
+        except KeyError:
+            raise CorruptState(f"{ref}: commit {oid[:12]} has no subject.json") from None
+
+    def snapshot(self) -> Snapshot:
+        """Every subject of every factory, with the tip each was read from.
+
+        Refs under refs/frequency/subjects/ that are not ours, and unreadable subject.json
+        files, are skipped and described in `Snapshot.problems` rather than failing the read.
+        """
+        self._cache.refresh()
+        subjects: dict[tuple[str, str], Subject] = {}
+        tips: dict[tuple[str, str], str] = {}
+        problems: list[str] = []
+        misses: list[tuple[bytes, bytes]] = []
+        for ref, oid in sorted(self.list_refs(refs.SUBJECTS).items()):
+            key = refs.parse_subject_ref(ref)
+            if key is None:
+                problems.append(f"{ref}: not a Frequency subject ref (expected {refs.SUBJECTS}"
+                                "<factory>/<subject>); ignored")
+                continue
+            boid = oid.encode()
+            if len(boid) != 40 or not _HEX.issuperset(boid):
+                problems.append(f"{ref}: does not hold a commit id; ignored")
+                continue
+            cached = self._cache.get(boid)
+            try:
+                if cached is not None:
+                    subj = refs.subject_from_doc(json.loads(cached), where=ref)
+                else:
+                    raw = self._subject_at(oid, ref)
+                    subj = refs.subject_from_json(raw, where=ref)
+                    misses.append((boid, raw))
+            except CorruptState as exc:
+                problems.append(exc.message)
+                continue
+            if (subj.factory, subj.name) != key:
+                problems.append(f"{ref}: subject.json names {subj.factory}/{subj.name}; ignored")
+                continue
+            subjects[key] = subj
+            tips[key] = oid
+        if misses:
+            self._cache.add(misses)
+        self._cache.compact({t.encode() for t in tips.values()})
+        return Snapshot(subjects=subjects, tips=tips, problems=tuple(problems))
+
+    def read_subject(self, factory: str, name: str) -> tuple[Subject, str]:
+        """One subject and its tip; UnknownSubject or CorruptState."""
+        ref = refs.subject_ref(factory, name)
+        oid = self.read_ref(ref)
+        if oid is None:
+            raise UnknownSubject(
+                f"no subject {name!r} in factory {factory!r}",
+                hint=f"see `git freq status {factory}`",
+            )
+        self._cache.refresh()
+        cached = self._cache.get(oid.encode())
+        if cached is not None:
+            return refs.subject_from_doc(json.loads(cached), where=ref), oid
+        raw = self._subject_at(oid, ref)
+        subj = refs.subject_from_json(raw, where=ref)
+        self._cache.add([(oid.encode(), raw)])
+        return subj, oid
+
+    def read_output(self, oid: str) -> bytes | None:
+        """The output tail kept in commit `oid`'s tree, if any."""
+        store = self.repo.object_store
+        try:
+            tree = store[store[oid.encode()].tree]
+            _mode, sha = tree[refs.OUTPUT_FILE.encode()]
+            return bytes(store[sha].data)
+        except KeyError:
+            return None
+
+    def history(self, tips: dict[str, str], *, limit: int | None = None) -> Iterator[HistoryEntry]:
+        """Commits reachable from `tips` (ref → oid), newest first; each commit once."""
+        if not tips:
+            return
+        owner = {oid.encode(): ref for ref, oid in tips.items()}
+        walker = self.repo.get_walker(include=list(owner), max_entries=limit)
+        for entry in walker:
+            c = entry.commit
+            ref = owner.get(c.id, "")
+            for p in c.parents:
+                owner.setdefault(p, ref)
+            yield HistoryEntry(
+                oid=c.id.decode(),
+                ref=ref,
+                at=datetime.fromtimestamp(c.commit_time, UTC),
+                message=c.message.decode("utf-8", "replace"),
+            )
+
+    # ------------------------------------------------------------ logs
+
+    def log_path(self, factory: str, subject: str, step: str, attempt: int) -> Path:
+        """Where the full output of one attempt is kept (not in git: it can be large)."""
+        return self.state_dir / "logs" / factory / subject / f"{step}-{attempt}.log"
+
+
+def short(oid: str) -> str:
+    """A commit id shortened for display."""
+    return oid[:12]
+

@@ -1,0 +1,127 @@
+"""Shared fixtures: a hermetic git environment and a `freq_repo` project builder."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REAL_HOME = os.environ.get("HOME", "")
+
+
+@pytest.fixture(autouse=True)
+def hermetic_git(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Isolate every test from the developer's git config, home, locale and clock."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    monkeypatch.setenv("GIT_AUTHOR_NAME", "Test Author")
+    monkeypatch.setenv("GIT_AUTHOR_EMAIL", "author@example.com")
+    monkeypatch.setenv("GIT_COMMITTER_NAME", "Test Committer")
+    monkeypatch.setenv("GIT_COMMITTER_EMAIL", "committer@example.com")
+    monkeypatch.setenv("GIT_AUTHOR_DATE", "2026-01-01T00:00:00Z")
+    monkeypatch.setenv("GIT_COMMITTER_DATE", "2026-01-01T00:00:00Z")
+    monkeypatch.setenv("GIT_EDITOR", "false")
+    monkeypatch.setenv("LC_ALL", "C")
+    for var in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "FREQ_TOKEN"):
+        monkeypatch.delenv(var, raising=False)
+
+
+def git(cwd: Path, *args: str, check: bool = True) -> str:
+    """Run the real git CLI and return its stdout."""
+    out = subprocess.run(
+        ["git", *args], cwd=cwd, check=check, capture_output=True, text=True
+    )
+    return out.stdout
+
+
+@dataclass
+class Outcome:
+    """What one `git freq` call did."""
+
+    code: int
+    out: str
+    err: str
+
+    def assert_success(self) -> Outcome:
+        assert self.code == 0, f"exit {self.code}\nstdout:\n{self.out}\nstderr:\n{self.err}"
+        return self
+
+    def assert_failure(self, code: int = 1) -> Outcome:
+        assert self.code == code, f"exit {self.code}\nstdout:\n{self.out}\nstderr:\n{self.err}"
+        assert "Traceback" not in self.err, self.err
+        return self
+
+
+@dataclass
+class FreqRepo:
+    """A real git repository in a temporary folder with a .frequency/ project."""
+
+    path: Path
+
+    def write(self, rel: str, text: str) -> Path:
+        p = self.path / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(textwrap.dedent(text).lstrip("\n"))
+        return p
+
+    def git(self, *args: str, check: bool = True) -> str:
+        return git(self.path, *args, check=check)
+
+    def run(self, *args: str, env: dict[str, str] | None = None) -> Outcome:
+        """Run `git freq ARGS` in-process through the CLI boundary."""
+        from click.testing import CliRunner
+
+        from freq.cli import cli
+
+        runner = CliRunner()
+        old = Path.cwd()
+        os.chdir(self.path)
+        try:
+            res = runner.invoke(cli, list(args), catch_exceptions=False, env=env)
+        finally:
+            os.chdir(old)
+        return Outcome(res.exit_code, res.stdout, res.stderr)
+
+    def run_process(self, *args: str, timeout: float = 120) -> Outcome:
+        """Run `git freq ARGS` as a real subprocess."""
+        res = subprocess.run(
+            [sys.executable, "-m", "freq", *args],
+            cwd=self.path,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        return Outcome(res.returncode, res.stdout, res.stderr)
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Iterator[FreqRepo]:
+    """An empty git repository with one commit on main."""
+    path = tmp_path / "repo"
+    path.mkdir()
+    git(path, "init", "-q", "-b", "main")
+    (path / "README").write_text("hello\n")
+    git(path, "add", "README")
+    git(path, "commit", "-q", "-m", "initial")
+    yield FreqRepo(path)
+
+
+@pytest.fixture
+def freq_repo(repo: FreqRepo):  # type: ignore[no-untyped-def]
+    """Build a project from a dict of {relative path: text}."""
+
+    def make(files: dict[str, str]) -> FreqRepo:
+        for rel, text in files.items():
+            repo.write(rel, text)
+        return repo
+
+    return make

@@ -1,0 +1,166 @@
+"""The state store against real repositories: CAS, bulk create, snapshot, corruption."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from freq import refs
+from freq.clock import FakeClock
+from freq.errors import CorruptState, RefConflict, SubjectExists, UnknownSubject
+from freq.model import Event, EventKind, Subject
+from freq.store import Store
+
+from .conftest import FreqRepo
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _subject(name: str, state: str = "selected", factory: str = "build") -> Subject:
+    return Subject(factory=factory, name=name, state=state, created_at=T0, updated_at=T0,
+                   entered_at=T0)
+
+
+def _created(s: Subject) -> Event:
+    return Event(kind=EventKind.CREATED, factory=s.factory, subject=s.name, at=T0, worker="w:1:1",
+                 to_state=s.state)
+
+
+def _moved(s: Subject, to: str) -> Event:
+    return Event(kind=EventKind.TRANSITIONED, factory=s.factory, subject=s.name, at=T0,
+                 worker="w:1:1", step="implement", from_state=s.state, to_state=to, attempt=1,
+                 epoch=1, duration_ms=5)
+
+
+@pytest.fixture
+def store(repo: FreqRepo):  # type: ignore[no-untyped-def]
+    st = Store.discover(repo.path, clock=FakeClock(T0))
+    yield st
+    st.close()
+
+
+def test_create_many_then_snapshot_reads_every_subject(store: Store, repo: FreqRepo) -> None:
+    """Subjects created in one write are all visible to a fresh reader and to git."""
+    subs = [_subject(f"app-{i}") for i in range(5)]
+    store.create_many([(s, _created(s)) for s in subs])
+    fresh = Store.discover(repo.path, clock=FakeClock(T0))
+    snap = fresh.snapshot()
+    fresh.close()
+    assert sorted(n for _, n in snap.subjects) == [f"app-{i}" for i in range(5)]
+    listed = repo.git("for-each-ref", "--format=%(refname)", "refs/frequency/subjects/build")
+    assert listed.split() == [f"refs/frequency/subjects/build/app-{i}" for i in range(5)]
+    repo.git("fsck", "--strict")
+
+
+def test_create_many_is_all_or_nothing(store: Store, repo: FreqRepo) -> None:
+    """Adding a batch where one subject exists adds none of them."""
+    a = _subject("a")
+    store.create_many([(a, _created(a))])
+    batch = [_subject("b"), _subject("a"), _subject("c")]
+    with pytest.raises(SubjectExists, match="subject already exists: build/a"):
+        store.create_many([(s, _created(s)) for s in batch])
+    assert sorted(n for _, n in store.snapshot().subjects) == ["a"]
+
+
+def test_advance_is_compare_and_swap(store: Store, repo: FreqRepo) -> None:
+    """Two writers from the same tip: the first wins, the second gets RefConflict."""
+    s = _subject("x")
+    (tip,) = store.create_many([(s, _created(s))])
+    ref = refs.subject_ref("build", "x")
+    other = Store.discover(repo.path, clock=FakeClock(T0))
+    won = other.advance(ref, replace(s, state="implemented"), _moved(s, "implemented"),
+                        expected=tip)
+    with pytest.raises(RefConflict, match="lost race on refs/frequency/subjects/build/x"):
+        store.advance(ref, replace(s, state="reviewed"), _moved(s, "reviewed"), expected=tip)
+    other.close()
+    assert repo.git("rev-parse", ref).strip() == won
+    subj, _ = store.read_subject("build", "x")
+    assert subj.state == "implemented"
+
+
+def test_commits_carry_trailers_readable_by_git(store: Store, repo: FreqRepo) -> None:
+    """`git log --format=%(trailers)` shows what the store wrote."""
+    s = _subject("x")
+    (tip,) = store.create_many([(s, _created(s))])
+    store.advance(refs.subject_ref("build", "x"), replace(s, state="implemented"),
+                  _moved(s, "implemented"), expected=tip, output=b"hello\n")
+    out = repo.git("log", "-1", "--format=%s%n%(trailers:key=Freq-To,valueonly)",
+                   "refs/frequency/subjects/build/x")
+    assert out.split("\n")[:2] == ["build/x: implement selected -> implemented", "implemented"]
+    assert repo.git("show", "refs/frequency/subjects/build/x:output.log") == "hello\n"
+    repo.git("fsck", "--strict")
+
+
+def test_user_head_index_and_worktree_untouched(store: Store, repo: FreqRepo) -> None:
+    """Writing state never moves HEAD or branches, nor touches the index or files."""
+    before = (repo.git("rev-parse", "HEAD"), repo.git("status", "--porcelain"),
+              (repo.path / ".git" / "index").read_bytes())
+    subs = [_subject(f"s{i}") for i in range(3)]
+    store.create_many([(x, _created(x)) for x in subs])
+    after = (repo.git("rev-parse", "HEAD"), repo.git("status", "--porcelain"),
+             (repo.path / ".git" / "index").read_bytes())
+    assert before == after
+
+
+def test_corrupt_subject_json_is_a_problem_not_a_crash(store: Store, repo: FreqRepo) -> None:
+    """A subject ref whose subject.json is garbage is skipped and described."""
+    good = _subject("good")
+    store.create_many([(good, _created(good))])
+    blob = subprocess.run(["git", "hash-object", "-w", "--stdin"], input="{not json",
+                          text=True, capture_output=True, cwd=repo.path, check=True).stdout.strip()
+    tree = subprocess.run(["git", "mktree"], input=f"100644 blob {blob}\tsubject.json\n",
+                          text=True, capture_output=True, cwd=repo.path, check=True).stdout.strip()
+    commit = repo.git("commit-tree", tree, "-m", "junk").strip()
+    repo.git("update-ref", "refs/frequency/subjects/build/bad", commit)
+    snap = store.snapshot()
+    assert list(snap.subjects) == [("build", "good")]
+    assert snap.problems == (
+        "refs/frequency/subjects/build/bad: subject.json is not JSON "
+        "(Expecting property name enclosed in double quotes: line 1 column 2 (char 1))",
+    )
+    with pytest.raises(CorruptState, match="build/bad: subject.json is not JSON"):
+        store.read_subject("build", "bad")
+
+
+def test_foreign_ref_is_reported_and_ignored(store: Store, repo: FreqRepo) -> None:
+    """A ref under refs/frequency/subjects/ that is not <factory>/<subject> is skipped."""
+    head = repo.git("rev-parse", "HEAD").strip()
+    repo.git("update-ref", "refs/frequency/subjects/stray", head)
+    repo.git("update-ref", "refs/frequency/subjects/build/app/deeper", head)
+    repo.git("update-ref", "refs/frequency/subjects/build/plain", head)
+    snap = store.snapshot()
+    assert snap.subjects == {}
+    assert snap.problems == (
+        "refs/frequency/subjects/build/app/deeper: not a Frequency subject ref (expected "
+        "refs/frequency/subjects/<factory>/<subject>); ignored",
+        "refs/frequency/subjects/build/plain: commit "
+        f"{head[:12]} has no subject.json",
+        "refs/frequency/subjects/stray: not a Frequency subject ref (expected "
+        "refs/frequency/subjects/<factory>/<subject>); ignored",
+    )
+
+
+def test_unknown_subject(store: Store) -> None:
+    """Reading a subject that does not exist names it."""
+    with pytest.raises(UnknownSubject, match="no subject 'nope' in factory 'build'"):
+        store.read_subject("build", "nope")
+
+
+def test_snapshot_cache_survives_torn_and_foreign_lines(store: Store, repo: FreqRepo) -> None:
+    """Garbage in the cache file costs only a miss; the state read is still right."""
+    s = _subject("x")
+    store.create_many([(s, _created(s))])
+    cache = Path(repo.path, ".git", "frequency", "cache", "subjects.v1")
+    with cache.open("ab") as f:
+        f.write(b"0" * 40 + b" deadbeef {\"state\": \"forged\"}\n" + b"torn-line-without-newline")
+    fresh = Store.discover(repo.path, clock=FakeClock(T0))
+    assert fresh.snapshot().subjects[("build", "x")].state == "selected"
+    fresh.close()
+    cache.unlink()
+    cold = Store.discover(repo.path, clock=FakeClock(T0))
+    assert cold.snapshot().subjects[("build", "x")].state == "selected"
+    cold.close()
