@@ -9,6 +9,7 @@ git -c user.name=demo -c user.email=demo@example.com commit -q --allow-empty -m 
 mkdir .frequency
 echo ".demo-out/" >> .git/info/exclude  # what the demo steps build, kept out of git status
 cp "$here/demo/build.yaml" "$here/demo/deploy.yaml" .frequency/
+git add .frequency && git -c user.name=demo -c user.email=demo@example.com commit -q -m "factories"
 echo "== repository: $repo"
 git freq validate
 git freq add build app-1 app-2 app-3 app-4 app-5

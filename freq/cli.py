@@ -26,7 +26,9 @@ from freq.report import Progress, Reporter
 PROG = "git freq"
 
 
-def _fail(message: str, code: int, *, as_json: bool, data: dict[str, Any] | None = None) -> NoReturn:
+def _fail(
+    message: str, code: int, *, as_json: bool, data: dict[str, Any] | None = None
+) -> NoReturn:
     if as_json:
         click.echo(json.dumps({"error": data or {"message": message}}, indent=2))
     click.echo(f"{PROG}: {message}", err=True)
@@ -37,7 +39,8 @@ def _crash_report(exc: BaseException) -> str:
     fd, path = tempfile.mkstemp(prefix="freq-crash-", suffix=".log")
     with os.fdopen(fd, "w") as f:
         f.write(f"git-freq {__version__}\npython {sys.version}\nplatform {platform.platform()}\n")
-        f.write(f"argv {sys.argv}\ntime {datetime.now(UTC).isoformat()}\n\n")
+        now = datetime.now(UTC).isoformat()  # noqa: TID251 - a crash report, outside any plan
+        f.write(f"argv {sys.argv}\ntime {now}\n\n")
         f.write("".join(traceback.format_exception(exc)))
     return path
 
@@ -45,14 +48,18 @@ def _crash_report(exc: BaseException) -> str:
 class FreqGroup(click.Group):
     """A click group whose `main` is Frequency's single error boundary."""
 
-    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
-             complete_var: str | None = None, standalone_mode: bool = True,
-             **extra: Any) -> Any:
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
         argv = list(sys.argv[1:] if args is None else args)
         as_json = "--json" in argv
         try:
-            rv = super().main(argv, prog_name or PROG, complete_var, standalone_mode=False,
-                              **extra)
+            rv = super().main(argv, PROG, complete_var, standalone_mode=False, **extra)
         except click.exceptions.Exit as exc:
             sys.exit(exc.exit_code)
         except click.exceptions.Abort:
@@ -78,8 +85,11 @@ class FreqGroup(click.Group):
             sys.exit(1)
         except Exception as exc:  # the boundary: anything unexpected becomes one line
             path = _crash_report(exc)
-            _fail(f"internal error: {type(exc).__name__}: {exc} (details in {path})", 1,
-                  as_json=as_json)
+            _fail(
+                f"internal error: {type(exc).__name__}: {exc} (details in {path})",
+                1,
+                as_json=as_json,
+            )
         sys.exit(rv if isinstance(rv, int) else 0)
 
 
@@ -92,8 +102,9 @@ def _emit_json(value: Any) -> None:
 
 
 @click.group(cls=FreqGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-C", "directory", default=".", metavar="PATH",
-              help="Run as if started in PATH (like git -C).")
+@click.option(
+    "-C", "directory", default=".", metavar="PATH", help="Run as if started in PATH (like git -C)."
+)
 @click.version_option(__version__, prog_name="git-freq")
 @click.pass_context
 def cli(ctx: click.Context, directory: str) -> None:
@@ -153,7 +164,7 @@ def validate(app: ops.App, expand: bool, as_json: bool) -> int:
         _emit_json(res)
         return 0
     if expand and res.expanded is not None:
-        import yaml  # noqa: TID251 - rendering only; config.py owns loading
+        import yaml
 
         for path, doc in res.expanded.items():
             click.echo(f"# {path}")
@@ -171,16 +182,34 @@ def validate(app: ops.App, expand: bool, as_json: bool) -> int:
 @cli.command()
 @click.argument("factory")
 @click.argument("subjects", nargs=-1)
-@click.option("--from", "from_file", type=click.File("r"), metavar="FILE",
-              help="Read subjects from FILE (- for stdin): NAME [KEY=VALUE ...] per line.")
+@click.option(
+    "--from",
+    "from_file",
+    type=click.File("r"),
+    metavar="FILE",
+    help="Read subjects from FILE (- for stdin): NAME [KEY=VALUE ...] per line.",
+)
 @click.option("--state", default=None, help="Start in this state instead of the initial one.")
-@click.option("--data", "data", multiple=True, metavar="KEY=VALUE",
-              help="Data for every subject added (repeatable).")
+@click.option(
+    "--data",
+    "data",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Data for every subject added (repeatable).",
+)
 @click.option("--skip-existing", is_flag=True, help="Leave existing subjects alone.")
 @json_option
 @pass_app
-def add(app: ops.App, factory: str, subjects: tuple[str, ...], from_file: Any, state: str | None,
-        data: tuple[str, ...], skip_existing: bool, as_json: bool) -> int:
+def add(
+    app: ops.App,
+    factory: str,
+    subjects: tuple[str, ...],
+    from_file: Any,
+    state: str | None,
+    data: tuple[str, ...],
+    skip_existing: bool,
+    as_json: bool,
+) -> int:
     """Create subjects in FACTORY, all in one write (all of them or none).
 
     \b
@@ -197,8 +226,10 @@ def add(app: ops.App, factory: str, subjects: tuple[str, ...], from_file: Any, s
     if as_json:
         _emit_json(res)
     else:
-        click.echo(f"added {len(res.added)} subject(s) to {res.factory} in {res.state}"
-                   + (f"; {len(res.skipped)} existed already" if res.skipped else ""))
+        click.echo(
+            f"added {len(res.added)} subject(s) to {res.factory} in {res.state}"
+            + (f"; {len(res.skipped)} existed already" if res.skipped else "")
+        )
     return 0
 
 
@@ -240,12 +271,18 @@ def show(app: ops.App, factory: str, subject: str, as_json: bool) -> int:
 @cli.command()
 @click.argument("factory", required=False)
 @click.argument("subject", required=False)
-@click.option("-n", "--max-count", "limit", type=int, default=50, show_default=True,
-              help="Show at most this many commits (0: all).")
+@click.option(
+    "-n",
+    "--max-count",
+    "limit",
+    type=int,
+    default=50,
+    show_default=True,
+    help="Show at most this many commits (0: all).",
+)
 @json_option
 @pass_app
-def log(app: ops.App, factory: str | None, subject: str | None, limit: int,
-        as_json: bool) -> int:
+def log(app: ops.App, factory: str | None, subject: str | None, limit: int, as_json: bool) -> int:
     """History from git: one subject, one factory, or the whole journal.
 
     \b
@@ -255,8 +292,18 @@ def log(app: ops.App, factory: str | None, subject: str | None, limit: int,
     """
     entries = ops.log(app, factory, subject, limit=limit or None)
     if as_json:
-        _emit_json([{"commit": e.oid, "ref": e.ref, "at": e.at, "message": e.message,
-                     "trailers": e.trailers} for e in entries])
+        _emit_json(
+            [
+                {
+                    "commit": e.oid,
+                    "ref": e.ref,
+                    "at": e.at,
+                    "message": e.message,
+                    "trailers": e.trailers,
+                }
+                for e in entries
+            ]
+        )
         return 0
     for line in render.history_lines(entries):
         click.echo(line)
@@ -287,8 +334,9 @@ def plan_cmd(app: ops.App, factories: tuple[str, ...], as_json: bool) -> int:
 @click.option("--reason", required=True, help="Why (recorded in the commit).")
 @json_option
 @pass_app
-def transition(app: ops.App, factory: str, subject: str, state: str, reason: str,
-               as_json: bool) -> int:
+def transition(
+    app: ops.App, factory: str, subject: str, state: str, reason: str, as_json: bool
+) -> int:
     """Move SUBJECT to STATE by hand, recorded with who and why.
 
     \b
@@ -301,8 +349,9 @@ def transition(app: ops.App, factory: str, subject: str, state: str, reason: str
     else:
         click.echo(f"{factory}/{subject}: {res.from_state} -> {res.to_state} ({res.commit[:12]})")
         if res.interrupted_claim:
-            click.echo(f"note: the running attempt on {res.interrupted_claim} will be refused",
-                       err=True)
+            click.echo(
+                f"note: the running attempt on {res.interrupted_claim} will be refused", err=True
+            )
     return 0
 
 
@@ -314,8 +363,10 @@ class _TextReporter(Reporter):
         if self.as_json:
             return
         if progress.event in ("finished", "failed", "recovered", "lost"):
-            click.echo(f"{progress.event:9} {progress.factory}/{progress.subject} "
-                       f"{progress.step} #{progress.attempt}: {progress.detail}")
+            click.echo(
+                f"{progress.event:9} {progress.factory}/{progress.subject} "
+                f"{progress.step} #{progress.attempt}: {progress.detail}"
+            )
 
 
 @cli.command()
@@ -325,8 +376,14 @@ class _TextReporter(Reporter):
 @click.option("--max-parallel", type=int, default=None, help="Override the global cap.")
 @json_option
 @pass_app
-def run(app: ops.App, once: bool, until_idle: bool, factories: tuple[str, ...],
-        max_parallel: int | None, as_json: bool) -> int:
+def run(
+    app: ops.App,
+    once: bool,
+    until_idle: bool,
+    factories: tuple[str, ...],
+    max_parallel: int | None,
+    as_json: bool,
+) -> int:
     """Run steps: plan, claim, run, record; greedily, under every cap.
 
     \b
@@ -337,21 +394,30 @@ def run(app: ops.App, once: bool, until_idle: bool, factories: tuple[str, ...],
     """
     if once and until_idle:
         raise click.UsageError("--once and --until-idle exclude each other")
-    summary = ops.run(app, once=once, until_idle=until_idle, factories=factories,
-                      max_parallel=max_parallel, reporter=_TextReporter(as_json))
+    summary = ops.run(
+        app,
+        once=once,
+        until_idle=until_idle,
+        factories=factories,
+        max_parallel=max_parallel,
+        reporter=_TextReporter(as_json),
+    )
     if as_json:
         _emit_json(summary)
     else:
-        click.echo(f"done: {summary.succeeded} succeeded, {summary.failed} failed, "
-                   f"{summary.recovered} recovered, {summary.lost_races} lost races"
-                   + (", interrupted" if summary.interrupted else ""))
+        click.echo(
+            f"done: {summary.succeeded} succeeded, {summary.failed} failed, "
+            f"{summary.recovered} recovered, {summary.lost_races} lost races"
+            + (", interrupted" if summary.interrupted else "")
+        )
     return 130 if summary.interrupted else 0
 
 
 @cli.command()
 @click.argument("factory", required=False)
-@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid",
-              show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True
+)
 @pass_app
 def graph(app: ops.App, factory: str | None, fmt: str) -> int:
     """Draw factories (all, with the edges between them, when none is named).

@@ -121,21 +121,41 @@ class Executor:
             subj,
             epoch=epoch,
             attempt=start.attempt,
-            claim=Claim(holder=self.worker, step=start.step, attempt=start.attempt, epoch=epoch,
-                        claimed_at=now, expires_at=now + self.ttl),
+            claim=Claim(
+                holder=self.worker,
+                step=start.step,
+                attempt=start.attempt,
+                epoch=epoch,
+                claimed_at=now,
+                expires_at=now + self.ttl,
+            ),
             not_before=None,
             updated_at=now,
         )
-        event = Event(kind=EventKind.CLAIMED, factory=start.factory, subject=start.subject,
-                      at=now, worker=self.worker, step=start.step, from_state=subj.state,
-                      attempt=start.attempt, epoch=epoch)
+        event = Event(
+            kind=EventKind.CLAIMED,
+            factory=start.factory,
+            subject=start.subject,
+            at=now,
+            worker=self.worker,
+            step=start.step,
+            from_state=subj.state,
+            attempt=start.attempt,
+            epoch=epoch,
+        )
         try:
-            new_tip = self.store.advance(refs.subject_ref(start.factory, start.subject),
-                                         claimed, event, expected=tip)
+            new_tip = self.store.advance(
+                refs.subject_ref(start.factory, start.subject), claimed, event, expected=tip
+            )
         except RefConflict:
             return None
-        self._emit("claimed", factory=start.factory, subject=start.subject, step=start.step,
-                   attempt=start.attempt)
+        self._emit(
+            "claimed",
+            factory=start.factory,
+            subject=start.subject,
+            step=start.step,
+            attempt=start.attempt,
+        )
         return _Lease(claimed, new_tip)
 
     def renew(self, lease: _Lease) -> bool:
@@ -147,18 +167,34 @@ class Executor:
         now = self.clock.now()
         if claim.expires_at - now > self.ttl * 2 / 3:
             return True
-        renewed = replace(lease.subject, claim=replace(claim, expires_at=now + self.ttl),
-                          updated_at=now)
-        event = Event(kind=EventKind.RENEWED, factory=renewed.factory, subject=renewed.name,
-                      at=now, worker=self.worker, step=claim.step, from_state=renewed.state,
-                      attempt=claim.attempt, epoch=claim.epoch)
+        renewed = replace(
+            lease.subject, claim=replace(claim, expires_at=now + self.ttl), updated_at=now
+        )
+        event = Event(
+            kind=EventKind.RENEWED,
+            factory=renewed.factory,
+            subject=renewed.name,
+            at=now,
+            worker=self.worker,
+            step=claim.step,
+            from_state=renewed.state,
+            attempt=claim.attempt,
+            epoch=claim.epoch,
+        )
         try:
-            lease.tip = self.store.advance(refs.subject_ref(renewed.factory, renewed.name),
-                                           renewed, event, expected=lease.tip)
+            lease.tip = self.store.advance(
+                refs.subject_ref(renewed.factory, renewed.name), renewed, event, expected=lease.tip
+            )
         except RefConflict:
             lease.lost = True
-            self._emit("lost", factory=renewed.factory, subject=renewed.name, step=claim.step,
-                       attempt=claim.attempt, detail="claim taken over; stopping the step")
+            self._emit(
+                "lost",
+                factory=renewed.factory,
+                subject=renewed.name,
+                step=claim.step,
+                attempt=claim.attempt,
+                detail="claim taken over; stopping the step",
+            )
             return False
         lease.subject = renewed
         return True
@@ -174,8 +210,9 @@ class Executor:
         log_path = self.store.log_path(subj.factory, subj.name, step.id, claim.attempt)
         log_path.parent.mkdir(parents=True, exist_ok=True)
         env = proc.build_env(self._step_env(subj, step, claim))
-        self._emit("started", factory=subj.factory, subject=subj.name, step=step.id,
-                   attempt=claim.attempt)
+        self._emit(
+            "started", factory=subj.factory, subject=subj.name, step=step.id, attempt=claim.attempt
+        )
         assert step.run is not None, "gates are never planned to start"
         result = proc.run(
             step.run,
@@ -205,8 +242,9 @@ class Executor:
             env["FREQ_DATA_" + "".join(c if c.isalnum() else "_" for c in k).upper()] = v
         return env
 
-    def _record(self, lease: _Lease, fac: Factory, step: Step,
-                result: proc.ProcResult) -> StepOutcome:
+    def _record(
+        self, lease: _Lease, fac: Factory, step: Step, result: proc.ProcResult
+    ) -> StepOutcome:
         subj = lease.subject
         claim = subj.claim
         assert claim is not None
@@ -215,44 +253,103 @@ class Executor:
         mapped = step.outcomes.get(result.exit_code) if result.exit_code is not None else None
         if result.ok or mapped is not None:
             to_state = mapped or step.to_state
-            new = replace(subj, state=to_state, attempt=0, claim=None, not_before=None,
-                          last_error=None, updated_at=now, entered_at=now)
-            event = Event(kind=EventKind.TRANSITIONED, factory=subj.factory, subject=subj.name,
-                          at=now, worker=self.worker, step=step.id, from_state=subj.state,
-                          to_state=to_state, attempt=claim.attempt, epoch=claim.epoch,
-                          duration_ms=result.duration_ms, exit_code=result.exit_code)
+            new = replace(
+                subj,
+                state=to_state,
+                attempt=0,
+                claim=None,
+                not_before=None,
+                last_error=None,
+                updated_at=now,
+                entered_at=now,
+            )
+            event = Event(
+                kind=EventKind.TRANSITIONED,
+                factory=subj.factory,
+                subject=subj.name,
+                at=now,
+                worker=self.worker,
+                step=step.id,
+                from_state=subj.state,
+                to_state=to_state,
+                attempt=claim.attempt,
+                epoch=claim.epoch,
+                duration_ms=result.duration_ms,
+                exit_code=result.exit_code,
+            )
             ok = True
             detail = f"{subj.state} -> {to_state}"
         else:
             kind, why = self._classify(step, result)
             delay = None if kind == "terminal" else next_delay(step.retry, claim.attempt, self.rng)
-            err = LastError(step=step.id, attempt=claim.attempt, exit_code=result.exit_code,
-                            kind=kind, reason=result.describe(), at=now,
-                            summary=_last_line(tail))
-            attempt = claim.attempt if delay is not None else max(claim.attempt,
-                                                                  step.retry.max_attempts)
-            new = replace(subj, attempt=attempt, claim=None, last_error=err, updated_at=now,
-                          not_before=now + delay if delay is not None else None)
-            event = Event(kind=EventKind.FAILED, factory=subj.factory, subject=subj.name, at=now,
-                          worker=self.worker, step=step.id, from_state=subj.state,
-                          attempt=claim.attempt, epoch=claim.epoch,
-                          duration_ms=result.duration_ms, exit_code=result.exit_code,
-                          failure=f"{kind} ({why})")
+            err = LastError(
+                step=step.id,
+                attempt=claim.attempt,
+                exit_code=result.exit_code,
+                kind=kind,
+                reason=result.describe(),
+                at=now,
+                summary=_last_line(tail),
+            )
+            attempt = (
+                claim.attempt if delay is not None else max(claim.attempt, step.retry.max_attempts)
+            )
+            new = replace(
+                subj,
+                attempt=attempt,
+                claim=None,
+                last_error=err,
+                updated_at=now,
+                not_before=now + delay if delay is not None else None,
+            )
+            event = Event(
+                kind=EventKind.FAILED,
+                factory=subj.factory,
+                subject=subj.name,
+                at=now,
+                worker=self.worker,
+                step=step.id,
+                from_state=subj.state,
+                attempt=claim.attempt,
+                epoch=claim.epoch,
+                duration_ms=result.duration_ms,
+                exit_code=result.exit_code,
+                failure=f"{kind} ({why})",
+            )
             to_state = None
             ok = False
             detail = result.describe()
         recorded = True
         try:
-            lease.tip = self.store.advance(refs.subject_ref(subj.factory, subj.name), new, event,
-                                           expected=lease.tip, output=tail)
+            lease.tip = self.store.advance(
+                refs.subject_ref(subj.factory, subj.name),
+                new,
+                event,
+                expected=lease.tip,
+                output=tail,
+            )
         except RefConflict:
             recorded = False
             detail = "result refused: the claim was taken over (stale epoch)"
-        self._emit("finished" if ok else "failed", factory=subj.factory, subject=subj.name,
-                   step=step.id, attempt=claim.attempt, detail=detail)
-        return StepOutcome(factory=subj.factory, subject=subj.name, step=step.id,
-                           attempt=claim.attempt, ok=ok and recorded, recorded=recorded,
-                           to_state=to_state, detail=detail, duration_ms=result.duration_ms)
+        self._emit(
+            "finished" if ok else "failed",
+            factory=subj.factory,
+            subject=subj.name,
+            step=step.id,
+            attempt=claim.attempt,
+            detail=detail,
+        )
+        return StepOutcome(
+            factory=subj.factory,
+            subject=subj.name,
+            step=step.id,
+            attempt=claim.attempt,
+            ok=ok and recorded,
+            recorded=recorded,
+            to_state=to_state,
+            detail=detail,
+            duration_ms=result.duration_ms,
+        )
 
     def _classify(self, step: Step, result: proc.ProcResult) -> tuple[str, str]:
         """Failure class and the rule that decided it (full inference: failure issue)."""
@@ -277,23 +374,47 @@ class Executor:
         _fac, step = self._factory_step(exp.factory, exp.step)
         now = self.clock.now()
         delay = next_delay(step.retry, exp.attempt, self.rng)
-        err = LastError(step=exp.step, attempt=exp.attempt, exit_code=None, kind="retryable",
-                        reason="worker lost", at=now,
-                        summary=f"lease of {exp.holder} expired")
-        new = replace(subj, claim=None, last_error=err, updated_at=now,
-                      not_before=now + delay if delay is not None else None)
-        event = Event(kind=EventKind.FAILED, factory=exp.factory, subject=exp.subject, at=now,
-                      worker=self.worker, step=exp.step, from_state=subj.state,
-                      attempt=exp.attempt, epoch=subj.claim.epoch,
-                      failure="retryable (worker lost)",
-                      reason=f"lease of {exp.holder} expired at {refs.iso(subj.claim.expires_at)}")
+        err = LastError(
+            step=exp.step,
+            attempt=exp.attempt,
+            exit_code=None,
+            kind="retryable",
+            reason="worker lost",
+            at=now,
+            summary=f"lease of {exp.holder} expired",
+        )
+        new = replace(
+            subj,
+            claim=None,
+            last_error=err,
+            updated_at=now,
+            not_before=now + delay if delay is not None else None,
+        )
+        event = Event(
+            kind=EventKind.FAILED,
+            factory=exp.factory,
+            subject=exp.subject,
+            at=now,
+            worker=self.worker,
+            step=exp.step,
+            from_state=subj.state,
+            attempt=exp.attempt,
+            epoch=subj.claim.epoch,
+            failure="retryable (worker lost)",
+            reason=f"lease of {exp.holder} expired at {refs.iso(subj.claim.expires_at)}",
+        )
         try:
-            self.store.advance(refs.subject_ref(exp.factory, exp.subject), new, event,
-                               expected=tip)
+            self.store.advance(refs.subject_ref(exp.factory, exp.subject), new, event, expected=tip)
         except RefConflict:
             return False
-        self._emit("recovered", factory=exp.factory, subject=exp.subject, step=exp.step,
-                   attempt=exp.attempt, detail=f"worker lost: {exp.holder}")
+        self._emit(
+            "recovered",
+            factory=exp.factory,
+            subject=exp.subject,
+            step=exp.step,
+            attempt=exp.attempt,
+            detail=f"worker lost: {exp.holder}",
+        )
         return True
 
     # ------------------------------------------------------------ the loop
@@ -310,7 +431,9 @@ class Executor:
     ) -> RunSummary:
         """The greedy loop (SPEC §5): plan, claim, start; plan again as soon as a step ends."""
         cap = max_parallel if max_parallel is not None else self.config.settings.max_parallel
-        chosen = [f for f in self.config.factories if factories is None or f.factory_id in factories]
+        chosen = [
+            f for f in self.config.factories if factories is None or f.factory_id in factories
+        ]
         poll = min((f.poll_interval for f in chosen), default=timedelta(seconds=30))
         counts = {"ok": 0, "failed": 0, "lost": 0, "recovered": 0, "refused": 0}
         outcomes: list[StepOutcome] = []
@@ -336,25 +459,35 @@ class Executor:
                             break
                         self._sleep(poll, p.next_wake, until_idle)
                         continue
-                    self._drain(inflight, outcomes, counts, all_of_them=False,
-                                timeout=poll.total_seconds())
+                    self._drain(
+                        inflight, outcomes, counts, all_of_them=False, timeout=poll.total_seconds()
+                    )
             except KeyboardInterrupt:
                 interrupted = True
                 self.cancel.set()
                 self._drain(inflight, outcomes, counts, all_of_them=True)
-        return RunSummary(succeeded=counts["ok"], failed=counts["failed"],
-                          lost_races=counts["lost"], recovered=counts["recovered"],
-                          refused=counts["refused"], cycles=cycles, interrupted=interrupted,
-                          outcomes=tuple(outcomes))
+        return RunSummary(
+            succeeded=counts["ok"],
+            failed=counts["failed"],
+            lost_races=counts["lost"],
+            recovered=counts["recovered"],
+            refused=counts["refused"],
+            cycles=cycles,
+            interrupted=interrupted,
+            outcomes=tuple(outcomes),
+        )
 
     def _plan(self, cap: int, factories: tuple[str, ...] | None) -> Plan:
         snap = self.store.snapshot()
-        return plan(self.config, snap, now=self.clock.now(), max_parallel=cap,
-                    factories=factories)
+        return plan(self.config, snap, now=self.clock.now(), max_parallel=cap, factories=factories)
 
-    def _launch(self, p: Plan, pool: ThreadPoolExecutor,
-                inflight: dict[Future[StepOutcome], tuple[str, str]],
-                counts: dict[str, int]) -> None:
+    def _launch(
+        self,
+        p: Plan,
+        pool: ThreadPoolExecutor,
+        inflight: dict[Future[StepOutcome], tuple[str, str]],
+        counts: dict[str, int],
+    ) -> None:
         busy = set(inflight.values())
         for start in p.starts:
             if (start.factory, start.subject) in busy:
@@ -365,13 +498,22 @@ class Executor:
                 continue
             inflight[pool.submit(self.execute, lease)] = (start.factory, start.subject)
 
-    def _drain(self, inflight: dict[Future[StepOutcome], tuple[str, str]],
-               outcomes: list[StepOutcome], counts: dict[str, int], *, all_of_them: bool,
-               timeout: float | None = None) -> None:
+    def _drain(
+        self,
+        inflight: dict[Future[StepOutcome], tuple[str, str]],
+        outcomes: list[StepOutcome],
+        counts: dict[str, int],
+        *,
+        all_of_them: bool,
+        timeout: float | None = None,
+    ) -> None:
         if not inflight:
             return
-        done, _ = wait(list(inflight), timeout=None if all_of_them else timeout,
-                       return_when="ALL_COMPLETED" if all_of_them else FIRST_COMPLETED)
+        done, _ = wait(
+            list(inflight),
+            timeout=None if all_of_them else timeout,
+            return_when="ALL_COMPLETED" if all_of_them else FIRST_COMPLETED,
+        )
         for fut in done:
             del inflight[fut]
             out = fut.result()

@@ -341,9 +341,7 @@ class Settings:
     default_retry: RetryPolicy = field(default_factory=RetryPolicy)
     default_failure: FailureMode = FailureMode.INFER
     remote: str | None = None
-    agents: Mapping[str, Mapping[str, object]] = field(
-        default_factory=lambda: MappingProxyType({})
-    )
+    agents: Mapping[str, Mapping[str, object]] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

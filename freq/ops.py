@@ -205,8 +205,8 @@ def parse_data(pairs: Iterable[str]) -> dict[str, str]:
 def parse_subjects(text: str) -> list[tuple[str, dict[str, str]]]:
     """Subjects listed one per line as `NAME [KEY=VALUE ...]`; blank lines and # comments skip."""
     out = []
-    for line in text.splitlines():
-        line = line.split("#", 1)[0].strip()
+    for raw in text.splitlines():
+        line = raw.split("#", 1)[0].strip()
         if line:
             name, *pairs = line.split()
             out.append((name, parse_data(pairs)))
@@ -225,8 +225,9 @@ def add_subjects(
     fac = app.factory(factory_id)
     target = state or fac.initial
     if target not in fac.states:
-        raise UnknownState(f"factory {factory_id!r} has no state {target!r} "
-                           f"(states: {', '.join(fac.states)})")
+        raise UnknownState(
+            f"factory {factory_id!r} has no state {target!r} (states: {', '.join(fac.states)})"
+        )
     for name, _ in subjects:
         refs.check_name("subject", name)
     if not subjects:
@@ -234,22 +235,37 @@ def add_subjects(
     skipped: list[str] = []
     if skip_existing:
         present = set(app.store.list_refs(f"{refs.SUBJECTS}{factory_id}/"))
-        keep = [(n, d) for n, d in subjects
-                if refs.subject_ref(factory_id, n) not in present]
+        keep = [(n, d) for n, d in subjects if refs.subject_ref(factory_id, n) not in present]
         skipped = [n for n, _ in subjects if refs.subject_ref(factory_id, n) in present]
         subjects = keep
     now = app.clock.now()
     items = []
     for name, data in subjects:
-        subj = Subject(factory=factory_id, name=name, state=target,
-                       data=MappingProxyType(dict(data)), created_at=now, updated_at=now,
-                       entered_at=now)
-        ev = Event(kind=EventKind.CREATED, factory=factory_id, subject=name, at=now,
-                   worker=app.worker, to_state=target)
+        subj = Subject(
+            factory=factory_id,
+            name=name,
+            state=target,
+            data=MappingProxyType(dict(data)),
+            created_at=now,
+            updated_at=now,
+            entered_at=now,
+        )
+        ev = Event(
+            kind=EventKind.CREATED,
+            factory=factory_id,
+            subject=name,
+            at=now,
+            worker=app.worker,
+            to_state=target,
+        )
         items.append((subj, ev))
     app.store.create_many(items)
-    return AddResult(factory=factory_id, state=target, added=tuple(n for n, _ in subjects),
-                     skipped=tuple(skipped))
+    return AddResult(
+        factory=factory_id,
+        state=target,
+        added=tuple(n for n, _ in subjects),
+        skipped=tuple(skipped),
+    )
 
 
 # ---------------------------------------------------------------- status / show / log
@@ -286,12 +302,19 @@ def status(app: App, factory_id: str | None = None) -> StatusResult:
     out = []
     for fac in facs:
         subs = snap.in_factory(fac.factory_id)
-        counts = {s: 0 for s in fac.states}
+        counts = dict.fromkeys(fac.states, 0)
         for s in subs:
             counts[s.state] = counts.get(s.state, 0) + 1
         running = sum(1 for s in subs if s.claim is not None and s.claim.expires_at > now)
-        out.append(FactoryStatus(factory=fac.factory_id, states=tuple(counts.items()),
-                                 terminal=fac.terminal, running=running, subjects=len(subs)))
+        out.append(
+            FactoryStatus(
+                factory=fac.factory_id,
+                states=tuple(counts.items()),
+                terminal=fac.terminal,
+                running=running,
+                subjects=len(subs),
+            )
+        )
     return StatusResult(factories=tuple(out), problems=snap.problems)
 
 
@@ -311,12 +334,14 @@ def show(app: App, factory_id: str, name: str, *, history: int = 20) -> ShowResu
     subj, tip = app.store.read_subject(factory_id, name)
     out = app.store.read_output(tip) or b""
     hist = tuple(app.store.history({refs.subject_ref(factory_id, name): tip}, limit=history))
-    return ShowResult(subject=subj, tip=tip, output_tail=out.decode("utf-8", "replace"),
-                      history=hist)
+    return ShowResult(
+        subject=subj, tip=tip, output_tail=out.decode("utf-8", "replace"), history=hist
+    )
 
 
-def log(app: App, factory_id: str | None = None, name: str | None = None, *,
-        limit: int | None = 50) -> tuple[HistoryEntry, ...]:
+def log(
+    app: App, factory_id: str | None = None, name: str | None = None, *, limit: int | None = 50
+) -> tuple[HistoryEntry, ...]:
     """History from the commit chains: one subject, one factory, or the whole journal."""
     if name is not None:
         assert factory_id is not None
@@ -338,8 +363,7 @@ def plan_now(app: App, factories: Sequence[str] = ()) -> Plan:
     """What would run now, and what waits and why (pure planner over the current state)."""
     for f in factories:
         app.factory(f)
-    return plan(app.config, _snapshot(app), now=app.clock.now(),
-                factories=tuple(factories) or None)
+    return plan(app.config, _snapshot(app), now=app.clock.now(), factories=tuple(factories) or None)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -354,27 +378,52 @@ class TransitionResult:
     interrupted_claim: str | None = None
 
 
-def transition(app: App, factory_id: str, name: str, state: str, *, reason: str) -> TransitionResult:
+def transition(
+    app: App, factory_id: str, name: str, state: str, *, reason: str
+) -> TransitionResult:
     """Move a subject to `state` by hand (recorded with who and why). A running claim is
     ended: its worker's result will be refused by the epoch fence."""
     fac = app.factory(factory_id)
     if state not in fac.states:
-        raise UnknownState(f"factory {factory_id!r} has no state {state!r} "
-                           f"(states: {', '.join(fac.states)})")
+        raise UnknownState(
+            f"factory {factory_id!r} has no state {state!r} (states: {', '.join(fac.states)})"
+        )
     if not reason.strip():
         raise UsageError("--reason must say why")
     subj, tip = app.store.read_subject(factory_id, name)
     now = app.clock.now()
-    new = replace(subj, state=state, attempt=0, claim=None, not_before=None, last_error=None,
-                  epoch=subj.epoch + 1, updated_at=now, entered_at=now)
+    new = replace(
+        subj,
+        state=state,
+        attempt=0,
+        claim=None,
+        not_before=None,
+        last_error=None,
+        epoch=subj.epoch + 1,
+        updated_at=now,
+        entered_at=now,
+    )
     user = os.environ.get("USER") or os.environ.get("LOGNAME") or "unknown"
-    event = Event(kind=EventKind.MOVED, factory=factory_id, subject=name, at=now,
-                  worker=f"{user}@{app.worker}", from_state=subj.state, to_state=state,
-                  epoch=new.epoch, reason=reason)
+    event = Event(
+        kind=EventKind.MOVED,
+        factory=factory_id,
+        subject=name,
+        at=now,
+        worker=f"{user}@{app.worker}",
+        from_state=subj.state,
+        to_state=state,
+        epoch=new.epoch,
+        reason=reason,
+    )
     commit = app.store.advance(refs.subject_ref(factory_id, name), new, event, expected=tip)
-    return TransitionResult(factory=factory_id, subject=name, from_state=subj.state,
-                            to_state=state, commit=commit,
-                            interrupted_claim=subj.claim.holder if subj.claim else None)
+    return TransitionResult(
+        factory=factory_id,
+        subject=name,
+        from_state=subj.state,
+        to_state=state,
+        commit=commit,
+        interrupted_claim=subj.claim.holder if subj.claim else None,
+    )
 
 
 def run(
@@ -392,8 +441,12 @@ def run(
     if max_parallel is not None and max_parallel < 1:
         raise UsageError("--max-parallel must be at least 1")
     ex = Executor(app.store, app.config, clock=app.clock, worker=app.worker, reporter=reporter)
-    return ex.run(once=once, until_idle=until_idle, factories=tuple(factories) or None,
-                  max_parallel=max_parallel)
+    return ex.run(
+        once=once,
+        until_idle=until_idle,
+        factories=tuple(factories) or None,
+        max_parallel=max_parallel,
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -408,4 +461,3 @@ def graph_input(app: App, factory_id: str | None = None) -> GraphInput:
     if factory_id:
         return GraphInput(factories=(app.factory(factory_id),))
     return GraphInput(factories=app.config.factories)
-

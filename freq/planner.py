@@ -153,30 +153,40 @@ def _decide(
     fid = fac.factory_id
 
     def wait(kind: str, *reasons: str, step: str | None = None) -> Waiting:
-        return Waiting(factory=fid, subject=subj.name, state=subj.state, step=step,
-                       reasons=reasons, kind=kind)
+        return Waiting(
+            factory=fid, subject=subj.name, state=subj.state, step=step, reasons=reasons, kind=kind
+        )
 
     if subj.claim is not None:
         c = subj.claim
         if c.expires_at > now:
-            return wait("running", f"running {c.step} attempt {c.attempt} on {c.holder} since "
-                        f"{_t(c.claimed_at)}, lease until {_t(c.expires_at)}", step=c.step)
-        return Expired(factory=fid, subject=subj.name, step=c.step, attempt=c.attempt,
-                       holder=c.holder, tip=tip)
+            return wait(
+                "running",
+                f"running {c.step} attempt {c.attempt} on {c.holder} since "
+                f"{_t(c.claimed_at)}, lease until {_t(c.expires_at)}",
+                step=c.step,
+            )
+        return Expired(
+            factory=fid, subject=subj.name, step=c.step, attempt=c.attempt, holder=c.holder, tip=tip
+        )
     if subj.state in fac.terminal:
         return wait("terminal", f"{subj.state} is a terminal state")
     steps = fac.steps_from(subj.state)
     if not steps:
         return wait("dead-end", f"no step leaves state {subj.state}")
     if subj.not_before is not None and subj.not_before > now:
-        return wait("backoff", f"backoff until {_t(subj.not_before)} after attempt "
-                    f"{subj.attempt} failed", step=subj.last_error.step if subj.last_error else None)
+        return wait(
+            "backoff",
+            f"backoff until {_t(subj.not_before)} after attempt {subj.attempt} failed",
+            step=subj.last_error.step if subj.last_error else None,
+        )
     reasons: list[str] = []
     for step in steps:
         why = _blocked_by(fac, step, subj, snap, cap, counts, facts)
         if why is None:
-            return Start(factory=fid, subject=subj.name, step=step.id,
-                         attempt=subj.attempt + 1, tip=tip)
+            return Start(
+                factory=fid, subject=subj.name, step=step.id, attempt=subj.attempt + 1, tip=tip
+            )
         kind, text = why
         if len(steps) == 1:
             return wait(kind, text, step=step.id)
@@ -196,11 +206,15 @@ def _blocked_by(
     """The first reason `step` cannot start for `subj` now, or None."""
     fid = fac.factory_id
     if subj.attempt >= step.retry.max_attempts and subj.last_error is not None:
-        return "exhausted", (f"retries exhausted: {subj.attempt} of {step.retry.max_attempts} "
-                             f"attempts failed (last: {subj.last_error.reason})")
+        return "exhausted", (
+            f"retries exhausted: {subj.attempt} of {step.retry.max_attempts} "
+            f"attempts failed (last: {subj.last_error.reason})"
+        )
     if step.is_gate:
-        return "gate", f"gate {step.id} waits for approval (`git freq approve {fid} "\
-            f"{subj.name} {step.id}`)"
+        return (
+            "gate",
+            f"gate {step.id} waits for approval (`git freq approve {fid} {subj.name} {step.id}`)",
+        )
     if step.requires:
         verdict = evaluate_all(step.requires, snap, subj, facts)
         if not verdict.holds:

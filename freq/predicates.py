@@ -16,7 +16,6 @@ from freq.model import (
     Capacity,
     Changed,
     Command,
-    Not,
     Predicate,
     Snapshot,
     Subject,
@@ -95,18 +94,30 @@ def _subject_state(pred: SubjectState, snap: Snapshot, subject: Subject) -> Verd
     where = f"{pred.factory_id}/{name}"
     if other is None:
         if pred.states:
-            return Verdict(holds=False, reasons=(
-                f"requires subject_state {where} in [{', '.join(pred.states)}]: "
-                "it does not exist",))
+            return Verdict(
+                holds=False,
+                reasons=(
+                    f"requires subject_state {where} in [{', '.join(pred.states)}]: "
+                    "it does not exist",
+                ),
+            )
         return Verdict(holds=True)
     if pred.states and other.state not in pred.states:
-        return Verdict(holds=False, reasons=(
-            f"requires subject_state {where} in [{', '.join(pred.states)}]: "
-            f"it is in [{other.state}]",))
+        return Verdict(
+            holds=False,
+            reasons=(
+                f"requires subject_state {where} in [{', '.join(pred.states)}]: "
+                f"it is in [{other.state}]",
+            ),
+        )
     if other.state in pred.not_states:
-        return Verdict(holds=False, reasons=(
-            f"requires subject_state {where} not in [{', '.join(pred.not_states)}]: "
-            f"it is in [{other.state}]",))
+        return Verdict(
+            holds=False,
+            reasons=(
+                f"requires subject_state {where} not in [{', '.join(pred.not_states)}]: "
+                f"it is in [{other.state}]",
+            ),
+        )
     return Verdict(holds=True)
 
 
@@ -117,9 +128,13 @@ def _capacity(pred: Capacity, snap: Snapshot) -> Verdict:
     )
     if count < pred.below:
         return Verdict(holds=True)
-    return Verdict(holds=False, reasons=(
-        f"requires capacity {pred.factory_id} [{', '.join(pred.states)}] below {pred.below}: "
-        f"{count} there",))
+    return Verdict(
+        holds=False,
+        reasons=(
+            f"requires capacity {pred.factory_id} [{', '.join(pred.states)}] below {pred.below}: "
+            f"{count} there",
+        ),
+    )
 
 
 def evaluate_all(

@@ -59,7 +59,8 @@ class ProcResult:
 def build_env(extra: Mapping[str, str], *, base: Mapping[str, str] | None = None) -> dict[str, str]:
     """The child's environment: ours without GIT_* location overrides, plus `extra`."""
     env = {
-        k: v for k, v in (os.environ if base is None else base).items()
+        k: v
+        for k, v in (os.environ if base is None else base).items()
         if not k.startswith(_GIT_ENV_PREFIXES)
     }
     env.update(extra)
@@ -129,13 +130,18 @@ def run(
             )
         except OSError as exc:
             msg = f"could not start {argv[0]!r}: {exc.strerror or exc}"
-            return ProcResult(argv=tuple(argv), exit_code=127, signal=None, timed_out=False,
-                              cancelled=False, duration_ms=0, tail=msg.encode() + b"\n",
-                              error=msg)
+            return ProcResult(
+                argv=tuple(argv),
+                exit_code=127,
+                signal=None,
+                timed_out=False,
+                cancelled=False,
+                duration_ms=0,
+                tail=msg.encode() + b"\n",
+                error=msg,
+            )
         tail: deque[bytes] = deque(maxlen=TAIL_LINES)
-        reader = threading.Thread(
-            target=_pump, args=(child, tail, log, on_line), daemon=True
-        )
+        reader = threading.Thread(target=_pump, args=(child, tail, log, on_line), daemon=True)
         reader.start()
         timed_out = cancelled = False
         deadline = None if timeout is None else start + timeout
@@ -174,10 +180,8 @@ def run(
 def _terminate(child: subprocess.Popen[bytes], grace: float) -> None:
     """SIGTERM the group, then SIGKILL it if the leader has not gone after `grace`."""
     _kill_group(child.pid, signal.SIGTERM)
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         child.wait(grace)
-    except subprocess.TimeoutExpired:
-        pass
     _kill_group(child.pid, signal.SIGKILL)
     child.wait()
 
@@ -203,7 +207,6 @@ def worker_identity(hostname: str) -> str:
     """`host:pid:start-time` for claims, with the process start time from /proc when known."""
     pid = os.getpid()
     start = "0"
-    with contextlib.suppress(OSError, IndexError):
-        with open(f"/proc/{pid}/stat") as f:
-            start = f.read().rsplit(")", 1)[1].split()[19]
+    with contextlib.suppress(OSError, IndexError), open(f"/proc/{pid}/stat") as f:
+        start = f.read().rsplit(")", 1)[1].split()[19]
     return f"{hostname}:{pid}:{start}"

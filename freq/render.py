@@ -55,8 +55,9 @@ def status_text(result: Any) -> str:
     blocks = []
     for fs in result.factories:
         parts = [f"{fs.factory}: {fs.subjects} subjects, {fs.running} running"]
-        rows = [[state, str(n), "terminal" if state in fs.terminal else ""]
-                for state, n in fs.states]
+        rows = [
+            [state, str(n), "terminal" if state in fs.terminal else ""] for state, n in fs.states
+        ]
         parts.append(table(rows, ["state", "count", ""]))
         blocks.append("\n".join(parts))
     return "\n\n".join(blocks) if blocks else "no factories configured"
@@ -75,14 +76,18 @@ def subject_text(subj: Subject, tip: str) -> list[str]:
         lines.append("  data:     " + ", ".join(f"{k}={v}" for k, v in sorted(subj.data.items())))
     if subj.claim:
         c = subj.claim
-        lines.append(f"  running:  {c.step} attempt {c.attempt} on {c.holder}, lease until "
-                     f"{refs.iso(c.expires_at)}")
+        lines.append(
+            f"  running:  {c.step} attempt {c.attempt} on {c.holder}, lease until "
+            f"{refs.iso(c.expires_at)}"
+        )
     if subj.not_before:
         lines.append(f"  backoff:  until {refs.iso(subj.not_before)}")
     if subj.last_error:
         e = subj.last_error
-        lines.append(f"  last error: {e.step} attempt {e.attempt}: {e.reason} ({e.kind})"
-                     + (f": {e.summary}" if e.summary else ""))
+        lines.append(
+            f"  last error: {e.step} attempt {e.attempt}: {e.reason} ({e.kind})"
+            + (f": {e.summary}" if e.summary else "")
+        )
     return lines
 
 
@@ -103,8 +108,10 @@ def plan_text(p: Any) -> str:
         lines += [f"  {s.factory}/{s.subject}: {s.step} (attempt {s.attempt})" for s in p.starts]
     if p.expired:
         lines.append(f"leases expired ({len(p.expired)}):")
-        lines += [f"  {e.factory}/{e.subject}: {e.step} attempt {e.attempt} on {e.holder}"
-                  for e in p.expired]
+        lines += [
+            f"  {e.factory}/{e.subject}: {e.step} attempt {e.attempt} on {e.holder}"
+            for e in p.expired
+        ]
     moving = [w for w in p.waiting if w.kind != "terminal"]
     if moving:
         lines.append(f"waiting ({len(moving)}):")
@@ -149,8 +156,9 @@ def _cross_edges(fac: Factory) -> list[tuple[str, str, str, str]]:
 def graph(factories: tuple[Factory, ...], fmt: str) -> str:
     """Every factory's states and steps, and the edges between factories (mermaid or dot)."""
     ids = {f.factory_id for f in factories}
-    lines: list[str] = ["flowchart LR"] if fmt == "mermaid" else ["digraph frequency {",
-                                                                    "  rankdir=LR;"]
+    lines: list[str] = (
+        ["flowchart LR"] if fmt == "mermaid" else ["digraph frequency {", "  rankdir=LR;"]
+    )
     for fac in factories:
         fid = fac.factory_id
         if fmt == "mermaid":
@@ -163,8 +171,9 @@ def graph(factories: tuple[Factory, ...], fmt: str) -> str:
                     lines.append(f"    {_node(fid, fr)} -->|{step.id}| {_node(fid, step.to_state)}")
                 for code, st in step.outcomes.items():
                     for fr in step.from_states:
-                        lines.append(f"    {_node(fid, fr)} -.->|{step.id} exit {code}| "
-                                     f"{_node(fid, st)}")
+                        lines.append(
+                            f"    {_node(fid, fr)} -.->|{step.id} exit {code}| {_node(fid, st)}"
+                        )
             lines.append("  end")
         else:
             lines.append(f'  subgraph "cluster_{fid}" {{')
@@ -174,12 +183,15 @@ def graph(factories: tuple[Factory, ...], fmt: str) -> str:
                 lines.append(f'    {_node(fid, st)} [label="{st}", shape={shape}];')
             for step in fac.steps:
                 for fr in step.from_states:
-                    lines.append(f'    {_node(fid, fr)} -> {_node(fid, step.to_state)} '
-                                 f'[label="{step.id}"];')
+                    lines.append(
+                        f'    {_node(fid, fr)} -> {_node(fid, step.to_state)} [label="{step.id}"];'
+                    )
                 for code, st in step.outcomes.items():
                     for fr in step.from_states:
-                        lines.append(f'    {_node(fid, fr)} -> {_node(fid, st)} '
-                                     f'[label="{step.id} exit {code}", style=dashed];')
+                        lines.append(
+                            f"    {_node(fid, fr)} -> {_node(fid, st)} "
+                            f'[label="{step.id} exit {code}", style=dashed];'
+                        )
             lines.append("  }")
     for fac in factories:
         for other, st, step_id, label in _cross_edges(fac):

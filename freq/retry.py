@@ -6,13 +6,21 @@ caller injects a random.Random (seeded in tests), as Temporal's RetryPolicy is a
 
 from __future__ import annotations
 
-import random
 from datetime import timedelta
+from typing import Protocol
 
 from freq.model import RetryPolicy
 
 
-def next_delay(policy: RetryPolicy, attempt: int, rng: random.Random) -> timedelta | None:
+class Rng(Protocol):
+    """What the policy needs of a random source (random.Random fits)."""
+
+    def uniform(self, a: float, b: float) -> float:
+        """A float between a and b."""
+        ...
+
+
+def next_delay(policy: RetryPolicy, attempt: int, rng: Rng) -> timedelta | None:
     """Delay before attempt `attempt + 1` after attempt `attempt` failed; None when spent.
 
     delay = min(initial * factor ** (attempt - 1), max), then spread by ±jitter.

@@ -267,9 +267,9 @@ class Store:
         c.message = refs.format_message(event).encode()
         return c
 
-    def _tree(self, subject_json: bytes, output: bytes | None, parent: str | None) -> tuple[
-        Tree, list[Blob]
-    ]:
+    def _tree(
+        self, subject_json: bytes, output: bytes | None, parent: str | None
+    ) -> tuple[Tree, list[Blob]]:
         blob = Blob.from_string(subject_json)
         tree = Tree()
         tree.add(refs.SUBJECT_FILE.encode(), 0o100644, blob.id)
@@ -411,8 +411,10 @@ class Store:
         for ref, oid in sorted(self.list_refs(refs.SUBJECTS).items()):
             key = refs.parse_subject_ref(ref)
             if key is None:
-                problems.append(f"{ref}: not a Frequency subject ref (expected {refs.SUBJECTS}"
-                                "<factory>/<subject>); ignored")
+                problems.append(
+                    f"{ref}: not a Frequency subject ref (expected {refs.SUBJECTS}"
+                    "<factory>/<subject>); ignored"
+                )
                 continue
             boid = oid.encode()
             if len(boid) != 40 or not _HEX.issuperset(boid):
@@ -495,4 +497,3 @@ class Store:
 def short(oid: str) -> str:
     """A commit id shortened for display."""
     return oid[:12]
-

@@ -36,9 +36,7 @@ def hermetic_git(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
 
 def git(cwd: Path, *args: str, check: bool = True) -> str:
     """Run the real git CLI and return its stdout."""
-    out = subprocess.run(
-        ["git", *args], cwd=cwd, check=check, capture_output=True, text=True
-    )
+    out = subprocess.run(["git", *args], cwd=cwd, check=check, capture_output=True, text=True)
     return out.stdout
 
 

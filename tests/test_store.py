@@ -21,19 +21,36 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def _subject(name: str, state: str = "selected", factory: str = "build") -> Subject:
-    return Subject(factory=factory, name=name, state=state, created_at=T0, updated_at=T0,
-                   entered_at=T0)
+    return Subject(
+        factory=factory, name=name, state=state, created_at=T0, updated_at=T0, entered_at=T0
+    )
 
 
 def _created(s: Subject) -> Event:
-    return Event(kind=EventKind.CREATED, factory=s.factory, subject=s.name, at=T0, worker="w:1:1",
-                 to_state=s.state)
+    return Event(
+        kind=EventKind.CREATED,
+        factory=s.factory,
+        subject=s.name,
+        at=T0,
+        worker="w:1:1",
+        to_state=s.state,
+    )
 
 
 def _moved(s: Subject, to: str) -> Event:
-    return Event(kind=EventKind.TRANSITIONED, factory=s.factory, subject=s.name, at=T0,
-                 worker="w:1:1", step="implement", from_state=s.state, to_state=to, attempt=1,
-                 epoch=1, duration_ms=5)
+    return Event(
+        kind=EventKind.TRANSITIONED,
+        factory=s.factory,
+        subject=s.name,
+        at=T0,
+        worker="w:1:1",
+        step="implement",
+        from_state=s.state,
+        to_state=to,
+        attempt=1,
+        epoch=1,
+        duration_ms=5,
+    )
 
 
 @pytest.fixture
@@ -72,8 +89,9 @@ def test_advance_is_compare_and_swap(store: Store, repo: FreqRepo) -> None:
     (tip,) = store.create_many([(s, _created(s))])
     ref = refs.subject_ref("build", "x")
     other = Store.discover(repo.path, clock=FakeClock(T0))
-    won = other.advance(ref, replace(s, state="implemented"), _moved(s, "implemented"),
-                        expected=tip)
+    won = other.advance(
+        ref, replace(s, state="implemented"), _moved(s, "implemented"), expected=tip
+    )
     with pytest.raises(RefConflict, match="lost race on refs/frequency/subjects/build/x"):
         store.advance(ref, replace(s, state="reviewed"), _moved(s, "reviewed"), expected=tip)
     other.close()
@@ -86,10 +104,19 @@ def test_commits_carry_trailers_readable_by_git(store: Store, repo: FreqRepo) ->
     """`git log --format=%(trailers)` shows what the store wrote."""
     s = _subject("x")
     (tip,) = store.create_many([(s, _created(s))])
-    store.advance(refs.subject_ref("build", "x"), replace(s, state="implemented"),
-                  _moved(s, "implemented"), expected=tip, output=b"hello\n")
-    out = repo.git("log", "-1", "--format=%s%n%(trailers:key=Freq-To,valueonly)",
-                   "refs/frequency/subjects/build/x")
+    store.advance(
+        refs.subject_ref("build", "x"),
+        replace(s, state="implemented"),
+        _moved(s, "implemented"),
+        expected=tip,
+        output=b"hello\n",
+    )
+    out = repo.git(
+        "log",
+        "-1",
+        "--format=%s%n%(trailers:key=Freq-To,valueonly)",
+        "refs/frequency/subjects/build/x",
+    )
     assert out.split("\n")[:2] == ["build/x: implement selected -> implemented", "implemented"]
     assert repo.git("show", "refs/frequency/subjects/build/x:output.log") == "hello\n"
     repo.git("fsck", "--strict")
@@ -97,12 +124,18 @@ def test_commits_carry_trailers_readable_by_git(store: Store, repo: FreqRepo) ->
 
 def test_user_head_index_and_worktree_untouched(store: Store, repo: FreqRepo) -> None:
     """Writing state never moves HEAD or branches, nor touches the index or files."""
-    before = (repo.git("rev-parse", "HEAD"), repo.git("status", "--porcelain"),
-              (repo.path / ".git" / "index").read_bytes())
+    before = (
+        repo.git("rev-parse", "HEAD"),
+        repo.git("status", "--porcelain"),
+        (repo.path / ".git" / "index").read_bytes(),
+    )
     subs = [_subject(f"s{i}") for i in range(3)]
     store.create_many([(x, _created(x)) for x in subs])
-    after = (repo.git("rev-parse", "HEAD"), repo.git("status", "--porcelain"),
-             (repo.path / ".git" / "index").read_bytes())
+    after = (
+        repo.git("rev-parse", "HEAD"),
+        repo.git("status", "--porcelain"),
+        (repo.path / ".git" / "index").read_bytes(),
+    )
     assert before == after
 
 
@@ -110,10 +143,22 @@ def test_corrupt_subject_json_is_a_problem_not_a_crash(store: Store, repo: FreqR
     """A subject ref whose subject.json is garbage is skipped and described."""
     good = _subject("good")
     store.create_many([(good, _created(good))])
-    blob = subprocess.run(["git", "hash-object", "-w", "--stdin"], input="{not json",
-                          text=True, capture_output=True, cwd=repo.path, check=True).stdout.strip()
-    tree = subprocess.run(["git", "mktree"], input=f"100644 blob {blob}\tsubject.json\n",
-                          text=True, capture_output=True, cwd=repo.path, check=True).stdout.strip()
+    blob = subprocess.run(
+        ["git", "hash-object", "-w", "--stdin"],
+        input="{not json",
+        text=True,
+        capture_output=True,
+        cwd=repo.path,
+        check=True,
+    ).stdout.strip()
+    tree = subprocess.run(
+        ["git", "mktree"],
+        input=f"100644 blob {blob}\tsubject.json\n",
+        text=True,
+        capture_output=True,
+        cwd=repo.path,
+        check=True,
+    ).stdout.strip()
     commit = repo.git("commit-tree", tree, "-m", "junk").strip()
     repo.git("update-ref", "refs/frequency/subjects/build/bad", commit)
     snap = store.snapshot()
@@ -122,7 +167,7 @@ def test_corrupt_subject_json_is_a_problem_not_a_crash(store: Store, repo: FreqR
         "refs/frequency/subjects/build/bad: subject.json is not JSON "
         "(Expecting property name enclosed in double quotes: line 1 column 2 (char 1))",
     )
-    with pytest.raises(CorruptState, match="build/bad: subject.json is not JSON"):
+    with pytest.raises(CorruptState, match=r"build/bad: subject\.json is not JSON"):
         store.read_subject("build", "bad")
 
 
@@ -137,8 +182,7 @@ def test_foreign_ref_is_reported_and_ignored(store: Store, repo: FreqRepo) -> No
     assert snap.problems == (
         "refs/frequency/subjects/build/app/deeper: not a Frequency subject ref (expected "
         "refs/frequency/subjects/<factory>/<subject>); ignored",
-        "refs/frequency/subjects/build/plain: commit "
-        f"{head[:12]} has no subject.json",
+        f"refs/frequency/subjects/build/plain: commit {head[:12]} has no subject.json",
         "refs/frequency/subjects/stray: not a Frequency subject ref (expected "
         "refs/frequency/subjects/<factory>/<subject>); ignored",
     )
@@ -156,7 +200,7 @@ def test_snapshot_cache_survives_torn_and_foreign_lines(store: Store, repo: Freq
     store.create_many([(s, _created(s))])
     cache = Path(repo.path, ".git", "frequency", "cache", "subjects.v1")
     with cache.open("ab") as f:
-        f.write(b"0" * 40 + b" deadbeef {\"state\": \"forged\"}\n" + b"torn-line-without-newline")
+        f.write(b"0" * 40 + b' deadbeef {"state": "forged"}\n' + b"torn-line-without-newline")
     fresh = Store.discover(repo.path, clock=FakeClock(T0))
     assert fresh.snapshot().subjects[("build", "x")].state == "selected"
     fresh.close()
