@@ -10,8 +10,11 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import sys
 import tempfile
+import threading
+import time
 import traceback
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -356,17 +359,43 @@ def transition(
 
 
 class _TextReporter(Reporter):
+    """Log lines per outcome; on a terminal, also a live line of running steps."""
+
     def __init__(self, as_json: bool) -> None:
         self.as_json = as_json
+        self.tty = sys.stdout.isatty()
+        self.running: dict[str, float] = {}
+        self.lock = threading.Lock()
 
     def emit(self, progress: Progress) -> None:
         if self.as_json:
             return
-        if progress.event in ("finished", "failed", "recovered", "lost"):
-            click.echo(
-                f"{progress.event:9} {progress.factory}/{progress.subject} "
-                f"{progress.step} #{progress.attempt}: {progress.detail}"
-            )
+        key = f"{progress.factory}/{progress.subject} {progress.step}"
+        with self.lock:
+            if progress.event == "started":
+                self.running[key] = time.monotonic()
+            elif progress.event in ("finished", "failed", "lost"):
+                self.running.pop(key, None)
+            if progress.event in ("finished", "failed", "recovered", "lost"):
+                self._clear()
+                click.echo(
+                    f"{progress.event:9} {progress.factory}/{progress.subject} "
+                    f"{progress.step} #{progress.attempt}: {progress.detail}"
+                )
+            self._live()
+
+    def _clear(self) -> None:
+        if self.tty:
+            click.echo("\r\033[K", nl=False)
+
+    def _live(self) -> None:
+        if not self.tty or not self.running:
+            return
+        now = time.monotonic()
+        parts = [f"{k} {now - t:.1f}s" for k, t in sorted(self.running.items())[:4]]
+        more = f" +{len(self.running) - 4}" if len(self.running) > 4 else ""
+        width = shutil.get_terminal_size().columns - 1
+        click.echo(("\r\033[Krunning: " + ", ".join(parts) + more)[: width + 4], nl=False)
 
 
 @cli.command()
@@ -401,6 +430,7 @@ def run(
         factories=factories,
         max_parallel=max_parallel,
         reporter=_TextReporter(as_json),
+        handle_signals=True,
     )
     if as_json:
         _emit_json(summary)

@@ -8,15 +8,14 @@ result from an attempt whose claim was taken over is refused, never applied (SPE
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from pathlib import Path
 
 from freq import proc, refs
 from freq.clock import Clock
 from freq.errors import FreqError, RefConflict
+from freq.locks import Cap, CapFull, Caps, HeldLock, LockHeld, Locks
 from freq.model import (
     Claim,
     Config,
@@ -25,6 +24,7 @@ from freq.model import (
     Factory,
     FailureMode,
     LastError,
+    Snapshot,
     Step,
     Subject,
 )
@@ -34,6 +34,7 @@ from freq.retry import next_delay
 from freq.store import Store
 
 OUTPUT_TAIL_LINES = 200
+WAKE_SLICE = 0.005  # seconds between checks for a finished step or a changed ref
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -66,11 +67,13 @@ class RunSummary:
 
 
 class _Lease:
-    """The running attempt's view of its claim: the tip it last wrote, and the epoch."""
+    """The running attempt's view of its claim: the tip it last wrote, its locks and caps."""
 
-    def __init__(self, subject: Subject, tip: str) -> None:
+    def __init__(self, subject: Subject, tip: str, locks: list[HeldLock], caps: list[Cap]) -> None:
         self.subject = subject
         self.tip = tip
+        self.locks = locks
+        self.caps = caps
         self.lost = False
 
 
@@ -95,6 +98,11 @@ class Executor:
         self.rng = rng or random.Random()
         self.cancel = proc.Cancel()
         self.ttl = config.settings.lease_ttl
+        self.locks = Locks(store, clock)
+        self.caps = Caps(store, clock, pending=self.ttl)
+        self.max_parallel = config.settings.max_parallel
+        self.stopping = False
+        self._snap: Snapshot | None = None
 
     # ------------------------------------------------------------ helpers
 
@@ -110,13 +118,85 @@ class Executor:
 
     # ------------------------------------------------------------ claim
 
+    def _caps_for(self, fac: Factory, step: Step) -> list[Cap]:
+        """Every cap this start must fit under, as semaphores."""
+        fid = fac.factory_id
+        caps = [Cap(scope=("global",), limit=self.max_parallel)]
+        if fac.limits.max_parallel is not None:
+            caps.append(Cap(scope=("factory", fid), limit=fac.limits.max_parallel))
+        if step.max_parallel is not None:
+            caps.append(Cap(scope=("step", fid, step.id), limit=step.max_parallel))
+        wip = fac.limits.wip.get(step.to_state)
+        if wip is not None:
+            snap = self._snap
+            there = frozenset(
+                k
+                for k, s in (snap.subjects.items() if snap else ())
+                if k[0] == fid and s.state == step.to_state
+            )
+            caps.append(
+                Cap(
+                    scope=("wip", fid, step.to_state),
+                    limit=wip,
+                    state=step.to_state,
+                    occupants=there,
+                )
+            )
+        return caps
+
+    def _describe_cap(self, cap: Cap, live: int) -> str:
+        kind = {
+            "global": "global max_parallel",
+            "factory": "factory max_parallel",
+            "step": "step max_parallel",
+            "wip": f"WIP limit of {cap.state}",
+        }[cap.scope[0]]
+        return f"{kind} reached ({live}/{cap.limit})"
+
     def claim(self, start: Start) -> _Lease | None:
-        """Record a claim commit by CAS on the planned tip; None if another worker moved first."""
+        """Enter the caps' semaphores, take the step's locks, then record a claim commit by
+        CAS on the planned tip. None (with everything given back) when any of them is taken:
+        the planner saw an older state, and the next cycle re-plans."""
         subj, tip = self.store.read_subject(start.factory, start.subject)
         if tip != start.tip:
             return None
-        now = self.clock.now()
+        fac, step = self._factory_step(start.factory, start.step)
         epoch = subj.epoch + 1
+        try:
+            caps = self.caps.acquire_all(
+                self._caps_for(fac, step),
+                factory=start.factory,
+                subject=start.subject,
+                epoch=epoch,
+                describe=self._describe_cap,
+            )
+        except (CapFull, RefConflict) as exc:
+            self._emit(
+                "waiting",
+                factory=start.factory,
+                subject=start.subject,
+                step=start.step,
+                detail=exc.message,
+            )
+            return None
+        try:
+            held = self.locks.acquire_all(
+                [(spec.name, spec.ttl or self.config.settings.lock_ttl) for spec in step.locks],
+                holder=self.worker,
+                subject=f"{start.factory}/{start.subject}",
+                epoch=epoch,
+            )
+        except (LockHeld, RefConflict) as exc:
+            self.caps.leave_all(caps, factory=start.factory, subject=start.subject, epoch=epoch)
+            self._emit(
+                "waiting",
+                factory=start.factory,
+                subject=start.subject,
+                step=start.step,
+                detail=exc.message,
+            )
+            return None
+        now = self.clock.now()
         claimed = replace(
             subj,
             epoch=epoch,
@@ -148,6 +228,8 @@ class Executor:
                 refs.subject_ref(start.factory, start.subject), claimed, event, expected=tip
             )
         except RefConflict:
+            self.locks.release_all(held)
+            self.caps.leave_all(caps, factory=start.factory, subject=start.subject, epoch=epoch)
             return None
         self._emit(
             "claimed",
@@ -156,7 +238,12 @@ class Executor:
             step=start.step,
             attempt=start.attempt,
         )
-        return _Lease(claimed, new_tip)
+        return _Lease(claimed, new_tip, held, caps)
+
+    def _give_back(self, lease: _Lease) -> None:
+        """Release the attempt's locks after its last write. Its cap entries need no commit:
+        they are dead by derivation once the subject's claim has ended."""
+        self.locks.release_all(lease.locks)
 
     def renew(self, lease: _Lease) -> bool:
         """Extend the lease if a third of its TTL has passed; False once the claim is lost."""
@@ -165,6 +252,18 @@ class Executor:
         claim = lease.subject.claim
         assert claim is not None
         now = self.clock.now()
+        for held in lease.locks:
+            if held.lock.expires_at - now <= held.lock.ttl * 2 / 3 and not self.locks.renew(held):
+                lease.lost = True
+                self._emit(
+                    "lost",
+                    factory=lease.subject.factory,
+                    subject=lease.subject.name,
+                    step=claim.step,
+                    attempt=claim.attempt,
+                    detail=f"lock {held.lock.name} was taken over; stopping the step",
+                )
+                return False
         if claim.expires_at - now > self.ttl * 2 / 3:
             return True
         renewed = replace(
@@ -251,7 +350,26 @@ class Executor:
         now = self.clock.now()
         tail = result.tail
         mapped = step.outcomes.get(result.exit_code) if result.exit_code is not None else None
-        if result.ok or mapped is not None:
+        if result.cancelled and self.cancel.is_set():
+            # interrupted twice: give the attempt back, as if it had never been claimed
+            new = replace(subj, attempt=claim.attempt - 1, claim=None, updated_at=now)
+            event = Event(
+                kind=EventKind.RELEASED,
+                factory=subj.factory,
+                subject=subj.name,
+                at=now,
+                worker=self.worker,
+                step=step.id,
+                from_state=subj.state,
+                attempt=claim.attempt,
+                epoch=claim.epoch,
+                duration_ms=result.duration_ms,
+                reason="interrupted; claim released",
+            )
+            to_state = None
+            ok = False
+            detail = "interrupted; claim released"
+        elif result.ok or mapped is not None:
             to_state = mapped or step.to_state
             new = replace(
                 subj,
@@ -331,6 +449,7 @@ class Executor:
         except RefConflict:
             recorded = False
             detail = "result refused: the claim was taken over (stale epoch)"
+        self._give_back(lease)
         self._emit(
             "finished" if ok else "failed",
             factory=subj.factory,
@@ -419,6 +538,15 @@ class Executor:
 
     # ------------------------------------------------------------ the loop
 
+    def stop(self) -> None:
+        """Stop claiming; running steps finish and are recorded (first Ctrl-C)."""
+        self.stopping = True
+
+    def kill(self) -> None:
+        """Stop running steps too: their process groups are killed and claims released."""
+        self.stopping = True
+        self.cancel.set()
+
     def run(
         self,
         *,
@@ -426,11 +554,12 @@ class Executor:
         until_idle: bool = False,
         factories: tuple[str, ...] | None = None,
         max_parallel: int | None = None,
-        should_stop: Callable[[], bool] = lambda: False,
-        max_cycles: int = 1_000_000,
+        max_cycles: int = 10_000_000,
     ) -> RunSummary:
-        """The greedy loop (SPEC §5): plan, claim, start; plan again as soon as a step ends."""
+        """The greedy loop (SPEC §5): plan, claim, start; plan again at once when a step ends
+        or any local writer changes refs/frequency, else after the shortest poll_interval."""
         cap = max_parallel if max_parallel is not None else self.config.settings.max_parallel
+        self.max_parallel = cap
         chosen = [
             f for f in self.config.factories if factories is None or f.factory_id in factories
         ]
@@ -439,33 +568,26 @@ class Executor:
         outcomes: list[StepOutcome] = []
         inflight: dict[Future[StepOutcome], tuple[str, str]] = {}
         cycles = 0
-        interrupted = False
         with ThreadPoolExecutor(max_workers=max(cap, 1), thread_name_prefix="freq-step") as pool:
             try:
                 while cycles < max_cycles:
                     cycles += 1
-                    if not should_stop():
+                    token = self.store.change_token()
+                    p = Plan()
+                    if not self.stopping:
                         p = self._plan(cap, factories)
                         for exp in p.expired:
                             counts["recovered"] += self.recover(exp)
                         self._launch(p, pool, inflight, counts)
-                    else:
-                        p = Plan()
-                    if once and cycles == 1:
-                        self._drain(inflight, outcomes, counts, all_of_them=True)
+                    if once:
+                        self._collect(inflight, outcomes, counts, timeout=None)
                         break
-                    if not inflight:
-                        if should_stop() or (until_idle and p.idle):
-                            break
-                        self._sleep(poll, p.next_wake, until_idle)
-                        continue
-                    self._drain(
-                        inflight, outcomes, counts, all_of_them=False, timeout=poll.total_seconds()
-                    )
+                    if not inflight and (self.stopping or (until_idle and p.idle)):
+                        break
+                    self._wait(inflight, outcomes, counts, token, poll, p.next_wake)
             except KeyboardInterrupt:
-                interrupted = True
-                self.cancel.set()
-                self._drain(inflight, outcomes, counts, all_of_them=True)
+                self.kill()
+                self._collect(inflight, outcomes, counts, timeout=None)
         return RunSummary(
             succeeded=counts["ok"],
             failed=counts["failed"],
@@ -473,12 +595,12 @@ class Executor:
             recovered=counts["recovered"],
             refused=counts["refused"],
             cycles=cycles,
-            interrupted=interrupted,
+            interrupted=self.stopping,
             outcomes=tuple(outcomes),
         )
 
     def _plan(self, cap: int, factories: tuple[str, ...] | None) -> Plan:
-        snap = self.store.snapshot()
+        self._snap = snap = self.store.snapshot()
         return plan(self.config, snap, now=self.clock.now(), max_parallel=cap, factories=factories)
 
     def _launch(
@@ -490,7 +612,7 @@ class Executor:
     ) -> None:
         busy = set(inflight.values())
         for start in p.starts:
-            if (start.factory, start.subject) in busy:
+            if (start.factory, start.subject) in busy or self.stopping:
                 continue
             lease = self.claim(start)
             if lease is None:
@@ -498,21 +620,49 @@ class Executor:
                 continue
             inflight[pool.submit(self.execute, lease)] = (start.factory, start.subject)
 
-    def _drain(
+    def _wait(
+        self,
+        inflight: dict[Future[StepOutcome], tuple[str, str]],
+        outcomes: list[StepOutcome],
+        counts: dict[str, int],
+        token: tuple[int, ...],
+        poll: timedelta,
+        next_wake: datetime | None,
+    ) -> None:
+        """Sleep until a step ends, refs/frequency changes, a backoff or lease ends, or the
+        poll interval passes; whichever comes first (checked every WAKE_SLICE seconds)."""
+        start = self.clock.now()
+        deadline = start + poll
+        if next_wake is not None:
+            deadline = min(deadline, max(next_wake, start))
+        while True:
+            if inflight:
+                if self._collect(inflight, outcomes, counts, timeout=WAKE_SLICE):
+                    return
+            else:
+                self.clock.sleep(WAKE_SLICE)
+            if self.stopping and not inflight:
+                return
+            if not self.stopping and (
+                self.store.change_token() != token or self.clock.now() >= deadline
+            ):
+                return
+
+    def _collect(
         self,
         inflight: dict[Future[StepOutcome], tuple[str, str]],
         outcomes: list[StepOutcome],
         counts: dict[str, int],
         *,
-        all_of_them: bool,
-        timeout: float | None = None,
-    ) -> None:
+        timeout: float | None,
+    ) -> int:
+        """Wait up to `timeout` (None: for all) and record finished steps; how many ended."""
         if not inflight:
-            return
+            return 0
         done, _ = wait(
             list(inflight),
-            timeout=None if all_of_them else timeout,
-            return_when="ALL_COMPLETED" if all_of_them else FIRST_COMPLETED,
+            timeout=timeout,
+            return_when="ALL_COMPLETED" if timeout is None else FIRST_COMPLETED,
         )
         for fut in done:
             del inflight[fut]
@@ -524,12 +674,7 @@ class Executor:
                 counts["ok"] += 1
             else:
                 counts["failed"] += 1
-
-    def _sleep(self, poll: timedelta, next_wake: datetime | None, until_idle: bool) -> None:
-        seconds = poll.total_seconds()
-        if next_wake is not None:
-            seconds = min(seconds, max((next_wake - self.clock.now()).total_seconds(), 0.0))
-        self.clock.sleep(min(seconds, 1.0) if until_idle else seconds)
+        return len(done)
 
 
 def _last_line(tail: bytes) -> str:
@@ -537,8 +682,3 @@ def _last_line(tail: bytes) -> str:
         if line.strip():
             return line.strip()[:300]
     return ""
-
-
-def log_file(store: Store, factory: str, subject: str, step: str, attempt: int) -> Path:
-    """Where an attempt's full output lives."""
-    return store.log_path(factory, subject, step, attempt)

@@ -440,6 +440,55 @@ class Event:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Lock:
+    """A named resource lock as its ref's tip says (SPEC §3)."""
+
+    name: str
+    holder: str
+    subject: str
+    epoch: int
+    acquired_at: datetime
+    ttl: timedelta
+    expires_at: datetime
+    released: bool = False
+
+    def held_at(self, now: datetime) -> bool:
+        """Held by its holder at `now`: not released and not past its expiry."""
+        return not self.released and self.expires_at > now
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Approval:
+    """A person's go-ahead for one step of one subject, for its current visit to a state."""
+
+    subject: str
+    step: str
+    entered_at: datetime
+    by: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Control:
+    """A factory's control state: paused, autonomy, approvals (refs/frequency/control/F)."""
+
+    factory: str
+    paused: bool = False
+    autonomy: Autonomy | None = None
+    approvals: tuple[Approval, ...] = ()
+    by: str = ""
+    why: str = ""
+    at: datetime | None = None
+
+    def approved(self, subject: Subject, step: str) -> bool:
+        """Whether `step` is approved for `subject` in its current visit to its state."""
+        return any(
+            a.subject == subject.name and a.step == step and a.entered_at == subject.entered_at
+            for a in self.approvals
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Snapshot:
     """Everything Frequency knows at one instant, read from refs/frequency/*.
 
@@ -450,6 +499,12 @@ class Snapshot:
     subjects: Mapping[tuple[str, str], Subject]
     tips: Mapping[tuple[str, str], str]
     problems: tuple[str, ...] = ()
+    locks: Mapping[str, Lock] = field(default_factory=lambda: MappingProxyType({}))
+    controls: Mapping[str, Control] = field(default_factory=lambda: MappingProxyType({}))
+
+    def control(self, factory: str) -> Control:
+        """The factory's control state (defaults when none was ever recorded)."""
+        return self.controls.get(factory) or Control(factory=factory)
 
     def in_factory(self, factory: str) -> tuple[Subject, ...]:
         """The subjects of one factory, by name."""

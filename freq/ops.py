@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 
-from freq import refs
+from freq import proc, refs
 from freq.clock import Clock, SystemClock
 from freq.config import dead_ends, expand_config, load_config
 from freq.errors import (
@@ -434,19 +434,29 @@ def run(
     factories: Sequence[str] = (),
     max_parallel: int | None = None,
     reporter: Reporter | None = None,
+    handle_signals: bool = False,
 ) -> RunSummary:
-    """Run steps: one cycle, until idle, or until interrupted."""
+    """Run steps: one cycle, until idle, or until interrupted.
+
+    With `handle_signals` (the CLI), the first SIGINT/SIGTERM stops claiming and lets
+    running steps finish; the second kills their process groups and releases their claims.
+    """
     for f in factories:
         app.factory(f)
     if max_parallel is not None and max_parallel < 1:
         raise UsageError("--max-parallel must be at least 1")
     ex = Executor(app.store, app.config, clock=app.clock, worker=app.worker, reporter=reporter)
-    return ex.run(
-        once=once,
-        until_idle=until_idle,
-        factories=tuple(factories) or None,
-        max_parallel=max_parallel,
-    )
+    restore = proc.handle_interrupts(ex.stop, ex.kill) if handle_signals else None
+    try:
+        return ex.run(
+            once=once,
+            until_idle=until_idle,
+            factories=tuple(factories) or None,
+            max_parallel=max_parallel,
+        )
+    finally:
+        if restore is not None:
+            restore()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

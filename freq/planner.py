@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from freq.model import Config, Factory, Snapshot, Step, Subject
+from freq.model import Autonomy, Config, Factory, Snapshot, Step, Subject
 from freq.predicates import Facts, evaluate_all
 
 
@@ -174,6 +174,10 @@ def _decide(
     steps = fac.steps_from(subj.state)
     if not steps:
         return wait("dead-end", f"no step leaves state {subj.state}")
+    control = snap.control(fid)
+    if control.paused:
+        why = f": {control.why}" if control.why else ""
+        return wait("paused", f"factory {fid} is paused by {control.by or 'someone'}{why}")
     if subj.not_before is not None and subj.not_before > now:
         return wait(
             "backoff",
@@ -182,7 +186,7 @@ def _decide(
         )
     reasons: list[str] = []
     for step in steps:
-        why = _blocked_by(fac, step, subj, snap, cap, counts, facts)
+        why = _blocked_by(fac, step, subj, snap, now, cap, counts, facts)
         if why is None:
             return Start(
                 factory=fid, subject=subj.name, step=step.id, attempt=subj.attempt + 1, tip=tip
@@ -199,22 +203,28 @@ def _blocked_by(
     step: Step,
     subj: Subject,
     snap: Snapshot,
+    now: datetime,
     cap: int,
     counts: _Counts,
     facts: Facts | None,
 ) -> tuple[str, str] | None:
     """The first reason `step` cannot start for `subj` now, or None."""
     fid = fac.factory_id
+    approve = f"`git freq approve {fid} {subj.name} {step.id}`"
     if subj.attempt >= step.retry.max_attempts and subj.last_error is not None:
         return "exhausted", (
             f"retries exhausted: {subj.attempt} of {step.retry.max_attempts} "
             f"attempts failed (last: {subj.last_error.reason})"
         )
     if step.is_gate:
-        return (
-            "gate",
-            f"gate {step.id} waits for approval (`git freq approve {fid} {subj.name} {step.id}`)",
-        )
+        return "gate", f"gate {step.id} waits for approval ({approve})"
+    control = snap.control(fid)
+    autonomy = control.autonomy or fac.autonomy
+    if autonomy is not Autonomy.AUTO and not control.approved(subj, step.id):
+        if autonomy is Autonomy.MANUAL:
+            return "approval", f"autonomy is manual: {step.id} waits for approval ({approve})"
+        if step.approval or step.agent is not None:
+            return "approval", f"autonomy is supervised: {step.id} waits for approval ({approve})"
     if step.requires:
         verdict = evaluate_all(step.requires, snap, subj, facts)
         if not verdict.holds:
@@ -231,6 +241,13 @@ def _blocked_by(
     if wip is not None and counts.by_state[(fid, step.to_state)] >= wip:
         n = counts.by_state[(fid, step.to_state)]
         return "wip", f"WIP limit of {step.to_state} full ({n}/{wip})"
+    for spec in step.locks:
+        lock = snap.locks.get(spec.name)
+        if lock is not None and lock.held_at(now):
+            return "lock", (
+                f"lock {spec.name} held by {lock.holder} "
+                f"({lock.subject}) until {_t(lock.expires_at)}"
+            )
     return None
 
 

@@ -210,3 +210,27 @@ def worker_identity(hostname: str) -> str:
     with contextlib.suppress(OSError, IndexError), open(f"/proc/{pid}/stat") as f:
         start = f.read().rsplit(")", 1)[1].split()[19]
     return f"{hostname}:{pid}:{start}"
+
+
+def handle_interrupts(first: Callable[[], None], second: Callable[[], None]) -> Callable[[], None]:
+    """Route SIGINT/SIGTERM: the first signal calls `first`, any later one `second`.
+
+    Returns a function that restores the previous handlers. Outside the main thread (where
+    Python cannot install handlers) it does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    seen = 0
+
+    def handler(signum: int, frame: object) -> None:
+        nonlocal seen
+        seen += 1
+        (first if seen == 1 else second)()
+
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def restore() -> None:
+        for sig, h in old.items():
+            signal.signal(sig, h)
+
+    return restore

@@ -7,12 +7,23 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any
 
 from freq.errors import CorruptState, InvalidName
-from freq.model import Claim, Event, EventKind, LastError, Subject, name_problem
+from freq.model import (
+    Approval,
+    Autonomy,
+    Claim,
+    Control,
+    Event,
+    EventKind,
+    LastError,
+    Lock,
+    Subject,
+    name_problem,
+)
 
 ROOT = "refs/frequency/"
 SUBJECTS = ROOT + "subjects/"
@@ -234,3 +245,149 @@ def subject_from_json(raw: bytes, *, where: str) -> Subject:
     if not isinstance(doc, dict):
         raise CorruptState(f"{where}: subject.json is not a JSON object")
     return subject_from_doc(doc, where=where)
+
+
+# ---------------------------------------------------------------- locks, caps, control
+
+LOCK_FILE = "lock.json"
+CONTROL_FILE = "control.json"
+CAPS_FILE = "holders.json"
+CAPS = ROOT + "caps/"
+
+
+def lock_ref(name: str) -> str:
+    """`refs/frequency/locks/<name>`; `:` (as in `branch:main`) is stored as `%3A`."""
+    for part in name.split(":"):
+        check_name("lock", part)
+    return LOCKS + name.replace(":", "%3A")
+
+
+def lock_name(ref: str) -> str:
+    """Inverse of lock_ref."""
+    return ref[len(LOCKS) :].replace("%3A", ":")
+
+
+def control_ref(factory: str) -> str:
+    """`refs/frequency/control/<factory>`."""
+    return CONTROL + check_name("factory", factory)
+
+
+def caps_ref(*scope: str) -> str:
+    """`refs/frequency/caps/<scope...>`: one counting semaphore per cap (global, factory,
+    step, WIP state); its holders are derived live from subject claims."""
+    return CAPS + "/".join(check_name("cap scope", s) for s in scope)
+
+
+def lock_to_json(lock: Lock) -> bytes:
+    """Canonical lock.json."""
+    doc = {
+        "name": lock.name,
+        "holder": lock.holder,
+        "subject": lock.subject,
+        "epoch": lock.epoch,
+        "acquired_at": iso(lock.acquired_at),
+        "ttl_seconds": lock.ttl.total_seconds(),
+        "expires_at": iso(lock.expires_at),
+        "released": lock.released,
+    }
+    return (json.dumps(doc, sort_keys=True, indent=1) + "\n").encode()
+
+
+def lock_from_json(raw: bytes, *, where: str) -> Lock:
+    """Parse lock.json; CorruptState naming `where` when it is not ours."""
+    try:
+        doc = json.loads(raw)
+        return Lock(
+            name=str(doc["name"]),
+            holder=str(doc["holder"]),
+            subject=str(doc.get("subject", "")),
+            epoch=int(doc.get("epoch", 0)),
+            acquired_at=parse_iso(doc["acquired_at"]),
+            ttl=timedelta(seconds=float(doc["ttl_seconds"])),
+            expires_at=parse_iso(doc["expires_at"]),
+            released=bool(doc.get("released", False)),
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise CorruptState(f"{where}: lock.json is malformed ({exc!s})") from None
+
+
+def control_to_json(c: Control) -> bytes:
+    """Canonical control.json."""
+    doc = {
+        "factory": c.factory,
+        "paused": c.paused,
+        "autonomy": c.autonomy.value if c.autonomy else None,
+        "approvals": [
+            {
+                "subject": a.subject,
+                "step": a.step,
+                "entered_at": iso(a.entered_at),
+                "by": a.by,
+                "at": iso(a.at),
+            }
+            for a in c.approvals
+        ],
+        "by": c.by,
+        "why": c.why,
+        "at": iso(c.at) if c.at else None,
+    }
+    return (json.dumps(doc, sort_keys=True, indent=1) + "\n").encode()
+
+
+def control_from_json(raw: bytes, *, where: str) -> Control:
+    """Parse control.json; CorruptState naming `where` when it is not ours."""
+    try:
+        doc = json.loads(raw)
+        return Control(
+            factory=str(doc["factory"]),
+            paused=bool(doc.get("paused", False)),
+            autonomy=Autonomy(doc["autonomy"]) if doc.get("autonomy") else None,
+            approvals=tuple(
+                Approval(
+                    subject=str(a["subject"]),
+                    step=str(a["step"]),
+                    entered_at=parse_iso(a["entered_at"]),
+                    by=str(a.get("by", "")),
+                    at=parse_iso(a["at"]),
+                )
+                for a in doc.get("approvals") or ()
+            ),
+            by=str(doc.get("by", "")),
+            why=str(doc.get("why", "")),
+            at=parse_iso(doc["at"]) if doc.get("at") else None,
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise CorruptState(f"{where}: control.json is malformed ({exc!s})") from None
+
+
+def control_message(factory: str, what: str, *, by: str, why: str, at: datetime) -> str:
+    """Commit message of a control change."""
+    lines = [f"{factory}: {what}", ""]
+    if why:
+        lines += [why.strip(), ""]
+    lines += ["Freq-Event: control", f"Freq-Factory: {factory}", f"Freq-By: {_one_line(by)}"]
+    if why:
+        lines.append(f"Freq-Reason: {_one_line(why)}")
+    return "\n".join(lines) + "\n"
+
+
+def lock_message(
+    lock: Lock, what: str, *, previous: Lock | None = None, reason: str | None = None
+) -> str:
+    """Commit message of a lock event: acquire, renew, release, steal, break."""
+    lines = [f"lock {lock.name}: {what} by {lock.holder}", ""]
+    if reason:
+        lines += [reason.strip(), ""]
+    lines += [
+        f"Freq-Event: lock-{what}",
+        f"Freq-Lock: {lock.name}",
+        f"Freq-Holder: {lock.holder}",
+        f"Freq-Subject: {lock.subject}",
+        f"Freq-Epoch: {lock.epoch}",
+        f"Freq-Expires: {iso(lock.expires_at)}",
+    ]
+    if previous is not None:
+        lines.append(f"Freq-Previous-Holder: {previous.holder}")
+    if reason:
+        lines.append(f"Freq-Reason: {_one_line(reason)}")
+    return "\n".join(lines) + "\n"

@@ -46,7 +46,7 @@ from freq.errors import (
     SubjectExists,
     UnknownSubject,
 )
-from freq.model import Event, Snapshot, Subject
+from freq.model import Control, Event, Lock, Snapshot, Subject
 
 _HEX = frozenset(b"0123456789abcdef")
 _LOCK_RETRIES = 60
@@ -164,6 +164,8 @@ class Store:
         self.state_dir = self.common_dir / "frequency"
         self._cache = _SubjectCache(self.state_dir / "cache" / "subjects.v1")
         self._write_lock = threading.Lock()
+        self._beacon = self.state_dir / "beacon"
+        self._docs: dict[tuple[str, str], bytes] = {}
         self.identity = f"Frequency <freq@{socket.gethostname()}>".encode()
 
     # ------------------------------------------------------------ opening
@@ -255,16 +257,16 @@ class Store:
 
     # ------------------------------------------------------------ objects
 
-    def _make_commit(self, event: Event, tree: bytes, parent: str | None) -> Commit:
+    def _make_commit(self, at: datetime, message: str, tree: bytes, parent: str | None) -> Commit:
         c = Commit()
         c.tree = tree
         c.parents = [parent.encode()] if parent else []
         c.author = c.committer = self.identity
-        ts = int(event.at.timestamp())
+        ts = int(at.timestamp())
         c.author_time = c.commit_time = ts
         c.author_timezone = c.commit_timezone = 0
         c.encoding = b"UTF-8"
-        c.message = refs.format_message(event).encode()
+        c.message = message.encode()
         return c
 
     def _tree(
@@ -300,6 +302,50 @@ class Store:
 
     # ------------------------------------------------------------ writes
 
+    def _swap(self, ref: str, new: bytes, expected: str | None) -> None:
+        """Move `ref` to `new` only if it is at `expected` (None: only if absent)."""
+        name = ref.encode()
+
+        def update() -> bool:
+            if expected is None:
+                return bool(self.repo.refs.add_if_new(name, new))
+            return bool(self.repo.refs.set_if_equals(name, expected.encode(), new))
+
+        with self._write_lock:
+            ok = self._retry_locked(ref, update)
+        if not ok:
+            raise RefConflict(ref)
+        self._ring()
+
+    def _ring(self) -> None:
+        """Tell local watchers that refs/frequency changed (see `change_token`)."""
+        try:
+            fd = os.open(self._beacon, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except FileNotFoundError:
+            self._beacon.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self._beacon, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, b".")
+            if os.fstat(fd).st_size > 4096:
+                os.ftruncate(fd, 0)
+        finally:
+            os.close(fd)
+
+    def change_token(self) -> tuple[int, ...]:
+        """A value that changes whenever a local writer moved a ref under refs/frequency.
+
+        Every store write appends to `.git/frequency/beacon`; packed-refs covers bulk
+        writes and `git pack-refs`. Watchers compare tokens instead of re-reading state.
+        """
+        out: list[int] = []
+        for path in (self._beacon, self.common_dir / "packed-refs"):
+            try:
+                st = os.stat(path)
+                out += [st.st_mtime_ns, st.st_size, st.st_ino]
+            except FileNotFoundError:
+                out += [0, 0, 0]
+        return tuple(out)
+
     def advance(
         self,
         ref: str,
@@ -316,21 +362,65 @@ class Store:
         """
         raw = refs.subject_to_json(subject)
         tree, blobs = self._tree(raw, output, expected)
-        commit = self._make_commit(event, tree.id, expected)
+        commit = self._make_commit(event.at, refs.format_message(event), tree.id, expected)
         self._add_objects([*blobs, tree, commit])
-        name = ref.encode()
-
-        def update() -> bool:
-            if expected is None:
-                return bool(self.repo.refs.add_if_new(name, commit.id))
-            return bool(self.repo.refs.set_if_equals(name, expected.encode(), commit.id))
-
-        with self._write_lock:
-            ok = self._retry_locked(ref, update)
-        if not ok:
-            raise RefConflict(ref)
+        self._swap(ref, commit.id, expected)
         self._cache.add([(commit.id, raw)])
         return str(commit.id.decode())
+
+    def write_doc(
+        self,
+        ref: str,
+        files: dict[str, bytes],
+        message: str,
+        *,
+        at: datetime,
+        expected: str | None,
+    ) -> str:
+        """Commit a tree of `files` with `message` on top of `expected`; CAS-move `ref`.
+
+        The generic write for locks, caps and control refs. RefConflict on a lost race.
+        """
+        tree = Tree()
+        blobs = []
+        for name, data in sorted(files.items()):
+            blob = Blob.from_string(data)
+            tree.add(name.encode(), 0o100644, blob.id)
+            blobs.append(blob)
+        commit = self._make_commit(at, message, tree.id, expected)
+        self._add_objects([*blobs, tree, commit])
+        self._swap(ref, commit.id, expected)
+        oid = str(commit.id.decode())
+        for name, data in files.items():
+            self._docs[(oid, name)] = data
+        return oid
+
+    def read_doc(self, ref: str, name: str) -> tuple[bytes, str] | None:
+        """(content of file `name` at the tip of `ref`, tip), or None when the ref is absent."""
+        oid = self.read_ref(ref)
+        if oid is None:
+            return None
+        return self.doc_at(oid, name, ref), oid
+
+    def doc_at(self, oid: str, name: str, ref: str) -> bytes:
+        """File `name` in commit `oid`'s tree (memoised: commits are immutable)."""
+        key = (oid, name)
+        hit = self._docs.get(key)
+        if hit is not None:
+            return hit
+        store = self.repo.object_store
+        try:
+            commit = store[oid.encode()]
+            if not isinstance(commit, Commit):
+                raise CorruptState(f"{ref}: points at a {commit.type_name.decode()}, not a commit")
+            _mode, sha = store[commit.tree][name.encode()]
+            data = bytes(store[sha].data)
+        except KeyError:
+            raise CorruptState(f"{ref}: commit {oid[:12]} has no {name}") from None
+        if len(self._docs) > 4096:
+            self._docs.clear()
+        self._docs[key] = data
+        return data
 
     def create_many(self, items: Sequence[tuple[Subject, Event]]) -> list[str]:
         """Create many subject refs in one packed-refs write: all of them or none.
@@ -345,7 +435,7 @@ class Store:
         for subject, event in items:
             raw = refs.subject_to_json(subject)
             tree, blobs = self._tree(raw, None, None)
-            commit = self._make_commit(event, tree.id, None)
+            commit = self._make_commit(event.at, refs.format_message(event), tree.id, None)
             objs += [*blobs, tree, commit]
             name = refs.subject_ref(subject.factory, subject.name).encode()
             if name in new_refs:
@@ -355,6 +445,7 @@ class Store:
         self._add_objects(objs)
         with self._write_lock:
             self._retry_locked("packed-refs", lambda: self._pack_new_refs(new_refs))
+        self._ring()
         self._cache.add(cache_items)
         return [oid.decode() for oid in new_refs.values()]
 
@@ -439,7 +530,25 @@ class Store:
         if misses:
             self._cache.add(misses)
         self._cache.compact({t.encode() for t in tips.values()})
-        return Snapshot(subjects=subjects, tips=tips, problems=tuple(problems))
+        locks: dict[str, Lock] = {}
+        for ref, oid in sorted(self.list_refs(refs.LOCKS).items()):
+            try:
+                lock = refs.lock_from_json(self.doc_at(oid, refs.LOCK_FILE, ref), where=ref)
+            except CorruptState as exc:
+                problems.append(exc.message)
+                continue
+            locks[lock.name] = lock
+        controls: dict[str, Control] = {}
+        for ref, oid in sorted(self.list_refs(refs.CONTROL).items()):
+            try:
+                ctl = refs.control_from_json(self.doc_at(oid, refs.CONTROL_FILE, ref), where=ref)
+            except CorruptState as exc:
+                problems.append(exc.message)
+                continue
+            controls[ctl.factory] = ctl
+        return Snapshot(
+            subjects=subjects, tips=tips, problems=tuple(problems), locks=locks, controls=controls
+        )
 
     def read_subject(self, factory: str, name: str) -> tuple[Subject, str]:
         """One subject and its tip; UnknownSubject or CorruptState."""

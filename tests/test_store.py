@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -11,7 +12,7 @@ import pytest
 
 from freq import refs
 from freq.clock import FakeClock
-from freq.errors import CorruptState, RefConflict, SubjectExists, UnknownSubject
+from freq.errors import CorruptState, GitLockHeld, RefConflict, SubjectExists, UnknownSubject
 from freq.model import Event, EventKind, Subject
 from freq.store import Store
 
@@ -208,3 +209,32 @@ def test_snapshot_cache_survives_torn_and_foreign_lines(store: Store, repo: Freq
     cold = Store.discover(repo.path, clock=FakeClock(T0))
     assert cold.snapshot().subjects[("build", "x")].state == "selected"
     cold.close()
+
+
+def test_held_git_lock_is_retried_then_reported(store: Store, repo: FreqRepo) -> None:
+    """A fresh *.lock held by someone else: retried with backoff, then one clear error."""
+    s = _subject("x")
+    (tip,) = store.create_many([(s, _created(s))])
+    lock = repo.path / ".git/refs/frequency/subjects/build/x.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    lock.write_text("held\n")
+    os.utime(lock, (T0.timestamp(), T0.timestamp()))  # as fresh as the fake clock's now
+    with pytest.raises(GitLockHeld, match=r"git lock .*build/x\.lock is held by another process"):
+        store.advance(refs.subject_ref("build", "x"), replace(s, state="implemented"),
+                      _moved(s, "implemented"), expected=tip)
+    assert repo.git("rev-parse", "refs/frequency/subjects/build/x").strip() == tip
+
+
+def test_stale_git_lock_left_by_a_killed_process_is_cleared(store: Store, repo: FreqRepo) -> None:
+    """A *.lock under refs/frequency older than 30 s is removed and the write goes through."""
+    s = _subject("x")
+    (tip,) = store.create_many([(s, _created(s))])
+    lock = repo.path / ".git/refs/frequency/subjects/build/x.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    lock.write_text("")
+    old = T0.timestamp() - 60
+    os.utime(lock, (old, old))
+    new = store.advance(refs.subject_ref("build", "x"), replace(s, state="implemented"),
+                        _moved(s, "implemented"), expected=tip)
+    assert repo.git("rev-parse", "refs/frequency/subjects/build/x").strip() == new
+    assert not lock.exists()
