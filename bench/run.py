@@ -1,0 +1,381 @@
+"""Frequency's performance figures, each a ratio against a git floor measured in the same run.
+
+    .venv/bin/python bench/run.py            # full run (make bench), under ~3 minutes
+    .venv/bin/python bench/run.py --quick    # smoke run: 200 transitions, 1,000 subjects
+    .venv/bin/python bench/run.py --strict   # exit 1 when a figure misses its target
+
+Figures (targets from the issue):
+  (a) one transition recorded by Store.advance vs the same done with 4 git plumbing
+      processes; target: at most 0.5x the floor.
+  (b) loading the whole state (fresh Store + snapshot) and planning, warm (cache file
+      present) and cold (cache deleted), vs `git for-each-ref | git cat-file --batch`
+      over the same repository; target: warm at 10,000 subjects at most 2x the floor.
+  (c) `git freq add build --from FILE` with 10,000 subjects as a real process vs the same
+      read floor on the resulting repository; target: under 10x the floor.
+
+Everything is created in temporary folders. The same figures are written as JSON to
+bench/results/latest.json. Absolute times depend on the machine and its disk; the ratios
+are what to compare between runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import dulwich
+import workload as w
+
+from freq import refs
+from freq.clock import SystemClock
+from freq.model import Config
+from freq.planner import plan
+from freq.store import Store
+
+RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
+OUTPUT_TAIL = b"".join(b"line %04d of the step's output tail\n" % i for i in range(60))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Row:
+    """One figure: a measured time, its floor, their ratio and the verdict against a target."""
+
+    figure: str
+    what: str
+    size: int
+    measured_s: float
+    floor_s: float
+    floor: str
+    target: float | None = None  # the largest ratio that passes; None: reported only
+    note: str = ""
+    error: str = ""
+
+    @property
+    def ratio(self) -> float:
+        return self.measured_s / self.floor_s if self.floor_s > 0 else float("inf")
+
+    @property
+    def result(self) -> str:
+        if self.error:
+            return "ERROR"
+        if self.target is None:
+            return "info"
+        return "PASS" if self.ratio <= self.target else "MISS"
+
+    def to_json(self) -> dict[str, object]:
+        d = asdict(self)
+        d["what"] = self.what.strip()
+        d.update(ratio=None if self.error or not self.floor_s else round(self.ratio, 4),
+                 result=self.result)
+        return d
+
+
+def _failed(figure: str, what: str, size: int, floor: str, target: float | None,
+            error: str) -> Row:
+    return Row(figure=figure, what=what, size=size, measured_s=0.0, floor_s=0.0, floor=floor,
+               target=target, error=error)
+
+
+# ---------------------------------------------------------------- (a) transitions
+
+
+class _Advancer:
+    """Store.advance in batches, on a few subject refs taken round-robin."""
+
+    def __init__(self, repo: Path, *, fsync: bool) -> None:
+        self.store = Store.discover(repo, clock=SystemClock())
+        self.store.repo.object_store.fsync_object_files = fsync
+        self.done = 0
+        self.live = []  # [ref, subject, tip] per ref
+        for subject, ev in w.subjects(3):
+            fresh = replace(subject, state=w.STATES[0], claim=None, not_before=None,
+                            last_error=None)
+            ref = refs.subject_ref(fresh.factory, fresh.name)
+            tip = self.store.advance(ref, fresh, replace(ev, to_state=fresh.state),
+                                     expected=None)
+            self.live.append([ref, fresh, tip])
+
+    def batch(self, n: int) -> float:
+        """Seconds per transition over `n` more transitions."""
+        t = time.perf_counter()
+        for _ in range(n):
+            i = self.done = self.done + 1
+            slot = self.live[i % len(self.live)]
+            ref, s, tip = slot
+            to = w.STATES[(w.STATES.index(s.state) + 1) % len(w.STATES)]
+            at = w.T0 + timedelta(seconds=i)
+            new = replace(s, state=to, updated_at=at, entered_at=at)
+            slot[1:] = [new, self.store.advance(ref, new, w.transition_event(s, to, i),
+                                                expected=tip, output=OUTPUT_TAIL)]
+        return (time.perf_counter() - t) / n
+
+
+def figure_a(tmp: Path, env: dict[str, str], n: int, rounds: int = 5) -> list[Row]:
+    """Sequential Store.advance calls (with an output blob) vs 4 git plumbing processes.
+
+    The three are interleaved in `rounds` batches, so a slow spell of the disk hits them
+    alike; each figure is the median batch.
+    """
+    floor_name = "git plumbing transition (hash-object+mktree+commit-tree+update-ref)"
+    n_floor = max(30, min(100, n // 5))
+    plumbing = w.Plumbing(w.init_repo(tmp / "a-git", env), env)
+    synced = _Advancer(w.init_repo(tmp / "a-store", env), fsync=True)
+    unsynced = _Advancer(w.init_repo(tmp / "a-store-nofsync", env), fsync=False)
+    try:
+        times: dict[str, list[float]] = {"floor": [], "synced": [], "unsynced": []}
+        for _ in range(rounds):
+            times["floor"].append(plumbing.batch(n_floor // rounds))
+            times["synced"].append(synced.batch(n // rounds))
+            times["unsynced"].append(unsynced.batch(n // rounds))
+    finally:
+        synced.store.close()
+        unsynced.store.close()
+    floor, store_s, nofsync_s = (statistics.median(times[k])
+                                 for k in ("floor", "synced", "unsynced"))
+    return [
+        Row(figure="a", what="Store.advance (+output blob), per transition", size=n,
+            measured_s=store_s, floor_s=floor, floor=floor_name, target=0.5,
+            note=f"median of {rounds} interleaved batches ({n_floor} plumbing transitions in "
+                 "all); objects fsynced as in production (git's defaults fsync neither loose "
+                 "objects nor refs)"),
+        Row(figure="a", what="  same, objects not fsynced (context)", size=n,
+            measured_s=nofsync_s, floor_s=floor, floor=floor_name,
+            note="fsync_object_files=False (refs still fsynced): what object fsyncs cost"),
+    ]
+
+
+# ---------------------------------------------------------------- (b) load + plan
+
+
+def _load_and_plan(repo: Path, cfg: Config, n: int) -> tuple[float, float]:
+    """(fresh Store + snapshot, plan) seconds; RuntimeError unless all `n` subjects planned."""
+    t0 = time.perf_counter()
+    store = Store.discover(repo, clock=SystemClock())
+    try:
+        snap = store.snapshot()
+        t1 = time.perf_counter()
+        p = plan(cfg, snap, now=w.T0 + timedelta(hours=1))
+        t2 = time.perf_counter()
+    finally:
+        store.close()
+    planned = len(p.starts) + len(p.expired) + len(p.waiting)
+    if len(snap.subjects) != n or planned != n or snap.problems:
+        raise RuntimeError(f"snapshot read {len(snap.subjects)} of {n} subjects "
+                           f"({len(snap.problems)} problems), planned {planned}")
+    return t1 - t0, t2 - t1
+
+
+def figure_b(tmp: Path, env: dict[str, str], sizes: list[int], target_size: int) -> list[Row]:
+    """Fresh Store + snapshot + plan over n subjects, warm and cold, vs git's bulk read."""
+    rows: list[Row] = []
+    floor_name = "git for-each-ref | git cat-file --batch"
+    for n in sizes:
+        repo = w.init_repo(tmp / f"b-{n}", env)
+        cfg = w.config(repo)
+        cache = repo / ".git" / "frequency" / "cache" / "subjects.v1"
+        items = w.subjects(n)
+        store = Store.discover(repo, clock=SystemClock())
+        try:
+            t = time.perf_counter()
+            store.create_many(items)
+            created = time.perf_counter() - t
+        finally:
+            store.close()
+        floor = w.read_floor(repo, env)
+        for cold in (False, True):
+            runs = []
+            for _ in range(3):
+                if cold:
+                    cache.unlink(missing_ok=True)
+                runs.append(_load_and_plan(repo, cfg, n))
+            snap_s, plan_s = min(runs, key=sum)
+            rows.append(Row(
+                figure="b", size=n, measured_s=snap_s + plan_s, floor_s=floor,
+                what="load+plan cold (cache deleted)" if cold else
+                     "load+plan warm (cache present)",
+                floor=floor_name, target=None if cold or n != target_size else 2.0,
+                note=f"discover+snapshot {snap_s * 1e3:.0f} ms, plan {plan_s * 1e3:.0f} ms; "
+                     "best of 3"))
+        rows.append(Row(figure="b", what="  Store.create_many in-process (context)", size=n,
+                        measured_s=created, floor_s=floor, floor=floor_name,
+                        note="one call, set-up of this figure"))
+    return rows
+
+
+# ---------------------------------------------------------------- (c) git freq add
+
+
+def figure_c(tmp: Path, env: dict[str, str], n: int, reps: int = 3) -> list[Row]:
+    """`git freq add build --from FILE` as a real process vs git's bulk read of the result.
+
+    Each repetition adds the same subjects to a fresh repository; the best one counts.
+    """
+    cmd = w.freq_command()
+    floor_name = "git for-each-ref | git cat-file --batch"
+    what = "git freq add build --from FILE (one process)"
+    listing = tmp / "c-subjects.txt"
+    listing.write_text("".join(f"app-{i:05d} owner=team-{i % 7}\n" for i in range(n)))
+
+    def add_once(rep: int) -> tuple[Path, float]:
+        repo = w.init_repo(tmp / f"c-add-{rep}", env)
+        (repo / ".frequency").mkdir()
+        (repo / ".frequency" / "build.yaml").write_text(w.BUILD_YAML)
+        t = time.perf_counter()
+        proc = subprocess.run([*cmd, "add", "build", "--from", str(listing)], cwd=repo,
+                              env=env, capture_output=True, text=True, check=False)
+        took = time.perf_counter() - t
+        if proc.returncode != 0:
+            tail = (proc.stderr.strip() or proc.stdout.strip() or "no output").splitlines()[-1]
+            raise RuntimeError(f"exit {proc.returncode}: {tail[:200]}")
+        if (made := w.count_subject_refs(repo, env)) != n:
+            raise RuntimeError(f"{made} of {n} subject refs created")
+        return repo, took
+
+    rows: list[Row] = []
+    floor = 0.0  # no ratio for the start-up row when the add could not be measured
+    try:
+        runs = [add_once(i) for i in range(reps)]
+    except RuntimeError as exc:
+        rows.append(_failed("c", what, n, floor_name, 10.0, str(exc)))
+    else:
+        floor = w.read_floor(runs[-1][0], env)
+        rows.append(Row(figure="c", what=what, size=n, measured_s=min(t for _, t in runs),
+                        floor_s=floor, floor=floor_name, target=10.0,
+                        note=f"best of {reps}, each into a fresh repository; "
+                             f"all runs: {', '.join(f'{t:.2f} s' for _, t in runs)}"))
+
+    start = "  git freq --version (process start, context)"
+
+    def version() -> None:
+        subprocess.run([*cmd, "--version"], cwd=tmp, env=env, capture_output=True, check=True)
+
+    try:
+        start_s = w.best_of(version, 5)
+    except subprocess.CalledProcessError as exc:
+        err = (exc.stderr or b"").decode(errors="replace").strip().splitlines()[-1:]
+        rows.append(_failed("c", start, 0, floor_name, None,
+                            f"exit {exc.returncode}: {(err or ['no output'])[0][:200]}"))
+    else:
+        rows.append(Row(figure="c", what=start, size=0, measured_s=start_s, floor_s=floor,
+                        floor=floor_name, note=f"best of 5; {w.describe(cmd)}"))
+    return rows
+
+
+# ---------------------------------------------------------------- report
+
+
+def _ms(s: float) -> str:
+    return f"{s * 1e3:,.1f} ms" if s < 10 else f"{s:,.2f} s"
+
+
+def render(rows: list[Row]) -> str:
+    """The table, one line per figure, then the notes."""
+    head = ("fig", "what", "size", "measured", "floor", "ratio", "target", "result")
+    body = []
+    for r in rows:
+        body.append((
+            r.figure, r.what, f"{r.size:,}" if r.size else "-",
+            "-" if r.error else _ms(r.measured_s),
+            _ms(r.floor_s) if r.floor_s else "-",
+            "-" if r.error or not r.floor_s else f"{r.ratio:.2f}x",
+            f"<= {r.target:g}x" if r.target is not None else "-",
+            r.result,
+        ))
+    widths = [max(len(x[i]) for x in (head, *body)) for i in range(len(head))]
+    right = {2, 3, 4, 5}
+
+    def line(cells: tuple[str, ...]) -> str:
+        return "  ".join(c.rjust(widths[i]) if i in right else c.ljust(widths[i])
+                         for i, c in enumerate(cells)).rstrip()
+
+    out = [line(head), line(tuple("-" * x for x in widths)), *map(line, body), ""]
+    floors = sorted({r.floor for r in rows if r.floor != "-"})
+    out += [f"floor: {f}" for f in floors]
+    for r in rows:
+        if r.error:
+            out.append(f"({r.figure}) {r.what.strip()}: ERROR {r.error}")
+        elif r.note:
+            size = f" [{r.size:,}]" if r.size else ""
+            out.append(f"({r.figure}) {r.what.strip()}{size}: {r.note}")
+    return "\n".join(out)
+
+
+def environment(quick: bool, tmp: str) -> dict[str, object]:
+    """What the figures were measured on."""
+    git_version = subprocess.run(["git", "--version"], capture_output=True, text=True,
+                                 check=False).stdout.strip()
+    fs = subprocess.run(["df", "--output=fstype", tmp], capture_output=True, text=True,
+                        check=False).stdout.split()[-1:]
+    return {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "quick": quick,
+        "python": platform.python_version(),
+        "dulwich": ".".join(map(str, dulwich.__version__)),
+        "git": git_version,
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "tmp_fs": fs[0] if fs else "unknown",
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true",
+                    help="smaller sizes (200 transitions, 1,000 subjects) for a smoke run")
+    ap.add_argument("--strict", action="store_true",
+                    help="exit 1 when any figure misses its target (or could not be measured)")
+    ap.add_argument("--output", type=Path, default=RESULTS, help="where to write the JSON")
+    args = ap.parse_args(argv)
+
+    transitions, sizes = (200, [1_000]) if args.quick else (500, [1_000, 10_000])
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="freq-bench-", ignore_cleanup_errors=True) as d:
+        tmp = Path(d)
+        env = w.hermetic_env(tmp / "home")
+        (tmp / "home").mkdir()
+        meta = environment(args.quick, d)
+        rows: list[Row] = []
+        for name, fig in (
+            ("a", lambda: figure_a(tmp, env, transitions)),
+            ("b", lambda: figure_b(tmp, env, sizes, target_size=sizes[-1])),
+            ("c", lambda: figure_c(tmp, env, sizes[-1])),
+        ):
+            t = time.perf_counter()
+            try:
+                rows += fig()
+            except Exception as exc:  # report it and go on: the other figures still count
+                traceback.print_exc()
+                rows.append(_failed(name, "figure could not be measured", 0, "-", None,
+                                    f"{type(exc).__name__}: {exc}"))
+            print(f"figure ({name}) measured in {time.perf_counter() - t:.1f} s",
+                  file=sys.stderr, flush=True)
+    meta["seconds"] = round(time.perf_counter() - started, 1)
+
+    print(render(rows))
+    print(f"\n{meta['git']}, dulwich {meta['dulwich']}, python {meta['python']}, "
+          f"{meta['cpus']} cpus, temp on {meta['tmp_fs']}; {meta['seconds']} s"
+          + (" (--quick)" if args.quick else ""))
+    if args.quick:
+        print("--quick: sizes are below the issue's, so fixed costs (process start) weigh more;"
+              " PASS/MISS here is indicative only")
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps({"environment": meta,
+                                       "rows": [r.to_json() for r in rows]}, indent=2) + "\n")
+    print(f"wrote {args.output}")
+    missed = [r for r in rows if r.result in ("MISS", "ERROR")]
+    return 1 if args.strict and missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
