@@ -13,7 +13,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
 	@touch $@
 
-test: install
+test: install lint
 	$(PY) -m pytest -q
 
 test-fast: install
@@ -21,10 +21,10 @@ test-fast: install
 
 lint: install
 	$(BIN)/ruff check freq tests bench
-	$(BIN)/ruff format --check freq
+	$(BIN)/ruff format --check freq tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
-	$(PY) -m freq.schemas --check
+	$(PY) -m freq.schemas
 
 fmt: install
 	$(BIN)/ruff format freq tests bench

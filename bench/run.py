@@ -76,15 +76,24 @@ class Row:
     def to_json(self) -> dict[str, object]:
         d = asdict(self)
         d["what"] = self.what.strip()
-        d.update(ratio=None if self.error or not self.floor_s else round(self.ratio, 4),
-                 result=self.result)
+        d.update(
+            ratio=None if self.error or not self.floor_s else round(self.ratio, 4),
+            result=self.result,
+        )
         return d
 
 
-def _failed(figure: str, what: str, size: int, floor: str, target: float | None,
-            error: str) -> Row:
-    return Row(figure=figure, what=what, size=size, measured_s=0.0, floor_s=0.0, floor=floor,
-               target=target, error=error)
+def _failed(figure: str, what: str, size: int, floor: str, target: float | None, error: str) -> Row:
+    return Row(
+        figure=figure,
+        what=what,
+        size=size,
+        measured_s=0.0,
+        floor_s=0.0,
+        floor=floor,
+        target=target,
+        error=error,
+    )
 
 
 # ---------------------------------------------------------------- (a) transitions
@@ -99,11 +108,11 @@ class _Advancer:
         self.done = 0
         self.live = []  # [ref, subject, tip] per ref
         for subject, ev in w.subjects(3):
-            fresh = replace(subject, state=w.STATES[0], claim=None, not_before=None,
-                            last_error=None)
+            fresh = replace(
+                subject, state=w.STATES[0], claim=None, not_before=None, last_error=None
+            )
             ref = refs.subject_ref(fresh.factory, fresh.name)
-            tip = self.store.advance(ref, fresh, replace(ev, to_state=fresh.state),
-                                     expected=None)
+            tip = self.store.advance(ref, fresh, replace(ev, to_state=fresh.state), expected=None)
             self.live.append([ref, fresh, tip])
 
     def batch(self, n: int) -> float:
@@ -116,8 +125,12 @@ class _Advancer:
             to = w.STATES[(w.STATES.index(s.state) + 1) % len(w.STATES)]
             at = w.T0 + timedelta(seconds=i)
             new = replace(s, state=to, updated_at=at, entered_at=at)
-            slot[1:] = [new, self.store.advance(ref, new, w.transition_event(s, to, i),
-                                                expected=tip, output=OUTPUT_TAIL)]
+            slot[1:] = [
+                new,
+                self.store.advance(
+                    ref, new, w.transition_event(s, to, i), expected=tip, output=OUTPUT_TAIL
+                ),
+            ]
         return (time.perf_counter() - t) / n
 
 
@@ -141,17 +154,31 @@ def figure_a(tmp: Path, env: dict[str, str], n: int, rounds: int = 5) -> list[Ro
     finally:
         synced.store.close()
         unsynced.store.close()
-    floor, store_s, nofsync_s = (statistics.median(times[k])
-                                 for k in ("floor", "synced", "unsynced"))
+    floor, store_s, nofsync_s = (
+        statistics.median(times[k]) for k in ("floor", "synced", "unsynced")
+    )
     return [
-        Row(figure="a", what="Store.advance (+output blob), per transition", size=n,
-            measured_s=store_s, floor_s=floor, floor=floor_name, target=0.5,
+        Row(
+            figure="a",
+            what="Store.advance (+output blob), per transition",
+            size=n,
+            measured_s=store_s,
+            floor_s=floor,
+            floor=floor_name,
+            target=0.5,
             note=f"median of {rounds} interleaved batches ({n_floor} plumbing transitions in "
-                 "all); objects fsynced as in production (git's defaults fsync neither loose "
-                 "objects nor refs)"),
-        Row(figure="a", what="  same, objects not fsynced (context)", size=n,
-            measured_s=nofsync_s, floor_s=floor, floor=floor_name,
-            note="fsync_object_files=False (refs still fsynced): what object fsyncs cost"),
+            "all); objects fsynced as in production (git's defaults fsync neither loose "
+            "objects nor refs)",
+        ),
+        Row(
+            figure="a",
+            what="  same, objects not fsynced (context)",
+            size=n,
+            measured_s=nofsync_s,
+            floor_s=floor,
+            floor=floor_name,
+            note="fsync_object_files=False (refs still fsynced): what object fsyncs cost",
+        ),
     ]
 
 
@@ -171,8 +198,10 @@ def _load_and_plan(repo: Path, cfg: Config, n: int) -> tuple[float, float]:
         store.close()
     planned = len(p.starts) + len(p.expired) + len(p.waiting)
     if len(snap.subjects) != n or planned != n or snap.problems:
-        raise RuntimeError(f"snapshot read {len(snap.subjects)} of {n} subjects "
-                           f"({len(snap.problems)} problems), planned {planned}")
+        raise RuntimeError(
+            f"snapshot read {len(snap.subjects)} of {n} subjects "
+            f"({len(snap.problems)} problems), planned {planned}"
+        )
     return t1 - t0, t2 - t1
 
 
@@ -200,16 +229,32 @@ def figure_b(tmp: Path, env: dict[str, str], sizes: list[int], target_size: int)
                     cache.unlink(missing_ok=True)
                 runs.append(_load_and_plan(repo, cfg, n))
             snap_s, plan_s = min(runs, key=sum)
-            rows.append(Row(
-                figure="b", size=n, measured_s=snap_s + plan_s, floor_s=floor,
-                what="load+plan cold (cache deleted)" if cold else
-                     "load+plan warm (cache present)",
-                floor=floor_name, target=None if cold or n != target_size else 2.0,
-                note=f"discover+snapshot {snap_s * 1e3:.0f} ms, plan {plan_s * 1e3:.0f} ms; "
-                     "best of 3"))
-        rows.append(Row(figure="b", what="  Store.create_many in-process (context)", size=n,
-                        measured_s=created, floor_s=floor, floor=floor_name,
-                        note="one call, set-up of this figure"))
+            rows.append(
+                Row(
+                    figure="b",
+                    size=n,
+                    measured_s=snap_s + plan_s,
+                    floor_s=floor,
+                    what="load+plan cold (cache deleted)"
+                    if cold
+                    else "load+plan warm (cache present)",
+                    floor=floor_name,
+                    target=None if cold or n != target_size else 2.0,
+                    note=f"discover+snapshot {snap_s * 1e3:.0f} ms, plan {plan_s * 1e3:.0f} ms; "
+                    "best of 3",
+                )
+            )
+        rows.append(
+            Row(
+                figure="b",
+                what="  Store.create_many in-process (context)",
+                size=n,
+                measured_s=created,
+                floor_s=floor,
+                floor=floor_name,
+                note="one call, set-up of this figure",
+            )
+        )
     return rows
 
 
@@ -232,8 +277,14 @@ def figure_c(tmp: Path, env: dict[str, str], n: int, reps: int = 3) -> list[Row]
         (repo / ".frequency").mkdir()
         (repo / ".frequency" / "build.yaml").write_text(w.BUILD_YAML)
         t = time.perf_counter()
-        proc = subprocess.run([*cmd, "add", "build", "--from", str(listing)], cwd=repo,
-                              env=env, capture_output=True, text=True, check=False)
+        proc = subprocess.run(
+            [*cmd, "add", "build", "--from", str(listing)],
+            cwd=repo,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         took = time.perf_counter() - t
         if proc.returncode != 0:
             tail = (proc.stderr.strip() or proc.stdout.strip() or "no output").splitlines()[-1]
@@ -250,10 +301,19 @@ def figure_c(tmp: Path, env: dict[str, str], n: int, reps: int = 3) -> list[Row]
         rows.append(_failed("c", what, n, floor_name, 10.0, str(exc)))
     else:
         floor = w.read_floor(runs[-1][0], env)
-        rows.append(Row(figure="c", what=what, size=n, measured_s=min(t for _, t in runs),
-                        floor_s=floor, floor=floor_name, target=10.0,
-                        note=f"best of {reps}, each into a fresh repository; "
-                             f"all runs: {', '.join(f'{t:.2f} s' for _, t in runs)}"))
+        rows.append(
+            Row(
+                figure="c",
+                what=what,
+                size=n,
+                measured_s=min(t for _, t in runs),
+                floor_s=floor,
+                floor=floor_name,
+                target=10.0,
+                note=f"best of {reps}, each into a fresh repository; "
+                f"all runs: {', '.join(f'{t:.2f} s' for _, t in runs)}",
+            )
+        )
 
     start = "  git freq --version (process start, context)"
 
@@ -264,11 +324,28 @@ def figure_c(tmp: Path, env: dict[str, str], n: int, reps: int = 3) -> list[Row]
         start_s = w.best_of(version, 5)
     except subprocess.CalledProcessError as exc:
         err = (exc.stderr or b"").decode(errors="replace").strip().splitlines()[-1:]
-        rows.append(_failed("c", start, 0, floor_name, None,
-                            f"exit {exc.returncode}: {(err or ['no output'])[0][:200]}"))
+        rows.append(
+            _failed(
+                "c",
+                start,
+                0,
+                floor_name,
+                None,
+                f"exit {exc.returncode}: {(err or ['no output'])[0][:200]}",
+            )
+        )
     else:
-        rows.append(Row(figure="c", what=start, size=0, measured_s=start_s, floor_s=floor,
-                        floor=floor_name, note=f"best of 5; {w.describe(cmd)}"))
+        rows.append(
+            Row(
+                figure="c",
+                what=start,
+                size=0,
+                measured_s=start_s,
+                floor_s=floor,
+                floor=floor_name,
+                note=f"best of 5; {w.describe(cmd)}",
+            )
+        )
     return rows
 
 
@@ -284,20 +361,25 @@ def render(rows: list[Row]) -> str:
     head = ("fig", "what", "size", "measured", "floor", "ratio", "target", "result")
     body = []
     for r in rows:
-        body.append((
-            r.figure, r.what, f"{r.size:,}" if r.size else "-",
-            "-" if r.error else _ms(r.measured_s),
-            _ms(r.floor_s) if r.floor_s else "-",
-            "-" if r.error or not r.floor_s else f"{r.ratio:.2f}x",
-            f"<= {r.target:g}x" if r.target is not None else "-",
-            r.result,
-        ))
+        body.append(
+            (
+                r.figure,
+                r.what,
+                f"{r.size:,}" if r.size else "-",
+                "-" if r.error else _ms(r.measured_s),
+                _ms(r.floor_s) if r.floor_s else "-",
+                "-" if r.error or not r.floor_s else f"{r.ratio:.2f}x",
+                f"<= {r.target:g}x" if r.target is not None else "-",
+                r.result,
+            )
+        )
     widths = [max(len(x[i]) for x in (head, *body)) for i in range(len(head))]
     right = {2, 3, 4, 5}
 
     def line(cells: tuple[str, ...]) -> str:
-        return "  ".join(c.rjust(widths[i]) if i in right else c.ljust(widths[i])
-                         for i, c in enumerate(cells)).rstrip()
+        return "  ".join(
+            c.rjust(widths[i]) if i in right else c.ljust(widths[i]) for i, c in enumerate(cells)
+        ).rstrip()
 
     out = [line(head), line(tuple("-" * x for x in widths)), *map(line, body), ""]
     floors = sorted({r.floor for r in rows if r.floor != "-"})
@@ -313,10 +395,12 @@ def render(rows: list[Row]) -> str:
 
 def environment(quick: bool, tmp: str) -> dict[str, object]:
     """What the figures were measured on."""
-    git_version = subprocess.run(["git", "--version"], capture_output=True, text=True,
-                                 check=False).stdout.strip()
-    fs = subprocess.run(["df", "--output=fstype", tmp], capture_output=True, text=True,
-                        check=False).stdout.split()[-1:]
+    git_version = subprocess.run(
+        ["git", "--version"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    fs = subprocess.run(
+        ["df", "--output=fstype", tmp], capture_output=True, text=True, check=False
+    ).stdout.split()[-1:]
     return {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "quick": quick,
@@ -331,10 +415,16 @@ def environment(quick: bool, tmp: str) -> dict[str, object]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true",
-                    help="smaller sizes (200 transitions, 1,000 subjects) for a smoke run")
-    ap.add_argument("--strict", action="store_true",
-                    help="exit 1 when any figure misses its target (or could not be measured)")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="smaller sizes (200 transitions, 1,000 subjects) for a smoke run",
+    )
+    ap.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 1 when any figure misses its target (or could not be measured)",
+    )
     ap.add_argument("--output", type=Path, default=RESULTS, help="where to write the JSON")
     args = ap.parse_args(argv)
 
@@ -356,22 +446,38 @@ def main(argv: list[str] | None = None) -> int:
                 rows += fig()
             except Exception as exc:  # report it and go on: the other figures still count
                 traceback.print_exc()
-                rows.append(_failed(name, "figure could not be measured", 0, "-", None,
-                                    f"{type(exc).__name__}: {exc}"))
-            print(f"figure ({name}) measured in {time.perf_counter() - t:.1f} s",
-                  file=sys.stderr, flush=True)
+                rows.append(
+                    _failed(
+                        name,
+                        "figure could not be measured",
+                        0,
+                        "-",
+                        None,
+                        f"{type(exc).__name__}: {exc}",
+                    )
+                )
+            print(
+                f"figure ({name}) measured in {time.perf_counter() - t:.1f} s",
+                file=sys.stderr,
+                flush=True,
+            )
     meta["seconds"] = round(time.perf_counter() - started, 1)
 
     print(render(rows))
-    print(f"\n{meta['git']}, dulwich {meta['dulwich']}, python {meta['python']}, "
-          f"{meta['cpus']} cpus, temp on {meta['tmp_fs']}; {meta['seconds']} s"
-          + (" (--quick)" if args.quick else ""))
+    print(
+        f"\n{meta['git']}, dulwich {meta['dulwich']}, python {meta['python']}, "
+        f"{meta['cpus']} cpus, temp on {meta['tmp_fs']}; {meta['seconds']} s"
+        + (" (--quick)" if args.quick else "")
+    )
     if args.quick:
-        print("--quick: sizes are below the issue's, so fixed costs (process start) weigh more;"
-              " PASS/MISS here is indicative only")
+        print(
+            "--quick: sizes are below the issue's, so fixed costs (process start) weigh more;"
+            " PASS/MISS here is indicative only"
+        )
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps({"environment": meta,
-                                       "rows": [r.to_json() for r in rows]}, indent=2) + "\n")
+    args.output.write_text(
+        json.dumps({"environment": meta, "rows": [r.to_json() for r in rows]}, indent=2) + "\n"
+    )
     print(f"wrote {args.output}")
     missed = [r for r in rows if r.result in ("MISS", "ERROR")]
     return 1 if args.strict and missed else 0

@@ -68,8 +68,9 @@ steps:
 # ---------------------------------------------------------------- timing
 
 
-def best_of(fn: Callable[[], object], reps: int = 3, *, before: Callable[[], object] | None = None
-            ) -> float:
+def best_of(
+    fn: Callable[[], object], reps: int = 3, *, before: Callable[[], object] | None = None
+) -> float:
     """The fastest of `reps` runs of `fn`, in seconds; `before` runs untimed ahead of each."""
     best = float("inf")
     for _ in range(reps):
@@ -105,8 +106,9 @@ def hermetic_env(home: Path) -> dict[str, str]:
 
 def git(repo: Path, env: dict[str, str], *args: str, stdin: bytes | None = None) -> str:
     """Run the git CLI in `repo`; its stdout, stripped."""
-    out = subprocess.run(["git", *args], cwd=repo, env=env, input=stdin, capture_output=True,
-                         check=True)
+    out = subprocess.run(
+        ["git", *args], cwd=repo, env=env, input=stdin, capture_output=True, check=True
+    )
     return out.stdout.decode().strip()
 
 
@@ -119,8 +121,10 @@ def init_repo(path: Path, env: dict[str, str]) -> Path:
 
 def read_floor(repo: Path, env: dict[str, str], reps: int = 3) -> float:
     """Best-of time of the git CLI reading every subject.json (the figure (b)/(c) floor)."""
-    pipeline = ("git for-each-ref --format='%(refname):subject.json' "
-                f"{refs.SUBJECTS.rstrip('/')} | git cat-file --batch > /dev/null")
+    pipeline = (
+        "git for-each-ref --format='%(refname):subject.json' "
+        f"{refs.SUBJECTS.rstrip('/')} | git cat-file --batch > /dev/null"
+    )
 
     def once() -> None:
         subprocess.run(pipeline, shell=True, cwd=repo, env=env, check=True)
@@ -188,8 +192,13 @@ def describe(cmd: list[str]) -> str:
 def factory(path: str = ".frequency/build.yaml") -> Factory:
     """The seed's 4-step build factory with `run: "true"` steps."""
     steps = tuple(Step(id=i, from_states=(a,), to_state=b, run="true") for i, a, b in STEPS)
-    return Factory(factory_id=FACTORY, path=path, initial=STATES[0],
-                   terminal=(STATES[-1], "failed"), steps=steps)
+    return Factory(
+        factory_id=FACTORY,
+        path=path,
+        initial=STATES[0],
+        terminal=(STATES[-1], "failed"),
+        steps=steps,
+    )
 
 
 def config(root: Path) -> Config:
@@ -207,27 +216,71 @@ def subjects(n: int) -> list[tuple[Subject, Event]]:
     for i in range(n):
         state = STATES[i % len(STATES)]
         at = T0 + timedelta(seconds=i)
-        s = Subject(factory=FACTORY, name=f"app-{i:05d}", state=state,
-                    data=MappingProxyType({"owner": f"team-{i % 7}", "n": str(i)}),
-                    created_at=at, updated_at=at, entered_at=at)
+        s = Subject(
+            factory=FACTORY,
+            name=f"app-{i:05d}",
+            state=state,
+            data=MappingProxyType({"owner": f"team-{i % 7}", "n": str(i)}),
+            created_at=at,
+            updated_at=at,
+            entered_at=at,
+        )
         step = next((sid for sid, a, _ in STEPS if a == state), None)
         if step is not None and i % 50 == 3:
-            s = replace(s, epoch=1, attempt=1, claim=Claim(
-                holder="bench:1:1", step=step, attempt=1, epoch=1, claimed_at=at,
-                expires_at=at + timedelta(days=1)))
+            s = replace(
+                s,
+                epoch=1,
+                attempt=1,
+                claim=Claim(
+                    holder="bench:1:1",
+                    step=step,
+                    attempt=1,
+                    epoch=1,
+                    claimed_at=at,
+                    expires_at=at + timedelta(days=1),
+                ),
+            )
         elif step is not None and i % 20 == 7:
-            s = replace(s, attempt=1, not_before=at + timedelta(days=1), last_error=LastError(
-                step=step, attempt=1, exit_code=1, kind="retryable", reason="exit 1", at=at,
-                summary="make: *** [all] Error 1", fingerprint="0123abcd"))
-        ev = Event(kind=EventKind.CREATED, factory=FACTORY, subject=s.name, at=at,
-                   worker="bench:1:1", to_state=state)
+            s = replace(
+                s,
+                attempt=1,
+                not_before=at + timedelta(days=1),
+                last_error=LastError(
+                    step=step,
+                    attempt=1,
+                    exit_code=1,
+                    kind="retryable",
+                    reason="exit 1",
+                    at=at,
+                    summary="make: *** [all] Error 1",
+                    fingerprint="0123abcd",
+                ),
+            )
+        ev = Event(
+            kind=EventKind.CREATED,
+            factory=FACTORY,
+            subject=s.name,
+            at=at,
+            worker="bench:1:1",
+            to_state=state,
+        )
         out.append((s, ev))
     return out
 
 
 def transition_event(s: Subject, to: str, i: int) -> Event:
     """The event of one successful step from `s.state` to `to`."""
-    return Event(kind=EventKind.TRANSITIONED, factory=s.factory, subject=s.name,
-                 at=T0 + timedelta(seconds=i), worker="bench:1:1", step="implement",
-                 from_state=s.state, to_state=to, attempt=1, epoch=s.epoch, duration_ms=5,
-                 exit_code=0)
+    return Event(
+        kind=EventKind.TRANSITIONED,
+        factory=s.factory,
+        subject=s.name,
+        at=T0 + timedelta(seconds=i),
+        worker="bench:1:1",
+        step="implement",
+        from_state=s.state,
+        to_state=to,
+        attempt=1,
+        epoch=s.epoch,
+        duration_ms=5,
+        exit_code=0,
+    )

@@ -15,6 +15,7 @@ from types import MappingProxyType
 from freq import proc, refs
 from freq.clock import Clock, SystemClock
 from freq.config import dead_ends, expand_config, load_config
+from freq.control import change_control
 from freq.errors import (
     FreqError,
     UnknownFactory,
@@ -22,7 +23,18 @@ from freq.errors import (
     UsageError,
 )
 from freq.executor import Executor, RunSummary
-from freq.model import Config, Event, EventKind, Factory, Snapshot, Subject
+from freq.locks import Locks
+from freq.model import (
+    Approval,
+    Autonomy,
+    Config,
+    Control,
+    Event,
+    EventKind,
+    Factory,
+    Snapshot,
+    Subject,
+)
 from freq.planner import Plan, plan
 from freq.proc import worker_identity
 from freq.report import Reporter
@@ -471,3 +483,260 @@ def graph_input(app: App, factory_id: str | None = None) -> GraphInput:
     if factory_id:
         return GraphInput(factories=(app.factory(factory_id),))
     return GraphInput(factories=app.config.factories)
+
+
+# ---------------------------------------------------------------- control
+
+
+def _who(app: App) -> str:
+    user = os.environ.get("USER") or os.environ.get("LOGNAME") or "unknown"
+    return f"{user}@{app.worker.split(':')[0]}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ControlResult:
+    """A factory's control state after a change."""
+
+    factory: str
+    paused: bool
+    autonomy: str
+    by: str
+    why: str
+
+
+def _control_result(fac: Factory, c: Control) -> ControlResult:
+    return ControlResult(
+        factory=fac.factory_id,
+        paused=c.paused,
+        autonomy=(c.autonomy or fac.autonomy).value,
+        by=c.by,
+        why=c.why,
+    )
+
+
+def pause(app: App, factory_id: str, *, reason: str = "") -> ControlResult:
+    """Stop new claims in a factory (running steps finish); every worker respects it."""
+    fac = app.factory(factory_id)
+    c = change_control(
+        app.store,
+        app.clock,
+        factory_id,
+        lambda c: replace(c, paused=True),
+        what="pause",
+        by=_who(app),
+        why=reason,
+    )
+    return _control_result(fac, c)
+
+
+def resume(app: App, factory_id: str, *, reason: str = "") -> ControlResult:
+    """Let a paused factory claim again."""
+    fac = app.factory(factory_id)
+    c = change_control(
+        app.store,
+        app.clock,
+        factory_id,
+        lambda c: replace(c, paused=False),
+        what="resume",
+        by=_who(app),
+        why=reason,
+    )
+    return _control_result(fac, c)
+
+
+def set_autonomy(app: App, factory_id: str, level: str, *, reason: str = "") -> ControlResult:
+    """auto: steps start by themselves; supervised: approval steps (and agent steps) wait
+    for `approve`; manual: nothing starts without an approval."""
+    fac = app.factory(factory_id)
+    try:
+        autonomy = Autonomy(level)
+    except ValueError:
+        raise UsageError(f"autonomy is auto, supervised or manual, not {level!r}") from None
+    c = change_control(
+        app.store,
+        app.clock,
+        factory_id,
+        lambda c: replace(c, autonomy=autonomy),
+        what=f"autonomy {level}",
+        by=_who(app),
+        why=reason,
+    )
+    return _control_result(fac, c)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ApproveResult:
+    """An approval: recorded for a later start, or (a gate) applied as a transition."""
+
+    factory: str
+    subject: str
+    step: str
+    moved_to: str | None = None
+
+
+def approve(
+    app: App, factory_id: str, name: str, step_id: str, *, reason: str = ""
+) -> ApproveResult:
+    """Approve STEP for SUBJECT's current visit to its state. A gate step (no run, no
+    agent) moves the subject to its to_state at once."""
+    fac = app.factory(factory_id)
+    step = fac.step(step_id)
+    if step is None:
+        raise FreqError(
+            f"factory {factory_id!r} has no step {step_id!r} "
+            f"(steps: {', '.join(s.id for s in fac.steps)})"
+        )
+    subj, tip = app.store.read_subject(factory_id, name)
+    if subj.state not in step.from_states:
+        raise FreqError(
+            f"{factory_id}/{name} is in {subj.state}; step {step_id} starts from "
+            f"{', '.join(step.from_states)}"
+        )
+    who = _who(app)
+    if step.is_gate:
+        now = app.clock.now()
+        new = replace(
+            subj,
+            state=step.to_state,
+            attempt=0,
+            claim=None,
+            not_before=None,
+            last_error=None,
+            epoch=subj.epoch + 1,
+            updated_at=now,
+            entered_at=now,
+        )
+        event = Event(
+            kind=EventKind.TRANSITIONED,
+            factory=factory_id,
+            subject=name,
+            at=now,
+            worker=who,
+            step=step_id,
+            from_state=subj.state,
+            to_state=step.to_state,
+            epoch=new.epoch,
+            reason=f"approved by {who}" + (f": {reason}" if reason else ""),
+        )
+        app.store.advance(refs.subject_ref(factory_id, name), new, event, expected=tip)
+        return ApproveResult(factory=factory_id, subject=name, step=step_id, moved_to=step.to_state)
+    now = app.clock.now()
+    grant = Approval(subject=name, step=step_id, entered_at=subj.entered_at, by=who, at=now)
+
+    def add(c: Control) -> Control:
+        # approvals for visits that are over are dropped here, so the list stays short
+        keep = tuple(a for a in c.approvals if not (a.subject == name and a.step == step_id))
+        return replace(c, approvals=(*keep, grant))
+
+    change_control(
+        app.store, app.clock, factory_id, add, what=f"approve {name} {step_id}", by=who, why=reason
+    )
+    return ApproveResult(factory=factory_id, subject=name, step=step_id)
+
+
+# ---------------------------------------------------------------- locks
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LockRow:
+    """One lock as `locks` lists it."""
+
+    name: str
+    holder: str
+    subject: str
+    acquired_at: str
+    expires_at: str
+    held: bool
+    age_seconds: float
+
+
+def list_locks(app: App, *, include_free: bool = False) -> tuple[LockRow, ...]:
+    """Held locks (all of them with include_free), with holder, age and expiry."""
+    now = app.clock.now()
+    out = []
+    for lock in Locks(app.store, app.clock).all():
+        held = lock.held_at(now)
+        if held or include_free:
+            out.append(
+                LockRow(
+                    name=lock.name,
+                    holder=lock.holder,
+                    subject=lock.subject,
+                    acquired_at=refs.iso(lock.acquired_at),
+                    expires_at=refs.iso(lock.expires_at),
+                    held=held,
+                    age_seconds=round((now - lock.acquired_at).total_seconds(), 3),
+                )
+            )
+    return tuple(out)
+
+
+def break_lock(app: App, name: str, *, reason: str) -> LockRow:
+    """Release a lock by hand, whoever holds it (a commit with who and why)."""
+    if not reason.strip():
+        raise UsageError("--reason must say why")
+    old = Locks(app.store, app.clock).break_lock(name, who=_who(app), reason=reason)
+    now = app.clock.now()
+    return LockRow(
+        name=old.name,
+        holder=old.holder,
+        subject=old.subject,
+        acquired_at=refs.iso(old.acquired_at),
+        expires_at=refs.iso(old.expires_at),
+        held=False,
+        age_seconds=round((now - old.acquired_at).total_seconds(), 3),
+    )
+
+
+# ---------------------------------------------------------------- why
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WhyResult:
+    """Every reason one subject is not moving (empty when it would start now)."""
+
+    factory: str
+    subject: str
+    state: str
+    kind: str
+    reasons: tuple[str, ...]
+
+
+def why(app: App, factory_id: str, name: str) -> WhyResult:
+    """Why SUBJECT is not moving, from the same plan `run` would make."""
+    app.factory(factory_id)
+    subj, _tip = app.store.read_subject(factory_id, name)
+    p = plan(app.config, _snapshot(app), now=app.clock.now())
+    for s in p.starts:
+        if (s.factory, s.subject) == (factory_id, name):
+            return WhyResult(
+                factory=factory_id,
+                subject=name,
+                state=subj.state,
+                kind="ready",
+                reasons=(f"ready: {s.step} attempt {s.attempt} would start now",),
+            )
+    for e in p.expired:
+        if (e.factory, e.subject) == (factory_id, name):
+            return WhyResult(
+                factory=factory_id,
+                subject=name,
+                state=subj.state,
+                kind="expired",
+                reasons=(
+                    f"lease of {e.holder} on {e.step} attempt {e.attempt} "
+                    "expired; the next run records it as worker lost",
+                ),
+            )
+    for w in p.waiting:
+        if (w.factory, w.subject) == (factory_id, name):
+            return WhyResult(
+                factory=factory_id, subject=name, state=w.state, kind=w.kind, reasons=w.reasons
+            )
+    return WhyResult(
+        factory=factory_id,
+        subject=name,
+        state=subj.state,
+        kind="unknown",
+        reasons=("not planned (the subject ref could not be read)",),
+    )

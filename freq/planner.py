@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import NamedTuple
 
 from freq.model import Autonomy, Config, Factory, Snapshot, Step, Subject
 from freq.predicates import Facts, evaluate_all
@@ -47,7 +48,8 @@ class Waiting:
     state: str
     step: str | None
     reasons: tuple[str, ...]
-    kind: str  # running | terminal | backoff | exhausted | gate | dead-end | predicate | cap
+    kind: str  # running | terminal | backoff | exhausted | gate | dead-end | predicate | cap ...
+    until: datetime | None = None  # when time alone ends this wait (a lock's expiry)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -63,8 +65,10 @@ class Plan:
 
     @property
     def idle(self) -> bool:
-        """Nothing to start, nothing running, no lease to recover."""
-        return not self.starts and not self.expired and self.running == 0
+        """Nothing to start, nothing running, no lease to recover, and nothing that time
+        alone will make runnable (a backoff or a lock expiry): only people or other
+        factories' progress can move anything now."""
+        return not self.starts and not self.expired and self.running == 0 and self.next_wake is None
 
 
 @dataclass(slots=True)
@@ -130,6 +134,8 @@ def plan(
                     wakes.append(subj.not_before)
                 if decision.kind == "running" and subj.claim is not None:
                     wakes.append(subj.claim.expires_at)
+                if decision.until is not None:
+                    wakes.append(decision.until)
     return Plan(
         starts=tuple(starts),
         expired=tuple(expired),
@@ -176,8 +182,8 @@ def _decide(
         return wait("dead-end", f"no step leaves state {subj.state}")
     control = snap.control(fid)
     if control.paused:
-        why = f": {control.why}" if control.why else ""
-        return wait("paused", f"factory {fid} is paused by {control.by or 'someone'}{why}")
+        note = f": {control.why}" if control.why else ""
+        return wait("paused", f"factory {fid} is paused by {control.by or 'someone'}{note}")
     if subj.not_before is not None and subj.not_before > now:
         return wait(
             "backoff",
@@ -191,11 +197,18 @@ def _decide(
             return Start(
                 factory=fid, subject=subj.name, step=step.id, attempt=subj.attempt + 1, tip=tip
             )
-        kind, text = why
         if len(steps) == 1:
-            return wait(kind, text, step=step.id)
-        reasons.append(f"{step.id}: {text}")
+            return replace(wait(why.kind, why.text, step=step.id), until=why.until)
+        reasons.append(f"{step.id}: {why.text}")
     return wait("blocked", *reasons)
+
+
+class _Block(NamedTuple):
+    """Why one step cannot start now; `until` when time alone ends the wait."""
+
+    kind: str
+    text: str
+    until: datetime | None = None
 
 
 def _blocked_by(
@@ -207,46 +220,55 @@ def _blocked_by(
     cap: int,
     counts: _Counts,
     facts: Facts | None,
-) -> tuple[str, str] | None:
+) -> _Block | None:
     """The first reason `step` cannot start for `subj` now, or None."""
     fid = fac.factory_id
     approve = f"`git freq approve {fid} {subj.name} {step.id}`"
     if subj.attempt >= step.retry.max_attempts and subj.last_error is not None:
-        return "exhausted", (
-            f"retries exhausted: {subj.attempt} of {step.retry.max_attempts} "
-            f"attempts failed (last: {subj.last_error.reason})"
+        return _Block(
+            "exhausted",
+            f"retries exhausted: {subj.attempt} of "
+            f"{step.retry.max_attempts} attempts failed "
+            f"(last: {subj.last_error.reason})",
         )
     if step.is_gate:
-        return "gate", f"gate {step.id} waits for approval ({approve})"
+        return _Block("gate", f"gate {step.id} waits for approval ({approve})")
     control = snap.control(fid)
     autonomy = control.autonomy or fac.autonomy
     if autonomy is not Autonomy.AUTO and not control.approved(subj, step.id):
         if autonomy is Autonomy.MANUAL:
-            return "approval", f"autonomy is manual: {step.id} waits for approval ({approve})"
+            return _Block(
+                "approval", f"autonomy is manual: {step.id} waits for approval ({approve})"
+            )
         if step.approval or step.agent is not None:
-            return "approval", f"autonomy is supervised: {step.id} waits for approval ({approve})"
+            return _Block(
+                "approval", f"autonomy is supervised: {step.id} waits for approval ({approve})"
+            )
     if step.requires:
         verdict = evaluate_all(step.requires, snap, subj, facts)
         if not verdict.holds:
-            return "predicate", "; ".join(verdict.reasons)
+            return _Block("predicate", "; ".join(verdict.reasons))
     if counts.running >= cap:
-        return "cap", f"global max_parallel reached ({counts.running}/{cap} running)"
+        return _Block("cap", f"global max_parallel reached ({counts.running}/{cap} running)")
     fmax = fac.limits.max_parallel
     if fmax is not None and counts.by_factory[fid] >= fmax:
-        return "cap", f"factory max_parallel reached ({counts.by_factory[fid]}/{fmax} running)"
+        n = counts.by_factory[fid]
+        return _Block("cap", f"factory max_parallel reached ({n}/{fmax} running)")
     if step.max_parallel is not None and counts.by_step[(fid, step.id)] >= step.max_parallel:
         n = counts.by_step[(fid, step.id)]
-        return "cap", f"step max_parallel reached ({n}/{step.max_parallel} running)"
+        return _Block("cap", f"step max_parallel reached ({n}/{step.max_parallel} running)")
     wip = fac.limits.wip.get(step.to_state)
     if wip is not None and counts.by_state[(fid, step.to_state)] >= wip:
         n = counts.by_state[(fid, step.to_state)]
-        return "wip", f"WIP limit of {step.to_state} full ({n}/{wip})"
+        return _Block("wip", f"WIP limit of {step.to_state} full ({n}/{wip})")
     for spec in step.locks:
         lock = snap.locks.get(spec.name)
         if lock is not None and lock.held_at(now):
-            return "lock", (
-                f"lock {spec.name} held by {lock.holder} "
-                f"({lock.subject}) until {_t(lock.expires_at)}"
+            return _Block(
+                "lock",
+                f"lock {spec.name} held by {lock.holder} ({lock.subject}) "
+                f"until {_t(lock.expires_at)}",
+                until=lock.expires_at,
             )
     return None
 

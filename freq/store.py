@@ -246,7 +246,7 @@ class Store:
 
     def _clear_if_stale(self, lockfile: str) -> None:
         """Remove a *.lock under refs/frequency left by a killed process (gap 2)."""
-        if "frequency" not in lockfile:
+        if not os.path.abspath(lockfile).startswith(str(self.common_dir / "refs" / "frequency")):
             return
         try:
             age = self.clock.now().timestamp() - os.stat(lockfile).st_mtime
@@ -295,7 +295,9 @@ class Store:
                 self._write_pack(objs)
             else:
                 for o in objs:
-                    store.add_object(o)
+                    # another process writing the identical object holds its lock: same bytes,
+                    # so waiting for it (or finding the object there) is all that is needed
+                    self._retry_locked(o.id.decode(), lambda o=o: store.add_object(o))
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise DiskFull("disk full while writing objects; no ref was moved") from None
@@ -308,8 +310,9 @@ class Store:
         pack_dir = os.path.join(store.path, "pack")
         os.makedirs(pack_dir, exist_ok=True)
         tmp = os.path.join(pack_dir, f"tmp-freq-{os.getpid()}-{self._rng.getrandbits(32):08x}")
-        data_sum, _idx = write_pack(tmp, [(o, None) for o in objs], store.object_format,
-                                    deltify=False)
+        data_sum, _idx = write_pack(
+            tmp, [(o, None) for o in objs], store.object_format, deltify=False
+        )
         final = os.path.join(pack_dir, f"pack-{data_sum.hex()}")
         os.replace(tmp + ".pack", final + ".pack")  # the pack before its index: git looks
         os.replace(tmp + ".idx", final + ".idx")  # for packs by their .idx

@@ -220,8 +220,12 @@ def test_held_git_lock_is_retried_then_reported(store: Store, repo: FreqRepo) ->
     lock.write_text("held\n")
     os.utime(lock, (T0.timestamp(), T0.timestamp()))  # as fresh as the fake clock's now
     with pytest.raises(GitLockHeld, match=r"git lock .*build/x\.lock is held by another process"):
-        store.advance(refs.subject_ref("build", "x"), replace(s, state="implemented"),
-                      _moved(s, "implemented"), expected=tip)
+        store.advance(
+            refs.subject_ref("build", "x"),
+            replace(s, state="implemented"),
+            _moved(s, "implemented"),
+            expected=tip,
+        )
     assert repo.git("rev-parse", "refs/frequency/subjects/build/x").strip() == tip
 
 
@@ -234,7 +238,11 @@ def test_stale_git_lock_left_by_a_killed_process_is_cleared(store: Store, repo: 
     lock.write_text("")
     old = T0.timestamp() - 60
     os.utime(lock, (old, old))
-    new = store.advance(refs.subject_ref("build", "x"), replace(s, state="implemented"),
-                        _moved(s, "implemented"), expected=tip)
+    new = store.advance(
+        refs.subject_ref("build", "x"),
+        replace(s, state="implemented"),
+        _moved(s, "implemented"),
+        expected=tip,
+    )
     assert repo.git("rev-parse", "refs/frequency/subjects/build/x").strip() == new
     assert not lock.exists()

@@ -1,0 +1,805 @@
+"""Read `.frequency/*.yaml` into a Config: load, schema-check, expand `flow:`, build, check.
+
+Must not import dulwich, click, subprocess or any freq module above model/schemas/errors;
+it is the only module importing yaml. Every problem of every file is collected and raised
+as one ConfigError (STYLE habit 7); the semantic checks are pure functions over the model.
+
+Above the ~500-line guideline (about 800): its five sections (YAML with line map, flow
+expansion, model building, semantic checks, pipeline) share the private _Doc/_Source
+records. The semantic-checks section imports nothing but the model and is the part to move
+into a module of its own when the split is agreed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import yaml
+
+from freq.errors import ConfigError, NoConfig, Problem
+from freq.model import (
+    AgentCall,
+    AllOf,
+    AnyOf,
+    Autonomy,
+    Backoff,
+    Batch,
+    Capacity,
+    Changed,
+    ClassifyRule,
+    Command,
+    Config,
+    Discover,
+    Emits,
+    Factory,
+    FailureKind,
+    FailureMode,
+    Isolation,
+    Limits,
+    LockSpec,
+    Merge,
+    Not,
+    Predicate,
+    RetryPolicy,
+    Settings,
+    Step,
+    SubjectState,
+    format_duration,
+    name_problem,
+    parse_duration,
+)
+from freq.schemas import JsonPath, factory_validator, settings_validator, violations
+
+FOLDER = ".frequency"
+SETTINGS_NAMES = ("frequency.yaml", "frequency.yml")
+BUILTIN_AGENTS = ("claude_code", "codex", "command", "gemini", "scripted")
+
+Found = tuple[JsonPath, str]
+
+# ---------------------------------------------------------------- YAML
+
+
+class _Loader(yaml.SafeLoader):
+    """Safe YAML without 1.1 surprises: only true/false are booleans, only decimal integers
+    are numbers (no octal, no 1:30 sexagesimal), timestamps stay strings."""
+
+
+_KEEP = {"tag:yaml.org,2002:null", "tag:yaml.org,2002:float", "tag:yaml.org,2002:merge"}
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag in _KEEP]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:int", re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$"), list("-+0123456789")
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Doc:
+    """One parsed file: its relative path, its data, and the node tree for line numbers."""
+
+    path: str
+    data: Any
+    node: yaml.Node | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Origin:
+    """Where a flow-expanded step came from: its key, and which fields the flow filled in."""
+
+    step_id: str
+    implicit_from: bool
+    implicit_to: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Source:
+    """Turns a path into the (expanded) document into a Problem with file, line and JSON path."""
+
+    doc: _Doc
+    origins: Mapping[int, _Origin] = field(default_factory=dict)
+
+    def problem(self, at: JsonPath, reason: str) -> Problem:
+        """A Problem at `at` (list form); flow steps are mapped back to where they were written."""
+        where, line = _locate(self.doc.node, self._original(at))
+        return Problem(path=self.doc.path, line=line, where=where, reason=reason)
+
+    def line(self, at: JsonPath) -> int:
+        """The 1-based line of `at`."""
+        return _locate(self.doc.node, self._original(at))[1]
+
+    def _original(self, at: JsonPath) -> JsonPath:
+        if len(at) < 2 or at[0] != "steps" or not isinstance(at[1], int):
+            return at
+        origin = self.origins.get(at[1])
+        if origin is None:
+            return at
+        rest = at[2:]
+        if (rest[:1] == ("from_states",) and origin.implicit_from) or (
+            rest[:1] == ("to_state",) and origin.implicit_to
+        ):
+            return ("flow", at[1])
+        return (
+            ("steps", origin.step_id) if rest[:1] == ("id",) else ("steps", origin.step_id, *rest)
+        )
+
+
+def _line(node: yaml.Node | None) -> int:
+    return node.start_mark.line + 1 if node is not None else 1
+
+
+def _key(seg: str | int) -> str:
+    if isinstance(seg, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", seg):
+        return "." + seg
+    return f"[{seg}]" if isinstance(seg, int) else f"[{json.dumps(seg)}]"
+
+
+def _locate(node: yaml.Node | None, path: JsonPath) -> tuple[str, int]:
+    """The JSON path and line of the deepest node of `path` that exists in the file."""
+    where, line = "$", _line(node)
+    for seg in path:
+        if isinstance(node, yaml.MappingNode):
+            pairs = [(k, v) for k, v in node.value if k.value == str(seg)]
+            if not pairs:
+                break
+            key, node = pairs[-1]  # the last of duplicate keys wins, as when constructing
+            where, line = where + _key(seg), _line(key)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(seg, int) and seg < len(node.value):
+            node = node.value[seg]
+            where, line = f"{where}[{seg}]", _line(node)
+        else:
+            break
+    return where, line
+
+
+def _duplicate_keys(node: yaml.Node | None, where: str = "$") -> Iterator[tuple[str, int, str]]:
+    """(where, line, key) of each key repeated in a mapping; YAML would silently keep the last."""
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key, value in node.value:
+            if isinstance(key, yaml.ScalarNode) and key.value in seen:
+                yield where + _key(key.value), _line(key), key.value
+            seen.add(key.value)
+            yield from _duplicate_keys(value, where + _key(key.value))
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            yield from _duplicate_keys(item, f"{where}[{i}]")
+
+
+def _is_cyclic(node: yaml.Node | None, inside: frozenset[int] = frozenset()) -> bool:
+    """Whether an alias refers to one of its own ancestors (which the model cannot hold)."""
+    if id(node) in inside:
+        return True
+    children: list[yaml.Node] = []
+    if isinstance(node, yaml.MappingNode):
+        children = [n for pair in node.value for n in pair]
+    elif isinstance(node, yaml.SequenceNode):
+        children = node.value
+    return any(_is_cyclic(child, inside | {id(node)}) for child in children)
+
+
+def _parse(text: str) -> tuple[yaml.Node | None, Any, list[tuple[str, int, str]]]:
+    """(node tree, data, duplicate keys) of one YAML document; raises yaml.YAMLError."""
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if _is_cyclic(node):
+            raise yaml.YAMLError("an alias refers to a node that contains it")
+        dups = list(_duplicate_keys(node))  # before constructing: merge keys rewrite the tree
+        return node, loader.construct_document(node) if node is not None else None, dups
+    finally:
+        loader.dispose()
+
+
+def _read(root: Path, file: Path) -> tuple[_Doc | None, list[Problem]]:
+    """Parse one file; a YAML error is a Problem with the line of its mark."""
+    rel = file.relative_to(root).as_posix()
+    try:
+        node, data, dups = _parse(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, [Problem(path=rel, line=None, where="", reason=f"cannot be read: {exc}")]
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        what = (
+            f"{exc.context} {exc.problem}" if str(exc.problem).startswith("but ") else exc.problem
+        )
+        return None, [Problem(path=rel, line=line, where="", reason=f"invalid YAML: {what}")]
+    except yaml.YAMLError as exc:  # a ReaderError (a character YAML forbids), or a cycle
+        reason = f"invalid YAML: {str(exc).splitlines()[0]}"
+        return None, [Problem(path=rel, line=None, where="", reason=reason)]
+    problems = [
+        Problem(path=rel, line=line, where=where, reason=f"duplicate key {key!r}")
+        for where, line, key in dups
+    ]
+    return _Doc(path=rel, data=data, node=node), problems
+
+
+# ---------------------------------------------------------------- flow shorthand
+
+
+def _expand(data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[int, _Origin], list[Found]]:
+    """The list form of a schema-valid factory; `flow:` steps take their states from the flow."""
+    if "flow" not in data:
+        return dict(data), {}, []
+    flow: list[str] = data["flow"]
+    bodies: Mapping[str, Any] = data["steps"]
+    found = list(_check_flow(flow, bodies))
+    steps: list[dict[str, Any]] = []
+    origins: dict[int, _Origin] = {}
+    previous: str | None = data["state"]["initial"]
+    for i, step_id in enumerate(flow if not found else ()):
+        body = dict(bodies[step_id] or {})
+        from_states, to_state = body.pop("from_states", None), body.pop("to_state", None)
+        origins[i] = _Origin(
+            step_id=step_id, implicit_from=from_states is None, implicit_to=to_state is None
+        )
+        if to_state is None and i == len(flow) - 1:
+            to_state = data["state"]["terminal"][0]
+        elif to_state is None:
+            found.append((("steps", step_id), f"flow step {step_id!r} needs to_state"))
+        steps.append(
+            {"id": step_id, "from_states": from_states or [previous], "to_state": to_state}
+        )
+        steps[-1].update(body)
+        previous = to_state
+    expanded = {k: (steps if k == "steps" else v) for k, v in data.items() if k != "flow"}
+    return expanded, origins, found
+
+
+def _check_flow(flow: Sequence[str], bodies: Mapping[str, Any]) -> Iterator[Found]:
+    """Every flow entry has one body and every body is in the flow."""
+    for k, step_id in enumerate(flow):
+        if step_id in flow[:k]:
+            yield ("flow", k), f"flow names step {step_id!r} twice"
+        elif step_id not in bodies:
+            yield ("flow", k), f"flow names step {step_id!r} but steps: has no entry for it"
+    for step_id, body in bodies.items():
+        if step_id not in flow:
+            yield ("steps", step_id), f"step {step_id!r} is not in flow:"
+        elif isinstance(body, Mapping) and "id" in body:
+            yield ("steps", step_id, "id"), "a flow step takes its id from its key under steps:"
+
+
+# ---------------------------------------------------------------- building the model
+
+
+def _given(
+    data: Mapping[str, Any], key: str, conv: Callable[[Any], Any], name: str = ""
+) -> dict[str, Any]:
+    """`{name: conv(data[key])}` when the key is present, else `{}` (the model's default holds)."""
+    return {name or key: conv(data[key])} if key in data else {}
+
+
+def _freeze(value: Any) -> Any:
+    """Mappings → read-only mappings, lists → tuples, all the way down."""
+    if isinstance(value, Mapping):
+        return MappingProxyType({k: _freeze(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+def _retry(data: Mapping[str, Any] | None, base: RetryPolicy) -> RetryPolicy:
+    """`base` overridden field by field (backoff too) by a `retry:` mapping."""
+    if not data:
+        return base
+    b = data.get("backoff", {})
+    backoff: Backoff = replace(
+        base.backoff,
+        **_given(b, "initial", parse_duration),
+        **_given(b, "factor", float),
+        **_given(b, "max", parse_duration),
+        **_given(b, "jitter", float),
+    )
+    return replace(base, **_given(data, "max_attempts", int), backoff=backoff)
+
+
+def _settings(data: Mapping[str, Any] | None) -> Settings:
+    """Settings from a schema-valid frequency.yaml (None: an empty file or no file)."""
+    data = data or {}
+    defaults = data.get("defaults", {})
+    return Settings(
+        **_given(data, "max_parallel", int),
+        **_given(data.get("lease", {}), "ttl", parse_duration, "lease_ttl"),
+        **_given(data.get("locks", {}), "ttl", parse_duration, "lock_ttl"),
+        **_given(data, "archive_after", parse_duration),
+        **_given(defaults, "timeout", parse_duration, "default_timeout"),
+        default_retry=_retry(defaults.get("retry"), RetryPolicy()),
+        **_given(defaults, "failure", FailureMode, "default_failure"),
+        **_given(data, "remote", str),
+        agents=_freeze(data.get("agents", {})),
+    )
+
+
+def _predicate(data: Mapping[str, Any]) -> Predicate:
+    """One schema-valid `requires:` item (a single-key mapping) → a predicate record."""
+    ((kind, body),) = data.items()
+    if kind in ("all", "any"):
+        items = tuple(_predicate(p) for p in body)
+        return AllOf(items=items) if kind == "all" else AnyOf(items=items)
+    if kind == "not":
+        return Not(item=_predicate(body))
+    if kind == "subject_state":
+        return SubjectState(
+            factory_id=body["factory_id"],
+            **_given(body, "subject", str),
+            states=tuple(body.get("states", ())),
+            not_states=tuple(body.get("not_states", ())),
+        )
+    if kind == "capacity":
+        return Capacity(
+            factory_id=body["factory_id"], states=tuple(body["states"]), below=body["below"]
+        )
+    if kind == "changed":
+        return Changed(
+            paths=tuple(body["paths"]), **_given(body, "since", str), **_given(body, "branch", str)
+        )
+    return Command(run=body["run"], **_given(body, "timeout", parse_duration))
+
+
+def _lock(item: str | Mapping[str, Any]) -> LockSpec:
+    if isinstance(item, str):
+        return LockSpec(name=item)
+    return LockSpec(name=item["name"], **_given(item, "ttl", parse_duration))
+
+
+def _rule(item: Mapping[str, Any]) -> ClassifyRule:
+    return ClassifyRule(
+        match=item.get("match"), exit=item.get("exit"), kind=FailureKind(item["as"])
+    )
+
+
+def _agent(item: Mapping[str, Any]) -> AgentCall:
+    return AgentCall(
+        use=item["use"],
+        **_given(item, "prompt", str),
+        **_given(item, "model", str),
+        args=tuple(item.get("args", ())),
+    )
+
+
+def _step(data: Mapping[str, Any], settings: Settings, line: int) -> Step:
+    """One list-form step; retry/timeout/failure fall back to frequency.yaml `defaults:`."""
+    agent = _agent(data["agent"]) if "agent" in data else None
+    run = data.get("run")
+    return Step(
+        id=data["id"],
+        from_states=tuple(data["from_states"]),
+        to_state=data["to_state"],
+        run=tuple(run) if isinstance(run, list) else run,
+        agent=agent,
+        isolation=Isolation(data.get("isolation", "worktree" if agent else "none")),
+        setup=data.get("setup"),
+        merge=Merge(**data["merge"]) if "merge" in data else None,
+        timeout=parse_duration(data["timeout"]) if "timeout" in data else settings.default_timeout,
+        max_parallel=data.get("max_parallel"),
+        locks=tuple(_lock(x) for x in data.get("locks", ())),
+        requires=tuple(_predicate(p) for p in data.get("requires", ())),
+        retry=_retry(data.get("retry"), settings.default_retry),
+        failure=FailureMode(data.get("failure", settings.default_failure.value)),
+        classify=tuple(_rule(r) for r in data.get("classify", ())),
+        on_terminal=data.get("on_terminal"),
+        outcomes=MappingProxyType({int(k): v for k, v in data.get("outcomes", {}).items()}),
+        batch=Batch(**{**data["batch"], **_given(data["batch"], "max_wait", parse_duration)})
+        if "batch" in data
+        else None,
+        approval=data.get("approval", False),
+        emits=Emits(**data["emits"]) if "emits" in data else None,
+        line=line,
+    )
+
+
+def _factory(data: Mapping[str, Any], source: _Source, settings: Settings) -> Factory:
+    """A Factory from a schema-valid, flow-expanded factory document."""
+    limits = data.get("limits", {})
+    return Factory(
+        factory_id=data["factory_id"],
+        path=source.doc.path,
+        initial=data["state"]["initial"],
+        terminal=tuple(data["state"]["terminal"]),
+        steps=tuple(
+            _step(s, settings, source.line(("steps", i))) for i, s in enumerate(data["steps"])
+        ),
+        description=data.get("description", ""),
+        discover=tuple(Discover(**d) for d in data.get("subjects", {}).get("discover", ())),
+        limits=Limits(
+            **_given(limits, "max_parallel", int),
+            **_given(limits, "wip", lambda w: MappingProxyType(dict(w))),
+        ),
+        **_given(data, "poll_interval", parse_duration),
+        **_given(data, "autonomy", Autonomy),
+    )
+
+
+# ---------------------------------------------------------------- semantic checks (pure)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Context:
+    """What a factory's checks may know about the rest of the configuration."""
+
+    factories: Mapping[str, Factory | None]  # every factory id; None when it did not build
+    entries: Mapping[str, frozenset[str]]  # states that `emits:` creates subjects in
+    agents: frozenset[str] | None  # agents defined in frequency.yaml; None when it is invalid
+
+
+_PREDICATE_KEYS: Mapping[type, str] = {
+    SubjectState: "subject_state",
+    Capacity: "capacity",
+    Changed: "changed",
+    Command: "command",
+    AllOf: "all",
+    AnyOf: "any",
+    Not: "not",
+}
+
+
+def _walk(preds: Iterable[Predicate], base: JsonPath) -> Iterator[tuple[JsonPath, Predicate]]:
+    """Every predicate of a `requires:` tree with its path (`requires[0].all[1].capacity`)."""
+    for k, pred in enumerate(preds):
+        yield from _walk_one(pred, (*base, k))
+
+
+def _walk_one(pred: Predicate, at: JsonPath) -> Iterator[tuple[JsonPath, Predicate]]:
+    here = (*at, _PREDICATE_KEYS[type(pred)])
+    yield here, pred
+    if isinstance(pred, AllOf | AnyOf):
+        yield from _walk(pred.items, here)
+    elif isinstance(pred, Not):
+        yield from _walk_one(pred.item, here)
+
+
+def _state_mentions(f: Factory) -> Iterator[tuple[JsonPath, str]]:
+    """Every place the factory names a state, in file order."""
+    yield ("state", "initial"), f.initial
+    for k, s in enumerate(f.terminal):
+        yield ("state", "terminal", k), s
+    for i, step in enumerate(f.steps):
+        for j, s in enumerate(step.from_states):
+            yield ("steps", i, "from_states", j), s
+        yield ("steps", i, "to_state"), step.to_state
+        for code, s in step.outcomes.items():
+            yield ("steps", i, "outcomes", code), s
+        if step.on_terminal is not None:
+            yield ("steps", i, "on_terminal"), step.on_terminal
+
+
+def _lock_problem(name: str) -> str | None:
+    """Lock names may use `:` as a separator (`branch:main`); each part is a ref component."""
+    parts = name.split(":")
+    if len(parts) > 1 and not all(parts):
+        return "must not have an empty part around ':'"
+    problems = [p for p in map(name_problem, parts) if p]
+    return problems[0] if problems else None
+
+
+def _check_names(f: Factory, ctx: _Context) -> Iterator[Found]:
+    if problem := name_problem(f.factory_id):
+        yield ("factory_id",), f"factory_id {f.factory_id!r} {problem}"
+    seen: set[str] = set()
+    for path, state in _state_mentions(f):
+        if state not in seen and (problem := name_problem(state)):
+            yield path, f"state {state!r} {problem}"
+        seen.add(state)
+    for i, step in enumerate(f.steps):
+        if problem := name_problem(step.id):
+            yield ("steps", i, "id"), f"step id {step.id!r} {problem}"
+        for k, lock in enumerate(step.locks):
+            if problem := _lock_problem(lock.name):
+                yield ("steps", i, "locks", k, "name"), f"lock name {lock.name!r} {problem}"
+
+
+def _check_step_ids(f: Factory, ctx: _Context) -> Iterator[Found]:
+    first: dict[str, Step] = {}
+    for i, step in enumerate(f.steps):
+        if step.id in first:
+            yield (
+                ("steps", i, "id"),
+                f"duplicate step id {step.id!r} (first at line {first[step.id].line})",
+            )
+        first.setdefault(step.id, step)
+
+
+def _check_reached(f: Factory, ctx: _Context) -> Iterator[Found]:
+    why = "it is not the initial state and no step leads to it"
+    reached = {f.initial, *ctx.entries.get(f.factory_id, ())}
+    for step in f.steps:
+        reached.update((step.to_state, *step.outcomes.values()))
+        reached.update((step.on_terminal,) if step.on_terminal else ())
+    for i, step in enumerate(f.steps):
+        for j, s in enumerate(step.from_states):
+            if s not in reached and s not in f.terminal:  # leaving a terminal: its own check
+                yield ("steps", i, "from_states", j), f"state {s!r} is never reached: {why}"
+
+
+def _check_terminal_left(f: Factory, ctx: _Context) -> Iterator[Found]:
+    for i, step in enumerate(f.steps):
+        for j, s in enumerate(step.from_states):
+            if s in f.terminal:
+                yield (
+                    ("steps", i, "from_states", j),
+                    f"state {s!r} is terminal: no step may leave it",
+                )
+
+
+def _check_targets(f: Factory, ctx: _Context) -> Iterator[Found]:
+    known = {f.initial, *f.terminal}
+    for step in f.steps:
+        known.update((*step.from_states, step.to_state))
+    why = "(not the initial or a terminal state, nor any step's from_states or to_state)"
+    for i, step in enumerate(f.steps):
+        if step.on_terminal is not None and step.on_terminal not in known:
+            yield (
+                ("steps", i, "on_terminal"),
+                f"on_terminal names unknown state {step.on_terminal!r} {why}",
+            )
+        for code, s in step.outcomes.items():
+            if s not in known:
+                yield ("steps", i, "outcomes", code), f"outcomes names unknown state {s!r} {why}"
+    for s in f.limits.wip:
+        if s not in f.states:
+            yield ("limits", "wip", s), f"wip names unknown state {s!r}"
+
+
+def _check_reference(
+    label: str, factory_id: str, at: JsonPath, states: Iterable[tuple[JsonPath, str]], ctx: _Context
+) -> Iterator[Found]:
+    """A `requires:` or `emits:` naming a factory (at `at`) and states of it."""
+    if factory_id not in ctx.factories:
+        yield (*at, "factory_id"), f"{label} names unknown factory {factory_id!r}"
+        return
+    target = ctx.factories[factory_id]
+    known = target.states if target is not None else ()
+    for path, s in states if target is not None else ():  # None: it did not build
+        if s not in known:
+            yield path, f"{label} names unknown state {s!r} of factory {factory_id!r}"
+
+
+def _check_references(f: Factory, ctx: _Context) -> Iterator[Found]:
+    for i, step in enumerate(f.steps):
+        for at, pred in _walk(step.requires, ("steps", i, "requires")):
+            if isinstance(pred, SubjectState | Capacity):
+                states = [((*at, "states", k), s) for k, s in enumerate(pred.states)]
+                if isinstance(pred, SubjectState):
+                    states += [((*at, "not_states", k), s) for k, s in enumerate(pred.not_states)]
+                yield from _check_reference("requires", pred.factory_id, at, states, ctx)
+        if step.emits is not None:
+            at = ("steps", i, "emits")
+            emitted = [((*at, "state"), step.emits.state)]
+            yield from _check_reference("emits", step.emits.factory_id, at, emitted, ctx)
+
+
+def _check_agents(f: Factory, ctx: _Context) -> Iterator[Found]:
+    for i, step in enumerate(f.steps):
+        use = step.agent.use if step.agent else None
+        if use and ctx.agents is not None and use not in ctx.agents and use not in BUILTIN_AGENTS:
+            yield (
+                ("steps", i, "agent", "use"),
+                (
+                    f"unknown agent {use!r} (define it under agents: in frequency.yaml, "
+                    f"or use a built-in: {', '.join(BUILTIN_AGENTS)})"
+                ),
+            )
+
+
+def _check_backoff(retry: RetryPolicy, at: JsonPath) -> Iterator[Found]:
+    b = retry.backoff
+    if b.initial > b.max:
+        yield (
+            at,
+            (
+                f"backoff initial ({format_duration(b.initial)}) is longer than "
+                f"max ({format_duration(b.max)})"
+            ),
+        )
+
+
+def _check_step_values(f: Factory, ctx: _Context) -> Iterator[Found]:
+    for i, step in enumerate(f.steps):
+        for k, rule in enumerate(step.classify):
+            yield from _check_rule(rule, ("steps", i, "classify", k))
+        if step.batch is not None and step.batch.min > step.batch.max:
+            yield (
+                ("steps", i, "batch"),
+                f"batch min ({step.batch.min}) is more than max ({step.batch.max})",
+            )
+        yield from _check_backoff(step.retry, ("steps", i, "retry", "backoff"))
+        for name, value in (("merge", step.merge), ("setup", step.setup)):
+            if value is not None and step.isolation is not Isolation.WORKTREE:
+                yield ("steps", i, name), f"{name} applies only to steps with isolation: worktree"
+
+
+def _check_rule(rule: ClassifyRule, at: JsonPath) -> Iterator[Found]:
+    if rule.match is None and rule.exit is None:
+        yield at, "a classify rule needs match, exit or both"
+    if rule.match is not None:
+        try:
+            re.compile(rule.match)
+        except re.error as exc:
+            yield (*at, "match"), f"{rule.match!r} is not a valid regular expression ({exc})"
+
+
+_FACTORY_CHECKS: tuple[Callable[[Factory, _Context], Iterator[Found]], ...] = (
+    _check_names,
+    _check_step_ids,
+    _check_reached,
+    _check_terminal_left,
+    _check_targets,
+    _check_references,
+    _check_agents,
+    _check_step_values,
+)
+
+
+def _check_factory(f: Factory, ctx: _Context) -> Iterator[Found]:
+    """Every semantic problem of one built factory, as (list-form path, reason)."""
+    for check in _FACTORY_CHECKS:
+        yield from check(f, ctx)
+
+
+def dead_ends(factory: Factory) -> tuple[str, ...]:
+    """Non-terminal states that no step leaves: subjects rest there (a note, not a problem)."""
+    left = {s for step in factory.steps for s in step.from_states}
+    return tuple(s for s in factory.states if s not in left and s not in factory.terminal)
+
+
+# ---------------------------------------------------------------- the pipeline
+
+
+def find_config_files(root: str | os.PathLike[str]) -> tuple[Path, ...]:
+    """Every `.frequency/*.yaml` / `*.yml` file under `root` (not hidden ones), sorted by name.
+
+    Raises NoConfig when `root` has no `.frequency/` folder.
+    """
+    folder = Path(root) / FOLDER
+    if not folder.is_dir():
+        raise NoConfig(f"no {FOLDER}/ folder in {root}", hint="run `git freq init`")
+    return tuple(
+        sorted(
+            (
+                p
+                for p in folder.iterdir()
+                if p.suffix in (".yaml", ".yml") and not p.name.startswith(".") and p.is_file()
+            ),
+            key=lambda p: p.name,
+        )
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Loaded:
+    """The outcome of the pipeline: a Config and the list-form documents it was built from."""
+
+    config: Config
+    expanded: Mapping[str, dict[str, Any]]
+
+
+def load_config(root: str | os.PathLike[str]) -> Config:
+    """Read and validate every file of `<root>/.frequency/`; ConfigError lists every problem."""
+    return _load(Path(root)).config
+
+
+def expand_config(root: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
+    """{relative path: factory in list form} with `flow:` expanded (defaults not filled in).
+
+    Validates first, as load_config does.
+    """
+    return dict(_load(Path(root)).expanded)
+
+
+def _load(root: Path) -> _Loaded:
+    """The whole pipeline; raises ConfigError with every problem of every file, sorted."""
+    problems: list[Problem] = []
+    docs: list[_Doc] = []
+    files = find_config_files(root)
+    for file in files:
+        doc, found = _read(root, file)
+        problems += found
+        docs += [doc] if doc is not None else []
+    settings = _load_settings([d for d in docs if _is_settings(d)], problems)
+    factory_docs = [d for d in docs if not _is_settings(d)]
+    built: list[tuple[Factory, _Source, dict[str, Any]]] = []
+    for doc in factory_docs:
+        one, found = _load_factory(doc, settings or Settings())
+        problems += found
+        built += [one] if one is not None else []
+    problems += _check_across(factory_docs, [(f, source) for f, source, _ in built], settings)
+    if problems:
+        order = {file.relative_to(root).as_posix(): k for k, file in enumerate(files)}
+        raise ConfigError(sorted(problems, key=lambda p: (order[p.path], p.line or 0)))
+    config = Config(
+        root=str(root.resolve()),
+        settings=settings or Settings(),
+        factories=tuple(f for f, _, _ in built),
+    )
+    return _Loaded(config=config, expanded={f.path: data for f, _, data in built})
+
+
+def _is_settings(doc: _Doc) -> bool:
+    return Path(doc.path).name in SETTINGS_NAMES
+
+
+def _load_factory(
+    doc: _Doc, settings: Settings
+) -> tuple[tuple[Factory, _Source, dict[str, Any]] | None, list[Problem]]:
+    """Schema-check, expand and build one factory file: (factory, source, list form) or None."""
+    found_schema = violations(factory_validator(), doc.data)
+    if found_schema:
+        return None, [_Source(doc=doc).problem(v.path, v.reason) for v in found_schema]
+    data, origins, found_flow = _expand(doc.data)
+    source = _Source(doc=doc, origins=origins)
+    if found_flow:
+        return None, [source.problem(at, reason) for at, reason in found_flow]
+    return (_factory(data, source, settings), source, data), []
+
+
+def _load_settings(docs: Sequence[_Doc], problems: list[Problem]) -> Settings | None:
+    """Settings from frequency.yaml (defaults when there is none); None when it is invalid.
+
+    Appends the file's problems to `problems`.
+    """
+    if not docs:
+        return Settings()
+    source = _Source(doc=docs[0])
+    problems += [
+        Problem(
+            path=d.path,
+            line=1,
+            where="",
+            reason=f"a second settings file: keep only {docs[0].path}",
+        )
+        for d in docs[1:]
+    ]
+    found = [(v.path, v.reason) for v in violations(settings_validator(), docs[0].data)]
+    settings = _settings(docs[0].data) if not found else None
+    if settings is not None:
+        found += _check_backoff(settings.default_retry, ("defaults", "retry", "backoff"))
+    problems += [source.problem(at, reason) for at, reason in found]
+    return settings if not found else None
+
+
+def _check_across(
+    docs: Sequence[_Doc], built: Sequence[tuple[Factory, _Source]], settings: Settings | None
+) -> list[Problem]:
+    """Duplicate factory ids across files, then every built factory's semantic checks."""
+    problems: list[Problem] = []
+    owners: dict[str, str] = {}
+    for doc in docs:
+        fid = doc.data.get("factory_id") if isinstance(doc.data, dict) else None
+        if isinstance(fid, str) and fid in owners:
+            reason = f"factory_id {fid!r} is already used by {owners[fid]}"
+            problems.append(_Source(doc=doc).problem(("factory_id",), reason))
+        elif isinstance(fid, str):
+            owners[fid] = doc.path
+    factories: dict[str, Factory | None] = dict.fromkeys(owners)
+    entries: dict[str, set[str]] = {}
+    for f, _ in built:
+        if owners[f.factory_id] == f.path:
+            factories[f.factory_id] = f
+        for step in f.steps:
+            if step.emits is not None:
+                entries.setdefault(step.emits.factory_id, set()).add(step.emits.state)
+    ctx = _Context(
+        factories=factories,
+        entries={k: frozenset(v) for k, v in entries.items()},
+        agents=frozenset(settings.agents) if settings is not None else None,
+    )
+    for f, source in built:
+        problems += [source.problem(at, reason) for at, reason in _check_factory(f, ctx)]
+    return problems
+
+
+def dump_yaml(doc: Any) -> str:
+    """Render a plain document as block YAML in key order (for `validate --expand`)."""
+    return str(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))

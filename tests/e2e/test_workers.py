@@ -1,0 +1,234 @@
+"""Many real `git freq run` processes on one repository: caps, leases, locks, pause, signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import FreqRepo
+
+pytestmark = [pytest.mark.e2e, pytest.mark.git]
+
+LOGGER = 'echo "{what} $(date +%s.%N) $FREQ_SUBJECT $FREQ_STEP $FREQ_ATTEMPT $$" >> "$LOG"'
+
+
+def _step(body: str) -> str:
+    return f"{LOGGER.format(what='start')}; {body}; {LOGGER.format(what='end')}"
+
+
+def _spawn(repo: FreqRepo, *args: str, log: Path) -> subprocess.Popen[str]:
+    env = {**os.environ, "LOG": str(log)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "freq", *args],
+        cwd=repo.path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _events(log: Path) -> list[tuple[str, float, str, str, int]]:
+    rows = []
+    for line in log.read_text().splitlines():
+        what, t, subject, step, attempt, _pid = line.split()
+        rows.append((what, float(t), subject, step, int(attempt)))
+    return rows
+
+
+def _max_overlap(intervals: list[tuple[float, float]]) -> int:
+    points = sorted(
+        [(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals], key=lambda p: (p[0], p[1])
+    )
+    live = peak = 0
+    for _, d in points:
+        live += d
+        peak = max(peak, live)
+    return peak
+
+
+def _wait_for(pred, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.02)
+
+
+def test_four_workers_200_subjects_never_exceed_a_cap(freq_repo, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """4 processes, 200 subjects, 3 steps: no attempt twice, all done, every cap held."""
+    log = tmp_path / "steps.log"
+    r = freq_repo(
+        {
+            ".frequency/frequency.yaml": "max_parallel: 4\nlease: {ttl: 20s}\n",
+            ".frequency/f.yaml": f"""
+            factory_id: f
+            state: {{initial: new, terminal: [done]}}
+            limits:
+              max_parallel: 3
+              wip: {{half: 5}}
+            steps:
+              - id: one
+                from_states: [new]
+                to_state: half
+                run: '{_step("true")}'
+              - id: two
+                from_states: [half]
+                to_state: most
+                max_parallel: 2
+                run: '{_step("true")}'
+              - id: three
+                from_states: [most]
+                to_state: done
+                run: '{_step("true")}'
+            """,
+        }
+    )
+    r.write("subjects.txt", "\n".join(f"s{i:03d}" for i in range(200)) + "\n")
+    r.run("add", "f", "--from", "subjects.txt").assert_success()
+    workers = [_spawn(r, "run", "--until-idle", log=log) for _ in range(4)]
+    for w in workers:
+        _out, err = w.communicate(timeout=240)
+        assert w.returncode == 0, err
+        assert "Traceback" not in err
+    events = _events(log)
+    starts = [(s, st, a) for what, _, s, st, a in events if what == "start"]
+    assert len(starts) == 600 and len(set(starts)) == 600, "an attempt ran twice"
+    assert all(a == 1 for _, _, a in starts)
+    span: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for _what, t, s, st, _a in events:
+        span[(s, st)].append(t)
+    runs = {k: (min(v), max(v)) for k, v in span.items()}
+    assert _max_overlap(list(runs.values())) <= 3  # factory cap (tighter than global 4)
+    assert _max_overlap([v for (_, st), v in runs.items() if st == "two"]) <= 2
+    # a subject occupies `half` from step one's start to step two's end, at least
+    half = [(runs[(s, "one")][0], runs[(s, "two")][1]) for s in {k[0] for k in runs}]
+    assert _max_overlap(half) <= 5
+    status = json.loads(r.run("status", "--json").out)
+    assert dict(status["factories"][0]["states"])["done"] == 200
+    transitions = r.git("log", "--format=%s", "--glob=refs/frequency/subjects").splitlines()
+    assert sum(" -> " in t and "created" not in t for t in transitions) == 600
+    r.git("fsck", "--strict")
+
+
+LEASED = """
+factory_id: f
+state: {initial: new, terminal: [done]}
+steps:
+  - id: work
+    from_states: [new]
+    to_state: done
+    retry: {max_attempts: 3, backoff: {initial: 0s, factor: 1, max: 0s, jitter: 0}}
+    locks: [{name: "deploy", ttl: 3s}]
+    run: >-
+      echo "$$" > "$LOG.$FREQ_SUBJECT.$FREQ_ATTEMPT";
+      if [ "$FREQ_ATTEMPT" = 1 ]; then sleep 60; fi
+"""
+
+
+def test_killed_worker_lease_expires_and_another_finishes(freq_repo, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """SIGKILL mid-step: after the lease expires a second worker records `worker lost`,
+    steals the stale lock (not before its TTL), and finishes the subject."""
+    log = tmp_path / "steps"
+    r = freq_repo({".frequency/frequency.yaml": "lease: {ttl: 1s}\n", ".frequency/f.yaml": LEASED})
+    r.run("add", "f", "x").assert_success()
+    first = _spawn(r, "run", "--until-idle", log=log)
+    marker = Path(f"{log}.x.1")
+    _wait_for(marker.exists)
+    _wait_for(lambda: marker.read_text().strip() != "")
+    first.send_signal(signal.SIGKILL)
+    first.communicate()
+    os.kill(int(marker.read_text()), signal.SIGKILL)  # the orphaned step itself
+    held = json.loads(r.run("locks", "--json").assert_success().out)
+    assert [row["name"] for row in held] == ["deploy"]
+    second = _spawn(r, "run", "--until-idle", log=log)
+    _out, err = second.communicate(timeout=60)
+    assert second.returncode == 0, err
+    subj = json.loads(r.run("show", "f", "x", "--json").out)["subject"]
+    assert subj["state"] == "done"
+    history = r.git("log", "--format=%B%x00", "refs/frequency/subjects/f/x").split("\0")
+    lost = [m for m in history if "Freq-Failure: retryable (worker lost)" in m]
+    assert len(lost) == 1 and "Freq-Attempt: 1" in lost[0]
+    lock_log = r.git("log", "--reverse", "--format=%s", "refs/frequency/locks/deploy")
+    kinds = [row.split(": ")[1].split()[0] for row in lock_log.splitlines()]
+    assert kinds == ["acquire", "steal", "release"]
+    steal_msg = r.git("log", "--format=%B%x00", "refs/frequency/locks/deploy").split("\0")
+    steal = next(m for m in steal_msg if ": steal by " in m)
+    first_lock = json.loads(
+        r.git("show", f"refs/frequency/locks/deploy~{len(kinds) - 1}:lock.json")
+    )
+    stolen = json.loads(r.git("show", f"refs/frequency/locks/deploy~{len(kinds) - 2}:lock.json"))
+    assert first_lock["holder"] in steal
+    assert stolen["acquired_at"] >= first_lock["expires_at"]  # stolen after the TTL, not before
+
+
+def test_pause_stops_new_claims_in_a_running_worker(freq_repo, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A running worker stops claiming within one cycle of `pause`; SIGTERM drains it."""
+    log = tmp_path / "steps.log"
+    r = freq_repo(
+        {
+            ".frequency/frequency.yaml": "max_parallel: 1\n",
+            ".frequency/f.yaml": f"""
+            factory_id: f
+            state: {{initial: new, terminal: [done]}}
+            poll_interval: 60s
+            steps:
+              - id: work
+                from_states: [new]
+                to_state: done
+                run: '{_step("sleep 0.2")}'
+            """,
+        }
+    )
+    r.run("add", "f", *[f"s{i}" for i in range(20)]).assert_success()
+    worker = _spawn(r, "run", log=log)
+    _wait_for(lambda: log.exists() and log.read_text().count("start") >= 2)
+    r.run("pause", "f", "--reason", "test").assert_success()
+    paused_at = time.time()
+    time.sleep(1.0)  # several step lengths: a worker ignoring the pause would start more
+    late = [t for what, t, *_ in _events(log) if what == "start" and t > paused_at]
+    assert len(late) <= 1  # at most the one claimed in the cycle the pause raced with
+    worker.send_signal(signal.SIGTERM)
+    out, err = worker.communicate(timeout=30)
+    assert worker.returncode == 130, err
+    assert "interrupted" in out.splitlines()[-1]
+    claimed = json.loads(r.run("status", "--json").out)["factories"][0]["running"]
+    assert claimed == 0
+
+
+def test_second_sigint_kills_steps_and_releases_claims(freq_repo, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Two interrupts: the step's group is killed, its claim released, attempt not spent."""
+    log = tmp_path / "steps.log"
+    r = freq_repo(
+        {
+            ".frequency/f.yaml": f"""
+        factory_id: f
+        state: {{initial: new, terminal: [done]}}
+        steps:
+          - id: work
+            from_states: [new]
+            to_state: done
+            run: '{_step("sleep 60")}'
+        """
+        }
+    )
+    r.run("add", "f", "x").assert_success()
+    worker = _spawn(r, "run", "--until-idle", log=log)
+    _wait_for(lambda: log.exists() and "start" in log.read_text())
+    worker.send_signal(signal.SIGINT)
+    time.sleep(0.2)
+    worker.send_signal(signal.SIGINT)
+    _out, err = worker.communicate(timeout=30)
+    assert worker.returncode == 130, err
+    subj = json.loads(r.run("show", "f", "x", "--json").out)["subject"]
+    assert (subj["state"], subj["claim"], subj["attempt"]) == ("new", None, 0)
+    last = r.git("log", "-1", "--format=%s", "refs/frequency/subjects/f/x").strip()
+    assert last == "f/x: work released (attempt 1)"
