@@ -66,7 +66,7 @@ class RunSummary:
     outcomes: tuple[StepOutcome, ...] = ()
 
 
-class _Lease:
+class Lease:
     """The running attempt's view of its claim: the tip it last wrote, its locks and caps."""
 
     def __init__(self, subject: Subject, tip: str, locks: list[HeldLock], caps: list[Cap]) -> None:
@@ -153,7 +153,7 @@ class Executor:
         }[cap.scope[0]]
         return f"{kind} reached ({live}/{cap.limit})"
 
-    def claim(self, start: Start) -> _Lease | None:
+    def claim(self, start: Start) -> Lease | None:
         """Enter the caps' semaphores, take the step's locks, then record a claim commit by
         CAS on the planned tip. None (with everything given back) when any of them is taken:
         the planner saw an older state, and the next cycle re-plans."""
@@ -238,20 +238,33 @@ class Executor:
             step=start.step,
             attempt=start.attempt,
         )
-        return _Lease(claimed, new_tip, held, caps)
+        return Lease(claimed, new_tip, held, caps)
 
-    def _give_back(self, lease: _Lease) -> None:
+    def _give_back(self, lease: Lease) -> None:
         """Release the attempt's locks after its last write. Its cap entries need no commit:
         they are dead by derivation once the subject's claim has ended."""
         self.locks.release_all(lease.locks)
 
-    def renew(self, lease: _Lease) -> bool:
+    def renew(self, lease: Lease) -> bool:
         """Extend the lease if a third of its TTL has passed; False once the claim is lost."""
         if lease.lost:
             return False
         claim = lease.subject.claim
         assert claim is not None
         now = self.clock.now()
+        if claim.expires_at <= now:
+            # Too late: once expired, its cap slots and locks may be someone else's. Renewing
+            # now would resurrect the claim over a full cap (found by test_runtime_model).
+            lease.lost = True
+            self._emit(
+                "lost",
+                factory=lease.subject.factory,
+                subject=lease.subject.name,
+                step=claim.step,
+                attempt=claim.attempt,
+                detail="lease expired before it was renewed; stopping the step",
+            )
+            return False
         for held in lease.locks:
             if held.lock.expires_at - now <= held.lock.ttl * 2 / 3 and not self.locks.renew(held):
                 lease.lost = True
@@ -300,12 +313,12 @@ class Executor:
 
     # ------------------------------------------------------------ execute
 
-    def execute(self, lease: _Lease) -> StepOutcome:
+    def execute(self, lease: Lease) -> StepOutcome:
         """Run the claimed step to its end and record the outcome (fenced by the claim)."""
         subj = lease.subject
         claim = subj.claim
         assert claim is not None
-        fac, step = self._factory_step(subj.factory, claim.step)
+        _fac, step = self._factory_step(subj.factory, claim.step)
         log_path = self.store.log_path(subj.factory, subj.name, step.id, claim.attempt)
         log_path.parent.mkdir(parents=True, exist_ok=True)
         env = proc.build_env(self._step_env(subj, step, claim))
@@ -323,7 +336,7 @@ class Executor:
             cancel=self.cancel,
             on_poll=lambda: self.renew(lease),
         )
-        return self._record(lease, fac, step, result)
+        return self.record(lease, result)
 
     def _step_env(self, subj: Subject, step: Step, claim: Claim) -> dict[str, str]:
         env = {
@@ -341,12 +354,13 @@ class Executor:
             env["FREQ_DATA_" + "".join(c if c.isalnum() else "_" for c in k).upper()] = v
         return env
 
-    def _record(
-        self, lease: _Lease, fac: Factory, step: Step, result: proc.ProcResult
-    ) -> StepOutcome:
+    def record(self, lease: Lease, result: proc.ProcResult) -> StepOutcome:
+        """Record how an attempt ended, by CAS on the tip the attempt wrote last: refused
+        (recorded=False) when anyone else moved the subject since, e.g. a takeover."""
         subj = lease.subject
         claim = subj.claim
         assert claim is not None
+        _fac, step = self._factory_step(subj.factory, claim.step)
         now = self.clock.now()
         tail = result.tail
         mapped = step.outcomes.get(result.exit_code) if result.exit_code is not None else None

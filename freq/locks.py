@@ -129,8 +129,10 @@ class Locks:
         return HeldLock(lock=lock, tip=new_tip)
 
     def renew(self, held: HeldLock) -> bool:
-        """Extend a held lock by its TTL; False when it was stolen or broken meanwhile."""
+        """Extend a held lock by its TTL; False when it expired, or was stolen or broken."""
         now = self.clock.now()
+        if held.lock.expires_at <= now:
+            return False  # stale: it may be stolen at any moment, so it is not ours to extend
         lock = replace(held.lock, expires_at=now + held.lock.ttl)
         try:
             held.tip = self.store.write_doc(
