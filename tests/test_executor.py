@@ -1,0 +1,90 @@
+"""The executor in-process: lost races are re-planned, never overwritten; fencing."""
+
+from __future__ import annotations
+
+import json
+import random
+
+from freq import refs
+from freq.clock import FakeClock
+from freq.config import load_config
+from freq.executor import Executor
+from freq.planner import plan
+from freq.store import Store
+
+from .conftest import FreqRepo
+
+FACTORY = """
+factory_id: f
+state: {initial: new, terminal: [done]}
+steps:
+  - id: one
+    from_states: [new]
+    to_state: mid
+    run: "true"
+  - id: two
+    from_states: [mid]
+    to_state: done
+    run: "true"
+"""
+
+
+def _executors(repo: FreqRepo, clock: FakeClock) -> tuple[Executor, Executor]:
+    cfg = load_config(repo.path)
+    return tuple(  # type: ignore[return-value]
+        Executor(
+            Store.discover(repo.path, clock=clock),
+            cfg,
+            clock=clock,
+            worker=f"h:{i}:1",
+            rng=random.Random(i),
+        )
+        for i in (1, 2)
+    )
+
+
+def test_lost_claim_race_is_replanned_not_overwritten(freq_repo) -> None:  # type: ignore[no-untyped-def]
+    """Two workers plan the same start: one claim wins, the other loses cleanly, and its
+    next cycle plans again from git and runs the following step."""
+    r = freq_repo({".frequency/f.yaml": FACTORY})
+    r.run("add", "f", "x").assert_success()
+    clock = FakeClock()
+    ex1, ex2 = _executors(r, clock)
+    p1 = plan(ex1.config, ex1.store.snapshot(), now=clock.now())
+    p2 = plan(ex2.config, ex2.store.snapshot(), now=clock.now())
+    assert p1.starts == p2.starts
+    lease = ex1.claim(p1.starts[0])
+    assert lease is not None
+    assert ex2.claim(p2.starts[0]) is None
+    claims = r.git("log", "--format=%s", "refs/frequency/subjects/f/x").splitlines()
+    assert claims == ["f/x: one claimed (attempt 1)", "f/x: created -> new"]
+    ex1.execute(lease)
+    summary = ex2.run(once=True)
+    assert (summary.succeeded, summary.lost_races) == (1, 0)
+    subj = json.loads(r.run("show", "f", "x", "--json").out)["subject"]
+    assert subj["state"] == "done"
+    workers = r.git(
+        "log", "--format=%(trailers:key=Freq-Worker,valueonly)", "refs/frequency/subjects/f/x"
+    ).split()
+    assert workers[:4] == ["h:2:1", "h:2:1", "h:1:1", "h:1:1"]
+    for ex in (ex1, ex2):
+        ex.store.close()
+
+
+def test_result_after_manual_move_is_refused(freq_repo) -> None:  # type: ignore[no-untyped-def]
+    """A person moves a running subject: the attempt's result is refused by the fence."""
+    r = freq_repo({".frequency/f.yaml": FACTORY})
+    r.run("add", "f", "x").assert_success()
+    clock = FakeClock()
+    ex1, _ex2 = _executors(r, clock)
+    start = plan(ex1.config, ex1.store.snapshot(), now=clock.now()).starts[0]
+    lease = ex1.claim(start)
+    assert lease is not None
+    r.run("transition", "f", "x", "done", "--reason", "shipped by hand").assert_success()
+    tip = r.git("rev-parse", refs.subject_ref("f", "x")).strip()
+    out = ex1.execute(lease)
+    assert not out.recorded
+    assert out.detail == "result refused: the claim was taken over (stale epoch)"
+    assert r.git("rev-parse", refs.subject_ref("f", "x")).strip() == tip
+    ex1.store.close()
+    _ex2.store.close()
