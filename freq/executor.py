@@ -13,7 +13,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from freq import proc, refs
+from freq.classify import Ending, classify
 from freq.clock import Clock
+from freq.dlq import Dlq, Entry
 from freq.errors import FreqError, RefConflict
 from freq.locks import Cap, CapFull, Caps, HeldLock, LockHeld, Locks
 from freq.model import (
@@ -22,13 +24,14 @@ from freq.model import (
     Event,
     EventKind,
     Factory,
-    FailureMode,
+    FailureKind,
     LastError,
     Snapshot,
     Step,
     Subject,
+    format_duration,
 )
-from freq.planner import Expired, Plan, Start, plan
+from freq.planner import Expired, Park, Plan, Start, plan, quota_key
 from freq.report import Progress, Reporter
 from freq.retry import next_delay
 from freq.store import Store
@@ -99,6 +102,7 @@ class Executor:
         self.cancel = proc.Cancel()
         self.ttl = config.settings.lease_ttl
         self.locks = Locks(store, clock)
+        self.dlq = Dlq(store, clock)
         self.caps = Caps(store, clock, pending=self.ttl)
         self.max_parallel = config.settings.max_parallel
         self.stopping = False
@@ -412,45 +416,9 @@ class Executor:
             ok = True
             detail = f"{subj.state} -> {to_state}"
         else:
-            kind, why = self._classify(step, result)
-            delay = None if kind == "terminal" else next_delay(step.retry, claim.attempt, self.rng)
-            err = LastError(
-                step=step.id,
-                attempt=claim.attempt,
-                exit_code=result.exit_code,
-                kind=kind,
-                reason=result.describe(),
-                at=now,
-                summary=_last_line(tail),
-            )
-            attempt = (
-                claim.attempt if delay is not None else max(claim.attempt, step.retry.max_attempts)
-            )
-            new = replace(
-                subj,
-                attempt=attempt,
-                claim=None,
-                last_error=err,
-                updated_at=now,
-                not_before=now + delay if delay is not None else None,
-            )
-            event = Event(
-                kind=EventKind.FAILED,
-                factory=subj.factory,
-                subject=subj.name,
-                at=now,
-                worker=self.worker,
-                step=step.id,
-                from_state=subj.state,
-                attempt=claim.attempt,
-                epoch=claim.epoch,
-                duration_ms=result.duration_ms,
-                exit_code=result.exit_code,
-                failure=f"{kind} ({why})",
-            )
+            new, event, detail = self._failure(subj, claim, step, result, now)
             to_state = None
             ok = False
-            detail = result.describe()
         recorded = True
         try:
             lease.tip = self.store.advance(
@@ -464,6 +432,8 @@ class Executor:
             recorded = False
             detail = "result refused: the claim was taken over (stale epoch)"
         self._give_back(lease)
+        if recorded and new.last_error is not None and new.claim is None and not ok:
+            self._after_failure(new, lease.tip, step)
         self._emit(
             "finished" if ok else "failed",
             factory=subj.factory,
@@ -484,15 +454,155 @@ class Executor:
             duration_ms=result.duration_ms,
         )
 
-    def _classify(self, step: Step, result: proc.ProcResult) -> tuple[str, str]:
-        """Failure class and the rule that decided it (full inference: failure issue)."""
-        if step.failure is FailureMode.TERMINAL:
-            return "terminal", "failure: terminal"
-        if result.timed_out:
-            return "retryable", "timeout"
-        if result.exit_code in (126, 127):
-            return "terminal", f"exit code {result.exit_code}"
-        return "retryable", result.describe()
+    def _failure(
+        self, subj: Subject, claim: Claim, step: Step, result: proc.ProcResult, now: datetime
+    ) -> tuple[Subject, Event, str]:
+        """The subject after a failed attempt: classified, with its backoff or final."""
+        ending = Ending(
+            exit_code=result.exit_code,
+            signal=result.signal,
+            timed_out=result.timed_out,
+            tail=result.tail.decode("utf-8", "replace"),
+        )
+        last = subj.last_error
+        previous = (
+            (last.fingerprint,) * last.repeats
+            if last is not None and last.step == step.id and last.fingerprint
+            else ()
+        )
+        c = classify(step, ending, previous, now=now)
+        repeats = len(previous) + 1 if previous and previous[-1] == c.fingerprint else 1
+        attempt = claim.attempt
+        not_before = None
+        final = c.kind in (FailureKind.TERMINAL, FailureKind.NEEDS_HUMAN)
+        if c.kind is FailureKind.QUOTA:
+            attempt -= 1  # a usage limit spends no attempt
+            not_before = c.hold_until
+        elif not final:
+            delay = next_delay(step.retry, claim.attempt, self.rng)
+            if delay is None:
+                final = True
+            else:
+                not_before = now + delay
+        reason = result.describe()
+        if result.timed_out and step.timeout is not None:
+            reason = f"timed out after {format_duration(step.timeout)}"
+        why = c.reason
+        if final and c.kind is FailureKind.RETRYABLE:
+            why += f"; retries exhausted ({claim.attempt} of {step.retry.max_attempts})"
+        err = LastError(
+            step=step.id,
+            attempt=claim.attempt,
+            exit_code=result.exit_code,
+            kind=c.kind.value,
+            reason=reason,
+            at=now,
+            summary=_last_line(result.tail),
+            fingerprint=c.fingerprint,
+            repeats=repeats,
+            final=final,
+            rule=why,
+            question=c.question,
+            duration_ms=result.duration_ms,
+        )
+        new = replace(
+            subj, attempt=attempt, claim=None, last_error=err, updated_at=now, not_before=not_before
+        )
+        event = Event(
+            kind=EventKind.FAILED,
+            factory=subj.factory,
+            subject=subj.name,
+            at=now,
+            worker=self.worker,
+            step=step.id,
+            from_state=subj.state,
+            attempt=claim.attempt,
+            epoch=claim.epoch,
+            duration_ms=result.duration_ms,
+            exit_code=result.exit_code,
+            failure=f"{c.kind.value} ({why})",
+            reason=c.question,
+        )
+        return new, event, f"{reason}: {c.kind.value} ({why})"
+
+    def _after_failure(self, subj: Subject, tip: str, step: Step) -> None:
+        """Park a final failure in the DLQ; hold a quota'd agent or step for everyone."""
+        err = subj.last_error
+        assert err is not None
+        if err.final:
+            self.park(Park(factory=subj.factory, subject=subj.name, tip=tip))
+        elif err.kind == FailureKind.QUOTA.value and subj.not_before is not None:
+            self.locks.hold(
+                quota_key(subj.factory, step),
+                until=subj.not_before,
+                holder=self.worker,
+                reason=f"{err.reason}: {err.summary}",
+            )
+
+    def park(self, p: Park) -> str | None:
+        """Append the final failure to the DLQ (once), then mark the subject parked there or
+        move it to `on_terminal`. Safe to repeat after a crash between the two writes."""
+        subj, tip = self.store.read_subject(p.factory, p.subject)
+        err = subj.last_error
+        if tip != p.tip or err is None or not err.final or err.dlq is not None:
+            return None
+        _fac, step = self._factory_step(p.factory, err.step)
+        now = self.clock.now()
+        entry = self.dlq.append(
+            Entry(
+                id="",
+                seq=0,
+                kind="entry",
+                factory=p.factory,
+                subject=p.subject,
+                at=now,
+                step=err.step,
+                attempt=err.attempt,
+                state=subj.state,
+                exit_code=err.exit_code,
+                duration_ms=err.duration_ms,
+                failure_class=err.kind,
+                reason=err.rule or err.reason,
+                subject_commit=tip,
+                question=err.question,
+            ),
+            self.store.read_output(tip) or b"",
+        )
+        moved = step.on_terminal
+        new = replace(
+            subj,
+            last_error=replace(err, dlq=entry.id),
+            updated_at=now,
+            parked=None if moved else entry.id,
+        )
+        if moved:
+            new = replace(new, state=moved, attempt=0, not_before=None, entered_at=now)
+        event = Event(
+            kind=EventKind.PARKED,
+            factory=p.factory,
+            subject=p.subject,
+            at=now,
+            worker=self.worker,
+            step=err.step,
+            from_state=subj.state,
+            to_state=new.state,
+            attempt=err.attempt,
+            dlq=entry.id,
+            failure=f"{err.kind} ({err.reason})",
+        )
+        try:
+            self.store.advance(refs.subject_ref(p.factory, p.subject), new, event, expected=tip)
+        except RefConflict:
+            return None
+        self._emit(
+            "parked",
+            factory=p.factory,
+            subject=p.subject,
+            step=err.step,
+            attempt=err.attempt,
+            detail=f"dead-letter entry {entry.id}",
+        )
+        return entry.id
 
     # ------------------------------------------------------------ recovery
 
@@ -515,6 +625,10 @@ class Executor:
             reason="worker lost",
             at=now,
             summary=f"lease of {exp.holder} expired",
+            rule="worker lost"
+            if delay is not None
+            else f"worker lost; retries exhausted ({exp.attempt} of {step.retry.max_attempts})",
+            final=delay is None,
         )
         new = replace(
             subj,
@@ -592,6 +706,8 @@ class Executor:
                         p = self._plan(cap, factories)
                         for exp in p.expired:
                             counts["recovered"] += self.recover(exp)
+                        for park in p.parks:
+                            self.park(park)
                         self._launch(p, pool, inflight, counts)
                     if once:
                         self._collect(inflight, outcomes, counts, timeout=None)

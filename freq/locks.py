@@ -147,6 +147,33 @@ class Locks:
         held.lock = lock
         return True
 
+    def hold(self, name: str, *, until: datetime, holder: str, reason: str) -> None:
+        """Hold a lock for everyone until `until` (a quota): extends, never shortens, a hold."""
+        ref = refs.lock_ref(name)
+        for _ in range(_CAS_ATTEMPTS):
+            current, tip = self.read(name)
+            now = self.clock.now()
+            if current is not None and current.held_at(now) and current.expires_at >= until:
+                return
+            lock = Lock(
+                name=name,
+                holder=holder,
+                subject="",
+                epoch=0,
+                acquired_at=now,
+                ttl=until - now,
+                expires_at=until,
+            )
+            msg = refs.lock_message(lock, "hold", reason=reason)
+            try:
+                self.store.write_doc(
+                    ref, {refs.LOCK_FILE: refs.lock_to_json(lock)}, msg, at=now, expected=tip
+                )
+            except RefConflict:
+                continue
+            return
+        raise RefConflict(ref)
+
     def release_all(self, held: Sequence[HeldLock]) -> None:
         """Release locks this worker holds; one already taken over is left to its new holder."""
         for h in held:

@@ -387,6 +387,12 @@ class LastError:
     at: datetime
     summary: str = ""
     fingerprint: str = ""
+    repeats: int = 1  # consecutive failures of this step with this fingerprint
+    final: bool = False  # ends the retries: terminal, needs_human, or the budget is spent
+    dlq: str | None = None  # the dead-letter entry it was parked as (`factory#N`)
+    rule: str = ""  # what decided the class: `pattern: rate limit`, `classify rule 2: ...`
+    question: str | None = None  # needs_human: what the agent asked
+    duration_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -402,6 +408,7 @@ class Subject:
     claim: Claim | None = None
     not_before: datetime | None = None
     last_error: LastError | None = None
+    parked: str | None = None  # DLQ entry id while the subject waits there for a requeue
     created_at: datetime
     updated_at: datetime
     entered_at: datetime
@@ -417,6 +424,8 @@ class EventKind(Enum):
     FAILED = "failed"
     RELEASED = "released"
     MOVED = "moved"
+    PARKED = "parked"
+    REQUEUED = "requeued"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -436,6 +445,7 @@ class Event:
     duration_ms: int | None = None
     exit_code: int | None = None
     failure: str | None = None
+    dlq: str | None = None
     reason: str | None = None
 
 

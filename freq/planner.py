@@ -40,6 +40,15 @@ class Expired:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Park:
+    """A final failure not yet in the dead-letter queue (its worker stopped in between)."""
+
+    factory: str
+    subject: str
+    tip: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Waiting:
     """A subject that is not moving now, with every reason in plain words."""
 
@@ -58,6 +67,7 @@ class Plan:
 
     starts: tuple[Start, ...] = ()
     expired: tuple[Expired, ...] = ()
+    parks: tuple[Park, ...] = ()
     waiting: tuple[Waiting, ...] = ()
     running: int = 0
     next_wake: datetime | None = None
@@ -68,7 +78,13 @@ class Plan:
         """Nothing to start, nothing running, no lease to recover, and nothing that time
         alone will make runnable (a backoff or a lock expiry): only people or other
         factories' progress can move anything now."""
-        return not self.starts and not self.expired and self.running == 0 and self.next_wake is None
+        return (
+            not self.starts
+            and not self.expired
+            and not self.parks
+            and self.running == 0
+            and self.next_wake is None
+        )
 
 
 @dataclass(slots=True)
@@ -111,6 +127,7 @@ def plan(
     running_total = counts.running
     starts: list[Start] = []
     expired: list[Expired] = []
+    parks: list[Park] = []
     waiting: list[Waiting] = []
     wakes: list[datetime] = []
     chosen = [f for f in config.factories if factories is None or f.factory_id in factories]
@@ -128,6 +145,8 @@ def plan(
                 counts.by_state[(fac.factory_id, step.to_state)] += 1
             elif isinstance(decision, Expired):
                 expired.append(decision)
+            elif isinstance(decision, Park):
+                parks.append(decision)
             else:
                 waiting.append(decision)
                 if decision.kind == "backoff" and subj.not_before is not None:
@@ -139,6 +158,7 @@ def plan(
     return Plan(
         starts=tuple(starts),
         expired=tuple(expired),
+        parks=tuple(parks),
         waiting=tuple(waiting),
         running=running_total,
         next_wake=min(wakes) if wakes else None,
@@ -155,7 +175,7 @@ def _decide(
     cap: int,
     counts: _Counts,
     facts: Facts | None,
-) -> Start | Expired | Waiting:
+) -> Start | Expired | Park | Waiting:
     fid = fac.factory_id
 
     def wait(kind: str, *reasons: str, step: str | None = None) -> Waiting:
@@ -175,6 +195,17 @@ def _decide(
         return Expired(
             factory=fid, subject=subj.name, step=c.step, attempt=c.attempt, holder=c.holder, tip=tip
         )
+    err = subj.last_error
+    if subj.parked is not None and err is not None:
+        return wait(
+            "dlq",
+            f"parked in the dead-letter queue as {subj.parked}: {err.step} attempt "
+            f"{err.attempt} failed, {err.kind} ({err.rule or err.reason}); requeue with "
+            f"`git freq dlq requeue {subj.parked}`",
+            step=err.step,
+        )
+    if err is not None and err.final and err.dlq is None:
+        return Park(factory=fid, subject=subj.name, tip=tip)
     if subj.state in fac.terminal:
         return wait("terminal", f"{subj.state} is a terminal state")
     steps = fac.steps_from(subj.state)
@@ -261,6 +292,13 @@ def _blocked_by(
     if wip is not None and counts.by_state[(fid, step.to_state)] >= wip:
         n = counts.by_state[(fid, step.to_state)]
         return _Block("wip", f"WIP limit of {step.to_state} full ({n}/{wip})")
+    quota = snap.locks.get(quota_key(fid, step))
+    if quota is not None and quota.held_at(now):
+        return _Block(
+            "quota",
+            f"usage limit of {quota_key(fid, step)[6:]} reached; held until {_t(quota.expires_at)}",
+            until=quota.expires_at,
+        )
     for spec in step.locks:
         lock = snap.locks.get(spec.name)
         if lock is not None and lock.held_at(now):
@@ -275,3 +313,9 @@ def _blocked_by(
 
 def _t(t: datetime) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def quota_key(factory: str, step: Step) -> str:
+    """The lock name a usage limit holds: the step's agent (shared by every step using it),
+    or the step itself for a command step."""
+    return f"quota:{step.agent.use}" if step.agent is not None else f"quota:{factory}.{step.id}"

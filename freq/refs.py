@@ -88,6 +88,7 @@ TRAILER_ORDER = (
     ("Freq-Duration-Ms", "duration_ms"),
     ("Freq-Exit", "exit_code"),
     ("Freq-Failure", "failure"),
+    ("Freq-Dlq", "dlq"),
 )
 
 
@@ -108,6 +109,11 @@ def subject_line(event: Event) -> str:
     if k is EventKind.FAILED:
         what = f"exit {event.exit_code}" if event.exit_code is not None else "no exit code"
         return f"{who}: {event.step} failed in {event.from_state} ({what})"
+    if k is EventKind.PARKED:
+        moved = f" -> {event.to_state}" if event.to_state != event.from_state else ""
+        return f"{who}: {event.step} parked in dead-letter queue{moved}"
+    if k is EventKind.REQUEUED:
+        return f"{who}: requeued {event.from_state} -> {event.to_state}"
     if k is EventKind.CLAIMED:
         return f"{who}: {event.step} claimed (attempt {event.attempt})"
     if k is EventKind.RENEWED:
@@ -169,6 +175,12 @@ def _error_to_json(e: LastError) -> dict[str, Any]:
         "reason": e.reason,
         "summary": e.summary,
         "fingerprint": e.fingerprint,
+        "repeats": e.repeats,
+        "final": e.final,
+        "dlq": e.dlq,
+        "rule": e.rule,
+        "question": e.question,
+        "duration_ms": e.duration_ms,
         "at": iso(e.at),
     }
 
@@ -186,6 +198,7 @@ def subject_to_json(s: Subject) -> bytes:
         "claim": _claim_to_json(s.claim) if s.claim else None,
         "not_before": iso(s.not_before) if s.not_before else None,
         "last_error": _error_to_json(s.last_error) if s.last_error else None,
+        "parked": s.parked,
         "created_at": iso(s.created_at),
         "updated_at": iso(s.updated_at),
         "entered_at": iso(s.entered_at),
@@ -224,10 +237,17 @@ def subject_from_doc(doc: Mapping[str, Any], *, where: str) -> Subject:
                 reason=str(err["reason"]),
                 summary=str(err.get("summary", "")),
                 fingerprint=str(err.get("fingerprint", "")),
+                repeats=int(err.get("repeats", 1)),
+                final=bool(err.get("final", False)),
+                dlq=err.get("dlq"),
+                rule=str(err.get("rule", "")),
+                question=err.get("question"),
+                duration_ms=err.get("duration_ms"),
                 at=parse_iso(err["at"]),
             )
             if err
             else None,
+            parked=doc.get("parked"),
             created_at=parse_iso(doc["created_at"]),
             updated_at=parse_iso(doc["updated_at"]),
             entered_at=parse_iso(doc.get("entered_at") or doc["updated_at"]),

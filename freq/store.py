@@ -586,6 +586,11 @@ class Store:
         self._cache.add([(oid.encode(), raw)])
         return subj, oid
 
+    def first_parent(self, oid: str) -> str | None:
+        """The first parent of commit `oid` (the previous event of an append-only chain)."""
+        commit = self.repo.object_store[oid.encode()]
+        return commit.parents[0].decode() if commit.parents else None
+
     def read_output(self, oid: str) -> bytes | None:
         """The output tail kept in commit `oid`'s tree, if any."""
         store = self.repo.object_store

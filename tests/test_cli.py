@@ -125,7 +125,7 @@ def test_failed_step_records_error_and_stays(freq_repo) -> None:  # type: ignore
     assert shown["subject"]["attempt"] == 1
     msg = r.git("log", "-1", "--format=%B", "refs/frequency/subjects/build/x")
     assert msg.splitlines()[0] == "build/x: implement failed in selected (exit 4)"
-    assert "Freq-Failure: retryable (exit 4)" in msg
+    assert "Freq-Failure: retryable (exit code 4)" in msg
     assert "Freq-Exit: 4" in msg
 
 

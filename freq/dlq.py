@@ -1,0 +1,238 @@
+"""The dead-letter queue: an append-only chain of commits per factory (SPEC §3, §5).
+
+Must not import click or subprocess; writes only through store. `refs/frequency/dlq/<F>`
+gets one commit per entry, each the child of the last, moved by compare-and-swap and never
+rewritten, so `git log refs/frequency/dlq/<F>` is the audit trail. An entry commit's tree
+holds `entry.json` and `output.log` (the attempt's last 200 lines). A requeue is itself an
+entry (kind `requeue`) naming the entry it requeues. Entry ids are `<factory>#<seq>`.
+
+Appending is idempotent per failure: an entry names the subject commit that recorded the
+final failure, and `append` returns the existing entry when that commit is already in the
+queue, so a worker killed between writing the entry and parking the subject can be
+repaired by any later worker without a duplicate.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from freq import refs
+from freq.clock import Clock
+from freq.errors import CorruptState, FreqError, RefConflict
+from freq.store import Store
+
+ENTRY_FILE = "entry.json"
+_CAS_ATTEMPTS = 50
+_SCAN_LIMIT = 500  # entries looked back through for an idempotent append
+
+
+class UnknownEntry(FreqError):
+    """No dead-letter entry with that id."""
+
+    code = "unknown-dlq-entry"
+
+
+class AlreadyRequeued(FreqError):
+    """The entry was requeued before; requeue the newer failure instead."""
+
+    code = "already-requeued"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Entry:
+    """One dead-letter entry (or a requeue record), as read back from its commit."""
+
+    id: str
+    seq: int
+    kind: str  # entry | requeue
+    factory: str
+    subject: str
+    at: datetime
+    commit: str = ""
+    step: str = ""
+    attempt: int = 0
+    state: str = ""
+    exit_code: int | None = None
+    duration_ms: int | None = None
+    failure_class: str = ""
+    reason: str = ""
+    subject_commit: str = ""
+    question: str | None = None
+    requeues: str | None = None
+    by: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _to_json(e: Entry) -> bytes:
+    doc = {
+        "id": e.id,
+        "seq": e.seq,
+        "kind": e.kind,
+        "factory": e.factory,
+        "subject": e.subject,
+        "at": refs.iso(e.at),
+        "step": e.step,
+        "attempt": e.attempt,
+        "state": e.state,
+        "exit_code": e.exit_code,
+        "duration_ms": e.duration_ms,
+        "class": e.failure_class,
+        "reason": e.reason,
+        "subject_commit": e.subject_commit,
+        "question": e.question,
+        "requeues": e.requeues,
+        "by": e.by,
+    }
+    return (json.dumps(doc, sort_keys=True, indent=1, ensure_ascii=False) + "\n").encode()
+
+
+def _from_json(raw: bytes, commit: str, where: str) -> Entry:
+    try:
+        d = json.loads(raw)
+        return Entry(
+            id=str(d["id"]),
+            seq=int(d["seq"]),
+            kind=str(d["kind"]),
+            factory=str(d["factory"]),
+            subject=str(d["subject"]),
+            at=refs.parse_iso(d["at"]),
+            commit=commit,
+            step=str(d.get("step") or ""),
+            attempt=int(d.get("attempt") or 0),
+            state=str(d.get("state") or ""),
+            exit_code=d.get("exit_code"),
+            duration_ms=d.get("duration_ms"),
+            failure_class=str(d.get("class") or ""),
+            reason=str(d.get("reason") or ""),
+            subject_commit=str(d.get("subject_commit") or ""),
+            question=d.get("question"),
+            requeues=d.get("requeues"),
+            by=str(d.get("by") or ""),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CorruptState(f"{where}: entry.json is malformed ({exc!s})") from None
+
+
+def _message(e: Entry) -> str:
+    if e.kind == "requeue":
+        head = f"dlq {e.id}: requeue {e.requeues} ({e.factory}/{e.subject})"
+    else:
+        head = (
+            f"dlq {e.id}: {e.factory}/{e.subject} {e.step} attempt {e.attempt} "
+            f"({e.failure_class}: {e.reason})"
+        )
+    lines = [head, ""]
+    if e.question:
+        lines += [f"Question: {e.question}", ""]
+    if e.kind == "requeue" and e.reason:
+        lines += [e.reason, ""]
+    lines += [
+        f"Freq-Event: dlq-{e.kind}",
+        f"Freq-Dlq: {e.id}",
+        f"Freq-Factory: {e.factory}",
+        f"Freq-Subject: {e.subject}",
+    ]
+    if e.kind == "entry":
+        lines += [
+            f"Freq-Step: {e.step}",
+            f"Freq-Attempt: {e.attempt}",
+            f"Freq-Failure: {e.failure_class} ({' '.join(e.reason.split())})",
+        ]
+        if e.exit_code is not None:
+            lines.append(f"Freq-Exit: {e.exit_code}")
+    else:
+        lines += [f"Freq-Requeues: {e.requeues}", f"Freq-By: {e.by}"]
+    return "\n".join(lines) + "\n"
+
+
+class Dlq:
+    """Append, read and requeue dead-letter entries."""
+
+    def __init__(self, store: Store, clock: Clock) -> None:
+        self.store = store
+        self.clock = clock
+
+    def entries(self, factory: str, *, limit: int | None = None) -> Iterator[Entry]:
+        """Entries of one factory's queue, newest first (first-parent chain)."""
+        ref = refs.DLQ + refs.check_name("factory", factory)
+        oid = self.store.read_ref(ref)
+        n = 0
+        while oid is not None and (limit is None or n < limit):
+            yield _from_json(self.store.doc_at(oid, ENTRY_FILE, ref), oid, ref)
+            n += 1
+            oid = self.store.first_parent(oid)
+
+    def factories(self) -> list[str]:
+        """Factories that have a dead-letter queue."""
+        return sorted(ref[len(refs.DLQ) :] for ref in self.store.list_refs(refs.DLQ))
+
+    def append(self, entry: Entry, output: bytes) -> Entry:
+        """Append `entry` (its id and seq are assigned here); idempotent per subject_commit."""
+        ref = refs.DLQ + refs.check_name("factory", entry.factory)
+        for _ in range(_CAS_ATTEMPTS):
+            tip = self.store.read_ref(ref)
+            last: Entry | None = None
+            for i, e in enumerate(self.entries(entry.factory, limit=_SCAN_LIMIT)):
+                if last is None:
+                    last = e
+                if entry.kind == "entry" and e.subject_commit == entry.subject_commit:
+                    return e
+                if entry.kind == "requeue" and e.requeues == entry.requeues:
+                    raise AlreadyRequeued(f"{entry.requeues} was already requeued as {e.id}")
+                if i + 1 >= _SCAN_LIMIT:
+                    break
+            seq = (last.seq if last else 0) + 1
+            new = Entry(**{**_fields(entry), "id": f"{entry.factory}#{seq}", "seq": seq})
+            files = {ENTRY_FILE: _to_json(new), refs.OUTPUT_FILE: output}
+            try:
+                oid = self.store.write_doc(ref, files, _message(new), at=new.at, expected=tip)
+            except RefConflict:
+                continue
+            return Entry(**{**_fields(new), "commit": oid})
+        raise RefConflict(ref)
+
+    def find(self, entry_id: str) -> Entry:
+        """An entry by `factory#N` or by (a prefix of) its commit id."""
+        if "#" in entry_id:
+            factory, _, num = entry_id.partition("#")
+            if not num.isdigit():
+                raise UnknownEntry(f"no dead-letter entry {entry_id!r} (ids look like build#3)")
+            for e in self.entries(factory):
+                if e.seq == int(num):
+                    return e
+                if e.seq < int(num):
+                    break
+            raise UnknownEntry(
+                f"no dead-letter entry {entry_id!r}", hint=f"see `git freq dlq list {factory}`"
+            )
+        if len(entry_id) >= 4 and all(c in "0123456789abcdef" for c in entry_id.lower()):
+            for factory in self.factories():
+                for e in self.entries(factory):
+                    if e.commit.startswith(entry_id.lower()):
+                        return e
+        raise UnknownEntry(
+            f"no dead-letter entry {entry_id!r}",
+            hint="ids look like build#3 or a commit id; see `git freq dlq list`",
+        )
+
+    def output(self, entry: Entry) -> str:
+        """The output tail kept with an entry."""
+        raw = self.store.read_output(entry.commit) or b""
+        return raw.decode("utf-8", "replace")
+
+    def requeue_of(self, entry: Entry) -> Entry | None:
+        """The requeue entry that requeued `entry`, if any."""
+        for e in self.entries(entry.factory, limit=_SCAN_LIMIT):
+            if e.kind == "requeue" and e.requeues == entry.id:
+                return e
+            if e.seq <= entry.seq:
+                break
+        return None
+
+
+def _fields(e: Entry) -> dict[str, Any]:
+    return {f: getattr(e, f) for f in Entry.__dataclass_fields__}
