@@ -12,6 +12,9 @@ Figures (targets from the issue):
       over the same repository; target: warm at 10,000 subjects at most 2x the floor.
   (c) `git freq add build --from FILE` with 10,000 subjects as a real process vs the same
       read floor on the resulting repository; target: under 10x the floor.
+  (d)-(f) `git freq run` as real processes (bench/runtime.py): a 4-step factory of `true`
+      steps by 1 and 4 processes vs xargs -P4 floors with and without a git-plumbing
+      commit per step; `sleep 0.05` steps by 4 processes vs 1; three latencies.
 
 Everything is created in temporary folders. The same figures are written as JSON to
 bench/results/latest.json. Absolute times depend on the machine and its disk; the ratios
@@ -35,6 +38,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dulwich
+import runtime
 import workload as w
 
 from freq import refs
@@ -44,6 +48,7 @@ from freq.planner import plan
 from freq.store import Store
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
+RUN_N = 500  # subjects of figure (d); the issue's 1,000 alone would take over 3 minutes
 OUTPUT_TAIL = b"".join(b"line %04d of the step's output tail\n" % i for i in range(60))
 
 
@@ -429,6 +434,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     transitions, sizes = (200, [1_000]) if args.quick else (500, [1_000, 10_000])
+    # runtime figures: subjects through the `true` factory, through the `sleep` one, samples
+    run_n, sleep_n, samples = (40, 20, 10) if args.quick else (RUN_N, 40, 20)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="freq-bench-", ignore_cleanup_errors=True) as d:
         tmp = Path(d)
@@ -440,6 +447,9 @@ def main(argv: list[str] | None = None) -> int:
             ("a", lambda: figure_a(tmp, env, transitions)),
             ("b", lambda: figure_b(tmp, env, sizes, target_size=sizes[-1])),
             ("c", lambda: figure_c(tmp, env, sizes[-1])),
+            ("d", lambda: [Row(**r) for r in runtime.figure_d(tmp, env, run_n)]),
+            ("e", lambda: [Row(**r) for r in runtime.figure_e(tmp, env, sleep_n)]),
+            ("f", lambda: [Row(**r) for r in runtime.figure_f(tmp, env, samples)]),
         ):
             t = time.perf_counter()
             try:

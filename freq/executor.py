@@ -588,7 +588,6 @@ class Executor:
             to_state=new.state,
             attempt=err.attempt,
             dlq=entry.id,
-            failure=f"{err.kind} ({err.reason})",
         )
         try:
             self.store.advance(refs.subject_ref(p.factory, p.subject), new, event, expected=tip)

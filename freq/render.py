@@ -54,12 +54,21 @@ def status_text(result: Any) -> str:
     """`status`: one block per factory, counts per state (terminal states marked)."""
     blocks = []
     for fs in result.factories:
-        parts = [f"{fs.factory}: {fs.subjects} subjects, {fs.running} running"]
+        extra = "".join(
+            (
+                f", {fs.parked} in the dead-letter queue" if fs.parked else "",
+                ", PAUSED" if fs.paused else "",
+                f", autonomy {fs.autonomy}" if fs.autonomy != "auto" else "",
+            )
+        )
+        parts = [f"{fs.factory}: {fs.subjects} subjects, {fs.running} running{extra}"]
         rows = [
             [state, str(n), "terminal" if state in fs.terminal else ""] for state, n in fs.states
         ]
         parts.append(table(rows, ["state", "count", ""]))
         blocks.append("\n".join(parts))
+    if result.locks_held:
+        blocks.append("locks held: " + ", ".join(result.locks_held))
     return "\n\n".join(blocks) if blocks else "no factories configured"
 
 
