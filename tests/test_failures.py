@@ -61,7 +61,8 @@ def test_exhausted_retries_land_in_the_dlq_exactly_once(freq_repo) -> None:  # t
     r = freq_repo(
         {
             ".frequency/f.yaml": _factory(
-                'echo "attempt $FREQ_ATTEMPT: connection refused by host-$FREQ_ATTEMPT$FREQ_ATTEMPT"; '
+                'echo "attempt $FREQ_ATTEMPT: connection refused by "'
+                '"host-$FREQ_ATTEMPT$FREQ_ATTEMPT"; '
                 'echo "step $FREQ_ATTEMPT" | tr 12 ab; exit 1',
                 max_attempts=2,
             )
