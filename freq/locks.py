@@ -235,11 +235,13 @@ class Cap:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Holder:
-    """One entry of a semaphore: which subject, under which claim epoch."""
+    """One entry of a semaphore: which subject, under which claim epoch, and the token of
+    the claim attempt that wrote it (two racers for one subject write two entries)."""
 
     factory: str
     subject: str
     epoch: int
+    token: str
     pending_until: datetime
 
 
@@ -266,6 +268,7 @@ def _holders_to_json(cap: Cap, holders: Sequence[Holder]) -> bytes:
                 "factory": h.factory,
                 "subject": h.subject,
                 "epoch": h.epoch,
+                "token": h.token,
                 "pending_until": refs.iso(h.pending_until),
             }
             for h in holders
@@ -282,6 +285,7 @@ def _holders_from_json(raw: bytes) -> list[Holder]:
                 factory=str(h["factory"]),
                 subject=str(h["subject"]),
                 epoch=int(h["epoch"]),
+                token=str(h.get("token", "")),
                 pending_until=refs.parse_iso(h["pending_until"]),
             )
             for h in doc["holders"]
@@ -291,7 +295,12 @@ def _holders_from_json(raw: bytes) -> list[Holder]:
 
 
 class Caps:
-    """Counting semaphores over cap refs; liveness comes from subject refs."""
+    """Counting semaphores over cap refs; liveness comes from subject refs.
+
+    The count is the number of distinct subjects among live entries (plus a WIP cap's
+    occupants): racers for one subject each write an entry, but one subject takes one
+    slot, and each racer later removes only the entry its own token names.
+    """
 
     def __init__(self, store: Store, clock: Clock, *, pending: timedelta) -> None:
         self.store = store
@@ -311,19 +320,27 @@ class Caps:
         factory: str,
         subject: str,
         epoch: int,
+        token: str,
         describe: Callable[[Cap, int], str],
     ) -> list[Cap]:
         """Enter every semaphore or none (scope order); returns the caps entered.
 
-        Raises CapFull (with `describe(cap, live)` as its message) when one is full.
+        Raises CapFull (with `describe(cap, count)` as its message) when one is full.
         """
         entered: list[Cap] = []
         try:
             for cap in sorted(caps, key=lambda c: c.scope):
-                self._enter(cap, factory=factory, subject=subject, epoch=epoch, describe=describe)
+                self._enter(
+                    cap,
+                    factory=factory,
+                    subject=subject,
+                    epoch=epoch,
+                    token=token,
+                    describe=describe,
+                )
                 entered.append(cap)
-        except CapFull:
-            self.leave_all(entered, factory=factory, subject=subject, epoch=epoch)
+        except (CapFull, RefConflict):
+            self.leave_all(entered, token=token)
             raise
         return entered
 
@@ -334,6 +351,7 @@ class Caps:
         factory: str,
         subject: str,
         epoch: int,
+        token: str,
         describe: Callable[[Cap, int], str],
     ) -> None:
         ref = refs.caps_ref(*cap.scope)
@@ -342,22 +360,29 @@ class Caps:
             tip = got[1] if got else None
             holders = _holders_from_json(got[0]) if got else []
             now = self.clock.now()
-            live = [
-                h
-                for h in holders
-                if (h.factory, h.subject) != (factory, subject)
-                and holder_is_live(h, self._subject(h.factory, h.subject), cap, now)
-            ]
-            count = len({(h.factory, h.subject) for h in live} | cap.occupants)
-            if len(live) >= cap.limit or count >= cap.limit:
-                raise CapFull(describe(cap, count))
+            subjects: dict[tuple[str, str], Subject | None] = {}
+            live = []
+            for h in holders:
+                key = (h.factory, h.subject)
+                if key not in subjects:
+                    subjects[key] = self._subject(*key)
+                if holder_is_live(h, subjects[key], cap, now):
+                    live.append(h)
+            taken = {(h.factory, h.subject) for h in live} | cap.occupants
+            if (factory, subject) not in taken and len(taken) >= cap.limit:
+                raise CapFull(describe(cap, len(taken)))
             mine = Holder(
-                factory=factory, subject=subject, epoch=epoch, pending_until=now + self.pending
+                factory=factory,
+                subject=subject,
+                epoch=epoch,
+                token=token,
+                pending_until=now + self.pending,
             )
+            n = len(taken | {(factory, subject)})
             msg = (
-                f"cap {'/'.join(cap.scope)}: {factory}/{subject} enters "
-                f"({count + 1}/{cap.limit})\n\nFreq-Event: cap-enter\n"
-                f"Freq-Subject: {factory}/{subject}\nFreq-Epoch: {epoch}\n"
+                f"cap {'/'.join(cap.scope)}: {factory}/{subject} enters ({n}/{cap.limit})"
+                f"\n\nFreq-Event: cap-enter\nFreq-Subject: {factory}/{subject}\n"
+                f"Freq-Epoch: {epoch}\nFreq-Token: {token}\n"
             )
             try:
                 self.store.write_doc(
@@ -372,9 +397,9 @@ class Caps:
             return
         raise RefConflict(ref)
 
-    def leave_all(self, caps: Sequence[Cap], *, factory: str, subject: str, epoch: int) -> None:
-        """Remove this subject's entries (best effort: a leftover entry is dead by derivation
-        as soon as the subject's claim ends, so it never holds a slot)."""
+    def leave_all(self, caps: Sequence[Cap], *, token: str) -> None:
+        """Remove the entries this claim attempt wrote (best effort: a leftover entry is dead
+        by derivation once its subject's claim ends or its pending window closes)."""
         for cap in caps:
             ref = refs.caps_ref(*cap.scope)
             for _ in range(_CAS_ATTEMPTS):
@@ -382,25 +407,19 @@ class Caps:
                 if got is None:
                     break
                 holders = _holders_from_json(got[0])
-                keep = [
-                    h
-                    for h in holders
-                    if not (h.factory == factory and h.subject == subject and h.epoch == epoch)
-                ]
+                keep = [h for h in holders if h.token != token]
                 if len(keep) == len(holders):
                     break
-                now = self.clock.now()
                 msg = (
-                    f"cap {'/'.join(cap.scope)}: {factory}/{subject} leaves\n\n"
-                    f"Freq-Event: cap-leave\nFreq-Subject: {factory}/{subject}\n"
-                    f"Freq-Epoch: {epoch}\n"
+                    f"cap {'/'.join(cap.scope)}: leave\n\nFreq-Event: cap-leave\n"
+                    f"Freq-Token: {token}\n"
                 )
                 try:
                     self.store.write_doc(
                         ref,
                         {refs.CAPS_FILE: _holders_to_json(cap, keep)},
                         msg,
-                        at=now,
+                        at=self.clock.now(),
                         expected=got[1],
                     )
                 except RefConflict:

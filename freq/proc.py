@@ -152,8 +152,14 @@ def run(
             if (cancel is not None and cancel.is_set()) or (on_poll is not None and not on_poll()):
                 cancelled = True
                 break
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                child.wait(poll)
+            if reader.is_alive():
+                # end of output comes the moment the child exits (unless a background child
+                # keeps the pipe open): a join wakes at once, where Popen.wait(timeout) sleeps
+                # in growing steps and notices an exit up to 16 ms late
+                reader.join(poll)
+            else:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    child.wait(poll)
         if timed_out or cancelled:
             _terminate(child, grace)
         else:

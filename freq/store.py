@@ -167,6 +167,7 @@ class Store:
         self._write_lock = threading.Lock()
         self._beacon = self.state_dir / "beacon"
         self._docs: dict[tuple[str, str], bytes] = {}
+        self._parsed: dict[bytes, Subject] = {}  # tip commit id -> Subject (immutable)
         self.identity = f"Frequency <freq@{socket.gethostname()}>".encode()
 
     # ------------------------------------------------------------ opening
@@ -199,20 +200,26 @@ class Store:
         for name, oid in self.repo.refs.get_packed_refs().items():
             if name.startswith(pref):
                 out[name.decode()] = oid.decode()
-        base = self.common_dir / prefix
-        for dirpath, _dirs, files in os.walk(base):
-            for fn in files:
-                if fn.endswith(".lock"):
-                    continue
-                full = os.path.join(dirpath, fn)
-                try:
-                    with open(full, "rb") as f:
-                        value = f.read(128).strip()
-                except (FileNotFoundError, IsADirectoryError):
-                    continue
-                name = os.path.relpath(full, self.common_dir).replace(os.sep, "/")
-                out[name] = value.decode("ascii", "replace")
+        self._scan_loose(os.path.join(self.common_dir, prefix), prefix, out)
         return out
+
+    def _scan_loose(self, folder: str, name: str, out: dict[str, str]) -> None:
+        """Read loose ref files below `folder` (scandir: no stat of files, no path joins)."""
+        try:
+            it = os.scandir(folder)
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        with it:
+            for entry in it:
+                if entry.is_dir(follow_symlinks=False):
+                    self._scan_loose(entry.path, f"{name}{entry.name}/", out)
+                elif not entry.name.endswith(".lock"):
+                    try:
+                        with open(entry.path, "rb") as f:
+                            value = f.read(128).strip()
+                    except (FileNotFoundError, IsADirectoryError):
+                        continue
+                    out[name + entry.name] = value.decode("ascii", "replace")
 
     def read_ref(self, ref: str) -> str | None:
         """The commit id a ref points at, or None."""
@@ -529,6 +536,11 @@ class Store:
             if len(boid) != 40 or not _HEX.issuperset(boid):
                 problems.append(f"{ref}: does not hold a commit id; ignored")
                 continue
+            parsed = self._parsed.get(boid)
+            if parsed is not None:
+                subjects[key] = parsed
+                tips[key] = oid
+                continue
             cached = self._cache.get(boid)
             try:
                 if cached is not None:
@@ -545,6 +557,9 @@ class Store:
                 continue
             subjects[key] = subj
             tips[key] = oid
+            self._parsed[boid] = subj
+        if len(self._parsed) > 4 * len(subjects) + 10_000:
+            self._parsed = {t.encode(): subjects[k] for k, t in tips.items()}
         if misses:
             self._cache.add(misses)
         self._cache.compact({t.encode() for t in tips.values()})
