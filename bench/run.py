@@ -431,11 +431,14 @@ def main(argv: list[str] | None = None) -> int:
         help="exit 1 when any figure misses its target (or could not be measured)",
     )
     ap.add_argument("--output", type=Path, default=RESULTS, help="where to write the JSON")
+    ap.add_argument("--only", default="abcdef", help="figures to run, e.g. --only d (default: all)")
+    ap.add_argument("--run-n", type=int, default=None, help="subjects for figure (d)")
     args = ap.parse_args(argv)
 
     transitions, sizes = (200, [1_000]) if args.quick else (500, [1_000, 10_000])
     # runtime figures: subjects through the `true` factory, through the `sleep` one, samples
     run_n, sleep_n, samples = (40, 20, 10) if args.quick else (RUN_N, 40, 20)
+    run_n = args.run_n or run_n
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="freq-bench-", ignore_cleanup_errors=True) as d:
         tmp = Path(d)
@@ -451,6 +454,8 @@ def main(argv: list[str] | None = None) -> int:
             ("e", lambda: [Row(**r) for r in runtime.figure_e(tmp, env, sleep_n)]),
             ("f", lambda: [Row(**r) for r in runtime.figure_f(tmp, env, samples)]),
         ):
+            if name not in args.only:
+                continue
             t = time.perf_counter()
             try:
                 rows += fig()

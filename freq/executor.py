@@ -104,7 +104,7 @@ class Executor:
         self.ttl = config.settings.lease_ttl
         self.locks = Locks(store, clock)
         self.dlq = Dlq(store, clock)
-        self.caps = Caps(store, clock, pending=self.ttl)
+        self.caps = Caps(store, clock, pending=self.ttl, offset=zlib.crc32(worker.encode()))
         self.max_parallel = config.settings.max_parallel
         self.stopping = False
         self._snap: Snapshot | None = None

@@ -15,6 +15,7 @@ Must not import click or subprocess; writes only through store. Two kinds of ref
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -295,17 +296,21 @@ def _holders_from_json(raw: bytes) -> list[Holder]:
 
 
 class Caps:
-    """Counting semaphores over cap refs; liveness comes from subject refs.
+    """Counting semaphores made of slot refs; liveness comes from subject refs.
 
-    The count is the number of distinct subjects among live entries (plus a WIP cap's
-    occupants): racers for one subject each write an entry, but one subject takes one
-    slot, and each racer later removes only the entry its own token names.
+    A cap of N is N slot refs (`refs/frequency/caps/<scope>/<i>`), each holding at most one
+    entry. Entering reads every slot, counts the distinct subjects of live entries (plus a
+    WIP cap's occupants), and takes a free slot by compare-and-swap, starting at a
+    worker-specific slot so that processes rarely contend for the same ref. Each running
+    step holds one slot of each of its caps, so no cap can be exceeded; a slot whose holder
+    died is free by derivation, with no release needed.
     """
 
-    def __init__(self, store: Store, clock: Clock, *, pending: timedelta) -> None:
+    def __init__(self, store: Store, clock: Clock, *, pending: timedelta, offset: int = 0) -> None:
         self.store = store
         self.clock = clock
         self.pending = pending
+        self.offset = offset
 
     def _subject(self, factory: str, name: str) -> Subject | None:
         try:
@@ -323,7 +328,7 @@ class Caps:
         token: str,
         describe: Callable[[Cap, int], str],
     ) -> list[Cap]:
-        """Enter every semaphore or none (scope order); returns the caps entered.
+        """Enter every cap or none (scope order); returns the caps entered.
 
         Raises CapFull (with `describe(cap, count)` as its message) when one is full.
         """
@@ -344,6 +349,23 @@ class Caps:
             raise
         return entered
 
+    def _slots(self, cap: Cap) -> dict[int, tuple[Holder | None, str | None]]:
+        """Every slot of the cap that exists (also ones above a lowered limit): its entry
+        (None when empty or unreadable) and its tip."""
+        prefix = refs.caps_ref(*cap.scope) + "/"
+        empty: tuple[Holder | None, str | None] = (None, None)
+        out = dict.fromkeys(range(cap.limit), empty)
+        for ref, oid in self.store.list_refs(prefix).items():
+            slot = ref[len(prefix) :]
+            if not slot.isdigit():
+                continue
+            try:
+                holders = _holders_from_json(self.store.doc_at(oid, refs.CAPS_FILE, ref))
+            except CorruptState:
+                holders = []
+            out[int(slot)] = (holders[0] if holders else None, oid)
+        return out
+
     def _enter(
         self,
         cap: Cap,
@@ -354,77 +376,70 @@ class Caps:
         token: str,
         describe: Callable[[Cap, int], str],
     ) -> None:
-        ref = refs.caps_ref(*cap.scope)
-        for _ in range(_CAS_ATTEMPTS):
-            got = self.store.read_doc(ref, refs.CAPS_FILE)
-            tip = got[1] if got else None
-            holders = _holders_from_json(got[0]) if got else []
-            now = self.clock.now()
-            subjects: dict[tuple[str, str], Subject | None] = {}
-            live = []
-            for h in holders:
-                key = (h.factory, h.subject)
-                if key not in subjects:
-                    subjects[key] = self._subject(*key)
-                if holder_is_live(h, subjects[key], cap, now):
-                    live.append(h)
-            taken = {(h.factory, h.subject) for h in live} | cap.occupants
-            if (factory, subject) not in taken and len(taken) >= cap.limit:
-                raise CapFull(describe(cap, len(taken)))
-            mine = Holder(
-                factory=factory,
-                subject=subject,
-                epoch=epoch,
-                token=token,
-                pending_until=now + self.pending,
-            )
-            n = len(taken | {(factory, subject)})
+        now = self.clock.now()
+        slots = self._slots(cap)
+        seen: dict[tuple[str, str], Subject | None] = {}
+        free: list[int] = []
+        taken: set[tuple[str, str]] = set(cap.occupants)
+        for i, (holder, _tip) in slots.items():
+            if holder is not None:
+                key = (holder.factory, holder.subject)
+                if key not in seen:
+                    seen[key] = self._subject(*key)
+                if holder_is_live(holder, seen[key], cap, now):
+                    taken.add(key)
+                    continue
+            if i < cap.limit:
+                free.append(i)
+        if (factory, subject) not in taken and len(taken) >= cap.limit:
+            raise CapFull(describe(cap, len(taken)))
+        mine = Holder(
+            factory=factory,
+            subject=subject,
+            epoch=epoch,
+            token=token,
+            pending_until=now + self.pending,
+        )
+        start = self.offset % cap.limit
+        for i in sorted(free, key=lambda k: (k - start) % cap.limit):
+            ref = f"{refs.caps_ref(*cap.scope)}/{i}"
             msg = (
-                f"cap {'/'.join(cap.scope)}: {factory}/{subject} enters ({n}/{cap.limit})"
-                f"\n\nFreq-Event: cap-enter\nFreq-Subject: {factory}/{subject}\n"
+                f"cap {'/'.join(cap.scope)} slot {i}: {factory}/{subject} enters\n\n"
+                f"Freq-Event: cap-enter\nFreq-Subject: {factory}/{subject}\n"
                 f"Freq-Epoch: {epoch}\nFreq-Token: {token}\n"
             )
             try:
                 self.store.write_doc(
                     ref,
-                    {refs.CAPS_FILE: _holders_to_json(cap, [*live, mine])},
+                    {refs.CAPS_FILE: _holders_to_json(cap, [mine])},
                     msg,
                     at=now,
-                    expected=tip,
+                    expected=slots[i][1],
                 )
             except RefConflict:
-                continue
+                continue  # someone took this slot since it was read: try the next free one
             return
-        raise RefConflict(ref)
+        raise CapFull(describe(cap, cap.limit))
 
     def leave_all(self, caps: Sequence[Cap], *, token: str) -> None:
-        """Remove the entries this claim attempt wrote (best effort: a leftover entry is dead
-        by derivation once its subject's claim ends or its pending window closes)."""
+        """Empty the slots this claim attempt took (best effort: a slot whose holder's claim
+        ended or never came is free by derivation anyway)."""
         for cap in caps:
-            ref = refs.caps_ref(*cap.scope)
-            for _ in range(_CAS_ATTEMPTS):
-                got = self.store.read_doc(ref, refs.CAPS_FILE)
-                if got is None:
-                    break
-                holders = _holders_from_json(got[0])
-                keep = [h for h in holders if h.token != token]
-                if len(keep) == len(holders):
-                    break
+            for i, (holder, tip) in self._slots(cap).items():
+                if holder is None or holder.token != token:
+                    continue
                 msg = (
-                    f"cap {'/'.join(cap.scope)}: leave\n\nFreq-Event: cap-leave\n"
+                    f"cap {'/'.join(cap.scope)} slot {i}: leave\n\nFreq-Event: cap-leave\n"
                     f"Freq-Token: {token}\n"
                 )
-                try:
+                with contextlib.suppress(RefConflict):
                     self.store.write_doc(
-                        ref,
-                        {refs.CAPS_FILE: _holders_to_json(cap, keep)},
+                        f"{refs.caps_ref(*cap.scope)}/{i}",
+                        {refs.CAPS_FILE: _holders_to_json(cap, [])},
                         msg,
                         at=self.clock.now(),
-                        expected=got[1],
+                        expected=tip,
                     )
-                except RefConflict:
-                    continue
-                break
 
 
 class CapFull(FreqError):
