@@ -318,3 +318,24 @@ def test_corrupt_state_is_reported_not_crashed(build: FreqRepo) -> None:
         f"git freq: refs/frequency/subjects/build/foreign: commit {head[:12]} has no subject.json\n"
     )
     build.run("run", "--until-idle").assert_success()
+
+
+def test_every_command_is_documented_and_helps(repo: FreqRepo) -> None:
+    """Each command appears in the README's command table and answers --help (sqlite-utils)."""
+    from pathlib import Path
+
+    import click
+
+    from freq.cli import cli
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    names = []
+    for name, cmd in cli.commands.items():
+        names.append(name)
+        if isinstance(cmd, click.Group):
+            names += [f"{name} {sub}" for sub in cmd.commands]
+    missing = [n for n in names if f"`{n}" not in readme]
+    assert missing == []
+    for n in names:
+        res = repo.run(*n.split(), "--help")
+        assert res.code == 0 and res.out.startswith("Usage: git freq "), n
