@@ -716,7 +716,7 @@ def why(app: App, factory_id: str, name: str) -> WhyResult:
     """Why SUBJECT is not moving, from the same plan `run` would make."""
     app.factory(factory_id)
     subj, _tip = app.store.read_subject(factory_id, name)
-    p = plan(app.config, _snapshot(app), now=app.clock.now())
+    p = plan(app.config, _snapshot(app), now=app.clock.now(), explain=(factory_id, name))
     for s in p.starts:
         if (s.factory, s.subject) == (factory_id, name):
             return WhyResult(

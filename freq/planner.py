@@ -7,7 +7,7 @@ anything, never reads the clock: `now` comes in. The same Plan feeds `run`, `pla
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import NamedTuple
@@ -110,6 +110,7 @@ def plan(
     max_parallel: int | None = None,
     factories: tuple[str, ...] | None = None,
     facts: Facts | None = None,
+    explain: tuple[str, str] | None = None,
 ) -> Plan:
     """Decide what should start now under every cap, and why every other subject waits."""
     cap = max_parallel if max_parallel is not None else config.settings.max_parallel
@@ -134,7 +135,8 @@ def plan(
     for fac in chosen:
         for subj in _order(snap.in_factory(fac.factory_id)):
             tip = snap.tips[(fac.factory_id, subj.name)]
-            decision = _decide(fac, subj, tip, snap, now, cap, counts, facts)
+            every = explain == (fac.factory_id, subj.name)
+            decision = _decide(fac, subj, tip, snap, now, cap, counts, facts, every=every)
             if isinstance(decision, Start):
                 starts.append(decision)
                 counts.running += 1
@@ -175,7 +177,11 @@ def _decide(
     cap: int,
     counts: _Counts,
     facts: Facts | None,
+    *,
+    every: bool = False,
 ) -> Start | Expired | Park | Waiting:
+    """What to do with one subject; with `every`, a waiting subject gets all its reasons
+    (for `why`), not only the first that stops each step."""
     fid = fac.factory_id
 
     def wait(kind: str, *reasons: str, step: str | None = None) -> Waiting:
@@ -211,27 +217,43 @@ def _decide(
     steps = fac.steps_from(subj.state)
     if not steps:
         return wait("dead-end", f"no step leaves state {subj.state}")
+    pre: list[_Block] = []
     control = snap.control(fid)
     if control.paused:
         note = f": {control.why}" if control.why else ""
-        return wait("paused", f"factory {fid} is paused by {control.by or 'someone'}{note}")
+        pre.append(_Block("paused", f"factory {fid} is paused by {control.by or 'someone'}{note}"))
     if subj.not_before is not None and subj.not_before > now:
-        return wait(
-            "backoff",
-            f"backoff until {_t(subj.not_before)} after attempt {subj.attempt} failed",
-            step=subj.last_error.step if subj.last_error else None,
+        pre.append(
+            _Block(
+                "backoff",
+                f"backoff until {_t(subj.not_before)} after attempt {subj.attempt} failed",
+                until=subj.not_before,
+            )
         )
-    reasons: list[str] = []
+    if pre and not every:
+        step_id = subj.last_error.step if subj.last_error else None
+        return replace(wait(pre[0].kind, pre[0].text, step=step_id), until=pre[0].until)
+    found: list[tuple[str, _Block]] = [("", b) for b in pre]
     for step in steps:
-        why = _blocked_by(fac, step, subj, snap, now, cap, counts, facts)
-        if why is None:
+        blocks = _blocks(fac, step, subj, snap, now, cap, counts, facts)
+        got = list(blocks) if every else [b for b in (next(blocks, None),) if b is not None]
+        if not got and not pre:
             return Start(
                 factory=fid, subject=subj.name, step=step.id, attempt=subj.attempt + 1, tip=tip
             )
-        if len(steps) == 1:
-            return replace(wait(why.kind, why.text, step=step.id), until=why.until)
-        reasons.append(f"{step.id}: {why.text}")
-    return wait("blocked", *reasons)
+        found += [("" if len(steps) == 1 else f"{step.id}: ", b) for b in got]
+        if got and not every and len(steps) == 1:
+            return replace(wait(got[0].kind, got[0].text, step=step.id), until=got[0].until)
+    first = found[0][1] if found else _Block("blocked", "")
+    untils = [b.until for _, b in found if b.until is not None]
+    return replace(
+        wait(
+            first.kind if len(steps) == 1 or every else "blocked",
+            *(prefix + b.text for prefix, b in found),
+            step=steps[0].id if len(steps) == 1 else None,
+        ),
+        until=min(untils) if untils and len(untils) == len(found) else None,
+    )
 
 
 class _Block(NamedTuple):
@@ -242,7 +264,7 @@ class _Block(NamedTuple):
     until: datetime | None = None
 
 
-def _blocked_by(
+def _blocks(
     fac: Factory,
     step: Step,
     subj: Subject,
@@ -251,50 +273,50 @@ def _blocked_by(
     cap: int,
     counts: _Counts,
     facts: Facts | None,
-) -> _Block | None:
-    """The first reason `step` cannot start for `subj` now, or None."""
+) -> Iterator[_Block]:
+    """Every reason `step` cannot start for `subj` now, most fundamental first."""
     fid = fac.factory_id
     approve = f"`git freq approve {fid} {subj.name} {step.id}`"
     if subj.attempt >= step.retry.max_attempts and subj.last_error is not None:
-        return _Block(
+        yield _Block(
             "exhausted",
             f"retries exhausted: {subj.attempt} of "
             f"{step.retry.max_attempts} attempts failed "
             f"(last: {subj.last_error.reason})",
         )
     if step.is_gate:
-        return _Block("gate", f"gate {step.id} waits for approval ({approve})")
+        yield _Block("gate", f"gate {step.id} waits for approval ({approve})")
     control = snap.control(fid)
     autonomy = control.autonomy or fac.autonomy
     if autonomy is not Autonomy.AUTO and not control.approved(subj, step.id):
         if autonomy is Autonomy.MANUAL:
-            return _Block(
+            yield _Block(
                 "approval", f"autonomy is manual: {step.id} waits for approval ({approve})"
             )
         if step.approval or step.agent is not None:
-            return _Block(
+            yield _Block(
                 "approval", f"autonomy is supervised: {step.id} waits for approval ({approve})"
             )
     if step.requires:
         verdict = evaluate_all(step.requires, snap, subj, facts)
         if not verdict.holds:
-            return _Block("predicate", "; ".join(verdict.reasons))
+            yield _Block("predicate", "; ".join(verdict.reasons))
     if counts.running >= cap:
-        return _Block("cap", f"global max_parallel reached ({counts.running}/{cap} running)")
+        yield _Block("cap", f"global max_parallel reached ({counts.running}/{cap} running)")
     fmax = fac.limits.max_parallel
     if fmax is not None and counts.by_factory[fid] >= fmax:
         n = counts.by_factory[fid]
-        return _Block("cap", f"factory max_parallel reached ({n}/{fmax} running)")
+        yield _Block("cap", f"factory max_parallel reached ({n}/{fmax} running)")
     if step.max_parallel is not None and counts.by_step[(fid, step.id)] >= step.max_parallel:
         n = counts.by_step[(fid, step.id)]
-        return _Block("cap", f"step max_parallel reached ({n}/{step.max_parallel} running)")
+        yield _Block("cap", f"step max_parallel reached ({n}/{step.max_parallel} running)")
     wip = fac.limits.wip.get(step.to_state)
     if wip is not None and counts.by_state[(fid, step.to_state)] >= wip:
         n = counts.by_state[(fid, step.to_state)]
-        return _Block("wip", f"WIP limit of {step.to_state} full ({n}/{wip})")
+        yield _Block("wip", f"WIP limit of {step.to_state} full ({n}/{wip})")
     quota = snap.locks.get(quota_key(fid, step))
     if quota is not None and quota.held_at(now):
-        return _Block(
+        yield _Block(
             "quota",
             f"usage limit of {quota_key(fid, step)[6:]} reached; held until {_t(quota.expires_at)}",
             until=quota.expires_at,
@@ -302,13 +324,12 @@ def _blocked_by(
     for spec in step.locks:
         lock = snap.locks.get(spec.name)
         if lock is not None and lock.held_at(now):
-            return _Block(
+            yield _Block(
                 "lock",
                 f"lock {spec.name} held by {lock.holder} ({lock.subject}) "
                 f"until {_t(lock.expires_at)}",
                 until=lock.expires_at,
             )
-    return None
 
 
 def _t(t: datetime) -> str:

@@ -192,3 +192,59 @@ def test_predicates_gate_a_step_with_reasons() -> None:
 def test_retry_policy_default_allows_three_attempts() -> None:
     """The default policy is Temporal-like: three attempts."""
     assert RetryPolicy().max_attempts == 3
+
+
+def test_explain_lists_every_reason_not_only_the_first() -> None:
+    """`why` (plan with explain=) gives all reasons: paused, backoff, approval, lock."""
+    from freq.model import Autonomy, Control, Lock, LockSpec
+
+    fac = Factory(
+        factory_id="build",
+        path="b.yaml",
+        initial="selected",
+        terminal=("done",),
+        steps=(
+            Step(
+                id="ship",
+                from_states=("selected",),
+                to_state="done",
+                run="true",
+                approval=True,
+                locks=(LockSpec(name="deploy"),),
+            ),
+        ),
+    )
+    err = LastError(step="ship", attempt=1, exit_code=1, kind="retryable", reason="exit 1", at=NOW)
+    subj = _subj("x", attempt=1, not_before=NOW + timedelta(minutes=1), last_error=err)
+    lock = Lock(
+        name="deploy",
+        holder="h:9:9",
+        subject="build/y",
+        epoch=3,
+        acquired_at=NOW,
+        ttl=timedelta(minutes=5),
+        expires_at=NOW + timedelta(minutes=5),
+    )
+    snap = replace(
+        _snap(subj),
+        locks={"deploy": lock},
+        controls={
+            "build": Control(
+                factory="build",
+                paused=True,
+                autonomy=Autonomy.SUPERVISED,
+                by="ana",
+                why="release freeze",
+            )
+        },
+    )
+    cfg = _config(fac)
+    (first,) = plan(cfg, snap, now=NOW).waiting
+    assert first.reasons == ("factory build is paused by ana: release freeze",)
+    (every,) = plan(cfg, snap, now=NOW, explain=("build", "x")).waiting
+    assert every.reasons == (
+        "factory build is paused by ana: release freeze",
+        "backoff until 2026-01-01T12:01:00Z after attempt 1 failed",
+        "autonomy is supervised: ship waits for approval (`git freq approve build x ship`)",
+        "lock deploy held by h:9:9 (build/y) until 2026-01-01T12:05:00Z",
+    )
