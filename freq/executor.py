@@ -393,16 +393,7 @@ class Executor:
             detail = "interrupted; claim released"
         elif result.ok or mapped is not None:
             to_state = mapped or step.to_state
-            new = replace(
-                subj,
-                state=to_state,
-                attempt=0,
-                claim=None,
-                not_before=None,
-                last_error=None,
-                updated_at=now,
-                entered_at=now,
-            )
+            new = subj.entering(to_state, now, new_epoch=False)
             event = Event(
                 kind=EventKind.TRANSITIONED,
                 factory=subj.factory,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import Enum
 from types import MappingProxyType
@@ -412,6 +412,23 @@ class Subject:
     created_at: datetime
     updated_at: datetime
     entered_at: datetime
+
+    def entering(self, state: str, at: datetime, *, new_epoch: bool) -> Subject:
+        """The subject as it enters `state` afresh: no claim, no attempts spent, no backoff,
+        error or dead-letter parking. `new_epoch` for moves made outside a claim (by hand,
+        approval, requeue), which fence off any attempt still running."""
+        return replace(
+            self,
+            state=state,
+            attempt=0,
+            claim=None,
+            not_before=None,
+            last_error=None,
+            parked=None,
+            epoch=self.epoch + new_epoch,
+            updated_at=at,
+            entered_at=at,
+        )
 
 
 class EventKind(Enum):

@@ -414,17 +414,7 @@ def transition(
         raise UsageError("--reason must say why")
     subj, tip = app.store.read_subject(factory_id, name)
     now = app.clock.now()
-    new = replace(
-        subj,
-        state=state,
-        attempt=0,
-        claim=None,
-        not_before=None,
-        last_error=None,
-        epoch=subj.epoch + 1,
-        updated_at=now,
-        entered_at=now,
-    )
+    new = subj.entering(state, now, new_epoch=True)
     user = os.environ.get("USER") or os.environ.get("LOGNAME") or "unknown"
     event = Event(
         kind=EventKind.MOVED,
@@ -605,17 +595,7 @@ def approve(
     who = _who(app)
     if step.is_gate:
         now = app.clock.now()
-        new = replace(
-            subj,
-            state=step.to_state,
-            attempt=0,
-            claim=None,
-            not_before=None,
-            last_error=None,
-            epoch=subj.epoch + 1,
-            updated_at=now,
-            entered_at=now,
-        )
+        new = subj.entering(step.to_state, now, new_epoch=True)
         event = Event(
             kind=EventKind.TRANSITIONED,
             factory=factory_id,
@@ -888,18 +868,7 @@ def dlq_requeue(app: App, entry_id: str, *, reason: str = "") -> RequeueResult:
     # done exists here; a requeue record whose subject was never moved (a crash between
     # the two writes) is completed rather than refused
     now = app.clock.now()
-    new = replace(
-        subj,
-        state=e.state,
-        attempt=0,
-        claim=None,
-        not_before=None,
-        last_error=None,
-        parked=None,
-        epoch=subj.epoch + 1,
-        updated_at=now,
-        entered_at=now,
-    )
+    new = subj.entering(e.state, now, new_epoch=True)
     event = Event(
         kind=EventKind.REQUEUED,
         factory=e.factory,
