@@ -38,6 +38,7 @@ from freq.retry import next_delay
 from freq.store import Store
 
 OUTPUT_TAIL_LINES = 200
+PENDING = timedelta(seconds=10)  # how long a cap slot waits for the claim it points at
 WAKE_SLICE = 0.01  # seconds between checks for a changed ref while waiting (idle CPU ~1%)
 
 
@@ -71,13 +72,12 @@ class RunSummary:
 
 
 class Lease:
-    """The running attempt's view of its claim: the tip it last wrote, its locks and caps."""
+    """The running attempt's view of its claim: the tip it last wrote, and its locks."""
 
-    def __init__(self, subject: Subject, tip: str, locks: list[HeldLock], caps: list[Cap]) -> None:
+    def __init__(self, subject: Subject, tip: str, locks: list[HeldLock]) -> None:
         self.subject = subject
         self.tip = tip
         self.locks = locks
-        self.caps = caps
         self.lost = False
 
 
@@ -104,7 +104,7 @@ class Executor:
         self.ttl = config.settings.lease_ttl
         self.locks = Locks(store, clock)
         self.dlq = Dlq(store, clock)
-        self.caps = Caps(store, clock, pending=self.ttl, offset=zlib.crc32(worker.encode()))
+        self.caps = Caps(store, clock, pending=PENDING, offset=zlib.crc32(worker.encode()))
         self.max_parallel = config.settings.max_parallel
         self.stopping = False
         self._snap: Snapshot | None = None
@@ -160,50 +160,15 @@ class Executor:
         return f"{kind} reached ({live}/{cap.limit})"
 
     def claim(self, start: Start) -> Lease | None:
-        """Enter the caps' semaphores, take the step's locks, then record a claim commit by
-        CAS on the planned tip. None (with everything given back) when any of them is taken:
-        the planner saw an older state, and the next cycle re-plans."""
+        """Write the claim commit, point a slot of each cap at it, take the step's locks,
+        then move the subject ref to it by CAS on the planned tip. None (with everything
+        given back) when any of them is taken: the planner saw an older state, and the next
+        cycle re-plans."""
         subj, tip = self.store.read_subject(start.factory, start.subject)
         if tip != start.tip:
             return None
         fac, step = self._factory_step(start.factory, start.step)
         epoch = subj.epoch + 1
-        token = f"{self.rng.getrandbits(64):016x}"
-        try:
-            caps = self.caps.acquire_all(
-                self._caps_for(fac, step),
-                factory=start.factory,
-                subject=start.subject,
-                epoch=epoch,
-                token=token,
-                describe=self._describe_cap,
-            )
-        except (CapFull, RefConflict) as exc:
-            self._emit(
-                "waiting",
-                factory=start.factory,
-                subject=start.subject,
-                step=start.step,
-                detail=exc.message,
-            )
-            return None
-        try:
-            held = self.locks.acquire_all(
-                [(spec.name, spec.ttl or self.config.settings.lock_ttl) for spec in step.locks],
-                holder=self.worker,
-                subject=f"{start.factory}/{start.subject}",
-                epoch=epoch,
-            )
-        except (LockHeld, RefConflict) as exc:
-            self.caps.leave_all(caps, token=token)
-            self._emit(
-                "waiting",
-                factory=start.factory,
-                subject=start.subject,
-                step=start.step,
-                detail=exc.message,
-            )
-            return None
         now = self.clock.now()
         claimed = replace(
             subj,
@@ -231,13 +196,45 @@ class Executor:
             attempt=start.attempt,
             epoch=epoch,
         )
+        claim_oid = self.store.prepare(claimed, event, parent=tip)
         try:
-            new_tip = self.store.advance(
-                refs.subject_ref(start.factory, start.subject), claimed, event, expected=tip
+            slots = self.caps.acquire_all(
+                self._caps_for(fac, step),
+                claim=claim_oid,
+                subject=claimed,
+                describe=self._describe_cap,
             )
+        except (CapFull, RefConflict) as exc:
+            self._emit(
+                "waiting",
+                factory=start.factory,
+                subject=start.subject,
+                step=start.step,
+                detail=exc.message,
+            )
+            return None
+        try:
+            held = self.locks.acquire_all(
+                [(spec.name, spec.ttl or self.config.settings.lock_ttl) for spec in step.locks],
+                holder=self.worker,
+                subject=f"{start.factory}/{start.subject}",
+                epoch=epoch,
+            )
+        except (LockHeld, RefConflict) as exc:
+            self.caps.leave_all(slots)
+            self._emit(
+                "waiting",
+                factory=start.factory,
+                subject=start.subject,
+                step=start.step,
+                detail=exc.message,
+            )
+            return None
+        try:
+            self.store.swap(refs.subject_ref(start.factory, start.subject), claim_oid, expected=tip)
         except RefConflict:
             self.locks.release_all(held)
-            self.caps.leave_all(caps, token=token)
+            self.caps.leave_all(slots)
             return None
         self._emit(
             "claimed",
@@ -246,7 +243,7 @@ class Executor:
             step=start.step,
             attempt=start.attempt,
         )
-        return Lease(claimed, new_tip, held, caps)
+        return Lease(claimed, claim_oid, held)
 
     def _give_back(self, lease: Lease) -> None:
         """Release the attempt's locks after its last write. Its cap entries need no commit:

@@ -16,7 +16,6 @@ Must not import click or subprocess; writes only through store. Two kinds of ref
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -234,76 +233,35 @@ class Cap:
     occupants: frozenset[tuple[str, str]] = frozenset()
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Holder:
-    """One entry of a semaphore: which subject, under which claim epoch, and the token of
-    the claim attempt that wrote it (two racers for one subject write two entries)."""
-
-    factory: str
-    subject: str
-    epoch: int
-    token: str
-    pending_until: datetime
-
-
-def holder_is_live(h: Holder, subj: Subject | None, cap: Cap, now: datetime) -> bool:
-    """Derived liveness: the subject's claim carries this epoch and is unexpired; or the
-    claim is not yet written and the pending window is open; or (WIP) it sits in the state."""
-    if subj is None:
+def slot_is_live(
+    held: Subject, now_subject: Subject | None, cap: Cap, now: datetime, pending: timedelta
+) -> bool:
+    """Derived liveness of a slot that points at the claim commit whose subject.json is
+    `held`, given the subject as it is now: its claim is that claim and unexpired; or (WIP)
+    it sits in the cap's state; or the claim is still about to be written (pending)."""
+    claim = held.claim
+    if now_subject is None or claim is None:
         return False
-    if cap.state is not None and subj.state == cap.state:
+    if cap.state is not None and now_subject.state == cap.state:
         return True
-    claim = subj.claim
-    if claim is not None and claim.epoch == h.epoch:
-        return claim.expires_at > now
-    return subj.epoch < h.epoch and h.pending_until > now
-
-
-def _holders_to_json(cap: Cap, holders: Sequence[Holder]) -> bytes:
-    doc = {
-        "scope": "/".join(cap.scope),
-        "limit": cap.limit,
-        "state": cap.state,
-        "holders": [
-            {
-                "factory": h.factory,
-                "subject": h.subject,
-                "epoch": h.epoch,
-                "token": h.token,
-                "pending_until": refs.iso(h.pending_until),
-            }
-            for h in holders
-        ],
-    }
-    return (json.dumps(doc, sort_keys=True, indent=1) + "\n").encode()
-
-
-def _holders_from_json(raw: bytes) -> list[Holder]:
-    try:
-        doc = json.loads(raw)
-        return [
-            Holder(
-                factory=str(h["factory"]),
-                subject=str(h["subject"]),
-                epoch=int(h["epoch"]),
-                token=str(h.get("token", "")),
-                pending_until=refs.parse_iso(h["pending_until"]),
-            )
-            for h in doc["holders"]
-        ]
-    except (KeyError, TypeError, ValueError):
-        return []  # an unreadable semaphore is rebuilt from live claims
+    current = now_subject.claim
+    if current is not None and current.epoch == claim.epoch and current.holder == claim.holder:
+        return current.expires_at > now
+    return now_subject.epoch < claim.epoch and claim.claimed_at + pending > now
 
 
 class Caps:
     """Counting semaphores made of slot refs; liveness comes from subject refs.
 
-    A cap of N is N slot refs (`refs/frequency/caps/<scope>/<i>`), each holding at most one
-    entry. Entering reads every slot, counts the distinct subjects of live entries (plus a
-    WIP cap's occupants), and takes a free slot by compare-and-swap, starting at a
-    worker-specific slot so that processes rarely contend for the same ref. Each running
-    step holds one slot of each of its caps, so no cap can be exceeded; a slot whose holder
-    died is free by derivation, with no release needed.
+    A cap of N is N slot refs (`refs/frequency/caps/<scope>/<i>`). To start a step, a worker
+    first writes its claim commit (not yet on the subject ref), then points one free slot
+    of each cap at that commit by compare-and-swap, and only then moves the subject ref to
+    it. A slot is taken while the subject's current claim is the one its commit holds (or,
+    for a WIP cap, while the subject sits in the state; or briefly, while the claim is
+    about to be written). So no count is stored, a dead holder's slot frees itself, and a
+    slot costs one ref update, no objects. Entering counts the distinct subjects of live
+    slots (plus a WIP cap's occupants) and starts at a worker-specific slot, so processes
+    rarely contend for the same ref.
     """
 
     def __init__(self, store: Store, clock: Clock, *, pending: timedelta, offset: int = 0) -> None:
@@ -312,7 +270,7 @@ class Caps:
         self.pending = pending
         self.offset = offset
 
-    def _subject(self, factory: str, name: str) -> Subject | None:
+    def _current(self, factory: str, name: str) -> Subject | None:
         try:
             return self.store.read_subject(factory, name)[0]
         except FreqError:
@@ -322,124 +280,79 @@ class Caps:
         self,
         caps: Sequence[Cap],
         *,
-        factory: str,
-        subject: str,
-        epoch: int,
-        token: str,
+        claim: str,
+        subject: Subject,
         describe: Callable[[Cap, int], str],
-    ) -> list[Cap]:
-        """Enter every cap or none (scope order); returns the caps entered.
+    ) -> list[tuple[str, str]]:
+        """Point a free slot of every cap at the prepared claim commit `claim`, or none
+        (scope order). Returns the (slot ref, claim) pairs taken, for `leave_all`.
 
         Raises CapFull (with `describe(cap, count)` as its message) when one is full.
         """
-        entered: list[Cap] = []
+        taken: list[tuple[str, str]] = []
         try:
             for cap in sorted(caps, key=lambda c: c.scope):
-                self._enter(
-                    cap,
-                    factory=factory,
-                    subject=subject,
-                    epoch=epoch,
-                    token=token,
-                    describe=describe,
-                )
-                entered.append(cap)
+                taken.append(self._enter(cap, claim=claim, subject=subject, describe=describe))
         except (CapFull, RefConflict):
-            self.leave_all(entered, token=token)
+            self.leave_all(taken)
             raise
-        return entered
+        return taken
 
-    def _slots(self, cap: Cap) -> dict[int, tuple[Holder | None, str | None]]:
-        """Every slot of the cap that exists (also ones above a lowered limit): its entry
-        (None when empty or unreadable) and its tip."""
+    def _slots(self, cap: Cap) -> dict[int, str | None]:
+        """Slot number → the claim commit it points at, for every slot that exists (also
+        ones above a lowered limit) and every empty one below the limit."""
         prefix = refs.caps_ref(*cap.scope) + "/"
-        empty: tuple[Holder | None, str | None] = (None, None)
-        out = dict.fromkeys(range(cap.limit), empty)
+        out: dict[int, str | None] = dict.fromkeys(range(cap.limit))
         for ref, oid in self.store.list_refs(prefix).items():
             slot = ref[len(prefix) :]
-            if not slot.isdigit():
-                continue
-            try:
-                holders = _holders_from_json(self.store.doc_at(oid, refs.CAPS_FILE, ref))
-            except CorruptState:
-                holders = []
-            out[int(slot)] = (holders[0] if holders else None, oid)
+            if slot.isdigit():
+                out[int(slot)] = oid
         return out
 
     def _enter(
-        self,
-        cap: Cap,
-        *,
-        factory: str,
-        subject: str,
-        epoch: int,
-        token: str,
-        describe: Callable[[Cap, int], str],
-    ) -> None:
+        self, cap: Cap, *, claim: str, subject: Subject, describe: Callable[[Cap, int], str]
+    ) -> tuple[str, str]:
         now = self.clock.now()
+        base = refs.caps_ref(*cap.scope)
         slots = self._slots(cap)
-        seen: dict[tuple[str, str], Subject | None] = {}
+        me = (subject.factory, subject.name)
+        current: dict[tuple[str, str], Subject | None] = {}
         free: list[int] = []
         taken: set[tuple[str, str]] = set(cap.occupants)
-        for i, (holder, _tip) in slots.items():
-            if holder is not None:
-                key = (holder.factory, holder.subject)
-                if key not in seen:
-                    seen[key] = self._subject(*key)
-                if holder_is_live(holder, seen[key], cap, now):
-                    taken.add(key)
-                    continue
+        for i, oid in slots.items():
+            if oid is not None:
+                try:
+                    held = self.store.subject_at(oid, f"{base}/{i}")
+                except CorruptState:
+                    held = None
+                if held is not None:
+                    key = (held.factory, held.name)
+                    if key not in current:
+                        current[key] = self._current(*key)
+                    if slot_is_live(held, current[key], cap, now, self.pending):
+                        taken.add(key)
+                        continue
             if i < cap.limit:
                 free.append(i)
-        if (factory, subject) not in taken and len(taken) >= cap.limit:
+        if me not in taken and len(taken) >= cap.limit:
             raise CapFull(describe(cap, len(taken)))
-        mine = Holder(
-            factory=factory,
-            subject=subject,
-            epoch=epoch,
-            token=token,
-            pending_until=now + self.pending,
-        )
         start = self.offset % cap.limit
         for i in sorted(free, key=lambda k: (k - start) % cap.limit):
-            ref = f"{refs.caps_ref(*cap.scope)}/{i}"
-            msg = (
-                f"cap {'/'.join(cap.scope)} slot {i}: {factory}/{subject} enters\n\n"
-                f"Freq-Event: cap-enter\nFreq-Subject: {factory}/{subject}\n"
-                f"Freq-Epoch: {epoch}\nFreq-Token: {token}\n"
-            )
+            ref = f"{base}/{i}"
             try:
-                self.store.write_doc(
-                    ref,
-                    {refs.CAPS_FILE: _holders_to_json(cap, [mine])},
-                    msg,
-                    at=now,
-                    expected=slots[i][1],
-                )
+                self.store.swap(ref, claim, expected=slots[i])
             except RefConflict:
                 continue  # someone took this slot since it was read: try the next free one
-            return
+            return ref, claim
         raise CapFull(describe(cap, cap.limit))
 
-    def leave_all(self, caps: Sequence[Cap], *, token: str) -> None:
-        """Empty the slots this claim attempt took (best effort: a slot whose holder's claim
-        ended or never came is free by derivation anyway)."""
-        for cap in caps:
-            for i, (holder, tip) in self._slots(cap).items():
-                if holder is None or holder.token != token:
-                    continue
-                msg = (
-                    f"cap {'/'.join(cap.scope)} slot {i}: leave\n\nFreq-Event: cap-leave\n"
-                    f"Freq-Token: {token}\n"
-                )
-                with contextlib.suppress(RefConflict):
-                    self.store.write_doc(
-                        f"{refs.caps_ref(*cap.scope)}/{i}",
-                        {refs.CAPS_FILE: _holders_to_json(cap, [])},
-                        msg,
-                        at=self.clock.now(),
-                        expected=tip,
-                    )
+    def leave_all(self, taken: Sequence[tuple[str, str]]) -> None:
+        """Free the slots a claim attempt took, if they still point at its claim (best
+        effort: a slot whose claim never reached the subject frees itself when its pending
+        window closes)."""
+        for ref, claim in taken:
+            with contextlib.suppress(RefConflict, FreqError):
+                self.store.delete(ref, expected=claim)
 
 
 class CapFull(FreqError):

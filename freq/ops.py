@@ -374,7 +374,10 @@ def log(
         app.factory(factory_id)
         tips = app.store.list_refs(f"{refs.SUBJECTS}{factory_id}/")
     else:
-        tips = app.store.list_refs(refs.ROOT)
+        # cap slots point at subjects' claim commits: their history is the subjects'
+        tips = {
+            r: o for r, o in app.store.list_refs(refs.ROOT).items() if not r.startswith(refs.CAPS)
+        }
     return tuple(app.store.history(tips, limit=limit))
 
 

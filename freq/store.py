@@ -385,13 +385,55 @@ class Store:
         `expected=None` creates the ref and fails if it exists. `output` replaces the output
         tail kept in the tree; None keeps the previous one. Raises RefConflict on a lost race.
         """
+        oid = self.prepare(subject, event, parent=expected, output=output)
+        self.swap(ref, oid, expected=expected)
+        return oid
+
+    def prepare(
+        self, subject: Subject, event: Event, *, parent: str | None, output: bytes | None = None
+    ) -> str:
+        """Write the commit `advance` would write, without moving any ref; its id.
+
+        A claim is prepared first so that cap slots can point at it before the subject ref
+        does (see locks.Caps)."""
         raw = refs.subject_to_json(subject)
-        tree, blobs = self._tree(raw, output, expected)
-        commit = self._make_commit(event.at, refs.format_message(event), tree.id, expected)
+        tree, blobs = self._tree(raw, output, parent)
+        commit = self._make_commit(event.at, refs.format_message(event), tree.id, parent)
         self._add_objects([*blobs, tree, commit])
-        self._swap(ref, commit.id, expected)
         self._cache.add([(commit.id, raw)])
+        self._parsed[commit.id] = subject
         return str(commit.id.decode())
+
+    def swap(self, ref: str, oid: str, *, expected: str | None) -> None:
+        """Move `ref` to the existing commit `oid` if it is at `expected` (None: absent)."""
+        self._swap(ref, oid.encode(), expected)
+
+    def delete(self, ref: str, *, expected: str) -> bool:
+        """Delete `ref` if it still points at `expected`; False when it moved meanwhile."""
+        name = ref.encode()
+        with self._write_lock:
+            ok = self._retry_locked(
+                ref, lambda: self.repo.refs.remove_if_equals(name, expected.encode())
+            )
+        if ok:
+            self._ring()
+        return bool(ok)
+
+    def subject_at(self, oid: str, ref: str) -> Subject:
+        """The subject.json of commit `oid` (cached by commit id)."""
+        key = oid.encode()
+        hit = self._parsed.get(key)
+        if hit is not None:
+            return hit
+        cached = self._cache.get(key)
+        if cached is not None:
+            subj = refs.subject_from_doc(json.loads(cached), where=ref)
+        else:
+            raw = self._subject_at(oid, ref)
+            subj = refs.subject_from_json(raw, where=ref)
+            self._cache.add([(key, raw)])
+        self._parsed[key] = subj
+        return subj
 
     def write_doc(
         self,
