@@ -32,7 +32,7 @@ from freq.model import (
     Subject,
     format_duration,
 )
-from freq.planner import Expired, Park, Plan, Start, plan, quota_key
+from freq.planner import Expired, Park, Plan, Start, next_start, plan, quota_key
 from freq.report import Progress, Reporter
 from freq.retry import next_delay
 from freq.store import Store
@@ -107,6 +107,7 @@ class Executor:
         self.caps = Caps(store, clock, pending=PENDING, offset=zlib.crc32(worker.encode()))
         self.max_parallel = config.settings.max_parallel
         self.stopping = False
+        self.chaining = True
         self._snap: Snapshot | None = None
         self._offset = zlib.crc32(worker.encode())
 
@@ -320,6 +321,19 @@ class Executor:
 
     def execute(self, lease: Lease) -> StepOutcome:
         """Run the claimed step to its end and record the outcome (fenced by the claim)."""
+        return self._run(lease, chain=False)[0]
+
+    def execute_chain(self, lease: Lease) -> list[StepOutcome]:
+        """Run the claimed step, and the subject's next steps as long as each success can
+        claim the next one in the same commit (the greedy loop without a round trip)."""
+        outcomes = []
+        nxt: Lease | None = lease
+        while nxt is not None:
+            out, nxt = self._run(nxt, chain=self.chaining)
+            outcomes.append(out)
+        return outcomes
+
+    def _run(self, lease: Lease, *, chain: bool) -> tuple[StepOutcome, Lease | None]:
         subj = lease.subject
         claim = subj.claim
         assert claim is not None
@@ -341,7 +355,7 @@ class Executor:
             cancel=self.cancel,
             on_poll=lambda: self.renew(lease),
         )
-        return self.record(lease, result)
+        return self._record(lease, result, chain=chain)
 
     def _step_env(self, subj: Subject, step: Step, claim: Claim) -> dict[str, str]:
         env = {
@@ -362,6 +376,11 @@ class Executor:
     def record(self, lease: Lease, result: proc.ProcResult) -> StepOutcome:
         """Record how an attempt ended, by CAS on the tip the attempt wrote last: refused
         (recorded=False) when anyone else moved the subject since, e.g. a takeover."""
+        return self._record(lease, result, chain=False)[0]
+
+    def _record(
+        self, lease: Lease, result: proc.ProcResult, *, chain: bool
+    ) -> tuple[StepOutcome, Lease | None]:
         subj = lease.subject
         claim = subj.claim
         assert claim is not None
@@ -412,14 +431,18 @@ class Executor:
             to_state = None
             ok = False
         recorded = True
+        nxt = None
         try:
-            lease.tip = self.store.advance(
-                refs.subject_ref(subj.factory, subj.name),
-                new,
-                event,
-                expected=lease.tip,
-                output=tail,
-            )
+            if ok and chain and not self.stopping:
+                nxt = self._chain(lease, new, event, tail)
+            if nxt is None:
+                lease.tip = self.store.advance(
+                    refs.subject_ref(subj.factory, subj.name),
+                    new,
+                    event,
+                    expected=lease.tip,
+                    output=tail,
+                )
         except RefConflict:
             recorded = False
             detail = "result refused: the claim was taken over (stale epoch)"
@@ -434,7 +457,15 @@ class Executor:
             attempt=claim.attempt,
             detail=detail,
         )
-        return StepOutcome(
+        if nxt is not None and nxt.subject.claim is not None:
+            self._emit(
+                "claimed",
+                factory=subj.factory,
+                subject=subj.name,
+                step=nxt.subject.claim.step,
+                attempt=nxt.subject.claim.attempt,
+            )
+        out = StepOutcome(
             factory=subj.factory,
             subject=subj.name,
             step=step.id,
@@ -445,6 +476,59 @@ class Executor:
             detail=detail,
             duration_ms=result.duration_ms,
         )
+        return out, nxt
+
+    def _chain(self, lease: Lease, new: Subject, event: Event, tail: bytes) -> Lease | None:
+        """Record a success and claim the subject's next step in one commit, when the planner
+        (over the last snapshot, with this subject as it is now) would start that step here.
+
+        Saves the claim commit and a planning round trip on the path every subject takes.
+        The caps are still entered (the slot this attempt holds is handed on), so the guard
+        is the same as for any claim. None when the next step cannot start at once, or needs
+        locks (those are taken by an ordinary claim); the caller then records plainly.
+        """
+        snap = self._snap
+        if snap is None:
+            return None
+        key = (new.factory, new.name)
+        view = replace(
+            snap, subjects={**snap.subjects, key: new}, tips={**snap.tips, key: lease.tip}
+        )
+        start = next_start(self.config, view, key, now=event.at, max_parallel=self.max_parallel)
+        if start is None:
+            return None
+        fac, step = self._factory_step(start.factory, start.step)
+        if step.locks:
+            return None
+        now = event.at
+        claimed = replace(
+            new,
+            epoch=new.epoch + 1,
+            attempt=start.attempt,
+            claim=Claim(
+                holder=self.worker,
+                step=step.id,
+                attempt=start.attempt,
+                epoch=new.epoch + 1,
+                claimed_at=now,
+                expires_at=now + self.ttl,
+            ),
+        )
+        both = replace(event, next_claim=f"{step.id} attempt {start.attempt} epoch {new.epoch + 1}")
+        oid = self.store.prepare(claimed, both, parent=lease.tip, output=tail)
+        try:
+            slots = self.caps.acquire_all(
+                self._caps_for(fac, step), claim=oid, subject=claimed, describe=self._describe_cap
+            )
+        except (CapFull, RefConflict):
+            return None
+        try:
+            self.store.swap(refs.subject_ref(new.factory, new.name), oid, expected=lease.tip)
+        except RefConflict:
+            self.caps.leave_all(slots)
+            raise
+        lease.tip = oid
+        return Lease(claimed, oid, [])
 
     def _failure(
         self, subj: Subject, claim: Claim, step: Step, result: proc.ProcResult, now: datetime
@@ -679,13 +763,14 @@ class Executor:
         or any local writer changes refs/frequency, else after the shortest poll_interval."""
         cap = max_parallel if max_parallel is not None else self.config.settings.max_parallel
         self.max_parallel = cap
+        self.chaining = not once  # --once runs one planning cycle's steps, no further
         chosen = [
             f for f in self.config.factories if factories is None or f.factory_id in factories
         ]
         poll = min((f.poll_interval for f in chosen), default=timedelta(seconds=30))
         counts = {"ok": 0, "failed": 0, "lost": 0, "recovered": 0, "refused": 0}
         outcomes: list[StepOutcome] = []
-        inflight: dict[Future[StepOutcome], tuple[str, str]] = {}
+        inflight: dict[Future[list[StepOutcome]], tuple[str, str]] = {}
         cycles = 0
         with ThreadPoolExecutor(max_workers=max(cap, 1), thread_name_prefix="freq-step") as pool:
             try:
@@ -728,7 +813,7 @@ class Executor:
         self,
         p: Plan,
         pool: ThreadPoolExecutor,
-        inflight: dict[Future[StepOutcome], tuple[str, str]],
+        inflight: dict[Future[list[StepOutcome]], tuple[str, str]],
         counts: dict[str, int],
     ) -> None:
         """Claim and start the plan's starts. Workers planning from the same state would all
@@ -746,11 +831,11 @@ class Executor:
             if lease is None:
                 counts["lost"] += 1
                 continue
-            inflight[pool.submit(self.execute, lease)] = (start.factory, start.subject)
+            inflight[pool.submit(self.execute_chain, lease)] = (start.factory, start.subject)
 
     def _wait(
         self,
-        inflight: dict[Future[StepOutcome], tuple[str, str]],
+        inflight: dict[Future[list[StepOutcome]], tuple[str, str]],
         outcomes: list[StepOutcome],
         counts: dict[str, int],
         token: tuple[int, ...],
@@ -778,7 +863,7 @@ class Executor:
 
     def _collect(
         self,
-        inflight: dict[Future[StepOutcome], tuple[str, str]],
+        inflight: dict[Future[list[StepOutcome]], tuple[str, str]],
         outcomes: list[StepOutcome],
         counts: dict[str, int],
         *,
@@ -794,14 +879,14 @@ class Executor:
         )
         for fut in done:
             del inflight[fut]
-            out = fut.result()
-            outcomes.append(out)
-            if not out.recorded:
-                counts["refused"] += 1
-            elif out.ok:
-                counts["ok"] += 1
-            else:
-                counts["failed"] += 1
+            for out in fut.result():
+                outcomes.append(out)
+                if not out.recorded:
+                    counts["refused"] += 1
+                elif out.ok:
+                    counts["ok"] += 1
+                else:
+                    counts["failed"] += 1
         return len(done)
 
 

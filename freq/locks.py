@@ -318,6 +318,7 @@ class Caps:
         me = (subject.factory, subject.name)
         current: dict[tuple[str, str], Subject | None] = {}
         free: list[int] = []
+        own: list[int] = []
         taken: set[tuple[str, str]] = set(cap.occupants)
         for i, oid in slots.items():
             if oid is not None:
@@ -331,13 +332,15 @@ class Caps:
                         current[key] = self._current(*key)
                     if slot_is_live(held, current[key], cap, now, self.pending):
                         taken.add(key)
+                        if key == me:
+                            own.append(i)  # this subject's claim ending now: hand it on
                         continue
             if i < cap.limit:
                 free.append(i)
         if me not in taken and len(taken) >= cap.limit:
             raise CapFull(describe(cap, len(taken)))
         start = self.offset % cap.limit
-        for i in sorted(free, key=lambda k: (k - start) % cap.limit):
+        for i in own + sorted(free, key=lambda k: (k - start) % cap.limit):
             ref = f"{base}/{i}"
             try:
                 self.store.swap(ref, claim, expected=slots[i])

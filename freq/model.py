@@ -463,6 +463,7 @@ class Event:
     exit_code: int | None = None
     failure: str | None = None
     dlq: str | None = None
+    next_claim: str | None = None  # a success that also claims the next step
     reason: str | None = None
 
 

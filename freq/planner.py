@@ -97,6 +97,23 @@ class _Counts:
     by_state: Counter[tuple[str, str]] = field(default_factory=Counter)
 
 
+def _count(config: Config, snap: Snapshot, now: datetime) -> _Counts:
+    """Subjects per state, and live claims per factory and step (each also counted in the
+    state it is heading for, for WIP limits)."""
+    counts = _Counts()
+    for (f, _), s in snap.subjects.items():
+        counts.by_state[(f, s.state)] += 1
+        if s.claim is not None and s.claim.expires_at > now:
+            counts.running += 1
+            counts.by_factory[f] += 1
+            counts.by_step[(f, s.claim.step)] += 1
+            fac = config.factory(f)
+            step = fac.step(s.claim.step) if fac else None
+            if step is not None:
+                counts.by_state[(f, step.to_state)] += 1
+    return counts
+
+
 def _order(subjects: Iterable[Subject]) -> list[Subject]:
     """First come, first served: by time in the current state, then by name."""
     return sorted(subjects, key=lambda s: (s.entered_at, s.name))
@@ -114,17 +131,7 @@ def plan(
 ) -> Plan:
     """Decide what should start now under every cap, and why every other subject waits."""
     cap = max_parallel if max_parallel is not None else config.settings.max_parallel
-    counts = _Counts()
-    for (f, _), s in snap.subjects.items():
-        counts.by_state[(f, s.state)] += 1
-        if s.claim is not None and s.claim.expires_at > now:
-            counts.running += 1
-            counts.by_factory[f] += 1
-            counts.by_step[(f, s.claim.step)] += 1
-            fac = config.factory(f)
-            step = fac.step(s.claim.step) if fac else None
-            if step is not None:
-                counts.by_state[(f, step.to_state)] += 1
+    counts = _count(config, snap, now)
     running_total = counts.running
     starts: list[Start] = []
     expired: list[Expired] = []
@@ -340,3 +347,24 @@ def quota_key(factory: str, step: Step) -> str:
     """The lock name a usage limit holds: the step's agent (shared by every step using it),
     or the step itself for a command step."""
     return f"quota:{step.agent.use}" if step.agent is not None else f"quota:{factory}.{step.id}"
+
+
+def next_start(
+    config: Config,
+    snap: Snapshot,
+    key: tuple[str, str],
+    *,
+    now: datetime,
+    max_parallel: int | None = None,
+    facts: Facts | None = None,
+) -> Start | None:
+    """Whether one subject would start a step now (and which), under the same rules and
+    caps as `plan`, without planning every other subject."""
+    fac = config.factory(key[0])
+    subj = snap.subjects.get(key)
+    if fac is None or subj is None:
+        return None
+    cap = max_parallel if max_parallel is not None else config.settings.max_parallel
+    counts = _count(config, snap, now)
+    decision = _decide(fac, subj, snap.tips[key], snap, now, cap, counts, facts)
+    return decision if isinstance(decision, Start) else None

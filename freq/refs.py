@@ -89,6 +89,7 @@ TRAILER_ORDER = (
     ("Freq-Exit", "exit_code"),
     ("Freq-Failure", "failure"),
     ("Freq-Dlq", "dlq"),
+    ("Freq-Claims", "next_claim"),
 )
 
 

@@ -57,12 +57,19 @@ def _config(root: str) -> Config:
     steps = (
         Step(id="build", from_states=("new",), to_state="built", run="true", retry=retry),
         Step(
-            id="ship",
+            id="test",
             from_states=("built",),
-            to_state="done",
+            to_state="tested",
             run="true",
             retry=retry,
             max_parallel=1,
+        ),
+        Step(
+            id="ship",
+            from_states=("tested",),
+            to_state="done",
+            run="true",
+            retry=retry,
             locks=(LockSpec(name="L", ttl=timedelta(seconds=TTL)),),
         ),
     )
@@ -218,6 +225,26 @@ class Runtime(RuleBasedStateMachine):
             assert out.recorded
             self.recorded += 1
 
+    @precondition(lambda self: self.held)
+    @rule(data=st.data())
+    def complete_and_chain(self, data: st.DataObject) -> None:
+        """A step succeeds and its worker claims the next step in the same commit."""
+        h = data.draw(st.sampled_from(self.held))
+        self.held.remove(h)
+        mine = h.lease.subject.claim
+        assert mine is not None
+        current = self._subject(h.lease.subject.name)
+        stale = current.claim is None or current.claim.epoch != mine.epoch
+        ex = self.ex[h.worker]
+        ex._snap = ex.store.snapshot()
+        out, nxt = ex._record(h.lease, _result(True), chain=True)
+        event("chained" if nxt else "not chained")
+        assert out.recorded != stale
+        if out.recorded:
+            self.recorded += 1
+        if nxt is not None:
+            self.held.append(Held(worker=h.worker, lease=nxt))
+
     @rule(seconds=st.integers(min_value=1, max_value=45))
     def tick(self, seconds: int) -> None:
         """Time passes: leases, locks and backoffs may expire."""
@@ -266,12 +293,12 @@ class Runtime(RuleBasedStateMachine):
 
     @invariant()
     def caps_hold(self) -> None:
-        """Never more live claims than the global cap, nor than the step cap on `ship`."""
+        """Never more live claims than the global cap, nor than the step cap on `test`."""
         now = self.clock.now()
         subs = [self._subject(n) for n in SUBJECTS]
         live = [s for s in subs if s.claim is not None and s.claim.expires_at > now]
         assert len(live) <= CAP
-        assert sum(1 for s in live if s.claim and s.claim.step == "ship") <= 1
+        assert sum(1 for s in live if s.claim and s.claim.step == "test") <= 1
 
     @invariant()
     def one_believer_per_live_claim(self) -> None:
