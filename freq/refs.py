@@ -272,7 +272,6 @@ def subject_from_json(raw: bytes, *, where: str) -> Subject:
 
 LOCK_FILE = "lock.json"
 CONTROL_FILE = "control.json"
-CAPS_FILE = "holders.json"
 CAPS = ROOT + "caps/"
 
 
