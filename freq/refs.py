@@ -293,8 +293,8 @@ def control_ref(factory: str) -> str:
 
 
 def caps_ref(*scope: str) -> str:
-    """`refs/frequency/caps/<scope...>`: one counting semaphore per cap (global, factory,
-    step, WIP state); its holders are derived live from subject claims."""
+    """`refs/frequency/caps/<scope...>`: the folder of one cap's slot refs (global,
+    factory, step, WIP state); see locks.Caps."""
     return CAPS + "/".join(check_name("cap scope", s) for s in scope)
 
 
