@@ -32,7 +32,7 @@ from freq.model import (
     Subject,
     format_duration,
 )
-from freq.planner import Expired, Park, Plan, Start, next_start, plan, quota_key
+from freq.planner import Counts, Expired, Park, Plan, Start, count, next_start, plan, quota_key
 from freq.report import Progress, Reporter
 from freq.retry import next_delay
 from freq.store import Store
@@ -109,6 +109,7 @@ class Executor:
         self.stopping = False
         self.chaining = True
         self._snap: Snapshot | None = None
+        self._counts: tuple[Snapshot, Counts] | None = None  # counts of _snap, for chaining
         self._offset = zlib.crc32(worker.encode())
 
     # ------------------------------------------------------------ helpers
@@ -490,11 +491,18 @@ class Executor:
         snap = self._snap
         if snap is None:
             return None
-        key = (new.factory, new.name)
-        view = replace(
-            snap, subjects={**snap.subjects, key: new}, tips={**snap.tips, key: lease.tip}
+        counts = self._counts
+        if counts is None or counts[0] is not snap:
+            counts = self._counts = (snap, count(self.config, snap, event.at))
+        start = next_start(
+            self.config,
+            snap,
+            new,
+            lease.tip,
+            now=event.at,
+            max_parallel=self.max_parallel,
+            counts=counts[1],
         )
-        start = next_start(self.config, view, key, now=event.at, max_parallel=self.max_parallel)
         if start is None:
             return None
         fac, step = self._factory_step(start.factory, start.step)
@@ -515,10 +523,17 @@ class Executor:
             ),
         )
         both = replace(event, next_claim=f"{step.id} attempt {start.attempt} epoch {new.epoch + 1}")
+        ref = refs.subject_ref(new.factory, new.name)
+        if self.store.read_ref(ref) != lease.tip:
+            raise RefConflict(ref)  # taken over meanwhile: the result will be refused
         oid = self.store.prepare(claimed, both, parent=lease.tip, output=tail)
         try:
             slots = self.caps.acquire_all(
-                self._caps_for(fac, step), claim=oid, subject=claimed, describe=self._describe_cap
+                self._caps_for(fac, step),
+                claim=oid,
+                subject=claimed,
+                describe=self._describe_cap,
+                hand_on=lease.subject.claim,
             )
         except (CapFull, RefConflict):
             return None
@@ -778,18 +793,23 @@ class Executor:
                     cycles += 1
                     token = self.store.change_token()
                     p = Plan()
+                    moved = 0
                     if not self.stopping:
                         p = self._plan(cap, factories)
                         for exp in p.expired:
-                            counts["recovered"] += self.recover(exp)
+                            ok = self.recover(exp)
+                            counts["recovered"] += ok
+                            moved += ok
                         for park in p.parks:
-                            self.park(park)
+                            moved += self.park(park) is not None
                         self._launch(p, pool, inflight, counts)
                     if once:
                         self._collect(inflight, outcomes, counts, timeout=None)
                         break
                     if not inflight and (self.stopping or (until_idle and p.idle)):
                         break
+                    if moved:
+                        continue  # a recovery or a parking may have made work: plan again now
                     self._wait(inflight, outcomes, counts, token, poll, p.next_wake)
             except KeyboardInterrupt:
                 self.kill()
@@ -857,7 +877,7 @@ class Executor:
             if self.stopping and not inflight:
                 return
             if not self.stopping and (
-                self.store.change_token() != token or self.clock.now() >= deadline
+                self.store.others_wrote(token) or self.clock.now() >= deadline
             ):
                 return
 

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from freq import refs
 from freq.clock import Clock
 from freq.errors import CorruptState, FreqError, RefConflict
-from freq.model import Lock, Subject
+from freq.model import Claim, Lock, Subject
 from freq.store import Store
 
 _CAS_ATTEMPTS = 50
@@ -250,6 +250,10 @@ def slot_is_live(
     return now_subject.epoch < claim.epoch and claim.claimed_at + pending > now
 
 
+def _same_claim(a: Claim | None, b: Claim | None) -> bool:
+    return a is not None and b is not None and (a.epoch, a.holder) == (b.epoch, b.holder)
+
+
 class Caps:
     """Counting semaphores made of slot refs; liveness comes from subject refs.
 
@@ -283,16 +287,23 @@ class Caps:
         claim: str,
         subject: Subject,
         describe: Callable[[Cap, int], str],
+        hand_on: Claim | None = None,
     ) -> list[tuple[str, str]]:
         """Point a free slot of every cap at the prepared claim commit `claim`, or none
         (scope order). Returns the (slot ref, claim) pairs taken, for `leave_all`.
 
         Raises CapFull (with `describe(cap, count)` as its message) when one is full.
+        `hand_on` is the claim of an attempt ending as this one starts (a chained claim):
+        a slot held for exactly that claim is passed on rather than counted as taken.
         """
         taken: list[tuple[str, str]] = []
         try:
             for cap in sorted(caps, key=lambda c: c.scope):
-                taken.append(self._enter(cap, claim=claim, subject=subject, describe=describe))
+                taken.append(
+                    self._enter(
+                        cap, claim=claim, subject=subject, describe=describe, hand_on=hand_on
+                    )
+                )
         except (CapFull, RefConflict):
             self.leave_all(taken)
             raise
@@ -310,7 +321,13 @@ class Caps:
         return out
 
     def _enter(
-        self, cap: Cap, *, claim: str, subject: Subject, describe: Callable[[Cap, int], str]
+        self,
+        cap: Cap,
+        *,
+        claim: str,
+        subject: Subject,
+        describe: Callable[[Cap, int], str],
+        hand_on: Claim | None,
     ) -> tuple[str, str]:
         now = self.clock.now()
         base = refs.caps_ref(*cap.scope)
@@ -332,8 +349,8 @@ class Caps:
                         current[key] = self._current(*key)
                     if slot_is_live(held, current[key], cap, now, self.pending):
                         taken.add(key)
-                        if key == me:
-                            own.append(i)  # this subject's claim ending now: hand it on
+                        if key == me and _same_claim(held.claim, hand_on):
+                            own.append(i)  # held for the attempt ending now: hand it on
                         continue
             if i < cap.limit:
                 free.append(i)

@@ -88,7 +88,7 @@ class Plan:
 
 
 @dataclass(slots=True)
-class _Counts:
+class Counts:
     """Live counts the caps are checked against; they grow as the plan adds starts."""
 
     running: int = 0
@@ -96,21 +96,44 @@ class _Counts:
     by_step: Counter[tuple[str, str]] = field(default_factory=Counter)
     by_state: Counter[tuple[str, str]] = field(default_factory=Counter)
 
-
-def _count(config: Config, snap: Snapshot, now: datetime) -> _Counts:
-    """Subjects per state, and live claims per factory and step (each also counted in the
-    state it is heading for, for WIP limits)."""
-    counts = _Counts()
-    for (f, _), s in snap.subjects.items():
-        counts.by_state[(f, s.state)] += 1
+    def add(self, config: Config, s: Subject, now: datetime, sign: int) -> None:
+        """Count (sign 1) or uncount (sign -1) one subject: its state, and its live claim
+        (also in the state that claim is heading for, for WIP limits)."""
+        f = s.factory
+        self.by_state[(f, s.state)] += sign
         if s.claim is not None and s.claim.expires_at > now:
-            counts.running += 1
-            counts.by_factory[f] += 1
-            counts.by_step[(f, s.claim.step)] += 1
+            self.running += sign
+            self.by_factory[f] += sign
+            self.by_step[(f, s.claim.step)] += sign
             fac = config.factory(f)
             step = fac.step(s.claim.step) if fac else None
             if step is not None:
-                counts.by_state[(f, step.to_state)] += 1
+                self.by_state[(f, step.to_state)] += sign
+
+    def without(self, config: Config, s: Subject | None, now: datetime) -> Counts:
+        """A copy with `s` uncounted (None: a plain copy)."""
+        out = Counts(
+            running=self.running,
+            by_factory=Counter(self.by_factory),
+            by_step=Counter(self.by_step),
+            by_state=Counter(self.by_state),
+        )
+        if s is not None:
+            out.add(config, s, now, -1)
+        return out
+
+    def with_subject(self, config: Config, s: Subject, now: datetime) -> Counts:
+        """`self` with `s` counted too (changes self, returns it)."""
+        self.add(config, s, now, 1)
+        return self
+
+
+def count(config: Config, snap: Snapshot, now: datetime) -> Counts:
+    """Subjects per state, and live claims per factory and step (each also counted in the
+    state it is heading for, for WIP limits)."""
+    counts = Counts()
+    for s in snap.subjects.values():
+        counts.add(config, s, now, 1)
     return counts
 
 
@@ -131,7 +154,7 @@ def plan(
 ) -> Plan:
     """Decide what should start now under every cap, and why every other subject waits."""
     cap = max_parallel if max_parallel is not None else config.settings.max_parallel
-    counts = _count(config, snap, now)
+    counts = count(config, snap, now)
     running_total = counts.running
     starts: list[Start] = []
     expired: list[Expired] = []
@@ -182,7 +205,7 @@ def _decide(
     snap: Snapshot,
     now: datetime,
     cap: int,
-    counts: _Counts,
+    counts: Counts,
     facts: Facts | None,
     *,
     every: bool = False,
@@ -278,7 +301,7 @@ def _blocks(
     snap: Snapshot,
     now: datetime,
     cap: int,
-    counts: _Counts,
+    counts: Counts,
     facts: Facts | None,
 ) -> Iterator[_Block]:
     """Every reason `step` cannot start for `subj` now, most fundamental first."""
@@ -352,19 +375,26 @@ def quota_key(factory: str, step: Step) -> str:
 def next_start(
     config: Config,
     snap: Snapshot,
-    key: tuple[str, str],
+    subject: Subject,
+    tip: str,
     *,
     now: datetime,
     max_parallel: int | None = None,
+    counts: Counts | None = None,
     facts: Facts | None = None,
 ) -> Start | None:
-    """Whether one subject would start a step now (and which), under the same rules and
-    caps as `plan`, without planning every other subject."""
-    fac = config.factory(key[0])
-    subj = snap.subjects.get(key)
-    if fac is None or subj is None:
+    """Whether `subject`, as it is now (at `tip`), would start a step now and which one,
+    under the same rules and caps as `plan`, without planning every other subject.
+
+    `snap` may be older than the subject; pass `count(config, snap, now)` as `counts` to
+    reuse one count for many calls. The subject's own entry in them is replaced by its
+    current self."""
+    fac = config.factory(subject.factory)
+    if fac is None:
         return None
     cap = max_parallel if max_parallel is not None else config.settings.max_parallel
-    counts = _count(config, snap, now)
-    decision = _decide(fac, subj, snap.tips[key], snap, now, cap, counts, facts)
+    base = counts if counts is not None else count(config, snap, now)
+    adjusted = base.without(config, snap.subjects.get((subject.factory, subject.name)), now)
+    adjusted = adjusted.with_subject(config, subject, now)
+    decision = _decide(fac, subject, tip, snap, now, cap, adjusted, facts)
     return decision if isinstance(decision, Start) else None

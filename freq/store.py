@@ -166,6 +166,7 @@ class Store:
         self._cache = _SubjectCache(self.state_dir / "cache" / "subjects.v1")
         self._write_lock = threading.Lock()
         self._beacon = self.state_dir / "beacon"
+        self._mark = os.urandom(4).hex().encode()  # this handle's writes, in the beacon
         self._docs: dict[tuple[str, str], bytes] = {}
         self._parsed: dict[bytes, Subject] = {}  # tip commit id -> Subject (immutable)
         self.identity = f"Frequency <freq@{socket.gethostname()}>".encode()
@@ -350,8 +351,8 @@ class Store:
             self._beacon.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self._beacon, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            os.write(fd, b".")
-            if os.fstat(fd).st_size > 4096:
+            os.write(fd, self._mark)
+            if os.fstat(fd).st_size > 8192:
                 os.ftruncate(fd, 0)
         finally:
             os.close(fd)
@@ -370,6 +371,27 @@ class Store:
             except FileNotFoundError:
                 out += [0, 0, 0]
         return tuple(out)
+
+    def others_wrote(self, token: tuple[int, ...]) -> bool:
+        """Whether another process moved a ref since `token` (from change_token) was taken.
+
+        Each write appends this process's 8-byte mark to the beacon, so a watcher can tell
+        its own writes (which it already knows about) from everyone else's and not wake
+        itself up after every commit it makes.
+        """
+        now = self.change_token()
+        if now == token:
+            return False
+        if now[3:] != token[3:] or now[2] != token[2] or now[1] < token[1]:
+            return True  # packed-refs changed, or the beacon was replaced or truncated
+        try:
+            with open(self._beacon, "rb") as f:
+                f.seek(token[1])
+                added = f.read(now[1] - token[1])
+        except OSError:
+            return True
+        mark = self._mark
+        return any(added[i : i + 8] != mark for i in range(0, len(added), 8))
 
     def advance(
         self,
