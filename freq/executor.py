@@ -170,6 +170,17 @@ class Executor:
         if tip != start.tip:
             return None
         fac, step = self._factory_step(start.factory, start.step)
+        caps = self._caps_for(fac, step)
+        full = self.caps.has_room(caps, subj)
+        if full is not None:  # seen before writing anything: the plan's view was stale
+            self._emit(
+                "waiting",
+                factory=start.factory,
+                subject=start.subject,
+                step=start.step,
+                detail=full,
+            )
+            return None
         epoch = subj.epoch + 1
         now = self.clock.now()
         claimed = replace(
@@ -201,7 +212,7 @@ class Executor:
         claim_oid = self.store.prepare(claimed, event, parent=tip)
         try:
             slots = self.caps.acquire_all(
-                self._caps_for(fac, step),
+                caps,
                 claim=claim_oid,
                 subject=claimed,
                 describe=self._describe_cap,
@@ -844,13 +855,18 @@ class Executor:
         if starts:
             k = self._offset % len(starts)
             starts = starts[k:] + starts[:k]
+        lost = 0
         for start in starts:
             if (start.factory, start.subject) in busy or self.stopping:
                 continue
             lease = self.claim(start)
             if lease is None:
                 counts["lost"] += 1
+                lost += 1
+                if lost >= 2:
+                    break  # others work from the same plan: leave them the rest; re-plan
                 continue
+            lost = 0
             inflight[pool.submit(self.execute_chain, lease)] = (start.factory, start.subject)
 
     def _wait(

@@ -320,15 +320,21 @@ class Caps:
                 out[int(slot)] = oid
         return out
 
-    def _enter(
-        self,
-        cap: Cap,
-        *,
-        claim: str,
-        subject: Subject,
-        describe: Callable[[Cap, int], str],
-        hand_on: Claim | None,
-    ) -> tuple[str, str]:
+    def has_room(self, caps: Sequence[Cap], subject: Subject) -> str | None:
+        """Read-only: None when every cap has a free slot for `subject` now, else why not
+        (lets a claimer skip writing a claim commit that could not take a slot)."""
+        for cap in caps:
+            _slots, _free, _own, taken = self._survey(cap, subject, None)
+            me = (subject.factory, subject.name)
+            if me not in taken and len(taken) >= cap.limit:
+                return f"{'/'.join(cap.scope)} full ({len(taken)}/{cap.limit})"
+        return None
+
+    def _survey(
+        self, cap: Cap, subject: Subject, hand_on: Claim | None
+    ) -> tuple[dict[int, str | None], list[int], list[int], set[tuple[str, str]]]:
+        """The cap's slots, the free ones, ones held for `hand_on`, and the subjects that
+        hold live slots (with a WIP cap's occupants)."""
         now = self.clock.now()
         base = refs.caps_ref(*cap.scope)
         slots = self._slots(cap)
@@ -354,6 +360,20 @@ class Caps:
                         continue
             if i < cap.limit:
                 free.append(i)
+        return slots, free, own, taken
+
+    def _enter(
+        self,
+        cap: Cap,
+        *,
+        claim: str,
+        subject: Subject,
+        describe: Callable[[Cap, int], str],
+        hand_on: Claim | None,
+    ) -> tuple[str, str]:
+        slots, free, own, taken = self._survey(cap, subject, hand_on)
+        base = refs.caps_ref(*cap.scope)
+        me = (subject.factory, subject.name)
         if me not in taken and len(taken) >= cap.limit:
             raise CapFull(describe(cap, len(taken)))
         start = self.offset % cap.limit
