@@ -838,7 +838,14 @@ class Executor:
 
     def _plan(self, cap: int, factories: tuple[str, ...] | None) -> Plan:
         self._snap = snap = self.store.snapshot()
-        return plan(self.config, snap, now=self.clock.now(), max_parallel=cap, factories=factories)
+        return plan(
+            self.config,
+            snap,
+            now=self.clock.now(),
+            max_parallel=cap,
+            factories=factories,
+            complete=False,
+        )
 
     def _launch(
         self,

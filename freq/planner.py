@@ -137,6 +137,23 @@ def count(config: Config, snap: Snapshot, now: datetime) -> Counts:
     return counts
 
 
+def _recoverable(fac: Factory, subj: Subject, tip: str, now: datetime) -> Expired | Park | None:
+    claim = subj.claim
+    if claim is not None and claim.expires_at <= now:
+        return Expired(
+            factory=fac.factory_id,
+            subject=subj.name,
+            step=claim.step,
+            attempt=claim.attempt,
+            holder=claim.holder,
+            tip=tip,
+        )
+    err = subj.last_error
+    if claim is None and err is not None and err.final and err.dlq is None:
+        return Park(factory=fac.factory_id, subject=subj.name, tip=tip)
+    return None
+
+
 def _order(subjects: Iterable[Subject]) -> list[Subject]:
     """First come, first served: by time in the current state, then by name."""
     return sorted(subjects, key=lambda s: (s.entered_at, s.name))
@@ -151,8 +168,13 @@ def plan(
     factories: tuple[str, ...] | None = None,
     facts: Facts | None = None,
     explain: tuple[str, str] | None = None,
+    complete: bool = True,
 ) -> Plan:
-    """Decide what should start now under every cap, and why every other subject waits."""
+    """Decide what should start now under every cap, and why every other subject waits.
+
+    `complete=False` (the run loop) stops deciding once the global cap is full, finding
+    only expired leases and unparked failures after that: the waiting reasons of the
+    rest, which `plan` and `why` show, are not needed to run."""
     cap = max_parallel if max_parallel is not None else config.settings.max_parallel
     counts = count(config, snap, now)
     running_total = counts.running
@@ -165,6 +187,15 @@ def plan(
     for fac in chosen:
         for subj in _order(snap.in_factory(fac.factory_id)):
             tip = snap.tips[(fac.factory_id, subj.name)]
+            if not complete and counts.running >= cap:
+                # nothing more can start: only leases to recover and failures to park
+                # matter to `run`, and they are cheap to find
+                cheap = _recoverable(fac, subj, tip, now)
+                if subj.claim is not None and cheap is None:
+                    wakes.append(subj.claim.expires_at)  # to recover it if its worker dies
+                if cheap is not None:
+                    (expired if isinstance(cheap, Expired) else parks).append(cheap)  # type: ignore[arg-type]
+                continue
             every = explain == (fac.factory_id, subj.name)
             decision = _decide(fac, subj, tip, snap, now, cap, counts, facts, every=every)
             if isinstance(decision, Start):
