@@ -1,13 +1,13 @@
 """Read `.frequency/*.yaml` into a Config: load, schema-check, expand `flow:`, build, check.
 
-Must not import dulwich, click, subprocess or any freq module above model/schemas/errors;
+Must not import dulwich, click, subprocess or any freq module above model/schemas/checks/errors;
 it is the only module importing yaml. Every problem of every file is collected and raised
-as one ConfigError (STYLE habit 7); the semantic checks are pure functions over the model.
+as one ConfigError (STYLE habit 7). The semantic checks are pure, in freq.checks, and report
+JSON paths; this module maps those paths to file lines (the YAML node tree) and builds Problems.
 
-Above the ~500-line guideline (about 800): its five sections (YAML with line map, flow
-expansion, model building, semantic checks, pipeline) share the private _Doc/_Source
-records. The semantic-checks section imports nothing but the model and is the part to move
-into a module of its own when the split is agreed.
+Above the ~500-line guideline (about 560): its four sections (YAML with line map, flow
+expansion, model building, pipeline) share the private _Doc/_Source records. Model building
+is the next candidate for a module of its own.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
@@ -23,6 +23,8 @@ from typing import Any
 
 import yaml
 
+from freq.checks import Found, build_context, check_backoff, check_factory
+from freq.checks import dead_ends as dead_ends  # noqa: PLC0414 - re-export, for ops.py
 from freq.errors import ConfigError, NoConfig, Problem
 from freq.model import (
     AgentCall,
@@ -51,17 +53,12 @@ from freq.model import (
     Settings,
     Step,
     SubjectState,
-    format_duration,
-    name_problem,
     parse_duration,
 )
 from freq.schemas import JsonPath, factory_validator, settings_validator, violations
 
 FOLDER = ".frequency"
 SETTINGS_NAMES = ("frequency.yaml", "frequency.yml")
-BUILTIN_AGENTS = ("claude_code", "codex", "command", "gemini", "scripted")
-
-Found = tuple[JsonPath, str]
 
 # ---------------------------------------------------------------- YAML
 
@@ -422,238 +419,6 @@ def _factory(data: Mapping[str, Any], source: _Source, settings: Settings) -> Fa
     )
 
 
-# ---------------------------------------------------------------- semantic checks (pure)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _Context:
-    """What a factory's checks may know about the rest of the configuration."""
-
-    factories: Mapping[str, Factory | None]  # every factory id; None when it did not build
-    entries: Mapping[str, frozenset[str]]  # states that `emits:` creates subjects in
-    agents: frozenset[str] | None  # agents defined in frequency.yaml; None when it is invalid
-
-
-_PREDICATE_KEYS: Mapping[type, str] = {
-    SubjectState: "subject_state",
-    Capacity: "capacity",
-    Changed: "changed",
-    Command: "command",
-    AllOf: "all",
-    AnyOf: "any",
-    Not: "not",
-}
-
-
-def _walk(preds: Iterable[Predicate], base: JsonPath) -> Iterator[tuple[JsonPath, Predicate]]:
-    """Every predicate of a `requires:` tree with its path (`requires[0].all[1].capacity`)."""
-    for k, pred in enumerate(preds):
-        yield from _walk_one(pred, (*base, k))
-
-
-def _walk_one(pred: Predicate, at: JsonPath) -> Iterator[tuple[JsonPath, Predicate]]:
-    here = (*at, _PREDICATE_KEYS[type(pred)])
-    yield here, pred
-    if isinstance(pred, AllOf | AnyOf):
-        yield from _walk(pred.items, here)
-    elif isinstance(pred, Not):
-        yield from _walk_one(pred.item, here)
-
-
-def _state_mentions(f: Factory) -> Iterator[tuple[JsonPath, str]]:
-    """Every place the factory names a state, in file order."""
-    yield ("state", "initial"), f.initial
-    for k, s in enumerate(f.terminal):
-        yield ("state", "terminal", k), s
-    for i, step in enumerate(f.steps):
-        for j, s in enumerate(step.from_states):
-            yield ("steps", i, "from_states", j), s
-        yield ("steps", i, "to_state"), step.to_state
-        for code, s in step.outcomes.items():
-            yield ("steps", i, "outcomes", code), s
-        if step.on_terminal is not None:
-            yield ("steps", i, "on_terminal"), step.on_terminal
-
-
-def _lock_problem(name: str) -> str | None:
-    """Lock names may use `:` as a separator (`branch:main`); each part is a ref component."""
-    parts = name.split(":")
-    if len(parts) > 1 and not all(parts):
-        return "must not have an empty part around ':'"
-    problems = [p for p in map(name_problem, parts) if p]
-    return problems[0] if problems else None
-
-
-def _check_names(f: Factory, ctx: _Context) -> Iterator[Found]:
-    if problem := name_problem(f.factory_id):
-        yield ("factory_id",), f"factory_id {f.factory_id!r} {problem}"
-    seen: set[str] = set()
-    for path, state in _state_mentions(f):
-        if state not in seen and (problem := name_problem(state)):
-            yield path, f"state {state!r} {problem}"
-        seen.add(state)
-    for i, step in enumerate(f.steps):
-        if problem := name_problem(step.id):
-            yield ("steps", i, "id"), f"step id {step.id!r} {problem}"
-        for k, lock in enumerate(step.locks):
-            if problem := _lock_problem(lock.name):
-                yield ("steps", i, "locks", k, "name"), f"lock name {lock.name!r} {problem}"
-
-
-def _check_step_ids(f: Factory, ctx: _Context) -> Iterator[Found]:
-    first: dict[str, Step] = {}
-    for i, step in enumerate(f.steps):
-        if step.id in first:
-            yield (
-                ("steps", i, "id"),
-                f"duplicate step id {step.id!r} (first at line {first[step.id].line})",
-            )
-        first.setdefault(step.id, step)
-
-
-def _check_reached(f: Factory, ctx: _Context) -> Iterator[Found]:
-    why = "it is not the initial state and no step leads to it"
-    reached = {f.initial, *ctx.entries.get(f.factory_id, ())}
-    for step in f.steps:
-        reached.update((step.to_state, *step.outcomes.values()))
-        reached.update((step.on_terminal,) if step.on_terminal else ())
-    for i, step in enumerate(f.steps):
-        for j, s in enumerate(step.from_states):
-            if s not in reached and s not in f.terminal:  # leaving a terminal: its own check
-                yield ("steps", i, "from_states", j), f"state {s!r} is never reached: {why}"
-
-
-def _check_terminal_left(f: Factory, ctx: _Context) -> Iterator[Found]:
-    for i, step in enumerate(f.steps):
-        for j, s in enumerate(step.from_states):
-            if s in f.terminal:
-                yield (
-                    ("steps", i, "from_states", j),
-                    f"state {s!r} is terminal: no step may leave it",
-                )
-
-
-def _check_targets(f: Factory, ctx: _Context) -> Iterator[Found]:
-    known = {f.initial, *f.terminal}
-    for step in f.steps:
-        known.update((*step.from_states, step.to_state))
-    why = "(not the initial or a terminal state, nor any step's from_states or to_state)"
-    for i, step in enumerate(f.steps):
-        if step.on_terminal is not None and step.on_terminal not in known:
-            yield (
-                ("steps", i, "on_terminal"),
-                f"on_terminal names unknown state {step.on_terminal!r} {why}",
-            )
-        for code, s in step.outcomes.items():
-            if s not in known:
-                yield ("steps", i, "outcomes", code), f"outcomes names unknown state {s!r} {why}"
-    for s in f.limits.wip:
-        if s not in f.states:
-            yield ("limits", "wip", s), f"wip names unknown state {s!r}"
-
-
-def _check_reference(
-    label: str, factory_id: str, at: JsonPath, states: Iterable[tuple[JsonPath, str]], ctx: _Context
-) -> Iterator[Found]:
-    """A `requires:` or `emits:` naming a factory (at `at`) and states of it."""
-    if factory_id not in ctx.factories:
-        yield (*at, "factory_id"), f"{label} names unknown factory {factory_id!r}"
-        return
-    target = ctx.factories[factory_id]
-    known = target.states if target is not None else ()
-    for path, s in states if target is not None else ():  # None: it did not build
-        if s not in known:
-            yield path, f"{label} names unknown state {s!r} of factory {factory_id!r}"
-
-
-def _check_references(f: Factory, ctx: _Context) -> Iterator[Found]:
-    for i, step in enumerate(f.steps):
-        for at, pred in _walk(step.requires, ("steps", i, "requires")):
-            if isinstance(pred, SubjectState | Capacity):
-                states = [((*at, "states", k), s) for k, s in enumerate(pred.states)]
-                if isinstance(pred, SubjectState):
-                    states += [((*at, "not_states", k), s) for k, s in enumerate(pred.not_states)]
-                yield from _check_reference("requires", pred.factory_id, at, states, ctx)
-        if step.emits is not None:
-            at = ("steps", i, "emits")
-            emitted = [((*at, "state"), step.emits.state)]
-            yield from _check_reference("emits", step.emits.factory_id, at, emitted, ctx)
-
-
-def _check_agents(f: Factory, ctx: _Context) -> Iterator[Found]:
-    for i, step in enumerate(f.steps):
-        use = step.agent.use if step.agent else None
-        if use and ctx.agents is not None and use not in ctx.agents and use not in BUILTIN_AGENTS:
-            yield (
-                ("steps", i, "agent", "use"),
-                (
-                    f"unknown agent {use!r} (define it under agents: in frequency.yaml, "
-                    f"or use a built-in: {', '.join(BUILTIN_AGENTS)})"
-                ),
-            )
-
-
-def _check_backoff(retry: RetryPolicy, at: JsonPath) -> Iterator[Found]:
-    b = retry.backoff
-    if b.initial > b.max:
-        yield (
-            at,
-            (
-                f"backoff initial ({format_duration(b.initial)}) is longer than "
-                f"max ({format_duration(b.max)})"
-            ),
-        )
-
-
-def _check_step_values(f: Factory, ctx: _Context) -> Iterator[Found]:
-    for i, step in enumerate(f.steps):
-        for k, rule in enumerate(step.classify):
-            yield from _check_rule(rule, ("steps", i, "classify", k))
-        if step.batch is not None and step.batch.min > step.batch.max:
-            yield (
-                ("steps", i, "batch"),
-                f"batch min ({step.batch.min}) is more than max ({step.batch.max})",
-            )
-        yield from _check_backoff(step.retry, ("steps", i, "retry", "backoff"))
-        for name, value in (("merge", step.merge), ("setup", step.setup)):
-            if value is not None and step.isolation is not Isolation.WORKTREE:
-                yield ("steps", i, name), f"{name} applies only to steps with isolation: worktree"
-
-
-def _check_rule(rule: ClassifyRule, at: JsonPath) -> Iterator[Found]:
-    if rule.match is None and rule.exit is None:
-        yield at, "a classify rule needs match, exit or both"
-    if rule.match is not None:
-        try:
-            re.compile(rule.match)
-        except re.error as exc:
-            yield (*at, "match"), f"{rule.match!r} is not a valid regular expression ({exc})"
-
-
-_FACTORY_CHECKS: tuple[Callable[[Factory, _Context], Iterator[Found]], ...] = (
-    _check_names,
-    _check_step_ids,
-    _check_reached,
-    _check_terminal_left,
-    _check_targets,
-    _check_references,
-    _check_agents,
-    _check_step_values,
-)
-
-
-def _check_factory(f: Factory, ctx: _Context) -> Iterator[Found]:
-    """Every semantic problem of one built factory, as (list-form path, reason)."""
-    for check in _FACTORY_CHECKS:
-        yield from check(f, ctx)
-
-
-def dead_ends(factory: Factory) -> tuple[str, ...]:
-    """Non-terminal states that no step leaves: subjects rest there (a note, not a problem)."""
-    left = {s for step in factory.steps for s in step.from_states}
-    return tuple(s for s in factory.states if s not in left and s not in factory.terminal)
-
-
 # ---------------------------------------------------------------- the pipeline
 
 
@@ -764,7 +529,7 @@ def _load_settings(docs: Sequence[_Doc], problems: list[Problem]) -> Settings | 
     found = [(v.path, v.reason) for v in violations(settings_validator(), docs[0].data)]
     settings = _settings(docs[0].data) if not found else None
     if settings is not None:
-        found += _check_backoff(settings.default_retry, ("defaults", "retry", "backoff"))
+        found += check_backoff(settings.default_retry, ("defaults", "retry", "backoff"))
     problems += [source.problem(at, reason) for at, reason in found]
     return settings if not found else None
 
@@ -782,21 +547,9 @@ def _check_across(
             problems.append(_Source(doc=doc).problem(("factory_id",), reason))
         elif isinstance(fid, str):
             owners[fid] = doc.path
-    factories: dict[str, Factory | None] = dict.fromkeys(owners)
-    entries: dict[str, set[str]] = {}
-    for f, _ in built:
-        if owners[f.factory_id] == f.path:
-            factories[f.factory_id] = f
-        for step in f.steps:
-            if step.emits is not None:
-                entries.setdefault(step.emits.factory_id, set()).add(step.emits.state)
-    ctx = _Context(
-        factories=factories,
-        entries={k: frozenset(v) for k, v in entries.items()},
-        agents=frozenset(settings.agents) if settings is not None else None,
-    )
+    ctx = build_context(owners, [f for f, _ in built], settings)
     for f, source in built:
-        problems += [source.problem(at, reason) for at, reason in _check_factory(f, ctx)]
+        problems += [source.problem(at, reason) for at, reason in check_factory(f, ctx)]
     return problems
 
 

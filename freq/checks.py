@@ -1,0 +1,290 @@
+"""Semantic checks of built factories: pure functions from model records to (JSON path, reason).
+
+Must import only the standard library, freq.model and freq.errors: no yaml, jsonschema, no I/O.
+Paths are in a factory's list form (`("steps", 2, "to_state")`, flow steps already expanded);
+config.py maps them to file and line and builds the Problems (STYLE habits 1 and 7;
+python-statemachine's `_check_*` family).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+
+from freq.model import (
+    AllOf,
+    AnyOf,
+    Capacity,
+    Changed,
+    ClassifyRule,
+    Command,
+    Factory,
+    Isolation,
+    Not,
+    Predicate,
+    RetryPolicy,
+    Settings,
+    Step,
+    SubjectState,
+    format_duration,
+    name_problem,
+)
+
+BUILTIN_AGENTS = ("claude_code", "codex", "command", "gemini", "scripted")
+
+JsonPath = tuple[str | int, ...]  # keys and indexes into a document (as freq.schemas spells it)
+Found = tuple[JsonPath, str]  # one problem: where, and why
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Context:
+    """What a factory's checks may know about the rest of the configuration."""
+
+    factories: Mapping[str, Factory | None]  # every factory id; None when it did not build
+    entries: Mapping[str, frozenset[str]]  # states that `emits:` creates subjects in
+    agents: frozenset[str] | None  # agents defined in frequency.yaml; None when it is invalid
+
+
+def build_context(
+    owners: Mapping[str, str], built: Iterable[Factory], settings: Settings | None
+) -> Context:
+    """The Context for every factory's checks.
+
+    `owners` maps each factory id in use to the file that owns it (the first to use it),
+    `built` are the factories that built, `settings` is None when frequency.yaml is invalid.
+    """
+    factories: dict[str, Factory | None] = dict.fromkeys(owners)
+    entries: dict[str, set[str]] = {}
+    for f in built:
+        if owners[f.factory_id] == f.path:
+            factories[f.factory_id] = f
+        for step in f.steps:
+            if step.emits is not None:
+                entries.setdefault(step.emits.factory_id, set()).add(step.emits.state)
+    return Context(
+        factories=factories,
+        entries={k: frozenset(v) for k, v in entries.items()},
+        agents=frozenset(settings.agents) if settings is not None else None,
+    )
+
+
+_PREDICATE_KEYS: Mapping[type, str] = {
+    SubjectState: "subject_state",
+    Capacity: "capacity",
+    Changed: "changed",
+    Command: "command",
+    AllOf: "all",
+    AnyOf: "any",
+    Not: "not",
+}
+
+
+def _walk(preds: Iterable[Predicate], base: JsonPath) -> Iterator[tuple[JsonPath, Predicate]]:
+    """Every predicate of a `requires:` tree with its path (`requires[0].all[1].capacity`)."""
+    for k, pred in enumerate(preds):
+        yield from _walk_one(pred, (*base, k))
+
+
+def _walk_one(pred: Predicate, at: JsonPath) -> Iterator[tuple[JsonPath, Predicate]]:
+    here = (*at, _PREDICATE_KEYS[type(pred)])
+    yield here, pred
+    if isinstance(pred, AllOf | AnyOf):
+        yield from _walk(pred.items, here)
+    elif isinstance(pred, Not):
+        yield from _walk_one(pred.item, here)
+
+
+def _state_mentions(f: Factory) -> Iterator[tuple[JsonPath, str]]:
+    """Every place the factory names a state, in file order."""
+    yield ("state", "initial"), f.initial
+    for k, s in enumerate(f.terminal):
+        yield ("state", "terminal", k), s
+    for i, step in enumerate(f.steps):
+        for j, s in enumerate(step.from_states):
+            yield ("steps", i, "from_states", j), s
+        yield ("steps", i, "to_state"), step.to_state
+        for code, s in step.outcomes.items():
+            yield ("steps", i, "outcomes", code), s
+        if step.on_terminal is not None:
+            yield ("steps", i, "on_terminal"), step.on_terminal
+
+
+def _lock_problem(name: str) -> str | None:
+    """Lock names may use `:` as a separator (`branch:main`); each part is a ref component."""
+    parts = name.split(":")
+    if len(parts) > 1 and not all(parts):
+        return "must not have an empty part around ':'"
+    problems = [p for p in map(name_problem, parts) if p]
+    return problems[0] if problems else None
+
+
+def _check_names(f: Factory, ctx: Context) -> Iterator[Found]:
+    if problem := name_problem(f.factory_id):
+        yield ("factory_id",), f"factory_id {f.factory_id!r} {problem}"
+    seen: set[str] = set()
+    for path, state in _state_mentions(f):
+        if state not in seen and (problem := name_problem(state)):
+            yield path, f"state {state!r} {problem}"
+        seen.add(state)
+    for i, step in enumerate(f.steps):
+        if problem := name_problem(step.id):
+            yield ("steps", i, "id"), f"step id {step.id!r} {problem}"
+        for k, lock in enumerate(step.locks):
+            if problem := _lock_problem(lock.name):
+                yield ("steps", i, "locks", k, "name"), f"lock name {lock.name!r} {problem}"
+
+
+def _check_step_ids(f: Factory, ctx: Context) -> Iterator[Found]:
+    first: dict[str, Step] = {}
+    for i, step in enumerate(f.steps):
+        if step.id in first:
+            yield (
+                ("steps", i, "id"),
+                f"duplicate step id {step.id!r} (first at line {first[step.id].line})",
+            )
+        first.setdefault(step.id, step)
+
+
+def _check_reached(f: Factory, ctx: Context) -> Iterator[Found]:
+    why = "it is not the initial state and no step leads to it"
+    reached = {f.initial, *ctx.entries.get(f.factory_id, ())}
+    for step in f.steps:
+        reached.update((step.to_state, *step.outcomes.values()))
+        reached.update((step.on_terminal,) if step.on_terminal else ())
+    for i, step in enumerate(f.steps):
+        for j, s in enumerate(step.from_states):
+            if s not in reached and s not in f.terminal:  # leaving a terminal: its own check
+                yield ("steps", i, "from_states", j), f"state {s!r} is never reached: {why}"
+
+
+def _check_terminal_left(f: Factory, ctx: Context) -> Iterator[Found]:
+    for i, step in enumerate(f.steps):
+        for j, s in enumerate(step.from_states):
+            if s in f.terminal:
+                yield (
+                    ("steps", i, "from_states", j),
+                    f"state {s!r} is terminal: no step may leave it",
+                )
+
+
+def _check_targets(f: Factory, ctx: Context) -> Iterator[Found]:
+    known = {f.initial, *f.terminal}
+    for step in f.steps:
+        known.update((*step.from_states, step.to_state))
+    why = "(not the initial or a terminal state, nor any step's from_states or to_state)"
+    for i, step in enumerate(f.steps):
+        if step.on_terminal is not None and step.on_terminal not in known:
+            yield (
+                ("steps", i, "on_terminal"),
+                f"on_terminal names unknown state {step.on_terminal!r} {why}",
+            )
+        for code, s in step.outcomes.items():
+            if s not in known:
+                yield ("steps", i, "outcomes", code), f"outcomes names unknown state {s!r} {why}"
+    for s in f.limits.wip:
+        if s not in f.states:
+            yield ("limits", "wip", s), f"wip names unknown state {s!r}"
+
+
+def _check_reference(
+    label: str, factory_id: str, at: JsonPath, states: Iterable[tuple[JsonPath, str]], ctx: Context
+) -> Iterator[Found]:
+    """A `requires:` or `emits:` naming a factory (at `at`) and states of it."""
+    if factory_id not in ctx.factories:
+        yield (*at, "factory_id"), f"{label} names unknown factory {factory_id!r}"
+        return
+    target = ctx.factories[factory_id]
+    known = target.states if target is not None else ()
+    for path, s in states if target is not None else ():  # None: it did not build
+        if s not in known:
+            yield path, f"{label} names unknown state {s!r} of factory {factory_id!r}"
+
+
+def _check_references(f: Factory, ctx: Context) -> Iterator[Found]:
+    for i, step in enumerate(f.steps):
+        for at, pred in _walk(step.requires, ("steps", i, "requires")):
+            if isinstance(pred, SubjectState | Capacity):
+                states = [((*at, "states", k), s) for k, s in enumerate(pred.states)]
+                if isinstance(pred, SubjectState):
+                    states += [((*at, "not_states", k), s) for k, s in enumerate(pred.not_states)]
+                yield from _check_reference("requires", pred.factory_id, at, states, ctx)
+        if step.emits is not None:
+            at = ("steps", i, "emits")
+            emitted = [((*at, "state"), step.emits.state)]
+            yield from _check_reference("emits", step.emits.factory_id, at, emitted, ctx)
+
+
+def _check_agents(f: Factory, ctx: Context) -> Iterator[Found]:
+    for i, step in enumerate(f.steps):
+        use = step.agent.use if step.agent else None
+        if use and ctx.agents is not None and use not in ctx.agents and use not in BUILTIN_AGENTS:
+            yield (
+                ("steps", i, "agent", "use"),
+                (
+                    f"unknown agent {use!r} (define it under agents: in frequency.yaml, "
+                    f"or use a built-in: {', '.join(BUILTIN_AGENTS)})"
+                ),
+            )
+
+
+def check_backoff(retry: RetryPolicy, at: JsonPath) -> Iterator[Found]:
+    """A first delay longer than the cap; `at` is a step's or `defaults:`'s retry.backoff."""
+    b = retry.backoff
+    if b.initial > b.max:
+        yield (
+            at,
+            (
+                f"backoff initial ({format_duration(b.initial)}) is longer than "
+                f"max ({format_duration(b.max)})"
+            ),
+        )
+
+
+def _check_step_values(f: Factory, ctx: Context) -> Iterator[Found]:
+    for i, step in enumerate(f.steps):
+        for k, rule in enumerate(step.classify):
+            yield from _check_rule(rule, ("steps", i, "classify", k))
+        if step.batch is not None and step.batch.min > step.batch.max:
+            yield (
+                ("steps", i, "batch"),
+                f"batch min ({step.batch.min}) is more than max ({step.batch.max})",
+            )
+        yield from check_backoff(step.retry, ("steps", i, "retry", "backoff"))
+        for name, value in (("merge", step.merge), ("setup", step.setup)):
+            if value is not None and step.isolation is not Isolation.WORKTREE:
+                yield ("steps", i, name), f"{name} applies only to steps with isolation: worktree"
+
+
+def _check_rule(rule: ClassifyRule, at: JsonPath) -> Iterator[Found]:
+    if rule.match is None and rule.exit is None:
+        yield at, "a classify rule needs match, exit or both"
+    if rule.match is not None:
+        try:
+            re.compile(rule.match)
+        except re.error as exc:
+            yield (*at, "match"), f"{rule.match!r} is not a valid regular expression ({exc})"
+
+
+_FACTORY_CHECKS: tuple[Callable[[Factory, Context], Iterator[Found]], ...] = (
+    _check_names,
+    _check_step_ids,
+    _check_reached,
+    _check_terminal_left,
+    _check_targets,
+    _check_references,
+    _check_agents,
+    _check_step_values,
+)
+
+
+def check_factory(f: Factory, ctx: Context) -> Iterator[Found]:
+    """Every semantic problem of one built factory, as (list-form path, reason)."""
+    for check in _FACTORY_CHECKS:
+        yield from check(f, ctx)
+
+
+def dead_ends(factory: Factory) -> tuple[str, ...]:
+    """Non-terminal states that no step leaves: subjects rest there (a note, not a problem)."""
+    left = {s for step in factory.steps for s in step.from_states}
+    return tuple(s for s in factory.states if s not in left and s not in factory.terminal)
