@@ -2,7 +2,7 @@
 
 Imports nothing from freq. Every error a user can cause is a FreqError with a kebab-case
 `code`, a one-line `message` and an optional `hint` (the next command to run); the
-boundary in cli.py (and later server.py) is the only place that turns them into output.
+boundary in freq/cli/ (and later server.py) is the only place that turns them into output.
 
     FreqError                      exit 1
     ├── UsageError                 exit 2: the call's words are off

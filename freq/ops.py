@@ -1,7 +1,7 @@
 """User actions as plain functions: one per command, shared by the CLI and the dashboard.
 
 Must not import click or print: each function takes an App and plain values and returns a
-result dataclass (or raises a FreqError). cli.py renders; server.py will serve the same.
+result dataclass (or raises a FreqError). freq/cli/ renders; server.py will serve the same.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Pure renderers: result values → text, JSON-ready dicts, mermaid and dot.
 
-Imports only the standard library and freq's pure modules: no click, no I/O. cli.py prints
+Imports only the standard library and freq's pure modules: no click, no I/O. freq/cli/ prints
 what these return; the dashboard will serve the same dicts.
 """
 

@@ -1,0 +1,109 @@
+"""Dead-letter queue commands: the `dlq` group with `list`, `show` and `requeue`.
+
+Must not import dulwich, subprocess or pexpect (every action is a function in ops); click is
+allowed only in freq/cli/*.
+"""
+
+from __future__ import annotations
+
+import click
+
+from freq import ops, render
+from freq.cli.base import _emit_json, cli, json_option, pass_app
+
+
+@cli.group()
+def dlq() -> None:
+    """The dead-letter queue: failures that stopped retrying, and their root cause.
+
+    \b
+    Examples:
+      git freq dlq list
+      git freq dlq show build#3
+      git freq dlq requeue build#3 --reason "fixed the API key"
+      git log refs/frequency/dlq/build          # the same queue with plain git
+    """
+
+
+@dlq.command("list")
+@click.argument("factory", required=False)
+@click.option("--all", "include_requeued", is_flag=True, help="Include requeued entries.")
+@json_option
+@pass_app
+def dlq_list(app: ops.App, factory: str | None, include_requeued: bool, as_json: bool) -> int:
+    """Entries waiting for a person (newest first)."""
+    rows = ops.dlq_list(app, factory, include_requeued=include_requeued)
+    if as_json:
+        _emit_json(rows)
+        return 0
+    if not rows:
+        click.echo("the dead-letter queue is empty")
+        return 0
+    click.echo(
+        render.table(
+            [
+                [
+                    r.id,
+                    r.commit[:10],
+                    f"{r.factory}/{r.subject}",
+                    f"{r.step} #{r.attempt}",
+                    r.failure_class,
+                    r.reason[:60],
+                    r.requeued_as or "",
+                ]
+                for r in rows
+            ],
+            ["id", "commit", "subject", "step", "class", "reason", "requeued as"],
+        )
+    )
+    return 0
+
+
+@dlq.command("show")
+@click.argument("entry_id", metavar="ID")
+@json_option
+@pass_app
+def dlq_show(app: ops.App, entry_id: str, as_json: bool) -> int:
+    """One entry: failure, class and reason, output tail. ID is factory#N or a commit id."""
+    res = ops.dlq_show(app, entry_id)
+    if as_json:
+        _emit_json(res)
+        return 0
+    e = res.entry
+    lines = [
+        f"{e.id} ({e.commit[:12]})  {e.factory}/{e.subject}",
+        f"  step:     {e.step}, attempt {e.attempt}, failed in {res.state}",
+        f"  class:    {e.failure_class} ({e.reason})",
+        f"  exit:     {res.exit_code}" + (f", {res.duration_ms} ms" if res.duration_ms else ""),
+        f"  subject:  {res.subject_commit[:12]}",
+        f"  at:       {e.at}",
+    ]
+    if res.question:
+        lines.append(f"  question: {res.question}")
+    lines.append(
+        f"  status:   requeued as {e.requeued_as}"
+        if e.requeued_as
+        else f"  status:   waiting (`git freq dlq requeue {e.id}`)"
+    )
+    if res.output_tail.strip():
+        lines += ["  output (tail):"] + [f"    {ln}" for ln in res.output_tail.splitlines()[-20:]]
+    click.echo("\n".join(lines))
+    return 0
+
+
+@dlq.command("requeue")
+@click.argument("entry_id", metavar="ID")
+@click.option("--reason", default="", help="Why (recorded in the requeue entry).")
+@json_option
+@pass_app
+def dlq_requeue(app: ops.App, entry_id: str, reason: str, as_json: bool) -> int:
+    """Put the subject back in the state it failed in, with a fresh attempt budget."""
+    res = ops.dlq_requeue(app, entry_id, reason=reason)
+    if as_json:
+        _emit_json(res)
+    else:
+        click.echo(
+            f"requeued {res.entry} as {res.requeue_entry}: {res.factory}/{res.subject} "
+            f"-> {res.state}"
+        )
+    return 0

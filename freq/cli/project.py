@@ -1,0 +1,78 @@
+"""Project commands: `init` writes a starter .frequency/, `validate` checks it, `graph` draws it.
+
+Must not import dulwich, subprocess or pexpect (every action is a function in ops); click is
+allowed only in freq/cli/*.
+"""
+
+from __future__ import annotations
+
+import click
+
+from freq import ops, render
+from freq.cli.base import _emit_json, cli, json_option, pass_app
+from freq.config import dump_yaml
+
+
+@cli.command()
+@click.option("--force", is_flag=True, help="Overwrite existing starter files.")
+@json_option
+@pass_app
+def init(app: ops.App, force: bool, as_json: bool) -> int:
+    """Write a commented starter .frequency/ with the seed's build factory.
+
+    \b
+    Example:
+      git freq init && git freq add build my-app && git freq run --until-idle
+    """
+    res = ops.init_project(app, force=force)
+    if as_json:
+        _emit_json(res)
+    else:
+        for path in res.written:
+            click.echo(f"wrote {path}")
+        click.echo("next: git freq add build my-app && git freq run --until-idle")
+    return 0
+
+
+@cli.command()
+@click.option("--expand", is_flag=True, help="Print every factory in its expanded list form.")
+@json_option
+@pass_app
+def validate(app: ops.App, expand: bool, as_json: bool) -> int:
+    """Check every configuration file; report all problems with file and line.
+
+    \b
+    Examples:
+      git freq validate
+      git freq validate --expand     show `flow:` shorthand expanded
+    """
+    res = ops.validate(app, expand=expand)
+    if as_json:
+        _emit_json(res)
+        return 0
+    if expand and res.expanded is not None:
+        for path, doc in res.expanded.items():
+            click.echo(f"# {path}")
+            click.echo(dump_yaml(doc).rstrip())
+        return 0
+    for note in res.notes:
+        click.echo(f"note: {note}", err=True)
+    click.echo(f"ok: {len(res.factories)} factories ({', '.join(res.factories)})")
+    return 0
+
+
+@cli.command()
+@click.argument("factory", required=False)
+@click.option(
+    "--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True
+)
+@pass_app
+def graph(app: ops.App, factory: str | None, fmt: str) -> int:
+    """Draw factories (all, with the edges between them, when none is named).
+
+    \b
+    Example:
+      git freq graph --format dot | dot -Tsvg > factories.svg
+    """
+    click.echo(render.graph(ops.graph_input(app, factory).factories, fmt))
+    return 0

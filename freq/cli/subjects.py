@@ -1,0 +1,195 @@
+"""Subject commands: `add`, `status`, `show`, `log`, `transition` and `why`.
+
+Must not import dulwich, subprocess or pexpect (every action is a function in ops); click is
+allowed only in freq/cli/*.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from freq import ops, render
+from freq.cli.base import _emit_json, cli, json_option, pass_app
+
+
+@cli.command()
+@click.argument("factory")
+@click.argument("subjects", nargs=-1)
+@click.option(
+    "--from",
+    "from_file",
+    type=click.File("r"),
+    metavar="FILE",
+    help="Read subjects from FILE (- for stdin): NAME [KEY=VALUE ...] per line.",
+)
+@click.option("--state", default=None, help="Start in this state instead of the initial one.")
+@click.option(
+    "--data",
+    "data",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Data for every subject added (repeatable).",
+)
+@click.option("--skip-existing", is_flag=True, help="Leave existing subjects alone.")
+@json_option
+@pass_app
+def add(
+    app: ops.App,
+    factory: str,
+    subjects: tuple[str, ...],
+    from_file: Any,
+    state: str | None,
+    data: tuple[str, ...],
+    skip_existing: bool,
+    as_json: bool,
+) -> int:
+    """Create subjects in FACTORY, all in one write (all of them or none).
+
+    \b
+    Examples:
+      git freq add build app-1 app-2 --data owner=ana
+      git freq add build --from apps.txt
+      ls apps | git freq add build --from - --skip-existing
+    """
+    common = ops.parse_data(data)
+    items: list[tuple[str, dict[str, str]]] = [(s, dict(common)) for s in subjects]
+    if from_file is not None:
+        items += [(n, {**common, **d}) for n, d in ops.parse_subjects(from_file.read())]
+    res = ops.add_subjects(app, factory, items, state=state, skip_existing=skip_existing)
+    if as_json:
+        _emit_json(res)
+    else:
+        click.echo(
+            f"added {len(res.added)} subject(s) to {res.factory} in {res.state}"
+            + (f"; {len(res.skipped)} existed already" if res.skipped else "")
+        )
+    return 0
+
+
+@cli.command()
+@click.argument("factory", required=False)
+@json_option
+@pass_app
+def status(app: ops.App, factory: str | None, as_json: bool) -> int:
+    """Counts per state for every factory (or one), and running steps."""
+    res = ops.status(app, factory)
+    if as_json:
+        _emit_json(res)
+        return 0
+    click.echo(render.status_text(res))
+    for problem in res.problems:
+        click.echo(f"warning: {problem}", err=True)
+    return 0
+
+
+@cli.command()
+@click.argument("factory")
+@click.argument("subject")
+@json_option
+@pass_app
+def show(app: ops.App, factory: str, subject: str, as_json: bool) -> int:
+    """One subject: state, attempts, data, last error, output tail, history."""
+    res = ops.show(app, factory, subject)
+    if as_json:
+        _emit_json(res)
+        return 0
+    lines = render.subject_text(res.subject, res.tip)
+    if res.output_tail.strip():
+        lines += ["  output (tail):"] + [f"    {ln}" for ln in res.output_tail.splitlines()[-10:]]
+    lines += ["  history:"] + [f"    {ln}" for ln in render.history_lines(res.history)]
+    click.echo("\n".join(lines))
+    return 0
+
+
+@cli.command()
+@click.argument("factory", required=False)
+@click.argument("subject", required=False)
+@click.option(
+    "-n",
+    "--max-count",
+    "limit",
+    type=int,
+    default=50,
+    show_default=True,
+    help="Show at most this many commits (0: all).",
+)
+@json_option
+@pass_app
+def log(app: ops.App, factory: str | None, subject: str | None, limit: int, as_json: bool) -> int:
+    """History from git: one subject, one factory, or the whole journal.
+
+    \b
+    The same with plain git:
+      git log refs/frequency/subjects/build/app-1
+      git log --glob=refs/frequency
+    """
+    entries = ops.log(app, factory, subject, limit=limit or None)
+    if as_json:
+        _emit_json(
+            [
+                {
+                    "commit": e.oid,
+                    "ref": e.ref,
+                    "at": e.at,
+                    "message": e.message,
+                    "trailers": e.trailers,
+                }
+                for e in entries
+            ]
+        )
+        return 0
+    for line in render.history_lines(entries):
+        click.echo(line)
+    return 0
+
+
+@cli.command()
+@click.argument("factory")
+@click.argument("subject")
+@click.argument("state")
+@click.option("--reason", required=True, help="Why (recorded in the commit).")
+@json_option
+@pass_app
+def transition(
+    app: ops.App, factory: str, subject: str, state: str, reason: str, as_json: bool
+) -> int:
+    """Move SUBJECT to STATE by hand, recorded with who and why.
+
+    \b
+    Example:
+      git freq transition build app-7 selected --reason "retry after fixing the spec"
+    """
+    res = ops.transition(app, factory, subject, state, reason=reason)
+    if as_json:
+        _emit_json(res)
+    else:
+        click.echo(f"{factory}/{subject}: {res.from_state} -> {res.to_state} ({res.commit[:12]})")
+        if res.interrupted_claim:
+            click.echo(
+                f"note: the running attempt on {res.interrupted_claim} will be refused", err=True
+            )
+    return 0
+
+
+@cli.command()
+@click.argument("factory")
+@click.argument("subject")
+@json_option
+@pass_app
+def why(app: ops.App, factory: str, subject: str, as_json: bool) -> int:
+    """Every reason SUBJECT is not moving, with the values seen.
+
+    \b
+    Example:
+      git freq why build app-7
+    """
+    res = ops.why(app, factory, subject)
+    if as_json:
+        _emit_json(res)
+        return 0
+    click.echo(f"{factory}/{subject} [{res.state}]:")
+    for reason in res.reasons:
+        click.echo(f"  - {reason}")
+    return 0
