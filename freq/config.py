@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 
 from freq.checks import Found, build_context, check_backoff, check_factory
-from freq.checks import dead_ends as dead_ends  # noqa: PLC0414 - re-export, for ops.py
+from freq.checks import dead_ends as dead_ends  # noqa: PLC0414 - re-export, for freq/ops/
 from freq.errors import ConfigError, NoConfig, Problem
 from freq.model import (
     AgentCall,

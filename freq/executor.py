@@ -12,6 +12,7 @@ import zlib
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from freq import proc, refs
 from freq.classify import Ending, classify
@@ -121,6 +122,15 @@ class Executor:
         assert step is not None, step_id
         return fac, step
 
+    def _event(
+        self, kind: EventKind, who: Subject | Start | Expired | Park, at: datetime, **fields: Any
+    ) -> Event:
+        """An event of this worker about one subject (the fields every commit carries)."""
+        name = who.name if isinstance(who, Subject) else who.subject
+        return Event(
+            kind=kind, factory=who.factory, subject=name, at=at, worker=self.worker, **fields
+        )
+
     def _emit(self, event: str, **kw: object) -> None:
         self.reporter.emit(Progress(event=event, **kw))  # type: ignore[arg-type]
 
@@ -198,12 +208,10 @@ class Executor:
             not_before=None,
             updated_at=now,
         )
-        event = Event(
-            kind=EventKind.CLAIMED,
-            factory=start.factory,
-            subject=start.subject,
-            at=now,
-            worker=self.worker,
+        event = self._event(
+            EventKind.CLAIMED,
+            start,
+            now,
             step=start.step,
             from_state=subj.state,
             attempt=start.attempt,
@@ -300,12 +308,10 @@ class Executor:
         renewed = replace(
             lease.subject, claim=replace(claim, expires_at=now + self.ttl), updated_at=now
         )
-        event = Event(
-            kind=EventKind.RENEWED,
-            factory=renewed.factory,
-            subject=renewed.name,
-            at=now,
-            worker=self.worker,
+        event = self._event(
+            EventKind.RENEWED,
+            renewed,
+            now,
             step=claim.step,
             from_state=renewed.state,
             attempt=claim.attempt,
@@ -403,12 +409,10 @@ class Executor:
         if result.cancelled and self.cancel.is_set():
             # interrupted twice: give the attempt back, as if it had never been claimed
             new = replace(subj, attempt=claim.attempt - 1, claim=None, updated_at=now)
-            event = Event(
-                kind=EventKind.RELEASED,
-                factory=subj.factory,
-                subject=subj.name,
-                at=now,
-                worker=self.worker,
+            event = self._event(
+                EventKind.RELEASED,
+                subj,
+                now,
                 step=step.id,
                 from_state=subj.state,
                 attempt=claim.attempt,
@@ -422,12 +426,10 @@ class Executor:
         elif result.ok or mapped is not None:
             to_state = mapped or step.to_state
             new = subj.entering(to_state, now, new_epoch=False)
-            event = Event(
-                kind=EventKind.TRANSITIONED,
-                factory=subj.factory,
-                subject=subj.name,
-                at=now,
-                worker=self.worker,
+            event = self._event(
+                EventKind.TRANSITIONED,
+                subj,
+                now,
                 step=step.id,
                 from_state=subj.state,
                 to_state=to_state,
@@ -610,12 +612,10 @@ class Executor:
         new = replace(
             subj, attempt=attempt, claim=None, last_error=err, updated_at=now, not_before=not_before
         )
-        event = Event(
-            kind=EventKind.FAILED,
-            factory=subj.factory,
-            subject=subj.name,
-            at=now,
-            worker=self.worker,
+        event = self._event(
+            EventKind.FAILED,
+            subj,
+            now,
             step=step.id,
             from_state=subj.state,
             attempt=claim.attempt,
@@ -679,12 +679,10 @@ class Executor:
         )
         if moved:
             new = replace(new, state=moved, attempt=0, not_before=None, entered_at=now)
-        event = Event(
-            kind=EventKind.PARKED,
-            factory=p.factory,
-            subject=p.subject,
-            at=now,
-            worker=self.worker,
+        event = self._event(
+            EventKind.PARKED,
+            p,
+            now,
             step=err.step,
             from_state=subj.state,
             to_state=new.state,
@@ -738,12 +736,10 @@ class Executor:
             updated_at=now,
             not_before=now + delay if delay is not None else None,
         )
-        event = Event(
-            kind=EventKind.FAILED,
-            factory=exp.factory,
-            subject=exp.subject,
-            at=now,
-            worker=self.worker,
+        event = self._event(
+            EventKind.FAILED,
+            exp,
+            now,
             step=exp.step,
             from_state=subj.state,
             attempt=exp.attempt,

@@ -1,0 +1,77 @@
+"""The App handle for one invocation, and the helpers every action shares (who, snapshot).
+
+Must not import click, dulwich, subprocess or pexpect, and never prints (the Store owns git,
+proc owns processes).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from freq.clock import Clock, SystemClock
+from freq.config import load_config
+from freq.errors import UnknownFactory
+from freq.model import Config, Factory, Snapshot
+from freq.proc import worker_identity
+from freq.store import Store
+
+
+class App:
+    """One invocation's handle: where the repository is, the clock, who this worker is."""
+
+    def __init__(self, cwd: str | os.PathLike[str] = ".", *, clock: Clock | None = None) -> None:
+        self.cwd = Path(cwd)
+        self.clock: Clock = clock or SystemClock()
+        self._store: Store | None = None
+        self._config: Config | None = None
+        self._worker: str | None = None
+
+    @property
+    def store(self) -> Store:
+        """The repository's state store (opened on first use)."""
+        if self._store is None:
+            self._store = Store.discover(self.cwd, clock=self.clock)
+        return self._store
+
+    @property
+    def root(self) -> Path:
+        """The repository's working tree root."""
+        return self.store.root
+
+    @property
+    def config(self) -> Config:
+        """The validated configuration (loaded on first use)."""
+        if self._config is None:
+            self._config = load_config(self.root)
+        return self._config
+
+    @property
+    def worker(self) -> str:
+        """`host:pid:start-time` of this process."""
+        if self._worker is None:
+            self._worker = worker_identity(self.store.identity.decode().split("@")[-1][:-1])
+        return self._worker
+
+    def factory(self, factory_id: str) -> Factory:
+        """The named factory; UnknownFactory naming the known ones otherwise."""
+        fac = self.config.factory(factory_id)
+        if fac is None:
+            known = ", ".join(f.factory_id for f in self.config.factories) or "none"
+            raise UnknownFactory(f"unknown factory {factory_id!r} (known: {known})")
+        return fac
+
+    def close(self) -> None:
+        """Release the repository."""
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+
+def _snapshot(app: App) -> Snapshot:
+    return app.store.snapshot()
+
+
+def _who(app: App) -> str:
+    user = os.environ.get("USER") or os.environ.get("LOGNAME") or "unknown"
+    return f"{user}@{app.worker.split(':')[0]}"

@@ -1,0 +1,167 @@
+"""Dead-letter queue actions: list, show and requeue entries.
+
+Must not import click, dulwich, subprocess or pexpect, and never prints: each function takes an
+App and plain values and returns a result dataclass (or raises a FreqError).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from freq import refs
+from freq.dlq import AlreadyRequeued, Dlq, Entry
+from freq.errors import FreqError
+from freq.model import Event, EventKind
+from freq.ops.app import App, _who
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DlqRow:
+    """One dead-letter entry as `dlq list` shows it."""
+
+    id: str
+    commit: str
+    kind: str
+    factory: str
+    subject: str
+    step: str
+    attempt: int
+    failure_class: str
+    reason: str
+    at: str
+    requeued_as: str | None = None
+    requeues: str | None = None
+
+
+def _row(e: Entry, requeued: dict[str, str]) -> DlqRow:
+    return DlqRow(
+        id=e.id,
+        commit=e.commit,
+        kind=e.kind,
+        factory=e.factory,
+        subject=e.subject,
+        step=e.step,
+        attempt=e.attempt,
+        failure_class=e.failure_class,
+        reason=e.reason,
+        at=refs.iso(e.at),
+        requeued_as=requeued.get(e.id),
+        requeues=e.requeues,
+    )
+
+
+def dlq_list(
+    app: App, factory_id: str | None = None, *, include_requeued: bool = False
+) -> tuple[DlqRow, ...]:
+    """Dead-letter entries, newest first: those still waiting (all with include_requeued)."""
+    queue = Dlq(app.store, app.clock)
+    if factory_id is not None:
+        app.factory(factory_id)
+    factories = [factory_id] if factory_id else queue.factories()
+    rows: list[DlqRow] = []
+    for f in factories:
+        entries = list(queue.entries(f))
+        requeued = {e.requeues: e.id for e in entries if e.kind == "requeue" and e.requeues}
+        for e in entries:
+            if e.kind == "entry" and (include_requeued or e.id not in requeued):
+                rows.append(_row(e, requeued))
+    return tuple(sorted(rows, key=lambda r: r.at, reverse=True))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DlqShow:
+    """One entry in full, with its output tail and what became of it."""
+
+    entry: DlqRow
+    state: str
+    exit_code: int | None
+    duration_ms: int | None
+    subject_commit: str
+    question: str | None
+    output_tail: str
+
+
+def dlq_show(app: App, entry_id: str) -> DlqShow:
+    """One dead-letter entry: the failure, its class and reason, and the output tail."""
+    queue = Dlq(app.store, app.clock)
+    e = queue.find(entry_id)
+    again = queue.requeue_of(e) if e.kind == "entry" else None
+    row = _row(e, {e.id: again.id} if again else {})
+    return DlqShow(
+        entry=row,
+        state=e.state,
+        exit_code=e.exit_code,
+        duration_ms=e.duration_ms,
+        subject_commit=e.subject_commit,
+        question=e.question,
+        output_tail=queue.output(e),
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RequeueResult:
+    """A requeue: the entry it wrote and where the subject went back to."""
+
+    entry: str
+    requeue_entry: str
+    factory: str
+    subject: str
+    state: str
+
+
+def dlq_requeue(app: App, entry_id: str, *, reason: str = "") -> RequeueResult:
+    """Append a requeue entry and put the subject back in the state it failed in, with a
+    fresh attempt budget. A second requeue of the same entry is refused."""
+    queue = Dlq(app.store, app.clock)
+    e = queue.find(entry_id)
+    if e.kind != "entry":
+        raise FreqError(f"{e.id} is a requeue record, not a failure; requeue {e.requeues} instead")
+    subj, tip = app.store.read_subject(e.factory, e.subject)
+    err = subj.last_error
+    waiting = err is not None and err.dlq == e.id
+    done = queue.requeue_of(e)
+    if done is not None and not waiting:
+        raise AlreadyRequeued(
+            f"{e.id} was already requeued as {done.id} at {refs.iso(done.at)}; nothing was changed",
+            hint=f"see `git freq show {e.factory} {e.subject}`",
+        )
+    if not waiting:
+        raise FreqError(
+            f"{e.factory}/{e.subject} has moved on since {e.id} (now in "
+            f"{subj.state}); nothing was requeued"
+        )
+    if done is None:
+        done = queue.append(
+            Entry(
+                id="",
+                seq=0,
+                kind="requeue",
+                factory=e.factory,
+                subject=e.subject,
+                at=app.clock.now(),
+                requeues=e.id,
+                by=_who(app),
+                reason=reason,
+            ),
+            b"",
+        )
+    # done exists here; a requeue record whose subject was never moved (a crash between
+    # the two writes) is completed rather than refused
+    now = app.clock.now()
+    new = subj.entering(e.state, now, new_epoch=True)
+    event = Event(
+        kind=EventKind.REQUEUED,
+        factory=e.factory,
+        subject=e.subject,
+        at=now,
+        worker=_who(app),
+        from_state=subj.state,
+        to_state=e.state,
+        epoch=new.epoch,
+        dlq=done.id,
+        reason=reason or f"requeued {e.id}",
+    )
+    app.store.advance(refs.subject_ref(e.factory, e.subject), new, event, expected=tip)
+    return RequeueResult(
+        entry=e.id, requeue_entry=done.id, factory=e.factory, subject=e.subject, state=e.state
+    )

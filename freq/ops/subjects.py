@@ -1,0 +1,353 @@
+"""Subject actions: add, status, show, log, plan, transition, why, and the `run` loop entry.
+
+Must not import click, dulwich, subprocess or pexpect, and never prints: each function takes an
+App and plain values and returns a result dataclass (or raises a FreqError).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from freq import proc, refs
+from freq.errors import UnknownState, UsageError
+from freq.executor import Executor, RunSummary
+from freq.model import Event, EventKind, Subject
+from freq.ops.app import App, _snapshot
+from freq.planner import Plan, plan
+from freq.report import Reporter
+from freq.store import HistoryEntry
+
+# ---------------------------------------------------------------- add
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AddResult:
+    """Subjects created (and those left alone because they existed)."""
+
+    factory: str
+    state: str
+    added: tuple[str, ...]
+    skipped: tuple[str, ...] = ()
+
+
+def parse_data(pairs: Iterable[str]) -> dict[str, str]:
+    """`KEY=VALUE` strings → dict; UsageError on anything else."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--data takes KEY=VALUE, got {pair!r}")
+        out[key.strip()] = value
+    return out
+
+
+def parse_subjects(text: str) -> list[tuple[str, dict[str, str]]]:
+    """Subjects listed one per line as `NAME [KEY=VALUE ...]`; blank lines and # comments skip."""
+    out = []
+    for raw in text.splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if line:
+            name, *pairs = line.split()
+            out.append((name, parse_data(pairs)))
+    return out
+
+
+def add_subjects(
+    app: App,
+    factory_id: str,
+    subjects: Sequence[tuple[str, Mapping[str, str]]],
+    *,
+    state: str | None = None,
+    skip_existing: bool = False,
+) -> AddResult:
+    """Create many subjects in one write (all or none), in `state` or the initial state."""
+    fac = app.factory(factory_id)
+    target = state or fac.initial
+    if target not in fac.states:
+        raise UnknownState(
+            f"factory {factory_id!r} has no state {target!r} (states: {', '.join(fac.states)})"
+        )
+    for name, _ in subjects:
+        refs.check_name("subject", name)
+    if not subjects:
+        raise UsageError("name at least one subject, or pass --from FILE")
+    skipped: list[str] = []
+    if skip_existing:
+        present = set(app.store.list_refs(f"{refs.SUBJECTS}{factory_id}/"))
+        keep = [(n, d) for n, d in subjects if refs.subject_ref(factory_id, n) not in present]
+        skipped = [n for n, _ in subjects if refs.subject_ref(factory_id, n) in present]
+        subjects = keep
+    now = app.clock.now()
+    items = []
+    for name, data in subjects:
+        subj = Subject(
+            factory=factory_id,
+            name=name,
+            state=target,
+            data=MappingProxyType(dict(data)),
+            created_at=now,
+            updated_at=now,
+            entered_at=now,
+        )
+        ev = Event(
+            kind=EventKind.CREATED,
+            factory=factory_id,
+            subject=name,
+            at=now,
+            worker=app.worker,
+            to_state=target,
+        )
+        items.append((subj, ev))
+    app.store.create_many(items)
+    return AddResult(
+        factory=factory_id,
+        state=target,
+        added=tuple(n for n, _ in subjects),
+        skipped=tuple(skipped),
+    )
+
+
+# ---------------------------------------------------------------- status / show / log
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FactoryStatus:
+    """Counts per state of one factory."""
+
+    factory: str
+    states: tuple[tuple[str, int], ...]
+    terminal: tuple[str, ...]
+    running: int
+    subjects: int
+    parked: int
+    paused: bool
+    autonomy: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StatusResult:
+    """`status`: every (or one) factory's counts."""
+
+    factories: tuple[FactoryStatus, ...]
+    locks_held: tuple[str, ...] = ()
+    problems: tuple[str, ...] = ()
+
+
+def status(app: App, factory_id: str | None = None) -> StatusResult:
+    """Counts per state, running steps; problems with refs are listed, not fatal."""
+    facs = [app.factory(factory_id)] if factory_id else list(app.config.factories)
+    snap = _snapshot(app)
+    now = app.clock.now()
+    out = []
+    for fac in facs:
+        subs = snap.in_factory(fac.factory_id)
+        counts = dict.fromkeys(fac.states, 0)
+        for s in subs:
+            counts[s.state] = counts.get(s.state, 0) + 1
+        running = sum(1 for s in subs if s.claim is not None and s.claim.expires_at > now)
+        control = snap.control(fac.factory_id)
+        out.append(
+            FactoryStatus(
+                factory=fac.factory_id,
+                states=tuple(counts.items()),
+                terminal=fac.terminal,
+                running=running,
+                subjects=len(subs),
+                parked=sum(1 for s in subs if s.parked),
+                paused=control.paused,
+                autonomy=(control.autonomy or fac.autonomy).value,
+            )
+        )
+    held = tuple(sorted(n for n, lock in snap.locks.items() if lock.held_at(now)))
+    return StatusResult(factories=tuple(out), locks_held=held, problems=snap.problems)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ShowResult:
+    """`show`: one subject in full."""
+
+    subject: Subject
+    tip: str
+    output_tail: str
+    history: tuple[HistoryEntry, ...]
+
+
+def show(app: App, factory_id: str, name: str, *, history: int = 20) -> ShowResult:
+    """State, attempts, data, last error, output tail and recent history of one subject."""
+    app.factory(factory_id)
+    subj, tip = app.store.read_subject(factory_id, name)
+    out = app.store.read_output(tip) or b""
+    hist = tuple(app.store.history({refs.subject_ref(factory_id, name): tip}, limit=history))
+    return ShowResult(
+        subject=subj, tip=tip, output_tail=out.decode("utf-8", "replace"), history=hist
+    )
+
+
+def log(
+    app: App, factory_id: str | None = None, name: str | None = None, *, limit: int | None = 50
+) -> tuple[HistoryEntry, ...]:
+    """History from the commit chains: one subject, one factory, or the whole journal."""
+    if name is not None:
+        assert factory_id is not None
+        app.factory(factory_id)
+        _subj, tip = app.store.read_subject(factory_id, name)
+        tips = {refs.subject_ref(factory_id, name): tip}
+    elif factory_id is not None:
+        app.factory(factory_id)
+        tips = app.store.list_refs(f"{refs.SUBJECTS}{factory_id}/")
+    else:
+        # cap slots point at subjects' claim commits: their history is the subjects'
+        tips = {
+            r: o for r, o in app.store.list_refs(refs.ROOT).items() if not r.startswith(refs.CAPS)
+        }
+    return tuple(app.store.history(tips, limit=limit))
+
+
+# ---------------------------------------------------------------- plan / transition / run
+
+
+def plan_now(app: App, factories: Sequence[str] = ()) -> Plan:
+    """What would run now, and what waits and why (pure planner over the current state)."""
+    for f in factories:
+        app.factory(f)
+    return plan(app.config, _snapshot(app), now=app.clock.now(), factories=tuple(factories) or None)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TransitionResult:
+    """A manual move."""
+
+    factory: str
+    subject: str
+    from_state: str
+    to_state: str
+    commit: str
+    interrupted_claim: str | None = None
+
+
+def transition(
+    app: App, factory_id: str, name: str, state: str, *, reason: str
+) -> TransitionResult:
+    """Move a subject to `state` by hand (recorded with who and why). A running claim is
+    ended: its worker's result will be refused by the epoch fence."""
+    fac = app.factory(factory_id)
+    if state not in fac.states:
+        raise UnknownState(
+            f"factory {factory_id!r} has no state {state!r} (states: {', '.join(fac.states)})"
+        )
+    if not reason.strip():
+        raise UsageError("--reason must say why")
+    subj, tip = app.store.read_subject(factory_id, name)
+    now = app.clock.now()
+    new = subj.entering(state, now, new_epoch=True)
+    user = os.environ.get("USER") or os.environ.get("LOGNAME") or "unknown"
+    event = Event(
+        kind=EventKind.MOVED,
+        factory=factory_id,
+        subject=name,
+        at=now,
+        worker=f"{user}@{app.worker}",
+        from_state=subj.state,
+        to_state=state,
+        epoch=new.epoch,
+        reason=reason,
+    )
+    commit = app.store.advance(refs.subject_ref(factory_id, name), new, event, expected=tip)
+    return TransitionResult(
+        factory=factory_id,
+        subject=name,
+        from_state=subj.state,
+        to_state=state,
+        commit=commit,
+        interrupted_claim=subj.claim.holder if subj.claim else None,
+    )
+
+
+def run(
+    app: App,
+    *,
+    once: bool = False,
+    until_idle: bool = False,
+    factories: Sequence[str] = (),
+    max_parallel: int | None = None,
+    reporter: Reporter | None = None,
+    handle_signals: bool = False,
+) -> RunSummary:
+    """Run steps: one cycle, until idle, or until interrupted.
+
+    With `handle_signals` (the CLI), the first SIGINT/SIGTERM stops claiming and lets
+    running steps finish; the second kills their process groups and releases their claims.
+    """
+    for f in factories:
+        app.factory(f)
+    if max_parallel is not None and max_parallel < 1:
+        raise UsageError("--max-parallel must be at least 1")
+    ex = Executor(app.store, app.config, clock=app.clock, worker=app.worker, reporter=reporter)
+    restore = proc.handle_interrupts(ex.stop, ex.kill) if handle_signals else None
+    try:
+        return ex.run(
+            once=once,
+            until_idle=until_idle,
+            factories=tuple(factories) or None,
+            max_parallel=max_parallel,
+        )
+    finally:
+        if restore is not None:
+            restore()
+
+
+# ---------------------------------------------------------------- why
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WhyResult:
+    """Every reason one subject is not moving (empty when it would start now)."""
+
+    factory: str
+    subject: str
+    state: str
+    kind: str
+    reasons: tuple[str, ...]
+
+
+def why(app: App, factory_id: str, name: str) -> WhyResult:
+    """Why SUBJECT is not moving, from the same plan `run` would make."""
+    app.factory(factory_id)
+    subj, _tip = app.store.read_subject(factory_id, name)
+    p = plan(app.config, _snapshot(app), now=app.clock.now(), explain=(factory_id, name))
+    for s in p.starts:
+        if (s.factory, s.subject) == (factory_id, name):
+            return WhyResult(
+                factory=factory_id,
+                subject=name,
+                state=subj.state,
+                kind="ready",
+                reasons=(f"ready: {s.step} attempt {s.attempt} would start now",),
+            )
+    for e in p.expired:
+        if (e.factory, e.subject) == (factory_id, name):
+            return WhyResult(
+                factory=factory_id,
+                subject=name,
+                state=subj.state,
+                kind="expired",
+                reasons=(
+                    f"lease of {e.holder} on {e.step} attempt {e.attempt} "
+                    "expired; the next run records it as worker lost",
+                ),
+            )
+    for w in p.waiting:
+        if (w.factory, w.subject) == (factory_id, name):
+            return WhyResult(
+                factory=factory_id, subject=name, state=w.state, kind=w.kind, reasons=w.reasons
+            )
+    return WhyResult(
+        factory=factory_id,
+        subject=name,
+        state=subj.state,
+        kind="unknown",
+        reasons=("not planned (the subject ref could not be read)",),
+    )
