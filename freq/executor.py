@@ -3,6 +3,10 @@
 Must not import click. Every write goes through store.advance with the tip this worker
 last wrote or read; every write after the claim names the claim's epoch (fencing), so a
 result from an attempt whose claim was taken over is refused, never applied (SPEC §5).
+
+Above STYLE's ~500 lines on purpose: claim, renewal, recording, chaining, parking and
+recovery are the one attempt life cycle whose fencing rules must be read together; the
+Hypothesis model in tests/test_runtime_model.py checks them as a whole.
 """
 
 from __future__ import annotations

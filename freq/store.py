@@ -12,6 +12,9 @@ Reading the whole state is `snapshot()`. Its cost is dominated by reading each t
 subject.json; a content-addressed cache (`.git/frequency/cache/subjects.v1`, keyed by tip
 commit id, append-only, written through by every writer) makes a re-read cost one
 file read plus a ref listing, however many subjects there are (GIT-NOTES.md).
+
+Above STYLE's ~500 lines on purpose: it is the one funnel to dulwich (STYLE habit 3); the
+subject cache could move out, but the lock-retry and fsync rules belong with the writes.
 """
 
 from __future__ import annotations
