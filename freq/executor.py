@@ -21,6 +21,7 @@ from typing import Any
 from freq import proc, refs
 from freq.classify import Ending, classify
 from freq.clock import Clock
+from freq.discovery import discover
 from freq.dlq import Dlq, Entry
 from freq.errors import FreqError, RefConflict
 from freq.locks import Cap, CapFull, Caps, HeldLock, LockHeld, Locks
@@ -115,6 +116,7 @@ class Executor:
         self.chaining = True
         self._snap: Snapshot | None = None
         self._counts: tuple[Snapshot, Counts] | None = None  # counts of _snap, for chaining
+        self._discovered: dict[str, float] = {}  # factory -> when to discover again
         self._offset = zlib.crc32(worker.encode())
 
     # ------------------------------------------------------------ helpers
@@ -836,7 +838,29 @@ class Executor:
             outcomes=tuple(outcomes),
         )
 
+    def _discover(self, factories: tuple[str, ...] | None) -> None:
+        """Run `subjects.discover` of the factories this loop runs: at the first cycle, then
+        at most once per factory's poll_interval (a discovery command may be slow)."""
+        now = self.clock.monotonic()
+        for fac in self.config.factories:
+            if not fac.discover or (factories is not None and fac.factory_id not in factories):
+                continue
+            due = self._discovered.get(fac.factory_id)
+            if due is not None and now < due:
+                continue
+            self._discovered[fac.factory_id] = now + fac.poll_interval.total_seconds()
+            found = discover(self.store, fac, clock=self.clock, worker=self.worker)
+            for item in (*found.refused, *found.errors):
+                self._emit("discovery", factory=fac.factory_id, detail=item)
+            if found.added:
+                self._emit(
+                    "discovered",
+                    factory=fac.factory_id,
+                    detail=f"{len(found.added)} new subject(s)",
+                )
+
     def _plan(self, cap: int, factories: tuple[str, ...] | None) -> Plan:
+        self._discover(factories)
         self._snap = snap = self.store.snapshot()
         return plan(
             self.config,

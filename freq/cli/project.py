@@ -76,3 +76,28 @@ def graph(app: ops.App, factory: str | None, fmt: str) -> int:
     """
     click.echo(render.graph(ops.graph_input(app, factory).factories, fmt))
     return 0
+
+
+@cli.command()
+@click.argument("factory", required=False)
+@json_option
+@pass_app
+def discover(app: ops.App, factory: str | None, as_json: bool) -> int:
+    """Create subjects from `subjects.discover` (every factory that has it, or FACTORY).
+
+    \b
+    Subjects that exist are left alone; `run` also discovers, once per poll_interval.
+    Example:
+      git freq discover apps
+    """
+    found = ops.discover(app, factory)
+    if as_json:
+        _emit_json(found)
+        return 0
+    for f in found:
+        click.echo(f"{f.factory}: {len(f.added)} added, {f.existing} existed")
+        for line in (*f.refused, *f.errors):
+            click.echo(f"  warning: {line}", err=True)
+    if not found:
+        click.echo("no factory has subjects.discover")
+    return 0

@@ -21,6 +21,7 @@ from freq.ops.control import (
     resume,
     set_autonomy,
 )
+from freq.ops.discover import discover
 from freq.ops.dlq import DlqRow, DlqShow, RequeueResult, dlq_list, dlq_requeue, dlq_show
 from freq.ops.project import (
     STARTER_BUILD,
@@ -73,6 +74,7 @@ __all__ = [
     "add_subjects",
     "approve",
     "break_lock",
+    "discover",
     "dlq_list",
     "dlq_requeue",
     "dlq_show",

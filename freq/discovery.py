@@ -1,0 +1,134 @@
+"""Subject discovery (`subjects.discover`): one subject per glob match or command output line.
+
+Must not import click. Globs are matched against the working tree; commands run through
+proc at the repository root. New subjects are created in one write per factory; subjects
+that exist already are left alone, and names that cannot be ref names are refused with
+the reason (SPEC §2, issue 5).
+"""
+
+from __future__ import annotations
+
+import glob as globbing
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from types import MappingProxyType
+
+from freq import proc, refs
+from freq.clock import Clock
+from freq.errors import SubjectExists
+from freq.model import Discover, Event, EventKind, Factory, Subject, name_problem
+from freq.store import Store
+
+COMMAND_TIMEOUT = 60.0
+_BAD = re.compile(r"[^A-Za-z0-9._+@-]+")
+
+
+def subject_name(raw: str) -> str:
+    """A match's basename made into a ref component: runs of other characters become `-`,
+    and dots and dashes at either end go (`apps/My App!/` → `My-App`)."""
+    base = os.path.basename(raw.rstrip("/\\").strip())
+    return _BAD.sub("-", base).strip(".-")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Found:
+    """What one factory's discovery found."""
+
+    factory: str
+    added: tuple[str, ...] = ()
+    existing: int = 0
+    refused: tuple[str, ...] = field(default_factory=tuple)  # "name: reason"
+    errors: tuple[str, ...] = field(default_factory=tuple)  # a command that failed
+
+
+def _glob(root: Path, pattern: str) -> list[str]:
+    return sorted(globbing.glob(pattern, root_dir=root, recursive=True))
+
+
+def _command(root: Path, command: str, clock: Clock) -> tuple[list[str], str | None]:
+    res = proc.run(
+        command,
+        cwd=root,
+        env=proc.build_env({"FREQ_REPO": str(root)}),
+        clock=clock,
+        timeout=COMMAND_TIMEOUT,
+    )
+    if not res.ok:
+        return [], f"`{command}`: {res.describe()}"
+    return [ln for ln in res.tail.decode("utf-8", "replace").splitlines() if ln.strip()], None
+
+
+def candidates(
+    root: Path, sources: Iterable[Discover], clock: Clock
+) -> tuple[list[str], list[str]]:
+    """Raw names from every source (glob matches, command lines), and command errors."""
+    names: list[str] = []
+    errors: list[str] = []
+    for src in sources:
+        if src.glob:
+            names += _glob(root, src.glob)
+        if src.command:
+            lines, err = _command(root, src.command, clock)
+            names += lines
+            if err:
+                errors.append(err)
+    return names, errors
+
+
+def discover(store: Store, factory: Factory, *, clock: Clock, worker: str) -> Found:
+    """Create the subjects `factory.discover` finds that do not exist yet."""
+    raw, errors = candidates(store.root, factory.discover, clock)
+    names: dict[str, None] = {}
+    refused: list[str] = []
+    for item in raw:
+        name = subject_name(item)
+        problem = name_problem(name)
+        if problem:
+            refused.append(f"{item!r}: subject name {name!r} {problem}")
+        else:
+            names.setdefault(name, None)
+    for _ in range(5):  # another worker may create some of them at the same moment
+        prefix = f"{refs.SUBJECTS}{factory.factory_id}/"
+        existing = {r[len(prefix) :] for r in store.list_refs(prefix)}
+        new = [n for n in names if n not in existing]
+        now: datetime = clock.now()
+        items = [
+            (
+                Subject(
+                    factory=factory.factory_id,
+                    name=n,
+                    state=factory.initial,
+                    data=MappingProxyType({}),
+                    created_at=now,
+                    updated_at=now,
+                    entered_at=now,
+                ),
+                Event(
+                    kind=EventKind.CREATED,
+                    factory=factory.factory_id,
+                    subject=n,
+                    at=now,
+                    worker=worker,
+                    to_state=factory.initial,
+                    reason="discovered",
+                ),
+            )
+            for n in new
+        ]
+        try:
+            if items:
+                store.create_many(items)
+        except SubjectExists:
+            continue
+        return Found(
+            factory=factory.factory_id,
+            added=tuple(new),
+            existing=len(names) - len(new),
+            refused=tuple(refused),
+            errors=tuple(errors),
+        )
+    raise SubjectExists(f"discovery in {factory.factory_id} kept racing other writers")
