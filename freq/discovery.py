@@ -20,10 +20,11 @@ from types import MappingProxyType
 from freq import proc, refs
 from freq.clock import Clock
 from freq.errors import SubjectExists
-from freq.model import Discover, Event, EventKind, Factory, Subject, name_problem
+from freq.model import Discover, Emitted, Event, EventKind, Factory, Subject, name_problem
 from freq.store import Store
 
 COMMAND_TIMEOUT = 60.0
+EMIT_PREFIX = "freq:subject "
 _BAD = re.compile(r"[^A-Za-z0-9._+@-]+")
 
 
@@ -132,3 +133,76 @@ def discover(store: Store, factory: Factory, *, clock: Clock, worker: str) -> Fo
             errors=tuple(errors),
         )
     raise SubjectExists(f"discovery in {factory.factory_id} kept racing other writers")
+
+
+def parse_emitted(
+    lines: Iterable[str], factory: str, state: str
+) -> tuple[list[Emitted], list[str]]:
+    """`freq:subject NAME [KEY=VALUE ...]` lines → subjects to create, and problems."""
+    out: dict[str, Emitted] = {}
+    problems: list[str] = []
+    for line in lines:
+        if not line.startswith(EMIT_PREFIX):
+            continue
+        name, *pairs = line[len(EMIT_PREFIX) :].split() or [""]
+        problem = name_problem(name)
+        data = dict(p.split("=", 1) for p in pairs if "=" in p)
+        if problem:
+            problems.append(f"emitted subject name {name!r} {problem}")
+        elif len(data) != len(pairs):
+            problems.append(f"emitted subject {name!r}: data must be KEY=VALUE")
+        else:
+            out.setdefault(
+                name, Emitted(factory=factory, state=state, name=name, data=MappingProxyType(data))
+            )
+    return list(out.values()), problems
+
+
+def ensure(
+    store: Store, wanted: Iterable[Emitted], *, clock: Clock, worker: str, reason: str
+) -> list[str]:
+    """Create those of `wanted` that do not exist yet (idempotent); their names."""
+    by_factory: dict[str, list[Emitted]] = {}
+    for e in wanted:
+        by_factory.setdefault(e.factory, []).append(e)
+    created: list[str] = []
+    for factory, items in by_factory.items():
+        for _ in range(5):  # another worker may create some of them at the same moment
+            prefix = f"{refs.SUBJECTS}{factory}/"
+            existing = {r[len(prefix) :] for r in store.list_refs(prefix)}
+            new = [e for e in items if e.name not in existing]
+            now = clock.now()
+            try:
+                if new:
+                    store.create_many(
+                        [
+                            (
+                                Subject(
+                                    factory=factory,
+                                    name=e.name,
+                                    state=e.state,
+                                    data=e.data,
+                                    created_at=now,
+                                    updated_at=now,
+                                    entered_at=now,
+                                ),
+                                Event(
+                                    kind=EventKind.CREATED,
+                                    factory=factory,
+                                    subject=e.name,
+                                    at=now,
+                                    worker=worker,
+                                    to_state=e.state,
+                                    reason=reason,
+                                ),
+                            )
+                            for e in new
+                        ]
+                    )
+            except SubjectExists:
+                continue
+            created += [f"{factory}/{e.name}" for e in new]
+            break
+        else:
+            raise SubjectExists(f"creating subjects in {factory} kept racing other writers")
+    return created

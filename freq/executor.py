@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import random
 import zlib
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -21,13 +22,14 @@ from typing import Any
 from freq import proc, refs
 from freq.classify import Ending, classify
 from freq.clock import Clock
-from freq.discovery import discover
+from freq.discovery import discover, ensure, parse_emitted
 from freq.dlq import Dlq, Entry
 from freq.errors import FreqError, RefConflict
 from freq.locks import Cap, CapFull, Caps, HeldLock, LockHeld, Locks
 from freq.model import (
     Claim,
     Config,
+    Emitted,
     Event,
     EventKind,
     Factory,
@@ -212,6 +214,7 @@ class Executor:
                 expires_at=now + self.ttl,
             ),
             not_before=None,
+            emitted=(),
             updated_at=now,
         )
         event = self._event(
@@ -369,6 +372,7 @@ class Executor:
             "started", factory=subj.factory, subject=subj.name, step=step.id, attempt=claim.attempt
         )
         assert step.run is not None, "gates are never planned to start"
+        said: list[bytes] = []
         result = proc.run(
             step.run,
             cwd=self.store.root,
@@ -378,8 +382,10 @@ class Executor:
             timeout=step.timeout.total_seconds() if step.timeout else None,
             cancel=self.cancel,
             on_poll=lambda: self.renew(lease),
+            on_line=_collector(said) if step.emits is not None else None,
         )
-        return self._record(lease, result, chain=chain)
+        lines = [b.decode("utf-8", "replace").rstrip("\n") for b in said]
+        return self._record(lease, result, chain=chain, said=lines)
 
     def _step_env(self, subj: Subject, step: Step, claim: Claim) -> dict[str, str]:
         env = {
@@ -403,7 +409,7 @@ class Executor:
         return self._record(lease, result, chain=False)[0]
 
     def _record(
-        self, lease: Lease, result: proc.ProcResult, *, chain: bool
+        self, lease: Lease, result: proc.ProcResult, *, chain: bool, said: Sequence[str] = ()
     ) -> tuple[StepOutcome, Lease | None]:
         subj = lease.subject
         claim = subj.claim
@@ -432,6 +438,17 @@ class Executor:
         elif result.ok or mapped is not None:
             to_state = mapped or step.to_state
             new = subj.entering(to_state, now, new_epoch=False)
+            if step.emits is not None:
+                wanted, problems = parse_emitted(said, step.emits.factory_id, step.emits.state)
+                new = replace(new, emitted=tuple(wanted))
+                for problem in problems:
+                    self._emit(
+                        "emit",
+                        factory=subj.factory,
+                        subject=subj.name,
+                        step=step.id,
+                        detail=problem,
+                    )
             event = self._event(
                 EventKind.TRANSITIONED,
                 subj,
@@ -467,6 +484,8 @@ class Executor:
             recorded = False
             detail = "result refused: the claim was taken over (stale epoch)"
         self._give_back(lease)
+        if recorded and ok and new.emitted:
+            self._create(new.emitted, subj)
         if recorded and new.last_error is not None and new.claim is None and not ok:
             self._after_failure(new, lease.tip, step)
         self._emit(
@@ -647,6 +666,23 @@ class Executor:
                 reason=f"{err.reason}: {err.summary}",
             )
 
+    def _create(self, wanted: Sequence[Emitted], by: Subject) -> int:
+        created = ensure(
+            self.store,
+            wanted,
+            clock=self.clock,
+            worker=self.worker,
+            reason=f"emitted by {by.factory}/{by.name}",
+        )
+        if created:
+            self._emit("emitted", factory=by.factory, subject=by.name, detail=", ".join(created))
+        return len(created)
+
+    def apply_emitted(self, factory: str, subject: str) -> int:
+        """Create what a recorded success emitted but its worker did not get to (repair)."""
+        subj, _tip = self.store.read_subject(factory, subject)
+        return self._create(subj.emitted, subj) if subj.emitted else 0
+
     def park(self, p: Park) -> str | None:
         """Append the final failure to the DLQ (once), then mark the subject parked there or
         move it to `on_terminal`. Safe to repeat after a crash between the two writes."""
@@ -815,6 +851,8 @@ class Executor:
                             moved += ok
                         for park in p.parks:
                             moved += self.park(park) is not None
+                        for emit in p.emits:
+                            moved += self.apply_emitted(emit.factory, emit.subject)
                         self._launch(p, pool, inflight, counts)
                     if once:
                         self._collect(inflight, outcomes, counts, timeout=None)
@@ -955,6 +993,16 @@ class Executor:
                 else:
                     counts["failed"] += 1
         return len(done)
+
+
+def _collector(into: list[bytes]) -> Callable[[bytes], None]:
+    """Keep the `freq:subject ...` lines of a step's output (at most 100,000)."""
+
+    def take(line: bytes) -> None:
+        if line.startswith(b"freq:subject ") and len(into) < 100_000:
+            into.append(line)
+
+    return take
 
 
 def _last_line(tail: bytes) -> str:

@@ -396,6 +396,16 @@ class LastError:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Emitted:
+    """A subject a step asked for (`freq:subject NAME [KEY=VALUE ...]` on its stdout)."""
+
+    factory: str
+    state: str
+    name: str
+    data: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Subject:
     """A unit of work and where it stands: the content of subject.json."""
 
@@ -409,6 +419,9 @@ class Subject:
     not_before: datetime | None = None
     last_error: LastError | None = None
     parked: str | None = None  # DLQ entry id while the subject waits there for a requeue
+    # subjects the last successful step emitted: created right after that commit, and again
+    # by any planner that finds one missing (a worker killed in between)
+    emitted: tuple[Emitted, ...] = ()
     created_at: datetime
     updated_at: datetime
     entered_at: datetime
@@ -425,6 +438,7 @@ class Subject:
             not_before=None,
             last_error=None,
             parked=None,
+            emitted=(),
             epoch=self.epoch + new_epoch,
             updated_at=at,
             entered_at=at,

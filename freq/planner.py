@@ -49,6 +49,15 @@ class Park:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Emit:
+    """Subjects a success emitted that do not exist (its worker stopped in between)."""
+
+    factory: str
+    subject: str
+    tip: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Waiting:
     """A subject that is not moving now, with every reason in plain words."""
 
@@ -68,6 +77,7 @@ class Plan:
     starts: tuple[Start, ...] = ()
     expired: tuple[Expired, ...] = ()
     parks: tuple[Park, ...] = ()
+    emits: tuple[Emit, ...] = ()
     waiting: tuple[Waiting, ...] = ()
     running: int = 0
     next_wake: datetime | None = None
@@ -82,6 +92,7 @@ class Plan:
             not self.starts
             and not self.expired
             and not self.parks
+            and not self.emits
             and self.running == 0
             and self.next_wake is None
         )
@@ -181,6 +192,7 @@ def plan(
     starts: list[Start] = []
     expired: list[Expired] = []
     parks: list[Park] = []
+    emits: list[Emit] = []
     waiting: list[Waiting] = []
     wakes: list[datetime] = []
     chosen = [f for f in config.factories if factories is None or f.factory_id in factories]
@@ -210,6 +222,8 @@ def plan(
                 expired.append(decision)
             elif isinstance(decision, Park):
                 parks.append(decision)
+            elif isinstance(decision, Emit):
+                emits.append(decision)
             else:
                 waiting.append(decision)
                 if decision.kind == "backoff" and subj.not_before is not None:
@@ -222,6 +236,7 @@ def plan(
         starts=tuple(starts),
         expired=tuple(expired),
         parks=tuple(parks),
+        emits=tuple(emits),
         waiting=tuple(waiting),
         running=running_total,
         next_wake=min(wakes) if wakes else None,
@@ -240,7 +255,7 @@ def _decide(
     facts: Facts | None,
     *,
     every: bool = False,
-) -> Start | Expired | Park | Waiting:
+) -> Start | Expired | Park | Emit | Waiting:
     """What to do with one subject; with `every`, a waiting subject gets all its reasons
     (for `why`), not only the first that stops each step."""
     fid = fac.factory_id
@@ -273,6 +288,8 @@ def _decide(
         )
     if err is not None and err.final and err.dlq is None:
         return Park(factory=fid, subject=subj.name, tip=tip)
+    if subj.emitted and any((e.factory, e.name) not in snap.subjects for e in subj.emitted):
+        return Emit(factory=fid, subject=subj.name, tip=tip)
     if subj.state in fac.terminal:
         return wait("terminal", f"{subj.state} is a terminal state")
     steps = fac.steps_from(subj.state)

@@ -17,6 +17,7 @@ from freq.model import (
     Autonomy,
     Claim,
     Control,
+    Emitted,
     Event,
     EventKind,
     LastError,
@@ -200,6 +201,10 @@ def subject_to_json(s: Subject) -> bytes:
         "not_before": iso(s.not_before) if s.not_before else None,
         "last_error": _error_to_json(s.last_error) if s.last_error else None,
         "parked": s.parked,
+        "emitted": [
+            {"factory": e.factory, "state": e.state, "name": e.name, "data": dict(e.data)}
+            for e in s.emitted
+        ],
         "created_at": iso(s.created_at),
         "updated_at": iso(s.updated_at),
         "entered_at": iso(s.entered_at),
@@ -249,6 +254,17 @@ def subject_from_doc(doc: Mapping[str, Any], *, where: str) -> Subject:
             if err
             else None,
             parked=doc.get("parked"),
+            emitted=tuple(
+                Emitted(
+                    factory=str(e["factory"]),
+                    state=str(e["state"]),
+                    name=str(e["name"]),
+                    data=MappingProxyType(
+                        {str(k): str(v) for k, v in dict(e.get("data") or {}).items()}
+                    ),
+                )
+                for e in doc.get("emitted") or ()
+            ),
             created_at=parse_iso(doc["created_at"]),
             updated_at=parse_iso(doc["updated_at"]),
             entered_at=parse_iso(doc.get("entered_at") or doc["updated_at"]),

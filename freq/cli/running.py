@@ -56,6 +56,14 @@ class _TextReporter(Reporter):
                     f"{progress.event:9} {progress.factory}/{progress.subject} "
                     f"{progress.step} #{progress.attempt}: {progress.detail}"
                 )
+            elif progress.event in ("parked", "emitted", "discovered"):
+                self._clear()
+                who = f"{progress.factory}/{progress.subject}".rstrip("/")
+                click.echo(f"{progress.event:9} {who}: {progress.detail}")
+            elif progress.event in ("emit", "discovery"):
+                self._clear()
+                who = f"{progress.factory}/{progress.subject}".rstrip("/")
+                click.echo(f"warning: {who}: {progress.detail}", err=True)
             self._live()
 
     def _clear(self) -> None:
