@@ -25,6 +25,7 @@ from freq.clock import Clock
 from freq.discovery import discover, ensure, parse_emitted
 from freq.dlq import Dlq, Entry
 from freq.errors import FreqError, RefConflict
+from freq.facts import gather
 from freq.locks import Cap, CapFull, Caps, HeldLock, LockHeld, Locks
 from freq.model import (
     Claim,
@@ -41,6 +42,7 @@ from freq.model import (
     format_duration,
 )
 from freq.planner import Counts, Expired, Park, Plan, Start, count, next_start, plan, quota_key
+from freq.predicates import Facts
 from freq.report import Progress, Reporter
 from freq.retry import next_delay
 from freq.store import Store
@@ -119,6 +121,7 @@ class Executor:
         self._snap: Snapshot | None = None
         self._counts: tuple[Snapshot, Counts] | None = None  # counts of _snap, for chaining
         self._discovered: dict[str, float] = {}  # factory -> when to discover again
+        self._facts: Facts | None = None  # the last cycle's command answers, for chaining
         self._offset = zlib.crc32(worker.encode())
 
     # ------------------------------------------------------------ helpers
@@ -540,6 +543,7 @@ class Executor:
             now=event.at,
             max_parallel=self.max_parallel,
             counts=counts[1],
+            facts=self._facts,
         )
         if start is None:
             return None
@@ -900,12 +904,17 @@ class Executor:
     def _plan(self, cap: int, factories: tuple[str, ...] | None) -> Plan:
         self._discover(factories)
         self._snap = snap = self.store.snapshot()
+        facts = gather(
+            self.config, snap, root=self.store.root, clock=self.clock, factories=factories
+        )
+        self._facts = facts
         return plan(
             self.config,
             snap,
             now=self.clock.now(),
             max_parallel=cap,
             factories=factories,
+            facts=facts,
             complete=False,
         )
 

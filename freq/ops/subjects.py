@@ -14,6 +14,7 @@ from types import MappingProxyType
 from freq import proc, refs
 from freq.errors import UnknownState, UsageError
 from freq.executor import Executor, RunSummary
+from freq.facts import gather
 from freq.model import Event, EventKind, Subject
 from freq.ops.app import App, _snapshot
 from freq.planner import Plan, plan
@@ -213,7 +214,10 @@ def plan_now(app: App, factories: Sequence[str] = ()) -> Plan:
     """What would run now, and what waits and why (pure planner over the current state)."""
     for f in factories:
         app.factory(f)
-    return plan(app.config, _snapshot(app), now=app.clock.now(), factories=tuple(factories) or None)
+    snap = _snapshot(app)
+    chosen = tuple(factories) or None
+    facts = gather(app.config, snap, root=app.root, clock=app.clock, factories=chosen)
+    return plan(app.config, snap, now=app.clock.now(), factories=chosen, facts=facts)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -317,7 +321,9 @@ def why(app: App, factory_id: str, name: str) -> WhyResult:
     """Why SUBJECT is not moving, from the same plan `run` would make."""
     app.factory(factory_id)
     subj, _tip = app.store.read_subject(factory_id, name)
-    p = plan(app.config, _snapshot(app), now=app.clock.now(), explain=(factory_id, name))
+    snap = _snapshot(app)
+    facts = gather(app.config, snap, root=app.root, clock=app.clock, factories=(factory_id,))
+    p = plan(app.config, snap, now=app.clock.now(), explain=(factory_id, name), facts=facts)
     for s in p.starts:
         if (s.factory, s.subject) == (factory_id, name):
             return WhyResult(
