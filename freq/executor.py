@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from types import MappingProxyType
 from typing import Any
 
 from freq import proc, refs
@@ -25,7 +26,7 @@ from freq.clock import Clock
 from freq.discovery import discover, ensure, parse_emitted
 from freq.dlq import Dlq, Entry
 from freq.errors import FreqError, RefConflict
-from freq.facts import gather
+from freq.facts import gather, mark_for
 from freq.locks import Cap, CapFull, Caps, HeldLock, LockHeld, Locks
 from freq.model import (
     Claim,
@@ -441,6 +442,9 @@ class Executor:
         elif result.ok or mapped is not None:
             to_state = mapped or step.to_state
             new = subj.entering(to_state, now, new_epoch=False)
+            mark = mark_for(step, self.store)
+            if mark is not None:
+                new = replace(new, marks=MappingProxyType({**new.marks, step.id: mark}))
             if step.emits is not None:
                 wanted, problems = parse_emitted(said, step.emits.factory_id, step.emits.state)
                 new = replace(new, emitted=tuple(wanted))
@@ -904,9 +908,7 @@ class Executor:
     def _plan(self, cap: int, factories: tuple[str, ...] | None) -> Plan:
         self._discover(factories)
         self._snap = snap = self.store.snapshot()
-        facts = gather(
-            self.config, snap, root=self.store.root, clock=self.clock, factories=factories
-        )
+        facts = gather(self.config, snap, store=self.store, clock=self.clock, factories=factories)
         self._facts = facts
         return plan(
             self.config,

@@ -2,18 +2,22 @@
 
 Must not import click or dulwich. `command` predicates (SPEC §4) run here through proc,
 at the repository root, each at most once per cycle and only when some subject sits in
-a state the predicate's step starts from; the planner receives the answers as data.
+a state the predicate's step starts from. `changed` predicates compare the branch's tree
+now with its tree when the step last succeeded for the subject (the commit remembered
+in the subject's `marks`). The planner receives the answers as data.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from freq import proc
 from freq.clock import Clock
-from freq.model import AllOf, AnyOf, Command, Config, Not, Predicate, Snapshot
+from freq.model import AllOf, AnyOf, Changed, Command, Config, Not, Predicate, Snapshot, Step
 from freq.predicates import Facts
+from freq.store import Store
 
 
 def commands_in(preds: Iterable[Predicate]) -> Iterator[Command]:
@@ -31,11 +35,13 @@ def gather(
     config: Config,
     snap: Snapshot,
     *,
-    root: Path,
+    store: Store,
     clock: Clock,
     factories: tuple[str, ...] | None = None,
 ) -> Facts:
-    """Run each `command` predicate that could matter now, once; exit 0 means it holds."""
+    """Run each `command` predicate that could matter now, once (exit 0: it holds), and
+    answer each `changed` predicate of a waiting subject from git history."""
+    root: Path = store.root
     occupied = {(f, s.state) for (f, _), s in snap.subjects.items()}
     wanted: dict[Command, None] = {}
     for fac in config.factories:
@@ -56,4 +62,78 @@ def gather(
             grace=1.0,
         )
         answers[cmd] = res.ok
-    return Facts(commands=answers)
+    return Facts(commands=answers, changed=gather_changed(config, snap, store, factories))
+
+
+def changes_in(preds: Iterable[Predicate]) -> Iterator[Changed]:
+    """Every `changed` predicate in a `requires:` tree."""
+    for p in preds:
+        if isinstance(p, Changed):
+            yield p
+        elif isinstance(p, AllOf | AnyOf):
+            yield from changes_in(p.items)
+        elif isinstance(p, Not):
+            yield from changes_in((p.item,))
+
+
+def path_matches(pattern: str, path: str) -> bool:
+    """Glob over repository paths: `*` and `?` stay within a folder, `**` spans folders,
+    and a pattern naming a folder (`src` or `src/`) covers everything under it."""
+    out = []
+    i = 0
+    while i < len(pattern):
+        if pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+            if pattern.startswith("/", i):
+                out.append("/?")
+                i += 1
+            continue
+        c = pattern[i]
+        out.append("[^/]*" if c == "*" else "[^/]" if c == "?" else re.escape(c))
+        i += 1
+    rx = "".join(out).rstrip("/")
+    return re.fullmatch(rx + "(/.*)?", path) is not None
+
+
+def gather_changed(
+    config: Config, snap: Snapshot, store: Store, factories: tuple[str, ...] | None
+) -> dict[tuple[Changed, str, str], bool]:
+    """For each waiting subject whose step has `changed` predicates: did files under the
+    paths change on the branch since that step last succeeded for it (or ever, if never)?"""
+    out: dict[tuple[Changed, str, str], bool] = {}
+    tips: dict[str | None, str | None] = {}
+    diffs: dict[tuple[str | None, str], list[str]] = {}
+    for fac in config.factories:
+        if factories is not None and fac.factory_id not in factories:
+            continue
+        for step in fac.steps:
+            preds = list(changes_in(step.requires))
+            if not preds:
+                continue
+            for subj in snap.in_factory(fac.factory_id):
+                if subj.state not in step.from_states:
+                    continue
+                for pred in preds:
+                    if pred.branch not in tips:
+                        tips[pred.branch] = store.branch_tip(pred.branch)
+                    tip = tips[pred.branch]
+                    if tip is None:
+                        out[(pred, fac.factory_id, subj.name)] = False
+                        continue
+                    since = subj.marks.get(step.id)
+                    if (since, tip) not in diffs:
+                        diffs[(since, tip)] = (
+                            [] if since == tip else store.changed_paths(since, tip)
+                        )
+                    changed = diffs[(since, tip)]
+                    out[(pred, fac.factory_id, subj.name)] = any(
+                        path_matches(g, p) for g in pred.paths for p in changed
+                    )
+    return out
+
+
+def mark_for(step: Step, store: Store) -> str | None:
+    """The branch commit to remember when `step` succeeds, if it has `changed` predicates."""
+    preds = list(changes_in(step.requires))
+    return store.branch_tip(preds[0].branch) if preds else None

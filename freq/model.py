@@ -422,6 +422,8 @@ class Subject:
     # subjects the last successful step emitted: created right after that commit, and again
     # by any planner that finds one missing (a worker killed in between)
     emitted: tuple[Emitted, ...] = ()
+    # step -> the branch commit seen when that step last succeeded (`changed` predicates)
+    marks: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     created_at: datetime
     updated_at: datetime
     entered_at: datetime

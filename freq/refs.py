@@ -201,6 +201,7 @@ def subject_to_json(s: Subject) -> bytes:
         "not_before": iso(s.not_before) if s.not_before else None,
         "last_error": _error_to_json(s.last_error) if s.last_error else None,
         "parked": s.parked,
+        "marks": dict(s.marks),
         "emitted": [
             {"factory": e.factory, "state": e.state, "name": e.name, "data": dict(e.data)}
             for e in s.emitted
@@ -254,6 +255,9 @@ def subject_from_doc(doc: Mapping[str, Any], *, where: str) -> Subject:
             if err
             else None,
             parked=doc.get("parked"),
+            marks=MappingProxyType(
+                {str(k): str(v) for k, v in dict(doc.get("marks") or {}).items()}
+            ),
             emitted=tuple(
                 Emitted(
                     factory=str(e["factory"]),

@@ -673,6 +673,32 @@ class Store:
         commit = self.repo.object_store[oid.encode()]
         return commit.parents[0].decode() if commit.parents else None
 
+    def branch_tip(self, branch: str | None) -> str | None:
+        """The commit a branch points at (None: whatever HEAD names); None if unborn."""
+        if branch is None:
+            name = b"HEAD"
+        else:
+            name = (branch if branch.startswith("refs/") else f"refs/heads/{branch}").encode()
+        try:
+            return self.repo.refs[name].decode()  # type: ignore[no-any-return]
+        except KeyError:
+            return None
+
+    def changed_paths(self, old: str | None, new: str) -> list[str]:
+        """Paths that differ between the trees of commits `old` and `new` (every path of
+        `new` when `old` is None)."""
+        from dulwich.diff_tree import tree_changes
+
+        store = self.repo.object_store
+        new_tree = store[new.encode()].tree
+        old_tree = store[old.encode()].tree if old else None
+        out = []
+        for change in tree_changes(store, old_tree, new_tree):
+            for side in (change.old, change.new):
+                if side is not None and side.path is not None:
+                    out.append(side.path.decode("utf-8", "replace"))
+        return sorted(set(out))
+
     def read_output(self, oid: str) -> bytes | None:
         """The output tail kept in commit `oid`'s tree, if any."""
         store = self.repo.object_store

@@ -216,7 +216,7 @@ def plan_now(app: App, factories: Sequence[str] = ()) -> Plan:
         app.factory(f)
     snap = _snapshot(app)
     chosen = tuple(factories) or None
-    facts = gather(app.config, snap, root=app.root, clock=app.clock, factories=chosen)
+    facts = gather(app.config, snap, store=app.store, clock=app.clock, factories=chosen)
     return plan(app.config, snap, now=app.clock.now(), factories=chosen, facts=facts)
 
 
@@ -322,7 +322,7 @@ def why(app: App, factory_id: str, name: str) -> WhyResult:
     app.factory(factory_id)
     subj, _tip = app.store.read_subject(factory_id, name)
     snap = _snapshot(app)
-    facts = gather(app.config, snap, root=app.root, clock=app.clock, factories=(factory_id,))
+    facts = gather(app.config, snap, store=app.store, clock=app.clock, factories=(factory_id,))
     p = plan(app.config, snap, now=app.clock.now(), explain=(factory_id, name), facts=facts)
     for s in p.starts:
         if (s.factory, s.subject) == (factory_id, name):
