@@ -183,16 +183,17 @@ class Executor:
         }[cap.scope[0]]
         return f"{kind} reached ({live}/{cap.limit})"
 
-    def claim(self, start: Start) -> Lease | None:
+    def claim(self, start: Start, *, bare: bool = False) -> Lease | None:
         """Write the claim commit, point a slot of each cap at it, take the step's locks,
         then move the subject ref to it by CAS on the planned tip. None (with everything
         given back) when any of them is taken: the planner saw an older state, and the next
-        cycle re-plans."""
+        cycle re-plans. `bare`: a batch member after the first, whose run the first one's
+        slots and locks already cover."""
         subj, tip = self.store.read_subject(start.factory, start.subject)
         if tip != start.tip:
             return None
         fac, step = self._factory_step(start.factory, start.step)
-        caps = self._caps_for(fac, step)
+        caps = [] if bare else self._caps_for(fac, step)
         full = self.caps.has_room(caps, subj)
         if full is not None:  # seen before writing anything: the plan's view was stale
             self._emit(
@@ -249,7 +250,10 @@ class Executor:
             return None
         try:
             held = self.locks.acquire_all(
-                [(spec.name, spec.ttl or self.config.settings.lock_ttl) for spec in step.locks],
+                [
+                    (spec.name, spec.ttl or self.config.settings.lock_ttl)
+                    for spec in ([] if bare else step.locks)
+                ],
                 holder=self.worker,
                 subject=f"{start.factory}/{start.subject}",
                 epoch=epoch,
@@ -390,6 +394,65 @@ class Executor:
         )
         lines = [b.decode("utf-8", "replace").rstrip("\n") for b in said]
         return self._record(lease, result, chain=chain, said=lines)
+
+    def claim_batch(self, start: Start) -> list[Lease]:
+        """Claim every member of a batch start: the first with the step's caps and locks,
+        the rest bare. Members another worker took meanwhile are left out."""
+        first = self.claim(start.batch[0])
+        if first is None:
+            return []
+        rest = [self.claim(m, bare=True) for m in start.batch[1:]]
+        return [first, *(lease for lease in rest if lease is not None)]
+
+    def execute_batch(self, leases: list[Lease]) -> list[StepOutcome]:
+        """Run a batch step once for all its members (FREQ_SUBJECTS, FREQ_SUBJECTS_FILE) and
+        record the outcome on each; a failure applies the failure policy to each member."""
+        first = leases[0].subject
+        claim = first.claim
+        assert claim is not None
+        _fac, step = self._factory_step(first.factory, claim.step)
+        names = [lease.subject.name for lease in leases]
+        listing = (
+            self.store.state_dir
+            / "batches"
+            / (f"{first.factory}-{step.id}-{first.name}-{claim.epoch}.txt")
+        )
+        listing.parent.mkdir(parents=True, exist_ok=True)
+        listing.write_text("".join(f"{n}\n" for n in names))
+        log_path = self.store.log_path(first.factory, first.name, step.id, claim.attempt)
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        env = proc.build_env(
+            {
+                **self._step_env(first, step, claim),
+                "FREQ_SUBJECTS": "\n".join(names),
+                "FREQ_SUBJECTS_FILE": str(listing),
+            }
+        )
+        self._emit(
+            "started",
+            factory=first.factory,
+            subject=first.name,
+            step=step.id,
+            attempt=claim.attempt,
+            detail=f"batch of {len(names)}",
+        )
+        assert step.run is not None, "gates are never planned to start"
+
+        def renew_all() -> bool:
+            alive = [self.renew(lease) for lease in leases]
+            return alive[0]  # the run goes on while its first member (the slot holder) does
+
+        result = proc.run(
+            step.run,
+            cwd=self.store.root,
+            env=env,
+            clock=self.clock,
+            log_path=log_path,
+            timeout=step.timeout.total_seconds() if step.timeout else None,
+            cancel=self.cancel,
+            on_poll=renew_all,
+        )
+        return [self._record(lease, result, chain=False)[0] for lease in leases]
 
     def _step_env(self, subj: Subject, step: Step, claim: Claim) -> dict[str, str]:
         env = {
@@ -552,8 +615,8 @@ class Executor:
         if start is None:
             return None
         fac, step = self._factory_step(start.factory, start.step)
-        if step.locks:
-            return None
+        if step.locks or step.batch is not None:
+            return None  # taken by an ordinary claim (locks) or with the batch
         now = event.at
         claimed = replace(
             new,
@@ -938,6 +1001,19 @@ class Executor:
         lost = 0
         for start in starts:
             if (start.factory, start.subject) in busy or self.stopping:
+                continue
+            if start.batch:
+                members = self.claim_batch(start)
+                if members:
+                    inflight[pool.submit(self.execute_batch, members)] = (
+                        start.factory,
+                        start.subject,
+                    )
+                    continue
+                counts["lost"] += 1
+                lost += 1
+                if lost >= 2:
+                    break
                 continue
             lease = self.claim(start)
             if lease is None:

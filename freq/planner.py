@@ -18,13 +18,15 @@ from freq.predicates import Facts, evaluate_all
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Start:
-    """Claim `subject` for `step` (its next attempt) and run it."""
+    """Claim `subject` for `step` (its next attempt) and run it. For a batch step, `batch`
+    lists every member (the first is `subject` itself): one run for all of them."""
 
     factory: str
     subject: str
     step: str
     attempt: int
     tip: str
+    batch: tuple[Start, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -82,19 +84,20 @@ class Plan:
     running: int = 0
     next_wake: datetime | None = None
     problems: tuple[str, ...] = field(default_factory=tuple)
+    retry_soon: bool = False  # a backoff, lock or quota ends by time alone
 
     @property
     def idle(self) -> bool:
-        """Nothing to start, nothing running, no lease to recover, and nothing that time
-        alone will make runnable (a backoff or a lock expiry): only people or other
-        factories' progress can move anything now."""
+        """Nothing to start, nothing running, no lease to recover, and no retry that time
+        alone will allow (a backoff, a lock's or a quota's expiry): only people, other
+        factories' progress, or a batch's max_wait can move anything now."""
         return (
             not self.starts
             and not self.expired
             and not self.parks
             and not self.emits
             and self.running == 0
-            and self.next_wake is None
+            and not self.retry_soon
         )
 
 
@@ -148,6 +151,56 @@ def count(config: Config, snap: Snapshot, now: datetime) -> Counts:
     return counts
 
 
+def _batch(
+    step: Step,
+    members: list[tuple[Start, Subject]],
+    now: datetime,
+    cap: int,
+    counts: Counts,
+    fac: Factory,
+) -> tuple[Start | None, list[Waiting]]:
+    """One run for up to `batch.max` waiting subjects, once `batch.min` wait or the oldest
+    has waited `max_wait`; the others wait, saying for what."""
+    b = step.batch
+    assert b is not None
+    oldest = min(s.entered_at for _, s in members)
+    due_at = oldest + b.max_wait
+    n = len(members)
+
+    def wait(s: Subject, text: str, until: datetime | None) -> Waiting:
+        return Waiting(
+            factory=fac.factory_id,
+            subject=s.name,
+            state=s.state,
+            step=step.id,
+            reasons=(text,),
+            kind="batch",
+            until=until,
+        )
+
+    if n < b.min and due_at > now:
+        text = f"batch {step.id}: {n} of {b.min} waiting; runs when {b.min} wait or at {_t(due_at)}"
+        return None, [wait(s, text, due_at) for _, s in members]
+    fmax = fac.limits.max_parallel
+    smax = step.max_parallel
+    if (
+        counts.running >= cap
+        or (fmax is not None and counts.by_factory[fac.factory_id] >= fmax)
+        or (smax is not None and counts.by_step[(fac.factory_id, step.id)] >= smax)
+    ):
+        return None, [
+            wait(s, f"batch {step.id}: a cap is full ({counts.running}/{cap} running)", None)
+            for _, s in members
+        ]
+    take = [start for start, _ in members[: b.max]]
+    batch = replace(take[0], batch=tuple(take))
+    later = [
+        wait(s, f"batch {step.id}: the next run (this one takes {b.max})", None)
+        for _, s in members[b.max :]
+    ]
+    return batch, later
+
+
 def _recoverable(fac: Factory, subj: Subject, tip: str, now: datetime) -> Expired | Park | None:
     claim = subj.claim
     if claim is not None and claim.expires_at <= now:
@@ -196,6 +249,8 @@ def plan(
     waiting: list[Waiting] = []
     wakes: list[datetime] = []
     chosen = [f for f in config.factories if factories is None or f.factory_id in factories]
+    gathering: dict[str, list[tuple[Start, Subject]]] = {}
+    batch_wakes: set[datetime] = set()
     for fac in chosen:
         for subj in _order(snap.in_factory(fac.factory_id)):
             tip = snap.tips[(fac.factory_id, subj.name)]
@@ -210,6 +265,10 @@ def plan(
                 continue
             every = explain == (fac.factory_id, subj.name)
             decision = _decide(fac, subj, tip, snap, now, cap, counts, facts, every=every)
+            batched = fac.step(decision.step) if isinstance(decision, Start) else None
+            if isinstance(decision, Start) and batched is not None and batched.batch:
+                gathering.setdefault(decision.step, []).append((decision, subj))
+                continue
             if isinstance(decision, Start):
                 starts.append(decision)
                 counts.running += 1
@@ -232,6 +291,21 @@ def plan(
                     wakes.append(subj.claim.expires_at)
                 if decision.until is not None:
                     wakes.append(decision.until)
+        for step_id, members in gathering.items():
+            step = fac.step(step_id)
+            assert step is not None and step.batch is not None
+            batch, rest = _batch(step, members, now, cap, counts, fac)
+            if batch is not None:
+                starts.append(batch)
+                counts.running += 1
+                counts.by_factory[fac.factory_id] += 1
+                counts.by_step[(fac.factory_id, step_id)] += 1
+                counts.by_state[(fac.factory_id, step.to_state)] += len(batch.batch)
+            waiting += rest
+            due = [w.until for w in rest if w.until is not None]
+            wakes += due
+            batch_wakes.update(due)
+        gathering.clear()
     return Plan(
         starts=tuple(starts),
         expired=tuple(expired),
@@ -240,6 +314,7 @@ def plan(
         waiting=tuple(waiting),
         running=running_total,
         next_wake=min(wakes) if wakes else None,
+        retry_soon=bool(wakes) and not all(w in batch_wakes for w in wakes),
         problems=snap.problems,
     )
 
