@@ -545,6 +545,16 @@ class Snapshot:
     problems: tuple[str, ...] = ()
     locks: Mapping[str, Lock] = field(default_factory=lambda: MappingProxyType({}))
     controls: Mapping[str, Control] = field(default_factory=lambda: MappingProxyType({}))
+    # subjects per (factory, state), filled by the store so that `capacity` predicates
+    # cost one lookup instead of a scan of every subject; None: count on demand
+    state_counts: Mapping[tuple[str, str], int] | None = None
+
+    def count(self, factory: str, states: tuple[str, ...]) -> int:
+        """How many subjects of `factory` sit in any of `states`."""
+        if self.state_counts is not None:
+            return sum(self.state_counts.get((factory, s), 0) for s in states)
+        wanted = set(states)
+        return sum(1 for (f, _), s in self.subjects.items() if f == factory and s.state in wanted)
 
     def control(self, factory: str) -> Control:
         """The factory's control state (defaults when none was ever recorded)."""

@@ -122,10 +122,7 @@ def _subject_state(pred: SubjectState, snap: Snapshot, subject: Subject) -> Verd
 
 
 def _capacity(pred: Capacity, snap: Snapshot) -> Verdict:
-    states = set(pred.states)
-    count = sum(
-        1 for (f, _), s in snap.subjects.items() if f == pred.factory_id and s.state in states
-    )
+    count = snap.count(pred.factory_id, pred.states)
     if count < pred.below:
         return Verdict(holds=True)
     return Verdict(

@@ -646,8 +646,16 @@ class Store:
                 problems.append(exc.message)
                 continue
             controls[ctl.factory] = ctl
+        counts: dict[tuple[str, str], int] = {}
+        for (f, _), subj in subjects.items():
+            counts[(f, subj.state)] = counts.get((f, subj.state), 0) + 1
         return Snapshot(
-            subjects=subjects, tips=tips, problems=tuple(problems), locks=locks, controls=controls
+            state_counts=counts,
+            subjects=subjects,
+            tips=tips,
+            problems=tuple(problems),
+            locks=locks,
+            controls=controls,
         )
 
     def read_subject(self, factory: str, name: str) -> tuple[Subject, str]:
