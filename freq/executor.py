@@ -929,6 +929,8 @@ class Executor:
                         self._collect(inflight, outcomes, counts, timeout=None)
                         break
                     if not inflight and (self.stopping or (until_idle and p.idle)):
+                        if not self.stopping and self._discover(factories, force=True):
+                            continue  # idle only until discovery finds more
                         break
                     if moved:
                         continue  # a recovery or a parking may have made work: plan again now
@@ -947,26 +949,30 @@ class Executor:
             outcomes=tuple(outcomes),
         )
 
-    def _discover(self, factories: tuple[str, ...] | None) -> None:
+    def _discover(self, factories: tuple[str, ...] | None, *, force: bool = False) -> int:
         """Run `subjects.discover` of the factories this loop runs: at the first cycle, then
-        at most once per factory's poll_interval (a discovery command may be slow)."""
+        at most once per factory's poll_interval (a discovery command may be slow), or now
+        with `force`. How many subjects it added."""
         now = self.clock.monotonic()
+        added = 0
         for fac in self.config.factories:
             if not fac.discover or (factories is not None and fac.factory_id not in factories):
                 continue
             due = self._discovered.get(fac.factory_id)
-            if due is not None and now < due:
+            if due is not None and now < due and not force:
                 continue
             self._discovered[fac.factory_id] = now + fac.poll_interval.total_seconds()
             found = discover(self.store, fac, clock=self.clock, worker=self.worker)
             for item in (*found.refused, *found.errors):
                 self._emit("discovery", factory=fac.factory_id, detail=item)
             if found.added:
+                added += len(found.added)
                 self._emit(
                     "discovered",
                     factory=fac.factory_id,
                     detail=f"{len(found.added)} new subject(s)",
                 )
+        return added
 
     def _plan(self, cap: int, factories: tuple[str, ...] | None) -> Plan:
         self._discover(factories)

@@ -110,26 +110,34 @@ def history_lines(entries: Any, *, with_ref: bool = False) -> list[str]:
 
 
 def plan_text(p: Any) -> str:
-    """`plan`: what would start, and each waiting subject with its reasons."""
+    """`plan`: per factory, what would start, and each waiting subject with its reasons."""
+    factories: dict[str, list[str]] = {}
+
+    def add(factory: str, line: str) -> None:
+        factories.setdefault(factory, []).append(line)
+
+    for s in p.starts:
+        members = f" with {len(s.batch) - 1} more (batch)" if len(s.batch) > 1 else ""
+        add(s.factory, f"  start  {s.subject}: {s.step} (attempt {s.attempt}){members}")
+    for e in p.expired:
+        add(
+            e.factory,
+            f"  lost   {e.subject}: {e.step} attempt {e.attempt} on {e.holder} (lease expired)",
+        )
+    for k in (*p.parks, *p.emits):
+        add(k.factory, f"  repair {k.subject}: {type(k).__name__.lower()}")
+    done: dict[str, int] = {}
+    for w in p.waiting:
+        if w.kind == "terminal":
+            done[w.factory] = done.get(w.factory, 0) + 1
+        else:
+            add(w.factory, f"  wait   {w.subject} [{w.state}]: {'; '.join(w.reasons)}")
     lines = []
-    if p.starts:
-        lines.append(f"would start ({len(p.starts)}):")
-        lines += [f"  {s.factory}/{s.subject}: {s.step} (attempt {s.attempt})" for s in p.starts]
-    if p.expired:
-        lines.append(f"leases expired ({len(p.expired)}):")
-        lines += [
-            f"  {e.factory}/{e.subject}: {e.step} attempt {e.attempt} on {e.holder}"
-            for e in p.expired
-        ]
-    moving = [w for w in p.waiting if w.kind != "terminal"]
-    if moving:
-        lines.append(f"waiting ({len(moving)}):")
-        lines += [f"  {w.factory}/{w.subject} [{w.state}]: {'; '.join(w.reasons)}" for w in moving]
-    done = len(p.waiting) - len(moving)
-    if done:
-        lines.append(f"in a terminal state: {done}")
-    for prob in p.problems:
-        lines.append(f"warning: {prob}")
+    for factory in sorted(set(factories) | set(done)):
+        n = done.get(factory, 0)
+        lines.append(f"{factory}:" + (f" ({n} in a terminal state)" if n else ""))
+        lines += factories.get(factory, [])
+    lines += [f"warning: {prob}" for prob in p.problems]
     return "\n".join(lines) if lines else "nothing to do: no subjects"
 
 

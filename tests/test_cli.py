@@ -157,7 +157,7 @@ def test_seed_minimal_factory_is_a_gate(freq_repo) -> None:  # type: ignore[no-u
     r.run("validate").assert_success()
     r.run("add", "build", "x").assert_success()
     out = r.run("plan").assert_success().out
-    assert "build/x [selected]: gate implement waits for approval" in out
+    assert "build:\n  wait   x [selected]: gate implement waits for approval" in out
 
 
 def test_add_from_file_and_duplicates(build: FreqRepo) -> None:
