@@ -1,7 +1,7 @@
 """Frequency's performance figures, each a ratio against a git floor measured in the same run.
 
     .venv/bin/python bench/run.py            # full run (make bench), under ~3 minutes
-    .venv/bin/python bench/run.py --quick    # smoke run: 200 transitions, 1,000 subjects
+    .venv/bin/python bench/run.py --quick    # smoke run: 200 transitions, 1,000 subjects, 10 x 200
     .venv/bin/python bench/run.py --strict   # exit 1 when a figure misses its target
 
 Figures (targets from the issue):
@@ -15,6 +15,9 @@ Figures (targets from the issue):
   (d)-(f) `git freq run` as real processes (bench/runtime.py): a 4-step factory of `true`
       steps by 1 and 4 processes vs xargs -P4 floors with and without a git-plumbing
       commit per step; `sleep 0.05` steps by 4 processes vs 1; three latencies.
+  (g) planning 10 factories x 1,000 subjects with 3 pure predicates per step (subject_state,
+      capacity, not) vs Store.snapshot() alone in the same run; target: load+plan at most
+      1.5x the load (predicate evaluation adds at most 50%).
 
 Everything is created in temporary folders. The same figures are written as JSON to
 bench/results/latest.json. Absolute times depend on the machine and its disk; the ratios
@@ -24,9 +27,11 @@ are what to compare between runs.
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
 import os
 import platform
+import pstats
 import statistics
 import subprocess
 import sys
@@ -43,8 +48,8 @@ import workload as w
 
 from freq import refs
 from freq.clock import SystemClock
-from freq.model import Config
-from freq.planner import plan
+from freq.model import Config, Snapshot
+from freq.planner import Plan, plan
 from freq.store import Store
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
@@ -354,6 +359,136 @@ def figure_c(tmp: Path, env: dict[str, str], n: int, reps: int = 3) -> list[Row]
     return rows
 
 
+# ---------------------------------------------------------------- (g) predicates
+
+
+def _plan_g(cfg: Config, snap: Snapshot, now: datetime, n: int) -> tuple[float, Plan]:
+    """Seconds of one plan; RuntimeError unless all `n` subjects got a decision."""
+    t = time.perf_counter()
+    p = plan(cfg, snap, now=now)
+    took = time.perf_counter() - t
+    planned = len(p.starts) + len(p.expired) + len(p.waiting)
+    if planned != n:
+        raise RuntimeError(f"planned {planned} of {n} subjects")
+    return took, p
+
+
+def _hot_spots(cfg: Config, snap: Snapshot, now: datetime, top: int = 4) -> str:
+    """Where one plan spends its time (cProfile): the share under evaluate_all, and the
+    functions with the most own time."""
+    prof = cProfile.Profile()
+    prof.runcall(plan, cfg, snap, now=now)
+    stats = pstats.Stats(prof).stats  # type: ignore[attr-defined]
+    total = max(cum for (_, _, fn), (*_, cum, _) in stats.items() if fn == "plan") or 1.0
+    preds = sum(cum for (_, _, fn), (*_, cum, _) in stats.items() if fn == "evaluate_all")
+    own = sorted(stats.items(), key=lambda kv: kv[1][2], reverse=True)[:top]
+    return f"evaluate_all {preds / total:.0%} of plan; most own time: " + ", ".join(
+        f"{Path(file).name}:{line} {fn} {tt / total:.0%}"
+        for (file, line, fn), (_, _, tt, _, _) in own
+    )
+
+
+def figure_g(
+    tmp: Path, env: dict[str, str], n_factories: int, per: int, reps: int = 3
+) -> list[Row]:
+    """Planning with 3 pure predicates per step vs loading the raw state alone.
+
+    Each repetition discovers a fresh Store (untimed), times `snapshot()` (the floor), then
+    plans the same snapshot with the predicates and, as context, without any `requires`.
+    """
+    n = n_factories * per
+    repo = w.init_repo(tmp / f"g-{n}", env)
+    with_req = w.mesh_config(repo, n_factories)
+    bare = w.mesh_config(repo, n_factories, requires=False)
+    now = w.T0 + timedelta(hours=1)
+    store = Store.discover(repo, clock=SystemClock())
+    try:
+        store.create_many(w.mesh_subjects(n_factories, per))
+    finally:
+        store.close()
+    loads: list[float] = []
+    plans: list[float] = []
+    bares: list[float] = []
+    p: Plan | None = None
+    for rep in range(reps):
+        store = Store.discover(repo, clock=SystemClock())
+        try:
+            t = time.perf_counter()
+            snap = store.snapshot()
+            loads.append(time.perf_counter() - t)
+        finally:
+            store.close()
+        if len(snap.subjects) != n or snap.problems:
+            raise RuntimeError(
+                f"snapshot read {len(snap.subjects)} of {n} subjects "
+                f"({len(snap.problems)} problems)"
+            )
+        # alternate which plan runs first, so neither always inherits the snapshot's garbage
+        order = (with_req, bare) if rep % 2 == 0 else (bare, with_req)
+        got = {id(cfg): _plan_g(cfg, snap, now, n) for cfg in order}
+        plans.append(got[id(with_req)][0])
+        bares.append(got[id(bare)][0])
+        p = got[id(with_req)][1]
+    assert p is not None
+    load_s, plan_s, bare_s = min(loads), min(plans), min(bares)
+    both, bare_both = load_s + plan_s, load_s + bare_s  # best of each part
+    blocked = sum(1 for x in p.waiting if x.kind == "predicate")
+    floor_name = "Store.snapshot() alone (fresh Store, subject cache warm)"
+    size = f"{n_factories} factories x {per:,} subjects"
+    note = (
+        f"{size}; snapshot {load_s * 1e3:.0f} ms, plan {plan_s * 1e3:.0f} ms "
+        f"({len(p.starts)} start, {blocked} wait on a predicate, "
+        f"{len(p.waiting) - blocked} wait otherwise); best of {reps} of each, "
+        "each load by a fresh Store.discover"
+    )
+    added = max(plan_s - bare_s, 0.0)
+    if (load_s + added) / load_s > 1.5:
+        note += f"; target missed, profile of one plan: {_hot_spots(with_req, snap, now)}"
+    return [
+        Row(
+            figure="g",
+            what="load + predicate evaluation, 3 predicates per step",
+            size=n,
+            measured_s=load_s + added,
+            floor_s=load_s,
+            floor=floor_name,
+            target=1.5,
+            note=f"the issue's target: predicate evaluation adds at most 50% to the load; "
+            f"it adds {added * 1e3:.0f} ms = plan with requires ({plan_s * 1e3:.0f} ms) - "
+            f"the same plan without ({bare_s * 1e3:.0f} ms); {note}",
+        ),
+        Row(
+            figure="g",
+            what="  load+plan, 3 predicates per step (context)",
+            size=n,
+            measured_s=both,
+            floor_s=load_s,
+            floor=floor_name,
+            note="everything `git freq plan` does; the run loop stops deciding once the "
+            "global cap is full, so it plans less than this",
+        ),
+        Row(
+            figure="g",
+            what="  load+plan, same factories without requires (context)",
+            size=n,
+            measured_s=bare_both,
+            floor_s=load_s,
+            floor=floor_name,
+            note=f"plan without predicates {bare_s * 1e3:.0f} ms",
+        ),
+        Row(
+            figure="g",
+            what="  plan alone, 3 predicates per step (context)",
+            size=n,
+            measured_s=plan_s,
+            floor_s=load_s,
+            floor=floor_name,
+            note=f"{plan_s / n * 1e6:.1f} us per subject; predicates alone "
+            f"{(plan_s - bare_s) / (3 * n) * 1e6:.1f} us per evaluation ({3 * n:,} in all)",
+        ),
+    ]
+
+
 # ---------------------------------------------------------------- report
 
 
@@ -431,7 +566,9 @@ def main(argv: list[str] | None = None) -> int:
         help="exit 1 when any figure misses its target (or could not be measured)",
     )
     ap.add_argument("--output", type=Path, default=RESULTS, help="where to write the JSON")
-    ap.add_argument("--only", default="abcdef", help="figures to run, e.g. --only d (default: all)")
+    ap.add_argument(
+        "--only", default="abcdefg", help="figures to run, e.g. --only d (default: all)"
+    )
     ap.add_argument("--run-n", type=int, default=None, help="subjects for figure (d)")
     args = ap.parse_args(argv)
 
@@ -439,6 +576,7 @@ def main(argv: list[str] | None = None) -> int:
     # runtime figures: subjects through the `true` factory, through the `sleep` one, samples
     run_n, sleep_n, samples = (40, 20, 10) if args.quick else (RUN_N, 40, 20)
     run_n = args.run_n or run_n
+    mesh_per = 200 if args.quick else 1_000  # figure (g): subjects per factory, 10 factories
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="freq-bench-", ignore_cleanup_errors=True) as d:
         tmp = Path(d)
@@ -453,6 +591,7 @@ def main(argv: list[str] | None = None) -> int:
             ("d", lambda: [Row(**r) for r in runtime.figure_d(tmp, env, run_n)]),
             ("e", lambda: [Row(**r) for r in runtime.figure_e(tmp, env, sleep_n)]),
             ("f", lambda: [Row(**r) for r in runtime.figure_f(tmp, env, samples)]),
+            ("g", lambda: figure_g(tmp, env, 10, mesh_per)),
         ):
             if name not in args.only:
                 continue

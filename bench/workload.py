@@ -6,6 +6,7 @@ themselves (and the table) are in bench/run.py.
 
 from __future__ import annotations
 
+import itertools
 import os
 import shlex
 import subprocess
@@ -19,14 +20,17 @@ from types import MappingProxyType
 
 from freq import refs
 from freq.model import (
+    Capacity,
     Claim,
     Config,
     Event,
     EventKind,
     Factory,
     LastError,
+    Not,
     Step,
     Subject,
+    SubjectState,
 )
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -284,3 +288,81 @@ def transition_event(s: Subject, to: str, i: int) -> Event:
         duration_ms=5,
         exit_code=0,
     )
+
+
+# ---------------------------------------------------------------- figure (g): predicates
+
+MESH_STATES = ("a", "b", "c", "d", "e")  # e is terminal; subjects are created in a..d
+
+
+def mesh_factory(k: int, n_factories: int, *, requires: bool = True) -> Factory:
+    """Factory f<k> of a ring of `n_factories`: 4 `true` steps a→b→c→d→e, each requiring
+    3 pure predicates on the neighbouring factories (no command/changed: no outside world).
+
+    - the same-named subject of the previous factory has reached c, d or e (about half
+      of the subjects pass, so the plan has starts, cap waits and predicate waits);
+    - the next factory holds fewer than 10,000 subjects in a or b (always holds);
+    - not: the same-named subject of the factory after next is in e (always holds).
+    """
+    prev, nxt, other = (f"f{(k + d) % n_factories}" for d in (-1, 1, 2))
+    preds = (
+        SubjectState(factory_id=prev, subject="{subject}", states=("c", "d", "e")),
+        Capacity(factory_id=nxt, states=("a", "b"), below=10_000),
+        Not(item=SubjectState(factory_id=other, subject="{subject}", states=("e",))),
+    )
+    steps = tuple(
+        Step(
+            id=f"to_{b}",
+            from_states=(a,),
+            to_state=b,
+            run="true",
+            requires=preds if requires else (),
+        )
+        for a, b in itertools.pairwise(MESH_STATES)
+    )
+    return Factory(
+        factory_id=f"f{k}",
+        path=f".frequency/f{k}.yaml",
+        initial=MESH_STATES[0],
+        terminal=(MESH_STATES[-1],),
+        steps=steps,
+    )
+
+
+def mesh_config(root: Path, n_factories: int, *, requires: bool = True) -> Config:
+    """Factories f0..f<n-1>, each step with 3 predicates (or none), built from freq.model."""
+    facs = tuple(mesh_factory(k, n_factories, requires=requires) for k in range(n_factories))
+    return Config(root=str(root), factories=facs)
+
+
+def mesh_subjects(n_factories: int, per: int) -> list[tuple[Subject, Event]]:
+    """`per` subjects s-00000.. in each factory, spread over states a..d.
+
+    The same names recur in every factory, so `subject_state` predicates find their
+    counterpart; the spread is shifted by factory, so neighbours differ in state.
+    """
+    out = []
+    for k in range(n_factories):
+        fid = f"f{k}"
+        for i in range(per):
+            state = MESH_STATES[(i + k) % 4]
+            at = T0 + timedelta(seconds=i)
+            s = Subject(
+                factory=fid,
+                name=f"s-{i:05d}",
+                state=state,
+                data=MappingProxyType({"n": str(i)}),
+                created_at=at,
+                updated_at=at,
+                entered_at=at,
+            )
+            ev = Event(
+                kind=EventKind.CREATED,
+                factory=fid,
+                subject=s.name,
+                at=at,
+                worker="bench:1:1",
+                to_state=state,
+            )
+            out.append((s, ev))
+    return out

@@ -137,6 +137,7 @@ def format_message(event: Event) -> str:
         lines.append(f"{key}: {_one_line(str(value))}")
     if event.reason:
         lines.append(f"Freq-Reason: {_one_line(event.reason)}")
+    lines.append(f"Freq-At: {iso(event.at)}")  # milliseconds: commit dates have seconds
     return "\n".join(lines) + "\n"
 
 
