@@ -31,7 +31,7 @@ fmt: install
 	$(BIN)/ruff check --fix freq tests bench
 
 demo: install
-	PATH="$(CURDIR)/$(BIN):$$PATH" bash examples/demo.sh
+	PATH="$(CURDIR)/$(BIN):$$PATH" bash examples/app-factory/run-demo.sh
 
 bench: install
 	$(PY) bench/run.py

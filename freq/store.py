@@ -89,6 +89,10 @@ class _SubjectCache:
 
     def refresh(self) -> None:
         """Read what other processes appended since the last refresh."""
+        with self._lock:
+            self._refresh()
+
+    def _refresh(self) -> None:
         try:
             with open(self.path, "rb") as f:
                 st = os.fstat(f.fileno())
@@ -136,6 +140,10 @@ class _SubjectCache:
 
     def compact(self, live: set[bytes]) -> None:
         """Rewrite the log with only live entries when dead ones dominate it."""
+        with self._lock:
+            self._compact(live)
+
+    def _compact(self, live: set[bytes]) -> None:
         if len(self._entries) < 2 * len(live) + 1000:
             return
         keep = {k: v for k, v in self._entries.items() if k in live}
@@ -167,7 +175,9 @@ class Store:
         self.common_dir = Path(repo.commondir())
         self.state_dir = self.common_dir / "frequency"
         self._cache = _SubjectCache(self.state_dir / "cache" / "subjects.v1")
-        self._write_lock = threading.Lock()
+        # dulwich's refs container caches packed-refs without a lock of its own: every call
+        # into it (reads included) goes through this one, or threads corrupt the cache
+        self._write_lock = threading.RLock()
         self._beacon = self.state_dir / "beacon"
         self._mark = os.urandom(4).hex().encode()  # this handle's writes, in the beacon
         self._docs: dict[tuple[str, str], bytes] = {}
@@ -201,7 +211,9 @@ class Store:
         """Every ref under `prefix` (ending in /) → commit id, loose refs over packed ones."""
         out: dict[str, str] = {}
         pref = prefix.encode()
-        for name, oid in self.repo.refs.get_packed_refs().items():
+        with self._write_lock:
+            packed = dict(self.repo.refs.get_packed_refs())
+        for name, oid in packed.items():
             if name.startswith(pref):
                 out[name.decode()] = oid.decode()
         self._scan_loose(os.path.join(self.common_dir, prefix), prefix, out)
@@ -228,7 +240,8 @@ class Store:
     def read_ref(self, ref: str) -> str | None:
         """The commit id a ref points at, or None."""
         try:
-            return self.repo.refs[ref.encode()].decode()  # type: ignore[no-any-return]
+            with self._write_lock:
+                return self.repo.refs[ref.encode()].decode()  # type: ignore[no-any-return]
         except KeyError:
             return None
 
@@ -688,7 +701,8 @@ class Store:
         else:
             name = (branch if branch.startswith("refs/") else f"refs/heads/{branch}").encode()
         try:
-            return self.repo.refs[name].decode()  # type: ignore[no-any-return]
+            with self._write_lock:
+                return self.repo.refs[name].decode()  # type: ignore[no-any-return]
         except KeyError:
             return None
 
