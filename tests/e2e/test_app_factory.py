@@ -136,3 +136,21 @@ def test_app_factory_runs_to_completion_honouring_every_predicate(tmp_path: Path
     ).stdout.splitlines()
     assert sum(": release ready -> released" in m for m in released) == 6  # batched runs
     subprocess.run(["git", "fsck", "--strict"], cwd=repo, check=True, capture_output=True)
+
+
+def test_graph_draws_the_edges_between_factories(repo) -> None:  # type: ignore[no-untyped-def]
+    """`graph` with no factory draws all ten and their predicate and emits edges."""
+    import shutil
+
+    shutil.copytree(SCRIPT.parent / ".frequency", repo.path / ".frequency")
+    mermaid = repo.run("graph").assert_success().out
+    for edge in (
+        "build__promoted == emits ==> deploy__queued",
+        "build__promoted -. requires ship .-> deploy__queued",
+        "build__selected -. capacity < 3 ideate .-> ideas__new",
+        "feedback__collected == emits ==> ideas__new",
+    ):
+        assert edge in mermaid
+    assert mermaid.count("  subgraph ") == 10
+    dot = repo.run("graph", "--format", "dot").assert_success().out
+    assert 'deploy__deployed -> release_shared__ready [label="emits", style=bold];' in dot
