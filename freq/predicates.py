@@ -39,9 +39,14 @@ class Facts:
     changed: Mapping[tuple[Changed, str, str], bool] = field(default_factory=dict)
 
 
+_NO_FACTS = Facts()
+
+
 def render_template(text: str, subject: Subject) -> str:
     """Fill `{subject}`, `{factory_id}` and `{data.KEY}` in a predicate field."""
     out = text.replace("{subject}", subject.name).replace("{factory_id}", subject.factory)
+    if "{data." not in out:
+        return out
     for k, v in subject.data.items():
         out = out.replace("{data." + k + "}", v)
     return out
@@ -51,7 +56,7 @@ def evaluate(
     pred: Predicate, snap: Snapshot, subject: Subject, facts: Facts | None = None
 ) -> Verdict:
     """Evaluate one predicate for `subject`."""
-    facts = facts or Facts()
+    facts = facts or _NO_FACTS
     if isinstance(pred, SubjectState):
         return _subject_state(pred, snap, subject)
     if isinstance(pred, Capacity):
