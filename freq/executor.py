@@ -857,7 +857,7 @@ class Executor:
             from_state=subj.state,
             attempt=exp.attempt,
             epoch=subj.claim.epoch,
-            failure="retryable (worker lost)",
+            failure=f"retryable ({err.rule})",
             reason=f"lease of {exp.holder} expired at {refs.iso(subj.claim.expires_at)}",
         )
         try:

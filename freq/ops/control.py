@@ -39,34 +39,28 @@ def _control_result(fac: Factory, c: Control) -> ControlResult:
     )
 
 
-def pause(app: App, factory_id: str, *, reason: str = "") -> ControlResult:
-    """Stop new claims in a factory (running steps finish); every worker respects it."""
+def _set_paused(app: App, factory_id: str, paused: bool, reason: str) -> ControlResult:
     fac = app.factory(factory_id)
     c = change_control(
         app.store,
         app.clock,
         factory_id,
-        lambda c: replace(c, paused=True),
-        what="pause",
+        lambda c: replace(c, paused=paused),
+        what="pause" if paused else "resume",
         by=_who(app),
         why=reason,
     )
     return _control_result(fac, c)
+
+
+def pause(app: App, factory_id: str, *, reason: str = "") -> ControlResult:
+    """Stop new claims in a factory (running steps finish); every worker respects it."""
+    return _set_paused(app, factory_id, True, reason)
 
 
 def resume(app: App, factory_id: str, *, reason: str = "") -> ControlResult:
     """Let a paused factory claim again."""
-    fac = app.factory(factory_id)
-    c = change_control(
-        app.store,
-        app.clock,
-        factory_id,
-        lambda c: replace(c, paused=False),
-        what="resume",
-        by=_who(app),
-        why=reason,
-    )
-    return _control_result(fac, c)
+    return _set_paused(app, factory_id, False, reason)
 
 
 def set_autonomy(app: App, factory_id: str, level: str, *, reason: str = "") -> ControlResult:
