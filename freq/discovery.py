@@ -13,7 +13,6 @@ import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
 
@@ -92,47 +91,15 @@ def discover(store: Store, factory: Factory, *, clock: Clock, worker: str) -> Fo
             refused.append(f"{item!r}: subject name {name!r} {problem}")
         else:
             names.setdefault(name, None)
-    for _ in range(5):  # another worker may create some of them at the same moment
-        prefix = f"{refs.SUBJECTS}{factory.factory_id}/"
-        existing = {r[len(prefix) :] for r in store.list_refs(prefix)}
-        new = [n for n in names if n not in existing]
-        now: datetime = clock.now()
-        items = [
-            (
-                Subject(
-                    factory=factory.factory_id,
-                    name=n,
-                    state=factory.initial,
-                    data=MappingProxyType({}),
-                    created_at=now,
-                    updated_at=now,
-                    entered_at=now,
-                ),
-                Event(
-                    kind=EventKind.CREATED,
-                    factory=factory.factory_id,
-                    subject=n,
-                    at=now,
-                    worker=worker,
-                    to_state=factory.initial,
-                    reason="discovered",
-                ),
-            )
-            for n in new
-        ]
-        try:
-            if items:
-                store.create_many(items)
-        except SubjectExists:
-            continue
-        return Found(
-            factory=factory.factory_id,
-            added=tuple(new),
-            existing=len(names) - len(new),
-            refused=tuple(refused),
-            errors=tuple(errors),
-        )
-    raise SubjectExists(f"discovery in {factory.factory_id} kept racing other writers")
+    wanted = [Emitted(factory=factory.factory_id, state=factory.initial, name=n) for n in names]
+    created = ensure(store, wanted, clock=clock, worker=worker, reason="discovered")
+    return Found(
+        factory=factory.factory_id,
+        added=tuple(c.split("/", 1)[1] for c in created),
+        existing=len(names) - len(created),
+        refused=tuple(refused),
+        errors=tuple(errors),
+    )
 
 
 def parse_emitted(

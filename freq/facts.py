@@ -15,20 +15,14 @@ from pathlib import Path
 
 from freq import proc
 from freq.clock import Clock
-from freq.model import AllOf, AnyOf, Changed, Command, Config, Not, Predicate, Snapshot, Step
-from freq.predicates import Facts
+from freq.model import Changed, Command, Config, Predicate, Snapshot, Step
+from freq.predicates import Facts, leaves
 from freq.store import Store
 
 
 def commands_in(preds: Iterable[Predicate]) -> Iterator[Command]:
     """Every `command` predicate in a `requires:` tree."""
-    for p in preds:
-        if isinstance(p, Command):
-            yield p
-        elif isinstance(p, AllOf | AnyOf):
-            yield from commands_in(p.items)
-        elif isinstance(p, Not):
-            yield from commands_in((p.item,))
+    return (p for p in leaves(preds) if isinstance(p, Command))
 
 
 def gather(
@@ -67,13 +61,7 @@ def gather(
 
 def changes_in(preds: Iterable[Predicate]) -> Iterator[Changed]:
     """Every `changed` predicate in a `requires:` tree."""
-    for p in preds:
-        if isinstance(p, Changed):
-            yield p
-        elif isinstance(p, AllOf | AnyOf):
-            yield from changes_in(p.items)
-        elif isinstance(p, Not):
-            yield from changes_in((p.item,))
+    return (p for p in leaves(preds) if isinstance(p, Changed))
 
 
 def path_matches(pattern: str, path: str) -> bool:

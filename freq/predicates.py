@@ -7,7 +7,7 @@ closed vocabulary of records. Facts that need the outside world (`command` exit 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from freq.model import (
@@ -16,6 +16,7 @@ from freq.model import (
     Capacity,
     Changed,
     Command,
+    Not,
     Predicate,
     Snapshot,
     Subject,
@@ -144,3 +145,14 @@ def evaluate_all(
 ) -> Verdict:
     """Every predicate of a step's `requires:` list must hold."""
     return evaluate(AllOf(items=preds), snap, subject, facts)
+
+
+def leaves(preds: Iterable[Predicate]) -> Iterator[Predicate]:
+    """Every predicate in `requires:` trees that is not a combinator (all/any/not)."""
+    for p in preds:
+        if isinstance(p, AllOf | AnyOf):
+            yield from leaves(p.items)
+        elif isinstance(p, Not):
+            yield from leaves((p.item,))
+        else:
+            yield p

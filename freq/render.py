@@ -14,7 +14,8 @@ from enum import Enum
 from typing import Any
 
 from freq import refs
-from freq.model import AllOf, AnyOf, Capacity, Factory, Not, Predicate, Subject, SubjectState
+from freq.model import Capacity, Factory, Subject, SubjectState
+from freq.predicates import leaves
 
 # ---------------------------------------------------------------- JSON
 
@@ -151,22 +152,12 @@ def _node(fid: str, state: str) -> str:
 def _cross_edges(fac: Factory) -> list[tuple[str, str, str, str]]:
     """(from factory, from state, to node key, label) edges to other factories."""
     edges = []
-
-    def walk(p: Predicate, step: str) -> None:
-        if isinstance(p, SubjectState):
-            for st in p.states or ("*",):
-                edges.append((p.factory_id, st, step, "requires"))
-        elif isinstance(p, Capacity):
-            edges.append((p.factory_id, p.states[0], step, f"capacity < {p.below}"))
-        elif isinstance(p, AllOf | AnyOf):
-            for q in p.items:
-                walk(q, step)
-        elif isinstance(p, Not):
-            walk(p.item, step)
-
     for step in fac.steps:
-        for pred in step.requires:
-            walk(pred, step.id)
+        for p in leaves(step.requires):
+            if isinstance(p, SubjectState):
+                edges += [(p.factory_id, st, step.id, "requires") for st in p.states or ("*",)]
+            elif isinstance(p, Capacity):
+                edges.append((p.factory_id, p.states[0], step.id, f"capacity < {p.below}"))
     return edges
 
 

@@ -27,10 +27,11 @@ import random
 import socket
 import threading
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 from dulwich.errors import NotGitRepository
 from dulwich.file import FileLocked, GitFile
@@ -50,10 +51,11 @@ from freq.errors import (
     SubjectExists,
     UnknownSubject,
 )
-from freq.model import Control, Event, Lock, Snapshot, Subject
+from freq.model import Event, Snapshot, Subject
 
 _HEX = frozenset(b"0123456789abcdef")
 _LOCK_RETRIES = 60
+T = TypeVar("T")
 _STALE_LOCK_SECONDS = 30.0
 
 
@@ -643,22 +645,16 @@ class Store:
         if misses:
             self._cache.add(misses)
         self._cache.compact({t.encode() for t in tips.values()})
-        locks: dict[str, Lock] = {}
-        for ref, oid in sorted(self.list_refs(refs.LOCKS).items()):
-            try:
-                lock = refs.lock_from_json(self.doc_at(oid, refs.LOCK_FILE, ref), where=ref)
-            except CorruptState as exc:
-                problems.append(exc.message)
-                continue
-            locks[lock.name] = lock
-        controls: dict[str, Control] = {}
-        for ref, oid in sorted(self.list_refs(refs.CONTROL).items()):
-            try:
-                ctl = refs.control_from_json(self.doc_at(oid, refs.CONTROL_FILE, ref), where=ref)
-            except CorruptState as exc:
-                problems.append(exc.message)
-                continue
-            controls[ctl.factory] = ctl
+        locks = {
+            lock.name: lock
+            for lock in self._docs_under(refs.LOCKS, refs.LOCK_FILE, refs.lock_from_json, problems)
+        }
+        controls = {
+            c.factory: c
+            for c in self._docs_under(
+                refs.CONTROL, refs.CONTROL_FILE, refs.control_from_json, problems
+            )
+        }
         counts: dict[tuple[str, str], int] = {}
         for (f, _), subj in subjects.items():
             counts[(f, subj.state)] = counts.get((f, subj.state), 0) + 1
@@ -670,6 +666,18 @@ class Store:
             locks=locks,
             controls=controls,
         )
+
+    def _docs_under(
+        self, prefix: str, name: str, parse: Callable[..., T], problems: list[str]
+    ) -> list[T]:
+        """File `name` of every ref under `prefix`, parsed; unreadable ones go to problems."""
+        out = []
+        for ref, oid in sorted(self.list_refs(prefix).items()):
+            try:
+                out.append(parse(self.doc_at(oid, name, ref), where=ref))
+            except CorruptState as exc:
+                problems.append(exc.message)
+        return out
 
     def read_subject(self, factory: str, name: str) -> tuple[Subject, str]:
         """One subject and its tip; UnknownSubject or CorruptState."""
