@@ -1,11 +1,15 @@
-"""Time, injected: the only module that reads the wall clock or sleeps.
+"""Time and chance, injected: the only module that reads the wall clock, sleeps, or seeds
+randomness.
 
 Imports nothing from freq. Planning code receives `now` from a Clock; tests use FakeClock,
-whose sleep advances time instantly, so no test ever waits on the wall clock.
+whose sleep advances time instantly, so no test ever waits on the wall clock. Code that
+needs randomness (backoff jitter, lock-retry jitter) takes a `Random` made here, seeded
+in tests.
 """
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -67,3 +71,11 @@ class FakeClock:
     def sleep(self, seconds: float) -> None:
         if seconds > 0:
             self.advance(seconds)
+
+
+Random = random.Random
+
+
+def system_rng() -> Random:
+    """A Random seeded from the operating system (production; tests pass their own)."""
+    return random.Random()

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
-from freq import proc, refs
+from freq import proc, refs, transitions
 from freq.clock import Clock
 from freq.errors import SubjectExists
-from freq.model import Discover, Emitted, Event, EventKind, Factory, Subject, name_problem
+from freq.model import Discover, Emitted, Factory, name_problem
 from freq.store import Store
 
 COMMAND_TIMEOUT = 60.0
@@ -143,27 +143,19 @@ def ensure(
                 if new:
                     store.create_many(
                         [
-                            (
-                                Subject(
-                                    factory=factory,
-                                    name=e.name,
-                                    state=e.state,
-                                    data=e.data,
-                                    created_at=now,
-                                    updated_at=now,
-                                    entered_at=now,
-                                ),
-                                Event(
-                                    kind=EventKind.CREATED,
-                                    factory=factory,
-                                    subject=e.name,
+                            (c.subject, c.event)
+                            for c in (
+                                transitions.created(
+                                    factory,
+                                    e.name,
+                                    e.state,
                                     at=now,
                                     worker=worker,
-                                    to_state=e.state,
+                                    data=e.data,
                                     reason=reason,
-                                ),
+                                )
+                                for e in new
                             )
-                            for e in new
                         ]
                     )
             except SubjectExists:

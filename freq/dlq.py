@@ -22,24 +22,12 @@ from typing import Any
 
 from freq import refs
 from freq.clock import Clock
-from freq.errors import CorruptState, FreqError, RefConflict
+from freq.errors import AlreadyRequeued, CorruptState, RefConflict, UnknownEntry
 from freq.store import Store
 
 ENTRY_FILE = "entry.json"
 _CAS_ATTEMPTS = 50
 _SCAN_LIMIT = 500  # entries looked back through for an idempotent append
-
-
-class UnknownEntry(FreqError):
-    """No dead-letter entry with that id."""
-
-    code = "unknown-dlq-entry"
-
-
-class AlreadyRequeued(FreqError):
-    """The entry was requeued before; requeue the newer failure instead."""
-
-    code = "already-requeued"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -16,6 +16,10 @@ boundary in freq/cli/ (and later server.py) is the only place that turns them in
     ├── CorruptState               a ref under refs/frequency/ that Frequency cannot read
     ├── RefConflict                a compare-and-swap lost its race (retryable)
     ├── GitLockHeld                a *.lock file held by someone else (retryable)
+    ├── LockHeld                   a named lock is held by another attempt (retryable)
+    ├── CapFull                    a cap has no free slot at the moment of claiming (retryable)
+    ├── UnknownEntry               no dead-letter entry with that id
+    ├── AlreadyRequeued            a dead-letter entry that was requeued before
     ├── DiskFull                   no space left; nothing was written
     └── (more are added by the issues that need them)
 """
@@ -169,3 +173,29 @@ class DiskFull(FreqError):
     """The disk (or quota) filled up; nothing was written."""
 
     code = "disk-full"
+
+
+class LockHeld(FreqError):
+    """A named lock is held by someone else."""
+
+    code = "lock-held"
+    retryable = True
+
+
+class CapFull(FreqError):
+    """A cap's semaphore is full at the moment of claiming."""
+
+    code = "cap-full"
+    retryable = True
+
+
+class UnknownEntry(FreqError):
+    """No dead-letter entry with that id."""
+
+    code = "unknown-dlq-entry"
+
+
+class AlreadyRequeued(FreqError):
+    """The entry was requeued before; requeue the newer failure instead."""
+
+    code = "already-requeued"

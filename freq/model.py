@@ -382,7 +382,7 @@ class LastError:
     step: str
     attempt: int
     exit_code: int | None
-    kind: str
+    kind: FailureKind
     reason: str
     at: datetime
     summary: str = ""

@@ -357,7 +357,7 @@ def _decide(
         return wait(
             "dlq",
             f"parked in the dead-letter queue as {subj.parked}: {err.step} attempt "
-            f"{err.attempt} failed, {err.kind} ({err.rule or err.reason}); requeue with "
+            f"{err.attempt} failed, {err.kind.value} ({err.rule or err.reason}); requeue with "
             f"`git freq dlq requeue {subj.parked}`",
             step=err.step,
         )

@@ -95,7 +95,7 @@ def subject_text(subj: Subject, tip: str) -> list[str]:
     if subj.last_error:
         e = subj.last_error
         lines.append(
-            f"  last error: {e.step} attempt {e.attempt}: {e.reason} ({e.kind})"
+            f"  last error: {e.step} attempt {e.attempt}: {e.reason} ({e.kind.value})"
             + (f": {e.summary}" if e.summary else "")
         )
     return lines

@@ -7,13 +7,32 @@ capture them as data (resolvelib's BaseReporter habit).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class ProgressKind(StrEnum):
+    """What a progress event says happened (a closed vocabulary; equal to its text)."""
+
+    CLAIMED = "claimed"  # an attempt was claimed
+    WAITING = "waiting"  # a planned start could not claim: a cap or lock was taken meanwhile
+    STARTED = "started"  # its step began
+    FINISHED = "finished"  # it succeeded and was recorded
+    FAILED = "failed"  # it failed (or its result was refused) and was recorded
+    LOST = "lost"  # its claim was lost while it ran: the step is stopped
+    RECOVERED = "recovered"  # an expired lease of another worker was recorded as worker lost
+    PARKED = "parked"  # a final failure was filed in the dead-letter queue
+    EMITTED = "emitted"  # subjects a step emitted were created
+    EMIT = "emit"  # an emitted line could not become a subject (a warning)
+    DISCOVERED = "discovered"  # discovery created subjects
+    DISCOVERY = "discovery"  # discovery could not use a match, or its command failed
+    DRAINING = "draining"  # an interrupt: no more claims; running steps finish
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Progress:
     """One thing that happened while running: `claimed`, `started`, `finished`, ..."""
 
-    event: str
+    event: ProgressKind
     factory: str = ""
     subject: str = ""
     step: str = ""

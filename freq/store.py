@@ -3,10 +3,14 @@
 Must not import click, subprocess or any freq module above it (see STYLE.md layers).
 
 Every ref update is a compare-and-swap against the value that was read: `advance` moves
-one ref with dulwich `set_if_equals`/`add_if_new`, `create_many` creates many subject
-refs at once in packed-refs under its lock (all or nothing). A lost race raises
-RefConflict; callers re-read and re-plan. Commits are built from blobs and trees in the
-object store, never through the user's HEAD, index, branches or working tree.
+one ref with dulwich `set_if_equals`/`add_if_new`; `update` moves several refs as one batch
+(each with its expected old value, all or none: every ref locked in name order, checked,
+then written in the order given, so a crash can only leave a prefix of the batch and the
+order says which prefix is harmless); `create_many` creates many subject refs at once in
+packed-refs (dulwich `add_packed_refs`) under a creation lock (all or nothing). A lost race
+raises RefConflict; callers re-read and re-plan. Only dulwich's public API is used. Commits
+are built from blobs and trees in the object store, never through the user's HEAD, index,
+branches or working tree.
 
 Reading the whole state is `snapshot()`. Its cost is dominated by reading each tip's
 subject.json; a content-addressed cache (`.git/frequency/cache/subjects.v1`, keyed by tip
@@ -23,7 +27,6 @@ import contextlib
 import errno
 import json
 import os
-import random
 import socket
 import threading
 import zlib
@@ -37,11 +40,11 @@ from dulwich.errors import NotGitRepository
 from dulwich.file import FileLocked, GitFile
 from dulwich.objects import Blob, Commit, Tree
 from dulwich.pack import write_pack
-from dulwich.refs import write_packed_refs
+from dulwich.refs import locked_ref
 from dulwich.repo import Repo
 
 from freq import refs
-from freq.clock import Clock
+from freq.clock import Clock, Random, system_rng
 from freq.errors import (
     CorruptState,
     DiskFull,
@@ -72,6 +75,16 @@ class HistoryEntry:
     def trailers(self) -> dict[str, str]:
         """The commit's trailers (Freq-*)."""
         return refs.parse_trailers(self.message)
+
+
+@dataclass(frozen=True, slots=True)
+class RefUpdate:
+    """One ref of a batch: move `ref` from `expected` (None: it must not exist) to `new`
+    (None: delete it)."""
+
+    ref: str
+    new: str | None
+    expected: str | None
 
 
 class _SubjectCache:
@@ -167,10 +180,10 @@ class _SubjectCache:
 class Store:
     """A handle on one repository's refs/frequency/* state."""
 
-    def __init__(self, repo: Repo, *, clock: Clock, rng: random.Random | None = None) -> None:
+    def __init__(self, repo: Repo, *, clock: Clock, rng: Random | None = None) -> None:
         self.repo = repo
         self.clock = clock
-        self._rng = rng or random.Random()
+        self._rng = rng or system_rng()
         # GIT-NOTES gap 8: loose objects must reach the disk before a ref names them.
         self.repo.object_store.fsync_object_files = True
         self.root = Path(repo.path)
@@ -271,8 +284,11 @@ class Store:
         )
 
     def _clear_if_stale(self, lockfile: str) -> None:
-        """Remove a *.lock under refs/frequency left by a killed process (gap 2)."""
-        if not os.path.abspath(lockfile).startswith(str(self.common_dir / "refs" / "frequency")):
+        """Remove a *.lock under refs/frequency (or Frequency's creation lock) left by a killed
+        process (gap 2)."""
+        path = os.path.abspath(lockfile)
+        ours = (str(self.common_dir / "refs" / "frequency"), str(self.state_dir / "create.lock"))
+        if not path.startswith(ours):
             return
         try:
             age = self.clock.now().timestamp() - os.stat(lockfile).st_mtime
@@ -342,7 +358,7 @@ class Store:
         final = os.path.join(pack_dir, f"pack-{data_sum.hex()}")
         os.replace(tmp + ".pack", final + ".pack")  # the pack before its index: git looks
         os.replace(tmp + ".idx", final + ".idx")  # for packs by their .idx
-        store._update_pack_cache()
+        # readers find the new pack by themselves: a lookup that misses rescans pack/
 
     # ------------------------------------------------------------ writes
 
@@ -448,6 +464,46 @@ class Store:
         """Move `ref` to the existing commit `oid` if it is at `expected` (None: absent)."""
         self._swap(ref, oid.encode(), expected)
 
+    def update(self, batch: Sequence[RefUpdate]) -> None:
+        """Move every ref of `batch` from its expected value to its new one, or none of them.
+
+        Every ref is locked (in name order, so two batches never wait on each other in a
+        cycle) and checked before any is written; RefConflict names the first ref that
+        moved. The refs are then written in the order given: put the ref that makes the
+        batch take effect (a claim's subject ref) last.
+        """
+        if not batch:
+            return
+        names = [u.ref for u in batch]
+        if len(set(names)) != len(names):
+            raise ValueError(f"a batch names a ref twice: {names}")
+
+        def apply() -> None:
+            held: dict[str, locked_ref] = {}
+            try:
+                for u in sorted(batch, key=lambda u: u.ref):
+                    lock = locked_ref(self.repo.refs, u.ref.encode())
+                    lock.__enter__()
+                    held[u.ref] = lock
+                for u in batch:
+                    want = u.expected.encode() if u.expected is not None else None
+                    if held[u.ref].get() != want:
+                        raise RefConflict(u.ref)
+                for u in batch:
+                    lock = held.pop(u.ref)
+                    if u.new is None:
+                        lock.delete()
+                    else:
+                        lock.set(u.new.encode())
+                    lock.__exit__(None, None, None)  # commits this ref: the rename
+            finally:
+                for lock in held.values():  # not written: give the lock files back
+                    lock.__exit__(RefConflict, None, None)
+
+        with self._write_lock:
+            self._retry_locked(names[-1], apply)
+        self._ring()
+
     def delete(self, ref: str, *, expected: str) -> bool:
         """Delete `ref` if it still points at `expected`; False when it moved meanwhile."""
         name = ref.encode()
@@ -488,15 +544,23 @@ class Store:
 
         The generic write for locks, caps and control refs. RefConflict on a lost race.
         """
+        oid = self.prepare_doc(files, message, at=at, parent=expected)
+        self._swap(ref, oid.encode(), expected)
+        return oid
+
+    def prepare_doc(
+        self, files: dict[str, bytes], message: str, *, at: datetime, parent: str | None
+    ) -> str:
+        """Write the commit `write_doc` would write, without moving any ref; its id (for a
+        batch of ref updates, see `update`)."""
         tree = Tree()
         blobs = []
         for name, data in sorted(files.items()):
             blob = Blob.from_string(data)
             tree.add(name.encode(), 0o100644, blob.id)
             blobs.append(blob)
-        commit = self._make_commit(at, message, tree.id, expected)
+        commit = self._make_commit(at, message, tree.id, parent)
         self._add_objects([*blobs, tree, commit])
-        self._swap(ref, commit.id, expected)
         oid = str(commit.id.decode())
         for name, data in files.items():
             self._docs[(oid, name)] = data
@@ -557,28 +621,31 @@ class Store:
         return [oid.decode() for oid in new_refs.values()]
 
     def _pack_new_refs(self, new_refs: dict[bytes, bytes]) -> None:
+        """Add `new_refs` to packed-refs if none of them exists, else SubjectExists.
+
+        Every creation of a subject ref goes through here, under one creation lock, so the
+        check and the write cannot interleave with another creator's; dulwich's
+        `add_packed_refs` then rewrites packed-refs under git's own lock (one rename)."""
         container = self.repo.refs
-        path = os.path.join(self.common_dir, "packed-refs")
-        with GitFile(path, "wb") as f:
-            container._invalidate_packed_refs_cache()  # re-read under the lock
-            packed = dict(container.get_packed_refs())
-            peeled = dict(container._peeled_refs or {})
-            clash = [
-                r.decode()
-                for r in new_refs
-                if r in packed or os.path.exists(os.path.join(self.common_dir, r.decode()))
-            ]
-            if clash:
-                f.abort()
-                names = ", ".join(sorted("/".join(c.split("/")[-2:]) for c in clash)[:5])
-                more = f" and {len(clash) - 5} more" if len(clash) > 5 else ""
-                raise SubjectExists(
-                    f"subject already exists: {names}{more}",
-                    hint="nothing was added; leave those out, or pass --skip-existing",
-                )
-            packed.update(new_refs)
-            write_packed_refs(f, packed, peeled)
-        container._invalidate_packed_refs_cache()
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        with GitFile(self.state_dir / "create", "wb") as guard:
+            try:
+                packed = container.get_packed_refs()
+                clash = [
+                    r.decode()
+                    for r in new_refs
+                    if r in packed or os.path.exists(container.refpath(r))
+                ]
+                if clash:
+                    names = ", ".join(sorted("/".join(c.split("/")[-2:]) for c in clash)[:5])
+                    more = f" and {len(clash) - 5} more" if len(clash) > 5 else ""
+                    raise SubjectExists(
+                        f"subject already exists: {names}{more}",
+                        hint="nothing was added; leave those out, or pass --skip-existing",
+                    )
+                container.add_packed_refs(new_refs)
+            finally:
+                guard.abort()  # the creation lock holds no data: never renamed into place
 
     # ------------------------------------------------------------ reads
 

@@ -8,7 +8,7 @@ import random
 
 from freq.clock import SystemClock
 from freq.config import load_config
-from freq.executor import Executor
+from freq.loop import Worker
 from freq.planner import plan
 from freq.store import Store
 
@@ -69,12 +69,12 @@ def test_a_worker_killed_between_success_and_emits_is_repaired_once(freq_repo) -
     r.run("add", "ideas", "y").assert_success()
     store = Store.discover(r.path, clock=SystemClock())
     cfg = load_config(r.path)
-    ex = Executor(store, cfg, clock=SystemClock(), worker="h:1:1", rng=random.Random(1))
+    ex = Worker(store, cfg, clock=SystemClock(), worker="h:1:1", rng=random.Random(1))
     start = plan(cfg, store.snapshot(), now=SystemClock().now()).starts[0]
-    lease = ex.claim(start)
+    lease = ex.claims.claim(start)
     assert lease is not None
-    ex._create = lambda *a, **k: 0  # type: ignore[method-assign]  # "killed" right after
-    assert ex.execute(lease).recorded
+    ex.repair.create = lambda *a, **k: 0  # type: ignore[method-assign]  # "killed" right after
+    assert ex.attempts.execute(lease).recorded
     store.close()
     assert r.git("for-each-ref", "refs/frequency/subjects/build") == ""
     p = json.loads(r.run("plan", "--json").out)

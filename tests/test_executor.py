@@ -8,7 +8,7 @@ import random
 from freq import refs
 from freq.clock import FakeClock
 from freq.config import load_config
-from freq.executor import Executor
+from freq.loop import Worker
 from freq.planner import plan
 from freq.store import Store
 
@@ -29,10 +29,10 @@ steps:
 """
 
 
-def _executors(repo: FreqRepo, clock: FakeClock) -> tuple[Executor, Executor]:
+def _executors(repo: FreqRepo, clock: FakeClock) -> tuple[Worker, Worker]:
     cfg = load_config(repo.path)
     return tuple(  # type: ignore[return-value]
-        Executor(
+        Worker(
             Store.discover(repo.path, clock=clock),
             cfg,
             clock=clock,
@@ -53,12 +53,12 @@ def test_lost_claim_race_is_replanned_not_overwritten(freq_repo) -> None:  # typ
     p1 = plan(ex1.config, ex1.store.snapshot(), now=clock.now())
     p2 = plan(ex2.config, ex2.store.snapshot(), now=clock.now())
     assert p1.starts == p2.starts
-    lease = ex1.claim(p1.starts[0])
+    lease = ex1.claims.claim(p1.starts[0])
     assert lease is not None
-    assert ex2.claim(p2.starts[0]) is None
+    assert ex2.claims.claim(p2.starts[0]) is None
     claims = r.git("log", "--format=%s", "refs/frequency/subjects/f/x").splitlines()
     assert claims == ["f/x: one claimed (attempt 1)", "f/x: created -> new"]
-    ex1.execute(lease)
+    ex1.attempts.execute(lease)
     summary = ex2.run(once=True)
     assert (summary.succeeded, summary.lost_races) == (1, 0)
     subj = json.loads(r.run("show", "f", "x", "--json").out)["subject"]
@@ -78,11 +78,11 @@ def test_result_after_manual_move_is_refused(freq_repo) -> None:  # type: ignore
     clock = FakeClock()
     ex1, _ex2 = _executors(r, clock)
     start = plan(ex1.config, ex1.store.snapshot(), now=clock.now()).starts[0]
-    lease = ex1.claim(start)
+    lease = ex1.claims.claim(start)
     assert lease is not None
     r.run("transition", "f", "x", "done", "--reason", "shipped by hand").assert_success()
     tip = r.git("rev-parse", refs.subject_ref("f", "x")).strip()
-    out = ex1.execute(lease)
+    out = ex1.attempts.execute(lease)
     assert not out.recorded
     assert out.detail == "result refused: the claim was taken over (stale epoch)"
     assert r.git("rev-parse", refs.subject_ref("f", "x")).strip() == tip

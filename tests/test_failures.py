@@ -17,7 +17,7 @@ import pytest
 from freq.clock import SystemClock
 from freq.config import load_config
 from freq.dlq import Dlq, Entry
-from freq.executor import Executor
+from freq.loop import Worker
 from freq.planner import plan
 from freq.store import Store
 
@@ -193,13 +193,13 @@ def test_crash_between_dlq_entry_and_park_is_repaired_once(freq_repo) -> None:  
     r.run("add", "f", "x").assert_success()
     store = Store.discover(r.path, clock=SystemClock())
     cfg = load_config(r.path)
-    ex = Executor(store, cfg, clock=SystemClock(), worker="h:1:1", rng=random.Random(1))
+    ex = Worker(store, cfg, clock=SystemClock(), worker="h:1:1", rng=random.Random(1))
     start = plan(cfg, store.snapshot(), now=SystemClock().now()).starts[0]
-    lease = ex.claim(start)
+    lease = ex.claims.claim(start)
     assert lease is not None
     # the step fails; record it the way _record does, but stop before parking
-    ex._after_failure = lambda *a, **k: None  # type: ignore[method-assign]
-    ex.execute(lease)
+    ex.repair.after_failure = lambda *a, **k: None  # type: ignore[method-assign]
+    ex.attempts.execute(lease)
     subj, tip = store.read_subject("f", "x")
     assert subj.last_error is not None and subj.last_error.final and subj.parked is None
     Dlq(store, SystemClock()).append(

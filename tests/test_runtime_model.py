@@ -2,7 +2,7 @@
 moves by several simulated workers, against the real store in a temporary repository,
 checked after every step against a simple model (Hypothesis stateful testing).
 
-Each simulated worker is an Executor with its own Store (its own dulwich Repo, as a
+Each simulated worker is a Worker (freq/loop.py) with its own Store (its own dulwich Repo, as a
 separate process would have); all share one FakeClock, so lease expiry is exact.
 """
 
@@ -21,9 +21,10 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from freq import refs
+from freq.claims import Lease, View
 from freq.clock import FakeClock
 from freq.errors import RefConflict
-from freq.executor import Executor, Lease
+from freq.loop import Worker
 from freq.model import (
     Backoff,
     Config,
@@ -38,7 +39,7 @@ from freq.model import (
     Subject,
 )
 from freq.planner import plan
-from freq.proc import ProcResult
+from freq.runners import StepResult
 from freq.store import Store
 
 SUBJECTS = ("a", "b", "c", "d")
@@ -88,15 +89,12 @@ def _config(root: str) -> Config:
     )
 
 
-def _result(ok: bool) -> ProcResult:
-    return ProcResult(
-        argv=("true",),
+def _result(ok: bool) -> StepResult:
+    return StepResult(
         exit_code=0 if ok else 1,
-        signal=None,
-        timed_out=False,
-        cancelled=False,
         duration_ms=5,
         tail=b"ok\n" if ok else b"boom\n",
+        how="exit 0" if ok else "exit 1",
     )
 
 
@@ -119,7 +117,7 @@ class Runtime(RuleBasedStateMachine):
         self.config = _config(str(self.dir))
         self.stores = {w: Store.discover(self.dir, clock=self.clock) for w in WORKERS}
         self.ex = {
-            w: Executor(
+            w: Worker(
                 self.stores[w],
                 self.config,
                 clock=self.clock,
@@ -167,7 +165,8 @@ class Runtime(RuleBasedStateMachine):
 
     def _plan(self, worker: str, cap: int | None = None):  # type: ignore[no-untyped-def]
         ex = self.ex[worker]
-        ex._snap = snap = ex.store.snapshot()
+        snap = ex.store.snapshot()
+        ex.claims.view = View(snap=snap, facts=None)
         return plan(self.config, snap, now=self.clock.now(), max_parallel=cap)
 
     # ------------------------------------------------------------ rules
@@ -178,7 +177,7 @@ class Runtime(RuleBasedStateMachine):
         start = next((s for s in self._plan(worker).starts if s.subject == name), None)
         if start is None:
             return
-        lease = self.ex[worker].claim(start)
+        lease = self.ex[worker].claims.claim(start)
         event("claim won" if lease else "claim lost (cap, lock or race)")
         if lease is not None:
             self.held.append(Held(worker=worker, lease=lease))
@@ -192,7 +191,7 @@ class Runtime(RuleBasedStateMachine):
         fresh = self._plan(other).starts[:1]
         for who, starts in ((other, fresh), (worker, stale)):
             for start in starts:
-                lease = self.ex[who].claim(start)
+                lease = self.ex[who].claims.claim(start)
                 event("stale-plan claim won" if lease else "stale-plan claim refused")
                 if lease is not None:
                     self.held.append(Held(worker=who, lease=lease))
@@ -202,7 +201,7 @@ class Runtime(RuleBasedStateMachine):
     def renew(self, data: st.DataObject) -> None:
         """A worker renews one of its leases (it may find it taken over)."""
         h = data.draw(st.sampled_from(self.held))
-        self.ex[h.worker].renew(h.lease)
+        self.ex[h.worker].claims.renew(h.lease)
 
     @precondition(lambda self: self.held)
     @rule(data=st.data(), ok=st.booleans())
@@ -215,7 +214,7 @@ class Runtime(RuleBasedStateMachine):
         current = self._subject(h.lease.subject.name)
         stale = current.claim is None or current.claim.epoch != mine.epoch
         tip_before = self.stores["w1"].read_ref(refs.subject_ref("f", current.name))
-        out = self.ex[h.worker].record(h.lease, _result(ok))
+        out = self.ex[h.worker].attempts.record(h.lease, _result(ok))
         event("stale result" if stale else "live result")
         if stale:
             assert not out.recorded, "a result from a stale epoch was applied"
@@ -236,8 +235,8 @@ class Runtime(RuleBasedStateMachine):
         current = self._subject(h.lease.subject.name)
         stale = current.claim is None or current.claim.epoch != mine.epoch
         ex = self.ex[h.worker]
-        ex._snap = ex.store.snapshot()
-        out, nxt = ex._record(h.lease, _result(True), chain=True)
+        ex.claims.view = View(snap=ex.store.snapshot(), facts=None)
+        out, nxt = ex.attempts._record(h.lease, _result(True), chain=True)
         event("chained" if nxt else "not chained")
         assert out.recorded != stale
         if out.recorded:
@@ -254,7 +253,7 @@ class Runtime(RuleBasedStateMachine):
     def recover(self, worker: str) -> None:
         """A worker records expired leases as `worker lost`."""
         for exp in self._plan(worker).expired:
-            if self.ex[worker].recover(exp):
+            if self.ex[worker].repair.recover(exp):
                 self.recorded += 1
 
     @rule(name=st.sampled_from(SUBJECTS))
@@ -321,7 +320,7 @@ class Runtime(RuleBasedStateMachine):
     def lock_has_one_holder(self) -> None:
         """Lock L is held by at most one live `ship` claim at any instant."""
         now = self.clock.now()
-        lock, _ = self.ex["w1"].locks.read("L")
+        lock, _ = self.ex["w1"].claims.locks.read("L")
         holders = [
             s
             for s in (self._subject(n) for n in SUBJECTS)

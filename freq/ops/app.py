@@ -20,9 +20,16 @@ from freq.store import Store
 class App:
     """One invocation's handle: where the repository is, the clock, who this worker is."""
 
-    def __init__(self, cwd: str | os.PathLike[str] = ".", *, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        cwd: str | os.PathLike[str] = ".",
+        *,
+        clock: Clock | None = None,
+        actor: str | None = None,
+    ) -> None:
         self.cwd = Path(cwd)
         self.clock: Clock = clock or SystemClock()
+        self._actor = actor
         self._store: Store | None = None
         self._config: Config | None = None
         self._worker: str | None = None
@@ -53,6 +60,20 @@ class App:
             self._worker = worker_identity(self.store.identity.decode().split("@")[-1][:-1])
         return self._worker
 
+    def reload(self) -> Config:
+        """Read the configuration again (a long-lived front end after the files changed)."""
+        self._config = None
+        return self.config
+
+    @property
+    def actor(self) -> str:
+        """Who acts through this App, as recorded with each change: given by the front end
+        (the dashboard passes its user), else `user@host` of this process."""
+        if self._actor is None:
+            user = os.environ.get("USER") or os.environ.get("LOGNAME") or "unknown"
+            self._actor = f"{user}@{self.worker.split(':')[0]}"
+        return self._actor
+
     def factory(self, factory_id: str) -> Factory:
         """The named factory; UnknownFactory naming the known ones otherwise."""
         fac = self.config.factory(factory_id)
@@ -72,6 +93,5 @@ def _snapshot(app: App) -> Snapshot:
     return app.store.snapshot()
 
 
-def _who(app: App) -> str:
-    user = os.environ.get("USER") or os.environ.get("LOGNAME") or "unknown"
-    return f"{user}@{app.worker.split(':')[0]}"
+def _who(app: App, by: str | None = None) -> str:
+    return by or app.actor

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from freq import refs
+from freq import refs, transitions
 from freq.control import change_control
 from freq.errors import FreqError, UsageError
 from freq.locks import Locks
-from freq.model import Approval, Autonomy, Control, Event, EventKind, Factory
+from freq.model import Approval, Autonomy, Control, Factory
 from freq.ops.app import App, _who
 
 # ---------------------------------------------------------------- control
@@ -39,7 +39,9 @@ def _control_result(fac: Factory, c: Control) -> ControlResult:
     )
 
 
-def _set_paused(app: App, factory_id: str, paused: bool, reason: str) -> ControlResult:
+def _set_paused(
+    app: App, factory_id: str, paused: bool, reason: str, by: str | None
+) -> ControlResult:
     fac = app.factory(factory_id)
     c = change_control(
         app.store,
@@ -47,23 +49,25 @@ def _set_paused(app: App, factory_id: str, paused: bool, reason: str) -> Control
         factory_id,
         lambda c: replace(c, paused=paused),
         what="pause" if paused else "resume",
-        by=_who(app),
+        by=_who(app, by),
         why=reason,
     )
     return _control_result(fac, c)
 
 
-def pause(app: App, factory_id: str, *, reason: str = "") -> ControlResult:
+def pause(app: App, factory_id: str, *, reason: str = "", by: str | None = None) -> ControlResult:
     """Stop new claims in a factory (running steps finish); every worker respects it."""
-    return _set_paused(app, factory_id, True, reason)
+    return _set_paused(app, factory_id, True, reason, by)
 
 
-def resume(app: App, factory_id: str, *, reason: str = "") -> ControlResult:
+def resume(app: App, factory_id: str, *, reason: str = "", by: str | None = None) -> ControlResult:
     """Let a paused factory claim again."""
-    return _set_paused(app, factory_id, False, reason)
+    return _set_paused(app, factory_id, False, reason, by)
 
 
-def set_autonomy(app: App, factory_id: str, level: str, *, reason: str = "") -> ControlResult:
+def set_autonomy(
+    app: App, factory_id: str, level: str, *, reason: str = "", by: str | None = None
+) -> ControlResult:
     """auto: steps start by themselves; supervised: approval steps (and agent steps) wait
     for `approve`; manual: nothing starts without an approval."""
     fac = app.factory(factory_id)
@@ -77,7 +81,7 @@ def set_autonomy(app: App, factory_id: str, level: str, *, reason: str = "") -> 
         factory_id,
         lambda c: replace(c, autonomy=autonomy),
         what=f"autonomy {level}",
-        by=_who(app),
+        by=_who(app, by),
         why=reason,
     )
     return _control_result(fac, c)
@@ -94,7 +98,13 @@ class ApproveResult:
 
 
 def approve(
-    app: App, factory_id: str, name: str, step_id: str, *, reason: str = ""
+    app: App,
+    factory_id: str,
+    name: str,
+    step_id: str,
+    *,
+    reason: str = "",
+    by: str | None = None,
 ) -> ApproveResult:
     """Approve STEP for SUBJECT's current visit to its state. A gate step (no run, no
     agent) moves the subject to its to_state at once."""
@@ -111,23 +121,12 @@ def approve(
             f"{factory_id}/{name} is in {subj.state}; step {step_id} starts from "
             f"{', '.join(step.from_states)}"
         )
-    who = _who(app)
+    who = _who(app, by)
     if step.is_gate:
-        now = app.clock.now()
-        new = subj.entering(step.to_state, now, new_epoch=True)
-        event = Event(
-            kind=EventKind.TRANSITIONED,
-            factory=factory_id,
-            subject=name,
-            at=now,
-            worker=who,
-            step=step_id,
-            from_state=subj.state,
-            to_state=step.to_state,
-            epoch=new.epoch,
-            reason=f"approved by {who}" + (f": {reason}" if reason else ""),
+        change = transitions.approved(subj, step, at=app.clock.now(), by=who, reason=reason)
+        app.store.advance(
+            refs.subject_ref(factory_id, name), change.subject, change.event, expected=tip
         )
-        app.store.advance(refs.subject_ref(factory_id, name), new, event, expected=tip)
         return ApproveResult(factory=factory_id, subject=name, step=step_id, moved_to=step.to_state)
     now = app.clock.now()
     grant = Approval(subject=name, step=step_id, entered_at=subj.entered_at, by=who, at=now)
@@ -180,11 +179,11 @@ def list_locks(app: App, *, include_free: bool = False) -> tuple[LockRow, ...]:
     return tuple(out)
 
 
-def break_lock(app: App, name: str, *, reason: str) -> LockRow:
+def break_lock(app: App, name: str, *, reason: str, by: str | None = None) -> LockRow:
     """Release a lock by hand, whoever holds it (a commit with who and why)."""
     if not reason.strip():
         raise UsageError("--reason must say why")
-    old = Locks(app.store, app.clock).break_lock(name, who=_who(app), reason=reason)
+    old = Locks(app.store, app.clock).break_lock(name, who=_who(app, by), reason=reason)
     now = app.clock.now()
     return LockRow(
         name=old.name,

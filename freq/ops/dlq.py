@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from freq import refs
-from freq.dlq import AlreadyRequeued, Dlq, Entry
-from freq.errors import FreqError
-from freq.model import Event, EventKind
+from freq import refs, transitions
+from freq.dlq import Dlq, Entry
+from freq.errors import AlreadyRequeued, FreqError
 from freq.ops.app import App, _who
 
 
@@ -109,7 +108,9 @@ class RequeueResult:
     state: str
 
 
-def dlq_requeue(app: App, entry_id: str, *, reason: str = "") -> RequeueResult:
+def dlq_requeue(
+    app: App, entry_id: str, *, reason: str = "", by: str | None = None
+) -> RequeueResult:
     """Append a requeue entry and put the subject back in the state it failed in, with a
     fresh attempt budget. A second requeue of the same entry is refused."""
     queue = Dlq(app.store, app.clock)
@@ -140,28 +141,24 @@ def dlq_requeue(app: App, entry_id: str, *, reason: str = "") -> RequeueResult:
                 subject=e.subject,
                 at=app.clock.now(),
                 requeues=e.id,
-                by=_who(app),
+                by=_who(app, by),
                 reason=reason,
             ),
             b"",
         )
     # done exists here; a requeue record whose subject was never moved (a crash between
     # the two writes) is completed rather than refused
-    now = app.clock.now()
-    new = subj.entering(e.state, now, new_epoch=True)
-    event = Event(
-        kind=EventKind.REQUEUED,
-        factory=e.factory,
-        subject=e.subject,
-        at=now,
-        worker=_who(app),
-        from_state=subj.state,
-        to_state=e.state,
-        epoch=new.epoch,
-        dlq=done.id,
+    change = transitions.requeued(
+        subj,
+        state=e.state,
+        record=done.id,
+        at=app.clock.now(),
+        by=_who(app, by),
         reason=reason or f"requeued {e.id}",
     )
-    app.store.advance(refs.subject_ref(e.factory, e.subject), new, event, expected=tip)
+    app.store.advance(
+        refs.subject_ref(e.factory, e.subject), change.subject, change.event, expected=tip
+    )
     return RequeueResult(
         entry=e.id, requeue_entry=done.id, factory=e.factory, subject=e.subject, state=e.state
     )

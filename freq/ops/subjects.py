@@ -6,16 +6,14 @@ App and plain values and returns a result dataclass (or raises a FreqError).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from types import MappingProxyType
 
-from freq import proc, refs
+from freq import proc, refs, transitions
 from freq.errors import UnknownState, UsageError
-from freq.executor import Executor, RunSummary
 from freq.facts import gather
-from freq.model import Event, EventKind, Subject
+from freq.loop import RunSummary, Worker
+from freq.model import Subject
 from freq.ops.app import App, _snapshot
 from freq.planner import Plan, plan
 from freq.report import Reporter
@@ -84,24 +82,8 @@ def add_subjects(
     now = app.clock.now()
     items = []
     for name, data in subjects:
-        subj = Subject(
-            factory=factory_id,
-            name=name,
-            state=target,
-            data=MappingProxyType(dict(data)),
-            created_at=now,
-            updated_at=now,
-            entered_at=now,
-        )
-        ev = Event(
-            kind=EventKind.CREATED,
-            factory=factory_id,
-            subject=name,
-            at=now,
-            worker=app.worker,
-            to_state=target,
-        )
-        items.append((subj, ev))
+        c = transitions.created(factory_id, name, target, at=now, worker=app.worker, data=data)
+        items.append((c.subject, c.event))
     app.store.create_many(items)
     return AddResult(
         factory=factory_id,
@@ -233,7 +215,7 @@ class TransitionResult:
 
 
 def transition(
-    app: App, factory_id: str, name: str, state: str, *, reason: str
+    app: App, factory_id: str, name: str, state: str, *, reason: str, by: str | None = None
 ) -> TransitionResult:
     """Move a subject to `state` by hand (recorded with who and why). A running claim is
     ended: its worker's result will be refused by the epoch fence."""
@@ -245,21 +227,12 @@ def transition(
     if not reason.strip():
         raise UsageError("--reason must say why")
     subj, tip = app.store.read_subject(factory_id, name)
-    now = app.clock.now()
-    new = subj.entering(state, now, new_epoch=True)
-    user = os.environ.get("USER") or os.environ.get("LOGNAME") or "unknown"
-    event = Event(
-        kind=EventKind.MOVED,
-        factory=factory_id,
-        subject=name,
-        at=now,
-        worker=f"{user}@{app.worker}",
-        from_state=subj.state,
-        to_state=state,
-        epoch=new.epoch,
-        reason=reason,
+    change = transitions.moved(
+        subj, state=state, at=app.clock.now(), by=by or app.actor, reason=reason
     )
-    commit = app.store.advance(refs.subject_ref(factory_id, name), new, event, expected=tip)
+    commit = app.store.advance(
+        refs.subject_ref(factory_id, name), change.subject, change.event, expected=tip
+    )
     return TransitionResult(
         factory=factory_id,
         subject=name,
@@ -289,10 +262,10 @@ def run(
         app.factory(f)
     if max_parallel is not None and max_parallel < 1:
         raise UsageError("--max-parallel must be at least 1")
-    ex = Executor(app.store, app.config, clock=app.clock, worker=app.worker, reporter=reporter)
-    restore = proc.handle_interrupts(ex.stop, ex.kill) if handle_signals else None
+    w = Worker(app.store, app.config, clock=app.clock, worker=app.worker, reporter=reporter)
+    restore = proc.handle_interrupts(w.stop, w.kill) if handle_signals else None
     try:
-        return ex.run(
+        return w.run(
             once=once,
             until_idle=until_idle,
             factories=tuple(factories) or None,

@@ -1,0 +1,325 @@
+"""One claimed attempt from start to record: its runner, its environment, its outcome in git.
+
+Must not import click or subprocess (runners start processes through freq.proc). The
+outcome is recorded by compare-and-swap on the tip the attempt last wrote, so a result
+whose claim was taken over meanwhile is refused, never applied (SPEC §5). What the new
+subject is comes from freq/transitions.py; this module decides which rule applies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from freq import proc, refs, transitions
+from freq.claims import Claims, Heartbeat, Lease
+from freq.classify import Ending
+from freq.clock import Clock, Random
+from freq.discovery import parse_emitted
+from freq.errors import RefConflict
+from freq.facts import mark_for
+from freq.model import Claim, Emitted, Step, Subject
+from freq.repair import Repair
+from freq.report import Progress, ProgressKind, Reporter
+from freq.runners import StepRequest, StepResult, runner_for
+from freq.store import Store
+
+_MAX_EMITTED_LINES = 100_000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepOutcome:
+    """What one attempt came to, as recorded (or refused) in git."""
+
+    factory: str
+    subject: str
+    step: str
+    attempt: int
+    ok: bool
+    recorded: bool
+    to_state: str | None
+    detail: str
+    duration_ms: int
+
+
+class _Handle:
+    """The Attempt a runner sees: go on while the lease holds and nobody cancelled."""
+
+    def __init__(self, lease: Lease, cancel: proc.Cancel) -> None:
+        self._lease = lease
+        self._cancel = cancel
+
+    def go_on(self) -> bool:
+        return not self._lease.lost and not self._cancel.is_set()
+
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+
+class Attempts:
+    """Runs claimed attempts and records how they ended, for one worker identity."""
+
+    def __init__(
+        self,
+        store: Store,
+        claims: Claims,
+        repair: Repair,
+        *,
+        clock: Clock,
+        reporter: Reporter,
+        rng: Random,
+        heartbeat: Heartbeat | None = None,
+    ) -> None:
+        self.store = store
+        self.claims = claims
+        self.repair = repair
+        self.clock = clock
+        self.reporter = reporter
+        self.rng = rng
+        self.worker = claims.worker
+        self.cancel = proc.Cancel()
+        self.heartbeat = heartbeat
+        self.chaining = True
+        self.stopping = False
+
+    def _emit(self, kind: ProgressKind, subj: Subject, **kw: object) -> None:
+        self.reporter.emit(Progress(event=kind, factory=subj.factory, subject=subj.name, **kw))  # type: ignore[arg-type]
+
+    # ------------------------------------------------------------ run
+
+    def execute(self, lease: Lease) -> StepOutcome:
+        """Run the claimed step to its end and record the outcome (fenced by the claim)."""
+        return self._run(lease, chain=False)[0]
+
+    def execute_chain(self, lease: Lease) -> list[StepOutcome]:
+        """Run the claimed step, and the subject's next steps as long as each success can
+        claim the next one in the same commit (the greedy loop without a round trip)."""
+        outcomes = []
+        nxt: Lease | None = lease
+        while nxt is not None:
+            out, nxt = self._run(nxt, chain=self.chaining)
+            outcomes.append(out)
+        return outcomes
+
+    def _request(self, subj: Subject, step: Step, claim: Claim, **extra: str) -> StepRequest:
+        return StepRequest(
+            step=step,
+            cwd=self.store.root,
+            env={**step_env(subj, step, claim, self.store.root, self.worker), **extra},
+            timeout=step.timeout.total_seconds() if step.timeout else None,
+            log_path=self.store.log_path(subj.factory, subj.name, step.id, claim.attempt),
+        )
+
+    def _start(self, leases: Sequence[Lease], request: StepRequest, detail: str) -> StepResult:
+        first = leases[0].subject
+        claim = first.claim
+        assert claim is not None
+        self._emit(
+            ProgressKind.STARTED, first, step=request.step.id, attempt=claim.attempt, detail=detail
+        )
+        for lease in leases:
+            if self.heartbeat is not None:
+                self.heartbeat.add(lease)
+        try:
+            return runner_for(request.step, self.clock).run(
+                request, _Handle(leases[0], self.cancel)
+            )
+        finally:
+            for lease in leases:
+                if self.heartbeat is not None:
+                    self.heartbeat.drop(lease)
+
+    def _run(self, lease: Lease, *, chain: bool) -> tuple[StepOutcome, Lease | None]:
+        subj = lease.subject
+        claim = subj.claim
+        assert claim is not None
+        _fac, step = self.claims.step_of(subj.factory, claim.step)
+        said: list[bytes] = []
+        request = self._request(subj, step, claim)
+        if step.emits is not None:
+            request = StepRequest(
+                step=request.step,
+                cwd=request.cwd,
+                env=request.env,
+                timeout=request.timeout,
+                log_path=request.log_path,
+                on_line=_collector(said),
+            )
+        result = self._start([lease], request, "")
+        lines = [b.decode("utf-8", "replace").rstrip("\n") for b in said]
+        return self._record(lease, result, chain=chain, said=lines)
+
+    def execute_batch(self, leases: list[Lease]) -> list[StepOutcome]:
+        """Run a batch step once for all its members (FREQ_SUBJECTS, FREQ_SUBJECTS_FILE) and
+        record the outcome on each; a failure applies the failure policy to each member."""
+        first = leases[0].subject
+        claim = first.claim
+        assert claim is not None
+        _fac, step = self.claims.step_of(first.factory, claim.step)
+        names = [lease.subject.name for lease in leases]
+        listing = (
+            self.store.state_dir
+            / "batches"
+            / f"{first.factory}-{step.id}-{first.name}-{claim.epoch}.txt"
+        )
+        listing.parent.mkdir(parents=True, exist_ok=True)
+        listing.write_text("".join(f"{n}\n" for n in names))
+        request = self._request(
+            first,
+            step,
+            claim,
+            FREQ_SUBJECTS="\n".join(names),
+            FREQ_SUBJECTS_FILE=str(listing),
+        )
+        # the run goes on while its first member (the slot holder) holds its claim
+        result = self._start(leases, request, f"batch of {len(names)}")
+        return [self._record(lease, result, chain=False)[0] for lease in leases]
+
+    # ------------------------------------------------------------ record
+
+    def record(self, lease: Lease, result: StepResult) -> StepOutcome:
+        """Record how an attempt ended, by CAS on the tip the attempt wrote last: refused
+        (recorded=False) when anyone else moved the subject since, e.g. a takeover."""
+        return self._record(lease, result, chain=False)[0]
+
+    def _record(
+        self, lease: Lease, result: StepResult, *, chain: bool, said: Sequence[str] = ()
+    ) -> tuple[StepOutcome, Lease | None]:
+        with lease.lock:  # the heartbeat must not renew on the tip this write replaces
+            return self._record_locked(lease, result, chain=chain, said=said)
+
+    def _record_locked(
+        self, lease: Lease, result: StepResult, *, chain: bool, said: Sequence[str]
+    ) -> tuple[StepOutcome, Lease | None]:
+        subj = lease.subject
+        claim = subj.claim
+        assert claim is not None
+        _fac, step = self.claims.step_of(subj.factory, claim.step)
+        now = self.clock.now()
+        mapped = step.outcomes.get(result.exit_code) if result.exit_code is not None else None
+        ok = False
+        to_state: str | None = None
+        if result.cancelled and self.cancel.is_set():
+            # interrupted twice: give the attempt back, as if it had never been claimed
+            change = transitions.released(
+                subj, at=now, worker=self.worker, duration_ms=result.duration_ms
+            )
+            detail = "interrupted; claim released"
+        elif result.ok or mapped is not None:
+            to_state = mapped or step.to_state
+            emitted: tuple[Emitted, ...] = ()
+            if step.emits is not None:
+                wanted, problems = parse_emitted(said, step.emits.factory_id, step.emits.state)
+                emitted = tuple(wanted)
+                for problem in problems:
+                    self._emit(ProgressKind.EMIT, subj, step=step.id, detail=problem)
+            change = transitions.succeeded(
+                subj,
+                to_state=to_state,
+                at=now,
+                worker=self.worker,
+                duration_ms=result.duration_ms,
+                exit_code=result.exit_code,
+                mark=mark_for(step, self.store),
+                emitted=emitted,
+            )
+            ok = True
+            detail = f"{subj.state} -> {to_state}"
+        else:
+            ending = Ending(
+                exit_code=result.exit_code,
+                signal=result.signal,
+                timed_out=result.timed_out,
+                tail=result.tail.decode("utf-8", "replace"),
+            )
+            change, cls = transitions.failed(
+                subj,
+                step,
+                ending,
+                how=result.how,
+                duration_ms=result.duration_ms,
+                at=now,
+                worker=self.worker,
+                rng=self.rng,
+            )
+            err = change.subject.last_error
+            assert err is not None
+            detail = f"{err.reason}: {cls.kind.value} ({cls.reason})"
+        recorded = True
+        nxt = None
+        try:
+            if ok and chain and not self.stopping:
+                nxt = self.claims.chain(lease, change, result.tail)
+            if nxt is None:
+                lease.tip = self.store.advance(
+                    refs.subject_ref(subj.factory, subj.name),
+                    change.subject,
+                    change.event,
+                    expected=lease.tip,
+                    output=result.tail,
+                )
+        except RefConflict:
+            recorded = False
+            detail = "result refused: the claim was taken over (stale epoch)"
+        lease.subject = change.subject if nxt is None else lease.subject
+        self.claims.give_back(lease)
+        new = change.subject
+        if recorded and ok and new.emitted:
+            self.repair.create(new.emitted, subj)
+        if recorded and not ok and new.last_error is not None and new.claim is None:
+            self.repair.after_failure(new, lease.tip)
+        self._emit(
+            ProgressKind.FINISHED if ok and recorded else ProgressKind.FAILED,
+            subj,
+            step=step.id,
+            attempt=claim.attempt,
+            detail=detail,
+        )
+        if nxt is not None and nxt.subject.claim is not None:
+            self._emit(
+                ProgressKind.CLAIMED,
+                subj,
+                step=nxt.subject.claim.step,
+                attempt=nxt.subject.claim.attempt,
+            )
+        out = StepOutcome(
+            factory=subj.factory,
+            subject=subj.name,
+            step=step.id,
+            attempt=claim.attempt,
+            ok=ok and recorded,
+            recorded=recorded,
+            to_state=to_state,
+            detail=detail,
+            duration_ms=result.duration_ms,
+        )
+        return out, nxt
+
+
+def step_env(subj: Subject, step: Step, claim: Claim, root: Path, worker: str) -> dict[str, str]:
+    """The FREQ_* variables a step runs with (SPEC §2); data keys as FREQ_DATA_<KEY>."""
+    env = {
+        "FREQ_FACTORY": subj.factory,
+        "FREQ_SUBJECT": subj.name,
+        "FREQ_STEP": step.id,
+        "FREQ_ATTEMPT": str(claim.attempt),
+        "FREQ_EPOCH": str(claim.epoch),
+        "FREQ_STATE": subj.state,
+        "FREQ_WORKDIR": str(root),
+        "FREQ_REPO": str(root),
+        "FREQ_WORKER": worker,
+    }
+    for k, v in subj.data.items():
+        env["FREQ_DATA_" + "".join(c if c.isalnum() else "_" for c in k).upper()] = v
+    return env
+
+
+def _collector(into: list[bytes]) -> Callable[[bytes], None]:
+    """Keep the `freq:subject ...` lines of a step's output (at most 100,000)."""
+
+    def take(line: bytes) -> None:
+        if line.startswith(b"freq:subject ") and len(into) < _MAX_EMITTED_LINES:
+            into.append(line)
+
+    return take

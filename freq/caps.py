@@ -1,0 +1,171 @@
+"""Cap semaphores as slot refs whose liveness comes from subject refs (SPEC §3, §5).
+
+Must not import click or subprocess; reads only through store and writes nothing itself:
+`choose` returns the ref updates that take one slot of each cap, and the claimer moves them
+in one batch with the subject ref (freq/claims.py). A cap (global `max_parallel`, a
+factory's or a step's `max_parallel`, a state's WIP limit) of N is N refs
+`refs/frequency/caps/<scope>/<i>`, each pointing at the claim commit of its holder. A slot
+counts only while that claim is its subject's live claim (or, for a WIP cap, while the
+subject sits in the state; or briefly, while the claim is about to land), so no count is
+stored and a crashed holder can never leak a slot.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from freq import refs
+from freq.clock import Clock
+from freq.errors import CapFull, CorruptState, FreqError, RefConflict
+from freq.model import Claim, Subject
+from freq.store import RefUpdate, Store
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Cap:
+    """One cap a start must fit under: its semaphore ref scope and limit.
+
+    `state` is set for a WIP cap: its holders stay live while they sit in that state, and
+    `occupants` are the subjects the planner saw there (some may never have held a slot:
+    added there, or moved by hand), which count too.
+    """
+
+    scope: tuple[str, ...]
+    limit: int
+    state: str | None = None
+    occupants: frozenset[tuple[str, str]] = frozenset()
+
+
+def slot_is_live(
+    held: Subject, now_subject: Subject | None, cap: Cap, now: datetime, pending: timedelta
+) -> bool:
+    """Derived liveness of a slot that points at the claim commit whose subject.json is
+    `held`, given the subject as it is now: its claim is that claim and unexpired; or (WIP)
+    it sits in the cap's state; or the claim is still about to be written (pending)."""
+    claim = held.claim
+    if now_subject is None or claim is None:
+        return False
+    if cap.state is not None and now_subject.state == cap.state:
+        return True
+    current = now_subject.claim
+    if current is not None and current.epoch == claim.epoch and current.holder == claim.holder:
+        return current.expires_at > now
+    return now_subject.epoch < claim.epoch and claim.claimed_at + pending > now
+
+
+def _same_claim(a: Claim | None, b: Claim | None) -> bool:
+    return a is not None and b is not None and (a.epoch, a.holder) == (b.epoch, b.holder)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Survey:
+    slots: dict[int, str | None]  # slot number -> claim commit it points at
+    free: list[int]
+    own: list[int]  # held for the attempt ending now (a chained claim hands them on)
+    taken: set[tuple[str, str]]  # subjects holding live slots, and a WIP cap's occupants
+
+
+class Caps:
+    """Read cap slots and choose free ones; see the module docstring."""
+
+    def __init__(self, store: Store, clock: Clock, *, pending: timedelta, offset: int = 0) -> None:
+        self.store = store
+        self.clock = clock
+        self.pending = pending
+        self.offset = offset  # a worker-specific first slot, so processes rarely contend
+
+    def _current(self, factory: str, name: str) -> Subject | None:
+        try:
+            return self.store.read_subject(factory, name)[0]
+        except FreqError:
+            return None
+
+    def _slots(self, cap: Cap) -> dict[int, str | None]:
+        """Slot number → the claim commit it points at, for every slot that exists (also
+        ones above a lowered limit) and every empty one below the limit."""
+        prefix = refs.caps_ref(*cap.scope) + "/"
+        out: dict[int, str | None] = dict.fromkeys(range(cap.limit))
+        for ref, oid in self.store.list_refs(prefix).items():
+            slot = ref[len(prefix) :]
+            if slot.isdigit():
+                out[int(slot)] = oid
+        return out
+
+    def _survey(self, cap: Cap, subject: Subject, hand_on: Claim | None) -> _Survey:
+        now = self.clock.now()
+        base = refs.caps_ref(*cap.scope)
+        slots = self._slots(cap)
+        me = (subject.factory, subject.name)
+        current: dict[tuple[str, str], Subject | None] = {}
+        free: list[int] = []
+        own: list[int] = []
+        taken: set[tuple[str, str]] = set(cap.occupants)
+        for i, oid in slots.items():
+            if oid is not None:
+                try:
+                    held = self.store.subject_at(oid, f"{base}/{i}")
+                except CorruptState:
+                    held = None
+                if held is not None:
+                    key = (held.factory, held.name)
+                    if key not in current:
+                        current[key] = self._current(*key)
+                    if slot_is_live(held, current[key], cap, now, self.pending):
+                        taken.add(key)
+                        if key == me and _same_claim(held.claim, hand_on):
+                            own.append(i)
+                        continue
+            if i < cap.limit:
+                free.append(i)
+        return _Survey(slots=slots, free=free, own=own, taken=taken)
+
+    def has_room(self, caps: Sequence[Cap], subject: Subject) -> str | None:
+        """Read-only: None when every cap has a free slot for `subject` now, else why not
+        (lets a claimer skip writing a claim commit that could not take a slot)."""
+        me = (subject.factory, subject.name)
+        for cap in caps:
+            taken = self._survey(cap, subject, None).taken
+            if me not in taken and len(taken) >= cap.limit:
+                return f"{'/'.join(cap.scope)} full ({len(taken)}/{cap.limit})"
+        return None
+
+    def choose(
+        self,
+        caps: Sequence[Cap],
+        *,
+        claim: str,
+        subject: Subject,
+        describe: Callable[[Cap, int], str],
+        hand_on: Claim | None = None,
+    ) -> list[RefUpdate]:
+        """One ref update per cap that points a free slot at the prepared claim commit
+        `claim` (the caller moves them in one batch with the subject ref).
+
+        Raises CapFull (with `describe(cap, count)` as its message) when a cap is full.
+        `hand_on` is the claim of an attempt ending as this one starts (a chained claim):
+        a slot held for exactly that claim is passed on rather than counted as taken.
+        """
+        out: list[RefUpdate] = []
+        me = (subject.factory, subject.name)
+        for cap in sorted(caps, key=lambda c: c.scope):
+            s = self._survey(cap, subject, hand_on)
+            if not s.own and me not in s.taken and len(s.taken) >= cap.limit:
+                raise CapFull(describe(cap, len(s.taken)))
+            start = self.offset % cap.limit
+            order = s.own + sorted(s.free, key=lambda k: (k - start) % cap.limit)
+            if not order:
+                raise CapFull(describe(cap, cap.limit))
+            i = order[0]
+            out.append(RefUpdate(f"{refs.caps_ref(*cap.scope)}/{i}", claim, s.slots[i]))
+        return out
+
+    def leave(self, updates: Sequence[RefUpdate]) -> None:
+        """Free slots a claim took, if they still point at its claim (best effort: a slot
+        whose claim never reached the subject frees itself when its pending window ends)."""
+        for u in updates:
+            if u.new is not None:
+                with contextlib.suppress(RefConflict, FreqError):
+                    self.store.delete(u.ref, expected=u.new)

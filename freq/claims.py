@@ -1,0 +1,358 @@
+"""Claims: leases on subjects, their cap slots and locks, renewal, and chained claims.
+
+Must not import click or subprocess; writes only through store. A claim is one batch of ref
+updates (freq/store.py `update`): a free slot of every cap, every lock of the step, and
+last the subject ref moved to the claim commit (transitions.claimed), each against the
+value that was read, so the attempt holds all of them or none. Every later write of the
+attempt is a compare-and-swap on the tip it last wrote (fencing, SPEC §5). Renewal runs
+on a heartbeat thread of its own, so nothing the loop or a step's thread does can starve it.
+"""
+
+from __future__ import annotations
+
+import threading
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from freq import refs, transitions
+from freq.caps import Cap, Caps
+from freq.clock import Clock
+from freq.errors import CapFull, LockHeld, RefConflict
+from freq.locks import HeldLock, Locks
+from freq.model import Config, Factory, Snapshot, Step, Subject
+from freq.planner import Counts, Start, count, next_start
+from freq.predicates import Facts
+from freq.report import Progress, ProgressKind, Reporter
+from freq.store import RefUpdate, Store
+
+PENDING = timedelta(seconds=10)  # how long a cap slot waits for the claim it points at
+_BATCH_TRIES = 3  # a slot or lock taken between survey and batch: survey again this often
+
+
+class Lease:
+    """The running attempt's view of its claim: the tip it last wrote, and its locks.
+
+    `lock` serialises the heartbeat's renewals with the attempt's own last write, which
+    both compare-and-swap on `tip`."""
+
+    def __init__(self, subject: Subject, tip: str, locks: list[HeldLock]) -> None:
+        self.subject = subject
+        self.tip = tip
+        self.locks = locks
+        self.lost = False
+        self.lock = threading.Lock()
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """(factory, subject)."""
+        return self.subject.factory, self.subject.name
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class View:
+    """What the last planning cycle saw: a chained claim asks the planner over it."""
+
+    snap: Snapshot
+    facts: Facts | None
+
+
+class Claims:
+    """Claim, renew and chain for one worker identity."""
+
+    def __init__(
+        self,
+        store: Store,
+        config: Config,
+        *,
+        clock: Clock,
+        worker: str,
+        reporter: Reporter,
+    ) -> None:
+        self.store = store
+        self.config = config
+        self.clock = clock
+        self.worker = worker
+        self.reporter = reporter
+        self.ttl = config.settings.lease_ttl
+        self.max_parallel = config.settings.max_parallel
+        self.locks = Locks(store, clock)
+        self.caps = Caps(store, clock, pending=PENDING, offset=zlib.crc32(worker.encode()))
+        self.view: View | None = None
+        self._counts: tuple[Snapshot, Counts] | None = None
+
+    def _emit(self, kind: ProgressKind, who: Start | Subject, **kw: object) -> None:
+        name = who.name if isinstance(who, Subject) else who.subject
+        self.reporter.emit(Progress(event=kind, factory=who.factory, subject=name, **kw))  # type: ignore[arg-type]
+
+    def step_of(self, factory: str, step_id: str) -> tuple[Factory, Step]:
+        """The configured factory and step (both exist: the planner only plans those)."""
+        fac = self.config.factory(factory)
+        step = fac.step(step_id) if fac is not None else None
+        if fac is None or step is None:
+            raise LookupError(f"{factory}/{step_id} is not configured")
+        return fac, step
+
+    # ------------------------------------------------------------ caps
+
+    def caps_for(self, fac: Factory, step: Step) -> list[Cap]:
+        """Every cap a start of `step` must fit under."""
+        fid = fac.factory_id
+        caps = [Cap(scope=("global",), limit=self.max_parallel)]
+        if fac.limits.max_parallel is not None:
+            caps.append(Cap(scope=("factory", fid), limit=fac.limits.max_parallel))
+        if step.max_parallel is not None:
+            caps.append(Cap(scope=("step", fid, step.id), limit=step.max_parallel))
+        wip = fac.limits.wip.get(step.to_state)
+        if wip is not None:
+            snap = self.view.snap if self.view else None
+            there = frozenset(
+                k
+                for k, s in (snap.subjects.items() if snap else ())
+                if k[0] == fid and s.state == step.to_state
+            )
+            caps.append(
+                Cap(
+                    scope=("wip", fid, step.to_state),
+                    limit=wip,
+                    state=step.to_state,
+                    occupants=there,
+                )
+            )
+        return caps
+
+    @staticmethod
+    def describe_cap(cap: Cap, live: int) -> str:
+        """`step max_parallel reached (2/2)`."""
+        kind = {
+            "global": "global max_parallel",
+            "factory": "factory max_parallel",
+            "step": "step max_parallel",
+            "wip": f"WIP limit of {cap.state}",
+        }[cap.scope[0]]
+        return f"{kind} reached ({live}/{cap.limit})"
+
+    # ------------------------------------------------------------ claim
+
+    def claim(self, start: Start, *, bare: bool = False) -> Lease | None:
+        """Claim the planned start: one batch of the caps' slots, the step's locks and the
+        subject ref (moved from the planned tip to the claim commit). None when any of them
+        is taken: the planner saw an older state, and the next cycle re-plans. `bare`: a
+        batch member after the first, whose run the first one's slots and locks cover."""
+        fac, step = self.step_of(start.factory, start.step)
+        ref = refs.subject_ref(start.factory, start.subject)
+        for _ in range(_BATCH_TRIES):
+            subj, tip = self.store.read_subject(start.factory, start.subject)
+            if tip != start.tip:
+                return None
+            caps = [] if bare else self.caps_for(fac, step)
+            full = self.caps.has_room(caps, subj)
+            if full is not None:  # seen before writing anything: the plan's view was stale
+                self._emit(ProgressKind.WAITING, start, step=start.step, detail=full)
+                return None
+            change = transitions.claimed(
+                subj,
+                step=start.step,
+                attempt=start.attempt,
+                worker=self.worker,
+                at=self.clock.now(),
+                ttl=self.ttl,
+            )
+            oid = self.store.prepare(change.subject, change.event, parent=tip)
+            try:
+                slots = self.caps.choose(
+                    caps, claim=oid, subject=change.subject, describe=self.describe_cap
+                )
+                held, taking = self.locks.prepare(
+                    []
+                    if bare
+                    else [(s.name, s.ttl or self.config.settings.lock_ttl) for s in step.locks],
+                    holder=self.worker,
+                    subject=f"{start.factory}/{start.subject}",
+                    epoch=change.subject.epoch,
+                )
+            except (CapFull, LockHeld) as exc:
+                self._emit(ProgressKind.WAITING, start, step=start.step, detail=exc.message)
+                return None
+            try:
+                self.store.update([*slots, *taking, RefUpdate(ref, oid, tip)])
+            except RefConflict as exc:
+                if exc.ref == ref:
+                    return None  # the subject moved: re-plan
+                continue  # a slot or lock was taken since it was read: survey again
+            self._emit(ProgressKind.CLAIMED, start, step=start.step, attempt=start.attempt)
+            return Lease(change.subject, oid, held)
+        return None
+
+    def claim_batch(self, start: Start) -> list[Lease]:
+        """Claim every member of a batch start: the first with the step's caps and locks,
+        the rest bare. Members another worker took meanwhile are left out."""
+        first = self.claim(start.batch[0])
+        if first is None:
+            return []
+        rest = [self.claim(m, bare=True) for m in start.batch[1:]]
+        return [first, *(lease for lease in rest if lease is not None)]
+
+    def give_back(self, lease: Lease) -> None:
+        """Release the attempt's locks after its last write. Its cap slots need no write:
+        they are dead by derivation once the subject's claim has ended."""
+        self.locks.release_all(lease.locks)
+
+    # ------------------------------------------------------------ renew
+
+    def renew(self, lease: Lease) -> bool:
+        """Extend the lease (and its locks) once a third of their TTL has passed; False once
+        the claim is lost, which stops the step."""
+        with lease.lock:
+            return self._renew(lease)
+
+    def _renew(self, lease: Lease) -> bool:
+        if lease.lost:
+            return False
+        claim = lease.subject.claim
+        if claim is None:
+            return False  # recorded already: nothing left to renew
+        now = self.clock.now()
+        if claim.expires_at <= now:
+            # Too late: once expired, its cap slots and locks may be someone else's. Renewing
+            # now would resurrect the claim over a full cap (found by test_runtime_model).
+            return self._lose(lease, "lease expired before it was renewed; stopping the step")
+        for held in lease.locks:
+            if held.lock.expires_at - now <= held.lock.ttl * 2 / 3 and not self.locks.renew(held):
+                return self._lose(lease, f"lock {held.lock.name} was taken over; stopping the step")
+        if claim.expires_at - now > self.ttl * 2 / 3:
+            return True
+        change = transitions.renewed(lease.subject, at=now, ttl=self.ttl, worker=self.worker)
+        try:
+            lease.tip = self.store.advance(
+                refs.subject_ref(*lease.key), change.subject, change.event, expected=lease.tip
+            )
+        except RefConflict:
+            return self._lose(lease, "claim taken over; stopping the step")
+        lease.subject = change.subject
+        return True
+
+    def _lose(self, lease: Lease, why: str) -> bool:
+        lease.lost = True
+        claim = lease.subject.claim
+        self._emit(
+            ProgressKind.LOST,
+            lease.subject,
+            step=claim.step if claim else "",
+            attempt=claim.attempt if claim else 0,
+            detail=why,
+        )
+        return False
+
+    # ------------------------------------------------------------ chain
+
+    def chain(self, lease: Lease, done: transitions.Change, output: bytes) -> Lease | None:
+        """Record the success `done` and claim the subject's next step in one commit, when
+        the planner (over the last view, with this subject as it is now) would start that
+        step here: it saves a claim commit and a planning round trip on the path every
+        subject takes. The caps are still entered (the slot this attempt holds is handed
+        on). None when the next step cannot start at once, or needs locks or a batch (an
+        ordinary claim takes those); the caller then records plainly. RefConflict when the
+        claim was taken over meanwhile (the result is refused)."""
+        view = self.view
+        if view is None:
+            return None
+        counts = self._counts
+        if counts is None or counts[0] is not view.snap:
+            counts = self._counts = (view.snap, count(self.config, view.snap, done.event.at))
+        start = next_start(
+            self.config,
+            view.snap,
+            done.subject,
+            lease.tip,
+            now=done.event.at,
+            max_parallel=self.max_parallel,
+            counts=counts[1],
+            facts=view.facts,
+        )
+        if start is None:
+            return None
+        fac, step = self.step_of(start.factory, start.step)
+        if step.locks or step.batch is not None:
+            return None
+        both = transitions.chained(
+            done,
+            step=step.id,
+            attempt=start.attempt,
+            worker=self.worker,
+            at=done.event.at,
+            ttl=self.ttl,
+        )
+        ref = refs.subject_ref(*lease.key)
+        if self.store.read_ref(ref) != lease.tip:
+            raise RefConflict(ref)
+        oid = self.store.prepare(both.subject, both.event, parent=lease.tip, output=output)
+        try:
+            slots = self.caps.choose(
+                self.caps_for(fac, step),
+                claim=oid,
+                subject=both.subject,
+                describe=self.describe_cap,
+                hand_on=lease.subject.claim,
+            )
+            self.store.update([*slots, RefUpdate(ref, oid, lease.tip)])
+        except CapFull:
+            return None
+        except RefConflict as exc:
+            if exc.ref == ref:
+                raise
+            return None  # a slot moved: record plainly
+        lease.tip = oid
+        return Lease(both.subject, oid, [])
+
+
+class Heartbeat:
+    """A thread that renews every registered lease, whatever the other threads are doing.
+
+    It wakes every `interval` seconds of real time (renewal itself reads the injected
+    clock, so under a FakeClock nothing is renewed until the test moves time)."""
+
+    def __init__(self, claims: Claims, *, interval: float) -> None:
+        self.claims = claims
+        self.interval = interval
+        self._leases: dict[int, Lease] = {}
+        self._guard = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def add(self, lease: Lease) -> None:
+        """Renew `lease` from now on (until `drop`)."""
+        with self._guard:
+            self._leases[id(lease)] = lease
+
+    def drop(self, lease: Lease) -> None:
+        """Stop renewing `lease`."""
+        with self._guard:
+            self._leases.pop(id(lease), None)
+
+    def beat(self) -> None:
+        """Renew every registered lease once (also what the thread does each interval)."""
+        with self._guard:
+            leases = list(self._leases.values())
+        for lease in leases:
+            self.claims.renew(lease)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread = threading.Thread(target=self._loop, name="freq-heartbeat", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.beat()
+
+
+def alive(lease: Lease, cancelled: Callable[[], bool]) -> Callable[[], bool]:
+    """For a step runner: whether its attempt should go on (lease held, not cancelled)."""
+    return lambda: not lease.lost and not cancelled()

@@ -1,0 +1,309 @@
+"""The run loop (SPEC §5): plan, repair, claim and launch, wait, collect; greedily.
+
+Must not import click or subprocess. A Worker is one identity running factories against
+one store: it plans from git alone (freq.planner over a snapshot and the cycle's facts),
+lets Repair finish what others left half-done, claims through Claims, hands each attempt
+to Attempts on a thread of its own, and renews every lease from a Heartbeat thread. It
+plans again at once when a step ends or another local writer changes refs/frequency,
+else after the next backoff or lease expiry, or the shortest poll_interval.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from freq.attempts import Attempts, StepOutcome
+from freq.claims import Claims, Heartbeat, View
+from freq.clock import Clock, Random, system_rng
+from freq.discovery import discover
+from freq.facts import gather
+from freq.model import Config
+from freq.planner import Plan, plan
+from freq.repair import Repair
+from freq.report import Progress, ProgressKind, Reporter
+from freq.store import Store
+
+WAKE_SLICE = 0.01  # seconds between checks for a changed ref while waiting (idle CPU ~1%)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunSummary:
+    """What a `run` did."""
+
+    succeeded: int = 0
+    failed: int = 0
+    lost_races: int = 0
+    recovered: int = 0
+    refused: int = 0
+    cycles: int = 0
+    interrupted: bool = False
+    outcomes: tuple[StepOutcome, ...] = ()
+
+
+@dataclass(slots=True)
+class _Tally:
+    """Counts as the loop goes; frozen into a RunSummary at the end."""
+
+    succeeded: int = 0
+    failed: int = 0
+    lost_races: int = 0
+    recovered: int = 0
+    refused: int = 0
+    outcomes: list[StepOutcome] = field(default_factory=list)
+
+    def add(self, out: StepOutcome) -> None:
+        self.outcomes.append(out)
+        if not out.recorded:
+            self.refused += 1
+        elif out.ok:
+            self.succeeded += 1
+        else:
+            self.failed += 1
+
+
+_Inflight = dict[Future[list[StepOutcome]], tuple[str, str]]
+
+
+class Worker:
+    """Runs steps for one worker identity against one store."""
+
+    def __init__(
+        self,
+        store: Store,
+        config: Config,
+        *,
+        clock: Clock,
+        worker: str,
+        reporter: Reporter | None = None,
+        rng: Random | None = None,
+    ) -> None:
+        self.store = store
+        self.config = config
+        self.clock = clock
+        self.worker = worker
+        self.reporter = reporter or Reporter()
+        self.rng = rng or system_rng()
+        self.claims = Claims(store, config, clock=clock, worker=worker, reporter=self.reporter)
+        self.repair = Repair(
+            store, config, clock=clock, worker=worker, reporter=self.reporter, rng=self.rng
+        )
+        ttl = config.settings.lease_ttl.total_seconds()
+        self.heartbeat = Heartbeat(self.claims, interval=max(0.05, min(1.0, ttl / 10)))
+        self.attempts = Attempts(
+            store,
+            self.claims,
+            self.repair,
+            clock=clock,
+            reporter=self.reporter,
+            rng=self.rng,
+            heartbeat=self.heartbeat,
+        )
+        self.stopping = False
+        self._discovered: dict[str, float] = {}  # factory -> when to discover again
+        self._inflight: _Inflight = {}
+
+    @property
+    def running(self) -> int:
+        """Attempts (chains, batches) running now."""
+        return len(self._inflight)
+
+    def stop(self) -> None:
+        """Stop claiming; running steps finish and are recorded (first Ctrl-C)."""
+        self.stopping = True
+        self.attempts.stopping = True
+        self.reporter.emit(Progress(event=ProgressKind.DRAINING, detail=str(self.running)))
+
+    def kill(self) -> None:
+        """Stop running steps too: their process groups are killed and claims released."""
+        self.stopping = True
+        self.attempts.stopping = True
+        self.attempts.cancel.set()
+
+    def run(
+        self,
+        *,
+        once: bool = False,
+        until_idle: bool = False,
+        factories: tuple[str, ...] | None = None,
+        max_parallel: int | None = None,
+        max_cycles: int = 10_000_000,
+    ) -> RunSummary:
+        """The greedy loop: plan, claim, start; plan again at once when a step ends or any
+        local writer changes refs/frequency, else after the shortest poll_interval."""
+        cap = max_parallel if max_parallel is not None else self.config.settings.max_parallel
+        self.claims.max_parallel = cap
+        self.attempts.chaining = not once  # --once runs one planning cycle's steps, no further
+        chosen = [
+            f for f in self.config.factories if factories is None or f.factory_id in factories
+        ]
+        poll = min((f.poll_interval for f in chosen), default=timedelta(seconds=30))
+        tally = _Tally()
+        inflight = self._inflight
+        cycles = 0
+        with (
+            self.heartbeat,
+            ThreadPoolExecutor(max_workers=max(cap, 1), thread_name_prefix="freq-step") as pool,
+        ):
+            try:
+                while cycles < max_cycles:
+                    cycles += 1
+                    token = self.store.change_token()
+                    p = Plan()
+                    moved = 0
+                    if not self.stopping:
+                        p = self._plan(cap, factories)
+                        moved = self._repair(p, tally)
+                        self._launch(p, pool, tally)
+                    if once:
+                        self._collect(tally, timeout=None)
+                        break
+                    if not inflight and (self.stopping or (until_idle and p.idle)):
+                        if not self.stopping and self._discover(factories, force=True):
+                            continue  # idle only until discovery finds more
+                        break
+                    if moved:
+                        continue  # a recovery or a parking may have made work: plan again now
+                    self._wait(tally, token, poll, p.next_wake)
+            except KeyboardInterrupt:
+                self.kill()
+                self._collect(tally, timeout=None)
+        return RunSummary(
+            succeeded=tally.succeeded,
+            failed=tally.failed,
+            lost_races=tally.lost_races,
+            recovered=tally.recovered,
+            refused=tally.refused,
+            cycles=cycles,
+            interrupted=self.stopping,
+            outcomes=tuple(tally.outcomes),
+        )
+
+    def _repair(self, p: Plan, tally: _Tally) -> int:
+        """Recover expired leases, park final failures, create what successes emitted."""
+        moved = 0
+        for exp in p.expired:
+            ok = self.repair.recover(exp)
+            tally.recovered += ok
+            moved += ok
+        for park in p.parks:
+            moved += self.repair.park(park) is not None
+        for emit in p.emits:
+            moved += self.repair.apply_emitted(emit.factory, emit.subject)
+        return moved
+
+    def _discover(self, factories: tuple[str, ...] | None, *, force: bool = False) -> int:
+        """Run `subjects.discover` of the factories this loop runs: at the first cycle, then
+        at most once per factory's poll_interval (a discovery command may be slow), or now
+        with `force`. How many subjects it added."""
+        now = self.clock.monotonic()
+        added = 0
+        for fac in self.config.factories:
+            if not fac.discover or (factories is not None and fac.factory_id not in factories):
+                continue
+            due = self._discovered.get(fac.factory_id)
+            if due is not None and now < due and not force:
+                continue
+            self._discovered[fac.factory_id] = now + fac.poll_interval.total_seconds()
+            found = discover(self.store, fac, clock=self.clock, worker=self.worker)
+            for item in (*found.refused, *found.errors):
+                self.reporter.emit(
+                    Progress(event=ProgressKind.DISCOVERY, factory=fac.factory_id, detail=item)
+                )
+            if found.added:
+                added += len(found.added)
+                self.reporter.emit(
+                    Progress(
+                        event=ProgressKind.DISCOVERED,
+                        factory=fac.factory_id,
+                        detail=f"{len(found.added)} new subject(s)",
+                    )
+                )
+        return added
+
+    def _plan(self, cap: int, factories: tuple[str, ...] | None) -> Plan:
+        self._discover(factories)
+        snap = self.store.snapshot()
+        facts = gather(self.config, snap, store=self.store, clock=self.clock, factories=factories)
+        self.claims.view = View(snap=snap, facts=facts)
+        return plan(
+            self.config,
+            snap,
+            now=self.clock.now(),
+            max_parallel=cap,
+            factories=factories,
+            facts=facts,
+            complete=False,
+        )
+
+    def _launch(self, p: Plan, pool: ThreadPoolExecutor, tally: _Tally) -> None:
+        """Claim and start the plan's starts. Workers planning from the same state would all
+        try the same subjects first; each begins at its own offset instead, so that
+        several processes spread over the subjects rather than racing for each one."""
+        inflight = self._inflight
+        busy = set(inflight.values())
+        starts = list(p.starts)
+        if starts:
+            k = self.claims.caps.offset % len(starts)
+            starts = starts[k:] + starts[:k]
+        lost = 0
+        for start in starts:
+            if (start.factory, start.subject) in busy or self.stopping:
+                continue
+            if start.batch:
+                members = self.claims.claim_batch(start)
+                if members:
+                    fut = pool.submit(self.attempts.execute_batch, members)
+                    inflight[fut] = (start.factory, start.subject)
+                    lost = 0
+                    continue
+            else:
+                lease = self.claims.claim(start)
+                if lease is not None:
+                    fut = pool.submit(self.attempts.execute_chain, lease)
+                    inflight[fut] = (start.factory, start.subject)
+                    lost = 0
+                    continue
+            tally.lost_races += 1
+            lost += 1
+            if lost >= 2:
+                break  # others work from the same plan: leave them the rest; re-plan
+
+    def _wait(
+        self, tally: _Tally, token: tuple[int, ...], poll: timedelta, next_wake: datetime | None
+    ) -> None:
+        """Sleep until a step ends, refs/frequency changes, a backoff or lease ends, or the
+        poll interval passes; whichever comes first (checked every WAKE_SLICE seconds)."""
+        start = self.clock.now()
+        deadline = start + poll
+        if next_wake is not None:
+            deadline = min(deadline, max(next_wake, start))
+        while True:
+            if self._inflight:
+                if self._collect(tally, timeout=WAKE_SLICE):
+                    return
+            else:
+                self.clock.sleep(WAKE_SLICE)
+            if self.stopping and not self._inflight:
+                return
+            if not self.stopping and (
+                self.store.others_wrote(token) or self.clock.now() >= deadline
+            ):
+                return
+
+    def _collect(self, tally: _Tally, *, timeout: float | None) -> int:
+        """Wait up to `timeout` (None: for all) and record finished steps; how many ended."""
+        inflight = self._inflight
+        if not inflight:
+            return 0
+        done, _ = wait(
+            list(inflight),
+            timeout=timeout,
+            return_when="ALL_COMPLETED" if timeout is None else FIRST_COMPLETED,
+        )
+        for fut in done:
+            del inflight[fut]
+            for out in fut.result():
+                tally.add(out)
+        return len(done)

@@ -1,0 +1,176 @@
+"""Repair: what any worker does for subjects whose last writer stopped half-way.
+
+Must not import click or subprocess; writes only through store, by compare-and-swap on the
+tip the planner saw, so two workers repairing the same subject apply it once. Recover an
+expired lease (worker lost), park a final failure in the dead-letter queue (or move it to
+`on_terminal`), hold a quota, and create the subjects a recorded success emitted. The rules
+themselves are in freq/transitions.py; this module only applies them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from freq import refs, transitions
+from freq.clock import Clock, Random
+from freq.discovery import ensure
+from freq.dlq import Dlq, Entry
+from freq.errors import FreqError, RefConflict
+from freq.locks import Locks
+from freq.model import Config, Emitted, FailureKind, Subject
+from freq.planner import Expired, Park, quota_key
+from freq.report import Progress, ProgressKind, Reporter
+from freq.store import Store
+
+
+class Repair:
+    """Recover, park, hold and create for one worker identity."""
+
+    def __init__(
+        self,
+        store: Store,
+        config: Config,
+        *,
+        clock: Clock,
+        worker: str,
+        reporter: Reporter,
+        rng: Random,
+    ) -> None:
+        self.store = store
+        self.config = config
+        self.clock = clock
+        self.worker = worker
+        self.reporter = reporter
+        self.rng = rng
+        self.locks = Locks(store, clock)
+        self.dlq = Dlq(store, clock)
+
+    def _emit(self, kind: ProgressKind, factory: str, subject: str, **kw: object) -> None:
+        self.reporter.emit(Progress(event=kind, factory=factory, subject=subject, **kw))  # type: ignore[arg-type]
+
+    def recover(self, exp: Expired) -> bool:
+        """Record a lost worker's attempt as failed (`worker lost`, retryable); CAS on the tip."""
+        try:
+            subj, tip = self.store.read_subject(exp.factory, exp.subject)
+        except FreqError:  # the subject vanished or is corrupt: nothing to recover
+            return False
+        fac = self.config.factory(exp.factory)
+        step = fac.step(exp.step) if fac is not None else None
+        if tip != exp.tip or subj.claim is None or step is None:
+            return False
+        change = transitions.worker_lost(
+            subj, step, at=self.clock.now(), worker=self.worker, rng=self.rng
+        )
+        try:
+            self.store.advance(
+                refs.subject_ref(exp.factory, exp.subject),
+                change.subject,
+                change.event,
+                expected=tip,
+            )
+        except RefConflict:
+            return False
+        self._emit(
+            ProgressKind.RECOVERED,
+            exp.factory,
+            exp.subject,
+            step=exp.step,
+            attempt=exp.attempt,
+            detail=f"worker lost: {exp.holder}",
+        )
+        return True
+
+    def park(self, p: Park) -> str | None:
+        """Append the final failure to the DLQ (once), then mark the subject parked there or
+        move it to `on_terminal`. Safe to repeat after a crash between the two writes."""
+        try:
+            subj, tip = self.store.read_subject(p.factory, p.subject)
+        except FreqError:
+            return None
+        err = subj.last_error
+        if tip != p.tip or err is None or not err.final or err.dlq is not None:
+            return None
+        fac = self.config.factory(p.factory)
+        step = fac.step(err.step) if fac is not None else None
+        now = self.clock.now()
+        entry = self.dlq.append(
+            Entry(
+                id="",
+                seq=0,
+                kind="entry",
+                factory=p.factory,
+                subject=p.subject,
+                at=now,
+                step=err.step,
+                attempt=err.attempt,
+                state=subj.state,
+                exit_code=err.exit_code,
+                duration_ms=err.duration_ms,
+                failure_class=err.kind.value,
+                reason=err.rule or err.reason,
+                subject_commit=tip,
+                question=err.question,
+            ),
+            self.store.read_output(tip) or b"",
+        )
+        change = transitions.parked(
+            subj,
+            entry=entry.id,
+            on_terminal=step.on_terminal if step is not None else None,
+            at=now,
+            worker=self.worker,
+        )
+        try:
+            self.store.advance(
+                refs.subject_ref(p.factory, p.subject), change.subject, change.event, expected=tip
+            )
+        except RefConflict:
+            return None
+        self._emit(
+            ProgressKind.PARKED,
+            p.factory,
+            p.subject,
+            step=err.step,
+            attempt=err.attempt,
+            detail=f"dead-letter entry {entry.id}",
+        )
+        return entry.id
+
+    def after_failure(self, subj: Subject, tip: str) -> None:
+        """Park a final failure in the DLQ; hold a quota'd agent or step for everyone."""
+        err = subj.last_error
+        if err is None:
+            return
+        if err.final:
+            self.park(Park(factory=subj.factory, subject=subj.name, tip=tip))
+            return
+        fac = self.config.factory(subj.factory)
+        step = fac.step(err.step) if fac is not None else None
+        if err.kind is FailureKind.QUOTA and subj.not_before is not None and step is not None:
+            self.locks.hold(
+                quota_key(subj.factory, step),
+                until=subj.not_before,
+                holder=self.worker,
+                reason=f"{err.reason}: {err.summary}",
+            )
+
+    def create(self, wanted: Sequence[Emitted], by: Subject) -> int:
+        """Create the subjects `by` emitted that do not exist yet; how many were created."""
+        created = ensure(
+            self.store,
+            wanted,
+            clock=self.clock,
+            worker=self.worker,
+            reason=f"emitted by {by.factory}/{by.name}",
+        )
+        if created:
+            self._emit(ProgressKind.EMITTED, by.factory, by.name, detail=", ".join(created))
+        return len(created)
+
+    def apply_emitted(self, factory: str, subject: str) -> int:
+        """Create what a recorded success emitted but its worker did not get to."""
+        try:
+            subj, _tip = self.store.read_subject(factory, subject)
+        except FreqError:
+            return 0
+        return self.create(subj.emitted, subj) if subj.emitted else 0

@@ -1,0 +1,422 @@
+"""Every rule for how a subject changes: pure functions from a subject and inputs to a Change.
+
+Imports only the standard library and freq's pure modules (model, classify, retry): no git,
+no processes, no clock (`at` comes in), no global random state (an `rng` comes in). The run
+loop, `ops` and (later) the server-side update hook apply what these return; nothing else
+builds a changed Subject or its Event, so each rule is written once and table-tested without
+git (tests/test_transitions.py).
+
+    created     a new subject in a state
+    claimed     a worker's lease on one attempt of a step (epoch + 1: the fencing token)
+    renewed     the lease extended
+    succeeded   the step's outcome state, its mark and what it emitted
+    chained     a success that claims the subject's next step in the same commit
+    failed      classified, with its backoff, or final (terminal, needs_human, spent)
+    worker_lost a lease that expired: a retryable failure of that attempt
+    released    a claim given back without spending the attempt (second Ctrl-C)
+    parked      a final failure filed in the dead-letter queue (or moved to on_terminal)
+    requeued    back from the dead-letter queue with a fresh budget
+    moved       moved by a person
+    approved    a gate step approved: the subject moves to the gate's to_state
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from types import MappingProxyType
+
+from freq.classify import Classification, Ending, classify
+from freq.model import (
+    Claim,
+    Emitted,
+    Event,
+    EventKind,
+    FailureKind,
+    LastError,
+    Step,
+    Subject,
+    format_duration,
+)
+from freq.refs import iso
+from freq.retry import Rng, next_delay
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Change:
+    """A subject as it is after one event, and that event (what its commit records)."""
+
+    subject: Subject
+    event: Event
+
+
+def _event(kind: EventKind, subj: Subject, at: datetime, worker: str, **fields: object) -> Event:
+    return Event(
+        kind=kind,
+        factory=subj.factory,
+        subject=subj.name,
+        at=at,
+        worker=worker,
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+def _claim(subj: Subject) -> Claim:
+    if subj.claim is None:
+        raise ValueError(f"{subj.factory}/{subj.name} has no claim")
+    return subj.claim
+
+
+def created(
+    factory: str,
+    name: str,
+    state: str,
+    *,
+    at: datetime,
+    worker: str,
+    data: Mapping[str, str] | None = None,
+    reason: str | None = None,
+) -> Change:
+    """A new subject in `state`."""
+    subj = Subject(
+        factory=factory,
+        name=name,
+        state=state,
+        data=MappingProxyType(dict(data or {})),
+        created_at=at,
+        updated_at=at,
+        entered_at=at,
+    )
+    return Change(
+        subject=subj,
+        event=_event(EventKind.CREATED, subj, at, worker, to_state=state, reason=reason),
+    )
+
+
+def claimed(
+    subj: Subject, *, step: str, attempt: int, worker: str, at: datetime, ttl: timedelta
+) -> Change:
+    """`worker` leases attempt `attempt` of `step` until `at + ttl`, with a new epoch."""
+    epoch = subj.epoch + 1
+    new = replace(
+        subj,
+        epoch=epoch,
+        attempt=attempt,
+        claim=Claim(
+            holder=worker,
+            step=step,
+            attempt=attempt,
+            epoch=epoch,
+            claimed_at=at,
+            expires_at=at + ttl,
+        ),
+        not_before=None,
+        emitted=(),
+        updated_at=at,
+    )
+    event = _event(
+        EventKind.CLAIMED,
+        subj,
+        at,
+        worker,
+        step=step,
+        from_state=subj.state,
+        attempt=attempt,
+        epoch=epoch,
+    )
+    return Change(subject=new, event=event)
+
+
+def renewed(subj: Subject, *, at: datetime, ttl: timedelta, worker: str) -> Change:
+    """The running claim extended to `at + ttl`."""
+    c = _claim(subj)
+    new = replace(subj, claim=replace(c, expires_at=at + ttl), updated_at=at)
+    event = _event(
+        EventKind.RENEWED,
+        subj,
+        at,
+        worker,
+        step=c.step,
+        from_state=subj.state,
+        attempt=c.attempt,
+        epoch=c.epoch,
+    )
+    return Change(subject=new, event=event)
+
+
+def succeeded(
+    subj: Subject,
+    *,
+    to_state: str,
+    at: datetime,
+    worker: str,
+    duration_ms: int,
+    exit_code: int | None,
+    mark: str | None = None,
+    emitted: tuple[Emitted, ...] = (),
+) -> Change:
+    """The claimed step ended well: the subject enters `to_state` (its `outcomes:` target or
+    the step's to_state); `mark` is the branch commit `changed` predicates compare with."""
+    c = _claim(subj)
+    new = subj.entering(to_state, at, new_epoch=False)
+    if mark is not None:
+        new = replace(new, marks=MappingProxyType({**new.marks, c.step: mark}))
+    if emitted:
+        new = replace(new, emitted=emitted)
+    event = _event(
+        EventKind.TRANSITIONED,
+        subj,
+        at,
+        worker,
+        step=c.step,
+        from_state=subj.state,
+        to_state=to_state,
+        attempt=c.attempt,
+        epoch=c.epoch,
+        duration_ms=duration_ms,
+        exit_code=exit_code,
+    )
+    return Change(subject=new, event=event)
+
+
+def chained(
+    done: Change, *, step: str, attempt: int, worker: str, at: datetime, ttl: timedelta
+) -> Change:
+    """A success that also claims the subject's next step: one commit for both."""
+    nxt = claimed(done.subject, step=step, attempt=attempt, worker=worker, at=at, ttl=ttl)
+    claim = _claim(nxt.subject)
+    event = replace(done.event, next_claim=f"{step} attempt {attempt} epoch {claim.epoch}")
+    # the success's own emitted subjects (none, or the chain would not be taken) stay empty
+    return Change(subject=replace(nxt.subject, emitted=done.subject.emitted), event=event)
+
+
+def _previous_fingerprints(subj: Subject, step: str) -> tuple[str, ...]:
+    last = subj.last_error
+    if last is None or last.step != step or not last.fingerprint:
+        return ()
+    return (last.fingerprint,) * last.repeats
+
+
+def failed(
+    subj: Subject,
+    step: Step,
+    ending: Ending,
+    *,
+    how: str,
+    duration_ms: int,
+    at: datetime,
+    worker: str,
+    rng: Rng,
+) -> tuple[Change, Classification]:
+    """The claimed attempt failed (`how`: one line, `exit 3`): classified, and either given a
+    backoff (`not_before`) or made final. A quota spends no attempt and waits for its reset."""
+    c = _claim(subj)
+    previous = _previous_fingerprints(subj, step.id)
+    cls = classify(step, ending, previous, now=at)
+    repeats = len(previous) + 1 if previous and previous[-1] == cls.fingerprint else 1
+    attempt = c.attempt
+    not_before = None
+    final = cls.kind in (FailureKind.TERMINAL, FailureKind.NEEDS_HUMAN)
+    if cls.kind is FailureKind.QUOTA:
+        attempt -= 1
+        not_before = cls.hold_until
+    elif not final:
+        delay = next_delay(step.retry, c.attempt, rng)
+        if delay is None:
+            final = True
+        else:
+            not_before = at + delay
+    if ending.timed_out and step.timeout is not None:
+        how = f"timed out after {format_duration(step.timeout)}"
+    rule = cls.reason
+    if final and cls.kind is FailureKind.RETRYABLE:
+        rule += f"; retries exhausted ({c.attempt} of {step.retry.max_attempts})"
+    err = LastError(
+        step=step.id,
+        attempt=c.attempt,
+        exit_code=ending.exit_code,
+        kind=cls.kind,
+        reason=how,
+        at=at,
+        summary=last_line(ending.tail),
+        fingerprint=cls.fingerprint,
+        repeats=repeats,
+        final=final,
+        rule=rule,
+        question=cls.question,
+        duration_ms=duration_ms,
+    )
+    new = replace(
+        subj, attempt=attempt, claim=None, last_error=err, updated_at=at, not_before=not_before
+    )
+    event = _event(
+        EventKind.FAILED,
+        subj,
+        at,
+        worker,
+        step=step.id,
+        from_state=subj.state,
+        attempt=c.attempt,
+        epoch=c.epoch,
+        duration_ms=duration_ms,
+        exit_code=ending.exit_code,
+        failure=f"{cls.kind.value} ({rule})",
+        reason=cls.question,
+    )
+    return Change(subject=new, event=event), replace(cls, reason=rule)
+
+
+def worker_lost(subj: Subject, step: Step, *, at: datetime, worker: str, rng: Rng) -> Change:
+    """The claim's lease expired: its worker is presumed lost. A retryable failure of that
+    attempt (final once the step's attempts are spent); recorded by any planner."""
+    c = _claim(subj)
+    delay = next_delay(step.retry, c.attempt, rng)
+    rule = (
+        "worker lost"
+        if delay is not None
+        else f"worker lost; retries exhausted ({c.attempt} of {step.retry.max_attempts})"
+    )
+    err = LastError(
+        step=c.step,
+        attempt=c.attempt,
+        exit_code=None,
+        kind=FailureKind.RETRYABLE,
+        reason="worker lost",
+        at=at,
+        summary=f"lease of {c.holder} expired",
+        rule=rule,
+        final=delay is None,
+    )
+    new = replace(
+        subj,
+        claim=None,
+        last_error=err,
+        updated_at=at,
+        not_before=at + delay if delay is not None else None,
+    )
+    event = _event(
+        EventKind.FAILED,
+        subj,
+        at,
+        worker,
+        step=c.step,
+        from_state=subj.state,
+        attempt=c.attempt,
+        epoch=c.epoch,
+        failure=f"retryable ({rule})",
+        reason=f"lease of {c.holder} expired at {iso(c.expires_at)}",
+    )
+    return Change(subject=new, event=event)
+
+
+def released(subj: Subject, *, at: datetime, worker: str, duration_ms: int) -> Change:
+    """The claim given back unfinished (interrupted twice): the attempt is not spent."""
+    c = _claim(subj)
+    new = replace(subj, attempt=c.attempt - 1, claim=None, updated_at=at)
+    event = _event(
+        EventKind.RELEASED,
+        subj,
+        at,
+        worker,
+        step=c.step,
+        from_state=subj.state,
+        attempt=c.attempt,
+        epoch=c.epoch,
+        duration_ms=duration_ms,
+        reason="interrupted; claim released",
+    )
+    return Change(subject=new, event=event)
+
+
+def parked(
+    subj: Subject, *, entry: str, on_terminal: str | None, at: datetime, worker: str
+) -> Change:
+    """A final failure filed as dead-letter entry `entry`: the subject waits there for a
+    requeue, or (with the step's `on_terminal`) moves to that state."""
+    err = subj.last_error
+    if err is None or not err.final:
+        raise ValueError(f"{subj.factory}/{subj.name} has no final failure to park")
+    new = replace(
+        subj,
+        last_error=replace(err, dlq=entry),
+        updated_at=at,
+        parked=None if on_terminal else entry,
+    )
+    if on_terminal:
+        new = replace(new, state=on_terminal, attempt=0, not_before=None, entered_at=at)
+    event = _event(
+        EventKind.PARKED,
+        subj,
+        at,
+        worker,
+        step=err.step,
+        from_state=subj.state,
+        to_state=new.state,
+        attempt=err.attempt,
+        dlq=entry,
+    )
+    return Change(subject=new, event=event)
+
+
+def requeued(
+    subj: Subject, *, state: str, record: str, at: datetime, by: str, reason: str
+) -> Change:
+    """Back from the dead-letter queue into `state` with a fresh attempt budget; `record` is
+    the requeue entry. A new epoch fences off anything still running."""
+    new = subj.entering(state, at, new_epoch=True)
+    event = _event(
+        EventKind.REQUEUED,
+        subj,
+        at,
+        by,
+        from_state=subj.state,
+        to_state=state,
+        epoch=new.epoch,
+        dlq=record,
+        reason=reason,
+    )
+    return Change(subject=new, event=event)
+
+
+def moved(subj: Subject, *, state: str, at: datetime, by: str, reason: str) -> Change:
+    """Moved to `state` by a person; a running attempt's result will be refused (new epoch)."""
+    new = subj.entering(state, at, new_epoch=True)
+    event = _event(
+        EventKind.MOVED,
+        subj,
+        at,
+        by,
+        from_state=subj.state,
+        to_state=state,
+        epoch=new.epoch,
+        reason=reason,
+    )
+    return Change(subject=new, event=event)
+
+
+def approved(subj: Subject, step: Step, *, at: datetime, by: str, reason: str = "") -> Change:
+    """A gate step (no run, no agent) approved: the subject moves to its to_state."""
+    if subj.state not in step.from_states:
+        raise ValueError(f"{subj.factory}/{subj.name} is not in a state {step.id} starts from")
+    new = subj.entering(step.to_state, at, new_epoch=True)
+    event = _event(
+        EventKind.TRANSITIONED,
+        subj,
+        at,
+        by,
+        step=step.id,
+        from_state=subj.state,
+        to_state=step.to_state,
+        epoch=new.epoch,
+        reason=f"approved by {by}" + (f": {reason}" if reason else ""),
+    )
+    return Change(subject=new, event=event)
+
+
+def last_line(tail: str) -> str:
+    """The last non-blank line of an output tail (at most 300 characters)."""
+    for line in reversed(tail.splitlines()):
+        if line.strip():
+            return line.strip()[:300]
+    return ""
