@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
+import subprocess  # noqa: TID251 - the process funnel
 import threading
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
