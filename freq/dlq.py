@@ -22,7 +22,7 @@ from typing import Any
 
 from freq import refs
 from freq.clock import Clock
-from freq.errors import AlreadyRequeued, CorruptState, RefConflict, UnknownEntry
+from freq.errors import AlreadyRequeued, CorruptState, Hint, RefConflict, UnknownEntry
 from freq.store import Store
 
 ENTRY_FILE = "entry.json"
@@ -195,7 +195,8 @@ class Dlq:
                 if e.seq < int(num):
                     break
             raise UnknownEntry(
-                f"no dead-letter entry {entry_id!r}", hint=f"see `git freq dlq list {factory}`"
+                f"no dead-letter entry {entry_id!r}",
+                hint=Hint(text="see", command=("dlq", "list", factory)),
             )
         if len(entry_id) >= 4 and all(c in "0123456789abcdef" for c in entry_id.lower()):
             for factory in self.factories():
@@ -204,7 +205,7 @@ class Dlq:
                         return e
         raise UnknownEntry(
             f"no dead-letter entry {entry_id!r}",
-            hint="ids look like build#3 or a commit id; see `git freq dlq list`",
+            hint=Hint(text="ids look like build#3 or a commit id; see", command=("dlq", "list")),
         )
 
     def output(self, entry: Entry) -> str:

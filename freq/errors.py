@@ -34,6 +34,23 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Hint:
+    """What to do next, as data each front end renders in its own words: plain `text`, and
+    the Frequency action that does it as a command (its words after `git freq`, which the
+    dashboard may offer as a button) or an `option` of the failed call (a parameter name,
+    `skip_existing`, which the CLI shows as --skip-existing)."""
+
+    text: str
+    command: tuple[str, ...] = ()
+    option: str | None = None
+
+    def plain(self) -> str:
+        """A front-end-neutral rendering: `wait, or break it (locks break deploy)`."""
+        extra = " ".join(self.command) or (self.option or "")
+        return f"{self.text} ({extra})" if extra else self.text
+
+
 class FreqError(Exception):
     """Base of every error Frequency reports to a user."""
 
@@ -41,18 +58,25 @@ class FreqError(Exception):
     exit_code = EXIT_FAILURE
     retryable = False
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
+    def __init__(self, message: str, *, hint: Hint | str | None = None) -> None:
         super().__init__(message)
         self.message = message
-        self.hint = hint
+        self.hint = Hint(text=hint) if isinstance(hint, str) else hint
 
     def one_line(self) -> str:
-        """The message with its hint folded in, as printed on stderr."""
-        return f"{self.message}; {self.hint}" if self.hint else self.message
+        """The message with its hint folded in, front-end neutral (see render.error_line)."""
+        return f"{self.message}; {self.hint.plain()}" if self.hint else self.message
 
     def as_json(self) -> dict[str, object]:
-        """The error as a JSON object for `--json` output."""
-        return {"code": self.code, "message": self.message, "hint": self.hint}
+        """The error as a JSON object for `--json` output; the hint as data."""
+        hint = self.hint
+        return {
+            "code": self.code,
+            "message": self.message,
+            "hint": None
+            if hint is None
+            else {"text": hint.text, "command": list(hint.command), "option": hint.option},
+        }
 
 
 class UsageError(FreqError):

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 from freq import refs
 from freq.clock import Clock
-from freq.errors import CorruptState, FreqError, LockHeld, RefConflict
+from freq.errors import CorruptState, FreqError, Hint, LockHeld, RefConflict
 from freq.model import Lock
 from freq.store import RefUpdate, Store
 
@@ -90,7 +90,7 @@ class Locks:
             assert current is not None
             raise LockHeld(
                 f"lock {name!r} is held by {current.holder} until {refs.iso(current.expires_at)}",
-                hint=f"wait, or run `git freq locks break {name} --reason ...`",
+                hint=Hint(text="wait, or run", command=("locks", "break", name)),
             )
         lock = Lock(
             name=name,
@@ -181,7 +181,10 @@ class Locks:
         for _ in range(_CAS_ATTEMPTS):
             current, tip = self.read(name)
             if current is None:
-                raise FreqError(f"no lock named {name!r}", hint="see `git freq locks --all`")
+                raise FreqError(
+                    f"no lock named {name!r}",
+                    hint=Hint(text="see", command=("locks", "--all")),
+                )
             now = self.clock.now()
             broken = replace(current, released=True, expires_at=now)
             msg = refs.lock_message(

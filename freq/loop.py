@@ -39,6 +39,7 @@ class RunSummary:
     refused: int = 0
     cycles: int = 0
     interrupted: bool = False
+    stopped_by: str | None = None  # the signal that interrupted the run: SIGINT or SIGTERM
     outcomes: tuple[StepOutcome, ...] = ()
 
 
@@ -101,6 +102,7 @@ class Worker:
             heartbeat=self.heartbeat,
         )
         self.stopping = False
+        self._said_draining = False
         self._discovered: dict[str, float] = {}  # factory -> when to discover again
         self._inflight: _Inflight = {}
 
@@ -110,10 +112,16 @@ class Worker:
         return len(self._inflight)
 
     def stop(self) -> None:
-        """Stop claiming; running steps finish and are recorded (first Ctrl-C)."""
+        """Stop claiming; running steps finish and are recorded (first Ctrl-C). Safe to call
+        from a signal handler: it only sets flags; the loop reports the drain."""
         self.stopping = True
         self.attempts.stopping = True
-        self.reporter.emit(Progress(event=ProgressKind.DRAINING, detail=str(self.running)))
+
+    def _say_draining(self) -> None:
+        """Report once, as soon as the loop sees a stop, how many attempts are draining."""
+        if self.stopping and not self._said_draining:
+            self._said_draining = True
+            self.reporter.emit(Progress(event=ProgressKind.DRAINING, detail=str(self.running)))
 
     def kill(self) -> None:
         """Stop running steps too: their process groups are killed and claims released."""
@@ -159,6 +167,7 @@ class Worker:
                     if once:
                         self._collect(tally, timeout=None)
                         break
+                    self._say_draining()
                     if not inflight and (self.stopping or (until_idle and p.idle)):
                         if not self.stopping and self._discover(factories, force=True):
                             continue  # idle only until discovery finds more
@@ -280,6 +289,7 @@ class Worker:
         if next_wake is not None:
             deadline = min(deadline, max(next_wake, start))
         while True:
+            self._say_draining()
             if self._inflight:
                 if self._collect(tally, timeout=WAKE_SLICE):
                     return

@@ -218,20 +218,58 @@ def worker_identity(hostname: str) -> str:
     return f"{hostname}:{pid}:{start}"
 
 
-def handle_interrupts(first: Callable[[], None], second: Callable[[], None]) -> Callable[[], None]:
-    """Route SIGINT/SIGTERM: the first signal calls `first`, any later one `second`.
+DOUBLE_SIGNAL = 0.5  # seconds: a second SIGINT this soon is the same keypress, twice
 
-    Returns a function that restores the previous handlers. Outside the main thread (where
-    Python cannot install handlers) it does nothing.
+
+class Interrupts:
+    """Which interrupt stopped a run (None: none), and how to put the old handlers back."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self._restore: Callable[[], None] = lambda: None
+
+    @property
+    def name(self) -> str | None:
+        """`SIGINT` or `SIGTERM`, once one arrived."""
+        return signal.Signals(self.signal).name if self.signal is not None else None
+
+    def restore(self) -> None:
+        """Put back the handlers that were there before."""
+        self._restore()
+
+
+def handle_interrupts(
+    first: Callable[[], None],
+    second: Callable[[], None],
+    *,
+    clock: Clock,
+) -> Interrupts:
+    """Route SIGINT/SIGTERM: the first signal calls `first`, a later one `second`.
+
+    One Ctrl-C is one interrupt: run as `git freq`, the process gets the terminal's SIGINT
+    and the same SIGINT again from git's wrapper, which forwards it to its child; a SIGINT
+    within DOUBLE_SIGNAL seconds of the first is taken for that echo. Outside the main
+    thread (where Python cannot install handlers) nothing is installed.
     """
+    out = Interrupts()
     if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-    seen = 0
+        return out
+    seen: list[tuple[int, float]] = []
 
     def handler(signum: int, frame: object) -> None:
-        nonlocal seen
-        seen += 1
-        (first if seen == 1 else second)()
+        now = clock.monotonic()
+        if (
+            len(seen) == 1
+            and signum == seen[0][0] == signal.SIGINT
+            and now - seen[0][1] < DOUBLE_SIGNAL
+        ):
+            return  # git's echo of the keypress we already have
+        seen.append((signum, now))
+        if len(seen) == 1:
+            out.signal = signum
+            first()
+        else:
+            second()
 
     old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
 
@@ -239,4 +277,5 @@ def handle_interrupts(first: Callable[[], None], second: Callable[[], None]) -> 
         for sig, h in old.items():
             signal.signal(sig, h)
 
-    return restore
+    out._restore = restore
+    return out

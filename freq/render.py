@@ -14,6 +14,7 @@ from enum import Enum
 from typing import Any
 
 from freq import refs
+from freq.errors import FreqError, Hint
 from freq.model import Capacity, Factory, Subject, SubjectState
 from freq.predicates import leaves
 
@@ -233,3 +234,21 @@ def _first(factories: tuple[Factory, ...], fid: str) -> str:
         if f.factory_id == fid:
             return f.initial
     return "unknown"
+
+
+# ---------------------------------------------------------------- errors
+
+
+def hint_text(hint: Hint) -> str:
+    """A hint in the command line's words: its text, then the command (`see `git freq status
+    build``) or the option (`overwrite them: pass --force`)."""
+    if hint.command:
+        return f"{hint.text} `git freq {' '.join(hint.command)}`"
+    if hint.option:
+        return f"{hint.text} --{hint.option.replace('_', '-')}"
+    return hint.text
+
+
+def error_line(error: FreqError) -> str:
+    """A FreqError as the CLI prints it: the message with its hint folded in."""
+    return f"{error.message}; {hint_text(error.hint)}" if error.hint else error.message

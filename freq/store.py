@@ -49,6 +49,7 @@ from freq.errors import (
     CorruptState,
     DiskFull,
     GitLockHeld,
+    Hint,
     NotARepository,
     RefConflict,
     SubjectExists,
@@ -209,7 +210,7 @@ class Store:
         except NotGitRepository:
             raise NotARepository(
                 f"not a git repository: {os.fspath(start)}",
-                hint="run `git init` first, or cd into a repository",
+                hint=Hint(text="run `git init` first, or cd into a repository"),
             ) from None
         if repo.bare:
             repo.close()
@@ -641,7 +642,10 @@ class Store:
                     more = f" and {len(clash) - 5} more" if len(clash) > 5 else ""
                     raise SubjectExists(
                         f"subject already exists: {names}{more}",
-                        hint="nothing was added; leave those out, or pass --skip-existing",
+                        hint=Hint(
+                            text="nothing was added; leave those out, or pass",
+                            option="skip_existing",
+                        ),
                     )
                 container.add_packed_refs(new_refs)
             finally:
@@ -753,7 +757,7 @@ class Store:
         if oid is None:
             raise UnknownSubject(
                 f"no subject {name!r} in factory {factory!r}",
-                hint=f"see `git freq status {factory}`",
+                hint=Hint(text="see", command=("status", factory)),
             )
         self._cache.refresh()
         cached = self._cache.get(oid.encode())

@@ -349,7 +349,7 @@ def test_no_frequency_folder_is_no_config(tmp_path: Path) -> None:
     with pytest.raises(NoConfig) as info:
         load_config(tmp_path)
     assert info.value.message == f"no .frequency/ folder in {tmp_path}"
-    assert info.value.hint == "run `git freq init`"
+    assert info.value.hint is not None and info.value.hint.text == "run `git freq init`"
 
 
 def test_emits_target_counts_as_reached(tmp_path: Path) -> None:

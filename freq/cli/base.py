@@ -78,7 +78,7 @@ class FreqGroup(click.Group):
                 click.echo(f"{PROG}: {len(exc.problems)} problems; nothing was run", err=True)
             sys.exit(exc.exit_code)
         except FreqError as exc:
-            _fail(exc.one_line(), exc.exit_code, as_json=as_json, data=exc.as_json())
+            _fail(render.error_line(exc), exc.exit_code, as_json=as_json, data=exc.as_json())
         except KeyboardInterrupt:
             _fail("interrupted", EXIT_INTERRUPTED, as_json=as_json)
         except BrokenPipeError:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 
 from freq import refs, transitions
 from freq.control import change_control
-from freq.errors import FreqError, UsageError
+from freq.errors import FreqError, Hint, UsageError
 from freq.locks import Locks
 from freq.model import Approval, Autonomy, Control, Factory
 from freq.ops.app import App, _who
@@ -182,7 +182,7 @@ def list_locks(app: App, *, include_free: bool = False) -> tuple[LockRow, ...]:
 def break_lock(app: App, name: str, *, reason: str, by: str | None = None) -> LockRow:
     """Release a lock by hand, whoever holds it (a commit with who and why)."""
     if not reason.strip():
-        raise UsageError("--reason must say why")
+        raise UsageError("a reason is required", hint=Hint(text="say why with", option="reason"))
     old = Locks(app.store, app.clock).break_lock(name, who=_who(app, by), reason=reason)
     now = app.clock.now()
     return LockRow(

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from freq import refs, transitions
 from freq.dlq import Dlq, Entry
-from freq.errors import AlreadyRequeued, FreqError
+from freq.errors import AlreadyRequeued, FreqError, Hint
 from freq.ops.app import App, _who
 
 
@@ -124,7 +124,7 @@ def dlq_requeue(
     if done is not None and not waiting:
         raise AlreadyRequeued(
             f"{e.id} was already requeued as {done.id} at {refs.iso(done.at)}; nothing was changed",
-            hint=f"see `git freq show {e.factory} {e.subject}`",
+            hint=Hint(text="see", command=("show", e.factory, e.subject)),
         )
     if not waiting:
         raise FreqError(

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from freq.config import dead_ends, expand_config
-from freq.errors import FreqError
+from freq.errors import FreqError, Hint
 from freq.model import Factory
 from freq.ops.app import App
 
@@ -78,7 +78,7 @@ def init_project(app: App, *, force: bool = False) -> InitResult:
     if existing and not force:
         raise FreqError(
             f".frequency/{existing[0]} already exists; nothing was written",
-            hint="pass --force to overwrite",
+            hint=Hint(text="overwrite them: pass", option="force"),
         )
     folder.mkdir(exist_ok=True)
     for name, text in files.items():

@@ -6,11 +6,12 @@ App and plain values and returns a result dataclass (or raises a FreqError).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from freq import proc, refs, transitions
-from freq.errors import UnknownState, UsageError
+from freq.errors import Hint, UnknownState, UsageError
 from freq.facts import gather
 from freq.loop import RunSummary, Worker
 from freq.model import Subject
@@ -38,7 +39,7 @@ def parse_data(pairs: Iterable[str]) -> dict[str, str]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise UsageError(f"--data takes KEY=VALUE, got {pair!r}")
+            raise UsageError(f"data must be KEY=VALUE, not {pair!r}")
         out[key.strip()] = value
     return out
 
@@ -72,7 +73,9 @@ def add_subjects(
     for name, _ in subjects:
         refs.check_name("subject", name)
     if not subjects:
-        raise UsageError("name at least one subject, or pass --from FILE")
+        raise UsageError(
+            "no subjects named", hint=Hint(text="name some, or pass", option="from")
+        )
     skipped: list[str] = []
     if skip_existing:
         present = set(app.store.list_refs(f"{refs.SUBJECTS}{factory_id}/"))
@@ -225,7 +228,7 @@ def transition(
             f"factory {factory_id!r} has no state {state!r} (states: {', '.join(fac.states)})"
         )
     if not reason.strip():
-        raise UsageError("--reason must say why")
+        raise UsageError("a reason is required", hint=Hint(text="say why with", option="reason"))
     subj, tip = app.store.read_subject(factory_id, name)
     change = transitions.moved(
         subj, state=state, at=app.clock.now(), by=by or app.actor, reason=reason
@@ -256,24 +259,28 @@ def run(
     """Run steps: one cycle, until idle, or until interrupted.
 
     With `handle_signals` (the CLI), the first SIGINT/SIGTERM stops claiming and lets
-    running steps finish; the second kills their process groups and releases their claims.
+    running steps finish (a `draining` progress event says how many); the second kills their
+    process groups and releases their claims. `stopped_by` names the first signal.
     """
     for f in factories:
         app.factory(f)
     if max_parallel is not None and max_parallel < 1:
-        raise UsageError("--max-parallel must be at least 1")
+        raise UsageError("max_parallel must be at least 1")
     w = Worker(app.store, app.config, clock=app.clock, worker=app.worker, reporter=reporter)
-    restore = proc.handle_interrupts(w.stop, w.kill) if handle_signals else None
+    signals = proc.handle_interrupts(w.stop, w.kill, clock=app.clock) if handle_signals else None
     try:
-        return w.run(
+        summary = w.run(
             once=once,
             until_idle=until_idle,
             factories=tuple(factories) or None,
             max_parallel=max_parallel,
         )
     finally:
-        if restore is not None:
-            restore()
+        if signals is not None:
+            signals.restore()
+    if signals is not None and signals.name is not None:
+        summary = dataclasses.replace(summary, stopped_by=signals.name)
+    return summary
 
 
 # ---------------------------------------------------------------- why

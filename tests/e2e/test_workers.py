@@ -224,7 +224,7 @@ def test_second_sigint_kills_steps_and_releases_claims(freq_repo, tmp_path: Path
     worker = _spawn(r, "run", "--until-idle", log=log)
     _wait_for(lambda: log.exists() and "start" in log.read_text())
     worker.send_signal(signal.SIGINT)
-    time.sleep(0.2)
+    time.sleep(0.8)  # a second keypress: one within 0.5 s is git's echo of the first
     worker.send_signal(signal.SIGINT)
     _out, err = worker.communicate(timeout=30)
     assert worker.returncode == 130, err
