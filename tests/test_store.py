@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -246,3 +247,115 @@ def test_stale_git_lock_left_by_a_killed_process_is_cleared(store: Store, repo: 
     )
     assert repo.git("rev-parse", "refs/frequency/subjects/build/x").strip() == new
     assert not lock.exists()
+
+
+# ---------------------------------------------------------------- batches
+
+
+def _tips(repo: FreqRepo) -> dict[str, str]:
+    out = repo.git("for-each-ref", "--format=%(refname) %(objectname)", "refs/frequency")
+    return dict(line.split() for line in out.splitlines())
+
+
+def test_a_batch_moves_every_ref_or_none(store: Store, repo: FreqRepo) -> None:
+    """Store.update: each ref against its expected value; one stale value moves nothing."""
+    from freq.store import RefUpdate
+
+    s = _subject("a")
+    first = store.advance(refs.subject_ref("build", "a"), s, _created(s), expected=None)
+    second = store.prepare(replace(s, state="implemented"), _moved(s, "implemented"), parent=first)
+    slot = "refs/frequency/caps/global/0"
+    lock = "refs/frequency/locks/deploy"
+    store.update(
+        [
+            RefUpdate(slot, second, None),
+            RefUpdate(lock, second, None),
+            RefUpdate(refs.subject_ref("build", "a"), second, first),
+        ]
+    )
+    assert _tips(repo) == {slot: second, lock: second, refs.subject_ref("build", "a"): second}
+    before = _tips(repo)
+    with pytest.raises(RefConflict) as info:
+        store.update(
+            [
+                RefUpdate(slot, first, None),  # already exists: stale
+                RefUpdate(lock, None, second),  # would delete
+                RefUpdate(refs.subject_ref("build", "a"), first, second),
+            ]
+        )
+    assert info.value.ref == slot
+    assert _tips(repo) == before  # nothing moved, nothing deleted
+    assert not list((repo.path / ".git" / "refs" / "frequency").rglob("*.lock"))
+    store.update([RefUpdate(lock, None, second), RefUpdate(slot, None, second)])
+    assert set(_tips(repo)) == {refs.subject_ref("build", "a")}
+    fsck = subprocess.run(
+        ["git", "fsck", "--no-dangling"], cwd=repo.path, capture_output=True, check=False
+    )
+    assert fsck.returncode == 0, fsck.stderr
+
+
+def test_a_batch_waits_out_a_held_ref_lock_and_names_the_ref_when_it_cannot(
+    store: Store, repo: FreqRepo
+) -> None:
+    """A *.lock held by another writer is retried; one that stays held is GitLockHeld,
+    and the batch's other refs are left as they were."""
+    from freq.store import RefUpdate
+
+    s = _subject("a")
+    tip = store.advance(refs.subject_ref("build", "a"), s, _created(s), expected=None)
+    held = repo.path / ".git" / "refs" / "frequency" / "caps" / "global" / "0.lock"
+    held.parent.mkdir(parents=True)
+    held.write_text("")  # fresh: not stale, so it is another writer's
+    with pytest.raises(GitLockHeld):
+        store.update(
+            [
+                RefUpdate("refs/frequency/caps/global/0", tip, None),
+                RefUpdate(refs.subject_ref("build", "a"), tip, tip),
+            ]
+        )
+    assert held.exists()  # not ours to remove
+    assert "refs/frequency/caps/global/0" not in _tips(repo)
+
+
+def test_bulk_creates_from_two_processes_never_overwrite_each_other(repo: FreqRepo) -> None:
+    """Two processes add overlapping names at once: every subject is created exactly once,
+    by one of them, and the process that lost wrote none of its batch (all or nothing)."""
+    script = (
+        "import sys\n"
+        "from freq.clock import SystemClock\n"
+        "from freq.errors import SubjectExists\n"
+        "from freq.store import Store\n"
+        "from freq import transitions as t\n"
+        "from datetime import datetime, UTC\n"
+        "names = sys.argv[2].split(',')\n"
+        "st = Store.discover('.', clock=SystemClock())\n"
+        "now = datetime.now(UTC)\n"
+        "items = [(c.subject, c.event) for c in (t.created('build', n, 'selected', at=now,\n"
+        "         worker=sys.argv[1], data={'by': sys.argv[1]}) for n in names)]\n"
+        "try:\n"
+        "    st.create_many(items)\n"
+        "    print('created')\n"
+        "except SubjectExists:\n"
+        "    print('exists')\n"
+    )
+    a = ",".join(f"s{i}" for i in range(300))
+    b = ",".join(f"s{i}" for i in range(150, 450))
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, who, names],
+            cwd=repo.path,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for who, names in (("A", a), ("B", b))
+    ]
+    said = [p.communicate(timeout=60)[0].strip() for p in procs]
+    assert sorted(said) == ["created", "exists"]  # the overlap makes the second one refuse
+    store = Store.discover(repo.path, clock=FakeClock(T0))
+    snap = store.snapshot()
+    owners = {name: s.data["by"] for (_, name), s in snap.subjects.items()}
+    for who, names, verdict in (("A", a, said[0]), ("B", b, said[1])):
+        mine = [n for n in names.split(",") if owners.get(n) == who]
+        assert len(mine) == (len(names.split(",")) if verdict == "created" else 0)
+    assert len(owners) == 300  # only the winner's batch
+    store.close()

@@ -1,4 +1,4 @@
-"""The executor in-process: lost races are re-planned, never overwritten; fencing."""
+"""The run loop in-process: lost races are re-planned, never overwritten; fencing; the heartbeat."""
 
 from __future__ import annotations
 
@@ -88,3 +88,35 @@ def test_result_after_manual_move_is_refused(freq_repo) -> None:  # type: ignore
     assert r.git("rev-parse", refs.subject_ref("f", "x")).strip() == tip
     ex1.store.close()
     _ex2.store.close()
+
+
+def test_the_heartbeat_renews_a_lease_while_no_other_thread_does(freq_repo) -> None:  # type: ignore[no-untyped-def]
+    """Renewal lives on a thread of its own: with the loop's and the step's threads busy
+    elsewhere, a third of the TTL after the claim the lease is extended all the same."""
+    import threading
+
+    from freq.claims import Heartbeat
+
+    r = freq_repo({".frequency/f.yaml": FACTORY})
+    r.run("add", "f", "x").assert_success()
+    clock = FakeClock()
+    w, other = _executors(r, clock)
+    lease = w.claims.claim(plan(w.config, w.store.snapshot(), now=clock.now()).starts[0])
+    assert lease is not None and lease.subject.claim is not None
+    first_expiry = lease.subject.claim.expires_at
+    renewed = threading.Event()
+    with Heartbeat(w.claims, interval=0.01) as beat:
+        beat.add(lease)
+        clock.advance(25)  # past a third of the 60 s lease; nobody calls renew
+        for _ in range(500):
+            subj, tip = other.store.read_subject("f", "x")
+            if subj.claim is not None and subj.claim.expires_at > first_expiry:
+                renewed.set()
+                break
+            threading.Event().wait(0.01)
+        beat.drop(lease)
+    assert renewed.is_set()
+    assert tip == lease.tip and not lease.lost
+    assert subj.claim is not None and subj.claim.expires_at == clock.now() + w.claims.ttl
+    for x in (w, other):
+        x.store.close()
