@@ -12,14 +12,13 @@ stored and a crashed holder can never leak a slot.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from freq import refs
 from freq.clock import Clock
-from freq.errors import CapFull, CorruptState, FreqError, RefConflict
+from freq.errors import CapFull, CorruptState, FreqError
 from freq.model import Claim, Subject
 from freq.store import RefUpdate, Store
 
@@ -161,11 +160,3 @@ class Caps:
             i = order[0]
             out.append(RefUpdate(f"{refs.caps_ref(*cap.scope)}/{i}", claim, s.slots[i]))
         return out
-
-    def leave(self, updates: Sequence[RefUpdate]) -> None:
-        """Free slots a claim took, if they still point at its claim (best effort: a slot
-        whose claim never reached the subject frees itself when its pending window ends)."""
-        for u in updates:
-            if u.new is not None:
-                with contextlib.suppress(RefConflict, FreqError):
-                    self.store.delete(u.ref, expected=u.new)

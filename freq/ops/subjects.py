@@ -73,9 +73,7 @@ def add_subjects(
     for name, _ in subjects:
         refs.check_name("subject", name)
     if not subjects:
-        raise UsageError(
-            "no subjects named", hint=Hint(text="name some, or pass", option="from")
-        )
+        raise UsageError("no subjects named", hint=Hint(text="name some, or pass", option="from"))
     skipped: list[str] = []
     if skip_existing:
         present = set(app.store.list_refs(f"{refs.SUBJECTS}{factory_id}/"))
