@@ -1,6 +1,7 @@
 """Semantic checks of built factories: pure functions from model records to (JSON path, reason).
 
-Must import only the standard library, freq.model and freq.errors: no yaml, jsonschema, no I/O.
+Must import only the standard library, freq.model, freq.patterns and freq.errors: no yaml,
+jsonschema, no I/O.
 Paths are in a factory's list form (`("steps", 2, "to_state")`, flow steps already expanded);
 config.py maps them to file and line and builds the Problems (STYLE habits 1 and 7;
 python-statemachine's `_check_*` family).
@@ -8,7 +9,6 @@ python-statemachine's `_check_*` family).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
@@ -30,6 +30,7 @@ from freq.model import (
     format_duration,
     name_problem,
 )
+from freq.patterns import pattern_problem
 
 BUILTIN_AGENTS = ("claude_code", "codex", "command", "gemini", "scripted")
 
@@ -259,11 +260,8 @@ def _check_step_values(f: Factory, ctx: Context) -> Iterator[Found]:
 def _check_rule(rule: ClassifyRule, at: JsonPath) -> Iterator[Found]:
     if rule.match is None and rule.exit is None:
         yield at, "a classify rule needs match, exit or both"
-    if rule.match is not None:
-        try:
-            re.compile(rule.match)
-        except re.error as exc:
-            yield (*at, "match"), f"{rule.match!r} is not a valid regular expression ({exc})"
+    if rule.match is not None and (problem := pattern_problem(rule.match)):
+        yield (*at, "match"), problem
 
 
 _FACTORY_CHECKS: tuple[Callable[[Factory, Context], Iterator[Found]], ...] = (
