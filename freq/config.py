@@ -202,9 +202,16 @@ def _read(root: Path, file: Path) -> tuple[_Doc | None, list[Problem]]:
     """Parse one file; a YAML error is a Problem with the line of its mark."""
     rel = file.relative_to(root).as_posix()
     try:
-        node, data, dups = _parse(file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        return None, [Problem(path=rel, line=None, where="", reason=f"cannot be read: {exc}")]
+        node, data, dups = _parse(file.read_bytes().decode("utf-8"))
+    except OSError as exc:
+        reason = f"cannot be read: {exc.strerror or exc}"
+        return None, [Problem(path=rel, line=None, where="", reason=reason)]
+    except UnicodeDecodeError as exc:
+        byte = exc.object[exc.start]
+        reason = (
+            f"is not UTF-8 text (byte 0x{byte:02x} at offset {exc.start}); is it a binary file?"
+        )
+        return None, [Problem(path=rel, line=None, where="", reason=reason)]
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
@@ -429,6 +436,7 @@ def find_config_files(root: str | os.PathLike[str]) -> tuple[Path, ...]:
     """
     folder = Path(root) / FOLDER
     if not folder.is_dir():
+        check_not_a_file(folder)
         raise NoConfig(f"no {FOLDER}/ folder in {root}", hint="run `git freq init`")
     return tuple(
         sorted(
@@ -440,6 +448,12 @@ def find_config_files(root: str | os.PathLike[str]) -> tuple[Path, ...]:
             key=lambda p: p.name,
         )
     )
+
+
+def check_not_a_file(folder: Path) -> None:
+    """Raise NoConfig when `folder` (`.frequency`) exists but is a file (or a broken link)."""
+    if os.path.lexists(folder) and not folder.is_dir():
+        raise NoConfig(f"{FOLDER} is a file, not a folder", hint="move it away")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -32,6 +32,7 @@ from freq.model import (
     ClassifyRule,
     Command,
     Discover,
+    DurationTooLong,
     Emits,
     Factory,
     FailureKind,
@@ -465,8 +466,7 @@ def test_unreadable_and_cyclic_files_are_problems(tmp_path: Path) -> None:
     (root / ".frequency" / "a.yaml").write_bytes(b"\xff\xfe")
     (root / ".frequency" / ".hidden.yaml").write_text("not: [config")
     assert problems_of(root) == [
-        ".frequency/a.yaml: cannot be read: "
-        "'utf-8' codec can't decode byte 0xff in position 0: invalid start byte",
+        ".frequency/a.yaml: is not UTF-8 text (byte 0xff at offset 0); is it a binary file?",
         ".frequency/b.yaml: invalid YAML: "
         "unacceptable character #x0007: special characters are not allowed",
         ".frequency/c.yaml: invalid YAML: an alias refers to a node that contains it",
@@ -555,9 +555,52 @@ def test_schema_durations_agree_with_the_model(text: str) -> None:
     try:
         parse_duration(text)
         parses = True
+    except DurationTooLong:
+        parses = True  # well-formed; the schema's freq-duration format refuses the length
     except ValueError:
         parses = False
     assert (re.search(pattern, text) is not None) == parses
+
+
+@pytest.mark.parametrize(
+    ("where", "text", "shown"),
+    [
+        ("timeout", "99999999999d", "'99999999999d'"),
+        ("timeout", "10000d1s", "'10000d1s'"),
+        ("timeout", "999999999999999999", "999999999999999999"),
+        ("retry", "{backoff: {max: 240001h}}", "'240001h'"),
+        ("locks", "[{name: deploy, ttl: 99999999999999999999m}]", "'99999999999999999999m'"),
+        ("requires", "[{command: {run: 'true', timeout: 10001d}}]", "'10001d'"),
+    ],
+)
+def test_too_long_durations_are_one_problem(
+    tmp_path: Path, where: str, text: str, shown: str
+) -> None:
+    """A well-formed duration above 10000d is refused in one line (timedelta would overflow)."""
+    root = project(tmp_path, {"build.yaml": SEED + f"    {where}: {text}\n"})
+    [problem] = problems_of(root)
+    assert problem.startswith(".frequency/build.yaml:9: $.steps[0].")
+    assert problem.endswith(f": {shown} is too long (at most 10000d)")
+
+
+def test_too_long_durations_in_frequency_yaml(tmp_path: Path) -> None:
+    """frequency.yaml's durations have the same bound, each its own problem line."""
+    root = project(
+        tmp_path,
+        {
+            "build.yaml": SEED,
+            "frequency.yaml": """
+                lease: {ttl: 99999999999d}
+                defaults: {timeout: 10000d, retry: {backoff: {initial: 1s, max: 864000001}}}
+            """,
+        },
+    )
+    assert problems_of(root) == [
+        ".frequency/frequency.yaml:1: $.lease.ttl: '99999999999d' is too long (at most 10000d)",
+        ".frequency/frequency.yaml:2: $.defaults.retry.backoff.max: "
+        "864000001 is too long (at most 10000d)",
+    ]
+    assert parse_duration("10000d") == timedelta(days=10000)
 
 
 # ---------------------------------------------------------------- flow
