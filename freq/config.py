@@ -160,11 +160,16 @@ def _locate(node: yaml.Node | None, path: JsonPath) -> tuple[str, int]:
 
 
 def _duplicate_keys(node: yaml.Node | None, where: str = "$") -> Iterator[tuple[str, int, str]]:
-    """(where, line, key) of each key repeated in a mapping; YAML would silently keep the last."""
+    """(where, line, key) of each key repeated in a mapping; YAML would silently keep the last.
+
+    Walks every path, so only after _check_size has bounded the expanded tree.
+    """
     if isinstance(node, yaml.MappingNode):
         seen: set[str] = set()
         for key, value in node.value:
-            if isinstance(key, yaml.ScalarNode) and key.value in seen:
+            if not isinstance(key, yaml.ScalarNode):
+                continue  # a list or mapping as a key: construction refuses it, with its line
+            if key.value in seen:
                 yield where + _key(key.value), _line(key), key.value
             seen.add(key.value)
             yield from _duplicate_keys(value, where + _key(key.value))
@@ -173,25 +178,65 @@ def _duplicate_keys(node: yaml.Node | None, where: str = "$") -> Iterator[tuple[
             yield from _duplicate_keys(item, f"{where}[{i}]")
 
 
-def _is_cyclic(node: yaml.Node | None, inside: frozenset[int] = frozenset()) -> bool:
-    """Whether an alias refers to one of its own ancestors (which the model cannot hold)."""
-    if id(node) in inside:
-        return True
-    children: list[yaml.Node] = []
-    if isinstance(node, yaml.MappingNode):
-        children = [n for pair in node.value for n in pair]
-    elif isinstance(node, yaml.SequenceNode):
-        children = node.value
-    return any(_is_cyclic(child, inside | {id(node)}) for child in children)
+# Bounds on a document once its aliases are expanded: far above any real configuration, far
+# below what hangs a walk (a "billion laughs" file is a few lines that expand to 10**9 nodes).
+MAX_NODES = 100_000
+MAX_DEPTH = 64
+
+
+class _TooBig(yaml.YAMLError):
+    """A document too large or too deep once its aliases are expanded."""
+
+
+def _check_size(node: yaml.Node | None) -> None:
+    """Raise _TooBig unless the expanded tree has at most MAX_NODES nodes and MAX_DEPTH levels
+    (yaml.YAMLError when an alias cycle makes it infinite).
+
+    Each node is measured once (memoised) and counted once per use, so this costs the size of
+    the composed graph, not of its expansion; it runs before anything walks every path.
+    """
+    measured: dict[int, tuple[int, int]] = {}  # id(node) -> (expanded size, height)
+    open_: set[int] = set()
+
+    def measure(n: yaml.Node, depth: int) -> tuple[int, int]:
+        if id(n) in open_:
+            raise yaml.YAMLError("an alias refers to a node that contains it")
+        if id(n) not in measured:
+            if depth > MAX_DEPTH:
+                raise _TooBig(f"nested more than {MAX_DEPTH} levels deep")
+            open_.add(id(n))
+            children: list[yaml.Node] = []
+            if isinstance(n, yaml.MappingNode):
+                children = [c for pair in n.value for c in pair]
+            elif isinstance(n, yaml.SequenceNode):
+                children = n.value
+            parts = [measure(c, depth + 1) for c in children]
+            open_.discard(id(n))
+            measured[id(n)] = (
+                1 + sum(p[0] for p in parts),
+                1 + max((p[1] for p in parts), default=0),
+            )
+        size, height = measured[id(n)]
+        if depth + height - 1 > MAX_DEPTH:
+            raise _TooBig(f"nested more than {MAX_DEPTH} levels deep")
+        return size, height
+
+    if node is not None and measure(node, 1)[0] > MAX_NODES:
+        raise _TooBig(
+            f"its anchors and aliases expand to more than {MAX_NODES:,} nodes "
+            "(a billion-laughs bomb?)"
+        )
 
 
 def _parse(text: str) -> tuple[yaml.Node | None, Any, list[tuple[str, int, str]]]:
     """(node tree, data, duplicate keys) of one YAML document; raises yaml.YAMLError."""
     loader = _Loader(text)
     try:
-        node = loader.get_single_node()
-        if _is_cyclic(node):
-            raise yaml.YAMLError("an alias refers to a node that contains it")
+        try:
+            node = loader.get_single_node()
+        except RecursionError:  # the composer recurses once per level
+            raise _TooBig(f"nested more than {MAX_DEPTH} levels deep") from None
+        _check_size(node)
         dups = list(_duplicate_keys(node))  # before constructing: merge keys rewrite the tree
         return node, loader.construct_document(node) if node is not None else None, dups
     finally:
@@ -219,7 +264,9 @@ def _read(root: Path, file: Path) -> tuple[_Doc | None, list[Problem]]:
             f"{exc.context} {exc.problem}" if str(exc.problem).startswith("but ") else exc.problem
         )
         return None, [Problem(path=rel, line=line, where="", reason=f"invalid YAML: {what}")]
-    except yaml.YAMLError as exc:  # a ReaderError (a character YAML forbids), or a cycle
+    except _TooBig as exc:
+        return None, [Problem(path=rel, line=None, where="", reason=str(exc))]
+    except yaml.YAMLError as exc:  # a ReaderError (a character YAML forbids)
         reason = f"invalid YAML: {str(exc).splitlines()[0]}"
         return None, [Problem(path=rel, line=None, where="", reason=reason)]
     problems = [

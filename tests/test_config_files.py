@@ -112,3 +112,61 @@ def test_a_binary_file_through_the_cli(repo: FreqRepo) -> None:
             "is it a binary file?\n"
         )
     assert repo.git("for-each-ref", "refs/frequency") == ""
+
+
+def _bomb(levels: int) -> str:
+    """A "billion laughs" document: each level lists the previous one ten times."""
+    lines = ['l0: &l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for k in range(1, levels + 1):
+        lines.append(f"l{k}: &l{k} [{', '.join([f'*l{k - 1}'] * 10)}]")
+    return "\n".join(lines) + "\n"
+
+
+def test_an_alias_bomb_is_refused_before_anything_walks_it(tmp_path: Path) -> None:
+    """10**10 nodes once expanded: refused from the composed graph (walking it would hang)."""
+    folder = _folder(tmp_path)
+    (folder / "bomb.yaml").write_text(_bomb(9))
+    assert _problems(tmp_path) == [
+        ".frequency/bomb.yaml: its anchors and aliases expand to more than 100,000 nodes "
+        "(a billion-laughs bomb?)"
+    ]
+
+
+def test_a_bomb_hidden_under_a_merge_key_is_refused(tmp_path: Path) -> None:
+    """The bomb inside a factory file, reached through `<<:`, is measured the same way."""
+    folder = _folder(tmp_path)
+    text = _bomb(8) + "x: {<<: {a: *l8}}\n"
+    (folder / "bomb.yaml").write_text(text)
+    [problem] = _problems(tmp_path)
+    assert problem.startswith(".frequency/bomb.yaml: its anchors and aliases expand")
+
+
+def test_modest_sharing_through_aliases_still_loads(tmp_path: Path) -> None:
+    """One anchor merged into 300 steps stays far below the bound and loads."""
+    folder = _folder(tmp_path)
+    steps = "\n".join(f"  - {{<<: *common, id: s{k}}}" for k in range(1, 300))
+    (folder / "wide.yaml").write_text(
+        "factory_id: wide\nstate: {initial: a, terminal: [b]}\nsteps:\n"
+        "  - &common {id: s0, from_states: [a], to_state: b, run: x, retry: {max_attempts: 2}}\n"
+        f"{steps}\n"
+    )
+    wide = load_config(tmp_path).factory("wide")
+    assert wide is not None
+    assert [s.id for s in wide.steps[-2:]] == ["s298", "s299"]
+    assert {s.retry.max_attempts for s in wide.steps} == {2}
+
+
+@pytest.mark.parametrize(("depth", "shown"), [(70, 64), (3000, 64)])
+def test_deep_nesting_is_one_problem(tmp_path: Path, depth: int, shown: int) -> None:
+    """Nesting deeper than 64 levels is refused, even past Python's recursion limit."""
+    folder = _folder(tmp_path)
+    (folder / "deep.yaml").write_text("x: " + "[" * depth + "]" * depth + "\n")
+    assert _problems(tmp_path) == [f".frequency/deep.yaml: nested more than {shown} levels deep"]
+
+
+def test_a_list_as_a_mapping_key_is_one_problem(tmp_path: Path) -> None:
+    """`? [a, b]` keys cannot be constructed; the refusal has its line, not a TypeError."""
+    folder = _folder(tmp_path)
+    (folder / "odd.yaml").write_text("factory_id: odd\n? [a, b]\n: 1\n")
+    [problem] = _problems(tmp_path)
+    assert problem.startswith(".frequency/odd.yaml:2: invalid YAML: ")
