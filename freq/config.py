@@ -1,13 +1,13 @@
 """Read `.frequency/*.yaml` into a Config: load, schema-check, expand `flow:`, build, check.
 
-Must not import dulwich, click, subprocess or any freq module above model/schemas/checks/errors;
-it is the only module importing yaml. Every problem of every file is collected and raised
-as one ConfigError (STYLE habit 7). The semantic checks are pure, in freq.checks, and report
-JSON paths; this module maps those paths to file lines (the YAML node tree) and builds Problems.
+Must not import dulwich, click, subprocess or any freq module but model, schemas, checks,
+build and errors; it is the only module importing yaml. Every problem of every file is
+collected and raised as one ConfigError (STYLE habit 7). The semantic checks are pure, in
+freq.checks, and report JSON paths; this module maps those paths to file lines (the YAML node
+tree) and builds Problems.
 
-Above the ~500-line guideline (about 560): its four sections (YAML with line map, flow
-expansion, model building, pipeline) share the private _Doc/_Source records. Model building
-is the next candidate for a module of its own.
+Three sections: YAML with its line map and bounds, flow expansion, and the pipeline; model
+building is freq.build.
 """
 
 from __future__ import annotations
@@ -15,46 +15,18 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 import yaml
 
+from freq.build import build_factory, build_settings
 from freq.checks import Found, build_context, check_backoff, check_factory
 from freq.checks import dead_ends as dead_ends  # noqa: PLC0414 - re-export, for freq/ops/
 from freq.errors import ConfigError, NoConfig, Problem
-from freq.model import (
-    AgentCall,
-    AllOf,
-    AnyOf,
-    Autonomy,
-    Backoff,
-    Batch,
-    Capacity,
-    Changed,
-    ClassifyRule,
-    Command,
-    Config,
-    Discover,
-    Emits,
-    Factory,
-    FailureKind,
-    FailureMode,
-    Isolation,
-    Limits,
-    LockSpec,
-    Merge,
-    Not,
-    Predicate,
-    RetryPolicy,
-    Settings,
-    Step,
-    SubjectState,
-    parse_duration,
-)
+from freq.model import Config, Factory, Settings
 from freq.schemas import JsonPath, factory_validator, settings_validator, violations
 
 FOLDER = ".frequency"
@@ -322,157 +294,6 @@ def _check_flow(flow: Sequence[str], bodies: Mapping[str, Any]) -> Iterator[Foun
             yield ("steps", step_id, "id"), "a flow step takes its id from its key under steps:"
 
 
-# ---------------------------------------------------------------- building the model
-
-
-def _given(
-    data: Mapping[str, Any], key: str, conv: Callable[[Any], Any], name: str = ""
-) -> dict[str, Any]:
-    """`{name: conv(data[key])}` when the key is present, else `{}` (the model's default holds)."""
-    return {name or key: conv(data[key])} if key in data else {}
-
-
-def _freeze(value: Any) -> Any:
-    """Mappings → read-only mappings, lists → tuples, all the way down."""
-    if isinstance(value, Mapping):
-        return MappingProxyType({k: _freeze(v) for k, v in value.items()})
-    if isinstance(value, list):
-        return tuple(_freeze(v) for v in value)
-    return value
-
-
-def _retry(data: Mapping[str, Any] | None, base: RetryPolicy) -> RetryPolicy:
-    """`base` overridden field by field (backoff too) by a `retry:` mapping."""
-    if not data:
-        return base
-    b = data.get("backoff", {})
-    backoff: Backoff = replace(
-        base.backoff,
-        **_given(b, "initial", parse_duration),
-        **_given(b, "factor", float),
-        **_given(b, "max", parse_duration),
-        **_given(b, "jitter", float),
-    )
-    return replace(base, **_given(data, "max_attempts", int), backoff=backoff)
-
-
-def _settings(data: Mapping[str, Any] | None) -> Settings:
-    """Settings from a schema-valid frequency.yaml (None: an empty file or no file)."""
-    data = data or {}
-    defaults = data.get("defaults", {})
-    return Settings(
-        **_given(data, "max_parallel", int),
-        **_given(data.get("lease", {}), "ttl", parse_duration, "lease_ttl"),
-        **_given(data.get("locks", {}), "ttl", parse_duration, "lock_ttl"),
-        **_given(data, "archive_after", parse_duration),
-        **_given(defaults, "timeout", parse_duration, "default_timeout"),
-        default_retry=_retry(defaults.get("retry"), RetryPolicy()),
-        **_given(defaults, "failure", FailureMode, "default_failure"),
-        **_given(data, "remote", str),
-        agents=_freeze(data.get("agents", {})),
-    )
-
-
-def _predicate(data: Mapping[str, Any]) -> Predicate:
-    """One schema-valid `requires:` item (a single-key mapping) → a predicate record."""
-    ((kind, body),) = data.items()
-    if kind in ("all", "any"):
-        items = tuple(_predicate(p) for p in body)
-        return AllOf(items=items) if kind == "all" else AnyOf(items=items)
-    if kind == "not":
-        return Not(item=_predicate(body))
-    if kind == "subject_state":
-        return SubjectState(
-            factory_id=body["factory_id"],
-            **_given(body, "subject", str),
-            states=tuple(body.get("states", ())),
-            not_states=tuple(body.get("not_states", ())),
-        )
-    if kind == "capacity":
-        return Capacity(
-            factory_id=body["factory_id"], states=tuple(body["states"]), below=body["below"]
-        )
-    if kind == "changed":
-        return Changed(
-            paths=tuple(body["paths"]), **_given(body, "since", str), **_given(body, "branch", str)
-        )
-    return Command(run=body["run"], **_given(body, "timeout", parse_duration))
-
-
-def _lock(item: str | Mapping[str, Any]) -> LockSpec:
-    if isinstance(item, str):
-        return LockSpec(name=item)
-    return LockSpec(name=item["name"], **_given(item, "ttl", parse_duration))
-
-
-def _rule(item: Mapping[str, Any]) -> ClassifyRule:
-    return ClassifyRule(
-        match=item.get("match"), exit=item.get("exit"), kind=FailureKind(item["as"])
-    )
-
-
-def _agent(item: Mapping[str, Any]) -> AgentCall:
-    return AgentCall(
-        use=item["use"],
-        **_given(item, "prompt", str),
-        **_given(item, "model", str),
-        args=tuple(item.get("args", ())),
-    )
-
-
-def _step(data: Mapping[str, Any], settings: Settings, line: int) -> Step:
-    """One list-form step; retry/timeout/failure fall back to frequency.yaml `defaults:`."""
-    agent = _agent(data["agent"]) if "agent" in data else None
-    run = data.get("run")
-    return Step(
-        id=data["id"],
-        from_states=tuple(data["from_states"]),
-        to_state=data["to_state"],
-        run=tuple(run) if isinstance(run, list) else run,
-        agent=agent,
-        isolation=Isolation(data.get("isolation", "worktree" if agent else "none")),
-        setup=data.get("setup"),
-        merge=Merge(**data["merge"]) if "merge" in data else None,
-        timeout=parse_duration(data["timeout"]) if "timeout" in data else settings.default_timeout,
-        max_parallel=data.get("max_parallel"),
-        locks=tuple(_lock(x) for x in data.get("locks", ())),
-        requires=tuple(_predicate(p) for p in data.get("requires", ())),
-        retry=_retry(data.get("retry"), settings.default_retry),
-        failure=FailureMode(data.get("failure", settings.default_failure.value)),
-        classify=tuple(_rule(r) for r in data.get("classify", ())),
-        on_terminal=data.get("on_terminal"),
-        outcomes=MappingProxyType({int(k): v for k, v in data.get("outcomes", {}).items()}),
-        batch=Batch(**{**data["batch"], **_given(data["batch"], "max_wait", parse_duration)})
-        if "batch" in data
-        else None,
-        approval=data.get("approval", False),
-        emits=Emits(**data["emits"]) if "emits" in data else None,
-        line=line,
-    )
-
-
-def _factory(data: Mapping[str, Any], source: _Source, settings: Settings) -> Factory:
-    """A Factory from a schema-valid, flow-expanded factory document."""
-    limits = data.get("limits", {})
-    return Factory(
-        factory_id=data["factory_id"],
-        path=source.doc.path,
-        initial=data["state"]["initial"],
-        terminal=tuple(data["state"]["terminal"]),
-        steps=tuple(
-            _step(s, settings, source.line(("steps", i))) for i, s in enumerate(data["steps"])
-        ),
-        description=data.get("description", ""),
-        discover=tuple(Discover(**d) for d in data.get("subjects", {}).get("discover", ())),
-        limits=Limits(
-            **_given(limits, "max_parallel", int),
-            **_given(limits, "wip", lambda w: MappingProxyType(dict(w))),
-        ),
-        **_given(data, "poll_interval", parse_duration),
-        **_given(data, "autonomy", Autonomy),
-    )
-
-
 # ---------------------------------------------------------------- the pipeline
 
 
@@ -567,7 +388,9 @@ def _load_factory(
     source = _Source(doc=doc, origins=origins)
     if found_flow:
         return None, [source.problem(at, reason) for at, reason in found_flow]
-    return (_factory(data, source, settings), source, data), []
+    lines = [source.line(("steps", i)) for i in range(len(data["steps"]))]
+    factory = build_factory(data, path=doc.path, step_lines=lines, settings=settings)
+    return (factory, source, data), []
 
 
 def _load_settings(docs: Sequence[_Doc], problems: list[Problem]) -> Settings | None:
@@ -588,7 +411,7 @@ def _load_settings(docs: Sequence[_Doc], problems: list[Problem]) -> Settings | 
         for d in docs[1:]
     ]
     found = [(v.path, v.reason) for v in violations(settings_validator(), docs[0].data)]
-    settings = _settings(docs[0].data) if not found else None
+    settings = build_settings(docs[0].data) if not found else None
     if settings is not None:
         found += check_backoff(settings.default_retry, ("defaults", "retry", "backoff"))
     problems += [source.problem(at, reason) for at, reason in found]
