@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 
 from freq.build import build_factory, build_settings
-from freq.checks import Found, build_context, check_backoff, check_factory
+from freq.checks import Found, build_context, check_factory, check_settings
 from freq.checks import dead_ends as dead_ends  # noqa: PLC0414 - re-export, for freq/ops/
 from freq.errors import ConfigError, NoConfig, Problem
 from freq.model import Config, Factory, Settings
@@ -361,7 +361,7 @@ def _load(root: Path) -> _Loaded:
         one, found = _load_factory(doc, settings or Settings())
         problems += found
         built += [one] if one is not None else []
-    problems += _check_across(factory_docs, [(f, source) for f, source, _ in built], settings)
+    problems += _check_across(factory_docs, [(f, source) for f, source, _ in built])
     if problems:
         order = {file.relative_to(root).as_posix(): k for k, file in enumerate(files)}
         raise ConfigError(sorted(problems, key=lambda p: (order[p.path], p.line or 0)))
@@ -413,14 +413,12 @@ def _load_settings(docs: Sequence[_Doc], problems: list[Problem]) -> Settings | 
     found = [(v.path, v.reason) for v in violations(settings_validator(), docs[0].data)]
     settings = build_settings(docs[0].data) if not found else None
     if settings is not None:
-        found += check_backoff(settings.default_retry, ("defaults", "retry", "backoff"))
+        found += check_settings(settings)
     problems += [source.problem(at, reason) for at, reason in found]
     return settings if not found else None
 
 
-def _check_across(
-    docs: Sequence[_Doc], built: Sequence[tuple[Factory, _Source]], settings: Settings | None
-) -> list[Problem]:
+def _check_across(docs: Sequence[_Doc], built: Sequence[tuple[Factory, _Source]]) -> list[Problem]:
     """Duplicate factory ids across files, then every built factory's semantic checks."""
     problems: list[Problem] = []
     owners: dict[str, str] = {}
@@ -431,7 +429,7 @@ def _check_across(
             problems.append(_Source(doc=doc).problem(("factory_id",), reason))
         elif isinstance(fid, str):
             owners[fid] = doc.path
-    ctx = build_context(owners, [f for f, _ in built], settings)
+    ctx = build_context(owners, [f for f, _ in built])
     for f, source in built:
         problems += [source.problem(at, reason) for at, reason in check_factory(f, ctx)]
     return problems

@@ -17,7 +17,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from freq import schemas
+from freq import checks, schemas
+from freq.build import build_factory, build_settings
 from freq.config import dead_ends, expand_config, find_config_files, load_config
 from freq.errors import ConfigError, NoConfig
 from freq.model import (
@@ -171,9 +172,13 @@ steps:
 """
 
 
-def test_every_step_field_of_the_spec_loads(tmp_path: Path) -> None:
-    """Every example of SPEC §2's step table, in one factory, loads into the model."""
-    f = load_config(project(tmp_path, {"build.yaml": FULL})).factories[0]
+def test_every_step_field_of_the_spec_builds() -> None:
+    """Every example of SPEC §2's step table, in one factory, builds into the model.
+
+    (validate refuses the fields run does not carry out yet: see the next test.)
+    """
+    data = yaml.safe_load(FULL)
+    f = build_factory(data, path="build.yaml", step_lines=[16, 32, 44], settings=Settings())
     implement, review, promote = f.steps
     assert (f.description, f.poll_interval, f.autonomy) == (
         "Build an app, from selection to promotion.",
@@ -229,7 +234,19 @@ def test_every_step_field_of_the_spec_loads(tmp_path: Path) -> None:
         FailureMode.TERMINAL,
     )
     assert promote.emits == Emits(factory_id="build", state="selected")
-    assert [s.line for s in f.steps] == [16, 32, 44]
+
+
+def test_the_full_factory_is_refused_only_for_fields_not_carried_out(tmp_path: Path) -> None:
+    """Of every SPEC §2 field, validate refuses exactly agent, setup, merge and worktree."""
+    assert problems_of(project(tmp_path, {"build.yaml": FULL})) == [
+        f".frequency/build.yaml:19: $.steps[0].agent: {checks.AGENT_STEP}",
+        f".frequency/build.yaml:20: $.steps[0].setup: {checks.SETUP}",
+        f".frequency/build.yaml:21: $.steps[0].merge: {checks.MERGE}",
+        f".frequency/build.yaml:48: $.steps[2].isolation: {checks.WORKTREE}",
+    ]
+    supported = re.sub(r"\n    (agent|setup|merge|isolation):.*", "", FULL)
+    f = load_config(project(tmp_path / "supported", {"build.yaml": supported})).factories[0]
+    assert [s.line for s in f.steps] == [16, 29, 41]
 
 
 def test_step_defaults_come_from_frequency_yaml(tmp_path: Path) -> None:
@@ -241,10 +258,6 @@ def test_step_defaults_come_from_frequency_yaml(tmp_path: Path) -> None:
                 max_parallel: 2
                 lease: {ttl: 30s}
                 locks: {ttl: 5m}
-                archive_after: 2d
-                remote: origin
-                agents:
-                  reviewer: {command: [./review, --fast], price: {input: 3}}
                 defaults:
                   timeout: 20m
                   failure: retryable
@@ -254,7 +267,7 @@ def test_step_defaults_come_from_frequency_yaml(tmp_path: Path) -> None:
                 factory_id: build
                 state: {initial: a, terminal: [c]}
                 steps:
-                  - {id: one, from_states: [a], to_state: b, agent: {use: reviewer}}
+                  - {id: one, from_states: [a], to_state: b, run: ./one}
                   - id: two
                     from_states: [b]
                     to_state: c
@@ -266,15 +279,11 @@ def test_step_defaults_come_from_frequency_yaml(tmp_path: Path) -> None:
     )
     config = load_config(root)
     s = config.settings
-    assert (s.max_parallel, s.lease_ttl, s.lock_ttl, s.archive_after, s.remote) == (
+    assert (s.max_parallel, s.lease_ttl, s.lock_ttl) == (
         2,
         timedelta(seconds=30),
         timedelta(minutes=5),
-        timedelta(days=2),
-        "origin",
     )
-    assert s.agents["reviewer"]["command"] == ("./review", "--fast")
-    assert isinstance(s.agents["reviewer"]["price"], MappingProxyType)
     one, two = config.factories[0].steps
     base = Backoff(initial=timedelta(seconds=1), max=timedelta(minutes=1))
     assert (one.timeout, one.failure, one.retry) == (
@@ -289,9 +298,29 @@ def test_step_defaults_come_from_frequency_yaml(tmp_path: Path) -> None:
     )
 
 
+def test_settings_not_carried_out_yet_still_build() -> None:
+    """archive_after, remote and agents build (frozen), for when they are carried out."""
+    s = build_settings(
+        {
+            "archive_after": "2d",
+            "remote": "origin",
+            "agents": {"reviewer": {"command": ["./review", "--fast"], "price": {"input": 3}}},
+        }
+    )
+    assert (s.archive_after, s.remote) == (timedelta(days=2), "origin")
+    assert s.agents["reviewer"]["command"] == ("./review", "--fast")
+    assert isinstance(s.agents["reviewer"]["price"], MappingProxyType)
+    assert (Settings().archive_after, Settings().remote, dict(Settings().agents)) == (
+        None,
+        None,
+        {},
+    )
+
+
 def test_isolation_defaults_by_kind_of_step(tmp_path: Path) -> None:
     """`run` steps and gates default to isolation none, `agent` steps to worktree."""
-    f = load_config(project(tmp_path, {"build.yaml": FULL})).factories[0]
+    data = yaml.safe_load(FULL)
+    f = build_factory(data, path="build.yaml", step_lines=[1, 2, 3], settings=Settings())
     assert [s.isolation for s in f.steps[:2]] == [Isolation.WORKTREE, Isolation.NONE]
     assert factory_with(tmp_path / "gate", "").steps[0].isolation is Isolation.NONE
 
@@ -615,7 +644,7 @@ flow: [implement, review, promote]
 steps:
   implement:
     to_state: implemented
-    agent: {use: claude_code, prompt: "build {subject}"}
+    run: ./build
   review:
     from_states: [implemented, idea]
     to_state: reviewed
@@ -633,7 +662,7 @@ steps:
   - id: implement
     from_states: [idea]
     to_state: implemented
-    agent: {use: claude_code, prompt: "build {subject}"}
+    run: ./build
   - id: review
     from_states: [implemented, idea]
     to_state: reviewed
