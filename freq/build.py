@@ -90,9 +90,25 @@ def build_settings(data: Mapping[str, Any] | None) -> Settings:
     )
 
 
+def _kind(data: Mapping[str, Any]) -> tuple[str, Any]:
+    """(kind, body) of a `requires:` item in either form; a combinator's body is its list or
+    its one predicate, a leaf's body the mapping of its fields (`type` beside them is ignored).
+
+    `{type: capacity, factory_id: f, ...}` (the design post's form) and
+    `{capacity: {factory_id: f, ...}}` give the same pair.
+    """
+    if "type" not in data:
+        ((kind, body),) = data.items()
+        return kind, body
+    kind = data["type"]
+    if kind in ("all", "any"):
+        return kind, data["predicates"]
+    return kind, data["predicate"] if kind == "not" else data
+
+
 def _predicate(data: Mapping[str, Any]) -> Predicate:
-    """One schema-valid `requires:` item (a single-key mapping) → a predicate record."""
-    ((kind, body),) = data.items()
+    """One schema-valid `requires:` item, in either form, → a predicate record."""
+    kind, body = _kind(data)
     if kind in ("all", "any"):
         items = tuple(_predicate(p) for p in body)
         return AllOf(items=items) if kind == "all" else AnyOf(items=items)

@@ -88,6 +88,10 @@ class _Source:
         return _locate(self.doc.node, self._original(at))[1]
 
     def _original(self, at: JsonPath) -> JsonPath:
+        return _as_written(self.doc.data, self._unflowed(at))
+
+    def _unflowed(self, at: JsonPath) -> JsonPath:
+        """A list-form path as the file writes it when its step came from `flow:`."""
         if len(at) < 2 or at[0] != "steps" or not isinstance(at[1], int):
             return at
         origin = self.origins.get(at[1])
@@ -101,6 +105,44 @@ class _Source:
         return (
             ("steps", origin.step_id) if rest[:1] == ("id",) else ("steps", origin.step_id, *rest)
         )
+
+
+_PREDICATE_KINDS = frozenset(
+    {"subject_state", "capacity", "changed", "command", "all", "any", "not"}
+)
+
+
+def _as_written(data: Any, at: JsonPath) -> JsonPath:
+    """`at`, whose predicates are in the keyed form freq.checks spells
+    (`requires[0].all[1].capacity.states`), as the file writes them: a predicate written
+    `{type: KIND, ...}` has its fields beside `type`, an all/any its items under `predicates`,
+    a not its item under `predicate` (`requires[0].predicates[1].states`)."""
+    out: list[str | int] = []
+    node, in_requires = data, False
+    for seg in at:
+        typed = (
+            in_requires
+            and isinstance(node, Mapping)
+            and seg in _PREDICATE_KINDS
+            and seg not in node
+            and node.get("type") == seg
+        )
+        if typed and seg not in ("all", "any", "not"):
+            continue  # a leaf's fields sit beside its type
+        written = ("predicate" if seg == "not" else "predicates") if typed else seg
+        in_requires = in_requires or written == "requires"
+        out.append(written)
+        node = _child(node, written)
+    return tuple(out)
+
+
+def _child(node: Any, seg: str | int) -> Any:
+    """node[seg] when there is one, else None."""
+    if isinstance(node, Mapping):
+        return node.get(seg)
+    if isinstance(node, list) and isinstance(seg, int) and 0 <= seg < len(node):
+        return node[seg]
+    return None
 
 
 def _line(node: yaml.Node | None) -> int:

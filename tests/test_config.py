@@ -730,26 +730,52 @@ def _properties(node: object) -> set[str]:
     return found.union(*(_properties(v) for v in node.values()))
 
 
-def _described(node: object) -> bool:
-    """Every property of a schema has a description (its own or its $ref's)."""
+def _resolve(root: dict, ref: str) -> dict:  # type: ignore[type-arg]
+    """The subschema a local `$ref` (`#/$defs/a/properties/b`) points at."""
+    node = root
+    for part in ref.removeprefix("#").split("/")[1:]:
+        node = node[part]
+    return node
+
+
+def _undescribed(root: dict, node: object) -> list[str]:  # type: ignore[type-arg]
+    """Names of properties with no description, their own or their $ref's."""
     if isinstance(node, list):
-        return all(_described(n) for n in node)
+        return [n for item in node for n in _undescribed(root, item)]
     if not isinstance(node, dict):
-        return True
-    props = node.get("properties", {})
-    return all("description" in p for p in props.values()) and all(
-        _described(v) for v in node.values()
-    )
+        return []
+    missing = [
+        name
+        for name, p in node.get("properties", {}).items()
+        if "description" not in p and "description" not in _resolve(root, p.get("$ref", "#"))
+    ]
+    return missing + [n for v in node.values() for n in _undescribed(root, v)]
 
 
 @pytest.mark.parametrize("name", [schemas.FACTORY, schemas.SETTINGS])
 def test_every_schema_property_is_described_and_documented(name: str) -> None:
     """Each property has a description and appears as `name` in docs/config.md."""
     schema = schemas.load_schema(name)
-    assert _described(schema)
+    assert _undescribed(dict(schema), schema) == []
     doc = (REPO / "docs" / "config.md").read_text()
     documented = {part for span in re.findall(r"`([\w.]+)`", doc) for part in span.split(".")}
     assert sorted(_properties(schema) - documented) == []
+
+
+def test_typed_predicates_take_the_keyed_fields_and_type() -> None:
+    """Each `type:` form has exactly the fields of its keyed form, plus `type` itself."""
+    defs = schemas.load_schema(schemas.FACTORY)["$defs"]
+    for keyed, typed in [
+        ("subjectState", "typedSubjectState"),
+        ("capacity", "typedCapacity"),
+        ("changed", "typedChanged"),
+        ("command", "typedCommand"),
+    ]:
+        assert list(defs[typed]["properties"]) == ["type", *defs[keyed]["properties"]]
+        assert defs[typed]["required"] == defs[keyed]["required"]
+        assert defs[typed].get("anyOf") == defs[keyed].get("anyOf")
+    kinds = defs["typedPredicate"]["properties"]["type"]["enum"]
+    assert kinds == list(defs["keyedPredicate"]["properties"])
 
 
 def test_docs_complete_example_loads(tmp_path: Path) -> None:
