@@ -170,3 +170,14 @@ def test_a_list_as_a_mapping_key_is_one_problem(tmp_path: Path) -> None:
     (folder / "odd.yaml").write_text("factory_id: odd\n? [a, b]\n: 1\n")
     [problem] = _problems(tmp_path)
     assert problem.startswith(".frequency/odd.yaml:2: invalid YAML: ")
+
+
+def test_a_too_long_timeout_through_the_cli(repo: FreqRepo) -> None:
+    """`timeout: 99999999999d` was an internal error (OverflowError); now one problem line."""
+    repo.write(".frequency/build.yaml", SEED + "    timeout: 99999999999d\n")
+    for command in (("validate",), ("run", "--until-idle")):
+        res = repo.run(*command).assert_failure()
+        assert res.err == (
+            ".frequency/build.yaml:9: $.steps[0].timeout: "
+            "'99999999999d' is too long (at most 10000d)\n"
+        )
