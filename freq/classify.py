@@ -1,7 +1,8 @@
 """Pure failure classification: retryable, terminal, quota or needs_human, and why (SPEC §5).
 
 Imports only the standard library and freq.model: no clock (`now` comes in), no I/O.
-Order of decision: the step's `classify:` rules (first match wins), then `failure:` when it
+Order of decision: the step's `classify:` rules (first match wins; their patterns run on
+RE2 through freq.patterns, so a user's pattern cannot backtrack for ever), then `failure:` when it
 is not `infer`, then inference from how the process ended (timeout, signal, exit code),
 from the output tail (terminal patterns before transient ones), and from repetition: the
 same error fingerprint on REPEAT_LIMIT consecutive attempts is terminal even when it looks
@@ -15,9 +16,13 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from freq import patterns
 from freq.model import ClassifyRule, FailureKind, FailureMode, Step
 
 REPEAT_LIMIT = 3
+# The most output, in characters, that `classify:` rules search: the end of the tail. proc.py
+# already keeps at most 64 KiB; bounding it here too keeps rules cheap whoever calls us.
+RULE_INPUT_LIMIT = 64 * 1024
 QUOTA_DEFAULT_HOLD = timedelta(minutes=15)
 
 # (pattern, words for the reason); matched case-insensitively against the output tail
@@ -148,7 +153,9 @@ def reset_time(tail: str, now: datetime) -> datetime | None:
 def _rule_matches(rule: ClassifyRule, ending: Ending) -> bool:
     if rule.exit is not None and rule.exit != ending.exit_code:
         return False
-    return not (rule.match is not None and not re.search(rule.match, ending.tail, re.MULTILINE))
+    if rule.match is None:
+        return True
+    return patterns.search(rule.match, ending.tail[-RULE_INPUT_LIMIT:])
 
 
 def _question(tail: str) -> str:

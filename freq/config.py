@@ -1,13 +1,13 @@
 """Read `.frequency/*.yaml` into a Config: load, schema-check, expand `flow:`, build, check.
 
-Must not import dulwich, click, subprocess or any freq module above model/schemas/checks/errors;
-it is the only module importing yaml. Every problem of every file is collected and raised
-as one ConfigError (STYLE habit 7). The semantic checks are pure, in freq.checks, and report
-JSON paths; this module maps those paths to file lines (the YAML node tree) and builds Problems.
+Must not import dulwich, click, subprocess or any freq module but model, schemas, checks,
+build and errors; it is the only module importing yaml. Every problem of every file is
+collected and raised as one ConfigError (STYLE habit 7). The semantic checks are pure, in
+freq.checks, and report JSON paths; this module maps those paths to file lines (the YAML node
+tree) and builds Problems.
 
-Above the ~500-line guideline (about 560): its four sections (YAML with line map, flow
-expansion, model building, pipeline) share the private _Doc/_Source records. Model building
-is the next candidate for a module of its own.
+Three sections: YAML with its line map and bounds, flow expansion, and the pipeline; model
+building is freq.build.
 """
 
 from __future__ import annotations
@@ -15,46 +15,18 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 import yaml
 
-from freq.checks import Found, build_context, check_backoff, check_factory
+from freq.build import build_factory, build_settings
+from freq.checks import Found, build_context, check_factory, check_settings
 from freq.checks import dead_ends as dead_ends  # noqa: PLC0414 - re-export, for freq/ops/
 from freq.errors import ConfigError, NoConfig, Problem
-from freq.model import (
-    AgentCall,
-    AllOf,
-    AnyOf,
-    Autonomy,
-    Backoff,
-    Batch,
-    Capacity,
-    Changed,
-    ClassifyRule,
-    Command,
-    Config,
-    Discover,
-    Emits,
-    Factory,
-    FailureKind,
-    FailureMode,
-    Isolation,
-    Limits,
-    LockSpec,
-    Merge,
-    Not,
-    Predicate,
-    RetryPolicy,
-    Settings,
-    Step,
-    SubjectState,
-    parse_duration,
-)
+from freq.model import Config, Factory, Settings
 from freq.schemas import JsonPath, factory_validator, settings_validator, violations
 
 FOLDER = ".frequency"
@@ -116,6 +88,10 @@ class _Source:
         return _locate(self.doc.node, self._original(at))[1]
 
     def _original(self, at: JsonPath) -> JsonPath:
+        return _as_written(self.doc.data, self._unflowed(at))
+
+    def _unflowed(self, at: JsonPath) -> JsonPath:
+        """A list-form path as the file writes it when its step came from `flow:`."""
         if len(at) < 2 or at[0] != "steps" or not isinstance(at[1], int):
             return at
         origin = self.origins.get(at[1])
@@ -129,6 +105,44 @@ class _Source:
         return (
             ("steps", origin.step_id) if rest[:1] == ("id",) else ("steps", origin.step_id, *rest)
         )
+
+
+_PREDICATE_KINDS = frozenset(
+    {"subject_state", "capacity", "changed", "command", "all", "any", "not"}
+)
+
+
+def _as_written(data: Any, at: JsonPath) -> JsonPath:
+    """`at`, whose predicates are in the keyed form freq.checks spells
+    (`requires[0].all[1].capacity.states`), as the file writes them: a predicate written
+    `{type: KIND, ...}` has its fields beside `type`, an all/any its items under `predicates`,
+    a not its item under `predicate` (`requires[0].predicates[1].states`)."""
+    out: list[str | int] = []
+    node, in_requires = data, False
+    for seg in at:
+        typed = (
+            in_requires
+            and isinstance(node, Mapping)
+            and seg in _PREDICATE_KINDS
+            and seg not in node
+            and node.get("type") == seg
+        )
+        if typed and seg not in ("all", "any", "not"):
+            continue  # a leaf's fields sit beside its type
+        written = ("predicate" if seg == "not" else "predicates") if typed else seg
+        in_requires = in_requires or written == "requires"
+        out.append(written)
+        node = _child(node, written)
+    return tuple(out)
+
+
+def _child(node: Any, seg: str | int) -> Any:
+    """node[seg] when there is one, else None."""
+    if isinstance(node, Mapping):
+        return node.get(seg)
+    if isinstance(node, list) and isinstance(seg, int) and 0 <= seg < len(node):
+        return node[seg]
+    return None
 
 
 def _line(node: yaml.Node | None) -> int:
@@ -160,11 +174,16 @@ def _locate(node: yaml.Node | None, path: JsonPath) -> tuple[str, int]:
 
 
 def _duplicate_keys(node: yaml.Node | None, where: str = "$") -> Iterator[tuple[str, int, str]]:
-    """(where, line, key) of each key repeated in a mapping; YAML would silently keep the last."""
+    """(where, line, key) of each key repeated in a mapping; YAML would silently keep the last.
+
+    Walks every path, so only after _check_size has bounded the expanded tree.
+    """
     if isinstance(node, yaml.MappingNode):
         seen: set[str] = set()
         for key, value in node.value:
-            if isinstance(key, yaml.ScalarNode) and key.value in seen:
+            if not isinstance(key, yaml.ScalarNode):
+                continue  # a list or mapping as a key: construction refuses it, with its line
+            if key.value in seen:
                 yield where + _key(key.value), _line(key), key.value
             seen.add(key.value)
             yield from _duplicate_keys(value, where + _key(key.value))
@@ -173,25 +192,65 @@ def _duplicate_keys(node: yaml.Node | None, where: str = "$") -> Iterator[tuple[
             yield from _duplicate_keys(item, f"{where}[{i}]")
 
 
-def _is_cyclic(node: yaml.Node | None, inside: frozenset[int] = frozenset()) -> bool:
-    """Whether an alias refers to one of its own ancestors (which the model cannot hold)."""
-    if id(node) in inside:
-        return True
-    children: list[yaml.Node] = []
-    if isinstance(node, yaml.MappingNode):
-        children = [n for pair in node.value for n in pair]
-    elif isinstance(node, yaml.SequenceNode):
-        children = node.value
-    return any(_is_cyclic(child, inside | {id(node)}) for child in children)
+# Bounds on a document once its aliases are expanded: far above any real configuration, far
+# below what hangs a walk (a "billion laughs" file is a few lines that expand to 10**9 nodes).
+MAX_NODES = 100_000
+MAX_DEPTH = 64
+
+
+class _TooBig(yaml.YAMLError):
+    """A document too large or too deep once its aliases are expanded."""
+
+
+def _check_size(node: yaml.Node | None) -> None:
+    """Raise _TooBig unless the expanded tree has at most MAX_NODES nodes and MAX_DEPTH levels
+    (yaml.YAMLError when an alias cycle makes it infinite).
+
+    Each node is measured once (memoised) and counted once per use, so this costs the size of
+    the composed graph, not of its expansion; it runs before anything walks every path.
+    """
+    measured: dict[int, tuple[int, int]] = {}  # id(node) -> (expanded size, height)
+    open_: set[int] = set()
+
+    def measure(n: yaml.Node, depth: int) -> tuple[int, int]:
+        if id(n) in open_:
+            raise yaml.YAMLError("an alias refers to a node that contains it")
+        if id(n) not in measured:
+            if depth > MAX_DEPTH:
+                raise _TooBig(f"nested more than {MAX_DEPTH} levels deep")
+            open_.add(id(n))
+            children: list[yaml.Node] = []
+            if isinstance(n, yaml.MappingNode):
+                children = [c for pair in n.value for c in pair]
+            elif isinstance(n, yaml.SequenceNode):
+                children = n.value
+            parts = [measure(c, depth + 1) for c in children]
+            open_.discard(id(n))
+            measured[id(n)] = (
+                1 + sum(p[0] for p in parts),
+                1 + max((p[1] for p in parts), default=0),
+            )
+        size, height = measured[id(n)]
+        if depth + height - 1 > MAX_DEPTH:
+            raise _TooBig(f"nested more than {MAX_DEPTH} levels deep")
+        return size, height
+
+    if node is not None and measure(node, 1)[0] > MAX_NODES:
+        raise _TooBig(
+            f"its anchors and aliases expand to more than {MAX_NODES:,} nodes "
+            "(a billion-laughs bomb?)"
+        )
 
 
 def _parse(text: str) -> tuple[yaml.Node | None, Any, list[tuple[str, int, str]]]:
     """(node tree, data, duplicate keys) of one YAML document; raises yaml.YAMLError."""
     loader = _Loader(text)
     try:
-        node = loader.get_single_node()
-        if _is_cyclic(node):
-            raise yaml.YAMLError("an alias refers to a node that contains it")
+        try:
+            node = loader.get_single_node()
+        except RecursionError:  # the composer recurses once per level
+            raise _TooBig(f"nested more than {MAX_DEPTH} levels deep") from None
+        _check_size(node)
         dups = list(_duplicate_keys(node))  # before constructing: merge keys rewrite the tree
         return node, loader.construct_document(node) if node is not None else None, dups
     finally:
@@ -202,9 +261,16 @@ def _read(root: Path, file: Path) -> tuple[_Doc | None, list[Problem]]:
     """Parse one file; a YAML error is a Problem with the line of its mark."""
     rel = file.relative_to(root).as_posix()
     try:
-        node, data, dups = _parse(file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        return None, [Problem(path=rel, line=None, where="", reason=f"cannot be read: {exc}")]
+        node, data, dups = _parse(file.read_bytes().decode("utf-8"))
+    except OSError as exc:
+        reason = f"cannot be read: {exc.strerror or exc}"
+        return None, [Problem(path=rel, line=None, where="", reason=reason)]
+    except UnicodeDecodeError as exc:
+        byte = exc.object[exc.start]
+        reason = (
+            f"is not UTF-8 text (byte 0x{byte:02x} at offset {exc.start}); is it a binary file?"
+        )
+        return None, [Problem(path=rel, line=None, where="", reason=reason)]
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
@@ -212,7 +278,9 @@ def _read(root: Path, file: Path) -> tuple[_Doc | None, list[Problem]]:
             f"{exc.context} {exc.problem}" if str(exc.problem).startswith("but ") else exc.problem
         )
         return None, [Problem(path=rel, line=line, where="", reason=f"invalid YAML: {what}")]
-    except yaml.YAMLError as exc:  # a ReaderError (a character YAML forbids), or a cycle
+    except _TooBig as exc:
+        return None, [Problem(path=rel, line=None, where="", reason=str(exc))]
+    except yaml.YAMLError as exc:  # a ReaderError (a character YAML forbids)
         reason = f"invalid YAML: {str(exc).splitlines()[0]}"
         return None, [Problem(path=rel, line=None, where="", reason=reason)]
     problems = [
@@ -268,157 +336,6 @@ def _check_flow(flow: Sequence[str], bodies: Mapping[str, Any]) -> Iterator[Foun
             yield ("steps", step_id, "id"), "a flow step takes its id from its key under steps:"
 
 
-# ---------------------------------------------------------------- building the model
-
-
-def _given(
-    data: Mapping[str, Any], key: str, conv: Callable[[Any], Any], name: str = ""
-) -> dict[str, Any]:
-    """`{name: conv(data[key])}` when the key is present, else `{}` (the model's default holds)."""
-    return {name or key: conv(data[key])} if key in data else {}
-
-
-def _freeze(value: Any) -> Any:
-    """Mappings → read-only mappings, lists → tuples, all the way down."""
-    if isinstance(value, Mapping):
-        return MappingProxyType({k: _freeze(v) for k, v in value.items()})
-    if isinstance(value, list):
-        return tuple(_freeze(v) for v in value)
-    return value
-
-
-def _retry(data: Mapping[str, Any] | None, base: RetryPolicy) -> RetryPolicy:
-    """`base` overridden field by field (backoff too) by a `retry:` mapping."""
-    if not data:
-        return base
-    b = data.get("backoff", {})
-    backoff: Backoff = replace(
-        base.backoff,
-        **_given(b, "initial", parse_duration),
-        **_given(b, "factor", float),
-        **_given(b, "max", parse_duration),
-        **_given(b, "jitter", float),
-    )
-    return replace(base, **_given(data, "max_attempts", int), backoff=backoff)
-
-
-def _settings(data: Mapping[str, Any] | None) -> Settings:
-    """Settings from a schema-valid frequency.yaml (None: an empty file or no file)."""
-    data = data or {}
-    defaults = data.get("defaults", {})
-    return Settings(
-        **_given(data, "max_parallel", int),
-        **_given(data.get("lease", {}), "ttl", parse_duration, "lease_ttl"),
-        **_given(data.get("locks", {}), "ttl", parse_duration, "lock_ttl"),
-        **_given(data, "archive_after", parse_duration),
-        **_given(defaults, "timeout", parse_duration, "default_timeout"),
-        default_retry=_retry(defaults.get("retry"), RetryPolicy()),
-        **_given(defaults, "failure", FailureMode, "default_failure"),
-        **_given(data, "remote", str),
-        agents=_freeze(data.get("agents", {})),
-    )
-
-
-def _predicate(data: Mapping[str, Any]) -> Predicate:
-    """One schema-valid `requires:` item (a single-key mapping) → a predicate record."""
-    ((kind, body),) = data.items()
-    if kind in ("all", "any"):
-        items = tuple(_predicate(p) for p in body)
-        return AllOf(items=items) if kind == "all" else AnyOf(items=items)
-    if kind == "not":
-        return Not(item=_predicate(body))
-    if kind == "subject_state":
-        return SubjectState(
-            factory_id=body["factory_id"],
-            **_given(body, "subject", str),
-            states=tuple(body.get("states", ())),
-            not_states=tuple(body.get("not_states", ())),
-        )
-    if kind == "capacity":
-        return Capacity(
-            factory_id=body["factory_id"], states=tuple(body["states"]), below=body["below"]
-        )
-    if kind == "changed":
-        return Changed(
-            paths=tuple(body["paths"]), **_given(body, "since", str), **_given(body, "branch", str)
-        )
-    return Command(run=body["run"], **_given(body, "timeout", parse_duration))
-
-
-def _lock(item: str | Mapping[str, Any]) -> LockSpec:
-    if isinstance(item, str):
-        return LockSpec(name=item)
-    return LockSpec(name=item["name"], **_given(item, "ttl", parse_duration))
-
-
-def _rule(item: Mapping[str, Any]) -> ClassifyRule:
-    return ClassifyRule(
-        match=item.get("match"), exit=item.get("exit"), kind=FailureKind(item["as"])
-    )
-
-
-def _agent(item: Mapping[str, Any]) -> AgentCall:
-    return AgentCall(
-        use=item["use"],
-        **_given(item, "prompt", str),
-        **_given(item, "model", str),
-        args=tuple(item.get("args", ())),
-    )
-
-
-def _step(data: Mapping[str, Any], settings: Settings, line: int) -> Step:
-    """One list-form step; retry/timeout/failure fall back to frequency.yaml `defaults:`."""
-    agent = _agent(data["agent"]) if "agent" in data else None
-    run = data.get("run")
-    return Step(
-        id=data["id"],
-        from_states=tuple(data["from_states"]),
-        to_state=data["to_state"],
-        run=tuple(run) if isinstance(run, list) else run,
-        agent=agent,
-        isolation=Isolation(data.get("isolation", "worktree" if agent else "none")),
-        setup=data.get("setup"),
-        merge=Merge(**data["merge"]) if "merge" in data else None,
-        timeout=parse_duration(data["timeout"]) if "timeout" in data else settings.default_timeout,
-        max_parallel=data.get("max_parallel"),
-        locks=tuple(_lock(x) for x in data.get("locks", ())),
-        requires=tuple(_predicate(p) for p in data.get("requires", ())),
-        retry=_retry(data.get("retry"), settings.default_retry),
-        failure=FailureMode(data.get("failure", settings.default_failure.value)),
-        classify=tuple(_rule(r) for r in data.get("classify", ())),
-        on_terminal=data.get("on_terminal"),
-        outcomes=MappingProxyType({int(k): v for k, v in data.get("outcomes", {}).items()}),
-        batch=Batch(**{**data["batch"], **_given(data["batch"], "max_wait", parse_duration)})
-        if "batch" in data
-        else None,
-        approval=data.get("approval", False),
-        emits=Emits(**data["emits"]) if "emits" in data else None,
-        line=line,
-    )
-
-
-def _factory(data: Mapping[str, Any], source: _Source, settings: Settings) -> Factory:
-    """A Factory from a schema-valid, flow-expanded factory document."""
-    limits = data.get("limits", {})
-    return Factory(
-        factory_id=data["factory_id"],
-        path=source.doc.path,
-        initial=data["state"]["initial"],
-        terminal=tuple(data["state"]["terminal"]),
-        steps=tuple(
-            _step(s, settings, source.line(("steps", i))) for i, s in enumerate(data["steps"])
-        ),
-        description=data.get("description", ""),
-        discover=tuple(Discover(**d) for d in data.get("subjects", {}).get("discover", ())),
-        limits=Limits(
-            **_given(limits, "max_parallel", int),
-            **_given(limits, "wip", lambda w: MappingProxyType(dict(w))),
-        ),
-        **_given(data, "poll_interval", parse_duration),
-        **_given(data, "autonomy", Autonomy),
-    )
-
-
 # ---------------------------------------------------------------- the pipeline
 
 
@@ -429,6 +346,7 @@ def find_config_files(root: str | os.PathLike[str]) -> tuple[Path, ...]:
     """
     folder = Path(root) / FOLDER
     if not folder.is_dir():
+        check_not_a_file(folder)
         raise NoConfig(f"no {FOLDER}/ folder in {root}", hint="run `git freq init`")
     return tuple(
         sorted(
@@ -440,6 +358,12 @@ def find_config_files(root: str | os.PathLike[str]) -> tuple[Path, ...]:
             key=lambda p: p.name,
         )
     )
+
+
+def check_not_a_file(folder: Path) -> None:
+    """Raise NoConfig when `folder` (`.frequency`) exists but is a file (or a broken link)."""
+    if os.path.lexists(folder) and not folder.is_dir():
+        raise NoConfig(f"{FOLDER} is a file, not a folder", hint="move it away")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -479,7 +403,7 @@ def _load(root: Path) -> _Loaded:
         one, found = _load_factory(doc, settings or Settings())
         problems += found
         built += [one] if one is not None else []
-    problems += _check_across(factory_docs, [(f, source) for f, source, _ in built], settings)
+    problems += _check_across(factory_docs, [(f, source) for f, source, _ in built])
     if problems:
         order = {file.relative_to(root).as_posix(): k for k, file in enumerate(files)}
         raise ConfigError(sorted(problems, key=lambda p: (order[p.path], p.line or 0)))
@@ -506,7 +430,9 @@ def _load_factory(
     source = _Source(doc=doc, origins=origins)
     if found_flow:
         return None, [source.problem(at, reason) for at, reason in found_flow]
-    return (_factory(data, source, settings), source, data), []
+    lines = [source.line(("steps", i)) for i in range(len(data["steps"]))]
+    factory = build_factory(data, path=doc.path, step_lines=lines, settings=settings)
+    return (factory, source, data), []
 
 
 def _load_settings(docs: Sequence[_Doc], problems: list[Problem]) -> Settings | None:
@@ -527,16 +453,14 @@ def _load_settings(docs: Sequence[_Doc], problems: list[Problem]) -> Settings | 
         for d in docs[1:]
     ]
     found = [(v.path, v.reason) for v in violations(settings_validator(), docs[0].data)]
-    settings = _settings(docs[0].data) if not found else None
+    settings = build_settings(docs[0].data) if not found else None
     if settings is not None:
-        found += check_backoff(settings.default_retry, ("defaults", "retry", "backoff"))
+        found += check_settings(settings)
     problems += [source.problem(at, reason) for at, reason in found]
     return settings if not found else None
 
 
-def _check_across(
-    docs: Sequence[_Doc], built: Sequence[tuple[Factory, _Source]], settings: Settings | None
-) -> list[Problem]:
+def _check_across(docs: Sequence[_Doc], built: Sequence[tuple[Factory, _Source]]) -> list[Problem]:
     """Duplicate factory ids across files, then every built factory's semantic checks."""
     problems: list[Problem] = []
     owners: dict[str, str] = {}
@@ -547,7 +471,7 @@ def _check_across(
             problems.append(_Source(doc=doc).problem(("factory_id",), reason))
         elif isinstance(fid, str):
             owners[fid] = doc.path
-    ctx = build_context(owners, [f for f, _ in built], settings)
+    ctx = build_context(owners, [f for f, _ in built])
     for f, source in built:
         problems += [source.problem(at, reason) for at, reason in check_factory(f, ctx)]
     return problems

@@ -18,22 +18,39 @@ from types import MappingProxyType
 _DURATION_RE = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\d+)ms)?$")
 
 
+# Longer than any lease, timeout or backoff anyone means (27 years), and far inside what
+# timedelta and datetime arithmetic can hold (`99999999999d` overflowed them).
+MAX_DURATION = timedelta(days=10000)
+
+
+class DurationTooLong(ValueError):
+    """A well-formed duration above MAX_DURATION."""
+
+
 def parse_duration(text: str | int | float) -> timedelta:
     """Parse `90s`, `40m`, `2h`, `1d`, `1h30m`, `500ms` (or a number of seconds).
 
-    Raises ValueError with a one-line reason on anything else.
+    Raises ValueError with a one-line reason on anything else, and its subclass
+    DurationTooLong on a duration longer than MAX_DURATION.
     """
     if isinstance(text, bool):
         raise ValueError(f"not a duration: {text!r}")
     if isinstance(text, int | float):
         if text < 0:
             raise ValueError(f"duration must not be negative: {text!r}")
+        _check_length(text, text * 1000)
         return timedelta(seconds=text)
     m = _DURATION_RE.match(text.strip())
     if not text.strip() or m is None or not any(m.groups()):
         raise ValueError(f"not a duration: {text!r} (use e.g. 90s, 40m, 2h, 1d, 1h30m)")
     d, h, mi, s, ms = (int(g) if g else 0 for g in m.groups())
+    _check_length(text, (((d * 24 + h) * 60 + mi) * 60 + s) * 1000 + ms)  # ints: no overflow
     return timedelta(days=d, hours=h, minutes=mi, seconds=s, milliseconds=ms)
+
+
+def _check_length(text: str | int | float, total_ms: float) -> None:
+    if total_ms > MAX_DURATION // timedelta(milliseconds=1):
+        raise DurationTooLong(f"{text!r} is too long (at most {MAX_DURATION.days}d)")
 
 
 def format_duration(td: timedelta) -> str:
@@ -336,7 +353,7 @@ class Settings:
     max_parallel: int = 4
     lease_ttl: timedelta = timedelta(seconds=60)
     lock_ttl: timedelta = timedelta(minutes=10)
-    archive_after: timedelta = timedelta(days=1)
+    archive_after: timedelta | None = None  # None: not set (SPEC's 1d once archiving is built)
     default_timeout: timedelta | None = None
     default_retry: RetryPolicy = field(default_factory=RetryPolicy)
     default_failure: FailureMode = FailureMode.INFER

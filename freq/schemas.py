@@ -1,7 +1,7 @@
 """The packaged JSON Schemas (draft 2020-12), cached validators, and their errors in plain words.
 
-Imports jsonschema and the standard library only: no yaml (config.py reads files), no other
-freq module. Errors come back as Violations: a path into the document and a one-line reason.
+Imports jsonschema, the standard library and freq.model (durations) only: no yaml (config.py
+reads files). Errors come back as Violations: a path into the document and a one-line reason.
 """
 
 from __future__ import annotations
@@ -14,8 +14,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import best_match
+
+from freq.model import DurationTooLong, parse_duration
 
 FACTORY = "factory.schema.json"
 SETTINGS = "frequency.schema.json"
@@ -31,6 +33,25 @@ _KINDS = {
     "object": "a mapping",
     "null": "empty",
 }
+
+
+# Our own formats; a JSON Schema tool that does not know them ignores them (annotations).
+_FORMATS = FormatChecker(formats=())
+
+
+def _duration_fits(value: object) -> bool:
+    """A duration the pattern accepts must also fit: parse_duration bounds its length."""
+    if isinstance(value, str | int) and not isinstance(value, bool):
+        try:
+            parse_duration(value)
+        except DurationTooLong:
+            raise
+        except ValueError:
+            pass  # malformed: the pattern and minimum keywords say so, in their words
+    return True
+
+
+_FORMATS.checks("freq-duration", raises=DurationTooLong)(_duration_fits)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -59,13 +80,13 @@ def load_schema(name: str) -> Mapping[str, Any]:
 @cache
 def factory_validator() -> Any:
     """A cached Draft202012Validator for one factory file."""
-    return Draft202012Validator(load_schema(FACTORY))
+    return Draft202012Validator(load_schema(FACTORY), format_checker=_FORMATS)
 
 
 @cache
 def settings_validator() -> Any:
     """A cached Draft202012Validator for `.frequency/frequency.yaml`."""
-    return Draft202012Validator(load_schema(SETTINGS))
+    return Draft202012Validator(load_schema(SETTINGS), format_checker=_FORMATS)
 
 
 def violations(validator: Any, instance: object) -> list[Violation]:
@@ -84,6 +105,8 @@ def _rewrite(error: Any) -> Iterator[Violation]:
     kind, value, inst = error.validator, error.validator_value, error.instance
     if kind in ("anyOf", "oneOf") and error.context:
         yield from _rewrite(best_match(error.context))
+    elif kind == "format" and error.cause is not None:
+        yield Violation(path=path, reason=str(error.cause))
     elif schema.get("title") == "duration":
         yield Violation(
             path=path, reason=f"{_show(inst)} is not a duration (use e.g. 90s, 40m, 2h)"

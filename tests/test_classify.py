@@ -160,3 +160,51 @@ def test_quota_rule_holds_until_reset_or_fifteen_minutes() -> None:
     d = classify(step, Ending(exit_code=1, tail="limit hit"), (), now=NOW)
     assert d.hold_until == NOW + timedelta(minutes=15)
     assert d.reason.endswith("; no reset time in the output, held 15m")
+
+
+def _rule_step(pattern: str) -> Step:
+    return Step(
+        id="s",
+        from_states=("a",),
+        to_state="b",
+        run="x",
+        classify=(ClassifyRule(match=pattern, kind=FailureKind.TERMINAL),),
+    )
+
+
+def test_a_pathological_rule_over_a_full_tail_still_classifies() -> None:
+    """`(a+)+$` over 64 KiB of `a`s and one `b`: backtracking would never end; RE2 answers."""
+    tail = "a" * (64 * 1024 - 1) + "b"
+    ending = Ending(exit_code=1, tail=tail)
+    missed = classify(_rule_step("(a+)+$"), ending, (), now=NOW)
+    assert missed.reason == "exit code 1"
+    hit = classify(_rule_step("(a+)+b$"), ending, (), now=NOW)
+    assert (hit.kind, hit.reason) == (FailureKind.TERMINAL, "classify rule 1: match '(a+)+b$'")
+
+
+@pytest.mark.parametrize(
+    ("pattern", "tail", "matches"),
+    [
+        ("^fatal: disk$", "step 1\nfatal: disk\nbye", True),  # ^ and $ at every line
+        ("fatal$", "fatal\n", True),
+        ("^bye", "step 1\nbye", True),
+        ("1.fatal", "1\nfatal", False),  # . does not cross lines
+        ("(?s)1.fatal", "1\nfatal", True),
+        ("Fatal", "fatal", False),  # case matters unless asked
+        ("(?i)Fatal", "fatal", True),
+        (r"\d+ errors", "found 12 errors", True),
+    ],
+)
+def test_rule_patterns_keep_multiline_search_semantics(
+    pattern: str, tail: str, matches: bool
+) -> None:
+    """A rule's pattern is searched anywhere, with ^ and $ per line (as re.MULTILINE did)."""
+    result = classify(_rule_step(pattern), Ending(exit_code=1, tail=tail), (), now=NOW)
+    assert result.reason.startswith("classify rule 1") is matches
+
+
+def test_rules_see_only_the_last_64_kib() -> None:
+    """A match further back than the bounded tail does not count."""
+    tail = "BOOM" + "x" * (64 * 1024)
+    result = classify(_rule_step("BOOM"), Ending(exit_code=1, tail=tail), (), now=NOW)
+    assert result.reason == "exit code 1"

@@ -17,7 +17,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from freq import schemas
+from freq import checks, schemas
+from freq.build import build_factory, build_settings
 from freq.config import dead_ends, expand_config, find_config_files, load_config
 from freq.errors import ConfigError, NoConfig
 from freq.model import (
@@ -32,6 +33,7 @@ from freq.model import (
     ClassifyRule,
     Command,
     Discover,
+    DurationTooLong,
     Emits,
     Factory,
     FailureKind,
@@ -170,9 +172,13 @@ steps:
 """
 
 
-def test_every_step_field_of_the_spec_loads(tmp_path: Path) -> None:
-    """Every example of SPEC §2's step table, in one factory, loads into the model."""
-    f = load_config(project(tmp_path, {"build.yaml": FULL})).factories[0]
+def test_every_step_field_of_the_spec_builds() -> None:
+    """Every example of SPEC §2's step table, in one factory, builds into the model.
+
+    (validate refuses the fields run does not carry out yet: see the next test.)
+    """
+    data = yaml.safe_load(FULL)
+    f = build_factory(data, path="build.yaml", step_lines=[16, 32, 44], settings=Settings())
     implement, review, promote = f.steps
     assert (f.description, f.poll_interval, f.autonomy) == (
         "Build an app, from selection to promotion.",
@@ -228,7 +234,19 @@ def test_every_step_field_of_the_spec_loads(tmp_path: Path) -> None:
         FailureMode.TERMINAL,
     )
     assert promote.emits == Emits(factory_id="build", state="selected")
-    assert [s.line for s in f.steps] == [16, 32, 44]
+
+
+def test_the_full_factory_is_refused_only_for_fields_not_carried_out(tmp_path: Path) -> None:
+    """Of every SPEC §2 field, validate refuses exactly agent, setup, merge and worktree."""
+    assert problems_of(project(tmp_path, {"build.yaml": FULL})) == [
+        f".frequency/build.yaml:19: $.steps[0].agent: {checks.AGENT_STEP}",
+        f".frequency/build.yaml:20: $.steps[0].setup: {checks.SETUP}",
+        f".frequency/build.yaml:21: $.steps[0].merge: {checks.MERGE}",
+        f".frequency/build.yaml:48: $.steps[2].isolation: {checks.WORKTREE}",
+    ]
+    supported = re.sub(r"\n    (agent|setup|merge|isolation):.*", "", FULL)
+    f = load_config(project(tmp_path / "supported", {"build.yaml": supported})).factories[0]
+    assert [s.line for s in f.steps] == [16, 29, 41]
 
 
 def test_step_defaults_come_from_frequency_yaml(tmp_path: Path) -> None:
@@ -240,10 +258,6 @@ def test_step_defaults_come_from_frequency_yaml(tmp_path: Path) -> None:
                 max_parallel: 2
                 lease: {ttl: 30s}
                 locks: {ttl: 5m}
-                archive_after: 2d
-                remote: origin
-                agents:
-                  reviewer: {command: [./review, --fast], price: {input: 3}}
                 defaults:
                   timeout: 20m
                   failure: retryable
@@ -253,7 +267,7 @@ def test_step_defaults_come_from_frequency_yaml(tmp_path: Path) -> None:
                 factory_id: build
                 state: {initial: a, terminal: [c]}
                 steps:
-                  - {id: one, from_states: [a], to_state: b, agent: {use: reviewer}}
+                  - {id: one, from_states: [a], to_state: b, run: ./one}
                   - id: two
                     from_states: [b]
                     to_state: c
@@ -265,15 +279,11 @@ def test_step_defaults_come_from_frequency_yaml(tmp_path: Path) -> None:
     )
     config = load_config(root)
     s = config.settings
-    assert (s.max_parallel, s.lease_ttl, s.lock_ttl, s.archive_after, s.remote) == (
+    assert (s.max_parallel, s.lease_ttl, s.lock_ttl) == (
         2,
         timedelta(seconds=30),
         timedelta(minutes=5),
-        timedelta(days=2),
-        "origin",
     )
-    assert s.agents["reviewer"]["command"] == ("./review", "--fast")
-    assert isinstance(s.agents["reviewer"]["price"], MappingProxyType)
     one, two = config.factories[0].steps
     base = Backoff(initial=timedelta(seconds=1), max=timedelta(minutes=1))
     assert (one.timeout, one.failure, one.retry) == (
@@ -288,9 +298,29 @@ def test_step_defaults_come_from_frequency_yaml(tmp_path: Path) -> None:
     )
 
 
+def test_settings_not_carried_out_yet_still_build() -> None:
+    """archive_after, remote and agents build (frozen), for when they are carried out."""
+    s = build_settings(
+        {
+            "archive_after": "2d",
+            "remote": "origin",
+            "agents": {"reviewer": {"command": ["./review", "--fast"], "price": {"input": 3}}},
+        }
+    )
+    assert (s.archive_after, s.remote) == (timedelta(days=2), "origin")
+    assert s.agents["reviewer"]["command"] == ("./review", "--fast")
+    assert isinstance(s.agents["reviewer"]["price"], MappingProxyType)
+    assert (Settings().archive_after, Settings().remote, dict(Settings().agents)) == (
+        None,
+        None,
+        {},
+    )
+
+
 def test_isolation_defaults_by_kind_of_step(tmp_path: Path) -> None:
     """`run` steps and gates default to isolation none, `agent` steps to worktree."""
-    f = load_config(project(tmp_path, {"build.yaml": FULL})).factories[0]
+    data = yaml.safe_load(FULL)
+    f = build_factory(data, path="build.yaml", step_lines=[1, 2, 3], settings=Settings())
     assert [s.isolation for s in f.steps[:2]] == [Isolation.WORKTREE, Isolation.NONE]
     assert factory_with(tmp_path / "gate", "").steps[0].isolation is Isolation.NONE
 
@@ -465,8 +495,7 @@ def test_unreadable_and_cyclic_files_are_problems(tmp_path: Path) -> None:
     (root / ".frequency" / "a.yaml").write_bytes(b"\xff\xfe")
     (root / ".frequency" / ".hidden.yaml").write_text("not: [config")
     assert problems_of(root) == [
-        ".frequency/a.yaml: cannot be read: "
-        "'utf-8' codec can't decode byte 0xff in position 0: invalid start byte",
+        ".frequency/a.yaml: is not UTF-8 text (byte 0xff at offset 0); is it a binary file?",
         ".frequency/b.yaml: invalid YAML: "
         "unacceptable character #x0007: special characters are not allowed",
         ".frequency/c.yaml: invalid YAML: an alias refers to a node that contains it",
@@ -555,9 +584,52 @@ def test_schema_durations_agree_with_the_model(text: str) -> None:
     try:
         parse_duration(text)
         parses = True
+    except DurationTooLong:
+        parses = True  # well-formed; the schema's freq-duration format refuses the length
     except ValueError:
         parses = False
     assert (re.search(pattern, text) is not None) == parses
+
+
+@pytest.mark.parametrize(
+    ("where", "text", "shown"),
+    [
+        ("timeout", "99999999999d", "'99999999999d'"),
+        ("timeout", "10000d1s", "'10000d1s'"),
+        ("timeout", "999999999999999999", "999999999999999999"),
+        ("retry", "{backoff: {max: 240001h}}", "'240001h'"),
+        ("locks", "[{name: deploy, ttl: 99999999999999999999m}]", "'99999999999999999999m'"),
+        ("requires", "[{command: {run: 'true', timeout: 10001d}}]", "'10001d'"),
+    ],
+)
+def test_too_long_durations_are_one_problem(
+    tmp_path: Path, where: str, text: str, shown: str
+) -> None:
+    """A well-formed duration above 10000d is refused in one line (timedelta would overflow)."""
+    root = project(tmp_path, {"build.yaml": SEED + f"    {where}: {text}\n"})
+    [problem] = problems_of(root)
+    assert problem.startswith(".frequency/build.yaml:9: $.steps[0].")
+    assert problem.endswith(f": {shown} is too long (at most 10000d)")
+
+
+def test_too_long_durations_in_frequency_yaml(tmp_path: Path) -> None:
+    """frequency.yaml's durations have the same bound, each its own problem line."""
+    root = project(
+        tmp_path,
+        {
+            "build.yaml": SEED,
+            "frequency.yaml": """
+                lease: {ttl: 99999999999d}
+                defaults: {timeout: 10000d, retry: {backoff: {initial: 1s, max: 864000001}}}
+            """,
+        },
+    )
+    assert problems_of(root) == [
+        ".frequency/frequency.yaml:1: $.lease.ttl: '99999999999d' is too long (at most 10000d)",
+        ".frequency/frequency.yaml:2: $.defaults.retry.backoff.max: "
+        "864000001 is too long (at most 10000d)",
+    ]
+    assert parse_duration("10000d") == timedelta(days=10000)
 
 
 # ---------------------------------------------------------------- flow
@@ -572,7 +644,7 @@ flow: [implement, review, promote]
 steps:
   implement:
     to_state: implemented
-    agent: {use: claude_code, prompt: "build {subject}"}
+    run: ./build
   review:
     from_states: [implemented, idea]
     to_state: reviewed
@@ -590,7 +662,7 @@ steps:
   - id: implement
     from_states: [idea]
     to_state: implemented
-    agent: {use: claude_code, prompt: "build {subject}"}
+    run: ./build
   - id: review
     from_states: [implemented, idea]
     to_state: reviewed
@@ -658,26 +730,52 @@ def _properties(node: object) -> set[str]:
     return found.union(*(_properties(v) for v in node.values()))
 
 
-def _described(node: object) -> bool:
-    """Every property of a schema has a description (its own or its $ref's)."""
+def _resolve(root: dict, ref: str) -> dict:  # type: ignore[type-arg]
+    """The subschema a local `$ref` (`#/$defs/a/properties/b`) points at."""
+    node = root
+    for part in ref.removeprefix("#").split("/")[1:]:
+        node = node[part]
+    return node
+
+
+def _undescribed(root: dict, node: object) -> list[str]:  # type: ignore[type-arg]
+    """Names of properties with no description, their own or their $ref's."""
     if isinstance(node, list):
-        return all(_described(n) for n in node)
+        return [n for item in node for n in _undescribed(root, item)]
     if not isinstance(node, dict):
-        return True
-    props = node.get("properties", {})
-    return all("description" in p for p in props.values()) and all(
-        _described(v) for v in node.values()
-    )
+        return []
+    missing = [
+        name
+        for name, p in node.get("properties", {}).items()
+        if "description" not in p and "description" not in _resolve(root, p.get("$ref", "#"))
+    ]
+    return missing + [n for v in node.values() for n in _undescribed(root, v)]
 
 
 @pytest.mark.parametrize("name", [schemas.FACTORY, schemas.SETTINGS])
 def test_every_schema_property_is_described_and_documented(name: str) -> None:
     """Each property has a description and appears as `name` in docs/config.md."""
     schema = schemas.load_schema(name)
-    assert _described(schema)
+    assert _undescribed(dict(schema), schema) == []
     doc = (REPO / "docs" / "config.md").read_text()
     documented = {part for span in re.findall(r"`([\w.]+)`", doc) for part in span.split(".")}
     assert sorted(_properties(schema) - documented) == []
+
+
+def test_typed_predicates_take_the_keyed_fields_and_type() -> None:
+    """Each `type:` form has exactly the fields of its keyed form, plus `type` itself."""
+    defs = schemas.load_schema(schemas.FACTORY)["$defs"]
+    for keyed, typed in [
+        ("subjectState", "typedSubjectState"),
+        ("capacity", "typedCapacity"),
+        ("changed", "typedChanged"),
+        ("command", "typedCommand"),
+    ]:
+        assert list(defs[typed]["properties"]) == ["type", *defs[keyed]["properties"]]
+        assert defs[typed]["required"] == defs[keyed]["required"]
+        assert defs[typed].get("anyOf") == defs[keyed].get("anyOf")
+    kinds = defs["typedPredicate"]["properties"]["type"]["enum"]
+    assert kinds == list(defs["keyedPredicate"]["properties"])
 
 
 def test_docs_complete_example_loads(tmp_path: Path) -> None:

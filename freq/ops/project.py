@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from freq.config import dead_ends, expand_config
+from freq.config import check_not_a_file, dead_ends, expand_config
 from freq.errors import FreqError, Hint
 from freq.model import Factory
 from freq.ops.app import App
@@ -73,6 +73,7 @@ class InitResult:
 def init_project(app: App, *, force: bool = False) -> InitResult:
     """Write a commented starter .frequency/ (settings + the seed's build factory)."""
     folder = app.root / ".frequency"
+    check_not_a_file(folder)
     files = {"frequency.yaml": STARTER_SETTINGS, "build.yaml": STARTER_BUILD}
     existing = [n for n in files if (folder / n).exists()]
     if existing and not force:
