@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import click
 
-from freq import ops, render
+from freq import ops
 from freq.cli.base import _emit_json, cli, json_option, pass_app
-from freq.config import dump_yaml
 
 
 @cli.command()
@@ -51,6 +50,8 @@ def validate(app: ops.App, expand: bool, as_json: bool) -> int:
         _emit_json(res)
         return 0
     if expand and res.expanded is not None:
+        from freq.config import dump_yaml
+
         for path, doc in res.expanded.items():
             click.echo(f"# {path}")
             click.echo(dump_yaml(doc).rstrip())
@@ -74,6 +75,8 @@ def graph(app: ops.App, factory: str | None, fmt: str) -> int:
     Example:
       git freq graph --format dot | dot -Tsvg > factories.svg
     """
+    from freq import render
+
     click.echo(render.graph(ops.graph_input(app, factory).factories, fmt))
     return 0
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from freq import ops, render
+from freq import ops
 from freq.cli.base import _emit_json, cli, json_option, pass_app
 
 
@@ -74,6 +74,8 @@ def add(
 @pass_app
 def status(app: ops.App, factory: str | None, as_json: bool) -> int:
     """Counts per state for every factory (or one), and running steps."""
+    from freq import render
+
     res = ops.status(app, factory)
     if as_json:
         _emit_json(res)
@@ -91,6 +93,8 @@ def status(app: ops.App, factory: str | None, as_json: bool) -> int:
 @pass_app
 def show(app: ops.App, factory: str, subject: str, as_json: bool) -> int:
     """One subject: state, attempts, data, last error, output tail, history."""
+    from freq import render
+
     res = ops.show(app, factory, subject)
     if as_json:
         _emit_json(res)
@@ -125,6 +129,8 @@ def log(app: ops.App, factory: str | None, subject: str | None, limit: int, as_j
       git log refs/frequency/subjects/build/app-1
       git log --glob=refs/frequency
     """
+    from freq import render
+
     entries = ops.log(app, factory, subject, limit=limit or None)
     if as_json:
         _emit_json(

@@ -10,16 +10,19 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from freq import proc, refs
 from freq.errors import UnknownState, UsageError
-from freq.executor import Executor, RunSummary
 from freq.facts import gather
 from freq.model import Event, EventKind, Subject
 from freq.ops.app import App, _snapshot
 from freq.planner import Plan, plan
 from freq.report import Reporter
 from freq.store import HistoryEntry
+
+if TYPE_CHECKING:  # the executor is imported by `run` alone: `plan` and `status` skip it
+    from freq.executor import RunSummary
 
 # ---------------------------------------------------------------- add
 
@@ -289,6 +292,8 @@ def run(
         app.factory(f)
     if max_parallel is not None and max_parallel < 1:
         raise UsageError("--max-parallel must be at least 1")
+    from freq.executor import Executor
+
     ex = Executor(app.store, app.config, clock=app.clock, worker=app.worker, reporter=reporter)
     restore = proc.handle_interrupts(ex.stop, ex.kill) if handle_signals else None
     try:
