@@ -75,9 +75,11 @@ def test_importing_the_cli_loads_no_outside_system(tmp_path: Path) -> None:
     [
         (["--version"], 0),
         (["-h"], 0),
+        ([], 0),
         (["dlq", "show", "-h"], 0),
         (["nope"], 2),
-        (["log", "-n", "x"], 2),
+        (["log", "-n", "-1"], 2),
+        (["graph", "--json"], 2),
         (["run", "--once", "--until-idle"], 2),
     ],
 )

@@ -55,6 +55,10 @@ def _crash_report(exc: BaseException) -> str:
     return path
 
 
+def _takes_json(cmd: click.Command) -> bool:
+    return any("--json" in p.opts for p in cmd.params if isinstance(p, click.Option))
+
+
 def _interrupted(as_json: bool) -> NoReturn:
     from freq.errors import EXIT_INTERRUPTED
 
@@ -83,6 +87,16 @@ def _report(exc: Exception, as_json: bool) -> NoReturn:
 class FreqGroup(click.Group):
     """A click group whose `main` is Frequency's single error boundary."""
 
+    group_class = type  # subgroups (`dlq`) are FreqGroups too, for `parse_args` below
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """A bare call (`git freq`, `git freq dlq`) lists the commands and exits 0: asking
+        what there is is not a usage error (click would exit 2)."""
+        if not args and self.no_args_is_help and not ctx.resilient_parsing:
+            click.echo(ctx.get_help())
+            ctx.exit(0)
+        return super().parse_args(ctx, args)
+
     def main(
         self,
         args: Sequence[str] | None = None,
@@ -101,6 +115,9 @@ class FreqGroup(click.Group):
             _interrupted(as_json)
         except click.UsageError as exc:
             cmd = exc.ctx.command_path if exc.ctx else PROG
+            # `--json` on a command without that option (`graph --json`) is the mistake
+            # itself: report it as text only
+            as_json = as_json and (exc.ctx is None or _takes_json(exc.ctx.command))
             _fail(f"{exc.format_message()} (see `{cmd} --help`)", exc.exit_code, as_json=as_json)
         except click.ClickException as exc:
             _fail(exc.format_message(), exc.exit_code, as_json=as_json)

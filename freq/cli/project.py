@@ -58,18 +58,27 @@ def validate(app: ops.App, expand: bool, as_json: bool) -> int:
         return 0
     for note in res.notes:
         click.echo(f"note: {note}", err=True)
-    click.echo(f"ok: {len(res.factories)} factories ({', '.join(res.factories)})")
+    n = len(res.factories)
+    names = f" ({', '.join(res.factories)})" if n else ""
+    click.echo(f"ok: {n} {'factory' if n == 1 else 'factories'}{names}")
     return 0
 
 
 @cli.command()
 @click.argument("factory", required=False)
 @click.option(
-    "--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True
+    "--format",
+    "fmt",
+    type=click.Choice(["mermaid", "dot"]),
+    default="mermaid",
+    show_default=True,
+    help="Diagram language.",
 )
 @pass_app
 def graph(app: ops.App, factory: str | None, fmt: str) -> int:
     """Draw factories (all, with the edges between them, when none is named).
+
+    The output is a diagram, already machine-readable; there is no --json.
 
     \b
     Example:
