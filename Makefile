@@ -8,7 +8,8 @@ BIN := $(VENV)/bin
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# the man page is installed as a copy (wheel data), also by the editable install
+$(VENV)/.installed: pyproject.toml share/man/man1/git-freq.1
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
 	@touch $@

@@ -18,6 +18,9 @@ Figures (targets from the issue):
   (g) planning 10 factories x 1,000 subjects with 3 pure predicates per step (subject_state,
       capacity, not) vs Store.snapshot() alone in the same run; target: load+plan at most
       1.5x the load (predicate evaluation adds at most 50%).
+  (h) start-up, as real processes: `git freq --version` vs `python -c "import click"`
+      (target: at most 1.5x), and `git freq plan --json` over 10,000 subjects vs the read
+      floor of (b) (target: at most 2x).
 
 Everything is created in temporary folders. The same figures are written as JSON to
 bench/results/latest.json. Absolute times depend on the machine and its disk; the ratios
@@ -304,20 +307,18 @@ def figure_c(tmp: Path, env: dict[str, str], n: int, reps: int = 3) -> list[Row]
         return repo, took
 
     rows: list[Row] = []
-    floor = 0.0  # no ratio for the start-up row when the add could not be measured
     try:
         runs = [add_once(i) for i in range(reps)]
     except RuntimeError as exc:
         rows.append(_failed("c", what, n, floor_name, 10.0, str(exc)))
     else:
-        floor = w.read_floor(runs[-1][0], env)
         rows.append(
             Row(
                 figure="c",
                 what=what,
                 size=n,
                 measured_s=min(t for _, t in runs),
-                floor_s=floor,
+                floor_s=w.read_floor(runs[-1][0], env),
                 floor=floor_name,
                 target=10.0,
                 note=f"best of {reps}, each into a fresh repository; "
@@ -325,37 +326,6 @@ def figure_c(tmp: Path, env: dict[str, str], n: int, reps: int = 3) -> list[Row]
             )
         )
 
-    start = "  git freq --version (process start, context)"
-
-    def version() -> None:
-        subprocess.run([*cmd, "--version"], cwd=tmp, env=env, capture_output=True, check=True)
-
-    try:
-        start_s = w.best_of(version, 5)
-    except subprocess.CalledProcessError as exc:
-        err = (exc.stderr or b"").decode(errors="replace").strip().splitlines()[-1:]
-        rows.append(
-            _failed(
-                "c",
-                start,
-                0,
-                floor_name,
-                None,
-                f"exit {exc.returncode}: {(err or ['no output'])[0][:200]}",
-            )
-        )
-    else:
-        rows.append(
-            Row(
-                figure="c",
-                what=start,
-                size=0,
-                measured_s=start_s,
-                floor_s=floor,
-                floor=floor_name,
-                note=f"best of 5; {w.describe(cmd)}",
-            )
-        )
     return rows
 
 
@@ -489,6 +459,60 @@ def figure_g(
     ]
 
 
+# ---------------------------------------------------------------- (h) start-up
+
+
+def figure_h(tmp: Path, env: dict[str, str], n: int, reps: int = 5) -> list[Row]:
+    """Real processes, start-up included: `git freq --version` vs `python -c "import click"`,
+    and `git freq plan --json` over `n` subjects vs git's bulk read of the same repository."""
+    cmd = w.freq_command()
+    repo = w.init_repo(tmp / f"h-{n}", env)
+    (repo / ".frequency").mkdir()
+    (repo / ".frequency" / "build.yaml").write_text(w.BUILD_YAML)
+    store = Store.discover(repo, clock=SystemClock())
+    try:
+        store.create_many(w.subjects(n))
+    finally:
+        store.close()
+
+    def call(*argv: str) -> str:
+        proc = subprocess.run(argv, cwd=repo, env=env, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            tail = (proc.stderr.strip() or "no output").splitlines()[-1]
+            raise RuntimeError(f"{' '.join(argv[-2:])}: exit {proc.returncode}: {tail[:200]}")
+        return proc.stdout
+
+    p = json.loads(call(*cmd, "plan", "--json"))  # untimed: checks it, warms caches
+    if (planned := sum(len(p[k]) for k in ("starts", "expired", "waiting"))) != n:
+        raise RuntimeError(f"plan --json decided {planned} of {n} subjects")
+    click_s = w.best_of(lambda: call(sys.executable, "-c", "import click"), reps)
+    version_s = w.best_of(lambda: call(*cmd, "--version"), reps)
+    plan_s = w.best_of(lambda: call(*cmd, "plan", "--json"), 3)
+    note = f"best of {reps}; {w.describe(cmd)}"
+    return [
+        Row(
+            figure="h",
+            what="git freq --version (process start)",
+            size=0,
+            measured_s=version_s,
+            floor_s=click_s,
+            floor='python -c "import click" (same interpreter)',
+            target=1.5,
+            note=note,
+        ),
+        Row(
+            figure="h",
+            what="git freq plan --json (one process)",
+            size=n,
+            measured_s=plan_s,
+            floor_s=w.read_floor(repo, env),
+            floor="git for-each-ref | git cat-file --batch",
+            target=2.0,
+            note="best of 3, subject cache warm; start-up, config, load, plan and JSON output",
+        ),
+    ]
+
+
 # ---------------------------------------------------------------- report
 
 
@@ -567,7 +591,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--output", type=Path, default=RESULTS, help="where to write the JSON")
     ap.add_argument(
-        "--only", default="abcdefg", help="figures to run, e.g. --only d (default: all)"
+        "--only", default="abcdefgh", help="figures to run, e.g. --only d (default: all)"
     )
     ap.add_argument("--run-n", type=int, default=None, help="subjects for figure (d)")
     args = ap.parse_args(argv)
@@ -592,6 +616,7 @@ def main(argv: list[str] | None = None) -> int:
             ("e", lambda: [Row(**r) for r in runtime.figure_e(tmp, env, sleep_n)]),
             ("f", lambda: [Row(**r) for r in runtime.figure_f(tmp, env, samples)]),
             ("g", lambda: figure_g(tmp, env, 10, mesh_per)),
+            ("h", lambda: figure_h(tmp, env, sizes[-1])),
         ):
             if name not in args.only:
                 continue

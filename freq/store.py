@@ -227,10 +227,17 @@ class Store:
         """Every ref under `prefix` (ending in /) → commit id, loose refs over packed ones."""
         out: dict[str, str] = {}
         pref = prefix.encode()
-        with self._write_lock:
-            packed = dict(self.repo.refs.get_packed_refs())
-        for name, oid in packed.items():
-            if name.startswith(pref):
+        # packed-refs read directly: dulwich checks every name's format (60 ms for 10,000
+        # subjects, the bulk of `git freq plan`'s ref listing); writers replace the file by
+        # rename under packed-refs.lock, so one read sees one version of it
+        try:
+            with open(os.path.join(self.common_dir, "packed-refs"), "rb") as f:
+                packed = f.read()
+        except FileNotFoundError:
+            packed = b""
+        for line in packed.splitlines():
+            oid, _, name = line.partition(b" ")
+            if name.startswith(pref) and not oid.startswith((b"#", b"^")):
                 out[name.decode()] = oid.decode()
         self._scan_loose(os.path.join(self.common_dir, prefix), prefix, out)
         return out

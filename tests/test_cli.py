@@ -344,3 +344,75 @@ def test_every_command_is_documented_and_helps(repo: FreqRepo) -> None:
     for n in names:
         res = repo.run(*n.split(), "--help")
         assert res.code == 0 and res.out.startswith("Usage: git freq "), n
+
+
+def test_bare_call_lists_commands_and_short_help_works(repo: FreqRepo) -> None:
+    """`git freq` alone prints the command list and exits 0; `-h` is click's help."""
+    bare = repo.run().assert_success()
+    assert bare.out.startswith("Usage: git freq [OPTIONS] COMMAND [ARGS]...\n")
+    assert "\nCommands:\n" in bare.out
+    assert bare.err == ""
+    assert repo.run("-h").assert_success().out == bare.out
+    dlq = repo.run("dlq").assert_success()
+    assert dlq.out.startswith("Usage: git freq dlq [OPTIONS] COMMAND [ARGS]...\n")
+
+
+def test_negative_log_count_is_a_usage_error(build: FreqRepo) -> None:
+    """`log -n -1` is refused in one line with exit 2, rather than printing nothing."""
+    res = build.run("log", "-n", "-1")
+    assert (res.code, res.out) == (2, "")
+    assert res.err == (
+        "git freq: Invalid value for '-n' / '--max-count': -1 is not in the range x>=0. "
+        "(see `git freq log --help`)\n"
+    )
+
+
+def test_graph_has_no_json_and_says_so_in_text(build: FreqRepo) -> None:
+    """`graph --json` is a usage error reported as text only: graph's output is a diagram."""
+    res = build.run("graph", "--json")
+    assert (res.code, res.out) == (2, "")
+    assert res.err == "git freq: No such option '--json'. (see `git freq graph --help`)\n"
+
+
+def test_json_mode_errors_are_json_on_stdout_and_one_line(build: FreqRepo) -> None:
+    """A command with --json reports a refusal as a JSON object plus the one stderr line."""
+    res = build.run("show", "build", "ghost", "--json").assert_failure()
+    assert json.loads(res.out) == {
+        "error": {
+            "code": "unknown-subject",
+            "message": "no subject 'ghost' in factory 'build'",
+            "hint": "see `git freq status build`",
+            # the same hint as data, for scripts that act on it
+            "next": {"text": "see", "command": ["status", "build"], "option": None},
+        }
+    }
+    assert res.err == (
+        "git freq: no subject 'ghost' in factory 'build'; see `git freq status build`\n"
+    )
+
+
+@pytest.mark.parametrize(("files", "out"), [(1, "ok: 1 factory (build)\n"), (2, None)])
+def test_validate_counts_factories_in_words(freq_repo, files: int, out: str | None) -> None:  # type: ignore[no-untyped-def]
+    """`validate` says `1 factory`, `2 factories`."""
+    more = {".frequency/deploy.yaml": SEED.replace("factory_id: build", "factory_id: deploy")}
+    r = freq_repo({".frequency/build.yaml": SEED, **(more if files == 2 else {})})
+    got = r.run("validate").assert_success().out
+    assert got == (out or "ok: 2 factories (build, deploy)\n")
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"app-1\napp-\xe9\n", "is not UTF-8 (byte 0xe9 at offset 10)"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "looks binary (a NUL byte at offset 8)"),
+    ],
+)
+def test_add_from_a_file_that_is_not_text(build: FreqRepo, content: bytes, problem: str) -> None:
+    """A binary or non-UTF-8 --from file: one line, exit 1, nothing written."""
+    (build.path / "apps.bin").write_bytes(content)
+    res = build.run("add", "build", "--from", "apps.bin").assert_failure()
+    assert res.err == (
+        f"git freq: --from apps.bin {problem}; nothing was added; "
+        "it takes UTF-8 text, one NAME [KEY=VALUE ...] per line\n"
+    )
+    assert build.git("for-each-ref", "refs/frequency") == ""

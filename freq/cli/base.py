@@ -4,38 +4,48 @@ Must not import dulwich, subprocess or pexpect, nor the command modules (they im
 one); click is allowed only in freq/cli/*. Every action is a function in ops. The error
 boundary (`FreqGroup.main`) is the one place that turns exceptions into one-line messages
 and exit codes (0 ok, 1 failure, 2 usage, 130 interrupted; SPEC §6, STYLE habit 6).
+
+Start-up cost: `--version`, `--help` and usage errors import only click and freq/cli/*, so
+this module imports nothing else from freq at import time. The App is made on first use by
+`pass_app` (a command that runs needs it; `--help` never does), ops resolves its actions
+lazily, and freq.errors is imported by the boundary only once an exception reaches it: a
+FreqError can only exist after its module was imported anyway.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import platform
+import functools
 import sys
-import tempfile
-import traceback
-from collections.abc import Sequence
-from datetime import UTC, datetime
-from typing import Any, NoReturn
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
-from freq import __version__, ops, render
-from freq.errors import EXIT_INTERRUPTED, EXIT_USAGE, ConfigError, FreqError
+from freq import __version__
+
+if TYPE_CHECKING:
+    from freq import ops
 
 PROG = "git freq"
+R = TypeVar("R")
 
 
 def _fail(
     message: str, code: int, *, as_json: bool, data: dict[str, Any] | None = None
 ) -> NoReturn:
     if as_json:
-        click.echo(json.dumps({"error": data or {"message": message}}, indent=2))
+        _emit_json({"error": data or {"message": message}})
     click.echo(f"{PROG}: {message}", err=True)
     sys.exit(code)
 
 
 def _crash_report(exc: BaseException) -> str:
+    import os
+    import platform
+    import tempfile
+    import traceback
+    from datetime import UTC, datetime
+
     fd, path = tempfile.mkstemp(prefix="freq-crash-", suffix=".log")
     with os.fdopen(fd, "w") as f:
         f.write(f"git-freq {__version__}\npython {sys.version}\nplatform {platform.platform()}\n")
@@ -45,8 +55,51 @@ def _crash_report(exc: BaseException) -> str:
     return path
 
 
+def _takes_json(cmd: click.Command) -> bool:
+    return any("--json" in p.opts for p in cmd.params if isinstance(p, click.Option))
+
+
+def _interrupted(as_json: bool) -> NoReturn:
+    from freq.errors import EXIT_INTERRUPTED
+
+    _fail("interrupted", EXIT_INTERRUPTED, as_json=as_json)
+
+
+def _report(exc: Exception, as_json: bool) -> NoReturn:
+    """A FreqError as one line (a ConfigError as one line per problem); anything else as one
+    line naming a crash report."""
+    from freq.errors import ConfigError, FreqError
+
+    if isinstance(exc, ConfigError):
+        if as_json:
+            _emit_json({"error": exc.as_json()})
+        for problem in exc.problems:
+            click.echo(str(problem), err=True)
+        if len(exc.problems) > 1:
+            click.echo(f"{PROG}: {len(exc.problems)} problems; nothing was run", err=True)
+        sys.exit(exc.exit_code)
+    if isinstance(exc, FreqError):
+        from freq.render import error_line, hint_text
+
+        data = exc.as_json()  # the hint as data, and as the words this front end uses
+        data["hint"], data["next"] = (hint_text(exc.hint) if exc.hint else None), data["hint"]
+        _fail(error_line(exc), exc.exit_code, as_json=as_json, data=data)
+    path = _crash_report(exc)
+    _fail(f"internal error: {type(exc).__name__}: {exc} (details in {path})", 1, as_json=as_json)
+
+
 class FreqGroup(click.Group):
     """A click group whose `main` is Frequency's single error boundary."""
+
+    group_class = type  # subgroups (`dlq`) are FreqGroups too, for `parse_args` below
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """A bare call (`git freq`, `git freq dlq`) lists the commands and exits 0: asking
+        what there is is not a usage error (click would exit 2)."""
+        if not args and self.no_args_is_help and not ctx.resilient_parsing:
+            click.echo(ctx.get_help())
+            ctx.exit(0)
+        return super().parse_args(ctx, args)
 
     def main(
         self,
@@ -63,43 +116,84 @@ class FreqGroup(click.Group):
         except click.exceptions.Exit as exc:
             sys.exit(exc.exit_code)
         except click.exceptions.Abort:
-            _fail("interrupted", EXIT_INTERRUPTED, as_json=as_json)
+            _interrupted(as_json)
         except click.UsageError as exc:
             cmd = exc.ctx.command_path if exc.ctx else PROG
-            _fail(f"{exc.format_message()} (see `{cmd} --help`)", EXIT_USAGE, as_json=as_json)
+            # `--json` on a command without that option (`graph --json`) is the mistake
+            # itself: report it as text only
+            as_json = as_json and (exc.ctx is None or _takes_json(exc.ctx.command))
+            _fail(f"{exc.format_message()} (see `{cmd} --help`)", exc.exit_code, as_json=as_json)
         except click.ClickException as exc:
             _fail(exc.format_message(), exc.exit_code, as_json=as_json)
-        except ConfigError as exc:
-            if as_json:
-                click.echo(json.dumps({"error": exc.as_json()}, indent=2))
-            for problem in exc.problems:
-                click.echo(str(problem), err=True)
-            if len(exc.problems) > 1:
-                click.echo(f"{PROG}: {len(exc.problems)} problems; nothing was run", err=True)
-            sys.exit(exc.exit_code)
-        except FreqError as exc:
-            _fail(render.error_line(exc), exc.exit_code, as_json=as_json, data=exc.as_json())
         except KeyboardInterrupt:
-            _fail("interrupted", EXIT_INTERRUPTED, as_json=as_json)
+            _interrupted(as_json)
         except BrokenPipeError:
             sys.exit(1)
-        except Exception as exc:  # the boundary: anything unexpected becomes one line
-            path = _crash_report(exc)
-            _fail(
-                f"internal error: {type(exc).__name__}: {exc} (details in {path})",
-                1,
-                as_json=as_json,
-            )
+        except Exception as exc:  # the boundary: FreqErrors and anything unexpected, one line
+            _report(exc, as_json)
         sys.exit(rv if isinstance(rv, int) else 0)
 
 
-pass_app = click.make_pass_decorator(ops.App)
+def app_of(ctx: click.Context) -> ops.App:
+    """This invocation's App, made on first use and closed with the root context."""
+    root = ctx.find_root()
+    app: ops.App | None = root.meta.get("freq.app")
+    if app is None:
+        from freq import ops
+
+        app = root.meta["freq.app"] = ops.App(root.params.get("directory") or ".")
+        root.call_on_close(app.close)
+    return app
+
+
+def pass_app(f: Callable[..., R]) -> Callable[..., R]:
+    """Pass this invocation's App as the first argument (click's make_pass_decorator needs
+    the class at import time; this does not)."""
+
+    @functools.wraps(f)
+    def new_func(*args: Any, **kwargs: Any) -> R:
+        ctx = click.get_current_context()
+        return ctx.invoke(f, app_of(ctx), *args, **kwargs)
+
+    return new_func
+
+
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 reason_option = click.option("--reason", default="", help="Why (recorded in the commit).")
 
 
 def _emit_json(value: Any) -> None:
-    click.echo(json.dumps(render.jsonable(value), indent=2, ensure_ascii=False))
+    """`value` as JSON on stdout: indented on a terminal, one line when piped (`plan --json`
+    on 10,000 subjects is 2.4 MB; indenting forces json's pure-Python encoder, 3x slower)."""
+    import json
+
+    indent = 2 if sys.stdout.isatty() else None
+    try:
+        text = json.dumps(value, default=_plain, ensure_ascii=False, indent=indent)
+    except TypeError:  # a dict with keys json refuses (tuples): the exact, slower walk
+        from freq import render
+
+        text = json.dumps(render.jsonable(value), ensure_ascii=False, indent=indent)
+    click.echo(text)
+
+
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _plain(value: Any) -> Any:
+    """One level of render.jsonable, as json's `default` hook: the C encoder walks the rest
+    (5x faster than converting the whole tree first). tests/test_cli_json.py checks that
+    both agree on every command's result."""
+    names = _FIELDS.get(type(value))
+    if names is None:
+        import dataclasses
+
+        if not dataclasses.is_dataclass(value) or isinstance(value, type):
+            from freq import render
+
+            return render.jsonable(value)  # enums, datetimes, mappings, durations
+        names = _FIELDS[type(value)] = tuple(f.name for f in dataclasses.fields(value))
+    return {name: getattr(value, name) for name in names}
 
 
 @click.group(cls=FreqGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -107,8 +201,7 @@ def _emit_json(value: Any) -> None:
     "-C", "directory", default=".", metavar="PATH", help="Run as if started in PATH (like git -C)."
 )
 @click.version_option(__version__, prog_name="git-freq")
-@click.pass_context
-def cli(ctx: click.Context, directory: str) -> None:
+def cli(directory: str) -> None:
     """Run factories of AI-agent and shell steps; all state lives in git.
 
     \b
@@ -119,6 +212,3 @@ def cli(ctx: click.Context, directory: str) -> None:
       git freq status                   counts per state
       git log --glob=refs/frequency     the audit trail, with plain git
     """
-    app = ops.App(directory)
-    ctx.obj = app
-    ctx.call_on_close(app.close)

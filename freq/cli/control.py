@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import click
 
-from freq import ops, render
-from freq.cli.base import _emit_json, cli, json_option, pass_app, reason_option
+from freq import ops
+from freq.cli.base import _emit_json, app_of, cli, json_option, pass_app, reason_option
 
 
 def _echo_control(res: ops.ControlResult, as_json: bool) -> int:
@@ -101,7 +101,9 @@ def locks(ctx: click.Context, include_free: bool, as_json: bool) -> int:
     """
     if ctx.invoked_subcommand is not None:
         return 0
-    rows = ops.list_locks(ctx.find_object(ops.App), include_free=include_free)  # type: ignore[arg-type]
+    from freq import render
+
+    rows = ops.list_locks(app_of(ctx), include_free=include_free)
     if as_json:
         _emit_json(rows)
         return 0

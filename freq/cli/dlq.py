@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from freq import ops, render
+from freq import ops
 from freq.cli.base import _emit_json, cli, json_option, pass_app
 
 
@@ -32,6 +32,8 @@ def dlq() -> None:
 @pass_app
 def dlq_list(app: ops.App, factory: str | None, include_requeued: bool, as_json: bool) -> int:
     """Entries waiting for a person (newest first)."""
+    from freq import render
+
     rows = ops.dlq_list(app, factory, include_requeued=include_requeued)
     if as_json:
         _emit_json(rows)

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import click
 
-from freq import ops, render
+from freq import ops
 from freq.cli.base import _emit_json, cli, json_option, pass_app
-from freq.config import dump_yaml
 
 
 @cli.command()
@@ -51,29 +50,42 @@ def validate(app: ops.App, expand: bool, as_json: bool) -> int:
         _emit_json(res)
         return 0
     if expand and res.expanded is not None:
+        from freq.config import dump_yaml
+
         for path, doc in res.expanded.items():
             click.echo(f"# {path}")
             click.echo(dump_yaml(doc).rstrip())
         return 0
     for note in res.notes:
         click.echo(f"note: {note}", err=True)
-    click.echo(f"ok: {len(res.factories)} factories ({', '.join(res.factories)})")
+    n = len(res.factories)
+    names = f" ({', '.join(res.factories)})" if n else ""
+    click.echo(f"ok: {n} {'factory' if n == 1 else 'factories'}{names}")
     return 0
 
 
 @cli.command()
 @click.argument("factory", required=False)
 @click.option(
-    "--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True
+    "--format",
+    "fmt",
+    type=click.Choice(["mermaid", "dot"]),
+    default="mermaid",
+    show_default=True,
+    help="Diagram language.",
 )
 @pass_app
 def graph(app: ops.App, factory: str | None, fmt: str) -> int:
     """Draw factories (all, with the edges between them, when none is named).
 
+    The output is a diagram, already machine-readable; there is no --json.
+
     \b
     Example:
       git freq graph --format dot | dot -Tsvg > factories.svg
     """
+    from freq import render
+
     click.echo(render.graph(ops.graph_input(app, factory).factories, fmt))
     return 0
 

@@ -6,12 +6,30 @@ allowed only in freq/cli/*.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, BinaryIO
 
 import click
 
-from freq import ops, render
+from freq import ops
 from freq.cli.base import _emit_json, cli, json_option, pass_app
+
+
+def _text_of(file: BinaryIO) -> str:
+    """The listing given to `--from` as text; one line (exit 1) if it is binary or not UTF-8."""
+    raw, name = file.read(), getattr(file, "name", "-")
+    where = "stdin" if name in ("-", "<stdin>") else click.format_filename(name)
+    if b"\0" in raw:
+        pos = raw.index(b"\0")
+        problem = f"looks binary (a NUL byte at offset {pos})"
+    else:
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            problem = f"is not UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})"
+    raise click.ClickException(
+        f"--from {where} {problem}; nothing was added; "
+        "it takes UTF-8 text, one NAME [KEY=VALUE ...] per line"
+    )
 
 
 @cli.command()
@@ -20,7 +38,7 @@ from freq.cli.base import _emit_json, cli, json_option, pass_app
 @click.option(
     "--from",
     "from_file",
-    type=click.File("r"),
+    type=click.File("rb"),
     metavar="FILE",
     help="Read subjects from FILE (- for stdin): NAME [KEY=VALUE ...] per line.",
 )
@@ -56,7 +74,7 @@ def add(
     common = ops.parse_data(data)
     items: list[tuple[str, dict[str, str]]] = [(s, dict(common)) for s in subjects]
     if from_file is not None:
-        items += [(n, {**common, **d}) for n, d in ops.parse_subjects(from_file.read())]
+        items += [(n, {**common, **d}) for n, d in ops.parse_subjects(_text_of(from_file))]
     res = ops.add_subjects(app, factory, items, state=state, skip_existing=skip_existing)
     if as_json:
         _emit_json(res)
@@ -74,6 +92,8 @@ def add(
 @pass_app
 def status(app: ops.App, factory: str | None, as_json: bool) -> int:
     """Counts per state for every factory (or one), and running steps."""
+    from freq import render
+
     res = ops.status(app, factory)
     if as_json:
         _emit_json(res)
@@ -91,6 +111,8 @@ def status(app: ops.App, factory: str | None, as_json: bool) -> int:
 @pass_app
 def show(app: ops.App, factory: str, subject: str, as_json: bool) -> int:
     """One subject: state, attempts, data, last error, output tail, history."""
+    from freq import render
+
     res = ops.show(app, factory, subject)
     if as_json:
         _emit_json(res)
@@ -110,7 +132,7 @@ def show(app: ops.App, factory: str, subject: str, as_json: bool) -> int:
     "-n",
     "--max-count",
     "limit",
-    type=int,
+    type=click.IntRange(min=0),
     default=50,
     show_default=True,
     help="Show at most this many commits (0: all).",
@@ -125,6 +147,8 @@ def log(app: ops.App, factory: str | None, subject: str | None, limit: int, as_j
       git log refs/frequency/subjects/build/app-1
       git log --glob=refs/frequency
     """
+    from freq import render
+
     entries = ops.log(app, factory, subject, limit=limit or None)
     if as_json:
         _emit_json(

@@ -5,93 +5,118 @@ App and plain values and returns a result dataclass (or raises a FreqError). fre
 server.py will serve the same. Callers use `from freq import ops` and `ops.X`; the actions live
 in `app` (the App handle), `project`, `subjects`, `control` (and locks) and `dlq`, and are
 re-exported here.
+
+The re-exports are lazy (PEP 562 module `__getattr__`): importing this package imports none
+of its submodules, so `git freq --version` and `--help` do not pay for dulwich, yaml,
+jsonschema and the run loop; `ops.X` imports X's module on first use. Type checkers read the
+same names from the `TYPE_CHECKING` block.
 """
 
 from __future__ import annotations
 
-from freq.ops.app import App
-from freq.ops.control import (
-    ApproveResult,
-    ControlResult,
-    LockRow,
-    approve,
-    break_lock,
-    list_locks,
-    pause,
-    resume,
-    set_autonomy,
-)
-from freq.ops.discover import discover
-from freq.ops.dlq import DlqRow, DlqShow, RequeueResult, dlq_list, dlq_requeue, dlq_show
-from freq.ops.project import (
-    STARTER_BUILD,
-    STARTER_SETTINGS,
-    GraphInput,
-    InitResult,
-    ValidateResult,
-    graph_input,
-    init_project,
-    validate,
-)
-from freq.ops.subjects import (
-    AddResult,
-    FactoryStatus,
-    ShowResult,
-    StatusResult,
-    TransitionResult,
-    WhyResult,
-    add_subjects,
-    log,
-    parse_data,
-    parse_subjects,
-    plan_now,
-    run,
-    show,
-    status,
-    transition,
-    why,
-)
+import importlib
+import sys
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from freq.ops.app import App
+    from freq.ops.control import (
+        ApproveResult,
+        ControlResult,
+        LockRow,
+        approve,
+        break_lock,
+        list_locks,
+        pause,
+        resume,
+        set_autonomy,
+    )
+    from freq.ops.discover import discover
+    from freq.ops.dlq import DlqRow, DlqShow, RequeueResult, dlq_list, dlq_requeue, dlq_show
+    from freq.ops.project import (
+        STARTER_BUILD,
+        STARTER_SETTINGS,
+        GraphInput,
+        InitResult,
+        ValidateResult,
+        graph_input,
+        init_project,
+        validate,
+    )
+    from freq.ops.subjects import (
+        AddResult,
+        FactoryStatus,
+        ShowResult,
+        StatusResult,
+        TransitionResult,
+        WhyResult,
+        add_subjects,
+        log,
+        parse_data,
+        parse_subjects,
+        plan_now,
+        run,
+        show,
+        status,
+        transition,
+        why,
+    )
 
 __all__ = [
-    "STARTER_BUILD",
-    "STARTER_SETTINGS",
-    "AddResult",
-    "App",
-    "ApproveResult",
-    "ControlResult",
-    "DlqRow",
-    "DlqShow",
-    "FactoryStatus",
-    "GraphInput",
-    "InitResult",
-    "LockRow",
-    "RequeueResult",
-    "ShowResult",
-    "StatusResult",
-    "TransitionResult",
-    "ValidateResult",
-    "WhyResult",
-    "add_subjects",
-    "approve",
-    "break_lock",
-    "discover",
-    "dlq_list",
-    "dlq_requeue",
-    "dlq_show",
-    "graph_input",
-    "init_project",
-    "list_locks",
-    "log",
-    "parse_data",
-    "parse_subjects",
-    "pause",
-    "plan_now",
-    "resume",
-    "run",
-    "set_autonomy",
-    "show",
-    "status",
-    "transition",
-    "validate",
-    "why",
-]
+    "STARTER_BUILD", "STARTER_SETTINGS", "AddResult", "App", "ApproveResult", "ControlResult",
+    "DlqRow", "DlqShow", "FactoryStatus", "GraphInput", "InitResult", "LockRow",
+    "RequeueResult", "ShowResult", "StatusResult", "TransitionResult", "ValidateResult",
+    "WhyResult", "add_subjects", "approve", "break_lock", "discover", "dlq_list",
+    "dlq_requeue", "dlq_show", "graph_input", "init_project", "list_locks", "log",
+    "parse_data", "parse_subjects", "pause", "plan_now", "resume", "run", "set_autonomy",
+    "show", "status", "transition", "validate", "why",
+]  # fmt: skip
+
+# Which submodule defines each name of __all__ (a test checks that the two agree).
+_NAMES_BY_MODULE: dict[str, tuple[str, ...]] = {
+    "app": ("App",),
+    "control": (
+        "ApproveResult", "ControlResult", "LockRow", "approve", "break_lock", "list_locks",
+        "pause", "resume", "set_autonomy",
+    ),
+    "discover": ("discover",),
+    "dlq": ("DlqRow", "DlqShow", "RequeueResult", "dlq_list", "dlq_requeue", "dlq_show"),
+    "project": (
+        "STARTER_BUILD", "STARTER_SETTINGS", "GraphInput", "InitResult", "ValidateResult",
+        "graph_input", "init_project", "validate",
+    ),
+    "subjects": (
+        "AddResult", "FactoryStatus", "ShowResult", "StatusResult", "TransitionResult",
+        "WhyResult", "add_subjects", "log", "parse_data", "parse_subjects", "plan_now", "run",
+        "show", "status", "transition", "why",
+    ),
+}  # fmt: skip
+_HOME = {name: module for module, names in _NAMES_BY_MODULE.items() for name in names}
+
+
+def __getattr__(name: str) -> Any:
+    """Import the submodule that defines `name`, and keep the name here for next time."""
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_HOME})
+
+
+class _Package(ModuleType):
+    """Keeps `ops.discover` the function. Importing the submodule freq.ops.discover makes the
+    import system set this package's attribute `discover` to that module; an eager
+    `from freq.ops.discover import discover` used to bind the function over it afterwards."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if not (isinstance(value, ModuleType) and name in _HOME):
+            super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

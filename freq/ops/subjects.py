@@ -9,16 +9,20 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from freq import proc, refs, transitions
 from freq.errors import Hint, UnknownState, UsageError
 from freq.facts import gather
-from freq.loop import RunSummary, Worker
 from freq.model import Subject
 from freq.ops.app import App, _snapshot
 from freq.planner import Plan, plan
 from freq.report import Reporter
 from freq.store import HistoryEntry
+
+if TYPE_CHECKING:  # the run loop is imported by `run` alone: `plan` and `status` skip it
+    from freq.loop import RunSummary
+
 
 # ---------------------------------------------------------------- add
 
@@ -264,6 +268,8 @@ def run(
         app.factory(f)
     if max_parallel is not None and max_parallel < 1:
         raise UsageError("max_parallel must be at least 1")
+    from freq.loop import Worker
+
     w = Worker(app.store, app.config, clock=app.clock, worker=app.worker, reporter=reporter)
     signals = proc.handle_interrupts(w.stop, w.kill, clock=app.clock) if handle_signals else None
     try:

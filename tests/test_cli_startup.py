@@ -1,0 +1,133 @@
+"""What the command line imports before it does anything: structure, not timing (bench h times it).
+
+`--version`, `--help` and usage errors must load click and freq/cli/* alone; the heavy
+systems (dulwich, yaml, jsonschema, the run loop) load when a command needs them.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from freq import ops
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Runs the CLI in a fresh interpreter and prints the modules it loaded beyond `import click`.
+PROBE = """
+import json, sys
+import click
+before = set(sys.modules)
+from freq.cli import main
+sys.argv = ["git-freq", *json.loads(sys.argv[1])]
+try:
+    main()
+except SystemExit as exc:
+    code = exc.code
+print("\\n" + json.dumps({"code": code, "loaded": sorted(set(sys.modules) - before)}))
+"""
+
+
+def _loaded(cwd: Path, *args: str) -> tuple[int, list[str]]:
+    res = subprocess.run(
+        [sys.executable, "-c", PROBE, json.dumps(args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    last = json.loads(res.stdout.strip().splitlines()[-1])
+    return last["code"], last["loaded"]
+
+
+def _allowed(module: str) -> bool:
+    """click, the standard library, freq/cli/* and the two package __init__s (ops is lazy)."""
+    top = module.split(".", maxsplit=1)[0]
+    return (
+        top in ("click", *sys.stdlib_module_names)
+        or module in ("freq", "freq.ops", "freq.cli")
+        or module.startswith("freq.cli.")
+    )
+
+
+def test_importing_the_cli_loads_no_outside_system(tmp_path: Path) -> None:
+    """`import freq.cli` loads neither dulwich, yaml, jsonschema nor any of freq's core."""
+    code = (
+        "import sys, freq.cli; print(' '.join(m for m in sys.modules "
+        "if m.split('.')[0] in ('dulwich', 'yaml', 'jsonschema', 'pexpect', 'freq')))"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
+    loaded = set(res.stdout.split())
+    assert not loaded & {"dulwich", "yaml", "jsonschema", "pexpect", "freq.store"}
+    assert sorted(m for m in loaded if not m.startswith("freq.cli")) == ["freq", "freq.ops"]
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (["--version"], 0),
+        (["-h"], 0),
+        ([], 0),
+        (["dlq", "show", "-h"], 0),
+        (["nope"], 2),
+        (["log", "-n", "-1"], 2),
+        (["graph", "--json"], 2),
+        (["run", "--once", "--until-idle"], 2),
+    ],
+)
+def test_help_version_and_usage_errors_load_only_click_and_the_cli(
+    repo, args: list[str], code: int
+) -> None:  # type: ignore[no-untyped-def]
+    """Nothing beyond click, the standard library and freq/cli/* for these (in a repository)."""
+    got, loaded = _loaded(repo.path, *args)
+    assert got == code
+    assert [m for m in loaded if not _allowed(m)] == []
+
+
+def test_a_command_that_runs_loads_what_it_needs(build_repo) -> None:  # type: ignore[no-untyped-def]
+    """`status` loads the store and config; it does not load the run loop (`run` does)."""
+    got, loaded = _loaded(build_repo.path, "status")
+    assert got == 0
+    assert {"dulwich", "freq.store", "freq.config", "freq.ops.subjects"} <= set(loaded)
+    assert "freq.loop" not in loaded and "freq.attempts" not in loaded
+
+
+@pytest.fixture
+def build_repo(freq_repo):  # type: ignore[no-untyped-def]
+    return freq_repo(
+        {
+            ".frequency/build.yaml": """
+            factory_id: build
+            state: {initial: new, terminal: [done]}
+            steps:
+              - {id: work, from_states: [new], to_state: done, run: "true"}
+            """
+        }
+    )
+
+
+def test_lazy_ops_names_match_their_modules() -> None:
+    """ops' lazy table, its __all__ and its TYPE_CHECKING imports list the same names, and
+    each name resolves to the object its submodule defines."""
+    tree = ast.parse((ROOT / "freq/ops/__init__.py").read_text())
+    typed: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING":
+            for imp in node.body:
+                assert isinstance(imp, ast.ImportFrom) and imp.module
+                typed.update({a.name: imp.module.rsplit(".", 1)[1] for a in imp.names})
+    assert typed == ops._HOME
+    assert sorted(ops.__all__) == sorted(ops._HOME)
+    for name, module in ops._HOME.items():
+        sub = __import__(f"freq.ops.{module}", fromlist=[name])
+        assert getattr(ops, name) is getattr(sub, name), name
+    with pytest.raises(AttributeError, match="has no attribute 'nope'"):
+        ops.nope  # noqa: B018 - the attribute access is the test
