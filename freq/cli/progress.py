@@ -44,6 +44,14 @@ class TextReporter(Reporter):
                 self._clear()
                 who = f"{progress.factory}/{progress.subject}".rstrip("/")
                 click.echo(f"{progress.event:9} {who}: {progress.detail}")
+            elif progress.event == "draining":
+                self._clear()
+                n = int(progress.detail or 0)
+                what = f"{n} running step{'s' if n != 1 else ''}" if n else "no running steps"
+                click.echo(
+                    f"draining {what}; Ctrl-C again to stop them" if n else f"stopping: {what}",
+                    err=True,
+                )
             elif progress.event in ("emit", "discovery"):
                 self._clear()
                 who = f"{progress.factory}/{progress.subject}".rstrip("/")

@@ -45,6 +45,10 @@ def run(
 ) -> int:
     """Run steps: plan, claim, run, record; greedily, under every cap.
 
+    Ctrl-C (or SIGTERM) stops claiming and lets running steps finish; a second Ctrl-C
+    kills them and gives their claims back, the attempt unspent. Exit 130 after Ctrl-C,
+    143 after SIGTERM.
+
     \b
     Examples:
       git freq run --until-idle
@@ -72,4 +76,6 @@ def run(
             f"{summary.recovered} recovered, {summary.lost_races} lost races"
             + (", interrupted" if summary.interrupted else "")
         )
+    if summary.stopped_by == "SIGTERM":
+        return 143  # 128 + SIGTERM, as a shell reports a process ended by it
     return 130 if summary.interrupted else 0

@@ -198,7 +198,7 @@ def test_pause_stops_new_claims_in_a_running_worker(freq_repo, tmp_path: Path) -
     assert len(late) <= 1  # at most the one claimed in the cycle the pause raced with
     worker.send_signal(signal.SIGTERM)
     out, err = worker.communicate(timeout=30)
-    assert worker.returncode == 130, err
+    assert worker.returncode == 143, err  # 128 + SIGTERM
     assert "interrupted" in out.splitlines()[-1]
     claimed = json.loads(r.run("status", "--json").out)["factories"][0]["running"]
     assert claimed == 0
@@ -232,3 +232,80 @@ def test_second_sigint_kills_steps_and_releases_claims(freq_repo, tmp_path: Path
     assert (subj["state"], subj["claim"], subj["attempt"]) == ("new", None, 0)
     last = r.git("log", "-1", "--format=%s", "refs/frequency/subjects/f/x").strip()
     assert last == "f/x: work released (attempt 1)"
+
+
+def test_one_ctrl_c_through_git_drains_and_says_so(freq_repo, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """`git freq run` in a terminal: Ctrl-C sends SIGINT to the whole foreground group, so
+    git-freq gets it from the terminal and again from git's wrapper. That is one interrupt:
+    the running step finishes and is recorded, and the drain is announced at once."""
+    log = tmp_path / "steps.log"
+    r = freq_repo(
+        {
+            ".frequency/f.yaml": f"""
+        factory_id: f
+        state: {{initial: new, terminal: [done]}}
+        steps:
+          - id: work
+            from_states: [new]
+            to_state: done
+            run: '{_step("sleep 1.5")}'
+        """
+        }
+    )
+    r.run("add", "f", "x", "y").assert_success()
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, "LOG": str(log), "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    env.pop("GIT_EXEC_PATH", None)
+    worker = subprocess.Popen(
+        ["git", "freq", "run", "--until-idle", "--max-parallel", "1"],
+        cwd=r.path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal's foreground job
+    )
+    _wait_for(lambda: log.exists() and "start" in log.read_text())
+    os.killpg(worker.pid, signal.SIGINT)  # what the terminal does on Ctrl-C
+    _out, err = worker.communicate(timeout=30)
+    # git waits for git-freq to drain, then ends by the same signal itself (as a shell sees it)
+    assert worker.returncode == -signal.SIGINT, err
+    assert "draining 1 running step; Ctrl-C again to stop them" in err
+    states = {
+        name: json.loads(r.run("show", "f", name, "--json").out)["subject"]["state"]
+        for name in ("x", "y")
+    }
+    assert sorted(states.values()) == ["done", "new"]  # one finished, the other never started
+    assert [what for what, *_ in _events(log)] == ["start", "end"]
+
+
+def test_a_second_sigint_within_half_a_second_is_the_same_keypress(
+    freq_repo, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """git's wrapper forwards the terminal's SIGINT to git-freq, which may get it twice a few
+    milliseconds apart; the echo must not count as the second Ctrl-C that kills steps."""
+    log = tmp_path / "steps.log"
+    r = freq_repo(
+        {
+            ".frequency/f.yaml": f"""
+        factory_id: f
+        state: {{initial: new, terminal: [done]}}
+        steps:
+          - id: work
+            from_states: [new]
+            to_state: done
+            run: '{_step("sleep 1")}'
+        """
+        }
+    )
+    r.run("add", "f", "x").assert_success()
+    worker = _spawn(r, "run", "--until-idle", log=log)
+    _wait_for(lambda: log.exists() and "start" in log.read_text())
+    worker.send_signal(signal.SIGINT)
+    time.sleep(0.1)  # after the first was handled, well inside the echo window
+    worker.send_signal(signal.SIGINT)
+    _out, err = worker.communicate(timeout=30)
+    assert worker.returncode == 130, err
+    assert "draining 1 running step" in err
+    subj = json.loads(r.run("show", "f", "x", "--json").out)["subject"]
+    assert subj["state"] == "done"  # drained, not killed
