@@ -125,7 +125,10 @@ def log(app: ops.App, factory: str | None, subject: str | None, limit: int, as_j
       git log refs/frequency/subjects/build/app-1
       git log --glob=refs/frequency
     """
-    entries = ops.log(app, factory, subject, limit=limit or None)
+    res = ops.log(app, factory, subject, limit=limit or None)
+    entries = res.entries
+    for problem in res.problems:
+        click.echo(f"warning: {problem}", err=True)
     if as_json:
         _emit_json(
             [

@@ -36,6 +36,7 @@ from freq.ops.project import (
 from freq.ops.subjects import (
     AddResult,
     FactoryStatus,
+    LogResult,
     ShowResult,
     StatusResult,
     TransitionResult,
@@ -65,6 +66,7 @@ __all__ = [
     "GraphInput",
     "InitResult",
     "LockRow",
+    "LogResult",
     "RequeueResult",
     "ShowResult",
     "StatusResult",

@@ -169,10 +169,19 @@ def show(app: App, factory_id: str, name: str, *, history: int = 20) -> ShowResu
     )
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LogResult:
+    """`log`: commits newest first, and the refs that could not be read (skipped)."""
+
+    entries: tuple[HistoryEntry, ...]
+    problems: tuple[str, ...] = ()
+
+
 def log(
     app: App, factory_id: str | None = None, name: str | None = None, *, limit: int | None = 50
-) -> tuple[HistoryEntry, ...]:
-    """History from the commit chains: one subject, one factory, or the whole journal."""
+) -> LogResult:
+    """History from the commit chains: one subject, one factory, or the whole journal. A ref
+    that does not name a commit is skipped and described in `problems`."""
     if name is not None:
         assert factory_id is not None
         app.factory(factory_id)
@@ -186,7 +195,8 @@ def log(
         tips = {
             r: o for r, o in app.store.list_refs(refs.ROOT).items() if not r.startswith(refs.CAPS)
         }
-    return tuple(app.store.history(tips, limit=limit))
+    good, problems = app.store.readable_tips(tips)
+    return LogResult(entries=tuple(app.store.history(good, limit=limit)), problems=tuple(problems))
 
 
 # ---------------------------------------------------------------- plan / transition / run
