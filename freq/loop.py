@@ -103,6 +103,7 @@ class Worker:
         self.stopping = False
         self._discovered: dict[str, float] = {}  # factory -> when to discover again
         self._inflight: _Inflight = {}
+        self._warned: set[str] = set()
 
     @property
     def running(self) -> int:
@@ -225,6 +226,10 @@ class Worker:
     def _plan(self, cap: int, factories: tuple[str, ...] | None) -> Plan:
         self._discover(factories)
         snap = self.store.snapshot()
+        for problem in snap.problems:  # unreadable refs are skipped: say so once per run
+            if problem not in self._warned:
+                self._warned.add(problem)
+                self.reporter.emit(Progress(event=ProgressKind.PROBLEM, detail=problem))
         facts = gather(self.config, snap, store=self.store, clock=self.clock, factories=factories)
         self.claims.view = View(snap=snap, facts=facts)
         return plan(

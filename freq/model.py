@@ -545,6 +545,10 @@ class Snapshot:
     problems: tuple[str, ...] = ()
     locks: Mapping[str, Lock] = field(default_factory=lambda: MappingProxyType({}))
     controls: Mapping[str, Control] = field(default_factory=lambda: MappingProxyType({}))
+    # lock name / factory → why its ref could not be read: a step needing that lock, or a
+    # factory with that control ref, waits (saying so) rather than guessing its content
+    broken_locks: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    broken_controls: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     # subjects per (factory, state), filled by the store so that `capacity` predicates
     # cost one lookup instead of a scan of every subject; None: count on demand
     state_counts: Mapping[tuple[str, str], int] | None = None

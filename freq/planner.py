@@ -372,6 +372,15 @@ def _decide(
         return wait("dead-end", f"no step leaves state {subj.state}")
     pre: list[_Block] = []
     control = snap.control(fid)
+    broken = snap.broken_controls.get(fid)
+    if broken is not None:
+        pre.append(
+            _Block(
+                "paused",
+                f"control state of {fid} is unreadable ({broken}); nothing starts until "
+                f"`git freq resume {fid}` writes a fresh one",
+            )
+        )
     if control.paused:
         note = f": {control.why}" if control.why else ""
         pre.append(_Block("paused", f"factory {fid} is paused by {control.by or 'someone'}{note}"))
@@ -475,6 +484,14 @@ def _blocks(
             until=quota.expires_at,
         )
     for spec in step.locks:
+        broken = snap.broken_locks.get(spec.name)
+        if broken is not None:
+            yield _Block(
+                "lock",
+                f"lock {spec.name} is unreadable ({broken}); break it with "
+                f"`git freq locks break {spec.name} --reason ...`",
+            )
+            continue
         lock = snap.locks.get(spec.name)
         if lock is not None and lock.held_at(now):
             yield _Block(

@@ -778,14 +778,18 @@ class Store:
         if misses:
             self._cache.add(misses)
         self._cache.compact({t.encode() for t in tips.values()})
+        broken_locks: dict[str, str] = {}
         locks = {
             lock.name: lock
-            for lock in self._docs_under(refs.LOCKS, refs.LOCK_FILE, refs.lock_from_json, problems)
+            for lock in self._docs_under(
+                refs.LOCKS, refs.LOCK_FILE, refs.lock_from_json, problems, broken_locks
+            )
         }
+        broken_controls: dict[str, str] = {}
         controls = {
             c.factory: c
             for c in self._docs_under(
-                refs.CONTROL, refs.CONTROL_FILE, refs.control_from_json, problems
+                refs.CONTROL, refs.CONTROL_FILE, refs.control_from_json, problems, broken_controls
             )
         }
         counts: dict[tuple[str, str], int] = {}
@@ -798,18 +802,27 @@ class Store:
             problems=tuple(problems),
             locks=locks,
             controls=controls,
+            broken_locks={refs.lock_name(r): p for r, p in broken_locks.items()},
+            broken_controls={r[len(refs.CONTROL) :]: p for r, p in broken_controls.items()},
         )
 
     def _docs_under(
-        self, prefix: str, name: str, parse: Callable[..., T], problems: list[str]
+        self,
+        prefix: str,
+        name: str,
+        parse: Callable[..., T],
+        problems: list[str],
+        broken: dict[str, str],
     ) -> list[T]:
-        """File `name` of every ref under `prefix`, parsed; unreadable ones go to problems."""
+        """File `name` of every ref under `prefix`, parsed; each unreadable one goes to
+        `problems` and to `broken` (ref → problem)."""
         out = []
         for ref, oid in sorted(self.list_refs(prefix).items()):
             try:
                 out.append(parse(self.doc_at(oid, name, ref), where=ref))
             except CorruptState as exc:
                 problems.append(exc.message)
+                broken[ref] = exc.message
         return out
 
     def read_subject(self, factory: str, name: str) -> tuple[Subject, str]:

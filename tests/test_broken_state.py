@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 
@@ -105,3 +106,89 @@ def test_subject_ref_naming_a_missing_object_or_a_blob(build: FreqRepo, kind: st
     assert build.run("log").assert_success().err == f"warning: {problem}; ignored\n"
     run = build.run("run", "--until-idle").assert_success()
     assert run.out.splitlines()[-1] == "done: 1 succeeded, 0 failed, 0 recovered, 0 lost races"
+
+
+TWO = {
+    ".frequency/a.yaml": """
+        factory_id: a
+        state: {initial: s, terminal: [d]}
+        steps:
+          - {id: go, from_states: [s], to_state: d, run: "false", failure: terminal}
+        """,
+    ".frequency/b.yaml": """
+        factory_id: b
+        state: {initial: s, terminal: [d]}
+        steps:
+          - {id: go, from_states: [s], to_state: d, run: "true", locks: [deploy]}
+        """,
+    ".frequency/c.yaml": """
+        factory_id: c
+        state: {initial: s, terminal: [d]}
+        steps:
+          - {id: go, from_states: [s], to_state: d, run: "true"}
+        """,
+}
+
+
+def _junk_commit(r: FreqRepo, file: str | None) -> str:
+    """A commit whose tree holds `file` with malformed JSON (None: an empty tree)."""
+    entries = ""
+    if file is not None:
+        blob = r.git("hash-object", "-w", "--stdin", input_text='{"bad":').strip()
+        entries = f"100644 blob {blob}\t{file}\n"
+    tree = r.git("mktree", input_text=entries).strip()
+    return r.git("commit-tree", tree, "-m", "hand-made").strip()
+
+
+MALFORMED = "is malformed (Expecting value: line 1 column 8 (char 7))"
+
+
+def test_corrupt_dlq_lock_and_control_refs_are_skipped_and_reported(freq_repo) -> None:  # type: ignore[no-untyped-def]
+    """One broken DLQ, lock and control ref each: `dlq list` lists the others and warns;
+    `run` warns once per ref and runs every other factory and subject; the step needing
+    the broken lock, and the factory whose control ref is broken, wait saying how to fix
+    it; `locks` lists the lock as unreadable and `locks break` replaces it."""
+    r = freq_repo(TWO)
+    r.run("add", "a", "x1").assert_success()
+    r.run("run", "--until-idle").assert_success()
+    r.git("update-ref", "refs/frequency/dlq/zz", _junk_commit(r, "entry.json"))
+    r.git("update-ref", "refs/frequency/locks/deploy", _junk_commit(r, "lock.json"))
+    r.git("update-ref", "refs/frequency/control/c", _junk_commit(r, None))
+    dlq_warning = f"warning: refs/frequency/dlq/zz: entry.json {MALFORMED}\n"
+    listed = r.run("dlq", "list").assert_success()
+    assert listed.err == dlq_warning
+    assert [ln.split()[0] for ln in listed.out.splitlines()] == ["id", "a#1"]
+
+    r.run("add", "a", "x2").assert_success()
+    r.run("add", "b", "y").assert_success()
+    r.run("add", "c", "z").assert_success()
+    lock_problem = f"refs/frequency/locks/deploy: lock.json {MALFORMED}"
+    control_problem = "refs/frequency/control/c: commit {} has no control.json"
+    ran = r.run("run", "--until-idle").assert_success()
+    control_tip = r.git("rev-parse", "refs/frequency/control/c").strip()[:12]
+    assert ran.err == (f"warning: {lock_problem}\nwarning: {control_problem.format(control_tip)}\n")
+    assert "parked    a/x2: dead-letter entry a#2" in ran.out
+    assert r.run("why", "b", "y").assert_success().out == (
+        "b/y [s]:\n"
+        f"  - lock deploy is unreadable ({lock_problem}); break it with "
+        "`git freq locks break deploy --reason ...`\n"
+    )
+    assert r.run("why", "c", "z").assert_success().out == (
+        "c/z [s]:\n"
+        f"  - control state of c is unreadable ({control_problem.format(control_tip)}); "
+        "nothing starts until `git freq resume c` writes a fresh one\n"
+    )
+
+    locks = json.loads(r.run("locks", "--json").assert_success().out)
+    assert [(x["name"], x["held"], x["problem"]) for x in locks] == [("deploy", True, lock_problem)]
+    assert r.run("locks").out.splitlines()[1].split()[-1] == "unreadable"
+    broke = r.run("locks", "break", "deploy", "--reason", "hand-made junk").assert_success()
+    assert broke.out == f"broke lock deploy (it was unreadable: {lock_problem})\n"
+    locks = json.loads(r.run("locks", "--all", "--json").assert_success().out)
+    assert [(x["name"], x["held"], x["problem"]) for x in locks] == [("deploy", False, None)]
+    r.run("resume", "c").assert_success()
+    again = r.run("run", "--until-idle").assert_success()
+    assert again.err == ""
+    assert "finished  b/y go #1: s -> d" in again.out
+    assert "finished  c/z go #1: s -> d" in again.out
+    assert r.git("fsck", "--no-progress", "--no-dangling").strip() == ""

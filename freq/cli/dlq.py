@@ -32,7 +32,10 @@ def dlq() -> None:
 @pass_app
 def dlq_list(app: ops.App, factory: str | None, include_requeued: bool, as_json: bool) -> int:
     """Entries waiting for a person (newest first)."""
-    rows = ops.dlq_list(app, factory, include_requeued=include_requeued)
+    res = ops.dlq_list(app, factory, include_requeued=include_requeued)
+    rows = res.rows
+    for problem in res.problems:
+        click.echo(f"warning: {problem}", err=True)
     if as_json:
         _emit_json(rows)
         return 0

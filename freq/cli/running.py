@@ -60,10 +60,10 @@ class _TextReporter(Reporter):
                 self._clear()
                 who = f"{progress.factory}/{progress.subject}".rstrip("/")
                 click.echo(f"{progress.event:9} {who}: {progress.detail}")
-            elif progress.event in ("emit", "discovery"):
+            elif progress.event in ("emit", "discovery", "problem"):
                 self._clear()
-                who = f"{progress.factory}/{progress.subject}".rstrip("/")
-                click.echo(f"warning: {who}: {progress.detail}", err=True)
+                who = f"{progress.factory}/{progress.subject}".strip("/")
+                click.echo(f"warning: {who + ': ' if who else ''}{progress.detail}", err=True)
             self._live()
 
     def _clear(self) -> None:

@@ -22,7 +22,15 @@ from freq.ops.control import (
     set_autonomy,
 )
 from freq.ops.discover import discover
-from freq.ops.dlq import DlqRow, DlqShow, RequeueResult, dlq_list, dlq_requeue, dlq_show
+from freq.ops.dlq import (
+    DlqListResult,
+    DlqRow,
+    DlqShow,
+    RequeueResult,
+    dlq_list,
+    dlq_requeue,
+    dlq_show,
+)
 from freq.ops.project import (
     STARTER_BUILD,
     STARTER_SETTINGS,
@@ -60,6 +68,7 @@ __all__ = [
     "App",
     "ApproveResult",
     "ControlResult",
+    "DlqListResult",
     "DlqRow",
     "DlqShow",
     "FactoryStatus",
