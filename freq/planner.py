@@ -306,6 +306,25 @@ def plan(
             wakes += due
             batch_wakes.update(due)
         gathering.clear()
+    if factories is None:
+        # subjects of factories no longer configured: nothing runs for them, but a claim a
+        # worker holds must still be recovered when its lease ends (SPEC §5)
+        for (fid, _name), subj in sorted(snap.subjects.items()):
+            if subj.claim is None or config.factory(fid) is not None:
+                continue
+            if subj.claim.expires_at > now:
+                wakes.append(subj.claim.expires_at)
+                continue
+            expired.append(
+                Expired(
+                    factory=fid,
+                    subject=subj.name,
+                    step=subj.claim.step,
+                    attempt=subj.claim.attempt,
+                    holder=subj.claim.holder,
+                    tip=snap.tips[(fid, subj.name)],
+                )
+            )
     return Plan(
         starts=tuple(starts),
         expired=tuple(expired),

@@ -68,6 +68,14 @@ def status_text(result: Any) -> str:
         ]
         parts.append(table(rows, ["state", "count", ""]))
         blocks.append("\n".join(parts))
+    for orphan in getattr(result, "orphans", ()):
+        running = f", {orphan.running} running" if orphan.running else ""
+        head = (
+            f"{orphan.factory}: {orphan.subjects} subjects{running}, orphaned "
+            "(factory no longer configured)"
+        )
+        rows = [[state, str(n)] for state, n in orphan.states]
+        blocks.append(head + "\n" + table(rows, ["state", "count"]))
     if result.locks_held:
         blocks.append("locks held: " + ", ".join(result.locks_held))
     return "\n\n".join(blocks) if blocks else "no factories configured"

@@ -56,8 +56,8 @@ class Repair:
         except FreqError:  # the subject vanished or is corrupt: nothing to recover
             return False
         fac = self.config.factory(exp.factory)
-        step = fac.step(exp.step) if fac is not None else None
-        if tip != exp.tip or subj.claim is None or step is None:
+        step = fac.step(exp.step) if fac is not None else None  # None: no longer configured
+        if tip != exp.tip or subj.claim is None:
             return False
         change = transitions.worker_lost(
             subj, step, at=self.clock.now(), worker=self.worker, rng=self.rng
@@ -77,7 +77,8 @@ class Repair:
             exp.subject,
             step=exp.step,
             attempt=exp.attempt,
-            detail=f"worker lost: {exp.holder}",
+            detail=f"worker lost: {exp.holder}"
+            + ("" if step is not None else " (the step is no longer configured; not retried)"),
         )
         return True
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from freq import refs, transitions
 from freq.dlq import Dlq, Entry
 from freq.errors import AlreadyRequeued, FreqError
-from freq.ops.app import App, _who
+from freq.ops.app import App, _known, _who
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -64,7 +64,7 @@ def dlq_list(
     An unreadable entry is skipped and described in `problems`; the rest are listed."""
     queue = Dlq(app.store, app.clock)
     if factory_id is not None:
-        app.factory(factory_id)
+        _known(app, factory_id)
     factories = [factory_id] if factory_id else queue.factories()
     rows: list[DlqRow] = []
     problems: list[str] = []

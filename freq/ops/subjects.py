@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from freq import proc, refs, transitions
 from freq.errors import UnknownState, UsageError
 from freq.facts import gather
 from freq.loop import RunSummary, Worker
-from freq.model import Subject
-from freq.ops.app import App, _snapshot
+from freq.model import Snapshot, Subject
+from freq.ops.app import App, _known, _snapshot
 from freq.planner import Plan, plan
 from freq.report import Reporter
 from freq.store import HistoryEntry
@@ -111,12 +112,44 @@ class FactoryStatus:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class OrphanStatus:
+    """Subjects of a factory that is no longer configured: counts per state they are in."""
+
+    factory: str
+    states: tuple[tuple[str, int], ...]
+    subjects: int
+    running: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StatusResult:
-    """`status`: every (or one) factory's counts."""
+    """`status`: every (or one) factory's counts, and factories no longer configured."""
 
     factories: tuple[FactoryStatus, ...]
     locks_held: tuple[str, ...] = ()
     problems: tuple[str, ...] = ()
+    orphans: tuple[OrphanStatus, ...] = ()
+
+
+def _orphans(app: App, snap: Snapshot, now: datetime) -> tuple[OrphanStatus, ...]:
+    by_factory: dict[str, list[Subject]] = {}
+    for (f, _), subj in sorted(snap.subjects.items()):
+        if app.config.factory(f) is None:
+            by_factory.setdefault(f, []).append(subj)
+    out = []
+    for f, subs in by_factory.items():
+        counts: dict[str, int] = {}
+        for subj in subs:
+            counts[subj.state] = counts.get(subj.state, 0) + 1
+        out.append(
+            OrphanStatus(
+                factory=f,
+                states=tuple(sorted(counts.items())),
+                subjects=len(subs),
+                running=sum(1 for x in subs if x.claim is not None and x.claim.expires_at > now),
+            )
+        )
+    return tuple(out)
 
 
 def status(app: App, factory_id: str | None = None) -> StatusResult:
@@ -145,7 +178,12 @@ def status(app: App, factory_id: str | None = None) -> StatusResult:
             )
         )
     held = tuple(sorted(n for n, lock in snap.locks.items() if lock.held_at(now)))
-    return StatusResult(factories=tuple(out), locks_held=held, problems=snap.problems)
+    return StatusResult(
+        factories=tuple(out),
+        locks_held=held,
+        problems=snap.problems,
+        orphans=_orphans(app, snap, now) if factory_id is None else (),
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -160,7 +198,7 @@ class ShowResult:
 
 def show(app: App, factory_id: str, name: str, *, history: int = 20) -> ShowResult:
     """State, attempts, data, last error, output tail and recent history of one subject."""
-    app.factory(factory_id)
+    _known(app, factory_id)
     subj, tip = app.store.read_subject(factory_id, name)
     out = app.store.read_output(tip) or b""
     hist = tuple(app.store.history({refs.subject_ref(factory_id, name): tip}, limit=history))
@@ -184,11 +222,11 @@ def log(
     that does not name a commit is skipped and described in `problems`."""
     if name is not None:
         assert factory_id is not None
-        app.factory(factory_id)
+        _known(app, factory_id)
         _subj, tip = app.store.read_subject(factory_id, name)
         tips = {refs.subject_ref(factory_id, name): tip}
     elif factory_id is not None:
-        app.factory(factory_id)
+        _known(app, factory_id)
         tips = app.store.list_refs(f"{refs.SUBJECTS}{factory_id}/")
     else:
         # cap slots point at subjects' claim commits: their history is the subjects'
