@@ -19,7 +19,7 @@ from types import MappingProxyType
 from freq import proc, refs, transitions
 from freq.clock import Clock
 from freq.errors import SubjectExists
-from freq.model import Discover, Emitted, Factory, name_problem
+from freq.model import Discover, Emitted, Factory, data_problem, name_problem
 from freq.store import Store
 
 COMMAND_TIMEOUT = 60.0
@@ -136,10 +136,13 @@ def parse_emitted(
         name, *pairs = line[len(EMIT_PREFIX) :].split() or [""]
         problem = name_problem(name)
         data = dict(p.split("=", 1) for p in pairs if "=" in p)
+        bad_data = data_problem(data)
         if problem:
             problems.append(f"emitted subject name {name!r} {problem}")
         elif len(data) != len(pairs):
             problems.append(f"emitted subject {name!r}: data must be KEY=VALUE")
+        elif bad_data:
+            problems.append(f"emitted subject {name!r}: {bad_data}")
         else:
             out.setdefault(
                 name, Emitted(factory=factory, state=state, name=name, data=MappingProxyType(data))

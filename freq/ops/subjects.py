@@ -14,7 +14,7 @@ from freq import proc, refs, transitions
 from freq.errors import UnknownState, UsageError
 from freq.facts import gather
 from freq.loop import RunSummary, Worker
-from freq.model import Snapshot, Subject
+from freq.model import Snapshot, Subject, data_problem
 from freq.ops.app import App, _known, _snapshot
 from freq.planner import Plan, plan
 from freq.report import Reporter
@@ -33,25 +33,29 @@ class AddResult:
     skipped: tuple[str, ...] = ()
 
 
-def parse_data(pairs: Iterable[str]) -> dict[str, str]:
-    """`KEY=VALUE` strings → dict; UsageError on anything else."""
+def parse_data(pairs: Iterable[str], *, where: str = "--data") -> dict[str, str]:
+    """`KEY=VALUE` strings → dict; UsageError on anything else, or on keys that are not
+    identifiers or that would share a FREQ_DATA_ variable (model.data_problem)."""
     out: dict[str, str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise UsageError(f"--data takes KEY=VALUE, got {pair!r}")
+            raise UsageError(f"{where} takes KEY=VALUE, got {pair!r}")
         out[key.strip()] = value
+    problem = data_problem(out)
+    if problem:
+        raise UsageError(f"{where}: {problem}")
     return out
 
 
 def parse_subjects(text: str) -> list[tuple[str, dict[str, str]]]:
     """Subjects listed one per line as `NAME [KEY=VALUE ...]`; blank lines and # comments skip."""
     out = []
-    for raw in text.splitlines():
+    for n, raw in enumerate(text.splitlines(), 1):
         line = raw.split("#", 1)[0].strip()
         if line:
             name, *pairs = line.split()
-            out.append((name, parse_data(pairs)))
+            out.append((name, parse_data(pairs, where=f"line {n}")))
     return out
 
 
@@ -70,8 +74,11 @@ def add_subjects(
         raise UnknownState(
             f"factory {factory_id!r} has no state {target!r} (states: {', '.join(fac.states)})"
         )
-    for name, _ in subjects:
+    for name, data in subjects:
         refs.check_name("subject", name)
+        problem = data_problem(data)
+        if problem:  # --data and a --from line may clash only once merged
+            raise UsageError(f"subject {name!r}: {problem}")
     if not subjects:
         raise UsageError("name at least one subject, or pass --from FILE")
     skipped: list[str] = []
