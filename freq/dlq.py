@@ -101,7 +101,9 @@ def _from_json(raw: bytes, commit: str, where: str) -> Entry:
             requeues=d.get("requeues"),
             by=str(d.get("by") or ""),
         )
-    except (KeyError, TypeError, ValueError) as exc:
+    except KeyError as exc:
+        raise CorruptState(f"{where}: entry.json has no field {exc.args[0]!r}") from None
+    except (TypeError, ValueError) as exc:
         raise CorruptState(f"{where}: entry.json is malformed ({exc!s})") from None
 
 
@@ -173,6 +175,18 @@ class Dlq:
             except CorruptState as exc:
                 yield exc.message
             oid = commit.parents[0].decode() if commit.parents else None
+
+    def waiting(self, factory: str) -> int:
+        """How many entries of the queue have not been requeued: counted from the queue
+        itself, so entries whose subject moved on (to `on_terminal`) count too."""
+        requeued: set[str] = set()
+        n = 0
+        for e in self.entries(factory):
+            if e.kind == "requeue" and e.requeues:
+                requeued.add(e.requeues)
+            elif e.kind == "entry" and e.id not in requeued:
+                n += 1
+        return n
 
     def factories(self) -> list[str]:
         """Factories that have a dead-letter queue."""

@@ -30,7 +30,10 @@ WAKE_SLICE = 0.01  # seconds between checks for a changed ref while waiting (idl
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunSummary:
-    """What a `run` did."""
+    """What a `run` did. Every `finished` line is a success; every `failed` line is a
+    failure, or (its detail says "result refused") a result refused because the claim was
+    lost while the step ran (`lost` line), counted in `refused`; `lost_races` counts claims
+    another worker took first (no line); `recovered` counts `recovered` lines."""
 
     succeeded: int = 0
     failed: int = 0

@@ -474,7 +474,7 @@ def _blocks(
             yield _Block(
                 "approval", f"autonomy is manual: {step.id} waits for approval ({approve})"
             )
-        if step.approval or step.agent is not None:
+        elif step.approval or step.agent is not None:
             yield _Block(
                 "approval", f"autonomy is supervised: {step.id} waits for approval ({approve})"
             )

@@ -55,14 +55,17 @@ def status_text(result: Any) -> str:
     """`status`: one block per factory, counts per state (terminal states marked)."""
     blocks = []
     for fs in result.factories:
+        waiting = max(getattr(fs, "dlq_waiting", 0), fs.parked)
         extra = "".join(
             (
-                f", {fs.parked} in the dead-letter queue" if fs.parked else "",
+                f", {waiting} waiting in the dead-letter queue" if waiting else "",
                 ", PAUSED" if fs.paused else "",
                 f", autonomy {fs.autonomy}" if fs.autonomy != "auto" else "",
             )
         )
         parts = [f"{fs.factory}: {fs.subjects} subjects, {fs.running} running{extra}"]
+        if getattr(fs, "description", ""):
+            parts.append(f"  {fs.description}")
         rows = [
             [state, str(n), "terminal" if state in fs.terminal else ""] for state, n in fs.states
         ]
@@ -116,6 +119,40 @@ def history_lines(entries: Any, *, with_ref: bool = False) -> list[str]:
         first = e.message.splitlines()[0] if e.message else ""
         out.append(f"{e.oid[:12]} {refs.iso(e.at)} {first}")
     return out
+
+
+def dlq_show_text(res: Any) -> str:
+    """`dlq show`: a failure with its class, reason and output tail; or a requeue record,
+    saying which entry it requeued, by whom and why."""
+    e = res.entry
+    if e.kind == "requeue":
+        return "\n".join(
+            [
+                f"{e.id} ({e.commit[:12]})  requeue record of {e.requeues} by {res.by}",
+                f"  subject:  {e.factory}/{e.subject}",
+                f"  reason:   {e.reason or '(none given)'}",
+                f"  at:       {e.at}",
+                f"  failure:  `git freq dlq show {e.requeues}`",
+            ]
+        )
+    lines = [
+        f"{e.id} ({e.commit[:12]})  {e.factory}/{e.subject}",
+        f"  step:     {e.step}, attempt {e.attempt}, failed in {res.state}",
+        f"  class:    {e.failure_class} ({e.reason})",
+        f"  exit:     {res.exit_code}" + (f", {res.duration_ms} ms" if res.duration_ms else ""),
+        f"  subject:  {res.subject_commit[:12]}",
+        f"  at:       {e.at}",
+    ]
+    if res.question:
+        lines.append(f"  question: {res.question}")
+    lines.append(
+        f"  status:   requeued as {e.requeued_as}"
+        if e.requeued_as
+        else f"  status:   waiting (`git freq dlq requeue {e.id}`)"
+    )
+    if res.output_tail.strip():
+        lines += ["  output (tail):"] + [f"    {ln}" for ln in res.output_tail.splitlines()[-20:]]
+    return "\n".join(lines)
 
 
 def plan_text(p: Any) -> str:

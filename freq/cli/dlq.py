@@ -72,25 +72,7 @@ def dlq_show(app: ops.App, entry_id: str, as_json: bool) -> int:
     if as_json:
         _emit_json(res)
         return 0
-    e = res.entry
-    lines = [
-        f"{e.id} ({e.commit[:12]})  {e.factory}/{e.subject}",
-        f"  step:     {e.step}, attempt {e.attempt}, failed in {res.state}",
-        f"  class:    {e.failure_class} ({e.reason})",
-        f"  exit:     {res.exit_code}" + (f", {res.duration_ms} ms" if res.duration_ms else ""),
-        f"  subject:  {res.subject_commit[:12]}",
-        f"  at:       {e.at}",
-    ]
-    if res.question:
-        lines.append(f"  question: {res.question}")
-    lines.append(
-        f"  status:   requeued as {e.requeued_as}"
-        if e.requeued_as
-        else f"  status:   waiting (`git freq dlq requeue {e.id}`)"
-    )
-    if res.output_tail.strip():
-        lines += ["  output (tail):"] + [f"    {ln}" for ln in res.output_tail.splitlines()[-20:]]
-    click.echo("\n".join(lines))
+    click.echo(render.dlq_show_text(res))
     return 0
 
 

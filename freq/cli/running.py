@@ -120,6 +120,7 @@ def run(
         click.echo(
             f"done: {summary.succeeded} succeeded, {summary.failed} failed, "
             f"{summary.recovered} recovered, {summary.lost_races} lost races"
+            + (f", {summary.refused} refused (claim lost)" if summary.refused else "")
             + (", interrupted" if summary.interrupted else "")
         )
     return 130 if summary.interrupted else 0

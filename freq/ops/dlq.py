@@ -90,6 +90,7 @@ class DlqShow:
     subject_commit: str
     question: str | None
     output_tail: str
+    by: str = ""  # a requeue record: who requeued
 
 
 def dlq_show(app: App, entry_id: str) -> DlqShow:
@@ -106,6 +107,7 @@ def dlq_show(app: App, entry_id: str) -> DlqShow:
         subject_commit=e.subject_commit,
         question=e.question,
         output_tail=queue.output(e),
+        by=e.by,
     )
 
 

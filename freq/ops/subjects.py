@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from freq import proc, refs, transitions
+from freq.dlq import Dlq
 from freq.errors import UnknownState, UsageError
 from freq.facts import gather
 from freq.loop import RunSummary, Worker
@@ -116,6 +117,8 @@ class FactoryStatus:
     parked: int
     paused: bool
     autonomy: str
+    description: str = ""
+    dlq_waiting: int = 0  # entries in the factory's queue not requeued (moved on or not)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -164,6 +167,7 @@ def status(app: App, factory_id: str | None = None) -> StatusResult:
     facs = [app.factory(factory_id)] if factory_id else list(app.config.factories)
     snap = _snapshot(app)
     now = app.clock.now()
+    queue = Dlq(app.store, app.clock)
     out = []
     for fac in facs:
         subs = snap.in_factory(fac.factory_id)
@@ -182,6 +186,8 @@ def status(app: App, factory_id: str | None = None) -> StatusResult:
                 parked=sum(1 for s in subs if s.parked),
                 paused=control.paused,
                 autonomy=(control.autonomy or fac.autonomy).value,
+                description=fac.description,
+                dlq_waiting=queue.waiting(fac.factory_id),
             )
         )
     held = tuple(sorted(n for n, lock in snap.locks.items() if lock.held_at(now)))
