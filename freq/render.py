@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 from typing import Any
@@ -112,11 +113,69 @@ def subject_text(subj: Subject, tip: str) -> list[str]:
     return lines
 
 
-def history_lines(entries: Any, *, with_ref: bool = False) -> list[str]:
-    """`log`: one line per commit, newest first."""
-    out = []
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HistoryItem:
+    """One line of history as a person reads it: a commit, or a run of lease renewals of
+    one attempt folded into one (`entries` newest first, as the commits are)."""
+
+    entries: tuple[Any, ...]
+
+    @property
+    def newest(self) -> Any:
+        """The latest commit of the item."""
+        return self.entries[0]
+
+    @property
+    def folded(self) -> bool:
+        """More than one renewal in this item."""
+        return len(self.entries) > 1
+
+
+def fold_history(entries: Iterable[Any]) -> list[HistoryItem]:
+    """Fold each run of lease renewals of one attempt (consecutive in that ref's history,
+    whatever other refs' commits fall between) into one item, placed where its newest
+    renewal is. `entries` are HistoryEntry values, newest first. The CLI's `show` and `log`
+    and the dashboard read history through this; `--json` keeps every commit."""
+    items: list[list[Any]] = []
+    open_run: dict[tuple[str, str, str], list[Any]] = {}
     for e in entries:
+        t = e.trailers
+        if not e.renewal:
+            for key in [k for k in open_run if k[0] == e.ref]:
+                del open_run[key]  # any other commit of that ref ends its run
+            items.append([e])
+            continue
+        key = (e.ref, t.get("Freq-Step", ""), t.get("Freq-Attempt", ""))
+        for other in [k for k in open_run if k[0] == e.ref and k != key]:
+            del open_run[other]
+        run = open_run.get(key)
+        if run is None:
+            run = open_run[key] = []
+            items.append(run)
+        run.append(e)
+    return [HistoryItem(entries=tuple(x)) for x in items]
+
+
+def _clock(t: datetime) -> str:
+    return t.strftime("%H:%M:%SZ") if t.tzinfo else t.strftime("%H:%M:%S")
+
+
+def history_lines(entries: Any, *, with_ref: bool = False) -> list[str]:
+    """`log` and `show`: one line per commit, newest first, with each run of lease renewals
+    of one attempt folded into one line (see fold_history)."""
+    out = []
+    for item in fold_history(entries):
+        e = item.newest
         first = e.message.splitlines()[0] if e.message else ""
+        if item.folded:
+            oldest = item.entries[-1]
+            t = e.trailers
+            who = f"{t.get('Freq-Factory', '')}/{t.get('Freq-Subject', '')}"
+            first = (
+                f"{who}: {t.get('Freq-Step', '')} lease renewed {len(item.entries)} times "
+                f"(attempt {t.get('Freq-Attempt', '?')}, first {_clock(oldest.at)}, "
+                f"last {_clock(e.at)})"
+            )
         out.append(f"{e.oid[:12]} {refs.iso(e.at)} {first}")
     return out
 

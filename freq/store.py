@@ -72,6 +72,7 @@ class HistoryEntry:
     ref: str
     at: datetime
     message: str
+    renewal: bool = False  # a lease renewal (Freq-Event: renewed); readers fold these
 
     @property
     def trailers(self) -> dict[str, str]:
@@ -905,11 +906,13 @@ class Store:
             ref = owner.get(c.id, "")
             for p in c.parents:
                 owner.setdefault(p, ref)
+            message = c.message.decode("utf-8", "replace")
             yield HistoryEntry(
                 oid=c.id.decode(),
                 ref=ref,
                 at=datetime.fromtimestamp(c.commit_time, UTC),
-                message=c.message.decode("utf-8", "replace"),
+                message=message,
+                renewal=refs.parse_trailers(message).get("Freq-Event") == "renewed",
             )
 
     # ------------------------------------------------------------ logs

@@ -138,6 +138,7 @@ def log(app: ops.App, factory: str | None, subject: str | None, limit: int, as_j
                     "at": e.at,
                     "message": e.message,
                     "trailers": e.trailers,
+                    "renewal": e.renewal,
                 }
                 for e in entries
             ]

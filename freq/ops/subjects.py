@@ -214,7 +214,15 @@ def show(app: App, factory_id: str, name: str, *, history: int = 20) -> ShowResu
     _known(app, factory_id)
     subj, tip = app.store.read_subject(factory_id, name)
     out = app.store.read_output(tip) or b""
-    hist = tuple(app.store.history({refs.subject_ref(factory_id, name): tip}, limit=history))
+    # `history` events, not commits: renewals (folded when shown) do not use up the count
+    kept: list[HistoryEntry] = []
+    events = 0
+    for entry in app.store.history({refs.subject_ref(factory_id, name): tip}):
+        events += not entry.renewal
+        if events > history:
+            break
+        kept.append(entry)
+    hist = tuple(kept)
     return ShowResult(
         subject=subj, tip=tip, output_tail=out.decode("utf-8", "replace"), history=hist
     )
