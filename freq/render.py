@@ -265,68 +265,107 @@ def _cross_edges(fac: Factory) -> list[tuple[str, str, str, str]]:
     return edges
 
 
-def graph(factories: tuple[Factory, ...], fmt: str) -> str:
-    """Every factory's states and steps, and the edges between factories (mermaid or dot)."""
+@dataclass(frozen=True, slots=True)
+class _Edge:
+    """An edge between two factories' states: `requires` (dotted) or `emits` (bold)."""
+
+    src: tuple[str, str]
+    dst: tuple[str, str]
+    label: str
+    emits: bool
+
+
+def _between(factories: tuple[Factory, ...]) -> list[_Edge]:
+    """Every edge between states of different factories among `factories`."""
     ids = {f.factory_id for f in factories}
+    out: list[_Edge] = []
+    for fac in factories:
+        for other, st, step_id, label in _cross_edges(fac):
+            target = fac.step(step_id)
+            if other not in ids or target is None:
+                continue
+            src = (other, st if st != "*" else _first(factories, other))
+            out += [
+                _Edge(src, (fac.factory_id, fr), f"{label} {step_id}", False)
+                for fr in target.from_states
+            ]
+        for step in fac.steps:
+            if step.emits and step.emits.factory_id in ids:
+                src = (fac.factory_id, step.to_state)
+                out.append(_Edge(src, (step.emits.factory_id, step.emits.state), "emits", True))
+    return out
+
+
+def _cluster(fac: Factory, states: tuple[str, ...], fmt: str, *, steps: bool) -> list[str]:
+    """One factory's box: `states` as nodes, and (with `steps`) its steps as edges."""
+    fid = fac.factory_id
+    lines: list[str] = []
+    if fmt == "mermaid":
+        lines.append(f"  subgraph {fid}")
+        for st in states:
+            shape = f"(({st}))" if st in fac.terminal else f"([{st}])"
+            lines.append(f"    {_node(fid, st)}{shape}")
+        for step in fac.steps if steps else ():
+            for fr in step.from_states:
+                lines.append(f"    {_node(fid, fr)} -->|{step.id}| {_node(fid, step.to_state)}")
+            for code, st in step.outcomes.items():
+                for fr in step.from_states:
+                    lines.append(
+                        f"    {_node(fid, fr)} -.->|{step.id} exit {code}| {_node(fid, st)}"
+                    )
+        lines.append("  end")
+        return lines
+    lines.append(f'  subgraph "cluster_{fid}" {{')
+    lines.append(f'    label="{fid}";')
+    for st in states:
+        shape = "doublecircle" if st in fac.terminal else "box"
+        lines.append(f'    {_node(fid, st)} [label="{st}", shape={shape}];')
+    for step in fac.steps if steps else ():
+        for fr in step.from_states:
+            lines.append(
+                f'    {_node(fid, fr)} -> {_node(fid, step.to_state)} [label="{step.id}"];'
+            )
+        for code, st in step.outcomes.items():
+            for fr in step.from_states:
+                lines.append(
+                    f"    {_node(fid, fr)} -> {_node(fid, st)} "
+                    f'[label="{step.id} exit {code}", style=dashed];'
+                )
+    lines.append("  }")
+    return lines
+
+
+def graph(factories: tuple[Factory, ...], fmt: str, *, focus: str | None = None) -> str:
+    """Every factory's states and steps, and the edges between factories (mermaid or dot).
+
+    With `focus`, that factory is drawn whole, and of the others only the states on an
+    edge into or out of it: what it waits on (requires), what it feeds (emits), and what
+    waits on it or feeds it."""
+    edges = _between(factories)
+    if focus is not None:
+        edges = [e for e in edges if focus in (e.src[0], e.dst[0])]
+    involved: dict[str, set[str]] = {}
+    for e in edges:
+        for fid, st in (e.src, e.dst):
+            involved.setdefault(fid, set()).add(st)
     lines: list[str] = (
         ["flowchart LR"] if fmt == "mermaid" else ["digraph frequency {", "  rankdir=LR;"]
     )
     for fac in factories:
-        fid = fac.factory_id
+        if focus is None or fac.factory_id == focus:
+            lines += _cluster(fac, fac.states, fmt, steps=True)
+        elif fac.factory_id in involved:
+            states = tuple(st for st in fac.states if st in involved[fac.factory_id])
+            lines += _cluster(fac, states, fmt, steps=False)
+    for e in edges:
+        src, dst = _node(*e.src), _node(*e.dst)
         if fmt == "mermaid":
-            lines.append(f"  subgraph {fid}")
-            for st in fac.states:
-                shape = f"(({st}))" if st in fac.terminal else f"([{st}])"
-                lines.append(f"    {_node(fid, st)}{shape}")
-            for step in fac.steps:
-                for fr in step.from_states:
-                    lines.append(f"    {_node(fid, fr)} -->|{step.id}| {_node(fid, step.to_state)}")
-                for code, st in step.outcomes.items():
-                    for fr in step.from_states:
-                        lines.append(
-                            f"    {_node(fid, fr)} -.->|{step.id} exit {code}| {_node(fid, st)}"
-                        )
-            lines.append("  end")
+            lines.append(
+                f"  {src} == emits ==> {dst}" if e.emits else f"  {src} -. {e.label} .-> {dst}"
+            )
         else:
-            lines.append(f'  subgraph "cluster_{fid}" {{')
-            lines.append(f'    label="{fid}";')
-            for st in fac.states:
-                shape = "doublecircle" if st in fac.terminal else "box"
-                lines.append(f'    {_node(fid, st)} [label="{st}", shape={shape}];')
-            for step in fac.steps:
-                for fr in step.from_states:
-                    lines.append(
-                        f'    {_node(fid, fr)} -> {_node(fid, step.to_state)} [label="{step.id}"];'
-                    )
-                for code, st in step.outcomes.items():
-                    for fr in step.from_states:
-                        lines.append(
-                            f"    {_node(fid, fr)} -> {_node(fid, st)} "
-                            f'[label="{step.id} exit {code}", style=dashed];'
-                        )
-            lines.append("  }")
-    for fac in factories:
-        for other, st, step_id, label in _cross_edges(fac):
-            if other not in ids:
-                continue
-            target = next((s for s in fac.steps if s.id == step_id), None)
-            if target is None:
-                continue
-            src = _node(other, st) if st != "*" else _node(other, _first(factories, other))
-            for fr in target.from_states:
-                dst = _node(fac.factory_id, fr)
-                if fmt == "mermaid":
-                    lines.append(f"  {src} -. {label} {step_id} .-> {dst}")
-                else:
-                    lines.append(f'  {src} -> {dst} [label="{label} {step_id}", style=dotted];')
-        for step in fac.steps:
-            if step.emits and step.emits.factory_id in ids:
-                dst = _node(step.emits.factory_id, step.emits.state)
-                src = _node(fac.factory_id, step.to_state)
-                if fmt == "mermaid":
-                    lines.append(f"  {src} == emits ==> {dst}")
-                else:
-                    lines.append(f'  {src} -> {dst} [label="emits", style=bold];')
+            style = "bold" if e.emits else "dotted"
+            lines.append(f'  {src} -> {dst} [label="{e.label}", style={style}];')
     if fmt != "mermaid":
         lines.append("}")
     return "\n".join(lines)

@@ -74,7 +74,8 @@ def graph(app: ops.App, factory: str | None, fmt: str) -> int:
     Example:
       git freq graph --format dot | dot -Tsvg > factories.svg
     """
-    click.echo(render.graph(ops.graph_input(app, factory).factories, fmt))
+    drawn = ops.graph_input(app, factory)
+    click.echo(render.graph(drawn.factories, fmt, focus=drawn.focus))
     return 0
 
 
