@@ -19,7 +19,7 @@ from freq.clock import Clock, Random
 from freq.discovery import parse_emitted
 from freq.errors import RefConflict
 from freq.facts import mark_for
-from freq.model import Claim, Emitted, Step, Subject
+from freq.model import Claim, Emitted, Step, Subject, data_env_name
 from freq.repair import Repair
 from freq.report import Progress, ProgressKind, Reporter
 from freq.runners import StepRequest, StepResult, runner_for
@@ -311,7 +311,7 @@ def step_env(subj: Subject, step: Step, claim: Claim, root: Path, worker: str) -
         "FREQ_WORKER": worker,
     }
     for k, v in subj.data.items():
-        env["FREQ_DATA_" + "".join(c if c.isalnum() else "_" for c in k).upper()] = v
+        env[data_env_name(k)] = v  # keys are identifiers, one per variable (data_problem)
     return env
 
 

@@ -12,7 +12,7 @@ from dataclasses import replace
 
 from freq import refs
 from freq.clock import Clock
-from freq.errors import RefConflict
+from freq.errors import CorruptState, RefConflict
 from freq.model import Control
 from freq.store import Store
 
@@ -40,7 +40,12 @@ def change_control(
 ) -> Control:
     """Apply `change` to the current control state and commit it by CAS (re-read on a race)."""
     for _ in range(_CAS_ATTEMPTS):
-        current, tip = read_control(store, factory)
+        try:
+            current, tip = read_control(store, factory)
+        except CorruptState:
+            # an unreadable control ref is replaced (on top of it, so its history stays):
+            # a change by hand is how a person repairs it, and what the planner tells them
+            current, tip = Control(factory=factory), store.read_ref(refs.control_ref(factory))
         now = clock.now()
         new = replace(change(current), by=by, why=why, at=now)
         msg = refs.control_message(factory, what, by=by, why=why, at=now)

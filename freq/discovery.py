@@ -19,7 +19,7 @@ from types import MappingProxyType
 from freq import proc, refs, transitions
 from freq.clock import Clock
 from freq.errors import SubjectExists
-from freq.model import Discover, Emitted, Factory, name_problem
+from freq.model import Discover, Emitted, Factory, data_problem, name_problem
 from freq.store import Store
 
 COMMAND_TIMEOUT = 60.0
@@ -79,19 +79,41 @@ def candidates(
     return names, errors
 
 
+DISCOVERED_AS = "discovered_as"  # data key: the match or line a subject's name came from
+
+
 def discover(store: Store, factory: Factory, *, clock: Clock, worker: str) -> Found:
-    """Create the subjects `factory.discover` finds that do not exist yet."""
+    """Create the subjects `factory.discover` finds that do not exist yet.
+
+    Each keeps the match it came from in its data (`discovered_as`), since the name is a
+    sanitised basename. Two different matches that make one name are both refused, naming
+    each other: merging them would hide one, and picking one would depend on order."""
     raw, errors = candidates(store.root, factory.discover, clock)
-    names: dict[str, None] = {}
+    origins: dict[str, list[str]] = {}
     refused: list[str] = []
     for item in raw:
         name = subject_name(item)
         problem = name_problem(name)
         if problem:
             refused.append(f"{item!r}: subject name {name!r} {problem}")
-        else:
-            names.setdefault(name, None)
-    wanted = [Emitted(factory=factory.factory_id, state=factory.initial, name=n) for n in names]
+        elif item not in origins.setdefault(name, []):
+            origins[name].append(item)
+    names: dict[str, str] = {}
+    for name, items in origins.items():
+        if len(items) == 1:
+            names[name] = items[0]
+            continue
+        both = " and ".join(repr(i) for i in items)
+        refused.append(f"{both} both make subject name {name!r}; none of them was created")
+    wanted = [
+        Emitted(
+            factory=factory.factory_id,
+            state=factory.initial,
+            name=n,
+            data=MappingProxyType({DISCOVERED_AS: item}),
+        )
+        for n, item in names.items()
+    ]
     created = ensure(store, wanted, clock=clock, worker=worker, reason="discovered")
     return Found(
         factory=factory.factory_id,
@@ -114,10 +136,13 @@ def parse_emitted(
         name, *pairs = line[len(EMIT_PREFIX) :].split() or [""]
         problem = name_problem(name)
         data = dict(p.split("=", 1) for p in pairs if "=" in p)
+        bad_data = data_problem(data)
         if problem:
             problems.append(f"emitted subject name {name!r} {problem}")
         elif len(data) != len(pairs):
             problems.append(f"emitted subject {name!r}: data must be KEY=VALUE")
+        elif bad_data:
+            problems.append(f"emitted subject {name!r}: {bad_data}")
         else:
             out.setdefault(
                 name, Emitted(factory=factory, state=state, name=name, data=MappingProxyType(data))

@@ -101,7 +101,9 @@ def _from_json(raw: bytes, commit: str, where: str) -> Entry:
             requeues=d.get("requeues"),
             by=str(d.get("by") or ""),
         )
-    except (KeyError, TypeError, ValueError) as exc:
+    except KeyError as exc:
+        raise CorruptState(f"{where}: entry.json has no field {exc.args[0]!r}") from None
+    except (TypeError, ValueError) as exc:
         raise CorruptState(f"{where}: entry.json is malformed ({exc!s})") from None
 
 
@@ -144,15 +146,47 @@ class Dlq:
         self.store = store
         self.clock = clock
 
-    def entries(self, factory: str, *, limit: int | None = None) -> Iterator[Entry]:
-        """Entries of one factory's queue, newest first (first-parent chain)."""
+    def entries(
+        self, factory: str, *, limit: int | None = None, problems: list[str] | None = None
+    ) -> Iterator[Entry]:
+        """Entries of one factory's queue, newest first (first-parent chain). An entry that
+        cannot be read is skipped and described in `problems`; a commit that is missing
+        ends the walk there."""
+        for item in self._chain(factory, limit):
+            if isinstance(item, Entry):
+                yield item
+            elif problems is not None:
+                problems.append(item)
+
+    def _chain(self, factory: str, limit: int | None) -> Iterator[Entry | str]:
+        """Each commit of the queue, newest first: its Entry, or why it cannot be read."""
         ref = refs.DLQ + refs.check_name("factory", factory)
         oid = self.store.read_ref(ref)
         n = 0
         while oid is not None and (limit is None or n < limit):
-            yield _from_json(self.store.doc_at(oid, ENTRY_FILE, ref), oid, ref)
             n += 1
-            oid = self.store.first_parent(oid)
+            try:
+                commit = self.store.commit_at(oid, ref)
+            except CorruptState as exc:
+                yield exc.message
+                return
+            try:
+                yield _from_json(self.store.doc_at(oid, ENTRY_FILE, ref), oid, ref)
+            except CorruptState as exc:
+                yield exc.message
+            oid = commit.parents[0].decode() if commit.parents else None
+
+    def waiting(self, factory: str) -> int:
+        """How many entries of the queue have not been requeued: counted from the queue
+        itself, so entries whose subject moved on (to `on_terminal`) count too."""
+        requeued: set[str] = set()
+        n = 0
+        for e in self.entries(factory):
+            if e.kind == "requeue" and e.requeues:
+                requeued.add(e.requeues)
+            elif e.kind == "entry" and e.id not in requeued:
+                n += 1
+        return n
 
     def factories(self) -> list[str]:
         """Factories that have a dead-letter queue."""
@@ -163,8 +197,14 @@ class Dlq:
         ref = refs.DLQ + refs.check_name("factory", entry.factory)
         for _ in range(_CAS_ATTEMPTS):
             tip = self.store.read_ref(ref)
+            if tip is not None:
+                self.store.commit_at(tip, ref)  # never chain onto a missing commit
             last: Entry | None = None
-            for i, e in enumerate(self.entries(entry.factory, limit=_SCAN_LIMIT)):
+            unreadable = 0  # newer than `last`: each still took a number
+            for i, e in enumerate(self._chain(entry.factory, _SCAN_LIMIT)):
+                if isinstance(e, str):
+                    unreadable += last is None
+                    continue
                 if last is None:
                     last = e
                 if entry.kind == "entry" and e.subject_commit == entry.subject_commit:
@@ -173,7 +213,7 @@ class Dlq:
                     raise AlreadyRequeued(f"{entry.requeues} was already requeued as {e.id}")
                 if i + 1 >= _SCAN_LIMIT:
                     break
-            seq = (last.seq if last else 0) + 1
+            seq = (last.seq if last else 0) + unreadable + 1
             new = Entry(**{**_fields(entry), "id": f"{entry.factory}#{seq}", "seq": seq})
             files = {ENTRY_FILE: _to_json(new), refs.OUTPUT_FILE: output}
             try:

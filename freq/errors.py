@@ -14,6 +14,7 @@ boundary in freq/cli/ (and later server.py) is the only place that turns them in
     ├── UnknownFactory / UnknownSubject / UnknownState
     ├── SubjectExists
     ├── CorruptState               a ref under refs/frequency/ that Frequency cannot read
+    ├── StateDirUnusable           .git/frequency/ is not a folder Frequency can use
     ├── RefConflict                a compare-and-swap lost its race (retryable)
     ├── GitLockHeld                a *.lock file held by someone else (retryable)
     ├── LockHeld                   a named lock is held by another attempt (retryable)
@@ -161,6 +162,12 @@ class CorruptState(FreqError):
     """A ref under refs/frequency/ whose content Frequency cannot read."""
 
     code = "corrupt-state"
+
+
+class StateDirUnusable(FreqError):
+    """.git/frequency/ (logs, the creation lock) is not a folder this process can use."""
+
+    code = "state-dir-unusable"
 
 
 class RefConflict(FreqError):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from freq import proc
 from freq.clock import Clock
-from freq.model import Changed, Command, Config, Predicate, Snapshot, Step
+from freq.model import Changed, Command, Config, Predicate, Snapshot, Step, format_duration
 from freq.predicates import Facts, leaves
 from freq.store import Store
 
@@ -46,6 +46,7 @@ def gather(
                 for cmd in commands_in(step.requires):
                     wanted.setdefault(cmd, None)
     answers: dict[Command, bool] = {}
+    notes: dict[Command, str] = {}
     for cmd in wanted:
         res = proc.run(
             cmd.run,
@@ -56,7 +57,18 @@ def gather(
             grace=1.0,
         )
         answers[cmd] = res.ok
-    return Facts(commands=answers, changed=gather_changed(config, snap, store, factories))
+        if res.timed_out:
+            notes[cmd] = f"timed out after {format_duration(cmd.timeout)}"
+        elif res.error or res.signal is not None:
+            notes[cmd] = f"did not exit 0 ({res.describe()})"
+    missing: set[str | None] = set()
+    changed = gather_changed(config, snap, store, factories, missing)
+    return Facts(
+        commands=answers,
+        changed=changed,
+        command_notes=notes,
+        missing_branches=frozenset(missing),
+    )
 
 
 def changes_in(preds: Iterable[Predicate]) -> Iterator[Changed]:
@@ -85,10 +97,15 @@ def path_matches(pattern: str, path: str) -> bool:
 
 
 def gather_changed(
-    config: Config, snap: Snapshot, store: Store, factories: tuple[str, ...] | None
+    config: Config,
+    snap: Snapshot,
+    store: Store,
+    factories: tuple[str, ...] | None,
+    missing: set[str | None] | None = None,
 ) -> dict[tuple[Changed, str, str], bool]:
     """For each waiting subject whose step has `changed` predicates: did files under the
-    paths change on the branch since that step last succeeded for it (or ever, if never)?"""
+    paths change on the branch since that step last succeeded for it (or ever, if never)?
+    Branches that do not exist are added to `missing`."""
     out: dict[tuple[Changed, str, str], bool] = {}
     tips: dict[str | None, str | None] = {}
     diffs: dict[tuple[str | None, str], list[str]] = {}
@@ -108,6 +125,8 @@ def gather_changed(
                     tip = tips[pred.branch]
                     if tip is None:
                         out[(pred, fac.factory_id, subj.name)] = False
+                        if missing is not None:
+                            missing.add(pred.branch)
                         continue
                     since = subj.marks.get(step.id)
                     if (since, tip) not in diffs:

@@ -55,17 +55,27 @@ class Locks:
         raw, tip = got
         return refs.lock_from_json(raw, where=ref), tip
 
-    def all(self) -> list[Lock]:
-        """Every lock ref's latest state (released ones included)."""
+    def _read_or_problem(self, name: str) -> tuple[Lock | None, str | None, str | None]:
+        """(lock, tip, None), or (None, tip, why) when the ref exists but cannot be read."""
+        try:
+            lock, tip = self.read(name)
+        except CorruptState as exc:
+            return None, self.store.read_ref(refs.lock_ref(name)), exc.message
+        return lock, tip, None
+
+    def all(self) -> tuple[list[Lock], dict[str, str]]:
+        """Every lock ref's latest state (released ones included), and the locks whose ref
+        cannot be read (name → why)."""
         out = []
+        broken: dict[str, str] = {}
         for ref, oid in sorted(self.store.list_refs(refs.LOCKS).items()):
             try:
                 out.append(
                     refs.lock_from_json(self.store.doc_at(oid, refs.LOCK_FILE, ref), where=ref)
                 )
-            except CorruptState:
-                continue
-        return out
+            except CorruptState as exc:
+                broken[refs.lock_name(ref)] = exc.message
+        return out, broken
 
     def prepare(
         self, specs: Sequence[tuple[str, timedelta]], *, holder: str, subject: str, epoch: int
@@ -84,7 +94,12 @@ class Locks:
     def _prepare(
         self, name: str, ttl: timedelta, *, holder: str, subject: str, epoch: int
     ) -> tuple[Lock, str | None, str]:
-        current, tip = self.read(name)
+        current, tip, problem = self._read_or_problem(name)
+        if problem is not None:
+            raise LockHeld(
+                f"lock {name!r} is unreadable ({problem})",
+                hint=f"break it with `git freq locks break {name} --reason ...`",
+            )
         now = self.clock.now()
         if not lock_is_free(current, now):
             assert current is not None
@@ -137,7 +152,7 @@ class Locks:
         """Hold a lock for everyone until `until` (a quota): extends, never shortens, a hold."""
         ref = refs.lock_ref(name)
         for _ in range(_CAS_ATTEMPTS):
-            current, tip = self.read(name)
+            current, tip, _problem = self._read_or_problem(name)  # unreadable: replaced
             now = self.clock.now()
             if current is not None and current.held_at(now) and current.expires_at >= until:
                 return
@@ -176,19 +191,34 @@ class Locks:
             except RefConflict:
                 continue
 
-    def break_lock(self, name: str, *, who: str, reason: str) -> Lock:
-        """Release a lock by hand, whoever holds it (recorded with who and why)."""
+    def break_lock(self, name: str, *, who: str, reason: str) -> tuple[Lock, str | None]:
+        """Release a lock by hand, whoever holds it (recorded with who and why): the lock as
+        it was, and why it could not be read when its ref was corrupt (then a released lock
+        commit replaces it, on top of the unreadable one)."""
         for _ in range(_CAS_ATTEMPTS):
-            current, tip = self.read(name)
+            current, tip, problem = self._read_or_problem(name)
+            now = self.clock.now()
+            if problem is not None:
+                current = Lock(
+                    name=name,
+                    holder=who,
+                    subject="",
+                    epoch=0,
+                    acquired_at=now,
+                    ttl=timedelta(0),
+                    expires_at=now,
+                )
             if current is None:
                 raise FreqError(
                     f"no lock named {name!r}",
                     hint=Hint(text="see", command=("locks", "--all")),
                 )
-            now = self.clock.now()
             broken = replace(current, released=True, expires_at=now)
             msg = refs.lock_message(
-                replace(broken, holder=who), "break", previous=current, reason=reason
+                replace(broken, holder=who),
+                "break",
+                previous=current if problem is None else None,
+                reason=reason,
             )
             try:
                 self.store.write_doc(
@@ -200,5 +230,5 @@ class Locks:
                 )
             except RefConflict:
                 continue
-            return current
+            return current, problem
         raise RefConflict(refs.lock_ref(name))

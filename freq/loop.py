@@ -30,7 +30,10 @@ WAKE_SLICE = 0.01  # seconds between checks for a changed ref while waiting (idl
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunSummary:
-    """What a `run` did."""
+    """What a `run` did. Every `finished` line is a success; every `failed` line is a
+    failure, or (its detail says "result refused") a result refused because the claim was
+    lost while the step ran (`lost` line), counted in `refused`; `lost_races` counts claims
+    another worker took first (no line); `recovered` counts `recovered` lines."""
 
     succeeded: int = 0
     failed: int = 0
@@ -105,6 +108,7 @@ class Worker:
         self._said_draining = False
         self._discovered: dict[str, float] = {}  # factory -> when to discover again
         self._inflight: _Inflight = {}
+        self._warned: set[str] = set()
 
     @property
     def running(self) -> int:
@@ -234,6 +238,10 @@ class Worker:
     def _plan(self, cap: int, factories: tuple[str, ...] | None) -> Plan:
         self._discover(factories)
         snap = self.store.snapshot()
+        for problem in snap.problems:  # unreadable refs are skipped: say so once per run
+            if problem not in self._warned:
+                self._warned.add(problem)
+                self.reporter.emit(Progress(event=ProgressKind.PROBLEM, detail=problem))
         facts = gather(self.config, snap, store=self.store, clock=self.clock, factories=factories)
         self.claims.view = View(snap=snap, facts=facts)
         return plan(

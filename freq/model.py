@@ -7,7 +7,7 @@ changes are made with dataclasses.replace and return new values.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import Enum
@@ -86,6 +86,32 @@ def name_problem(name: str) -> str | None:
         return "may hold only letters, digits and . _ + @ - and must not start with . or -"
     if ".." in name or name.endswith((".", ".lock")):
         return "must not contain '..' or end with '.' or '.lock'"
+    return None
+
+
+_DATA_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def data_env_name(key: str) -> str:
+    """The environment variable a subject's data key reaches steps as: FREQ_DATA_<KEY>
+    (other characters become `_`, for data written before keys had to be identifiers)."""
+    return "FREQ_DATA_" + "".join(c if c.isalnum() else "_" for c in key).upper()
+
+
+def data_problem(keys: Iterable[str]) -> str | None:
+    """Why these data keys cannot be one subject's data, or None: each must be an
+    identifier, and no two may give the same FREQ_DATA_ variable (`lower` and `LOWER`)."""
+    seen: dict[str, str] = {}
+    for key in keys:
+        if not _DATA_KEY_RE.match(key):
+            return (
+                f"data key {key!r} is not an identifier (letters, digits and _, "
+                "not starting with a digit)"
+            )
+        env = data_env_name(key)
+        other = seen.setdefault(env, key)
+        if other != key:
+            return f"data keys {other!r} and {key!r} would both be {env}; keep one"
     return None
 
 
@@ -562,6 +588,10 @@ class Snapshot:
     problems: tuple[str, ...] = ()
     locks: Mapping[str, Lock] = field(default_factory=lambda: MappingProxyType({}))
     controls: Mapping[str, Control] = field(default_factory=lambda: MappingProxyType({}))
+    # lock name / factory → why its ref could not be read: a step needing that lock, or a
+    # factory with that control ref, waits (saying so) rather than guessing its content
+    broken_locks: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    broken_controls: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     # subjects per (factory, state), filled by the store so that `capacity` predicates
     # cost one lookup instead of a scan of every subject; None: count on demand
     state_counts: Mapping[tuple[str, str], int] | None = None

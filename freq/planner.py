@@ -306,6 +306,25 @@ def plan(
             wakes += due
             batch_wakes.update(due)
         gathering.clear()
+    if factories is None:
+        # subjects of factories no longer configured: nothing runs for them, but a claim a
+        # worker holds must still be recovered when its lease ends (SPEC §5)
+        for (fid, _name), subj in sorted(snap.subjects.items()):
+            if subj.claim is None or config.factory(fid) is not None:
+                continue
+            if subj.claim.expires_at > now:
+                wakes.append(subj.claim.expires_at)
+                continue
+            expired.append(
+                Expired(
+                    factory=fid,
+                    subject=subj.name,
+                    step=subj.claim.step,
+                    attempt=subj.claim.attempt,
+                    holder=subj.claim.holder,
+                    tip=snap.tips[(fid, subj.name)],
+                )
+            )
     return Plan(
         starts=tuple(starts),
         expired=tuple(expired),
@@ -372,6 +391,15 @@ def _decide(
         return wait("dead-end", f"no step leaves state {subj.state}")
     pre: list[_Block] = []
     control = snap.control(fid)
+    broken = snap.broken_controls.get(fid)
+    if broken is not None:
+        pre.append(
+            _Block(
+                "paused",
+                f"control state of {fid} is unreadable ({broken}); nothing starts until "
+                f"`git freq resume {fid}` writes a fresh one",
+            )
+        )
     if control.paused:
         note = f": {control.why}" if control.why else ""
         pre.append(_Block("paused", f"factory {fid} is paused by {control.by or 'someone'}{note}"))
@@ -446,7 +474,7 @@ def _blocks(
             yield _Block(
                 "approval", f"autonomy is manual: {step.id} waits for approval ({approve})"
             )
-        if step.approval or step.agent is not None:
+        elif step.approval or step.agent is not None:
             yield _Block(
                 "approval", f"autonomy is supervised: {step.id} waits for approval ({approve})"
             )
@@ -475,6 +503,14 @@ def _blocks(
             until=quota.expires_at,
         )
     for spec in step.locks:
+        broken = snap.broken_locks.get(spec.name)
+        if broken is not None:
+            yield _Block(
+                "lock",
+                f"lock {spec.name} is unreadable ({broken}); break it with "
+                f"`git freq locks break {spec.name} --reason ...`",
+            )
+            continue
         lock = snap.locks.get(spec.name)
         if lock is not None and lock.held_at(now):
             yield _Block(

@@ -38,6 +38,10 @@ class Facts:
 
     commands: Mapping[Command, bool] = field(default_factory=dict)
     changed: Mapping[tuple[Changed, str, str], bool] = field(default_factory=dict)
+    # how a command that did not hold failed, when it was not a plain non-zero exit
+    command_notes: Mapping[Command, str] = field(default_factory=dict)
+    # branches `changed` predicates name that do not exist (None: HEAD is unborn)
+    missing_branches: frozenset[str | None] = frozenset()
 
 
 _NO_FACTS = Facts()
@@ -66,12 +70,15 @@ def evaluate(
         held = facts.commands.get(pred)
         if held is None:
             return Verdict(holds=False, reasons=(f"command `{pred.run}` was not evaluated",))
-        word = "exits 0" if held else "does not exit 0"
+        word = "exits 0" if held else facts.command_notes.get(pred, "does not exit 0")
         return Verdict(holds=held, reasons=(f"command `{pred.run}` {word}",))
     if isinstance(pred, Changed):
         key = (pred, subject.factory, subject.name)
         ch = facts.changed.get(key)
         paths = ", ".join(pred.paths)
+        if pred.branch in facts.missing_branches:
+            where = f"branch {pred.branch}" if pred.branch else "HEAD"
+            return Verdict(holds=False, reasons=(f"changed {paths}: {where} does not exist",))
         if ch is None:
             return Verdict(holds=False, reasons=(f"changed {paths} was not evaluated",))
         word = "changed" if ch else "unchanged"

@@ -275,7 +275,9 @@ def subject_from_doc(doc: Mapping[str, Any], *, where: str) -> Subject:
             updated_at=parse_iso(doc["updated_at"]),
             entered_at=parse_iso(doc.get("entered_at") or doc["updated_at"]),
         )
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+    except KeyError as exc:
+        raise CorruptState(f"{where}: subject.json has no field {exc.args[0]!r}") from None
+    except (TypeError, ValueError, AttributeError) as exc:
         raise CorruptState(f"{where}: subject.json is malformed ({exc!s})") from None
 
 
@@ -349,7 +351,9 @@ def lock_from_json(raw: bytes, *, where: str) -> Lock:
             expires_at=parse_iso(doc["expires_at"]),
             released=bool(doc.get("released", False)),
         )
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+    except KeyError as exc:
+        raise CorruptState(f"{where}: lock.json has no field {exc.args[0]!r}") from None
+    except (TypeError, ValueError, AttributeError) as exc:
         raise CorruptState(f"{where}: lock.json is malformed ({exc!s})") from None
 
 
@@ -398,7 +402,9 @@ def control_from_json(raw: bytes, *, where: str) -> Control:
             why=str(doc.get("why", "")),
             at=parse_iso(doc["at"]) if doc.get("at") else None,
         )
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+    except KeyError as exc:
+        raise CorruptState(f"{where}: control.json has no field {exc.args[0]!r}") from None
+    except (TypeError, ValueError, AttributeError) as exc:
         raise CorruptState(f"{where}: control.json is malformed ({exc!s})") from None
 
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 from typing import Any
@@ -56,19 +57,30 @@ def status_text(result: Any) -> str:
     """`status`: one block per factory, counts per state (terminal states marked)."""
     blocks = []
     for fs in result.factories:
+        waiting = max(getattr(fs, "dlq_waiting", 0), fs.parked)
         extra = "".join(
             (
-                f", {fs.parked} in the dead-letter queue" if fs.parked else "",
+                f", {waiting} waiting in the dead-letter queue" if waiting else "",
                 ", PAUSED" if fs.paused else "",
                 f", autonomy {fs.autonomy}" if fs.autonomy != "auto" else "",
             )
         )
         parts = [f"{fs.factory}: {fs.subjects} subjects, {fs.running} running{extra}"]
+        if getattr(fs, "description", ""):
+            parts.append(f"  {fs.description}")
         rows = [
             [state, str(n), "terminal" if state in fs.terminal else ""] for state, n in fs.states
         ]
         parts.append(table(rows, ["state", "count", ""]))
         blocks.append("\n".join(parts))
+    for orphan in getattr(result, "orphans", ()):
+        running = f", {orphan.running} running" if orphan.running else ""
+        head = (
+            f"{orphan.factory}: {orphan.subjects} subjects{running}, orphaned "
+            "(factory no longer configured)"
+        )
+        rows = [[state, str(n)] for state, n in orphan.states]
+        blocks.append(head + "\n" + table(rows, ["state", "count"]))
     if result.locks_held:
         blocks.append("locks held: " + ", ".join(result.locks_held))
     return "\n\n".join(blocks) if blocks else "no factories configured"
@@ -102,13 +114,105 @@ def subject_text(subj: Subject, tip: str) -> list[str]:
     return lines
 
 
-def history_lines(entries: Any, *, with_ref: bool = False) -> list[str]:
-    """`log`: one line per commit, newest first."""
-    out = []
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HistoryItem:
+    """One line of history as a person reads it: a commit, or a run of lease renewals of
+    one attempt folded into one (`entries` newest first, as the commits are)."""
+
+    entries: tuple[Any, ...]
+
+    @property
+    def newest(self) -> Any:
+        """The latest commit of the item."""
+        return self.entries[0]
+
+    @property
+    def folded(self) -> bool:
+        """More than one renewal in this item."""
+        return len(self.entries) > 1
+
+
+def fold_history(entries: Iterable[Any]) -> list[HistoryItem]:
+    """Fold each run of lease renewals of one attempt (consecutive in that ref's history,
+    whatever other refs' commits fall between) into one item, placed where its newest
+    renewal is. `entries` are HistoryEntry values, newest first. The CLI's `show` and `log`
+    and the dashboard read history through this; `--json` keeps every commit."""
+    items: list[list[Any]] = []
+    open_run: dict[tuple[str, str, str], list[Any]] = {}
     for e in entries:
+        t = e.trailers
+        if not e.renewal:
+            for key in [k for k in open_run if k[0] == e.ref]:
+                del open_run[key]  # any other commit of that ref ends its run
+            items.append([e])
+            continue
+        key = (e.ref, t.get("Freq-Step", ""), t.get("Freq-Attempt", ""))
+        for other in [k for k in open_run if k[0] == e.ref and k != key]:
+            del open_run[other]
+        run = open_run.get(key)
+        if run is None:
+            run = open_run[key] = []
+            items.append(run)
+        run.append(e)
+    return [HistoryItem(entries=tuple(x)) for x in items]
+
+
+def _clock(t: datetime) -> str:
+    return t.strftime("%H:%M:%SZ") if t.tzinfo else t.strftime("%H:%M:%S")
+
+
+def history_lines(entries: Any, *, with_ref: bool = False) -> list[str]:
+    """`log` and `show`: one line per commit, newest first, with each run of lease renewals
+    of one attempt folded into one line (see fold_history)."""
+    out = []
+    for item in fold_history(entries):
+        e = item.newest
         first = e.message.splitlines()[0] if e.message else ""
+        if item.folded:
+            oldest = item.entries[-1]
+            t = e.trailers
+            who = f"{t.get('Freq-Factory', '')}/{t.get('Freq-Subject', '')}"
+            first = (
+                f"{who}: {t.get('Freq-Step', '')} lease renewed {len(item.entries)} times "
+                f"(attempt {t.get('Freq-Attempt', '?')}, first {_clock(oldest.at)}, "
+                f"last {_clock(e.at)})"
+            )
         out.append(f"{e.oid[:12]} {refs.iso(e.at)} {first}")
     return out
+
+
+def dlq_show_text(res: Any) -> str:
+    """`dlq show`: a failure with its class, reason and output tail; or a requeue record,
+    saying which entry it requeued, by whom and why."""
+    e = res.entry
+    if e.kind == "requeue":
+        return "\n".join(
+            [
+                f"{e.id} ({e.commit[:12]})  requeue record of {e.requeues} by {res.by}",
+                f"  subject:  {e.factory}/{e.subject}",
+                f"  reason:   {e.reason or '(none given)'}",
+                f"  at:       {e.at}",
+                f"  failure:  `git freq dlq show {e.requeues}`",
+            ]
+        )
+    lines = [
+        f"{e.id} ({e.commit[:12]})  {e.factory}/{e.subject}",
+        f"  step:     {e.step}, attempt {e.attempt}, failed in {res.state}",
+        f"  class:    {e.failure_class} ({e.reason})",
+        f"  exit:     {res.exit_code}" + (f", {res.duration_ms} ms" if res.duration_ms else ""),
+        f"  subject:  {res.subject_commit[:12]}",
+        f"  at:       {e.at}",
+    ]
+    if res.question:
+        lines.append(f"  question: {res.question}")
+    lines.append(
+        f"  status:   requeued as {e.requeued_as}"
+        if e.requeued_as
+        else f"  status:   waiting (`git freq dlq requeue {e.id}`)"
+    )
+    if res.output_tail.strip():
+        lines += ["  output (tail):"] + [f"    {ln}" for ln in res.output_tail.splitlines()[-20:]]
+    return "\n".join(lines)
 
 
 def plan_text(p: Any) -> str:
@@ -162,68 +266,107 @@ def _cross_edges(fac: Factory) -> list[tuple[str, str, str, str]]:
     return edges
 
 
-def graph(factories: tuple[Factory, ...], fmt: str) -> str:
-    """Every factory's states and steps, and the edges between factories (mermaid or dot)."""
+@dataclass(frozen=True, slots=True)
+class _Edge:
+    """An edge between two factories' states: `requires` (dotted) or `emits` (bold)."""
+
+    src: tuple[str, str]
+    dst: tuple[str, str]
+    label: str
+    emits: bool
+
+
+def _between(factories: tuple[Factory, ...]) -> list[_Edge]:
+    """Every edge between states of different factories among `factories`."""
     ids = {f.factory_id for f in factories}
+    out: list[_Edge] = []
+    for fac in factories:
+        for other, st, step_id, label in _cross_edges(fac):
+            target = fac.step(step_id)
+            if other not in ids or target is None:
+                continue
+            src = (other, st if st != "*" else _first(factories, other))
+            out += [
+                _Edge(src, (fac.factory_id, fr), f"{label} {step_id}", False)
+                for fr in target.from_states
+            ]
+        for step in fac.steps:
+            if step.emits and step.emits.factory_id in ids:
+                src = (fac.factory_id, step.to_state)
+                out.append(_Edge(src, (step.emits.factory_id, step.emits.state), "emits", True))
+    return out
+
+
+def _cluster(fac: Factory, states: tuple[str, ...], fmt: str, *, steps: bool) -> list[str]:
+    """One factory's box: `states` as nodes, and (with `steps`) its steps as edges."""
+    fid = fac.factory_id
+    lines: list[str] = []
+    if fmt == "mermaid":
+        lines.append(f"  subgraph {fid}")
+        for st in states:
+            shape = f"(({st}))" if st in fac.terminal else f"([{st}])"
+            lines.append(f"    {_node(fid, st)}{shape}")
+        for step in fac.steps if steps else ():
+            for fr in step.from_states:
+                lines.append(f"    {_node(fid, fr)} -->|{step.id}| {_node(fid, step.to_state)}")
+            for code, st in step.outcomes.items():
+                for fr in step.from_states:
+                    lines.append(
+                        f"    {_node(fid, fr)} -.->|{step.id} exit {code}| {_node(fid, st)}"
+                    )
+        lines.append("  end")
+        return lines
+    lines.append(f'  subgraph "cluster_{fid}" {{')
+    lines.append(f'    label="{fid}";')
+    for st in states:
+        shape = "doublecircle" if st in fac.terminal else "box"
+        lines.append(f'    {_node(fid, st)} [label="{st}", shape={shape}];')
+    for step in fac.steps if steps else ():
+        for fr in step.from_states:
+            lines.append(
+                f'    {_node(fid, fr)} -> {_node(fid, step.to_state)} [label="{step.id}"];'
+            )
+        for code, st in step.outcomes.items():
+            for fr in step.from_states:
+                lines.append(
+                    f"    {_node(fid, fr)} -> {_node(fid, st)} "
+                    f'[label="{step.id} exit {code}", style=dashed];'
+                )
+    lines.append("  }")
+    return lines
+
+
+def graph(factories: tuple[Factory, ...], fmt: str, *, focus: str | None = None) -> str:
+    """Every factory's states and steps, and the edges between factories (mermaid or dot).
+
+    With `focus`, that factory is drawn whole, and of the others only the states on an
+    edge into or out of it: what it waits on (requires), what it feeds (emits), and what
+    waits on it or feeds it."""
+    edges = _between(factories)
+    if focus is not None:
+        edges = [e for e in edges if focus in (e.src[0], e.dst[0])]
+    involved: dict[str, set[str]] = {}
+    for e in edges:
+        for fid, st in (e.src, e.dst):
+            involved.setdefault(fid, set()).add(st)
     lines: list[str] = (
         ["flowchart LR"] if fmt == "mermaid" else ["digraph frequency {", "  rankdir=LR;"]
     )
     for fac in factories:
-        fid = fac.factory_id
+        if focus is None or fac.factory_id == focus:
+            lines += _cluster(fac, fac.states, fmt, steps=True)
+        elif fac.factory_id in involved:
+            states = tuple(st for st in fac.states if st in involved[fac.factory_id])
+            lines += _cluster(fac, states, fmt, steps=False)
+    for e in edges:
+        src, dst = _node(*e.src), _node(*e.dst)
         if fmt == "mermaid":
-            lines.append(f"  subgraph {fid}")
-            for st in fac.states:
-                shape = f"(({st}))" if st in fac.terminal else f"([{st}])"
-                lines.append(f"    {_node(fid, st)}{shape}")
-            for step in fac.steps:
-                for fr in step.from_states:
-                    lines.append(f"    {_node(fid, fr)} -->|{step.id}| {_node(fid, step.to_state)}")
-                for code, st in step.outcomes.items():
-                    for fr in step.from_states:
-                        lines.append(
-                            f"    {_node(fid, fr)} -.->|{step.id} exit {code}| {_node(fid, st)}"
-                        )
-            lines.append("  end")
+            lines.append(
+                f"  {src} == emits ==> {dst}" if e.emits else f"  {src} -. {e.label} .-> {dst}"
+            )
         else:
-            lines.append(f'  subgraph "cluster_{fid}" {{')
-            lines.append(f'    label="{fid}";')
-            for st in fac.states:
-                shape = "doublecircle" if st in fac.terminal else "box"
-                lines.append(f'    {_node(fid, st)} [label="{st}", shape={shape}];')
-            for step in fac.steps:
-                for fr in step.from_states:
-                    lines.append(
-                        f'    {_node(fid, fr)} -> {_node(fid, step.to_state)} [label="{step.id}"];'
-                    )
-                for code, st in step.outcomes.items():
-                    for fr in step.from_states:
-                        lines.append(
-                            f"    {_node(fid, fr)} -> {_node(fid, st)} "
-                            f'[label="{step.id} exit {code}", style=dashed];'
-                        )
-            lines.append("  }")
-    for fac in factories:
-        for other, st, step_id, label in _cross_edges(fac):
-            if other not in ids:
-                continue
-            target = next((s for s in fac.steps if s.id == step_id), None)
-            if target is None:
-                continue
-            src = _node(other, st) if st != "*" else _node(other, _first(factories, other))
-            for fr in target.from_states:
-                dst = _node(fac.factory_id, fr)
-                if fmt == "mermaid":
-                    lines.append(f"  {src} -. {label} {step_id} .-> {dst}")
-                else:
-                    lines.append(f'  {src} -> {dst} [label="{label} {step_id}", style=dotted];')
-        for step in fac.steps:
-            if step.emits and step.emits.factory_id in ids:
-                dst = _node(step.emits.factory_id, step.emits.state)
-                src = _node(fac.factory_id, step.to_state)
-                if fmt == "mermaid":
-                    lines.append(f"  {src} == emits ==> {dst}")
-                else:
-                    lines.append(f'  {src} -> {dst} [label="emits", style=bold];')
+            style = "bold" if e.emits else "dotted"
+            lines.append(f'  {src} -> {dst} [label="{e.label}", style={style}];')
     if fmt != "mermaid":
         lines.append("}")
     return "\n".join(lines)

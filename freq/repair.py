@@ -10,12 +10,13 @@ themselves are in freq/transitions.py; this module only applies them.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from freq import refs, transitions
 from freq.clock import Clock, Random
 from freq.discovery import ensure
 from freq.dlq import Dlq, Entry
-from freq.errors import FreqError, RefConflict
+from freq.errors import CorruptState, FreqError, RefConflict
 from freq.locks import Locks
 from freq.model import Config, Emitted, FailureKind, Subject
 from freq.planner import Expired, Park, quota_key
@@ -55,8 +56,8 @@ class Repair:
         except FreqError:  # the subject vanished or is corrupt: nothing to recover
             return False
         fac = self.config.factory(exp.factory)
-        step = fac.step(exp.step) if fac is not None else None
-        if tip != exp.tip or subj.claim is None or step is None:
+        step = fac.step(exp.step) if fac is not None else None  # None: no longer configured
+        if tip != exp.tip or subj.claim is None:
             return False
         change = transitions.worker_lost(
             subj, step, at=self.clock.now(), worker=self.worker, rng=self.rng
@@ -76,7 +77,8 @@ class Repair:
             exp.subject,
             step=exp.step,
             attempt=exp.attempt,
-            detail=f"worker lost: {exp.holder}",
+            detail=f"worker lost: {exp.holder}"
+            + ("" if step is not None else " (the step is no longer configured; not retried)"),
         )
         return True
 
@@ -93,26 +95,11 @@ class Repair:
         fac = self.config.factory(p.factory)
         step = fac.step(err.step) if fac is not None else None
         now = self.clock.now()
-        entry = self.dlq.append(
-            Entry(
-                id="",
-                seq=0,
-                kind="entry",
-                factory=p.factory,
-                subject=p.subject,
-                at=now,
-                step=err.step,
-                attempt=err.attempt,
-                state=subj.state,
-                exit_code=err.exit_code,
-                duration_ms=err.duration_ms,
-                failure_class=err.kind.value,
-                reason=err.rule or err.reason,
-                subject_commit=tip,
-                question=err.question,
-            ),
-            self.store.read_output(tip) or b"",
-        )
+        try:
+            entry = self._append(p, subj, tip, now)
+        except CorruptState as exc:  # an unreadable queue: the failure stays recorded, unparked
+            self._emit(ProgressKind.PROBLEM, p.factory, p.subject, detail=exc.message)
+            return None
         change = transitions.parked(
             subj,
             entry=entry.id,
@@ -135,6 +122,30 @@ class Repair:
             detail=f"dead-letter entry {entry.id}",
         )
         return entry.id
+
+    def _append(self, p: Park, subj: Subject, tip: str, now: datetime) -> Entry:
+        err = subj.last_error
+        assert err is not None
+        return self.dlq.append(
+            Entry(
+                id="",
+                seq=0,
+                kind="entry",
+                factory=p.factory,
+                subject=p.subject,
+                at=now,
+                step=err.step,
+                attempt=err.attempt,
+                state=subj.state,
+                exit_code=err.exit_code,
+                duration_ms=err.duration_ms,
+                failure_class=err.kind.value,
+                reason=err.rule or err.reason,
+                subject_commit=tip,
+                question=err.question,
+            ),
+            self.store.read_output(tip) or b"",
+        )
 
     def after_failure(self, subj: Subject, tip: str) -> None:
         """Park a final failure in the DLQ; hold a quota'd agent or step for everyone."""

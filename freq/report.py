@@ -26,6 +26,7 @@ class ProgressKind(StrEnum):
     DISCOVERED = "discovered"  # discovery created subjects
     DISCOVERY = "discovery"  # discovery could not use a match, or its command failed
     DRAINING = "draining"  # an interrupt: no more claims; running steps finish
+    PROBLEM = "problem"  # a ref that cannot be read was skipped (a warning, once per run)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

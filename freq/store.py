@@ -30,18 +30,19 @@ import os
 import socket
 import threading
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
-from dulwich.errors import NotGitRepository
+from dulwich.errors import MissingCommitError, NotGitRepository
 from dulwich.file import FileLocked, GitFile
 from dulwich.objects import Blob, Commit, Tree
 from dulwich.pack import write_pack
 from dulwich.refs import locked_ref
 from dulwich.repo import Repo
+from dulwich.walk import WalkEntry
 
 from freq import refs
 from freq.clock import Clock, Random, system_rng
@@ -52,6 +53,7 @@ from freq.errors import (
     Hint,
     NotARepository,
     RefConflict,
+    StateDirUnusable,
     SubjectExists,
     UnknownSubject,
 )
@@ -71,6 +73,7 @@ class HistoryEntry:
     ref: str
     at: datetime
     message: str
+    renewal: bool = False  # a lease renewal (Freq-Event: renewed); readers fold these
 
     @property
     def trailers(self) -> dict[str, str]:
@@ -118,8 +121,8 @@ class _SubjectCache:
                     self._ino = st.st_ino
                 f.seek(self._offset)
                 data = f.read()
-        except FileNotFoundError:
-            return
+        except OSError:
+            return  # missing or unusable: a miss; state lives in git
         end = data.rfind(b"\n") + 1  # a torn last line is read again next time
         entries = self._entries
         for line in data[:end].split(b"\n"):
@@ -199,6 +202,38 @@ class Store:
         self._docs: dict[tuple[str, str], bytes] = {}
         self._parsed: dict[bytes, Subject] = {}  # tip commit id -> Subject (immutable)
         self.identity = f"Frequency <freq@{socket.gethostname()}>".encode()
+        self._state_ok = False
+
+    def require_state_dir(self) -> None:
+        """StateDirUnusable unless .git/frequency/ is (or can be made) a folder this process
+        can read and write. Every write checks it before any object or ref is written, so a
+        broken folder is one line up front, never a failure after a ref moved."""
+        if self._state_ok:
+            return
+        d = self.state_dir
+        try:
+            shown = str(d.relative_to(self.root))
+        except ValueError:
+            shown = str(d)
+        hint = f"move it aside (`mv {shown} {shown}.old`) and retry"
+        if d.exists() and not d.is_dir():
+            raise StateDirUnusable(
+                f"{shown} is not a folder (Frequency keeps its logs and locks there); "
+                "nothing was written",
+                hint=hint,
+            )
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StateDirUnusable(
+                f"cannot create {shown}: {exc.strerror}; nothing was written"
+            ) from None
+        if not os.access(d, os.R_OK | os.W_OK | os.X_OK):
+            raise StateDirUnusable(
+                f"{shown} is not readable and writable by this user; nothing was written",
+                hint=f"fix its permissions (`chmod u+rwx {shown}`) and retry",
+            )
+        self._state_ok = True
 
     # ------------------------------------------------------------ opening
 
@@ -339,6 +374,7 @@ class Store:
         return tree, new
 
     def _add_objects(self, objs: Sequence[Blob | Tree | Commit]) -> None:
+        self.require_state_dir()
         store = self.repo.object_store
         try:
             if len(objs) > 64:
@@ -372,6 +408,7 @@ class Store:
 
     def _swap(self, ref: str, new: bytes, expected: str | None) -> None:
         """Move `ref` to `new` only if it is at `expected` (None: only if absent)."""
+        self.require_state_dir()
         name = ref.encode()
 
         def update() -> bool:
@@ -386,18 +423,24 @@ class Store:
         self._ring()
 
     def _ring(self) -> None:
-        """Tell local watchers that refs/frequency changed (see `change_token`)."""
+        """Tell local watchers that refs/frequency changed (see `change_token`).
+
+        Called after a ref moved: the beacon is an optimisation (watchers also poll), so a
+        failure here must never turn a write that happened into a reported failure."""
         try:
-            fd = os.open(self._beacon, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        except FileNotFoundError:
-            self._beacon.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self._beacon, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, self._mark)
-            if os.fstat(fd).st_size > 8192:
-                os.ftruncate(fd, 0)
-        finally:
-            os.close(fd)
+            try:
+                fd = os.open(self._beacon, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            except FileNotFoundError:
+                self._beacon.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(self._beacon, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, self._mark)
+                if os.fstat(fd).st_size > 8192:
+                    os.ftruncate(fd, 0)
+            finally:
+                os.close(fd)
+        except OSError:
+            pass
 
     def change_token(self) -> tuple[int, ...]:
         """A value that changes whenever a local writer moved a ref under refs/frequency.
@@ -410,7 +453,7 @@ class Store:
             try:
                 st = os.stat(path)
                 out += [st.st_mtime_ns, st.st_size, st.st_ino]
-            except FileNotFoundError:
+            except OSError:
                 out += [0, 0, 0]
         return tuple(out)
 
@@ -482,6 +525,7 @@ class Store:
         """
         if not batch:
             return
+        self.require_state_dir()
         names = [u.ref for u in batch]
         if len(set(names)) != len(names):
             raise ValueError(f"a batch names a ref twice: {names}")
@@ -514,6 +558,7 @@ class Store:
 
     def delete(self, ref: str, *, expected: str) -> bool:
         """Delete `ref` if it still points at `expected`; False when it moved meanwhile."""
+        self.require_state_dir()
         name = ref.encode()
         with self._write_lock:
             ok = self._retry_locked(
@@ -587,11 +632,9 @@ class Store:
         hit = self._docs.get(key)
         if hit is not None:
             return hit
+        commit = self.commit_at(oid, ref)
         store = self.repo.object_store
         try:
-            commit = store[oid.encode()]
-            if not isinstance(commit, Commit):
-                raise CorruptState(f"{ref}: points at a {commit.type_name.decode()}, not a commit")
             _mode, sha = store[commit.tree][name.encode()]
             data = bytes(store[sha].data)
         except KeyError:
@@ -662,16 +705,40 @@ class Store:
 
     def _subject_at(self, oid: str, ref: str) -> bytes:
         """subject.json of commit `oid`; CorruptState when the commit is not ours."""
+        commit = self.commit_at(oid, ref)
         store = self.repo.object_store
         try:
-            commit = store[oid.encode()]
-            if not isinstance(commit, Commit):
-                raise CorruptState(f"{ref}: points at a {commit.type_name.decode()}, not a commit")
             tree = store[commit.tree]
             _mode, sha = tree[refs.SUBJECT_FILE.encode()]
             return bytes(store[sha].data)
         except KeyError:
             raise CorruptState(f"{ref}: commit {oid[:12]} has no subject.json") from None
+
+    def commit_at(self, oid: str, ref: str) -> Commit:
+        """The commit `ref` points at; CorruptState when that object is missing or is not a
+        commit (a hand-made or half-fetched ref)."""
+        try:
+            obj = self.repo.object_store[oid.encode()]
+        except (KeyError, ValueError):
+            raise CorruptState(
+                f"{ref}: points at {oid[:12]}, which is not in this repository"
+            ) from None
+        if not isinstance(obj, Commit):
+            raise CorruptState(f"{ref}: points at a {obj.type_name.decode()}, not a commit")
+        return obj
+
+    def readable_tips(self, tips: dict[str, str]) -> tuple[dict[str, str], list[str]]:
+        """(the tips that name a commit, a problem line for each one that does not)."""
+        good: dict[str, str] = {}
+        problems: list[str] = []
+        for ref, oid in tips.items():
+            try:
+                self.commit_at(oid, ref)
+            except CorruptState as exc:
+                problems.append(f"{exc.message}; ignored")
+                continue
+            good[ref] = oid
+        return good, problems
 
     def snapshot(self) -> Snapshot:
         """Every subject of every factory, with the tip each was read from.
@@ -723,14 +790,18 @@ class Store:
         if misses:
             self._cache.add(misses)
         self._cache.compact({t.encode() for t in tips.values()})
+        broken_locks: dict[str, str] = {}
         locks = {
             lock.name: lock
-            for lock in self._docs_under(refs.LOCKS, refs.LOCK_FILE, refs.lock_from_json, problems)
+            for lock in self._docs_under(
+                refs.LOCKS, refs.LOCK_FILE, refs.lock_from_json, problems, broken_locks
+            )
         }
+        broken_controls: dict[str, str] = {}
         controls = {
             c.factory: c
             for c in self._docs_under(
-                refs.CONTROL, refs.CONTROL_FILE, refs.control_from_json, problems
+                refs.CONTROL, refs.CONTROL_FILE, refs.control_from_json, problems, broken_controls
             )
         }
         counts: dict[tuple[str, str], int] = {}
@@ -743,18 +814,27 @@ class Store:
             problems=tuple(problems),
             locks=locks,
             controls=controls,
+            broken_locks={refs.lock_name(r): p for r, p in broken_locks.items()},
+            broken_controls={r[len(refs.CONTROL) :]: p for r, p in broken_controls.items()},
         )
 
     def _docs_under(
-        self, prefix: str, name: str, parse: Callable[..., T], problems: list[str]
+        self,
+        prefix: str,
+        name: str,
+        parse: Callable[..., T],
+        problems: list[str],
+        broken: dict[str, str],
     ) -> list[T]:
-        """File `name` of every ref under `prefix`, parsed; unreadable ones go to problems."""
+        """File `name` of every ref under `prefix`, parsed; each unreadable one goes to
+        `problems` and to `broken` (ref → problem)."""
         out = []
         for ref, oid in sorted(self.list_refs(prefix).items()):
             try:
                 out.append(parse(self.doc_at(oid, name, ref), where=ref))
             except CorruptState as exc:
                 problems.append(exc.message)
+                broken[ref] = exc.message
         return out
 
     def read_subject(self, factory: str, name: str) -> tuple[Subject, str]:
@@ -822,17 +902,28 @@ class Store:
         if not tips:
             return
         owner = {oid.encode(): ref for ref, oid in tips.items()}
-        walker = self.repo.get_walker(include=list(owner), max_entries=limit)
+        try:
+            walker = self.repo.get_walker(include=list(owner), max_entries=limit)
+            yield from self._walk(walker, owner)
+        except MissingCommitError as exc:
+            raise CorruptState(
+                f"the history of {', '.join(sorted(tips))} names a commit that is not in this "
+                f"repository ({exc!s})"
+            ) from None
+
+    def _walk(self, walker: Iterable[WalkEntry], owner: dict[bytes, str]) -> Iterator[HistoryEntry]:
         for entry in walker:
             c = entry.commit
             ref = owner.get(c.id, "")
             for p in c.parents:
                 owner.setdefault(p, ref)
+            message = c.message.decode("utf-8", "replace")
             yield HistoryEntry(
                 oid=c.id.decode(),
                 ref=ref,
                 at=datetime.fromtimestamp(c.commit_time, UTC),
-                message=c.message.decode("utf-8", "replace"),
+                message=message,
+                renewal=refs.parse_trailers(message).get("Freq-Event") == "renewed",
             )
 
     # ------------------------------------------------------------ logs

@@ -267,16 +267,19 @@ def failed(
     return Change(subject=new, event=event), replace(cls, reason=rule)
 
 
-def worker_lost(subj: Subject, step: Step, *, at: datetime, worker: str, rng: Rng) -> Change:
+def worker_lost(subj: Subject, step: Step | None, *, at: datetime, worker: str, rng: Rng) -> Change:
     """The claim's lease expired: its worker is presumed lost. A retryable failure of that
-    attempt (final once the step's attempts are spent); recorded by any planner."""
+    attempt (final once the step's attempts are spent); recorded by any planner. With
+    `step` None (its factory or step is no longer configured) nothing can retry it: the
+    claim ends without a backoff and the subject stays in its state."""
     c = _claim(subj)
-    delay = next_delay(step.retry, c.attempt, rng)
-    rule = (
-        "worker lost"
-        if delay is not None
-        else f"worker lost; retries exhausted ({c.attempt} of {step.retry.max_attempts})"
-    )
+    delay = next_delay(step.retry, c.attempt, rng) if step is not None else None
+    if step is None:
+        rule = "worker lost; the step is no longer configured, not retried"
+    elif delay is not None:
+        rule = "worker lost"
+    else:
+        rule = f"worker lost; retries exhausted ({c.attempt} of {step.retry.max_attempts})"
     err = LastError(
         step=c.step,
         attempt=c.attempt,
@@ -286,7 +289,7 @@ def worker_lost(subj: Subject, step: Step, *, at: datetime, worker: str, rng: Rn
         at=at,
         summary=f"lease of {c.holder} expired",
         rule=rule,
-        final=delay is None,
+        final=delay is None and step is not None,
     )
     new = replace(
         subj,

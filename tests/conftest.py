@@ -34,9 +34,11 @@ def hermetic_git(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
         monkeypatch.delenv(var, raising=False)
 
 
-def git(cwd: Path, *args: str, check: bool = True) -> str:
-    """Run the real git CLI and return its stdout."""
-    out = subprocess.run(["git", *args], cwd=cwd, check=check, capture_output=True, text=True)
+def git(cwd: Path, *args: str, check: bool = True, input_text: str | None = None) -> str:
+    """Run the real git CLI (with `input_text` on stdin) and return its stdout."""
+    out = subprocess.run(
+        ["git", *args], cwd=cwd, check=check, capture_output=True, text=True, input=input_text
+    )
     return out.stdout
 
 
@@ -70,8 +72,8 @@ class FreqRepo:
         p.write_text(textwrap.dedent(text).lstrip("\n"))
         return p
 
-    def git(self, *args: str, check: bool = True) -> str:
-        return git(self.path, *args, check=check)
+    def git(self, *args: str, check: bool = True, input_text: str | None = None) -> str:
+        return git(self.path, *args, check=check, input_text=input_text)
 
     def run(self, *args: str, env: dict[str, str] | None = None) -> Outcome:
         """Run `git freq ARGS` in-process through the CLI boundary."""

@@ -196,7 +196,7 @@ def test_add_from_file_and_duplicates(build: FreqRepo) -> None:
         ),
         (
             ["add", "build", "x", "--data", "novalue"],
-            "git freq: data must be KEY=VALUE, not 'novalue'\n",
+            "git freq: --data takes KEY=VALUE, got 'novalue'\n",
         ),
     ],
 )

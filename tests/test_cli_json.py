@@ -56,7 +56,7 @@ def test_fast_encoder_agrees_with_jsonable_on_every_result(history: FreqRepo) ->
     """plan, status, show, log, why, dlq, locks, validate: the same JSON either way."""
     app = ops.App(history.path)
     try:
-        entry = ops.dlq_list(app)[0].id
+        entry = ops.dlq_list(app).rows[0].id
         results = {
             "plan": ops.plan_now(app),
             "status": ops.status(app),

@@ -82,3 +82,30 @@ def test_failing_discovery_command_is_a_warning(freq_repo) -> None:  # type: ign
     res = r.run("discover").assert_success()
     assert res.out == "apps: 1 added, 0 existed\n"
     assert res.err == "  warning: `exit 3`: exit 3\n"
+
+
+def test_discovered_subjects_keep_their_match_and_collisions_are_refused(freq_repo) -> None:  # type: ignore[no-untyped-def]
+    """A sanitised name keeps the match it came from in data `discovered_as`; two different
+    matches that make one name are both refused, naming each other, and neither is created."""
+    r = freq_repo(
+        {
+            ".frequency/apps.yaml": APPS.replace(
+                "printf 'from-cmd\\\\nbad name!\\\\n\\\\n'", "printf '../evil\\\\nweb\\\\n'"
+            ),
+            "apps/with space/README": "s",
+            "apps/with-space/README": "d",
+            "apps/web/README": "w",
+        }
+    )
+    res = r.run("discover").assert_success()
+    assert res.out == "apps: 1 added, 0 existed\n"
+    assert res.err == (
+        "  warning: 'apps/web/' and 'web' both make subject name 'web'; none of them was "
+        "created\n"
+        "  warning: 'apps/with space/' and 'apps/with-space/' both make subject name "
+        "'with-space'; none of them was created\n"
+    )
+    shown = json.loads(r.run("show", "apps", "evil", "--json").assert_success().out)
+    assert shown["subject"]["data"] == {"discovered_as": "../evil"}
+    refs = r.git("for-each-ref", "--format=%(refname:lstrip=3)", "refs/frequency/subjects")
+    assert refs == "apps/evil\n"

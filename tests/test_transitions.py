@@ -196,6 +196,15 @@ def test_worker_lost_is_retryable_until_the_budget_is_spent(attempt: int, final:
     assert c.event.reason is not None and c.event.reason.startswith("lease of w expired at")
 
 
+def test_worker_lost_of_a_step_no_longer_configured_is_not_retried() -> None:
+    """No step to retry: the claim ends, no backoff, not final (nothing parks it)."""
+    c = t.worker_lost(_claimed(1), None, at=T0, worker="other", rng=random.Random(1))
+    err = c.subject.last_error
+    assert err is not None and err.final is False and c.subject.not_before is None
+    assert err.rule == "worker lost; the step is no longer configured, not retried"
+    assert c.subject.claim is None and c.subject.state == _claimed(1).state
+
+
 def test_released_gives_the_attempt_back() -> None:
     """Interrupted twice: no attempt spent, no claim, still in its state."""
     c = t.released(_claimed(2), at=T0, worker="w", duration_ms=3)

@@ -116,10 +116,10 @@ def locks(ctx: click.Context, include_free: bool, as_json: bool) -> int:
                 [
                     r.name,
                     r.holder,
-                    r.subject,
+                    r.problem or r.subject,
                     f"{r.age_seconds:.0f}s",
                     r.expires_at,
-                    "held" if r.held else "free",
+                    "unreadable" if r.problem else "held" if r.held else "free",
                 ]
                 for r in rows
             ],
@@ -140,5 +140,9 @@ def locks_break(app: ops.App, name: str, reason: str, as_json: bool) -> int:
     if as_json:
         _emit_json(row)
     else:
-        click.echo(f"broke lock {name} (was held by {row.holder} for {row.subject})")
+        click.echo(
+            f"broke lock {name} (it was unreadable: {row.problem})"
+            if row.problem
+            else f"broke lock {name} (was held by {row.holder} for {row.subject})"
+        )
     return 0

@@ -34,7 +34,10 @@ def dlq_list(app: ops.App, factory: str | None, include_requeued: bool, as_json:
     """Entries waiting for a person (newest first)."""
     from freq import render
 
-    rows = ops.dlq_list(app, factory, include_requeued=include_requeued)
+    res = ops.dlq_list(app, factory, include_requeued=include_requeued)
+    rows = res.rows
+    for problem in res.problems:
+        click.echo(f"warning: {problem}", err=True)
     if as_json:
         _emit_json(rows)
         return 0
@@ -71,25 +74,9 @@ def dlq_show(app: ops.App, entry_id: str, as_json: bool) -> int:
     if as_json:
         _emit_json(res)
         return 0
-    e = res.entry
-    lines = [
-        f"{e.id} ({e.commit[:12]})  {e.factory}/{e.subject}",
-        f"  step:     {e.step}, attempt {e.attempt}, failed in {res.state}",
-        f"  class:    {e.failure_class} ({e.reason})",
-        f"  exit:     {res.exit_code}" + (f", {res.duration_ms} ms" if res.duration_ms else ""),
-        f"  subject:  {res.subject_commit[:12]}",
-        f"  at:       {e.at}",
-    ]
-    if res.question:
-        lines.append(f"  question: {res.question}")
-    lines.append(
-        f"  status:   requeued as {e.requeued_as}"
-        if e.requeued_as
-        else f"  status:   waiting (`git freq dlq requeue {e.id}`)"
-    )
-    if res.output_tail.strip():
-        lines += ["  output (tail):"] + [f"    {ln}" for ln in res.output_tail.splitlines()[-20:]]
-    click.echo("\n".join(lines))
+    from freq import render
+
+    click.echo(render.dlq_show_text(res))
     return 0
 
 

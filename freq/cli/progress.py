@@ -52,10 +52,10 @@ class TextReporter(Reporter):
                     f"draining {what}; Ctrl-C again to stop them" if n else f"stopping: {what}",
                     err=True,
                 )
-            elif progress.event in ("emit", "discovery"):
+            elif progress.event in ("emit", "discovery", "problem"):
                 self._clear()
-                who = f"{progress.factory}/{progress.subject}".rstrip("/")
-                click.echo(f"warning: {who}: {progress.detail}", err=True)
+                who = f"{progress.factory}/{progress.subject}".strip("/")
+                click.echo(f"warning: {who + ': ' if who else ''}{progress.detail}", err=True)
             self._live()
 
     def _clear(self) -> None:

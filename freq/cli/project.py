@@ -86,7 +86,8 @@ def graph(app: ops.App, factory: str | None, fmt: str) -> int:
     """
     from freq import render
 
-    click.echo(render.graph(ops.graph_input(app, factory).factories, fmt))
+    drawn = ops.graph_input(app, factory)
+    click.echo(render.graph(drawn.factories, fmt, focus=drawn.focus))
     return 0
 
 

@@ -74,6 +74,7 @@ def run(
         click.echo(
             f"done: {summary.succeeded} succeeded, {summary.failed} failed, "
             f"{summary.recovered} recovered, {summary.lost_races} lost races"
+            + (f", {summary.refused} refused (claim lost)" if summary.refused else "")
             + (", interrupted" if summary.interrupted else "")
         )
     if summary.stopped_by == "SIGTERM":

@@ -71,7 +71,7 @@ def add(
       git freq add build --from apps.txt
       ls apps | git freq add build --from - --skip-existing
     """
-    common = ops.parse_data(data)
+    common = ops.parse_data(data, where="--data")
     items: list[tuple[str, dict[str, str]]] = [(s, dict(common)) for s in subjects]
     if from_file is not None:
         items += [(n, {**common, **d}) for n, d in ops.parse_subjects(_text_of(from_file))]
@@ -149,7 +149,10 @@ def log(app: ops.App, factory: str | None, subject: str | None, limit: int, as_j
     """
     from freq import render
 
-    entries = ops.log(app, factory, subject, limit=limit or None)
+    res = ops.log(app, factory, subject, limit=limit or None)
+    entries = res.entries
+    for problem in res.problems:
+        click.echo(f"warning: {problem}", err=True)
     if as_json:
         _emit_json(
             [
@@ -159,6 +162,7 @@ def log(app: ops.App, factory: str | None, subject: str | None, limit: int, as_j
                     "at": e.at,
                     "message": e.message,
                     "trailers": e.trailers,
+                    "renewal": e.renewal,
                 }
                 for e in entries
             ]

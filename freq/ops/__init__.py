@@ -33,7 +33,15 @@ if TYPE_CHECKING:
         set_autonomy,
     )
     from freq.ops.discover import discover
-    from freq.ops.dlq import DlqRow, DlqShow, RequeueResult, dlq_list, dlq_requeue, dlq_show
+    from freq.ops.dlq import (
+        DlqListResult,
+        DlqRow,
+        DlqShow,
+        RequeueResult,
+        dlq_list,
+        dlq_requeue,
+        dlq_show,
+    )
     from freq.ops.project import (
         STARTER_BUILD,
         STARTER_SETTINGS,
@@ -47,6 +55,8 @@ if TYPE_CHECKING:
     from freq.ops.subjects import (
         AddResult,
         FactoryStatus,
+        LogResult,
+        OrphanStatus,
         ShowResult,
         StatusResult,
         TransitionResult,
@@ -65,7 +75,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "STARTER_BUILD", "STARTER_SETTINGS", "AddResult", "App", "ApproveResult", "ControlResult",
-    "DlqRow", "DlqShow", "FactoryStatus", "GraphInput", "InitResult", "LockRow",
+    "DlqListResult", "DlqRow", "DlqShow", "FactoryStatus", "GraphInput", "InitResult", "LockRow",
+    "LogResult", "OrphanStatus",
     "RequeueResult", "ShowResult", "StatusResult", "TransitionResult", "ValidateResult",
     "WhyResult", "add_subjects", "approve", "break_lock", "discover", "dlq_list",
     "dlq_requeue", "dlq_show", "graph_input", "init_project", "list_locks", "log",
@@ -81,13 +92,17 @@ _NAMES_BY_MODULE: dict[str, tuple[str, ...]] = {
         "pause", "resume", "set_autonomy",
     ),
     "discover": ("discover",),
-    "dlq": ("DlqRow", "DlqShow", "RequeueResult", "dlq_list", "dlq_requeue", "dlq_show"),
+    "dlq": (
+        "DlqListResult", "DlqRow", "DlqShow", "RequeueResult", "dlq_list", "dlq_requeue",
+        "dlq_show",
+    ),
     "project": (
         "STARTER_BUILD", "STARTER_SETTINGS", "GraphInput", "InitResult", "ValidateResult",
         "graph_input", "init_project", "validate",
     ),
     "subjects": (
-        "AddResult", "FactoryStatus", "ShowResult", "StatusResult", "TransitionResult",
+        "AddResult", "FactoryStatus", "LogResult", "OrphanStatus", "ShowResult", "StatusResult",
+        "TransitionResult",
         "WhyResult", "add_subjects", "log", "parse_data", "parse_subjects", "plan_now", "run",
         "show", "status", "transition", "why",
     ),

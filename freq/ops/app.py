@@ -14,6 +14,7 @@ from freq.config import load_config
 from freq.errors import UnknownFactory
 from freq.model import Config, Factory, Snapshot
 from freq.proc import worker_identity
+from freq.refs import DLQ, SUBJECTS, check_name
 from freq.store import Store
 
 
@@ -87,6 +88,17 @@ class App:
         if self._store is not None:
             self._store.close()
             self._store = None
+
+
+def _known(app: App, factory_id: str) -> None:
+    """The factory is configured, or its subjects or dead-letter queue are still in git (a
+    factory whose file was removed: its history stays readable); UnknownFactory otherwise."""
+    if app.config.factory(factory_id) is not None:
+        return
+    check_name("factory", factory_id)
+    if app.store.list_refs(f"{SUBJECTS}{factory_id}/") or app.store.read_ref(DLQ + factory_id):
+        return
+    app.factory(factory_id)  # raises UnknownFactory naming the known ones
 
 
 def _snapshot(app: App) -> Snapshot:

@@ -156,13 +156,30 @@ class LockRow:
     expires_at: str
     held: bool
     age_seconds: float
+    problem: str | None = None  # the lock's ref cannot be read: it blocks until broken
+
+
+def _broken_row(name: str, problem: str) -> LockRow:
+    return LockRow(
+        name=name,
+        holder="?",
+        subject="?",
+        acquired_at="",
+        expires_at="",
+        held=True,
+        age_seconds=0.0,
+        problem=problem,
+    )
 
 
 def list_locks(app: App, *, include_free: bool = False) -> tuple[LockRow, ...]:
-    """Held locks (all of them with include_free), with holder, age and expiry."""
+    """Held locks (all of them with include_free), with holder, age and expiry. A lock whose
+    ref cannot be read is always listed, with its problem: steps needing it wait."""
     now = app.clock.now()
     out = []
-    for lock in Locks(app.store, app.clock).all():
+    locks, broken = Locks(app.store, app.clock).all()
+    out += [_broken_row(name, problem) for name, problem in sorted(broken.items())]
+    for lock in locks:
         held = lock.held_at(now)
         if held or include_free:
             out.append(
@@ -183,7 +200,9 @@ def break_lock(app: App, name: str, *, reason: str, by: str | None = None) -> Lo
     """Release a lock by hand, whoever holds it (a commit with who and why)."""
     if not reason.strip():
         raise UsageError("a reason is required", hint=Hint(text="say why with", option="reason"))
-    old = Locks(app.store, app.clock).break_lock(name, who=_who(app, by), reason=reason)
+    old, problem = Locks(app.store, app.clock).break_lock(name, who=_who(app, by), reason=reason)
+    if problem is not None:
+        return _broken_row(name, problem)
     now = app.clock.now()
     return LockRow(
         name=old.name,

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from freq import refs, transitions
 from freq.dlq import Dlq, Entry
 from freq.errors import AlreadyRequeued, FreqError, Hint
-from freq.ops.app import App, _who
+from freq.ops.app import App, _known, _who
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -49,22 +49,34 @@ def _row(e: Entry, requeued: dict[str, str]) -> DlqRow:
     )
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DlqListResult:
+    """`dlq list`: entries newest first, and the queue commits that could not be read."""
+
+    rows: tuple[DlqRow, ...]
+    problems: tuple[str, ...] = ()
+
+
 def dlq_list(
     app: App, factory_id: str | None = None, *, include_requeued: bool = False
-) -> tuple[DlqRow, ...]:
-    """Dead-letter entries, newest first: those still waiting (all with include_requeued)."""
+) -> DlqListResult:
+    """Dead-letter entries, newest first: those still waiting (all with include_requeued).
+    An unreadable entry is skipped and described in `problems`; the rest are listed."""
     queue = Dlq(app.store, app.clock)
     if factory_id is not None:
-        app.factory(factory_id)
+        _known(app, factory_id)
     factories = [factory_id] if factory_id else queue.factories()
     rows: list[DlqRow] = []
+    problems: list[str] = []
     for f in factories:
-        entries = list(queue.entries(f))
+        entries = list(queue.entries(f, problems=problems))
         requeued = {e.requeues: e.id for e in entries if e.kind == "requeue" and e.requeues}
         for e in entries:
             if e.kind == "entry" and (include_requeued or e.id not in requeued):
                 rows.append(_row(e, requeued))
-    return tuple(sorted(rows, key=lambda r: r.at, reverse=True))
+    return DlqListResult(
+        rows=tuple(sorted(rows, key=lambda r: r.at, reverse=True)), problems=tuple(problems)
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -78,6 +90,7 @@ class DlqShow:
     subject_commit: str
     question: str | None
     output_tail: str
+    by: str = ""  # a requeue record: who requeued
 
 
 def dlq_show(app: App, entry_id: str) -> DlqShow:
@@ -94,6 +107,7 @@ def dlq_show(app: App, entry_id: str) -> DlqShow:
         subject_commit=e.subject_commit,
         question=e.question,
         output_tail=queue.output(e),
+        by=e.by,
     )
 
 

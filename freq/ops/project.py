@@ -116,10 +116,13 @@ class GraphInput:
     """What `graph` draws."""
 
     factories: tuple[Factory, ...] = field(default_factory=tuple)
+    focus: str | None = None  # draw this one whole, the others only where they meet it
 
 
 def graph_input(app: App, factory_id: str | None = None) -> GraphInput:
-    """The factories to draw: one, or all of them with their cross-factory edges."""
+    """The factories to draw: all of them with their cross-factory edges, or one (`focus`)
+    with every factory it has an edge with (render.graph draws only the states involved)."""
     if factory_id:
-        return GraphInput(factories=(app.factory(factory_id),))
+        app.factory(factory_id)
+        return GraphInput(factories=app.config.factories, focus=factory_id)
     return GraphInput(factories=app.config.factories)

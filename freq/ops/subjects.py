@@ -9,13 +9,15 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from freq import proc, refs, transitions
+from freq.dlq import Dlq
 from freq.errors import Hint, UnknownState, UsageError
 from freq.facts import gather
-from freq.model import Subject
-from freq.ops.app import App, _snapshot
+from freq.model import Snapshot, Subject, data_problem
+from freq.ops.app import App, _known, _snapshot
 from freq.planner import Plan, plan
 from freq.report import Reporter
 from freq.store import HistoryEntry
@@ -37,25 +39,29 @@ class AddResult:
     skipped: tuple[str, ...] = ()
 
 
-def parse_data(pairs: Iterable[str]) -> dict[str, str]:
-    """`KEY=VALUE` strings → dict; UsageError on anything else."""
+def parse_data(pairs: Iterable[str], *, where: str = "data") -> dict[str, str]:
+    """`KEY=VALUE` strings → dict; UsageError on anything else, or on keys that are not
+    identifiers or that would share a FREQ_DATA_ variable (model.data_problem)."""
     out: dict[str, str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise UsageError(f"data must be KEY=VALUE, not {pair!r}")
+            raise UsageError(f"{where} takes KEY=VALUE, got {pair!r}")
         out[key.strip()] = value
+    problem = data_problem(out)
+    if problem:
+        raise UsageError(f"{where}: {problem}")
     return out
 
 
 def parse_subjects(text: str) -> list[tuple[str, dict[str, str]]]:
     """Subjects listed one per line as `NAME [KEY=VALUE ...]`; blank lines and # comments skip."""
     out = []
-    for raw in text.splitlines():
+    for n, raw in enumerate(text.splitlines(), 1):
         line = raw.split("#", 1)[0].strip()
         if line:
             name, *pairs = line.split()
-            out.append((name, parse_data(pairs)))
+            out.append((name, parse_data(pairs, where=f"line {n}")))
     return out
 
 
@@ -74,8 +80,11 @@ def add_subjects(
         raise UnknownState(
             f"factory {factory_id!r} has no state {target!r} (states: {', '.join(fac.states)})"
         )
-    for name, _ in subjects:
+    for name, data in subjects:
         refs.check_name("subject", name)
+        problem = data_problem(data)
+        if problem:  # --data and a --from line may clash only once merged
+            raise UsageError(f"subject {name!r}: {problem}")
     if not subjects:
         raise UsageError("no subjects named", hint=Hint(text="name some, or pass", option="from"))
     skipped: list[str] = []
@@ -113,15 +122,49 @@ class FactoryStatus:
     parked: int
     paused: bool
     autonomy: str
+    description: str = ""
+    dlq_waiting: int = 0  # entries in the factory's queue not requeued (moved on or not)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrphanStatus:
+    """Subjects of a factory that is no longer configured: counts per state they are in."""
+
+    factory: str
+    states: tuple[tuple[str, int], ...]
+    subjects: int
+    running: int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StatusResult:
-    """`status`: every (or one) factory's counts."""
+    """`status`: every (or one) factory's counts, and factories no longer configured."""
 
     factories: tuple[FactoryStatus, ...]
     locks_held: tuple[str, ...] = ()
     problems: tuple[str, ...] = ()
+    orphans: tuple[OrphanStatus, ...] = ()
+
+
+def _orphans(app: App, snap: Snapshot, now: datetime) -> tuple[OrphanStatus, ...]:
+    by_factory: dict[str, list[Subject]] = {}
+    for (f, _), subj in sorted(snap.subjects.items()):
+        if app.config.factory(f) is None:
+            by_factory.setdefault(f, []).append(subj)
+    out = []
+    for f, subs in by_factory.items():
+        counts: dict[str, int] = {}
+        for subj in subs:
+            counts[subj.state] = counts.get(subj.state, 0) + 1
+        out.append(
+            OrphanStatus(
+                factory=f,
+                states=tuple(sorted(counts.items())),
+                subjects=len(subs),
+                running=sum(1 for x in subs if x.claim is not None and x.claim.expires_at > now),
+            )
+        )
+    return tuple(out)
 
 
 def status(app: App, factory_id: str | None = None) -> StatusResult:
@@ -129,6 +172,7 @@ def status(app: App, factory_id: str | None = None) -> StatusResult:
     facs = [app.factory(factory_id)] if factory_id else list(app.config.factories)
     snap = _snapshot(app)
     now = app.clock.now()
+    queue = Dlq(app.store, app.clock)
     out = []
     for fac in facs:
         subs = snap.in_factory(fac.factory_id)
@@ -147,10 +191,17 @@ def status(app: App, factory_id: str | None = None) -> StatusResult:
                 parked=sum(1 for s in subs if s.parked),
                 paused=control.paused,
                 autonomy=(control.autonomy or fac.autonomy).value,
+                description=fac.description,
+                dlq_waiting=queue.waiting(fac.factory_id),
             )
         )
     held = tuple(sorted(n for n, lock in snap.locks.items() if lock.held_at(now)))
-    return StatusResult(factories=tuple(out), locks_held=held, problems=snap.problems)
+    return StatusResult(
+        factories=tuple(out),
+        locks_held=held,
+        problems=snap.problems,
+        orphans=_orphans(app, snap, now) if factory_id is None else (),
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -165,33 +216,51 @@ class ShowResult:
 
 def show(app: App, factory_id: str, name: str, *, history: int = 20) -> ShowResult:
     """State, attempts, data, last error, output tail and recent history of one subject."""
-    app.factory(factory_id)
+    _known(app, factory_id)
     subj, tip = app.store.read_subject(factory_id, name)
     out = app.store.read_output(tip) or b""
-    hist = tuple(app.store.history({refs.subject_ref(factory_id, name): tip}, limit=history))
+    # `history` events, not commits: renewals (folded when shown) do not use up the count
+    kept: list[HistoryEntry] = []
+    events = 0
+    for entry in app.store.history({refs.subject_ref(factory_id, name): tip}):
+        events += not entry.renewal
+        if events > history:
+            break
+        kept.append(entry)
+    hist = tuple(kept)
     return ShowResult(
         subject=subj, tip=tip, output_tail=out.decode("utf-8", "replace"), history=hist
     )
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LogResult:
+    """`log`: commits newest first, and the refs that could not be read (skipped)."""
+
+    entries: tuple[HistoryEntry, ...]
+    problems: tuple[str, ...] = ()
+
+
 def log(
     app: App, factory_id: str | None = None, name: str | None = None, *, limit: int | None = 50
-) -> tuple[HistoryEntry, ...]:
-    """History from the commit chains: one subject, one factory, or the whole journal."""
+) -> LogResult:
+    """History from the commit chains: one subject, one factory, or the whole journal. A ref
+    that does not name a commit is skipped and described in `problems`."""
     if name is not None:
         assert factory_id is not None
-        app.factory(factory_id)
+        _known(app, factory_id)
         _subj, tip = app.store.read_subject(factory_id, name)
         tips = {refs.subject_ref(factory_id, name): tip}
     elif factory_id is not None:
-        app.factory(factory_id)
+        _known(app, factory_id)
         tips = app.store.list_refs(f"{refs.SUBJECTS}{factory_id}/")
     else:
         # cap slots point at subjects' claim commits: their history is the subjects'
         tips = {
             r: o for r, o in app.store.list_refs(refs.ROOT).items() if not r.startswith(refs.CAPS)
         }
-    return tuple(app.store.history(tips, limit=limit))
+    good, problems = app.store.readable_tips(tips)
+    return LogResult(entries=tuple(app.store.history(good, limit=limit)), problems=tuple(problems))
 
 
 # ---------------------------------------------------------------- plan / transition / run
