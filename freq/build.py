@@ -32,7 +32,9 @@ from freq.model import (
     Limits,
     LockSpec,
     Merge,
+    MergeStrategy,
     Not,
+    OnConflict,
     Predicate,
     RetryPolicy,
     Settings,
@@ -153,6 +155,14 @@ def _agent(item: Mapping[str, Any]) -> AgentCall:
     )
 
 
+def _merge(item: Mapping[str, Any]) -> Merge:
+    return Merge(
+        into=item["into"],
+        **_given(item, "strategy", MergeStrategy),
+        **_given(item, "on_conflict", OnConflict),
+    )
+
+
 def _step(data: Mapping[str, Any], settings: Settings, line: int) -> Step:
     """One list-form step; retry/timeout/failure fall back to frequency.yaml `defaults:`."""
     agent = _agent(data["agent"]) if "agent" in data else None
@@ -165,7 +175,7 @@ def _step(data: Mapping[str, Any], settings: Settings, line: int) -> Step:
         agent=agent,
         isolation=Isolation(data.get("isolation", "worktree" if agent else "none")),
         setup=data.get("setup"),
-        merge=Merge(**data["merge"]) if "merge" in data else None,
+        merge=_merge(data["merge"]) if "merge" in data else None,
         timeout=parse_duration(data["timeout"]) if "timeout" in data else settings.default_timeout,
         max_parallel=data.get("max_parallel"),
         locks=tuple(_lock(x) for x in data.get("locks", ())),

@@ -25,7 +25,7 @@ import yaml
 from freq.build import build_factory, build_settings
 from freq.checks import Found, build_context, check_factory, check_settings
 from freq.checks import dead_ends as dead_ends  # noqa: PLC0414 - re-export, for freq/ops/
-from freq.errors import ConfigError, NoConfig, Problem
+from freq.errors import ConfigError, Hint, NoConfig, Problem
 from freq.model import Config, Factory, Settings
 from freq.schemas import JsonPath, factory_validator, settings_validator, violations
 
@@ -347,7 +347,7 @@ def find_config_files(root: str | os.PathLike[str]) -> tuple[Path, ...]:
     folder = Path(root) / FOLDER
     if not folder.is_dir():
         check_not_a_file(folder)
-        raise NoConfig(f"no {FOLDER}/ folder in {root}", hint="run `git freq init`")
+        raise NoConfig(f"no {FOLDER}/ folder in {root}", hint=Hint(text="run", command=("init",)))
     return tuple(
         sorted(
             (

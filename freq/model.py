@@ -202,13 +202,29 @@ class Emits:
     state: str
 
 
+class MergeStrategy(Enum):
+    """How a worktree step's branch lands on its target (`merge.strategy`)."""
+
+    MERGE = "merge"
+    REBASE = "rebase"
+    SQUASH = "squash"
+
+
+class OnConflict(Enum):
+    """What a landing that conflicts does (`merge.on_conflict`)."""
+
+    RETRY = "retry"
+    TERMINAL = "terminal"
+    AGENT = "agent"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Merge:
     """`merge:` how a worktree step's branch goes back."""
 
     into: str
-    strategy: str = "merge"
-    on_conflict: str = "retry"
+    strategy: MergeStrategy = MergeStrategy.MERGE
+    on_conflict: OnConflict = OnConflict.RETRY
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

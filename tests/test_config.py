@@ -42,7 +42,9 @@ from freq.model import (
     Limits,
     LockSpec,
     Merge,
+    MergeStrategy,
     Not,
+    OnConflict,
     RetryPolicy,
     Settings,
     Step,
@@ -196,7 +198,9 @@ def test_every_step_field_of_the_spec_builds() -> None:
         timedelta(minutes=40),
         2,
     )
-    assert implement.merge == Merge(into="main", strategy="squash", on_conflict="agent")
+    assert implement.merge == Merge(
+        into="main", strategy=MergeStrategy.SQUASH, on_conflict=OnConflict.AGENT
+    )
     assert implement.locks == (
         LockSpec(name="branch:main", ttl=timedelta(minutes=10)),
         LockSpec(name="deploy"),
@@ -379,7 +383,7 @@ def test_no_frequency_folder_is_no_config(tmp_path: Path) -> None:
     with pytest.raises(NoConfig) as info:
         load_config(tmp_path)
     assert info.value.message == f"no .frequency/ folder in {tmp_path}"
-    assert info.value.hint is not None and info.value.hint.text == "run `git freq init`"
+    assert info.value.hint is not None and info.value.hint.command == ("init",)
 
 
 def test_emits_target_counts_as_reached(tmp_path: Path) -> None:
