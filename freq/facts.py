@@ -13,7 +13,6 @@ import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from freq import proc
 from freq.clock import Clock
 from freq.model import Changed, Command, Config, Predicate, Snapshot, Step, format_duration
 from freq.predicates import Facts, leaves
@@ -48,6 +47,8 @@ def gather(
     answers: dict[Command, bool] = {}
     notes: dict[Command, str] = {}
     for cmd in wanted:
+        from freq import proc  # processes only when a command predicate can matter now
+
         res = proc.run(
             cmd.run,
             cwd=root,

@@ -6,6 +6,7 @@ changes are made with dataclasses.replace and return new values.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -591,6 +592,12 @@ class Control:
         )
 
 
+@functools.lru_cache(maxsize=256)
+def _default_control(factory: str) -> Control:
+    """The control state of a factory nobody ever paused or approved in (a shared value)."""
+    return Control(factory=factory)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Snapshot:
     """Everything Frequency knows at one instant, read from refs/frequency/*.
@@ -621,7 +628,8 @@ class Snapshot:
 
     def control(self, factory: str) -> Control:
         """The factory's control state (defaults when none was ever recorded)."""
-        return self.controls.get(factory) or Control(factory=factory)
+        found = self.controls.get(factory)
+        return found if found is not None else _default_control(factory)
 
     def in_factory(self, factory: str) -> tuple[Subject, ...]:
         """The subjects of one factory, by name."""

@@ -354,9 +354,17 @@ def _decide(
     (for `why`), not only the first that stops each step."""
     fid = fac.factory_id
 
-    def wait(kind: str, *reasons: str, step: str | None = None) -> Waiting:
+    def wait(
+        kind: str, *reasons: str, step: str | None = None, until: datetime | None = None
+    ) -> Waiting:
         return Waiting(
-            factory=fid, subject=subj.name, state=subj.state, step=step, reasons=reasons, kind=kind
+            factory=fid,
+            subject=subj.name,
+            state=subj.state,
+            step=step,
+            reasons=reasons,
+            kind=kind,
+            until=until,
         )
 
     if subj.claim is not None:
@@ -413,7 +421,7 @@ def _decide(
         )
     if pre and not every:
         step_id = subj.last_error.step if subj.last_error else None
-        return replace(wait(pre[0].kind, pre[0].text, step=step_id), until=pre[0].until)
+        return wait(pre[0].kind, pre[0].text, step=step_id, until=pre[0].until)
     found: list[tuple[str, _Block]] = [("", b) for b in pre]
     for step in steps:
         blocks = _blocks(fac, step, subj, snap, now, cap, counts, facts)
@@ -424,15 +432,13 @@ def _decide(
             )
         found += [("" if len(steps) == 1 else f"{step.id}: ", b) for b in got]
         if got and not every and len(steps) == 1:
-            return replace(wait(got[0].kind, got[0].text, step=step.id), until=got[0].until)
+            return wait(got[0].kind, got[0].text, step=step.id, until=got[0].until)
     first = found[0][1] if found else _Block("blocked", "")
     untils = [b.until for _, b in found if b.until is not None]
-    return replace(
-        wait(
-            first.kind if len(steps) == 1 or every else "blocked",
-            *(prefix + b.text for prefix, b in found),
-            step=steps[0].id if len(steps) == 1 else None,
-        ),
+    return wait(
+        first.kind if len(steps) == 1 or every else "blocked",
+        *(prefix + b.text for prefix, b in found),
+        step=steps[0].id if len(steps) == 1 else None,
         until=min(untils) if untils and len(untils) == len(found) else None,
     )
 
@@ -457,7 +463,6 @@ def _blocks(
 ) -> Iterator[_Block]:
     """Every reason `step` cannot start for `subj` now, most fundamental first."""
     fid = fac.factory_id
-    approve = f"`git freq approve {fid} {subj.name} {step.id}`"
     if subj.attempt >= step.retry.max_attempts and subj.last_error is not None:
         yield _Block(
             "exhausted",
@@ -466,17 +471,20 @@ def _blocks(
             f"(last: {subj.last_error.reason})",
         )
     if step.is_gate:
-        yield _Block("gate", f"gate {step.id} waits for approval ({approve})")
+        yield _Block("gate", f"gate {step.id} waits for approval ({_approve(fid, subj, step)})")
     control = snap.control(fid)
     autonomy = control.autonomy or fac.autonomy
     if autonomy is not Autonomy.AUTO and not control.approved(subj, step.id):
         if autonomy is Autonomy.MANUAL:
             yield _Block(
-                "approval", f"autonomy is manual: {step.id} waits for approval ({approve})"
+                "approval",
+                f"autonomy is manual: {step.id} waits for approval ({_approve(fid, subj, step)})",
             )
         elif step.approval or step.agent is not None:
             yield _Block(
-                "approval", f"autonomy is supervised: {step.id} waits for approval ({approve})"
+                "approval",
+                f"autonomy is supervised: {step.id} waits for approval "
+                f"({_approve(fid, subj, step)})",
             )
     if step.requires:
         verdict = evaluate_all(step.requires, snap, subj, facts)
@@ -519,6 +527,10 @@ def _blocks(
                 f"until {_t(lock.expires_at)}",
                 until=lock.expires_at,
             )
+
+
+def _approve(fid: str, subj: Subject, step: Step) -> str:
+    return f"`git freq approve {fid} {subj.name} {step.id}`"
 
 
 def _t(t: datetime) -> str:

@@ -72,7 +72,8 @@ def iso(t: datetime) -> str:
 
 def parse_iso(text: str) -> datetime:
     """Inverse of iso(); accepts any ISO-8601 with an offset or Z."""
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+    t = datetime.fromisoformat(text)  # Python 3.11 reads a trailing Z as UTC
+    return t if t.tzinfo is UTC else t.astimezone(UTC)
 
 
 # ---------------------------------------------------------------- commit messages
@@ -215,6 +216,16 @@ def subject_to_json(s: Subject) -> bytes:
     return (json.dumps(doc, sort_keys=True, indent=1, ensure_ascii=False) + "\n").encode()
 
 
+_EMPTY: Mapping[str, str] = MappingProxyType({})
+
+
+def _strings(d: Any) -> Mapping[str, str]:
+    """A read-only str → str mapping of a JSON object (one shared value when empty)."""
+    if not d:
+        return _EMPTY
+    return MappingProxyType({str(k): str(v) for k, v in d.items()})
+
+
 def subject_from_doc(doc: Mapping[str, Any], *, where: str) -> Subject:
     """Build a Subject from parsed subject.json; CorruptState names `where` on any defect."""
     try:
@@ -224,7 +235,7 @@ def subject_from_doc(doc: Mapping[str, Any], *, where: str) -> Subject:
             factory=str(doc["factory"]),
             name=str(doc["subject"]),
             state=str(doc["state"]),
-            data=MappingProxyType({str(k): str(v) for k, v in dict(doc.get("data") or {}).items()}),
+            data=_strings(doc.get("data")),
             epoch=int(doc.get("epoch", 0)),
             attempt=int(doc.get("attempt", 0)),
             claim=Claim(
@@ -257,17 +268,15 @@ def subject_from_doc(doc: Mapping[str, Any], *, where: str) -> Subject:
             if err
             else None,
             parked=doc.get("parked"),
-            marks=MappingProxyType(
-                {str(k): str(v) for k, v in dict(doc.get("marks") or {}).items()}
-            ),
-            emitted=tuple(
+            marks=_strings(doc.get("marks")),
+            emitted=()
+            if not doc.get("emitted")
+            else tuple(
                 Emitted(
                     factory=str(e["factory"]),
                     state=str(e["state"]),
                     name=str(e["name"]),
-                    data=MappingProxyType(
-                        {str(k): str(v) for k, v in dict(e.get("data") or {}).items()}
-                    ),
+                    data=_strings(e.get("data")),
                 )
                 for e in doc.get("emitted") or ()
             ),

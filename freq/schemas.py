@@ -10,17 +10,15 @@ import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import best_match
 
+from freq.layout import FACTORY_SCHEMA as FACTORY
+from freq.layout import SETTINGS_SCHEMA as SETTINGS
+from freq.layout import schema_text
 from freq.model import DurationTooLong, parse_duration
-
-FACTORY = "factory.schema.json"
-SETTINGS = "frequency.schema.json"
 
 JsonPath = tuple[str | int, ...]
 
@@ -60,14 +58,6 @@ class Violation:
 
     path: JsonPath
     reason: str
-
-
-def schema_text(name: str) -> str:
-    """A schema's text: `freq/schemas/NAME` in a wheel, else `<repo>/schemas/NAME` (a checkout)."""
-    packaged = resources.files("freq").joinpath("schemas").joinpath(name)
-    if packaged.is_file():
-        return packaged.read_text(encoding="utf-8")
-    return (Path(__file__).resolve().parent.parent / "schemas" / name).read_text(encoding="utf-8")
 
 
 @cache

@@ -17,9 +17,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from freq import checks, schemas
+from freq import checks, layout, schemas
 from freq.build import build_factory, build_settings
-from freq.config import dead_ends, expand_config, find_config_files, load_config
+from freq.checks import dead_ends
+from freq.config import expand_config, find_config_files, load_config
 from freq.errors import ConfigError, NoConfig
 from freq.model import (
     AgentCall,
@@ -710,7 +711,7 @@ def test_packaged_schemas_win_over_the_checkout(
     """In a wheel the schemas are read from freq/schemas/ as package data."""
     (tmp_path / "schemas").mkdir()
     (tmp_path / "schemas" / schemas.FACTORY).write_text("{}")
-    monkeypatch.setattr(schemas.resources, "files", lambda package: tmp_path)
+    monkeypatch.setattr(layout, "PACKAGED_SCHEMAS", tmp_path / "schemas")
     assert schemas.schema_text(schemas.FACTORY) == "{}"
     assert (
         schemas.schema_text(schemas.SETTINGS) == (REPO / "schemas" / schemas.SETTINGS).read_text()

@@ -19,9 +19,9 @@ BIN = Path(sys.executable).parent
 
 # outside system -> the modules allowed to import it (prefix match for packages)
 OWNERS = {
-    "dulwich": ("freq.store",),
+    "dulwich": ("freq.store.git",),
     "click": ("freq.cli",),
-    "yaml": ("freq.config",),
+    "yaml": ("freq.configfiles",),
     "jsonschema": ("freq.schemas",),
     "subprocess": ("freq.proc",),
     "signal": ("freq.proc",),

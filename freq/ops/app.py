@@ -51,7 +51,7 @@ class App:
     def config(self) -> Config:
         """The validated configuration (loaded on first use)."""
         if self._config is None:
-            self._config = load_config(self.root)
+            self._config = load_config(self.root, cache_dir=self.store.state_dir / "cache")
         return self._config
 
     @property

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from freq import refs, transitions
+from freq import refs
 from freq.control import change_control
 from freq.errors import FreqError, Hint, UsageError
 from freq.locks import Locks
@@ -123,7 +123,9 @@ def approve(
         )
     who = _who(app, by)
     if step.is_gate:
-        change = transitions.approved(subj, step, at=app.clock.now(), by=who, reason=reason)
+        from freq.transitions import approved
+
+        change = approved(subj, step, at=app.clock.now(), by=who, reason=reason)
         app.store.advance(
             refs.subject_ref(factory_id, name), change.subject, change.event, expected=tip
         )

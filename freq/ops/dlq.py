@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from freq import refs, transitions
+from freq import refs
 from freq.dlq import Dlq, Entry
 from freq.errors import AlreadyRequeued, FreqError, Hint
 from freq.ops.app import App, _known, _who
@@ -162,7 +162,9 @@ def dlq_requeue(
         )
     # done exists here; a requeue record whose subject was never moved (a crash between
     # the two writes) is completed rather than refused
-    change = transitions.requeued(
+    from freq.transitions import requeued
+
+    change = requeued(
         subj,
         state=e.state,
         record=done.id,

@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from freq.config import check_not_a_file, dead_ends, expand_config
+from freq.checks import dead_ends
+from freq.config import check_not_a_file, expand_config
 from freq.errors import FreqError, Hint
 from freq.model import Factory
 from freq.ops.app import App

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from freq import proc, refs, transitions
-from freq.dlq import Dlq
+from freq import refs
 from freq.errors import Hint, UnknownState, UsageError
 from freq.facts import gather
 from freq.model import Snapshot, Subject, data_problem
@@ -93,10 +92,12 @@ def add_subjects(
         keep = [(n, d) for n, d in subjects if refs.subject_ref(factory_id, n) not in present]
         skipped = [n for n, _ in subjects if refs.subject_ref(factory_id, n) in present]
         subjects = keep
+    from freq.transitions import created  # the rules of change: not needed to read state
+
     now = app.clock.now()
     items = []
     for name, data in subjects:
-        c = transitions.created(factory_id, name, target, at=now, worker=app.worker, data=data)
+        c = created(factory_id, name, target, at=now, worker=app.worker, data=data)
         items.append((c.subject, c.event))
     app.store.create_many(items)
     return AddResult(
@@ -172,6 +173,8 @@ def status(app: App, factory_id: str | None = None) -> StatusResult:
     facs = [app.factory(factory_id)] if factory_id else list(app.config.factories)
     snap = _snapshot(app)
     now = app.clock.now()
+    from freq.dlq import Dlq  # `status` alone reads the queue: `plan` need not import it
+
     queue = Dlq(app.store, app.clock)
     out = []
     for fac in facs:
@@ -301,9 +304,9 @@ def transition(
     if not reason.strip():
         raise UsageError("a reason is required", hint=Hint(text="say why with", option="reason"))
     subj, tip = app.store.read_subject(factory_id, name)
-    change = transitions.moved(
-        subj, state=state, at=app.clock.now(), by=by or app.actor, reason=reason
-    )
+    from freq.transitions import moved
+
+    change = moved(subj, state=state, at=app.clock.now(), by=by or app.actor, reason=reason)
     commit = app.store.advance(
         refs.subject_ref(factory_id, name), change.subject, change.event, expected=tip
     )
@@ -340,6 +343,8 @@ def run(
     from freq.loop import Worker
 
     w = Worker(app.store, app.config, clock=app.clock, worker=app.worker, reporter=reporter)
+    from freq import proc
+
     signals = proc.handle_interrupts(w.stop, w.kill, clock=app.clock) if handle_signals else None
     try:
         summary = w.run(

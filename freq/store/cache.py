@@ -1,0 +1,103 @@
+"""Content-addressed caches of immutable documents, shared by every local process.
+
+Imports only the standard library: no git. commit id → document (subject.json, lock.json,
+control.json) as an append-only log under `.git/frequency/cache/`. Entries are immutable
+facts (a commit id always has the same tree), so a concurrent writer, a torn line or a lost
+compaction can only cause a miss, never a wrong answer. Each line: `<commit hex> <crc32
+hex> <compact json>`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+
+
+class DocCache:
+    """commit id → one JSON document of that commit's tree."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._entries: dict[bytes, bytes] = {}
+        self._offset = 0
+        self._ino = -1
+        self._lock = threading.Lock()
+
+    def refresh(self) -> None:
+        """Read what other processes appended since the last refresh."""
+        with self._lock:
+            self._refresh()
+
+    def _refresh(self) -> None:
+        try:
+            with open(self.path, "rb") as f:
+                st = os.fstat(f.fileno())
+                if st.st_ino != self._ino or st.st_size < self._offset:
+                    self._entries.clear()
+                    self._offset = 0
+                    self._ino = st.st_ino
+                f.seek(self._offset)
+                data = f.read()
+        except OSError:
+            return  # missing or unusable: a miss; state lives in git
+        end = data.rfind(b"\n") + 1  # a torn last line is read again next time
+        entries = self._entries
+        for line in data[:end].split(b"\n"):
+            if len(line) < 51 or line[40:41] != b" ":
+                continue
+            oid, crc, doc = line[:40], line[41:49], line[50:]
+            if f"{zlib.crc32(doc):08x}".encode() == crc:
+                entries[oid] = doc
+        self._offset += end
+
+    def get(self, oid: bytes) -> bytes | None:
+        """The document of commit `oid`, if known."""
+        return self._entries.get(oid)
+
+    def add(self, items: Sequence[tuple[bytes, bytes]]) -> None:
+        """Append (commit id, JSON document) pairs in one write."""
+        if not items:
+            return
+        lines = []
+        with self._lock:
+            for oid, raw in items:
+                # a JSON object's lines joined make a valid one-line form of it
+                enc = raw.replace(b"\n", b"")
+                self._entries[oid] = enc
+                lines.append(b"%s %08x %s\n" % (oid, zlib.crc32(enc), enc))
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, b"".join(lines))
+            finally:
+                os.close(fd)
+        except OSError:
+            pass  # the cache is an optimisation; state lives in git
+
+    def compact(self, live: set[bytes]) -> None:
+        """Rewrite the log with only live entries when dead ones dominate it."""
+        with self._lock:
+            self._compact(live)
+
+    def _compact(self, live: set[bytes]) -> None:
+        if len(self._entries) < 2 * len(live) + 1000:
+            return
+        keep = {k: v for k, v in self._entries.items() if k in live}
+        tmp = self.path.with_suffix(f".tmp{os.getpid()}")
+        try:
+            with open(tmp, "wb") as f:
+                for oid, enc in keep.items():
+                    f.write(b"%s %08x %s\n" % (oid, zlib.crc32(enc), enc))
+            os.replace(tmp, self.path)
+        except OSError:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            return
+        self._entries = keep
+        self._ino = -1
+        self._offset = 0

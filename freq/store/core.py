@@ -1,0 +1,640 @@
+"""The Store: compare-and-swap writes, ref batches, bulk creation, and the snapshot read.
+
+Must not import click, subprocess or any freq module above the store, nor dulwich at import
+time: everything that touches git objects or writes refs goes through freq.store.git,
+imported on first need, so that reading refs and caches (the snapshot of a warm cache) costs
+no dulwich at all. The rules live here: every write checks the state folder first, retries
+git's lock files with jittered backoff (GIT-NOTES gap 2, 3), fsyncs objects before the ref
+that names them (gap 8), and rings the beacon after a ref moved.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import functools
+import json
+import os
+import socket
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from freq import refs
+from freq.clock import Clock, Random, system_rng
+from freq.errors import (
+    CorruptState,
+    DiskFull,
+    GitLockHeld,
+    Hint,
+    RefConflict,
+    StateDirUnusable,
+    SubjectExists,
+    UnknownSubject,
+)
+from freq.model import Event, Snapshot, Subject
+from freq.store import locate
+from freq.store.beacon import Beacon
+from freq.store.cache import DocCache
+from freq.store.records import HistoryEntry, RefUpdate
+
+if TYPE_CHECKING:
+    from dulwich.objects import Commit
+    from dulwich.repo import Repo
+
+# the hot read path parses one subject.json per subject: orjson does it about 2x faster
+from orjson import loads as _loads
+
+_HEX = frozenset(b"0123456789abcdef")
+_LOCK_RETRIES = 60
+T = TypeVar("T")
+_STALE_LOCK_SECONDS = 30.0
+
+
+@functools.cache
+def _git() -> ModuleType:
+    """freq.store.git, imported on first need (it imports dulwich)."""
+    from freq.store import git
+
+    return git
+
+
+class Store:
+    """A handle on one repository's refs/frequency/* state."""
+
+    def __init__(self, where: locate.Location, *, clock: Clock, rng: Random | None = None) -> None:
+        self.clock = clock
+        self._rng = rng or system_rng()
+        self.root = where.root
+        self.common_dir = where.common_dir
+        self.state_dir = self.common_dir / "frequency"
+        self._repo: Repo | None = None
+        self._cache = DocCache(self.state_dir / "cache" / "subjects.v1")
+        self._doc_cache = DocCache(self.state_dir / "cache" / "docs.v1")
+        # dulwich's refs container caches packed-refs without a lock of its own: every call
+        # into it (reads included) goes through this one, or threads corrupt the cache
+        self._write_lock = threading.RLock()
+        self._beacon = Beacon(self.state_dir / "beacon", self.common_dir / "packed-refs")
+        self._docs: dict[tuple[str, str], bytes] = {}
+        self._parsed: dict[bytes, Subject] = {}  # tip commit id -> Subject (immutable)
+        self._valid_names: set[str] = set()  # ref components already checked
+        self.identity = f"Frequency <freq@{socket.gethostname()}>".encode()
+        self._state_ok = False
+
+    # ------------------------------------------------------------ opening
+
+    @classmethod
+    def discover(cls, start: str | os.PathLike[str], *, clock: Clock) -> Store:
+        """Open the repository containing `start`; NotARepository when there is none."""
+        return cls(locate.find(start), clock=clock)
+
+    @property
+    def repo(self) -> Repo:
+        """The dulwich repository, opened on first use."""
+        if self._repo is None:
+            with self._write_lock:
+                if self._repo is None:
+                    self._repo = _git().open_repo(self.root)
+        return self._repo
+
+    def close(self) -> None:
+        """Release file handles."""
+        if self._repo is not None:
+            self._repo.close()
+            self._repo = None
+
+    def require_state_dir(self) -> None:
+        """StateDirUnusable unless .git/frequency/ is (or can be made) a folder this process
+        can read and write. Every write checks it before any object or ref is written, so a
+        broken folder is one line up front, never a failure after a ref moved."""
+        if self._state_ok:
+            return
+        d = self.state_dir
+        try:
+            shown = str(d.relative_to(self.root))
+        except ValueError:
+            shown = str(d)
+        hint = f"move it aside (`mv {shown} {shown}.old`) and retry"
+        if d.exists() and not d.is_dir():
+            raise StateDirUnusable(
+                f"{shown} is not a folder (Frequency keeps its logs and locks there); "
+                "nothing was written",
+                hint=hint,
+            )
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StateDirUnusable(
+                f"cannot create {shown}: {exc.strerror}; nothing was written"
+            ) from None
+        if not os.access(d, os.R_OK | os.W_OK | os.X_OK):
+            raise StateDirUnusable(
+                f"{shown} is not readable and writable by this user; nothing was written",
+                hint=f"fix its permissions (`chmod u+rwx {shown}`) and retry",
+            )
+        self._state_ok = True
+
+    # ------------------------------------------------------------ refs
+
+    def list_refs(self, prefix: str) -> dict[str, str]:
+        """Every ref under `prefix` (ending in /) → commit id, loose refs over packed ones."""
+        out: dict[str, str] = {}
+        pref = prefix.encode()
+        # packed-refs read directly (git's documented format): dulwich checks every name's
+        # format (60 ms for 10,000 subjects); writers replace the file by rename under
+        # packed-refs.lock, so one read sees one version of it
+        try:
+            with open(os.path.join(self.common_dir, "packed-refs"), "rb") as f:
+                packed = f.read()
+        except FileNotFoundError:
+            packed = b""
+        for line in packed.splitlines():
+            oid, _, name = line.partition(b" ")
+            if name.startswith(pref) and not oid.startswith((b"#", b"^")):
+                out[name.decode()] = oid.decode()
+        self._scan_loose(os.path.join(self.common_dir, prefix), prefix, out)
+        return out
+
+    def _scan_loose(self, folder: str, name: str, out: dict[str, str]) -> None:
+        """Read loose ref files below `folder` (scandir: no stat of files, no path joins)."""
+        try:
+            it = os.scandir(folder)
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        with it:
+            for entry in it:
+                if entry.is_dir(follow_symlinks=False):
+                    self._scan_loose(entry.path, f"{name}{entry.name}/", out)
+                elif not entry.name.endswith(".lock"):
+                    try:
+                        with open(entry.path, "rb") as f:
+                            value = f.read(128).strip()
+                    except (FileNotFoundError, IsADirectoryError):
+                        continue
+                    out[name + entry.name] = value.decode("ascii", "replace")
+
+    def read_ref(self, ref: str) -> str | None:
+        """The commit id a ref points at, or None."""
+        with self._write_lock:
+            result: str | None = _git().read_ref(self.repo, ref)
+            return result
+
+    def _retry_locked(self, what: str, fn: Callable[[], T]) -> T:
+        """Run a ref update, retrying git lock contention with jittered backoff (gap 2, 3)."""
+        locked = _git().FileLocked
+        delay = 0.001
+        last = what
+        for _ in range(_LOCK_RETRIES):
+            try:
+                return fn()
+            except locked as exc:
+                lockfile = os.fsdecode(exc.lockfilename)
+                self._clear_if_stale(lockfile)
+                last = lockfile
+            except FileNotFoundError:
+                last = what  # a sibling's removal raced our folder creation
+            except OSError as exc:
+                if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                    raise DiskFull(f"disk full while writing {what}; nothing was changed") from None
+                raise
+            self.clock.sleep(delay * (0.5 + self._rng.random()))
+            delay = min(delay * 2, 0.05)
+        raise GitLockHeld(
+            f"git lock {last} is held by another process",
+            hint="retry; if no git process is running, remove the stale .lock file",
+        )
+
+    def _clear_if_stale(self, lockfile: str) -> None:
+        """Remove a *.lock under refs/frequency (or Frequency's creation lock) left by a killed
+        process (gap 2)."""
+        path = os.path.abspath(lockfile)
+        ours = (str(self.common_dir / "refs" / "frequency"), str(self.state_dir / "create.lock"))
+        if not path.startswith(ours):
+            return
+        try:
+            age = self.clock.now().timestamp() - os.stat(lockfile).st_mtime
+        except OSError:
+            return
+        if age > _STALE_LOCK_SECONDS:
+            with contextlib.suppress(OSError):
+                os.unlink(lockfile)
+
+    # ------------------------------------------------------------ writes
+
+    def _add_objects(self, objs: Sequence[Any]) -> None:
+        self.require_state_dir()
+        try:
+            _git().write_objects(
+                self.repo,
+                objs,
+                retry=self._retry_locked,
+                tmp_name=f"tmp-freq-{os.getpid()}-{self._rng.getrandbits(32):08x}",
+            )
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise DiskFull("disk full while writing objects; no ref was moved") from None
+            raise
+
+    def _swap(self, ref: str, new: bytes, expected: str | None) -> None:
+        """Move `ref` to `new` only if it is at `expected` (None: only if absent)."""
+        self.require_state_dir()
+        git = _git()
+        with self._write_lock:
+            ok = self._retry_locked(ref, lambda: git.swap(self.repo, ref, new, expected))
+        if not ok:
+            raise RefConflict(ref)
+        self._beacon.ring()
+
+    def change_token(self) -> tuple[int, ...]:
+        """A value that changes whenever a local writer moved a ref under refs/frequency."""
+        return self._beacon.token()
+
+    def others_wrote(self, token: tuple[int, ...]) -> bool:
+        """Whether another process moved a ref since `token` (from change_token) was taken;
+        this handle's own writes do not count."""
+        return self._beacon.others_wrote(token)
+
+    def advance(
+        self,
+        ref: str,
+        subject: Subject,
+        event: Event,
+        *,
+        expected: str | None,
+        output: bytes | None = None,
+    ) -> str:
+        """Commit `subject` + `event` on top of `expected` and move `ref` only if it is there.
+
+        `expected=None` creates the ref and fails if it exists. `output` replaces the output
+        tail kept in the tree; None keeps the previous one. Raises RefConflict on a lost race.
+        """
+        oid = self.prepare(subject, event, parent=expected, output=output)
+        self.swap(ref, oid, expected=expected)
+        return oid
+
+    def prepare(
+        self, subject: Subject, event: Event, *, parent: str | None, output: bytes | None = None
+    ) -> str:
+        """Write the commit `advance` would write, without moving any ref; its id.
+
+        A claim is prepared first so that its batch can point cap slots at it (freq.claims)."""
+        git = _git()
+        raw = refs.subject_to_json(subject)
+        tree, blobs = git.subject_tree(self.repo, raw, output, parent)
+        commit = git.make_commit(
+            self.identity, event.at, refs.format_message(event), tree.id, parent
+        )
+        self._add_objects([*blobs, tree, commit])
+        self._cache.add([(commit.id, raw)])
+        self._parsed[commit.id] = subject
+        return str(commit.id.decode())
+
+    def swap(self, ref: str, oid: str, *, expected: str | None) -> None:
+        """Move `ref` to the existing commit `oid` if it is at `expected` (None: absent)."""
+        self._swap(ref, oid.encode(), expected)
+
+    def update(self, batch: Sequence[RefUpdate]) -> None:
+        """Move every ref of `batch` from its expected value to its new one, or none of them.
+
+        Every ref is locked (in name order, so two batches never wait on each other in a
+        cycle) and checked before any is written; RefConflict names the first ref that
+        moved. The refs are then written in the order given: put the ref that makes the
+        batch take effect (a claim's subject ref) last.
+        """
+        if not batch:
+            return
+        self.require_state_dir()
+        names = [u.ref for u in batch]
+        if len(set(names)) != len(names):
+            raise ValueError(f"a batch names a ref twice: {names}")
+        git = _git()
+        with self._write_lock:
+            self._retry_locked(names[-1], lambda: git.apply_batch(self.repo, batch))
+        self._beacon.ring()
+
+    def delete(self, ref: str, *, expected: str) -> bool:
+        """Delete `ref` if it still points at `expected`; False when it moved meanwhile."""
+        self.require_state_dir()
+        git = _git()
+        with self._write_lock:
+            ok = self._retry_locked(ref, lambda: git.remove(self.repo, ref, expected))
+        if ok:
+            self._beacon.ring()
+        return bool(ok)
+
+    def write_doc(
+        self,
+        ref: str,
+        files: dict[str, bytes],
+        message: str,
+        *,
+        at: datetime,
+        expected: str | None,
+    ) -> str:
+        """Commit a tree of `files` with `message` on top of `expected`; CAS-move `ref`.
+
+        The generic write for locks, caps and control refs. RefConflict on a lost race.
+        """
+        oid = self.prepare_doc(files, message, at=at, parent=expected)
+        self._swap(ref, oid.encode(), expected)
+        return oid
+
+    def prepare_doc(
+        self, files: dict[str, bytes], message: str, *, at: datetime, parent: str | None
+    ) -> str:
+        """Write the commit `write_doc` would write, without moving any ref; its id (for a
+        batch of ref updates, see `update`)."""
+        git = _git()
+        tree, blobs = git.doc_tree(files)
+        commit = git.make_commit(self.identity, at, message, tree.id, parent)
+        self._add_objects([*blobs, tree, commit])
+        oid = str(commit.id.decode())
+        for name, data in files.items():
+            self._docs[(oid, name)] = data
+        return oid
+
+    def create_many(self, items: Sequence[tuple[Subject, Event]]) -> list[str]:
+        """Create many subject refs in one packed-refs write: all of them or none.
+
+        Every creation of a subject ref goes through here, under one creation lock, so the
+        check and the write cannot interleave with another creator's; dulwich's
+        `add_packed_refs` then rewrites packed-refs under git's own lock (one rename).
+        Raises SubjectExists (naming them) when any already exists; nothing is written then.
+        """
+        if not items:
+            return []
+        git = _git()
+        objs: list[Any] = []
+        new_refs: dict[bytes, bytes] = {}
+        cache_items = []
+        for subject, event in items:
+            raw = refs.subject_to_json(subject)
+            tree, blobs = git.subject_tree(self.repo, raw, None, None)
+            commit = git.make_commit(
+                self.identity, event.at, refs.format_message(event), tree.id, None
+            )
+            objs += [*blobs, tree, commit]
+            name = refs.subject_ref(subject.factory, subject.name).encode()
+            if name in new_refs:
+                raise SubjectExists(f"subject {subject.factory}/{subject.name} is named twice")
+            new_refs[name] = commit.id
+            cache_items.append((commit.id, raw))
+        self._add_objects(objs)
+        guard = self.state_dir / "create"
+        with self._write_lock:
+            self._retry_locked(
+                "packed-refs", lambda: git.pack_new_refs(self.repo, guard, new_refs, _exists)
+            )
+        self._beacon.ring()
+        self._cache.add(cache_items)
+        return [oid.decode() for oid in new_refs.values()]
+
+    # ------------------------------------------------------------ reads
+
+    def commit_at(self, oid: str, ref: str) -> Commit:
+        """The commit `ref` points at; CorruptState when it is missing or not a commit."""
+        commit: Commit = _git().commit_at(self.repo, oid, ref)
+        return commit
+
+    def readable_tips(self, tips: dict[str, str]) -> tuple[dict[str, str], list[str]]:
+        """(the tips that name a commit, a problem line for each one that does not)."""
+        good: dict[str, str] = {}
+        problems: list[str] = []
+        for ref, oid in tips.items():
+            try:
+                self.commit_at(oid, ref)
+            except CorruptState as exc:
+                problems.append(f"{exc.message}; ignored")
+                continue
+            good[ref] = oid
+        return good, problems
+
+    def subject_at(self, oid: str, ref: str) -> Subject:
+        """The subject.json of commit `oid` (cached by commit id)."""
+        key = oid.encode()
+        hit = self._parsed.get(key)
+        if hit is not None:
+            return hit
+        cached = self._cache.get(key)
+        if cached is not None:
+            subj = refs.subject_from_doc(_loads(cached), where=ref)
+        else:
+            raw = self._file_at(oid, refs.SUBJECT_FILE, ref)
+            subj = refs.subject_from_json(raw, where=ref)
+            self._cache.add([(key, raw)])
+        self._parsed[key] = subj
+        return subj
+
+    def _file_at(self, oid: str, name: str, ref: str) -> bytes:
+        data: bytes = _git().file_at(self.repo, oid, name, ref)
+        return data
+
+    def read_doc(self, ref: str, name: str) -> tuple[bytes, str] | None:
+        """(content of file `name` at the tip of `ref`, tip), or None when the ref is absent."""
+        oid = self.read_ref(ref)
+        if oid is None:
+            return None
+        return self.doc_at(oid, name, ref), oid
+
+    def doc_at(self, oid: str, name: str, ref: str) -> bytes:
+        """File `name` in commit `oid`'s tree (memoised and cached: commits are immutable)."""
+        key = (oid, name)
+        hit = self._docs.get(key)
+        if hit is not None:
+            return hit
+        cached = self._doc_cache.get(oid.encode()) if name != refs.OUTPUT_FILE else None
+        known = _loads(cached) if cached is not None else None
+        if isinstance(known, dict) and name in known:
+            data: bytes = json.dumps(known[name]).encode()
+        else:
+            data = self._file_at(oid, name, ref)
+            with contextlib.suppress(ValueError, UnicodeDecodeError):
+                wrapped = {name: json.loads(data)}  # only JSON documents are cached
+                self._doc_cache.add([(oid.encode(), json.dumps(wrapped).encode())])
+        if len(self._docs) > 4096:
+            self._docs.clear()
+        self._docs[key] = data
+        return data
+
+    def snapshot(self) -> Snapshot:
+        """Every subject of every factory, with the tip each was read from.
+
+        Refs under refs/frequency/subjects/ that are not ours, and unreadable subject.json
+        files, are skipped and described in `Snapshot.problems` rather than failing the read.
+        """
+        self._cache.refresh()
+        self._doc_cache.refresh()
+        subjects: dict[tuple[str, str], Subject] = {}
+        tips: dict[tuple[str, str], str] = {}
+        problems: list[str] = []
+        misses: list[tuple[bytes, bytes]] = []
+        for ref, oid in self.list_refs(refs.SUBJECTS).items():
+            key = self._subject_key(ref)
+            if key is None:
+                problems.append(
+                    f"{ref}: not a Frequency subject ref (expected {refs.SUBJECTS}"
+                    "<factory>/<subject>); ignored"
+                )
+                continue
+            boid = oid.encode()
+            if len(boid) != 40 or not _HEX.issuperset(boid):
+                problems.append(f"{ref}: does not hold a commit id; ignored")
+                continue
+            parsed = self._parsed.get(boid)
+            if parsed is not None:
+                subjects[key] = parsed
+                tips[key] = oid
+                continue
+            cached = self._cache.get(boid)
+            try:
+                if cached is not None:
+                    subj = refs.subject_from_doc(_loads(cached), where=ref)
+                else:
+                    raw = self._file_at(oid, refs.SUBJECT_FILE, ref)
+                    subj = refs.subject_from_json(raw, where=ref)
+                    misses.append((boid, raw))
+            except CorruptState as exc:
+                problems.append(exc.message)
+                continue
+            if (subj.factory, subj.name) != key:
+                problems.append(f"{ref}: subject.json names {subj.factory}/{subj.name}; ignored")
+                continue
+            subjects[key] = subj
+            tips[key] = oid
+            self._parsed[boid] = subj
+        if len(self._parsed) > 4 * len(subjects) + 10_000:
+            self._parsed = {t.encode(): subjects[k] for k, t in tips.items()}
+        if misses:
+            self._cache.add(misses)
+        self._cache.compact({t.encode() for t in tips.values()})
+        problems.sort()  # refs were read in listing order; report them by name
+        broken_locks: dict[str, str] = {}
+        locks = {
+            lock.name: lock
+            for lock in self._docs_under(
+                refs.LOCKS, refs.LOCK_FILE, refs.lock_from_json, problems, broken_locks
+            )
+        }
+        broken_controls: dict[str, str] = {}
+        controls = {
+            c.factory: c
+            for c in self._docs_under(
+                refs.CONTROL, refs.CONTROL_FILE, refs.control_from_json, problems, broken_controls
+            )
+        }
+        counts: dict[tuple[str, str], int] = {}
+        for (f, _), subj in subjects.items():
+            counts[(f, subj.state)] = counts.get((f, subj.state), 0) + 1
+        return Snapshot(
+            state_counts=counts,
+            subjects=subjects,
+            tips=tips,
+            problems=tuple(problems),
+            locks=locks,
+            controls=controls,
+            broken_locks={refs.lock_name(r): p for r, p in broken_locks.items()},
+            broken_controls={r[len(refs.CONTROL) :]: p for r, p in broken_controls.items()},
+        )
+
+    def _subject_key(self, ref: str) -> tuple[str, str] | None:
+        """refs.parse_subject_ref, remembering names already found valid (10,000 subjects
+        of one factory check the factory's name once)."""
+        rest = ref[len(refs.SUBJECTS) :] if ref.startswith(refs.SUBJECTS) else None
+        if rest is not None:
+            factory, _, name = rest.partition("/")
+            if factory in self._valid_names and name in self._valid_names:
+                return factory, name
+        key = refs.parse_subject_ref(ref)
+        if key is not None:
+            self._valid_names.update(key)
+        return key
+
+    def _docs_under(
+        self,
+        prefix: str,
+        name: str,
+        parse: Callable[..., T],
+        problems: list[str],
+        broken: dict[str, str],
+    ) -> list[T]:
+        """File `name` of every ref under `prefix`, parsed; each unreadable one goes to
+        `problems` and to `broken` (ref → problem)."""
+        out = []
+        for ref, oid in sorted(self.list_refs(prefix).items()):
+            try:
+                out.append(parse(self.doc_at(oid, name, ref), where=ref))
+            except CorruptState as exc:
+                problems.append(exc.message)
+                broken[ref] = exc.message
+        return out
+
+    def read_subject(self, factory: str, name: str) -> tuple[Subject, str]:
+        """One subject and its tip; UnknownSubject or CorruptState."""
+        ref = refs.subject_ref(factory, name)
+        oid = self.read_ref(ref)
+        if oid is None:
+            raise UnknownSubject(
+                f"no subject {name!r} in factory {factory!r}",
+                hint=Hint(text="see", command=("status", factory)),
+            )
+        self._cache.refresh()
+        cached = self._cache.get(oid.encode())
+        if cached is not None:
+            return refs.subject_from_doc(_loads(cached), where=ref), oid
+        raw = self._file_at(oid, refs.SUBJECT_FILE, ref)
+        subj = refs.subject_from_json(raw, where=ref)
+        self._cache.add([(oid.encode(), raw)])
+        return subj, oid
+
+    def first_parent(self, oid: str) -> str | None:
+        """The first parent of commit `oid` (the previous event of an append-only chain)."""
+        parent: str | None = _git().first_parent(self.repo, oid)
+        return parent
+
+    def branch_tip(self, branch: str | None) -> str | None:
+        """The commit a branch points at (None: whatever HEAD names); None if unborn."""
+        name = "HEAD" if branch is None else branch
+        if branch is not None and not branch.startswith("refs/"):
+            name = f"refs/heads/{branch}"
+        return self.read_ref(name)
+
+    def changed_paths(self, old: str | None, new: str) -> list[str]:
+        """Paths that differ between the trees of commits `old` and `new` (every path of
+        `new` when `old` is None)."""
+        paths: list[str] = _git().changed_paths(self.repo, old, new)
+        return paths
+
+    def read_output(self, oid: str) -> bytes | None:
+        """The output tail kept in commit `oid`'s tree, if any."""
+        out: bytes | None = _git().read_output(self.repo, oid)
+        return out
+
+    def history(self, tips: dict[str, str], *, limit: int | None = None) -> Iterator[HistoryEntry]:
+        """Commits reachable from `tips` (ref → oid), newest first; each commit once."""
+        if not tips:
+            return iter(())
+        entries: Iterator[HistoryEntry] = _git().history(self.repo, tips, limit)
+        return entries
+
+    # ------------------------------------------------------------ logs
+
+    def log_path(self, factory: str, subject: str, step: str, attempt: int) -> Path:
+        """Where the full output of one attempt is kept (not in git: it can be large)."""
+        return self.state_dir / "logs" / factory / subject / f"{step}-{attempt}.log"
+
+
+def _exists(names: list[str]) -> None:
+    shown = ", ".join(sorted("/".join(c.split("/")[-2:]) for c in names)[:5])
+    more = f" and {len(names) - 5} more" if len(names) > 5 else ""
+    raise SubjectExists(
+        f"subject already exists: {shown}{more}",
+        hint=Hint(text="nothing was added; leave those out, or pass", option="skip_existing"),
+    )
+
+
+def short(oid: str) -> str:
+    """A commit id shortened for display."""
+    return oid[:12]
