@@ -51,8 +51,9 @@ import workload as w
 
 from freq import refs
 from freq.clock import SystemClock
-from freq.model import Config, Snapshot
+from freq.model import Config
 from freq.planner import Plan, plan
+from freq.runtime import Snapshot
 from freq.store import Store
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"

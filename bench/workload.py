@@ -19,20 +19,8 @@ from pathlib import Path
 from types import MappingProxyType
 
 from freq import refs
-from freq.model import (
-    Capacity,
-    Claim,
-    Config,
-    Event,
-    EventKind,
-    Factory,
-    FailureKind,
-    LastError,
-    Not,
-    Step,
-    Subject,
-    SubjectState,
-)
+from freq.model import Capacity, Config, Factory, FailureKind, Not, Step, SubjectState
+from freq.runtime import Claim, Event, EventKind, LastError, Subject
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 FACTORY = "build"

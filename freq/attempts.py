@@ -19,10 +19,11 @@ from freq.clock import Clock, Random
 from freq.discovery import parse_emitted
 from freq.errors import RefConflict
 from freq.facts import mark_for
-from freq.model import Claim, Emitted, Step, Subject, data_env_name
+from freq.model import Step, data_env_name
 from freq.repair import Repair
 from freq.report import Progress, ProgressKind, Reporter
 from freq.runners import StepRequest, StepResult, runner_for
+from freq.runtime import Claim, Emitted, Subject
 from freq.store import Store
 
 _MAX_EMITTED_LINES = 100_000

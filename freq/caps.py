@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from freq import refs
 from freq.clock import Clock
 from freq.errors import CapFull, CorruptState, FreqError
-from freq.model import Claim, Subject
+from freq.runtime import Claim, Subject
 from freq.store import RefUpdate, Store
 
 

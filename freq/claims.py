@@ -21,10 +21,11 @@ from freq.caps import Cap, Caps
 from freq.clock import Clock
 from freq.errors import CapFull, LockHeld, RefConflict
 from freq.locks import HeldLock, Locks
-from freq.model import Config, Factory, Snapshot, Step, Subject
+from freq.model import Config, Factory, Step
 from freq.planner import Counts, Start, count, next_start
 from freq.predicates import Facts
 from freq.report import Progress, ProgressKind, Reporter
+from freq.runtime import Snapshot, Subject
 from freq.store import RefUpdate, Store
 
 PENDING = timedelta(seconds=10)  # how long a cap slot waits for the claim it points at

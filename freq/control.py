@@ -13,7 +13,7 @@ from dataclasses import replace
 from freq import refs
 from freq.clock import Clock
 from freq.errors import CorruptState, RefConflict
-from freq.model import Control
+from freq.runtime import Control
 from freq.store import Store
 
 _CAS_ATTEMPTS = 50

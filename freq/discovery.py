@@ -19,7 +19,8 @@ from types import MappingProxyType
 from freq import proc, refs, transitions
 from freq.clock import Clock
 from freq.errors import SubjectExists
-from freq.model import Discover, Emitted, Factory, data_problem, name_problem
+from freq.model import Discover, Factory, data_problem, name_problem
+from freq.runtime import Emitted
 from freq.store import Store
 
 COMMAND_TIMEOUT = 60.0

@@ -14,8 +14,9 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from freq.clock import Clock
-from freq.model import Changed, Command, Config, Predicate, Snapshot, Step, format_duration
+from freq.model import Changed, Command, Config, Predicate, Step, format_duration
 from freq.predicates import Facts, leaves
+from freq.runtime import Snapshot
 from freq.store import Store
 
 

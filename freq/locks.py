@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from freq import refs
 from freq.clock import Clock
 from freq.errors import CorruptState, FreqError, Hint, LockHeld, RefConflict
-from freq.model import Lock
+from freq.runtime import Lock
 from freq.store import RefUpdate, Store
 
 _CAS_ATTEMPTS = 50

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import NamedTuple
 
-from freq.model import Autonomy, Config, Factory, Snapshot, Step, Subject
+from freq.model import Autonomy, Config, Factory, Step
 from freq.predicates import Facts, evaluate_all
+from freq.runtime import Snapshot, Subject
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

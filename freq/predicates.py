@@ -10,18 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
-from freq.model import (
-    AllOf,
-    AnyOf,
-    Capacity,
-    Changed,
-    Command,
-    Not,
-    Predicate,
-    Snapshot,
-    Subject,
-    SubjectState,
-)
+from freq.model import AllOf, AnyOf, Capacity, Changed, Command, Not, Predicate, SubjectState
+from freq.runtime import Snapshot, Subject
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

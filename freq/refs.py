@@ -12,19 +12,17 @@ from types import MappingProxyType
 from typing import Any
 
 from freq.errors import CorruptState, InvalidName
-from freq.model import (
+from freq.model import Autonomy, FailureKind, name_problem
+from freq.runtime import (
     Approval,
-    Autonomy,
     Claim,
     Control,
     Emitted,
     Event,
     EventKind,
-    FailureKind,
     LastError,
     Lock,
     Subject,
-    name_problem,
 )
 
 ROOT = "refs/frequency/"

@@ -16,8 +16,9 @@ from typing import Any
 
 from freq import refs
 from freq.errors import FreqError, Hint
-from freq.model import Capacity, Factory, Subject, SubjectState
+from freq.model import Capacity, Factory, SubjectState
 from freq.predicates import leaves
+from freq.runtime import Subject
 
 # ---------------------------------------------------------------- JSON
 

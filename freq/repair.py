@@ -18,9 +18,10 @@ from freq.discovery import ensure
 from freq.dlq import Dlq, Entry
 from freq.errors import CorruptState, FreqError, RefConflict
 from freq.locks import Locks
-from freq.model import Config, Emitted, FailureKind, Subject
+from freq.model import Config, FailureKind
 from freq.planner import Expired, Park, quota_key
 from freq.report import Progress, ProgressKind, Reporter
+from freq.runtime import Emitted, Subject
 from freq.store import Store
 
 

@@ -28,19 +28,10 @@ from datetime import datetime, timedelta
 from types import MappingProxyType
 
 from freq.classify import Classification, Ending, classify
-from freq.model import (
-    Claim,
-    Emitted,
-    Event,
-    EventKind,
-    FailureKind,
-    LastError,
-    Step,
-    Subject,
-    format_duration,
-)
+from freq.model import FailureKind, Step, format_duration
 from freq.refs import iso
 from freq.retry import Rng, next_delay
+from freq.runtime import Claim, Emitted, Event, EventKind, LastError, Subject
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

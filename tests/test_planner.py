@@ -6,21 +6,9 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 
-from freq.model import (
-    Capacity,
-    Claim,
-    Config,
-    Factory,
-    LastError,
-    Limits,
-    RetryPolicy,
-    Settings,
-    Snapshot,
-    Step,
-    Subject,
-    SubjectState,
-)
+from freq.model import Capacity, Config, Factory, Limits, RetryPolicy, Settings, Step, SubjectState
 from freq.planner import plan
+from freq.runtime import Claim, LastError, Snapshot, Subject
 
 NOW = datetime(2026, 1, 1, 12, tzinfo=UTC)
 
@@ -196,7 +184,8 @@ def test_retry_policy_default_allows_three_attempts() -> None:
 
 def test_explain_lists_every_reason_not_only_the_first() -> None:
     """`why` (plan with explain=) gives all reasons: paused, backoff, approval, lock."""
-    from freq.model import Autonomy, Control, Lock, LockSpec
+    from freq.model import Autonomy, LockSpec
+    from freq.runtime import Control, Lock
 
     fac = Factory(
         factory_id="build",

@@ -25,21 +25,10 @@ from freq.claims import Lease, View
 from freq.clock import FakeClock
 from freq.errors import RefConflict
 from freq.loop import Worker
-from freq.model import (
-    Backoff,
-    Config,
-    Event,
-    EventKind,
-    Factory,
-    Limits,
-    LockSpec,
-    RetryPolicy,
-    Settings,
-    Step,
-    Subject,
-)
+from freq.model import Backoff, Config, Factory, Limits, LockSpec, RetryPolicy, Settings, Step
 from freq.planner import plan
 from freq.runners import StepResult
+from freq.runtime import Event, EventKind, Subject
 from freq.store import Store
 
 SUBJECTS = ("a", "b", "c", "d")

@@ -14,7 +14,7 @@ import pytest
 from freq import refs
 from freq.clock import FakeClock
 from freq.errors import CorruptState, GitLockHeld, RefConflict, SubjectExists, UnknownSubject
-from freq.model import Event, EventKind, Subject
+from freq.runtime import Event, EventKind, Subject
 from freq.store import Store
 
 from .conftest import FreqRepo

@@ -10,16 +10,8 @@ import pytest
 
 from freq import transitions as t
 from freq.classify import Ending
-from freq.model import (
-    Backoff,
-    ClassifyRule,
-    Emitted,
-    EventKind,
-    FailureKind,
-    RetryPolicy,
-    Step,
-    Subject,
-)
+from freq.model import Backoff, ClassifyRule, FailureKind, RetryPolicy, Step
+from freq.runtime import Emitted, EventKind, Subject
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 TTL = timedelta(seconds=60)

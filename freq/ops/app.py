@@ -12,9 +12,10 @@ from pathlib import Path
 from freq.clock import Clock, SystemClock
 from freq.config import load_config
 from freq.errors import UnknownFactory
-from freq.model import Config, Factory, Snapshot
+from freq.model import Config, Factory
 from freq.proc import worker_identity
 from freq.refs import DLQ, SUBJECTS, check_name
+from freq.runtime import Snapshot
 from freq.store import Store
 
 

@@ -12,8 +12,9 @@ from freq import refs
 from freq.control import change_control
 from freq.errors import FreqError, Hint, UsageError
 from freq.locks import Locks
-from freq.model import Approval, Autonomy, Control, Factory
+from freq.model import Autonomy, Factory
 from freq.ops.app import App, _who
+from freq.runtime import Approval, Control
 
 # ---------------------------------------------------------------- control
 

@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING
 from freq import refs
 from freq.errors import Hint, UnknownState, UsageError
 from freq.facts import gather
-from freq.model import Snapshot, Subject, data_problem
+from freq.model import data_problem
 from freq.ops.app import App, _known, _snapshot
 from freq.planner import Plan, plan
 from freq.report import Reporter
+from freq.runtime import Snapshot, Subject
 from freq.store import HistoryEntry
 
 if TYPE_CHECKING:  # the run loop is imported by `run` alone: `plan` and `status` skip it

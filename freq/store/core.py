@@ -35,7 +35,7 @@ from freq.errors import (
     SubjectExists,
     UnknownSubject,
 )
-from freq.model import Event, Snapshot, Subject
+from freq.runtime import Event, Snapshot, Subject
 from freq.store import locate
 from freq.store.beacon import Beacon
 from freq.store.cache import DocCache

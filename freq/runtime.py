@@ -1,0 +1,235 @@
+"""Frozen records of runtime state: subjects, claims, events, locks, control, snapshots.
+
+Imports only the standard library and freq.model (the configuration vocabulary it refers
+to). Everything here is an immutable value read from, or about to be written to, git;
+changes are made with dataclasses.replace (freq/transitions.py holds the rules).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from enum import Enum
+from types import MappingProxyType
+
+from freq.model import Autonomy, FailureKind
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Claim:
+    """A worker's lease on a subject for one attempt of one step."""
+
+    holder: str
+    step: str
+    attempt: int
+    epoch: int
+    claimed_at: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LastError:
+    """What the last failed attempt left behind."""
+
+    step: str
+    attempt: int
+    exit_code: int | None
+    kind: FailureKind
+    reason: str
+    at: datetime
+    summary: str = ""
+    fingerprint: str = ""
+    repeats: int = 1  # consecutive failures of this step with this fingerprint
+    final: bool = False  # ends the retries: terminal, needs_human, or the budget is spent
+    dlq: str | None = None  # the dead-letter entry it was parked as (`factory#N`)
+    rule: str = ""  # what decided the class: `pattern: rate limit`, `classify rule 2: ...`
+    question: str | None = None  # needs_human: what the agent asked
+    duration_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Emitted:
+    """A subject a step asked for (`freq:subject NAME [KEY=VALUE ...]` on its stdout)."""
+
+    factory: str
+    state: str
+    name: str
+    data: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Subject:
+    """A unit of work and where it stands: the content of subject.json."""
+
+    factory: str
+    name: str
+    state: str
+    data: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    epoch: int = 0
+    attempt: int = 0
+    claim: Claim | None = None
+    not_before: datetime | None = None
+    last_error: LastError | None = None
+    parked: str | None = None  # DLQ entry id while the subject waits there for a requeue
+    # subjects the last successful step emitted: created right after that commit, and again
+    # by any planner that finds one missing (a worker killed in between)
+    emitted: tuple[Emitted, ...] = ()
+    # step -> the branch commit seen when that step last succeeded (`changed` predicates)
+    marks: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    created_at: datetime
+    updated_at: datetime
+    entered_at: datetime
+
+    def entering(self, state: str, at: datetime, *, new_epoch: bool) -> Subject:
+        """The subject as it enters `state` afresh: no claim, no attempts spent, no backoff,
+        error or dead-letter parking. `new_epoch` for moves made outside a claim (by hand,
+        approval, requeue), which fence off any attempt still running."""
+        return replace(
+            self,
+            state=state,
+            attempt=0,
+            claim=None,
+            not_before=None,
+            last_error=None,
+            parked=None,
+            emitted=(),
+            epoch=self.epoch + new_epoch,
+            updated_at=at,
+            entered_at=at,
+        )
+
+
+class EventKind(Enum):
+    """What a commit on a subject ref records."""
+
+    CREATED = "created"
+    CLAIMED = "claimed"
+    RENEWED = "renewed"
+    TRANSITIONED = "transitioned"
+    FAILED = "failed"
+    RELEASED = "released"
+    MOVED = "moved"
+    PARKED = "parked"
+    REQUEUED = "requeued"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """One commit's worth of meaning: rendered into the message and trailers."""
+
+    kind: EventKind
+    factory: str
+    subject: str
+    at: datetime
+    worker: str
+    step: str | None = None
+    from_state: str | None = None
+    to_state: str | None = None
+    attempt: int | None = None
+    epoch: int | None = None
+    duration_ms: int | None = None
+    exit_code: int | None = None
+    failure: str | None = None
+    dlq: str | None = None
+    next_claim: str | None = None  # a success that also claims the next step
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Lock:
+    """A named resource lock as its ref's tip says (SPEC §3)."""
+
+    name: str
+    holder: str
+    subject: str
+    epoch: int
+    acquired_at: datetime
+    ttl: timedelta
+    expires_at: datetime
+    released: bool = False
+
+    def held_at(self, now: datetime) -> bool:
+        """Held by its holder at `now`: not released and not past its expiry."""
+        return not self.released and self.expires_at > now
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Approval:
+    """A person's go-ahead for one step of one subject, for its current visit to a state."""
+
+    subject: str
+    step: str
+    entered_at: datetime
+    by: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Control:
+    """A factory's control state: paused, autonomy, approvals (refs/frequency/control/F)."""
+
+    factory: str
+    paused: bool = False
+    autonomy: Autonomy | None = None
+    approvals: tuple[Approval, ...] = ()
+    by: str = ""
+    why: str = ""
+    at: datetime | None = None
+
+    def approved(self, subject: Subject, step: str) -> bool:
+        """Whether `step` is approved for `subject` in its current visit to its state."""
+        return any(
+            a.subject == subject.name and a.step == step and a.entered_at == subject.entered_at
+            for a in self.approvals
+        )
+
+
+@functools.lru_cache(maxsize=256)
+def _default_control(factory: str) -> Control:
+    """The control state of a factory nobody ever paused or approved in (a shared value)."""
+    return Control(factory=factory)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Snapshot:
+    """Everything Frequency knows at one instant, read from refs/frequency/*.
+
+    `subjects` maps (factory, subject) to the Subject; `tips` maps the same key to the
+    commit id it was read from (the expected value of the next compare-and-swap).
+    """
+
+    subjects: Mapping[tuple[str, str], Subject]
+    tips: Mapping[tuple[str, str], str]
+    problems: tuple[str, ...] = ()
+    locks: Mapping[str, Lock] = field(default_factory=lambda: MappingProxyType({}))
+    controls: Mapping[str, Control] = field(default_factory=lambda: MappingProxyType({}))
+    # lock name / factory → why its ref could not be read: a step needing that lock, or a
+    # factory with that control ref, waits (saying so) rather than guessing its content
+    broken_locks: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    broken_controls: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    # subjects per (factory, state), filled by the store so that `capacity` predicates
+    # cost one lookup instead of a scan of every subject; None: count on demand
+    state_counts: Mapping[tuple[str, str], int] | None = None
+
+    def count(self, factory: str, states: tuple[str, ...]) -> int:
+        """How many subjects of `factory` sit in any of `states`."""
+        if self.state_counts is not None:
+            return sum(self.state_counts.get((factory, s), 0) for s in states)
+        wanted = set(states)
+        return sum(1 for (f, _), s in self.subjects.items() if f == factory and s.state in wanted)
+
+    def control(self, factory: str) -> Control:
+        """The factory's control state (defaults when none was ever recorded)."""
+        found = self.controls.get(factory)
+        return found if found is not None else _default_control(factory)
+
+    def in_factory(self, factory: str) -> tuple[Subject, ...]:
+        """The subjects of one factory, by name."""
+        return tuple(
+            sorted(
+                (s for (f, _), s in self.subjects.items() if f == factory),
+                key=lambda s: s.name,
+            )
+        )
