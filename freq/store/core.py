@@ -48,7 +48,6 @@ if TYPE_CHECKING:
 # the hot read path parses one subject.json per subject: orjson does it about 2x faster
 from orjson import loads as _loads
 
-_HEX = frozenset(b"0123456789abcdef")
 _LOCK_RETRIES = 60
 T = TypeVar("T")
 _STALE_LOCK_SECONDS = 30.0
@@ -460,116 +459,11 @@ class Store:
         return data
 
     def snapshot(self) -> Snapshot:
-        """Every subject of every factory, with the tip each was read from.
+        """Every subject of every factory, with the tip each was read from (see
+        freq.store.snapshot); unreadable refs are problems, not failures."""
+        from freq.store.snapshot import read
 
-        Refs under refs/frequency/subjects/ that are not ours, and unreadable subject.json
-        files, are skipped and described in `Snapshot.problems` rather than failing the read.
-        """
-        self._cache.refresh()
-        self._doc_cache.refresh()
-        subjects: dict[tuple[str, str], Subject] = {}
-        tips: dict[tuple[str, str], str] = {}
-        problems: list[str] = []
-        misses: list[tuple[bytes, bytes]] = []
-        for ref, oid in self.list_refs(refs.SUBJECTS).items():
-            key = self._subject_key(ref)
-            if key is None:
-                problems.append(
-                    f"{ref}: not a Frequency subject ref (expected {refs.SUBJECTS}"
-                    "<factory>/<subject>); ignored"
-                )
-                continue
-            boid = oid.encode()
-            if len(boid) != 40 or not _HEX.issuperset(boid):
-                problems.append(f"{ref}: does not hold a commit id; ignored")
-                continue
-            parsed = self._parsed.get(boid)
-            if parsed is not None:
-                subjects[key] = parsed
-                tips[key] = oid
-                continue
-            cached = self._cache.get(boid)
-            try:
-                if cached is not None:
-                    subj = refs.subject_from_doc(_loads(cached), where=ref)
-                else:
-                    raw = self._file_at(oid, refs.SUBJECT_FILE, ref)
-                    subj = refs.subject_from_json(raw, where=ref)
-                    misses.append((boid, raw))
-            except CorruptState as exc:
-                problems.append(exc.message)
-                continue
-            if (subj.factory, subj.name) != key:
-                problems.append(f"{ref}: subject.json names {subj.factory}/{subj.name}; ignored")
-                continue
-            subjects[key] = subj
-            tips[key] = oid
-            self._parsed[boid] = subj
-        if len(self._parsed) > 4 * len(subjects) + 10_000:
-            self._parsed = {t.encode(): subjects[k] for k, t in tips.items()}
-        if misses:
-            self._cache.add(misses)
-        self._cache.compact({t.encode() for t in tips.values()})
-        problems.sort()  # refs were read in listing order; report them by name
-        broken_locks: dict[str, str] = {}
-        locks = {
-            lock.name: lock
-            for lock in self._docs_under(
-                refs.LOCKS, refs.LOCK_FILE, refs.lock_from_json, problems, broken_locks
-            )
-        }
-        broken_controls: dict[str, str] = {}
-        controls = {
-            c.factory: c
-            for c in self._docs_under(
-                refs.CONTROL, refs.CONTROL_FILE, refs.control_from_json, problems, broken_controls
-            )
-        }
-        counts: dict[tuple[str, str], int] = {}
-        for (f, _), subj in subjects.items():
-            counts[(f, subj.state)] = counts.get((f, subj.state), 0) + 1
-        return Snapshot(
-            state_counts=counts,
-            subjects=subjects,
-            tips=tips,
-            problems=tuple(problems),
-            locks=locks,
-            controls=controls,
-            broken_locks={refs.lock_name(r): p for r, p in broken_locks.items()},
-            broken_controls={r[len(refs.CONTROL) :]: p for r, p in broken_controls.items()},
-        )
-
-    def _subject_key(self, ref: str) -> tuple[str, str] | None:
-        """refs.parse_subject_ref, remembering names already found valid (10,000 subjects
-        of one factory check the factory's name once)."""
-        rest = ref[len(refs.SUBJECTS) :] if ref.startswith(refs.SUBJECTS) else None
-        if rest is not None:
-            factory, _, name = rest.partition("/")
-            if factory in self._valid_names and name in self._valid_names:
-                return factory, name
-        key = refs.parse_subject_ref(ref)
-        if key is not None:
-            self._valid_names.update(key)
-        return key
-
-    def _docs_under(
-        self,
-        prefix: str,
-        name: str,
-        parse: Callable[..., T],
-        problems: list[str],
-        broken: dict[str, str],
-    ) -> list[T]:
-        """File `name` of every ref under `prefix`, parsed; each unreadable one goes to
-        `problems` and to `broken` (ref → problem)."""
-        out = []
-        for ref, oid in sorted(self.list_refs(prefix).items()):
-            try:
-                out.append(parse(self.doc_at(oid, name, ref), where=ref))
-            except CorruptState as exc:
-                problems.append(exc.message)
-                broken[ref] = exc.message
-        return out
+        return read(self)
 
     def read_subject(self, factory: str, name: str) -> tuple[Subject, str]:
         """One subject and its tip; UnknownSubject or CorruptState."""

@@ -1,0 +1,144 @@
+"""Reading the whole state at once: every subject, lock and control document.
+
+Part of freq.store; imports no dulwich (objects are read through the Store, on a cache
+miss only). Subjects come from the ref listing and the commit-id cache, so a warm read
+costs one listing of the refs and one read of the cache file, however many subjects there
+are; refs Frequency cannot read are reported in `Snapshot.problems` and skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
+
+from orjson import loads as _loads
+
+from freq import refs
+from freq.errors import CorruptState
+from freq.runtime import Snapshot, Subject
+
+if TYPE_CHECKING:
+    from freq.store.core import Store
+
+_HEX = frozenset(b"0123456789abcdef")
+T = TypeVar("T")
+
+
+def read(store: Store) -> Snapshot:
+    """Every subject of every factory, with the tip each was read from.
+
+    Refs under refs/frequency/subjects/ that are not ours, and unreadable subject.json
+    files, are skipped and described in `Snapshot.problems` rather than failing the read.
+    """
+    store._cache.refresh()
+    store._doc_cache.refresh()
+    subjects: dict[tuple[str, str], Subject] = {}
+    tips: dict[tuple[str, str], str] = {}
+    problems: list[str] = []
+    misses: list[tuple[bytes, bytes]] = []
+    for ref, oid in store.list_refs(refs.SUBJECTS).items():
+        key = _subject_key(store, ref)
+        if key is None:
+            problems.append(
+                f"{ref}: not a Frequency subject ref (expected {refs.SUBJECTS}"
+                "<factory>/<subject>); ignored"
+            )
+            continue
+        boid = oid.encode()
+        if len(boid) != 40 or not _HEX.issuperset(boid):
+            problems.append(f"{ref}: does not hold a commit id; ignored")
+            continue
+        parsed = store._parsed.get(boid)
+        if parsed is not None:
+            subjects[key] = parsed
+            tips[key] = oid
+            continue
+        cached = store._cache.get(boid)
+        try:
+            if cached is not None:
+                subj = refs.subject_from_doc(_loads(cached), where=ref)
+            else:
+                raw = store._file_at(oid, refs.SUBJECT_FILE, ref)
+                subj = refs.subject_from_json(raw, where=ref)
+                misses.append((boid, raw))
+        except CorruptState as exc:
+            problems.append(exc.message)
+            continue
+        if (subj.factory, subj.name) != key:
+            problems.append(f"{ref}: subject.json names {subj.factory}/{subj.name}; ignored")
+            continue
+        subjects[key] = subj
+        tips[key] = oid
+        store._parsed[boid] = subj
+    if len(store._parsed) > 4 * len(subjects) + 10_000:
+        store._parsed = {t.encode(): subjects[k] for k, t in tips.items()}
+    if misses:
+        store._cache.add(misses)
+    store._cache.compact({t.encode() for t in tips.values()})
+    problems.sort()  # refs were read in listing order; report them by name
+    broken_locks: dict[str, str] = {}
+    locks = {
+        lock.name: lock
+        for lock in _docs_under(
+            store, refs.LOCKS, refs.LOCK_FILE, refs.lock_from_json, problems, broken_locks
+        )
+    }
+    broken_controls: dict[str, str] = {}
+    controls = {
+        c.factory: c
+        for c in _docs_under(
+            store,
+            refs.CONTROL,
+            refs.CONTROL_FILE,
+            refs.control_from_json,
+            problems,
+            broken_controls,
+        )
+    }
+    counts: dict[tuple[str, str], int] = {}
+    for (f, _), subj in subjects.items():
+        counts[(f, subj.state)] = counts.get((f, subj.state), 0) + 1
+    return Snapshot(
+        state_counts=counts,
+        subjects=subjects,
+        tips=tips,
+        problems=tuple(problems),
+        locks=locks,
+        controls=controls,
+        broken_locks={refs.lock_name(r): p for r, p in broken_locks.items()},
+        broken_controls={r[len(refs.CONTROL) :]: p for r, p in broken_controls.items()},
+    )
+
+
+def _subject_key(store: Store, ref: str) -> tuple[str, str] | None:
+    """refs.parse_subject_ref, remembering names already found valid (10,000 subjects
+    of one factory check the factory's name once)."""
+    rest = ref[len(refs.SUBJECTS) :] if ref.startswith(refs.SUBJECTS) else None
+    if rest is not None:
+        factory, _, name = rest.partition("/")
+        if factory in store._valid_names and name in store._valid_names:
+            return factory, name
+    key = refs.parse_subject_ref(ref)
+    if key is not None:
+        store._valid_names.update(key)
+    return key
+
+
+def _docs_under(
+    store: Store,
+    prefix: str,
+    name: str,
+    parse: Callable[..., T],
+    problems: list[str],
+    broken: dict[str, str],
+) -> list[T]:
+    """File `name` of every ref under `prefix`, parsed; each unreadable one goes to
+    `problems` and to `broken` (ref → problem)."""
+    out = []
+    for ref, oid in sorted(store.list_refs(prefix).items()):
+        try:
+            out.append(parse(store.doc_at(oid, name, ref), where=ref))
+        except CorruptState as exc:
+            problems.append(exc.message)
+            broken[ref] = exc.message
+    return out
