@@ -35,10 +35,15 @@ class Facts:
 
 
 _NO_FACTS = Facts()
+HOLDS = Verdict(holds=True)  # one value for every predicate that holds
 
 
 def render_template(text: str, subject: Subject) -> str:
     """Fill `{subject}`, `{factory_id}` and `{data.KEY}` in a predicate field."""
+    if text == "{subject}":  # the common case: the same name in another factory
+        return subject.name
+    if "{" not in text:
+        return text
     out = text.replace("{subject}", subject.name).replace("{factory_id}", subject.factory)
     if "{data." not in out:
         return out
@@ -74,13 +79,14 @@ def evaluate(
         word = "changed" if ch else "unchanged"
         return Verdict(holds=ch, reasons=(f"{paths} {word} since last success",))
     if isinstance(pred, AllOf):
-        verdicts = [evaluate(p, snap, subject, facts) for p in pred.items]
-        failing = [r for v in verdicts if not v.holds for r in v.reasons]
-        return Verdict(holds=not failing, reasons=tuple(failing))
+        return _all(pred.items, snap, subject, facts)
     if isinstance(pred, AnyOf):
-        verdicts = [evaluate(p, snap, subject, facts) for p in pred.items]
-        if any(v.holds for v in verdicts):
-            return Verdict(holds=True)
+        verdicts = []
+        for p in pred.items:
+            v = evaluate(p, snap, subject, facts)
+            if v.holds:
+                return HOLDS
+            verdicts.append(v)
         return Verdict(
             holds=False,
             reasons=("none of: " + "; ".join(r for v in verdicts for r in v.reasons),),
@@ -88,7 +94,16 @@ def evaluate(
     inner = evaluate(pred.item, snap, subject, facts)
     if inner.holds:
         return Verdict(holds=False, reasons=("not: " + "; ".join(inner.reasons or ("holds",)),))
-    return Verdict(holds=True)
+    return HOLDS
+
+
+def _all(preds: tuple[Predicate, ...], snap: Snapshot, subject: Subject, facts: Facts) -> Verdict:
+    failing: list[str] = []
+    for p in preds:
+        v = evaluate(p, snap, subject, facts)
+        if not v.holds:
+            failing += v.reasons
+    return HOLDS if not failing else Verdict(holds=False, reasons=tuple(failing))
 
 
 def _subject_state(pred: SubjectState, snap: Snapshot, subject: Subject) -> Verdict:
@@ -104,7 +119,7 @@ def _subject_state(pred: SubjectState, snap: Snapshot, subject: Subject) -> Verd
                     "it does not exist",
                 ),
             )
-        return Verdict(holds=True)
+        return HOLDS
     if pred.states and other.state not in pred.states:
         return Verdict(
             holds=False,
@@ -121,13 +136,13 @@ def _subject_state(pred: SubjectState, snap: Snapshot, subject: Subject) -> Verd
                 f"it is in [{other.state}]",
             ),
         )
-    return Verdict(holds=True)
+    return HOLDS
 
 
 def _capacity(pred: Capacity, snap: Snapshot) -> Verdict:
     count = snap.count(pred.factory_id, pred.states)
     if count < pred.below:
-        return Verdict(holds=True)
+        return HOLDS
     return Verdict(
         holds=False,
         reasons=(
@@ -141,7 +156,7 @@ def evaluate_all(
     preds: tuple[Predicate, ...], snap: Snapshot, subject: Subject, facts: Facts | None = None
 ) -> Verdict:
     """Every predicate of a step's `requires:` list must hold."""
-    return evaluate(AllOf(items=preds), snap, subject, facts)
+    return _all(preds, snap, subject, facts or _NO_FACTS)
 
 
 def leaves(preds: Iterable[Predicate]) -> Iterator[Predicate]:

@@ -13,7 +13,6 @@ from freq.clock import Clock, SystemClock
 from freq.config import load_config
 from freq.errors import UnknownFactory
 from freq.model import Config, Factory
-from freq.proc import worker_identity
 from freq.refs import DLQ, SUBJECTS, check_name
 from freq.runtime import Snapshot
 from freq.store import Store
@@ -59,6 +58,8 @@ class App:
     def worker(self) -> str:
         """`host:pid:start-time` of this process."""
         if self._worker is None:
+            from freq.proc import worker_identity  # processes: only for who this worker is
+
             self._worker = worker_identity(self.store.identity.decode().split("@")[-1][:-1])
         return self._worker
 

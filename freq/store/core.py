@@ -15,7 +15,6 @@ import errno
 import functools
 import json
 import os
-import socket
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
@@ -80,7 +79,7 @@ class Store:
         self._docs: dict[tuple[str, str], bytes] = {}
         self._parsed: dict[bytes, Subject] = {}  # tip commit id -> Subject (immutable)
         self._valid_names: set[str] = set()  # ref components already checked
-        self.identity = f"Frequency <freq@{socket.gethostname()}>".encode()
+        self.identity = f"Frequency <freq@{os.uname().nodename}>".encode()
         self._state_ok = False
 
     # ------------------------------------------------------------ opening
