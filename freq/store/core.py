@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 # the hot read path parses one subject.json per subject: orjson does it about 2x faster
 from orjson import loads as _loads
 
+_HEX = frozenset(b"0123456789abcdef")
 _LOCK_RETRIES = 60
 T = TypeVar("T")
 _STALE_LOCK_SECONDS = 30.0
@@ -175,7 +176,18 @@ class Store:
                     out[name + entry.name] = value.decode("ascii", "replace")
 
     def read_ref(self, ref: str) -> str | None:
-        """The commit id a ref points at, or None."""
+        """The commit id a ref points at, or None.
+
+        A loose ref is read straight from its file (git replaces it by rename, so a read
+        sees one whole value) without waiting for this handle's writers; packed and
+        symbolic refs go through dulwich."""
+        try:
+            with open(os.path.join(self.common_dir, ref), "rb") as f:
+                value = f.read(128).strip()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            value = b""
+        if len(value) == 40 and _HEX.issuperset(value):
+            return value.decode()
         with self._write_lock:
             result: str | None = _git().read_ref(self.repo, ref)
             return result
