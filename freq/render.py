@@ -87,6 +87,59 @@ def status_text(result: Any) -> str:
     return "\n\n".join(blocks) if blocks else "no factories configured"
 
 
+def locks_text(rows: Any) -> str:
+    """`locks`: one line per lock, with holder, subject, age, expiry and whether held."""
+    return table(
+        [
+            [
+                r.name,
+                r.holder,
+                r.problem or r.subject,
+                f"{r.age_seconds:.0f}s",
+                r.expires_at,
+                "unreadable" if r.problem else "held" if r.held else "free",
+            ]
+            for r in rows
+        ],
+        ["lock", "holder", "subject", "age", "expires", ""],
+    )
+
+
+def dlq_list_text(rows: Any) -> str:
+    """`dlq list`: one line per entry, newest first."""
+    return table(
+        [
+            [
+                r.id,
+                r.commit[:10],
+                f"{r.factory}/{r.subject}",
+                f"{r.step} #{r.attempt}",
+                r.failure_class,
+                r.reason[:60],
+                r.requeued_as or "",
+            ]
+            for r in rows
+        ],
+        ["id", "commit", "subject", "step", "class", "reason", "requeued as"],
+    )
+
+
+def show_text(res: Any) -> str:
+    """`show`: the subject's key facts, its output tail and its history (renewals folded)."""
+    lines = subject_text(res.subject, res.tip)
+    if res.output_tail.strip():
+        lines += ["  output (tail):"] + [f"    {ln}" for ln in res.output_tail.splitlines()[-10:]]
+    lines += ["  history:"] + [f"    {ln}" for ln in history_lines(res.history)]
+    return "\n".join(lines)
+
+
+def why_text(res: Any) -> str:
+    """`why`: every reason the subject is not moving."""
+    return "\n".join(
+        [f"{res.factory}/{res.subject} [{res.state}]:"] + [f"  - {r}" for r in res.reasons]
+    )
+
+
 def subject_text(subj: Subject, tip: str) -> list[str]:
     """Key facts of one subject."""
     lines = [

@@ -110,22 +110,7 @@ def locks(ctx: click.Context, include_free: bool, as_json: bool) -> int:
     if not rows:
         click.echo("no locks held" if not include_free else "no locks")
         return 0
-    click.echo(
-        render.table(
-            [
-                [
-                    r.name,
-                    r.holder,
-                    r.problem or r.subject,
-                    f"{r.age_seconds:.0f}s",
-                    r.expires_at,
-                    "unreadable" if r.problem else "held" if r.held else "free",
-                ]
-                for r in rows
-            ],
-            ["lock", "holder", "subject", "age", "expires", ""],
-        )
-    )
+    click.echo(render.locks_text(rows))
     return 0
 
 

@@ -44,23 +44,7 @@ def dlq_list(app: ops.App, factory: str | None, include_requeued: bool, as_json:
     if not rows:
         click.echo("the dead-letter queue is empty")
         return 0
-    click.echo(
-        render.table(
-            [
-                [
-                    r.id,
-                    r.commit[:10],
-                    f"{r.factory}/{r.subject}",
-                    f"{r.step} #{r.attempt}",
-                    r.failure_class,
-                    r.reason[:60],
-                    r.requeued_as or "",
-                ]
-                for r in rows
-            ],
-            ["id", "commit", "subject", "step", "class", "reason", "requeued as"],
-        )
-    )
+    click.echo(render.dlq_list_text(rows))
     return 0
 
 

@@ -117,11 +117,7 @@ def show(app: ops.App, factory: str, subject: str, as_json: bool) -> int:
     if as_json:
         _emit_json(res)
         return 0
-    lines = render.subject_text(res.subject, res.tip)
-    if res.output_tail.strip():
-        lines += ["  output (tail):"] + [f"    {ln}" for ln in res.output_tail.splitlines()[-10:]]
-    lines += ["  history:"] + [f"    {ln}" for ln in render.history_lines(res.history)]
-    click.echo("\n".join(lines))
+    click.echo(render.show_text(res))
     return 0
 
 
@@ -217,7 +213,7 @@ def why(app: ops.App, factory: str, subject: str, as_json: bool) -> int:
     if as_json:
         _emit_json(res)
         return 0
-    click.echo(f"{factory}/{subject} [{res.state}]:")
-    for reason in res.reasons:
-        click.echo(f"  - {reason}")
+    from freq import render
+
+    click.echo(render.why_text(res))
     return 0
