@@ -353,59 +353,44 @@ def parked(
     return Change(subject=new, event=event)
 
 
+def _outside_claim(
+    kind: EventKind, subj: Subject, state: str, *, at: datetime, by: str, **fields: object
+) -> Change:
+    """`subj` entering `state` afresh by a person's act, not a claim's: a fresh attempt
+    budget, and a new epoch that fences off any attempt still running (its result will be
+    refused)."""
+    new = subj.entering(state, at, new_epoch=True)
+    event = _event(
+        kind, subj, at, by, from_state=subj.state, to_state=state, epoch=new.epoch, **fields
+    )
+    return Change(subject=new, event=event)
+
+
 def requeued(
     subj: Subject, *, state: str, record: str, at: datetime, by: str, reason: str
 ) -> Change:
-    """Back from the dead-letter queue into `state` with a fresh attempt budget; `record` is
-    the requeue entry. A new epoch fences off anything still running."""
-    new = subj.entering(state, at, new_epoch=True)
-    event = _event(
-        EventKind.REQUEUED,
-        subj,
-        at,
-        by,
-        from_state=subj.state,
-        to_state=state,
-        epoch=new.epoch,
-        dlq=record,
-        reason=reason,
-    )
-    return Change(subject=new, event=event)
+    """Back from the dead-letter queue into `state`; `record` is the requeue entry."""
+    return _outside_claim(EventKind.REQUEUED, subj, state, at=at, by=by, dlq=record, reason=reason)
 
 
 def moved(subj: Subject, *, state: str, at: datetime, by: str, reason: str) -> Change:
-    """Moved to `state` by a person; a running attempt's result will be refused (new epoch)."""
-    new = subj.entering(state, at, new_epoch=True)
-    event = _event(
-        EventKind.MOVED,
-        subj,
-        at,
-        by,
-        from_state=subj.state,
-        to_state=state,
-        epoch=new.epoch,
-        reason=reason,
-    )
-    return Change(subject=new, event=event)
+    """Moved to `state` by a person."""
+    return _outside_claim(EventKind.MOVED, subj, state, at=at, by=by, reason=reason)
 
 
 def approved(subj: Subject, step: Step, *, at: datetime, by: str, reason: str = "") -> Change:
     """A gate step (no run, no agent) approved: the subject moves to its to_state."""
     if subj.state not in step.from_states:
         raise ValueError(f"{subj.factory}/{subj.name} is not in a state {step.id} starts from")
-    new = subj.entering(step.to_state, at, new_epoch=True)
-    event = _event(
+    return _outside_claim(
         EventKind.TRANSITIONED,
         subj,
-        at,
-        by,
+        step.to_state,
+        at=at,
+        by=by,
         step=step.id,
-        from_state=subj.state,
-        to_state=step.to_state,
-        epoch=new.epoch,
         reason=f"approved by {by}" + (f": {reason}" if reason else ""),
     )
-    return Change(subject=new, event=event)
 
 
 def last_line(tail: str) -> str:
