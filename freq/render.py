@@ -54,6 +54,11 @@ def table(rows: list[list[str]], header: list[str]) -> str:
     return "\n".join(lines)
 
 
+def _count(n: int, noun: str) -> str:
+    """`1 subject`, `2 subjects`."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def status_text(result: Any) -> str:
     """`status`: one block per factory, counts per state (terminal states marked)."""
     blocks = []
@@ -66,7 +71,7 @@ def status_text(result: Any) -> str:
                 f", autonomy {fs.autonomy}" if fs.autonomy != "auto" else "",
             )
         )
-        parts = [f"{fs.factory}: {fs.subjects} subjects, {fs.running} running{extra}"]
+        parts = [f"{fs.factory}: {_count(fs.subjects, 'subject')}, {fs.running} running{extra}"]
         if getattr(fs, "description", ""):
             parts.append(f"  {fs.description}")
         rows = [
@@ -77,7 +82,7 @@ def status_text(result: Any) -> str:
     for orphan in getattr(result, "orphans", ()):
         running = f", {orphan.running} running" if orphan.running else ""
         head = (
-            f"{orphan.factory}: {orphan.subjects} subjects{running}, orphaned "
+            f"{orphan.factory}: {_count(orphan.subjects, 'subject')}{running}, orphaned "
             "(factory no longer configured)"
         )
         rows = [[state, str(n)] for state, n in orphan.states]

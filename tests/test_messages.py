@@ -71,7 +71,7 @@ def test_status_shows_description_and_counts_dlq_entries_from_the_queue(freq_rep
     r.run("run", "--until-idle").assert_success()
     head = r.run("status").assert_success().out.splitlines()[:2]
     assert head == [
-        "f: 1 subjects, 0 running, 1 waiting in the dead-letter queue",
+        "f: 1 subject, 0 running, 1 waiting in the dead-letter queue",
         "  Ship things, carefully.",
     ]
     # without on_terminal the next failure stays parked in s, and can be requeued
