@@ -43,6 +43,7 @@ from freq.store import locate
 from freq.store.beacon import Beacon
 from freq.store.cache import DocCache
 from freq.store.records import HistoryEntry, RefUpdate
+from freq.store.snapshot import Reader
 
 if TYPE_CHECKING:
     from dulwich.objects import Commit
@@ -82,8 +83,14 @@ class Store:
         self._write_lock = threading.RLock()
         self._beacon = Beacon(self.state_dir / "beacon", self.common_dir / "packed-refs")
         self._docs: dict[tuple[str, str], bytes] = {}
-        self._parsed: dict[bytes, Subject] = {}  # tip commit id -> Subject (immutable)
-        self._valid_names: set[str] = set()  # ref components already checked
+        self._reader = Reader(
+            list_refs=self.list_refs,
+            file_at=self._file_at,
+            doc_at=self.doc_at,
+            subjects=self._cache,
+            documents=self._doc_cache,
+        )
+        self._parsed = self._reader.parsed  # tip commit id -> Subject (immutable)
         self.identity = f"Frequency <freq@{os.uname().nodename}>".encode()
         self._state_ok = False
 
@@ -476,9 +483,7 @@ class Store:
     def snapshot(self) -> Snapshot:
         """Every subject of every factory, with the tip each was read from (see
         freq.store.snapshot); unreadable refs are problems, not failures."""
-        from freq.store.snapshot import read
-
-        return read(self)
+        return self._reader.read()
 
     def read_subject(self, factory: str, name: str) -> tuple[Subject, str]:
         """One subject and its tip; UnknownSubject or CorruptState."""

@@ -9,29 +9,46 @@ are; refs Frequency cannot read are reported in `Snapshot.problems` and skipped.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
+from dataclasses import dataclass, field
+from typing import TypeVar
 
 from orjson import loads as _loads
 
 from freq import refs
 from freq.errors import CorruptState
 from freq.runtime import Snapshot, Subject
-
-if TYPE_CHECKING:
-    from freq.store.core import Store
+from freq.store.cache import DocCache
 
 _HEX = frozenset(b"0123456789abcdef")
 T = TypeVar("T")
 
 
-def read(store: Store) -> Snapshot:
+@dataclass(slots=True, kw_only=True)
+class Reader:
+    """What a whole-state read needs of the Store: its ref listing, its object reads, and
+    the caches it shares with the Store's writers (`parsed`: commit id → Subject)."""
+
+    list_refs: Callable[[str], dict[str, str]]
+    file_at: Callable[[str, str, str], bytes]
+    doc_at: Callable[[str, str, str], bytes]
+    subjects: DocCache
+    documents: DocCache
+    parsed: dict[bytes, Subject] = field(default_factory=dict)
+    valid_names: set[str] = field(default_factory=set)  # ref components already checked
+
+    def read(self) -> Snapshot:
+        """Every subject, lock and control document (see `read`)."""
+        return read(self)
+
+
+def read(store: Reader) -> Snapshot:
     """Every subject of every factory, with the tip each was read from.
 
     Refs under refs/frequency/subjects/ that are not ours, and unreadable subject.json
     files, are skipped and described in `Snapshot.problems` rather than failing the read.
     """
-    store._cache.refresh()
-    store._doc_cache.refresh()
+    store.subjects.refresh()
+    store.documents.refresh()
     subjects: dict[tuple[str, str], Subject] = {}
     tips: dict[tuple[str, str], str] = {}
     problems: list[str] = []
@@ -48,17 +65,17 @@ def read(store: Store) -> Snapshot:
         if len(boid) != 40 or not _HEX.issuperset(boid):
             problems.append(f"{ref}: does not hold a commit id; ignored")
             continue
-        parsed = store._parsed.get(boid)
+        parsed = store.parsed.get(boid)
         if parsed is not None:
             subjects[key] = parsed
             tips[key] = oid
             continue
-        cached = store._cache.get(boid)
+        cached = store.subjects.get(boid)
         try:
             if cached is not None:
                 subj = refs.subject_from_doc(_loads(cached), where=ref)
             else:
-                raw = store._file_at(oid, refs.SUBJECT_FILE, ref)
+                raw = store.file_at(oid, refs.SUBJECT_FILE, ref)
                 subj = refs.subject_from_json(raw, where=ref)
                 misses.append((boid, raw))
         except CorruptState as exc:
@@ -69,12 +86,14 @@ def read(store: Store) -> Snapshot:
             continue
         subjects[key] = subj
         tips[key] = oid
-        store._parsed[boid] = subj
-    if len(store._parsed) > 4 * len(subjects) + 10_000:
-        store._parsed = {t.encode(): subjects[k] for k, t in tips.items()}
+        store.parsed[boid] = subj
+    if len(store.parsed) > 4 * len(subjects) + 10_000:
+        keep = {t.encode(): subjects[k] for k, t in tips.items()}
+        store.parsed.clear()  # in place: the Store's writers share this dict
+        store.parsed.update(keep)
     if misses:
-        store._cache.add(misses)
-    store._cache.compact({t.encode() for t in tips.values()})
+        store.subjects.add(misses)
+    store.subjects.compact({t.encode() for t in tips.values()})
     problems.sort()  # refs were read in listing order; report them by name
     broken_locks: dict[str, str] = {}
     locks = {
@@ -110,22 +129,22 @@ def read(store: Store) -> Snapshot:
     )
 
 
-def _subject_key(store: Store, ref: str) -> tuple[str, str] | None:
+def _subject_key(store: Reader, ref: str) -> tuple[str, str] | None:
     """refs.parse_subject_ref, remembering names already found valid (10,000 subjects
     of one factory check the factory's name once)."""
     rest = ref[len(refs.SUBJECTS) :] if ref.startswith(refs.SUBJECTS) else None
     if rest is not None:
         factory, _, name = rest.partition("/")
-        if factory in store._valid_names and name in store._valid_names:
+        if factory in store.valid_names and name in store.valid_names:
             return factory, name
     key = refs.parse_subject_ref(ref)
     if key is not None:
-        store._valid_names.update(key)
+        store.valid_names.update(key)
     return key
 
 
 def _docs_under(
-    store: Store,
+    store: Reader,
     prefix: str,
     name: str,
     parse: Callable[..., T],
