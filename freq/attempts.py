@@ -263,6 +263,7 @@ class Attempts:
         except RefConflict:
             recorded = False
             detail = "result refused: the claim was taken over (stale epoch)"
+        lease.done = True  # recorded or refused, this attempt's claim is over: never renew it
         lease.subject = change.subject if nxt is None else lease.subject
         self.claims.give_back(lease)
         new = change.subject

@@ -125,9 +125,13 @@ def _check_names(f: Factory, ctx: Context) -> Iterator[Found]:
     for i, step in enumerate(f.steps):
         if problem := name_problem(step.id):
             yield ("steps", i, "id"), f"step id {step.id!r} {problem}"
+        named: set[str] = set()
         for k, lock in enumerate(step.locks):
             if problem := _lock_problem(lock.name):
                 yield ("steps", i, "locks", k, "name"), f"lock name {lock.name!r} {problem}"
+            elif lock.name in named:
+                yield ("steps", i, "locks", k), f"lock {lock.name!r} is named twice in this step"
+            named.add(lock.name)
 
 
 def _check_step_ids(f: Factory, ctx: Context) -> Iterator[Found]:

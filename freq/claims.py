@@ -10,6 +10,7 @@ on a heartbeat thread of its own, so nothing the loop or a step's thread does ca
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import zlib
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from datetime import timedelta
 from freq import refs, transitions
 from freq.caps import Cap, Caps
 from freq.clock import Clock
-from freq.errors import CapFull, LockHeld, RefConflict
+from freq.errors import CapFull, FreqError, LockHeld, RefConflict
 from freq.locks import HeldLock, Locks
 from freq.model import Config, Factory, Step
 from freq.planner import Counts, Start, count, next_start
@@ -43,6 +44,7 @@ class Lease:
         self.tip = tip
         self.locks = locks
         self.lost = False
+        self.done = False  # its outcome is recorded: nothing of it may be renewed again
         self.lock = threading.Lock()
 
     @property
@@ -209,7 +211,7 @@ class Claims:
             return self._renew(lease)
 
     def _renew(self, lease: Lease) -> bool:
-        if lease.lost:
+        if lease.lost or lease.done:
             return False
         claim = lease.subject.claim
         if claim is None:
@@ -333,11 +335,14 @@ class Heartbeat:
             self._leases.pop(id(lease), None)
 
     def beat(self) -> None:
-        """Renew every registered lease once (also what the thread does each interval)."""
+        """Renew every registered lease once (also what the thread does each interval). A
+        renewal that fails (a git lock held too long, a full disk) is tried again at the
+        next beat: the thread must outlive any one failure."""
         with self._guard:
             leases = list(self._leases.values())
         for lease in leases:
-            self.claims.renew(lease)
+            with contextlib.suppress(FreqError, OSError):
+                self.claims.renew(lease)
 
     def __enter__(self) -> Heartbeat:
         self._thread = threading.Thread(target=self._loop, name="freq-heartbeat", daemon=True)

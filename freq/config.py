@@ -127,7 +127,9 @@ def load_config(root: str | os.PathLike[str], *, cache_dir: Path | None = None) 
             return hit
     from freq import configfiles
 
-    loaded = configfiles.load(base)
+    # the pipeline judges the very bytes the key was made of, so a file changing meanwhile
+    # can never put a verdict under another content's key
+    loaded = configfiles.load(base, dict(keyed[1]) if keyed is not None else None)
     if keyed is not None and cache_dir is not None:
         _to_cache(cache_dir / CACHE_NAME, keyed[0], loaded.settings, loaded.factories)
     return loaded.config

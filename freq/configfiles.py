@@ -254,11 +254,13 @@ def _parse(text: str) -> tuple[yaml.Node | None, Any, list[tuple[str, int, str]]
         loader.dispose()
 
 
-def _read(root: Path, file: Path) -> tuple[_Doc | None, list[Problem]]:
-    """Parse one file; a YAML error is a Problem with the line of its mark."""
+def _read(root: Path, file: Path, given: bytes | None = None) -> tuple[_Doc | None, list[Problem]]:
+    """Parse one file (or `given`, its bytes as already read); a YAML error is a Problem
+    with the line of its mark."""
     rel = file.relative_to(root).as_posix()
     try:
-        node, data, dups = _parse(file.read_bytes().decode("utf-8"))
+        raw = given if given is not None else file.read_bytes()
+        node, data, dups = _parse(raw.decode("utf-8"))
     except OSError as exc:
         reason = f"cannot be read: {exc.strerror or exc}"
         return None, [Problem(path=rel, line=None, where="", reason=reason)]
@@ -348,13 +350,17 @@ class Loaded:
     factories: tuple[tuple[str, dict[str, Any], tuple[int, ...]], ...] = ()
 
 
-def load(root: Path) -> Loaded:
-    """The whole pipeline; raises ConfigError with every problem of every file, sorted."""
+def load(root: Path, contents: Mapping[str, bytes] | None = None) -> Loaded:
+    """The whole pipeline; raises ConfigError with every problem of every file, sorted.
+
+    `contents` (relative path → bytes) are the files as already read: the pipeline judges
+    exactly those bytes (freq.config keys its cache by them)."""
     problems: list[Problem] = []
     docs: list[_Doc] = []
-    files = find_config_files(root)
+    files = find_config_files(root) if contents is None else tuple(root / r for r in contents)
+    given = contents or {}
     for file in files:
-        doc, found = _read(root, file)
+        doc, found = _read(root, file, given.get(file.relative_to(root).as_posix()))
         problems += found
         docs += [doc] if doc is not None else []
     settings = _load_settings([d for d in docs if _is_settings(d)], problems)

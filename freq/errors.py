@@ -21,6 +21,7 @@ boundary in freq/cli/ (and later server.py) is the only place that turns them in
     ├── CapFull                    a cap has no free slot at the moment of claiming (retryable)
     ├── UnknownEntry               no dead-letter entry with that id
     ├── AlreadyRequeued            a dead-letter entry that was requeued before
+    ├── BatchIncomplete            a ref batch stopped part-way through its writes
     ├── DiskFull                   no space left; nothing was written
     └── (more are added by the issues that need them)
 """
@@ -230,3 +231,13 @@ class AlreadyRequeued(FreqError):
     """The entry was requeued before; requeue the newer failure instead."""
 
     code = "already-requeued"
+
+
+class BatchIncomplete(FreqError):
+    """A ref batch whose writes stopped part-way (a full disk): which refs moved, which not.
+
+    Batches are ordered so that such a prefix is harmless (a claim's cap slots move before
+    its subject ref; slots whose claim never landed free themselves)."""
+
+    code = "batch-incomplete"
+    retryable = True

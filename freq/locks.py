@@ -85,7 +85,10 @@ class Locks:
         LockHeld names the first lock someone else holds now."""
         held: list[HeldLock] = []
         updates: list[RefUpdate] = []
-        for name, ttl in sorted(set(specs)):
+        longest: dict[str, timedelta] = {}
+        for name, ttl in specs:  # one lock named twice is taken once, for the longer TTL
+            longest[name] = max(ttl, longest.get(name, ttl))
+        for name, ttl in sorted(longest.items()):
             lock, tip, oid = self._prepare(name, ttl, holder=holder, subject=subject, epoch=epoch)
             held.append(HeldLock(lock=lock, tip=oid))
             updates.append(RefUpdate(refs.lock_ref(name), oid, tip))

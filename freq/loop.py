@@ -169,7 +169,10 @@ class Worker:
                         moved = self._repair(p, tally)
                         self._launch(p, pool, tally)
                     if once:
-                        self._collect(tally, timeout=None)
+                        while self._inflight:  # in slices, so that a drain is said at once
+                            self._say_draining()
+                            self._collect(tally, timeout=WAKE_SLICE)
+                        self._say_draining()
                         break
                     self._say_draining()
                     if not inflight and (self.stopping or (until_idle and p.idle)):

@@ -88,3 +88,32 @@ def test_an_unwritable_cache_folder_only_costs_the_cache(freq_repo) -> None:  # 
     blocker = r.path / "blocker"
     blocker.write_text("a file where a folder would go")
     assert load_config(r.path, cache_dir=blocker / "cache").factories[0].factory_id == "build"
+
+
+def test_the_pipeline_judges_the_bytes_the_key_was_made_of(freq_repo) -> None:  # type: ignore[no-untyped-def]
+    """The cache key and the validation see the same bytes: a file rewritten between the
+    two reads cannot leave a verdict about one content under another content's key."""
+    from freq import configfiles
+
+    r = freq_repo({".frequency/build.yaml": FACTORY})
+    bad = FACTORY.replace("below: 5", "below: 0").encode()
+    with pytest.raises(ConfigError):
+        configfiles.load(r.path, {".frequency/build.yaml": bad})  # the file on disk is good
+    good = configfiles.load(r.path, {".frequency/build.yaml": FACTORY.encode()})
+    assert good.config.factories[0].factory_id == "build"
+
+
+def test_a_lock_named_twice_in_one_step_is_refused(freq_repo) -> None:  # type: ignore[no-untyped-def]
+    """`locks: [db, {name: db, ttl: 5m}]` is one lock named twice: a config problem."""
+    r = freq_repo(
+        {
+            ".frequency/build.yaml": FACTORY.replace(
+                '    run: "true"\n', '    run: "true"\n    locks: [db, {name: db, ttl: 5m}]\n'
+            )
+        }
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(r.path)
+    assert [str(p) for p in info.value.problems] == [
+        ".frequency/build.yaml:8: $.steps[0].locks[1]: lock 'db' is named twice in this step"
+    ]

@@ -120,3 +120,64 @@ def test_the_heartbeat_renews_a_lease_while_no_other_thread_does(freq_repo) -> N
     assert subj.claim is not None and subj.claim.expires_at == clock.now() + w.claims.ttl
     for x in (w, other):
         x.store.close()
+
+
+def test_a_renewal_after_the_result_is_recorded_changes_nothing(freq_repo) -> None:  # type: ignore[no-untyped-def]
+    """A heartbeat that took its list of leases just before a chained success was recorded
+    must not renew that finished lease on top of the new commit (it would undo the move)."""
+    from freq.claims import View
+    from freq.runners import StepResult
+
+    r = freq_repo({".frequency/f.yaml": FACTORY})
+    r.run("add", "f", "x").assert_success()
+    clock = FakeClock()
+    w, other = _executors(r, clock)
+    snap = w.store.snapshot()
+    lease = w.claims.claim(plan(w.config, snap, now=clock.now()).starts[0])
+    assert lease is not None
+    w.claims.view = View(snap=w.store.snapshot(), facts=None)
+    clock.advance(25)  # a third of the lease has passed: a renewal would write
+    ok = StepResult(exit_code=0, duration_ms=1, tail=b"ok\n", how="exit 0")
+    _out, nxt = w.attempts._record(lease, ok, chain=True)
+    assert nxt is not None  # the success claimed step two in the same commit
+    tip = other.store.read_ref(refs.subject_ref("f", "x"))
+    assert w.claims.renew(lease) is False  # what a late heartbeat would do
+    assert other.store.read_ref(refs.subject_ref("f", "x")) == tip
+    subj, _ = other.store.read_subject("f", "x")
+    assert subj.state == "mid" and subj.claim is not None and subj.claim.step == "two"
+    for x in (w, other):
+        x.store.close()
+
+
+def test_the_heartbeat_outlives_a_renewal_that_fails(freq_repo) -> None:  # type: ignore[no-untyped-def]
+    """A git lock held by someone else makes one renewal fail; the heartbeat thread goes on
+    and renews once the lock is gone."""
+    import threading
+
+    from freq.claims import Heartbeat
+
+    r = freq_repo({".frequency/f.yaml": FACTORY})
+    r.run("add", "f", "x").assert_success()
+    clock = FakeClock()
+    w, other = _executors(r, clock)
+    lease = w.claims.claim(plan(w.config, w.store.snapshot(), now=clock.now()).starts[0])
+    assert lease is not None and lease.subject.claim is not None
+    first_expiry = lease.subject.claim.expires_at
+    held = r.path / ".git" / "refs" / "frequency" / "subjects" / "f" / "x.lock"
+    with Heartbeat(w.claims, interval=0.01) as beat:
+        held.write_text("")  # fresh (not stale): another writer's lock
+        beat.add(lease)
+        clock.advance(25)
+        beat.beat()  # fails inside: the lock stays held through every retry
+        assert beat._thread is not None and beat._thread.is_alive()
+        held.unlink()
+        for _ in range(500):
+            subj, _tip = other.store.read_subject("f", "x")
+            if subj.claim is not None and subj.claim.expires_at > first_expiry:
+                break
+            threading.Event().wait(0.01)
+        beat.drop(lease)
+        assert beat._thread.is_alive()
+    assert subj.claim is not None and subj.claim.expires_at > first_expiry
+    for x in (w, other):
+        x.store.close()

@@ -359,3 +359,51 @@ def test_bulk_creates_from_two_processes_never_overwrite_each_other(repo: FreqRe
         assert len(mine) == (len(names.split(",")) if verdict == "created" else 0)
     assert len(owners) == 300  # only the winner's batch
     store.close()
+
+
+def test_head_of_a_linked_worktree_is_its_own(repo: FreqRepo, tmp_path: Path) -> None:
+    """HEAD is per worktree: a store opened in a linked worktree reads that worktree's HEAD,
+    not the main one's (refs/frequency/ are shared and read from the common folder)."""
+    first = repo.git("rev-parse", "HEAD").strip()
+    repo.git("checkout", "-q", "--detach")
+    linked = tmp_path / "linked"
+    repo.git("worktree", "add", "-q", "-b", "work", str(linked))
+    (linked / "more").write_text("x\n")
+    subprocess.run(["git", "add", "more"], cwd=linked, check=True)
+    subprocess.run(["git", "commit", "-q", "-m", "more"], cwd=linked, check=True)
+    second = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=linked, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    st = Store.discover(linked, clock=FakeClock(T0))
+    assert st.branch_tip(None) == second != first
+    assert st.common_dir == repo.path / ".git"
+    st.close()
+
+
+def test_a_subject_json_that_only_python_json_reads_is_never_cached(
+    store: Store, repo: FreqRepo
+) -> None:
+    """A hand-made subject.json with NaN: json reads it, the cache's reader would not. It
+    is read from git every time (and never turns into a crash on the second read)."""
+    s = _subject("odd")
+    raw = refs.subject_to_json(s).replace(b'"attempt": 0', b'"attempt": 0, "note": NaN')
+    blob = repo.git("hash-object", "-w", "--stdin", input_text=raw.decode()).strip()
+    tree = repo.git("mktree", input_text=f"100644 blob {blob}\tsubject.json\n").strip()
+    commit = repo.git("commit-tree", tree, "-m", "hand-made").strip()
+    repo.git("update-ref", "refs/frequency/subjects/build/odd", commit)
+    for _ in range(2):
+        fresh = Store.discover(repo.path, clock=FakeClock(T0))
+        assert fresh.snapshot().subjects[("build", "odd")].state == "selected"
+        assert fresh.read_subject("build", "odd")[0].name == "odd"
+        fresh.close()
+
+
+def test_loose_refs_win_over_packed_ones(store: Store, repo: FreqRepo) -> None:
+    """A ref both packed and loose is listed with its loose (newer) value, as git reads it."""
+    s = _subject("a")
+    old = store.advance(refs.subject_ref("build", "a"), s, _created(s), expected=None)
+    repo.git("pack-refs", "--all")
+    new = store.advance(
+        refs.subject_ref("build", "a"), replace(s, state="x"), _moved(s, "x"), expected=old
+    )
+    assert store.list_refs(refs.SUBJECTS) == {refs.subject_ref("build", "a"): new}

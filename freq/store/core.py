@@ -43,14 +43,12 @@ from freq.store import locate
 from freq.store.beacon import Beacon
 from freq.store.cache import DocCache
 from freq.store.records import HistoryEntry, RefUpdate
-from freq.store.snapshot import Reader
+from freq.store.snapshot import Reader, cacheable, parse_cached
 
 if TYPE_CHECKING:
     from dulwich.objects import Commit
     from dulwich.repo import Repo
 
-# the hot read path parses one subject.json per subject: orjson does it about 2x faster
-from orjson import loads as _loads
 
 _HEX = frozenset(b"0123456789abcdef")
 _LOCK_RETRIES = 60
@@ -151,8 +149,12 @@ class Store:
 
     def list_refs(self, prefix: str) -> dict[str, str]:
         """Every ref under `prefix` (ending in /) → commit id, loose refs over packed ones."""
-        out: dict[str, str] = {}
+        loose: dict[str, str] = {}
         pref = prefix.encode()
+        # loose refs first, then packed-refs, as git reads them: `git pack-refs` writes
+        # packed-refs before it removes the loose files, so this order never misses a ref
+        # nor sees an older value of it
+        self._scan_loose(os.path.join(self.common_dir, prefix), prefix, loose)
         # packed-refs read directly (git's documented format): dulwich checks every name's
         # format (60 ms for 10,000 subjects); writers replace the file by rename under
         # packed-refs.lock, so one read sees one version of it
@@ -161,11 +163,12 @@ class Store:
                 packed = f.read()
         except FileNotFoundError:
             packed = b""
+        out: dict[str, str] = {}
         for line in packed.splitlines():
             oid, _, name = line.partition(b" ")
             if name.startswith(pref) and not oid.startswith((b"#", b"^")):
                 out[name.decode()] = oid.decode()
-        self._scan_loose(os.path.join(self.common_dir, prefix), prefix, out)
+        out.update(loose)
         return out
 
     def _scan_loose(self, folder: str, name: str, out: dict[str, str]) -> None:
@@ -189,14 +192,17 @@ class Store:
     def read_ref(self, ref: str) -> str | None:
         """The commit id a ref points at, or None.
 
-        A loose ref is read straight from its file (git replaces it by rename, so a read
-        sees one whole value) without waiting for this handle's writers; packed and
-        symbolic refs go through dulwich."""
-        try:
-            with open(os.path.join(self.common_dir, ref), "rb") as f:
-                value = f.read(128).strip()
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-            value = b""
+        A loose ref under refs/frequency/ is read straight from its file (git replaces it by
+        rename, so a read sees one whole value) without waiting for this handle's writers;
+        packed and symbolic refs, HEAD and the user's branches (per-worktree refs live
+        elsewhere in a linked worktree) go through dulwich."""
+        value = b""
+        if ref.startswith(refs.ROOT):
+            try:
+                with open(os.path.join(self.common_dir, ref), "rb") as f:
+                    value = f.read(128).strip()
+            except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+                value = b""
         if len(value) == 40 and _HEX.issuperset(value):
             return value.decode()
         with self._write_lock:
@@ -323,7 +329,9 @@ class Store:
         Every ref is locked (in name order, so two batches never wait on each other in a
         cycle) and checked before any is written; RefConflict names the first ref that
         moved. The refs are then written in the order given: put the ref that makes the
-        batch take effect (a claim's subject ref) last.
+        batch take effect (a claim's subject ref) last. A failure while writing (a full
+        disk) after some refs moved is BatchIncomplete, naming them; before any moved it is
+        the usual error (nothing changed).
         """
         if not batch:
             return
@@ -439,13 +447,14 @@ class Store:
         hit = self._parsed.get(key)
         if hit is not None:
             return hit
-        cached = self._cache.get(key)
+        cached = parse_cached(self._cache.get(key))
         if cached is not None:
-            subj = refs.subject_from_doc(_loads(cached), where=ref)
+            subj = refs.subject_from_doc(cached, where=ref)
         else:
             raw = self._file_at(oid, refs.SUBJECT_FILE, ref)
             subj = refs.subject_from_json(raw, where=ref)
-            self._cache.add([(key, raw)])
+            if cacheable(raw):
+                self._cache.add([(key, raw)])
         self._parsed[key] = subj
         return subj
 
@@ -467,13 +476,13 @@ class Store:
         if hit is not None:
             return hit
         cached = self._doc_cache.get(oid.encode()) if name != refs.OUTPUT_FILE else None
-        known = _loads(cached) if cached is not None else None
+        known = parse_cached(cached)
         if isinstance(known, dict) and name in known:
             data: bytes = json.dumps(known[name]).encode()
         else:
             data = self._file_at(oid, name, ref)
-            with contextlib.suppress(ValueError, UnicodeDecodeError):
-                wrapped = {name: json.loads(data)}  # only JSON documents are cached
+            if name != refs.OUTPUT_FILE and cacheable(data):  # only JSON documents
+                wrapped = {name: json.loads(data)}
                 self._doc_cache.add([(oid.encode(), json.dumps(wrapped).encode())])
         if len(self._docs) > 4096:
             self._docs.clear()
@@ -495,12 +504,13 @@ class Store:
                 hint=Hint(text="see", command=("status", factory)),
             )
         self._cache.refresh()
-        cached = self._cache.get(oid.encode())
+        cached = parse_cached(self._cache.get(oid.encode()))
         if cached is not None:
-            return refs.subject_from_doc(_loads(cached), where=ref), oid
+            return refs.subject_from_doc(cached, where=ref), oid
         raw = self._file_at(oid, refs.SUBJECT_FILE, ref)
         subj = refs.subject_from_json(raw, where=ref)
-        self._cache.add([(oid.encode(), raw)])
+        if cacheable(raw):
+            self._cache.add([(oid.encode(), raw)])
         return subj, oid
 
     def first_parent(self, oid: str) -> str | None:

@@ -25,7 +25,7 @@ from dulwich.refs import locked_ref
 from dulwich.repo import Repo
 
 from freq import refs
-from freq.errors import CorruptState, RefConflict
+from freq.errors import BatchIncomplete, CorruptState, RefConflict
 from freq.store.records import HistoryEntry, RefUpdate
 
 __all__ = ["FileLocked", "Repo"]
@@ -158,13 +158,26 @@ def apply_batch(repo: Repo, batch: Sequence[RefUpdate]) -> None:
             want = u.expected.encode() if u.expected is not None else None
             if held[u.ref].get() != want:
                 raise RefConflict(u.ref)
+        moved: list[str] = []
         for u in batch:
             lock = held.pop(u.ref)
-            if u.new is None:
-                lock.delete()
-            else:
-                lock.set(u.new.encode())
-            lock.__exit__(None, None, None)  # commits this ref: the rename
+            try:
+                if u.new is None:
+                    lock.delete()
+                else:
+                    lock.set(u.new.encode())
+                lock.__exit__(None, None, None)  # commits this ref: the rename
+            except OSError as exc:
+                lock.__exit__(OSError, None, None)
+                if not moved:
+                    raise  # nothing moved yet: the caller reports it as such
+                rest = [v.ref for v in batch[len(moved) :]]
+                raise BatchIncomplete(
+                    f"{exc.strerror or exc} while moving a ref batch: {', '.join(moved)} "
+                    f"moved, {', '.join(rest)} did not (its order leaves that harmless: the "
+                    "batch did not take effect)"
+                ) from None
+            moved.append(u.ref)
     finally:
         for lock in held.values():  # not written: give the lock files back
             lock.__exit__(RefConflict, None, None)

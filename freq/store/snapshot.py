@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from orjson import loads as _loads
 
@@ -21,6 +21,27 @@ from freq.store.cache import DocCache
 
 _HEX = frozenset(b"0123456789abcdef")
 T = TypeVar("T")
+
+
+def parse_cached(raw: bytes | None) -> Any:
+    """A cached document parsed (orjson), or None for a miss: absent, or not JSON orjson
+    reads (a cache is never trusted over the objects it stands for)."""
+    if raw is None:
+        return None
+    try:
+        return _loads(raw)
+    except ValueError:
+        return None
+
+
+def cacheable(raw: bytes) -> bool:
+    """Whether a document read from git may go into a cache: its reader (orjson) must read
+    it back as the same document (json accepts NaN and Infinity; orjson does not)."""
+    try:
+        _loads(raw)
+    except ValueError:
+        return False
+    return True
 
 
 @dataclass(slots=True, kw_only=True)
@@ -70,14 +91,15 @@ def read(store: Reader) -> Snapshot:
             subjects[key] = parsed
             tips[key] = oid
             continue
-        cached = store.subjects.get(boid)
+        cached = parse_cached(store.subjects.get(boid))
         try:
             if cached is not None:
-                subj = refs.subject_from_doc(_loads(cached), where=ref)
+                subj = refs.subject_from_doc(cached, where=ref)
             else:
                 raw = store.file_at(oid, refs.SUBJECT_FILE, ref)
                 subj = refs.subject_from_json(raw, where=ref)
-                misses.append((boid, raw))
+                if cacheable(raw):
+                    misses.append((boid, raw))
         except CorruptState as exc:
             problems.append(exc.message)
             continue

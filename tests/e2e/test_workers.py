@@ -309,3 +309,29 @@ def test_a_second_sigint_within_half_a_second_is_the_same_keypress(
     assert "draining 1 running step" in err
     subj = json.loads(r.run("show", "f", "x", "--json").out)["subject"]
     assert subj["state"] == "done"  # drained, not killed
+
+
+def test_ctrl_c_during_run_once_says_it_drains(freq_repo, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """`run --once` waits for its steps too; an interrupt says at once what it drains."""
+    log = tmp_path / "steps.log"
+    r = freq_repo(
+        {
+            ".frequency/f.yaml": f"""
+        factory_id: f
+        state: {{initial: new, terminal: [done]}}
+        steps:
+          - id: work
+            from_states: [new]
+            to_state: done
+            run: '{_step("sleep 1")}'
+        """
+        }
+    )
+    r.run("add", "f", "x").assert_success()
+    worker = _spawn(r, "run", "--once", log=log)
+    _wait_for(lambda: log.exists() and "start" in log.read_text())
+    worker.send_signal(signal.SIGINT)
+    _out, err = worker.communicate(timeout=30)
+    assert worker.returncode == 130, err
+    assert "draining 1 running step; Ctrl-C again to stop them" in err
+    assert json.loads(r.run("show", "f", "x", "--json").out)["subject"]["state"] == "done"
