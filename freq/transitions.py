@@ -59,6 +59,23 @@ def _claim(subj: Subject) -> Claim:
     return subj.claim
 
 
+def _of_claim(
+    kind: EventKind, subj: Subject, c: Claim, at: datetime, worker: str, **fields: object
+) -> Event:
+    """An event about the running attempt `c` of `subj` (its step, attempt and epoch)."""
+    return _event(
+        kind,
+        subj,
+        at,
+        worker,
+        step=c.step,
+        from_state=subj.state,
+        attempt=c.attempt,
+        epoch=c.epoch,
+        **fields,
+    )
+
+
 def created(
     factory: str,
     name: str,
@@ -123,16 +140,7 @@ def renewed(subj: Subject, *, at: datetime, ttl: timedelta, worker: str) -> Chan
     """The running claim extended to `at + ttl`."""
     c = _claim(subj)
     new = replace(subj, claim=replace(c, expires_at=at + ttl), updated_at=at)
-    event = _event(
-        EventKind.RENEWED,
-        subj,
-        at,
-        worker,
-        step=c.step,
-        from_state=subj.state,
-        attempt=c.attempt,
-        epoch=c.epoch,
-    )
+    event = _of_claim(EventKind.RENEWED, subj, c, at, worker)
     return Change(subject=new, event=event)
 
 
@@ -155,16 +163,13 @@ def succeeded(
         new = replace(new, marks=MappingProxyType({**new.marks, c.step: mark}))
     if emitted:
         new = replace(new, emitted=emitted)
-    event = _event(
+    event = _of_claim(
         EventKind.TRANSITIONED,
         subj,
+        c,
         at,
         worker,
-        step=c.step,
-        from_state=subj.state,
         to_state=to_state,
-        attempt=c.attempt,
-        epoch=c.epoch,
         duration_ms=duration_ms,
         exit_code=exit_code,
     )
@@ -241,15 +246,12 @@ def failed(
     new = replace(
         subj, attempt=attempt, claim=None, last_error=err, updated_at=at, not_before=not_before
     )
-    event = _event(
+    event = _of_claim(
         EventKind.FAILED,
         subj,
+        c,
         at,
         worker,
-        step=step.id,
-        from_state=subj.state,
-        attempt=c.attempt,
-        epoch=c.epoch,
         duration_ms=duration_ms,
         exit_code=ending.exit_code,
         failure=f"{cls.kind.value} ({rule})",
@@ -289,15 +291,12 @@ def worker_lost(subj: Subject, step: Step | None, *, at: datetime, worker: str, 
         updated_at=at,
         not_before=at + delay if delay is not None else None,
     )
-    event = _event(
+    event = _of_claim(
         EventKind.FAILED,
         subj,
+        c,
         at,
         worker,
-        step=c.step,
-        from_state=subj.state,
-        attempt=c.attempt,
-        epoch=c.epoch,
         failure=f"retryable ({rule})",
         reason=f"lease of {c.holder} expired at {iso(c.expires_at)}",
     )
@@ -308,15 +307,12 @@ def released(subj: Subject, *, at: datetime, worker: str, duration_ms: int) -> C
     """The claim given back unfinished (interrupted twice): the attempt is not spent."""
     c = _claim(subj)
     new = replace(subj, attempt=c.attempt - 1, claim=None, updated_at=at)
-    event = _event(
+    event = _of_claim(
         EventKind.RELEASED,
         subj,
+        c,
         at,
         worker,
-        step=c.step,
-        from_state=subj.state,
-        attempt=c.attempt,
-        epoch=c.epoch,
         duration_ms=duration_ms,
         reason="interrupted; claim released",
     )
