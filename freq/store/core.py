@@ -7,7 +7,7 @@ no dulwich at all. The rules live here: every write checks the state folder firs
 git's lock files with jittered backoff (GIT-NOTES gap 2, 3), fsyncs objects before the ref
 that names them (gap 8), and rings the beacon after a ref moved.
 
-About 540 lines, above STYLE's ~500: every write method shares those rules, and the reads
+About 560 lines, above STYLE's ~500: every write method shares those rules, and the reads
 that sit beside them share the caches that the writes fill; the whole-state read is
 freq.store.snapshot and the dulwich calls are freq.store.git.
 """
