@@ -70,7 +70,7 @@ class Attempts:
         clock: Clock,
         reporter: Reporter,
         rng: Random,
-        heartbeat: Heartbeat | None = None,
+        heartbeat: Heartbeat,
     ) -> None:
         self.store = store
         self.claims = claims
@@ -103,13 +103,22 @@ class Attempts:
             outcomes.append(out)
         return outcomes
 
-    def _request(self, subj: Subject, step: Step, claim: Claim, **extra: str) -> StepRequest:
+    def _request(
+        self,
+        subj: Subject,
+        step: Step,
+        claim: Claim,
+        *,
+        on_line: Callable[[bytes], None] | None = None,
+        **extra: str,
+    ) -> StepRequest:
         return StepRequest(
             step=step,
             cwd=self.store.root,
             env={**step_env(subj, step, claim, self.store.root, self.worker), **extra},
             timeout=step.timeout.total_seconds() if step.timeout else None,
             log_path=self.store.log_path(subj.factory, subj.name, step.id, claim.attempt),
+            on_line=on_line,
         )
 
     def _start(self, leases: Sequence[Lease], request: StepRequest, detail: str) -> StepResult:
@@ -120,16 +129,14 @@ class Attempts:
             ProgressKind.STARTED, first, step=request.step.id, attempt=claim.attempt, detail=detail
         )
         for lease in leases:
-            if self.heartbeat is not None:
-                self.heartbeat.add(lease)
+            self.heartbeat.add(lease)
         try:
             return runner_for(request.step, self.clock).run(
                 request, _Handle(leases[0], self.cancel)
             )
         finally:
             for lease in leases:
-                if self.heartbeat is not None:
-                    self.heartbeat.drop(lease)
+                self.heartbeat.drop(lease)
 
     def _run(self, lease: Lease, *, chain: bool) -> tuple[StepOutcome, Lease | None]:
         subj = lease.subject
@@ -137,17 +144,8 @@ class Attempts:
         assert claim is not None
         _fac, step = self.claims.step_of(subj.factory, claim.step)
         said: list[bytes] = []
-        request = self._request(subj, step, claim)
-        if step.emits is not None:
-            request = StepRequest(
-                step=request.step,
-                cwd=request.cwd,
-                env=request.env,
-                timeout=request.timeout,
-                log_path=request.log_path,
-                on_line=_collector(said),
-            )
-        result = self._start([lease], request, "")
+        collect = _collector(said) if step.emits is not None else None
+        result = self._start([lease], self._request(subj, step, claim, on_line=collect), "")
         lines = [b.decode("utf-8", "replace").rstrip("\n") for b in said]
         return self._record(lease, result, chain=chain, said=lines)
 

@@ -92,7 +92,7 @@ class Claims:
     def step_of(self, factory: str, step_id: str) -> tuple[Factory, Step]:
         """The configured factory and step (both exist: the planner only plans those)."""
         fac = self.config.factory(factory)
-        step = fac.step(step_id) if fac is not None else None
+        step = self.config.step(factory, step_id)
         if fac is None or step is None:
             raise LookupError(f"{factory}/{step_id} is not configured")
         return fac, step

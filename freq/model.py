@@ -418,3 +418,8 @@ class Config:
             if f.factory_id == factory_id:
                 return f
         return None
+
+    def step(self, factory_id: str, step_id: str) -> Step | None:
+        """Step `step_id` of factory `factory_id`, or None when either is not configured."""
+        fac = self.factory(factory_id)
+        return fac.step(step_id) if fac is not None else None

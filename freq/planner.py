@@ -47,6 +47,21 @@ class Expired:
     holder: str
     tip: str
 
+    @classmethod
+    def of(cls, subj: Subject, tip: str) -> Expired:
+        """The expired claim of `subj` (which has one), read from tip `tip`."""
+        c = subj.claim
+        if c is None:
+            raise ValueError(f"{subj.factory}/{subj.name} has no claim")
+        return cls(
+            factory=subj.factory,
+            subject=subj.name,
+            step=c.step,
+            attempt=c.attempt,
+            holder=c.holder,
+            tip=tip,
+        )
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Park:
@@ -126,8 +141,7 @@ class Counts:
             self.running += sign
             self.by_factory[f] += sign
             self.by_step[(f, s.claim.step)] += sign
-            fac = config.factory(f)
-            step = fac.step(s.claim.step) if fac else None
+            step = config.step(f, s.claim.step)
             if step is not None:
                 self.by_state[(f, step.to_state)] += sign
 
@@ -211,14 +225,7 @@ def _batch(
 def _recoverable(fac: Factory, subj: Subject, tip: str, now: datetime) -> Expired | Park | None:
     claim = subj.claim
     if claim is not None and claim.expires_at <= now:
-        return Expired(
-            factory=fac.factory_id,
-            subject=subj.name,
-            step=claim.step,
-            attempt=claim.attempt,
-            holder=claim.holder,
-            tip=tip,
-        )
+        return Expired.of(subj, tip)
     err = subj.last_error
     if claim is None and err is not None and err.final and err.dlq is None:
         return Park(factory=fac.factory_id, subject=subj.name, tip=tip)
@@ -322,16 +329,7 @@ def plan(
             if subj.claim.expires_at > now:
                 wakes.append(subj.claim.expires_at)
                 continue
-            expired.append(
-                Expired(
-                    factory=fid,
-                    subject=subj.name,
-                    step=subj.claim.step,
-                    attempt=subj.claim.attempt,
-                    holder=subj.claim.holder,
-                    tip=snap.tips[(fid, subj.name)],
-                )
-            )
+            expired.append(Expired.of(subj, snap.tips[(fid, subj.name)]))
     return Plan(
         starts=tuple(starts),
         expired=tuple(expired),
@@ -383,9 +381,7 @@ def _decide(
                 f"{_t(c.claimed_at)}, lease until {_t(c.expires_at)}",
                 step=c.step,
             )
-        return Expired(
-            factory=fid, subject=subj.name, step=c.step, attempt=c.attempt, holder=c.holder, tip=tip
-        )
+        return Expired.of(subj, tip)
     err = subj.last_error
     if subj.parked is not None and err is not None:
         return wait(

@@ -56,8 +56,7 @@ class Repair:
             subj, tip = self.store.read_subject(exp.factory, exp.subject)
         except FreqError:  # the subject vanished or is corrupt: nothing to recover
             return False
-        fac = self.config.factory(exp.factory)
-        step = fac.step(exp.step) if fac is not None else None  # None: no longer configured
+        step = self.config.step(exp.factory, exp.step)  # None: no longer configured
         if tip != exp.tip or subj.claim is None:
             return False
         change = transitions.worker_lost(
@@ -93,8 +92,7 @@ class Repair:
         err = subj.last_error
         if tip != p.tip or err is None or not err.final or err.dlq is not None:
             return None
-        fac = self.config.factory(p.factory)
-        step = fac.step(err.step) if fac is not None else None
+        step = self.config.step(p.factory, err.step)
         now = self.clock.now()
         try:
             entry = self._append(p, subj, tip, now)
@@ -156,8 +154,7 @@ class Repair:
         if err.final:
             self.park(Park(factory=subj.factory, subject=subj.name, tip=tip))
             return
-        fac = self.config.factory(subj.factory)
-        step = fac.step(err.step) if fac is not None else None
+        step = self.config.step(subj.factory, err.step)
         if err.kind is FailureKind.QUOTA and subj.not_before is not None and step is not None:
             self.locks.hold(
                 quota_key(subj.factory, step),

@@ -162,6 +162,12 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON i
 reason_option = click.option("--reason", default="", help="Why (recorded in the commit).")
 
 
+def warn(problems: Sequence[str]) -> None:
+    """Each problem found while reading state, as a `warning:` line on stderr."""
+    for problem in problems:
+        click.echo(f"warning: {problem}", err=True)
+
+
 def _emit_json(value: Any) -> None:
     """`value` as JSON on stdout: indented on a terminal, one line when piped (`plan --json`
     on 10,000 subjects is 2.4 MB; indenting forces json's pure-Python encoder, 3x slower)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import click
 
 from freq import ops
-from freq.cli.base import _emit_json, cli, json_option, pass_app
+from freq.cli.base import _emit_json, cli, json_option, pass_app, warn
 
 
 @cli.group()
@@ -36,8 +36,7 @@ def dlq_list(app: ops.App, factory: str | None, include_requeued: bool, as_json:
 
     res = ops.dlq_list(app, factory, include_requeued=include_requeued)
     rows = res.rows
-    for problem in res.problems:
-        click.echo(f"warning: {problem}", err=True)
+    warn(res.problems)
     if as_json:
         _emit_json(rows)
         return 0

@@ -11,7 +11,7 @@ from typing import Any, BinaryIO
 import click
 
 from freq import ops
-from freq.cli.base import _emit_json, cli, json_option, pass_app
+from freq.cli.base import _emit_json, cli, json_option, pass_app, warn
 
 
 def _text_of(file: BinaryIO) -> str:
@@ -99,8 +99,7 @@ def status(app: ops.App, factory: str | None, as_json: bool) -> int:
         _emit_json(res)
         return 0
     click.echo(render.status_text(res))
-    for problem in res.problems:
-        click.echo(f"warning: {problem}", err=True)
+    warn(res.problems)
     return 0
 
 
@@ -147,8 +146,7 @@ def log(app: ops.App, factory: str | None, subject: str | None, limit: int, as_j
 
     res = ops.log(app, factory, subject, limit=limit or None)
     entries = res.entries
-    for problem in res.problems:
-        click.echo(f"warning: {problem}", err=True)
+    warn(res.problems)
     if as_json:
         _emit_json(
             [

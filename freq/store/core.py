@@ -43,7 +43,7 @@ from freq.store import locate
 from freq.store.beacon import Beacon
 from freq.store.cache import DocCache
 from freq.store.records import HistoryEntry, RefUpdate
-from freq.store.snapshot import Reader, cacheable, parse_cached
+from freq.store.snapshot import Reader, parse_cached, subject_of
 
 if TYPE_CHECKING:
     from dulwich.objects import Commit
@@ -447,14 +447,9 @@ class Store:
         hit = self._parsed.get(key)
         if hit is not None:
             return hit
-        cached = parse_cached(self._cache.get(key))
-        if cached is not None:
-            subj = refs.subject_from_doc(cached, where=ref)
-        else:
-            raw = self._file_at(oid, refs.SUBJECT_FILE, ref)
-            subj = refs.subject_from_json(raw, where=ref)
-            if cacheable(raw):
-                self._cache.add([(key, raw)])
+        subj, fresh = subject_of(self._cache.get(key), oid, ref, self._file_at)
+        if fresh is not None:
+            self._cache.add([(key, fresh)])
         self._parsed[key] = subj
         return subj
 
@@ -475,13 +470,13 @@ class Store:
         hit = self._docs.get(key)
         if hit is not None:
             return hit
-        cached = self._doc_cache.get(oid.encode()) if name != refs.OUTPUT_FILE else None
-        known = parse_cached(cached)
+        json_doc = name != refs.OUTPUT_FILE  # only JSON documents are cached
+        known = parse_cached(self._doc_cache.get(oid.encode())) if json_doc else None
         if isinstance(known, dict) and name in known:
             data: bytes = json.dumps(known[name]).encode()
         else:
             data = self._file_at(oid, name, ref)
-            if name != refs.OUTPUT_FILE and cacheable(data):  # only JSON documents
+            if json_doc and parse_cached(data) is not None:  # the cache's reader reads it
                 wrapped = {name: json.loads(data)}
                 self._doc_cache.add([(oid.encode(), json.dumps(wrapped).encode())])
         if len(self._docs) > 4096:
@@ -504,14 +499,7 @@ class Store:
                 hint=Hint(text="see", command=("status", factory)),
             )
         self._cache.refresh()
-        cached = parse_cached(self._cache.get(oid.encode()))
-        if cached is not None:
-            return refs.subject_from_doc(cached, where=ref), oid
-        raw = self._file_at(oid, refs.SUBJECT_FILE, ref)
-        subj = refs.subject_from_json(raw, where=ref)
-        if cacheable(raw):
-            self._cache.add([(oid.encode(), raw)])
-        return subj, oid
+        return self.subject_at(oid, ref), oid
 
     def first_parent(self, oid: str) -> str | None:
         """The first parent of commit `oid` (the previous event of an append-only chain)."""

@@ -34,14 +34,18 @@ def parse_cached(raw: bytes | None) -> Any:
         return None
 
 
-def cacheable(raw: bytes) -> bool:
-    """Whether a document read from git may go into a cache: its reader (orjson) must read
-    it back as the same document (json accepts NaN and Infinity; orjson does not)."""
-    try:
-        _loads(raw)
-    except ValueError:
-        return False
-    return True
+def subject_of(
+    cached: bytes | None, oid: str, ref: str, file_at: Callable[[str, str, str], bytes]
+) -> tuple[Subject, bytes | None]:
+    """The subject.json of commit `oid`: from its cache entry, else read from git; with the
+    bytes to add to the cache on a miss (None when the cache's reader, orjson, could not
+    read them back: json accepts NaN and Infinity, orjson does not)."""
+    doc = parse_cached(cached)
+    if doc is not None:
+        return refs.subject_from_doc(doc, where=ref), None
+    raw = file_at(oid, refs.SUBJECT_FILE, ref)
+    subj = refs.subject_from_json(raw, where=ref)
+    return subj, raw if parse_cached(raw) is not None else None
 
 
 @dataclass(slots=True, kw_only=True)
@@ -91,15 +95,10 @@ def read(store: Reader) -> Snapshot:
             subjects[key] = parsed
             tips[key] = oid
             continue
-        cached = parse_cached(store.subjects.get(boid))
         try:
-            if cached is not None:
-                subj = refs.subject_from_doc(cached, where=ref)
-            else:
-                raw = store.file_at(oid, refs.SUBJECT_FILE, ref)
-                subj = refs.subject_from_json(raw, where=ref)
-                if cacheable(raw):
-                    misses.append((boid, raw))
+            subj, fresh = subject_of(store.subjects.get(boid), oid, ref, store.file_at)
+            if fresh is not None:
+                misses.append((boid, fresh))
         except CorruptState as exc:
             problems.append(exc.message)
             continue
