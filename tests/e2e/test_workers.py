@@ -36,6 +36,24 @@ def _spawn(repo: FreqRepo, *args: str, log: Path) -> subprocess.Popen[str]:
     )
 
 
+def _one_step(freq_repo, body: str) -> FreqRepo:  # type: ignore[no-untyped-def]
+    """A factory `f` of one step, `work` (new -> done), that logs its start and end around
+    the shell `body`."""
+    return freq_repo(  # type: ignore[no-any-return]
+        {
+            ".frequency/f.yaml": f"""
+        factory_id: f
+        state: {{initial: new, terminal: [done]}}
+        steps:
+          - id: work
+            from_states: [new]
+            to_state: done
+            run: '{_step(body)}'
+        """
+        }
+    )
+
+
 def _events(log: Path) -> list[tuple[str, float, str, str, int]]:
     rows = []
     for line in log.read_text().splitlines():
@@ -207,19 +225,7 @@ def test_pause_stops_new_claims_in_a_running_worker(freq_repo, tmp_path: Path) -
 def test_second_sigint_kills_steps_and_releases_claims(freq_repo, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """Two interrupts: the step's group is killed, its claim released, attempt not spent."""
     log = tmp_path / "steps.log"
-    r = freq_repo(
-        {
-            ".frequency/f.yaml": f"""
-        factory_id: f
-        state: {{initial: new, terminal: [done]}}
-        steps:
-          - id: work
-            from_states: [new]
-            to_state: done
-            run: '{_step("sleep 60")}'
-        """
-        }
-    )
+    r = _one_step(freq_repo, "sleep 60")
     r.run("add", "f", "x").assert_success()
     worker = _spawn(r, "run", "--until-idle", log=log)
     _wait_for(lambda: log.exists() and "start" in log.read_text())
@@ -239,19 +245,7 @@ def test_one_ctrl_c_through_git_drains_and_says_so(freq_repo, tmp_path: Path) ->
     git-freq gets it from the terminal and again from git's wrapper. That is one interrupt:
     the running step finishes and is recorded, and the drain is announced at once."""
     log = tmp_path / "steps.log"
-    r = freq_repo(
-        {
-            ".frequency/f.yaml": f"""
-        factory_id: f
-        state: {{initial: new, terminal: [done]}}
-        steps:
-          - id: work
-            from_states: [new]
-            to_state: done
-            run: '{_step("sleep 1.5")}'
-        """
-        }
-    )
+    r = _one_step(freq_repo, "sleep 1.5")
     r.run("add", "f", "x", "y").assert_success()
     bin_dir = Path(sys.executable).parent
     env = {**os.environ, "LOG": str(log), "PATH": f"{bin_dir}:{os.environ['PATH']}"}
@@ -285,19 +279,7 @@ def test_a_second_sigint_within_half_a_second_is_the_same_keypress(
     """git's wrapper forwards the terminal's SIGINT to git-freq, which may get it twice a few
     milliseconds apart; the echo must not count as the second Ctrl-C that kills steps."""
     log = tmp_path / "steps.log"
-    r = freq_repo(
-        {
-            ".frequency/f.yaml": f"""
-        factory_id: f
-        state: {{initial: new, terminal: [done]}}
-        steps:
-          - id: work
-            from_states: [new]
-            to_state: done
-            run: '{_step("sleep 1")}'
-        """
-        }
-    )
+    r = _one_step(freq_repo, "sleep 1")
     r.run("add", "f", "x").assert_success()
     worker = _spawn(r, "run", "--until-idle", log=log)
     _wait_for(lambda: log.exists() and "start" in log.read_text())
@@ -314,19 +296,7 @@ def test_a_second_sigint_within_half_a_second_is_the_same_keypress(
 def test_ctrl_c_during_run_once_says_it_drains(freq_repo, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """`run --once` waits for its steps too; an interrupt says at once what it drains."""
     log = tmp_path / "steps.log"
-    r = freq_repo(
-        {
-            ".frequency/f.yaml": f"""
-        factory_id: f
-        state: {{initial: new, terminal: [done]}}
-        steps:
-          - id: work
-            from_states: [new]
-            to_state: done
-            run: '{_step("sleep 1")}'
-        """
-        }
-    )
+    r = _one_step(freq_repo, "sleep 1")
     r.run("add", "f", "x").assert_success()
     worker = _spawn(r, "run", "--once", log=log)
     _wait_for(lambda: log.exists() and "start" in log.read_text())
