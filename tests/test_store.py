@@ -13,7 +13,7 @@ import pytest
 
 from freq import refs
 from freq.clock import FakeClock
-from freq.errors import CorruptState, GitLockHeld, RefConflict, SubjectExists, UnknownSubject
+from freq.errors import CorruptState, RefConflict, SubjectExists, UnknownSubject
 from freq.runtime import Event, EventKind, Subject
 from freq.store import Store
 
@@ -212,43 +212,6 @@ def test_snapshot_cache_survives_torn_and_foreign_lines(store: Store, repo: Freq
     cold.close()
 
 
-def test_held_git_lock_is_retried_then_reported(store: Store, repo: FreqRepo) -> None:
-    """A fresh *.lock held by someone else: retried with backoff, then one clear error."""
-    s = _subject("x")
-    (tip,) = store.create_many([(s, _created(s))])
-    lock = repo.path / ".git/refs/frequency/subjects/build/x.lock"
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    lock.write_text("held\n")
-    os.utime(lock, (T0.timestamp(), T0.timestamp()))  # as fresh as the fake clock's now
-    with pytest.raises(GitLockHeld, match=r"git lock .*build/x\.lock is held by another process"):
-        store.advance(
-            refs.subject_ref("build", "x"),
-            replace(s, state="implemented"),
-            _moved(s, "implemented"),
-            expected=tip,
-        )
-    assert repo.git("rev-parse", "refs/frequency/subjects/build/x").strip() == tip
-
-
-def test_stale_git_lock_left_by_a_killed_process_is_cleared(store: Store, repo: FreqRepo) -> None:
-    """A *.lock under refs/frequency older than 30 s is removed and the write goes through."""
-    s = _subject("x")
-    (tip,) = store.create_many([(s, _created(s))])
-    lock = repo.path / ".git/refs/frequency/subjects/build/x.lock"
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    lock.write_text("")
-    old = T0.timestamp() - 60
-    os.utime(lock, (old, old))
-    new = store.advance(
-        refs.subject_ref("build", "x"),
-        replace(s, state="implemented"),
-        _moved(s, "implemented"),
-        expected=tip,
-    )
-    assert repo.git("rev-parse", "refs/frequency/subjects/build/x").strip() == new
-    assert not lock.exists()
-
-
 # ---------------------------------------------------------------- batches
 
 
@@ -292,29 +255,6 @@ def test_a_batch_moves_every_ref_or_none(store: Store, repo: FreqRepo) -> None:
         ["git", "fsck", "--no-dangling"], cwd=repo.path, capture_output=True, check=False
     )
     assert fsck.returncode == 0, fsck.stderr
-
-
-def test_a_batch_waits_out_a_held_ref_lock_and_names_the_ref_when_it_cannot(
-    store: Store, repo: FreqRepo
-) -> None:
-    """A *.lock held by another writer is retried; one that stays held is GitLockHeld,
-    and the batch's other refs are left as they were."""
-    from freq.store import RefUpdate
-
-    s = _subject("a")
-    tip = store.advance(refs.subject_ref("build", "a"), s, _created(s), expected=None)
-    held = repo.path / ".git" / "refs" / "frequency" / "caps" / "global" / "0.lock"
-    held.parent.mkdir(parents=True)
-    held.write_text("")  # fresh: not stale, so it is another writer's
-    with pytest.raises(GitLockHeld):
-        store.update(
-            [
-                RefUpdate("refs/frequency/caps/global/0", tip, None),
-                RefUpdate(refs.subject_ref("build", "a"), tip, tip),
-            ]
-        )
-    assert held.exists()  # not ours to remove
-    assert "refs/frequency/caps/global/0" not in _tips(repo)
 
 
 def test_bulk_creates_from_two_processes_never_overwrite_each_other(repo: FreqRepo) -> None:

@@ -14,8 +14,6 @@ freq.store.snapshot and the dulwich calls are freq.store.git.
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import functools
 import json
 import os
@@ -39,7 +37,7 @@ from freq.errors import (
     UnknownSubject,
 )
 from freq.runtime import Event, Snapshot, Subject
-from freq.store import locate
+from freq.store import locate, lockfiles, refdb
 from freq.store.beacon import Beacon
 from freq.store.cache import DocCache
 from freq.store.records import HistoryEntry, RefUpdate
@@ -51,9 +49,9 @@ if TYPE_CHECKING:
 
 
 _HEX = frozenset(b"0123456789abcdef")
-_LOCK_RETRIES = 60
 T = TypeVar("T")
-_STALE_LOCK_SECONDS = 30.0
+LOCK_WAIT = 2.0  # seconds a write waits for a live writer's git lock before GitLockHeld
+_MAX_STAGED = 256  # prepared commits kept unwritten; beyond, the oldest goes to disk
 
 
 @functools.cache
@@ -91,6 +89,11 @@ class Store:
         self._parsed = self._reader.parsed  # tip commit id -> Subject (immutable)
         self.identity = f"Frequency <freq@{os.uname().nodename}>".encode()
         self._state_ok = False
+        self.lock_wait = LOCK_WAIT
+        self._staged: dict[str, list[Any]] = {}  # prepared commit -> its unwritten objects
+        self._locker = lockfiles.Locker(
+            guard=str(self.state_dir / "sweep.lock"), now=lambda: self.clock.now().timestamp()
+        )
 
     # ------------------------------------------------------------ opening
 
@@ -210,70 +213,108 @@ class Store:
             return result
 
     def _retry_locked(self, what: str, fn: Callable[[], T]) -> T:
-        """Run a ref update, retrying git lock contention with jittered backoff (gap 2, 3)."""
-        locked = _git().FileLocked
+        """Run a ref update, retrying git lock contention with jittered backoff (gap 2, 3)
+        for at most `lock_wait` seconds: a lock whose writer is gone is cleared inside the
+        locker (freq.store.lockfiles), so what outlasts the wait is a live writer's."""
+        deadline = self.clock.monotonic() + self.lock_wait
         delay = 0.001
         last = what
-        for _ in range(_LOCK_RETRIES):
+        while True:
             try:
                 return fn()
-            except locked as exc:
-                lockfile = os.fsdecode(exc.lockfilename)
-                self._clear_if_stale(lockfile)
-                last = lockfile
+            except lockfiles.Held as exc:
+                last = exc.path
             except FileNotFoundError:
-                last = what  # a sibling's removal raced our folder creation
+                last = what  # a folder of refs removed under us (git pack-refs prunes them)
             except OSError as exc:
-                if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                if lockfiles.no_space(exc):
                     raise DiskFull(f"disk full while writing {what}; nothing was changed") from None
                 raise
+            if self.clock.monotonic() >= deadline:
+                break
             self.clock.sleep(delay * (0.5 + self._rng.random()))
             delay = min(delay * 2, 0.05)
         raise GitLockHeld(
-            f"git lock {last} is held by another process",
-            hint="retry; if no git process is running, remove the stale .lock file",
+            f"git lock {os.path.relpath(last, self.common_dir) if os.path.isabs(last) else last}"
+            " is held by another process",
+            hint="retry; Frequency clears a lock whose writer is gone by itself",
         )
 
-    def _clear_if_stale(self, lockfile: str) -> None:
-        """Remove a *.lock under refs/frequency (or Frequency's creation lock) left by a killed
-        process (gap 2)."""
-        path = os.path.abspath(lockfile)
-        ours = (str(self.common_dir / "refs" / "frequency"), str(self.state_dir / "create.lock"))
-        if not path.startswith(ours):
-            return
-        try:
-            age = self.clock.now().timestamp() - os.stat(lockfile).st_mtime
-        except OSError:
-            return
-        if age > _STALE_LOCK_SECONDS:
-            with contextlib.suppress(OSError):
-                os.unlink(lockfile)
+    def sweep_locks(self) -> list[str]:
+        """Remove lock files and temporary object files that killed writers left under
+        refs/frequency and the object store (those nobody holds, older than their grace);
+        the paths removed, relative to the git folder."""
+        cd = str(self.common_dir)
+        removed = self._locker.sweep(
+            os.path.join(cd, refs.ROOT.rstrip("/")),
+            match=lambda n: n.endswith(".lock"),
+            grace=lockfiles.REF_GRACE,
+        )
+        removed += self._locker.sweep(
+            os.path.join(cd, "objects"),
+            match=lambda n: n.endswith(".lock") or n.startswith("tmp_obj_freq_"),
+            grace=lockfiles.OBJECT_GRACE,
+        )
+        return [os.path.relpath(p, cd) for p in removed]
 
     # ------------------------------------------------------------ writes
 
-    def _add_objects(self, objs: Sequence[Any]) -> None:
-        self.require_state_dir()
-        try:
+    def _stage(self, objs: Sequence[Any], commit: Any) -> str:
+        """Keep a prepared commit's objects until a ref update names it: they are written
+        only once every ref of that update is locked and checked (freq.store.refdb)."""
+        if len(self._staged) >= _MAX_STAGED:  # prepared, never used nor discarded: to disk,
+            old = next(iter(self._staged))  # rather than risk a ref naming a missing commit
+            self._write_objects(self._staged.pop(old))
+        oid = str(commit.id.decode())
+        self._staged[oid] = list(objs)
+        return oid
+
+    def _staged_for(self, batch: Sequence[RefUpdate]) -> list[Any]:
+        """The staged objects the new values of `batch` name (and staged parents of those)."""
+        out: list[Any] = []
+        todo = [u.new for u in batch if u.new is not None]
+        seen: set[str] = set()
+        while todo:
+            oid = todo.pop()
+            objs = self._staged.get(oid)
+            if objs is None or oid in seen:
+                continue
+            seen.add(oid)
+            out += objs
+            todo += [p.decode() for p in objs[-1].parents]
+        return out
+
+    def _write_objects(self, objs: Sequence[Any]) -> None:
+        if objs:
             _git().write_objects(
-                self.repo,
-                objs,
-                retry=self._retry_locked,
-                tmp_name=f"tmp-freq-{os.getpid()}-{self._rng.getrandbits(32):08x}",
+                self.repo, objs, tmp_name=f"tmp-freq-{os.getpid()}-{self._rng.getrandbits(32):08x}"
             )
-        except OSError as exc:
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise DiskFull("disk full while writing objects; no ref was moved") from None
-            raise
+
+    def _apply(self, batch: Sequence[RefUpdate], what: str) -> None:
+        """Apply a ref batch (freq.store.refdb.apply) with its staged objects, retried
+        while a live writer holds one of its locks; the beacon rings once it took effect."""
+        self.require_state_dir()
+        objs = self._staged_for(batch)
+        try:
+            with self._write_lock:
+                self._retry_locked(
+                    what,
+                    lambda: refdb.apply(
+                        str(self.common_dir),
+                        batch,
+                        locker=self._locker,
+                        write_objects=lambda: self._write_objects(objs),
+                    ),
+                )
+        finally:
+            for u in batch:
+                if u.new is not None:
+                    self._staged.pop(u.new, None)
+        self._beacon.ring()
 
     def _swap(self, ref: str, new: bytes, expected: str | None) -> None:
         """Move `ref` to `new` only if it is at `expected` (None: only if absent)."""
-        self.require_state_dir()
-        git = _git()
-        with self._write_lock:
-            ok = self._retry_locked(ref, lambda: git.swap(self.repo, ref, new, expected))
-        if not ok:
-            raise RefConflict(ref)
-        self._beacon.ring()
+        self._apply([RefUpdate(ref, new.decode(), expected)], ref)
 
     def change_token(self) -> tuple[int, ...]:
         """A value that changes whenever a local writer moved a ref under refs/frequency."""
@@ -305,19 +346,26 @@ class Store:
     def prepare(
         self, subject: Subject, event: Event, *, parent: str | None, output: bytes | None = None
     ) -> str:
-        """Write the commit `advance` would write, without moving any ref; its id.
+        """Build the commit `advance` would write, without moving any ref; its id.
 
-        A claim is prepared first so that its batch can point cap slots at it (freq.claims)."""
+        A claim is prepared first so that its batch can point cap slots at it (freq.claims).
+        Its objects reach the disk with the first ref update that names it, once that
+        update's refs are locked and checked: a lost race writes nothing."""
         git = _git()
         raw = refs.subject_to_json(subject)
         tree, blobs = git.subject_tree(self.repo, raw, output, parent)
         commit = git.make_commit(
             self.identity, event.at, refs.format_message(event), tree.id, parent
         )
-        self._add_objects([*blobs, tree, commit])
+        oid = self._stage([*blobs, tree, commit], commit)
         self._cache.add([(commit.id, raw)])
         self._parsed[commit.id] = subject
-        return str(commit.id.decode())
+        return oid
+
+    def discard(self, oid: str) -> None:
+        """Forget a prepared commit that no ref update will name (a claim that found its
+        cap full): its objects are never written."""
+        self._staged.pop(oid, None)
 
     def swap(self, ref: str, oid: str, *, expected: str | None) -> None:
         """Move `ref` to the existing commit `oid` if it is at `expected` (None: absent)."""
@@ -335,24 +383,18 @@ class Store:
         """
         if not batch:
             return
-        self.require_state_dir()
         names = [u.ref for u in batch]
         if len(set(names)) != len(names):
             raise ValueError(f"a batch names a ref twice: {names}")
-        git = _git()
-        with self._write_lock:
-            self._retry_locked(names[-1], lambda: git.apply_batch(self.repo, batch))
-        self._beacon.ring()
+        self._apply(batch, names[-1])
 
     def delete(self, ref: str, *, expected: str) -> bool:
         """Delete `ref` if it still points at `expected`; False when it moved meanwhile."""
-        self.require_state_dir()
-        git = _git()
-        with self._write_lock:
-            ok = self._retry_locked(ref, lambda: git.remove(self.repo, ref, expected))
-        if ok:
-            self._beacon.ring()
-        return bool(ok)
+        try:
+            self._apply([RefUpdate(ref, None, expected)], ref)
+        except RefConflict:
+            return False
+        return True
 
     def write_doc(
         self,
@@ -374,13 +416,12 @@ class Store:
     def prepare_doc(
         self, files: dict[str, bytes], message: str, *, at: datetime, parent: str | None
     ) -> str:
-        """Write the commit `write_doc` would write, without moving any ref; its id (for a
-        batch of ref updates, see `update`)."""
+        """Build the commit `write_doc` would write, without moving any ref; its id (for a
+        batch of ref updates, see `update`; staged like `prepare`)."""
         git = _git()
         tree, blobs = git.doc_tree(files)
         commit = git.make_commit(self.identity, at, message, tree.id, parent)
-        self._add_objects([*blobs, tree, commit])
-        oid = str(commit.id.decode())
+        oid = self._stage([*blobs, tree, commit], commit)
         for name, data in files.items():
             self._docs[(oid, name)] = data
         return oid
@@ -389,8 +430,8 @@ class Store:
         """Create many subject refs in one packed-refs write: all of them or none.
 
         Every creation of a subject ref goes through here, under one creation lock, so the
-        check and the write cannot interleave with another creator's; dulwich's
-        `add_packed_refs` then rewrites packed-refs under git's own lock (one rename).
+        check and the write cannot interleave with another creator's; packed-refs is then
+        rewritten under git's own lock (one rename), after the objects were written.
         Raises SubjectExists (naming them) when any already exists; nothing is written then.
         """
         if not items:
@@ -411,11 +452,18 @@ class Store:
                 raise SubjectExists(f"subject {subject.factory}/{subject.name} is named twice")
             new_refs[name] = commit.id
             cache_items.append((commit.id, raw))
-        self._add_objects(objs)
-        guard = self.state_dir / "create"
+        self.require_state_dir()
         with self._write_lock:
             self._retry_locked(
-                "packed-refs", lambda: git.pack_new_refs(self.repo, guard, new_refs, _exists)
+                "packed-refs",
+                lambda: refdb.add_packed(
+                    str(self.common_dir),
+                    new_refs,
+                    locker=self._locker,
+                    guard=str(self.state_dir / "create"),
+                    clash=_exists,
+                    write_objects=lambda: self._write_objects(objs),
+                ),
             )
         self._beacon.ring()
         self._cache.add(cache_items)

@@ -1,34 +1,33 @@
-"""Everything of the store that goes through dulwich: objects, ref writes, history.
+"""Everything of the store that goes through dulwich: building objects, reading them, history.
 
 The only module of Frequency that imports dulwich (STYLE habit 3), and it uses only
 dulwich's public API. freq.store.core imports it on first need, so commands that read only
-refs and caches never load dulwich. Functions here do one git thing each; the rules (CAS,
-retries, caches, the order of writes) are in core.
+refs and caches never load dulwich. Refs are written by freq.store.refdb (git's formats,
+with lock files that tell whether their writer is alive); loose objects are encoded here
+and written there. Functions here do one git thing each; the rules (CAS, retries, caches,
+the order of writes) are in core.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from dulwich.diff_tree import tree_changes
 from dulwich.errors import MissingCommitError
-from dulwich.file import FileLocked, GitFile
 from dulwich.objects import Blob, Commit, ShaFile, Tree
 from dulwich.pack import write_pack
-from dulwich.refs import locked_ref
 from dulwich.repo import Repo
 
 from freq import refs
-from freq.errors import BatchIncomplete, CorruptState, RefConflict
-from freq.store.records import HistoryEntry, RefUpdate
+from freq.errors import CorruptState
+from freq.store import refdb
+from freq.store.records import HistoryEntry
 
-__all__ = ["FileLocked", "Repo"]
+__all__ = ["Repo"]
 
 PACK_THRESHOLD = 64  # objects: more than this are written as one pack
 
@@ -73,7 +72,12 @@ def subject_tree(
         tree.add(refs.OUTPUT_FILE.encode(), 0o100644, out_blob.id)
         new.append(out_blob)
     elif parent is not None:
-        old_tree = repo.object_store[repo.object_store[parent.encode()].tree]
+        try:
+            old_tree = repo.object_store[repo.object_store[parent.encode()].tree]
+        except KeyError:
+            raise CorruptState(
+                f"history broken at {parent[:12]}: that commit is not in this repository"
+            ) from None
         with contextlib.suppress(KeyError):
             mode, sha = old_tree[refs.OUTPUT_FILE.encode()]
             tree.add(refs.OUTPUT_FILE.encode(), mode, sha)
@@ -96,23 +100,15 @@ def oid_of(obj: ShaFile) -> str:
     return str(obj.id.decode())
 
 
-def write_objects(
-    repo: Repo,
-    objs: Sequence[Blob | Tree | Commit],
-    *,
-    retry: Callable[[str, Callable[[], Any]], Any],
-    tmp_name: str,
-) -> None:
-    """Write objects loose (each retried while another process writes the same one), or,
-    above PACK_THRESHOLD, as one pack."""
-    store = repo.object_store
+def write_objects(repo: Repo, objs: Sequence[Blob | Tree | Commit], *, tmp_name: str) -> None:
+    """Write objects loose, each under a unique temporary name linked into place (never
+    blocked by a lock file), or, above PACK_THRESHOLD, as one pack."""
     if len(objs) > PACK_THRESHOLD:
         _write_pack(repo, objs, tmp_name)
         return
+    objects_dir = os.fspath(repo.object_store.path)
     for o in objs:
-        # another process writing the identical object holds its lock: same bytes, so
-        # waiting for it (or finding the object there) is all that is needed
-        retry(o.id.decode(), functools.partial(store.add_object, o))
+        refdb.write_loose_object(objects_dir, o.id.decode(), o.as_legacy_object())
 
 
 def _write_pack(repo: Repo, objs: Sequence[Blob | Tree | Commit], tmp_name: str) -> None:
@@ -122,84 +118,21 @@ def _write_pack(repo: Repo, objs: Sequence[Blob | Tree | Commit], tmp_name: str)
     pack_dir = os.path.join(store.path, "pack")
     os.makedirs(pack_dir, exist_ok=True)
     tmp = os.path.join(pack_dir, tmp_name)
-    data_sum, _idx = write_pack(tmp, [(o, None) for o in objs], store.object_format, deltify=False)
-    final = os.path.join(pack_dir, f"pack-{data_sum.hex()}")
-    os.replace(tmp + ".pack", final + ".pack")  # the pack before its index: git looks
-    os.replace(tmp + ".idx", final + ".idx")  # for packs by their .idx
+    try:
+        data_sum, _idx = write_pack(
+            tmp, [(o, None) for o in objs], store.object_format, deltify=False
+        )
+        final = os.path.join(pack_dir, f"pack-{data_sum.hex()}")
+        os.replace(tmp + ".pack", final + ".pack")  # the pack before its index: git looks
+        os.replace(tmp + ".idx", final + ".idx")  # for packs by their .idx
+    finally:
+        for leftover in (tmp + ".pack", tmp + ".idx"):  # a full disk: leave nothing behind
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(leftover)
     # readers find the new pack by themselves: a lookup that misses rescans pack/
 
 
-# ---------------------------------------------------------------- moving refs
-
-
-def swap(repo: Repo, ref: str, new: bytes, expected: str | None) -> bool:
-    """Move `ref` to `new` if it is at `expected` (None: only if absent)."""
-    name = ref.encode()
-    if expected is None:
-        return bool(repo.refs.add_if_new(name, new))
-    return bool(repo.refs.set_if_equals(name, expected.encode(), new))
-
-
-def remove(repo: Repo, ref: str, expected: str) -> bool:
-    """Delete `ref` if it is at `expected`."""
-    return bool(repo.refs.remove_if_equals(ref.encode(), expected.encode()))
-
-
-def apply_batch(repo: Repo, batch: Sequence[RefUpdate]) -> None:
-    """Lock every ref of `batch` in name order, check each against its expected value, then
-    write them in the order given (RefConflict naming the first that moved; nothing written)."""
-    held: dict[str, locked_ref] = {}
-    try:
-        for u in sorted(batch, key=lambda u: u.ref):
-            lock = locked_ref(repo.refs, u.ref.encode())
-            lock.__enter__()
-            held[u.ref] = lock
-        for u in batch:
-            want = u.expected.encode() if u.expected is not None else None
-            if held[u.ref].get() != want:
-                raise RefConflict(u.ref)
-        moved: list[str] = []
-        for u in batch:
-            lock = held.pop(u.ref)
-            try:
-                if u.new is None:
-                    lock.delete()
-                else:
-                    lock.set(u.new.encode())
-                lock.__exit__(None, None, None)  # commits this ref: the rename
-            except OSError as exc:
-                lock.__exit__(OSError, None, None)
-                if not moved:
-                    raise  # nothing moved yet: the caller reports it as such
-                rest = [v.ref for v in batch[len(moved) :]]
-                raise BatchIncomplete(
-                    f"{exc.strerror or exc} while moving a ref batch: {', '.join(moved)} "
-                    f"moved, {', '.join(rest)} did not (its order leaves that harmless: the "
-                    "batch did not take effect)"
-                ) from None
-            moved.append(u.ref)
-    finally:
-        for lock in held.values():  # not written: give the lock files back
-            lock.__exit__(RefConflict, None, None)
-
-
-def pack_new_refs(
-    repo: Repo, guard_path: Path, new_refs: dict[bytes, bytes], clash: Callable[[list[str]], None]
-) -> None:
-    """Under the creation lock `guard_path`, add `new_refs` to packed-refs if none exists
-    (loose or packed); else call `clash` with their names (which raises)."""
-    container = repo.refs
-    with GitFile(guard_path, "wb") as guard:
-        try:
-            packed = container.get_packed_refs()
-            taken = [
-                r.decode() for r in new_refs if r in packed or os.path.exists(container.refpath(r))
-            ]
-            if taken:
-                clash(taken)
-            container.add_packed_refs(new_refs)
-        finally:
-            guard.abort()  # the creation lock holds no data: never renamed into place
+# ---------------------------------------------------------------- reading refs
 
 
 def read_ref(repo: Repo, ref: str) -> str | None:

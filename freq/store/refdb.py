@@ -1,0 +1,249 @@
+"""Refs and loose objects written the way git writes them, with lock files that tell.
+
+Imports only the standard library and the store's records and lock files; the bytes of an
+object come from freq.store.git. Frequency writes its refs itself rather than through
+dulwich's refs container, for three reasons measured under faults: every lock it takes
+carries an flock, so a lock left by a killed worker is recognised at once
+(freq.store.lockfiles); the objects a batch names are written only after every ref of the
+batch is locked and checked, so a lost race writes nothing (no dangling commits) and an
+object is unreferenced for microseconds, not for the whole claim (the window in which
+`git gc --prune=now` could take it); and a loose object is written under a unique
+temporary name and linked into place, as git does, so no lock file can block it.
+
+The formats are git's (gitrepository-layout(5)): a loose ref is a file holding the object
+id and a newline; packed-refs is sorted `<oid> <name>` lines, each optionally followed by
+a `^<peeled oid>` line, under a `# pack-refs with: ...` header.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import Callable, Mapping, Sequence
+
+from freq.errors import BatchIncomplete, RefConflict
+from freq.store.lockfiles import PACKED_GRACE, Held, Lock, Locker
+from freq.store.records import RefUpdate
+
+_HEADER = b"# pack-refs with: peeled fully-peeled sorted \n"
+
+
+def read_loose(common_dir: str, ref: str) -> str | None:
+    """The value of loose ref `ref` (its file's first line), or None when it has none."""
+    try:
+        with open(os.path.join(common_dir, ref), "rb") as f:
+            value = f.read(256).strip()
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return None
+    return value.decode("ascii", "replace")
+
+
+class Packed:
+    """One version of packed-refs: its header line and its entries, in file order."""
+
+    def __init__(self, header: bytes | None, entries: list[tuple[bytes, bytes, bytes | None]]):
+        self.header = header
+        self.entries = entries  # (name, oid, peeled or None)
+
+    @classmethod
+    def read(cls, common_dir: str) -> Packed:
+        """packed-refs as it is now (empty when there is none)."""
+        try:
+            with open(os.path.join(common_dir, "packed-refs"), "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            return cls(None, [])
+        header = None
+        entries: list[tuple[bytes, bytes, bytes | None]] = []
+        for line in data.splitlines(keepends=True):
+            if line.startswith(b"#"):
+                header = header or line
+            elif line.startswith(b"^"):
+                if entries:
+                    name, oid, _ = entries[-1]
+                    entries[-1] = (name, oid, line[1:].strip())
+            elif line.strip():
+                oid, _, name = line.strip().partition(b" ")
+                entries.append((name, oid, None))
+        return cls(header, entries)
+
+    def get(self, ref: str) -> str | None:
+        """The value `ref` has here, if any."""
+        name = ref.encode()
+        for n, oid, _ in self.entries:
+            if n == name:
+                return oid.decode()
+        return None
+
+    def names(self) -> set[bytes]:
+        return {n for n, _, _ in self.entries}
+
+    def render(self, changes: Mapping[bytes, bytes | None]) -> bytes:
+        """This file with `changes` applied (name → new oid; None removes), sorted."""
+        by_name = {n: (oid, peeled) for n, oid, peeled in self.entries}
+        for name, oid in changes.items():
+            if oid is None:
+                by_name.pop(name, None)
+            else:
+                by_name[name] = (oid, None)
+        header = self.header if self.header is not None or not self.entries else b""
+        out = [header or _HEADER]
+        for name in sorted(by_name):
+            oid, peeled = by_name[name]
+            out.append(oid + b" " + name + b"\n")
+            if peeled is not None:
+                out.append(b"^" + peeled + b"\n")
+        return b"".join(out)
+
+
+def _current(common_dir: str, ref: str, packed: list[Packed]) -> str | None:
+    value = read_loose(common_dir, ref)
+    if value is not None:
+        return value
+    if not packed:
+        packed.append(Packed.read(common_dir))
+    return packed[0].get(ref)
+
+
+def _write_packed(
+    common_dir: str, locker: Locker, changes: Callable[[Packed], Mapping[bytes, bytes | None]]
+) -> None:
+    """Rewrite packed-refs under git's packed-refs.lock with the changes `changes` returns
+    for its current version (raising from it writes nothing)."""
+    lock = locker.take(os.path.join(common_dir, "packed-refs"), grace=PACKED_GRACE)
+    try:
+        packed = Packed.read(common_dir)
+        lock.commit(packed.render(changes(packed)))
+    finally:
+        lock.abort()
+
+
+def apply(
+    common_dir: str,
+    batch: Sequence[RefUpdate],
+    *,
+    locker: Locker,
+    write_objects: Callable[[], None],
+) -> None:
+    """Move every ref of `batch` from its expected value to its new one, or none.
+
+    Every ref is locked in name order (two batches never wait on each other in a cycle)
+    and checked; RefConflict names the first that moved, and nothing is written. Then
+    `write_objects` writes what the new values name, and the refs are written in the order
+    given. A failure after some refs moved is BatchIncomplete, naming them. Held (from the
+    locker) when a live writer holds one of the locks."""
+    held: dict[str, Lock] = {}
+    try:
+        for u in sorted(batch, key=lambda u: u.ref):
+            held[u.ref] = locker.take(os.path.join(common_dir, u.ref))
+        packed: list[Packed] = []
+        for u in batch:
+            if _current(common_dir, u.ref, packed) != u.expected:
+                raise RefConflict(u.ref)
+        write_objects()
+        moved: list[str] = []
+        for u in batch:
+            lock = held.pop(u.ref)
+            try:
+                if u.new is None:
+                    _delete(common_dir, u.ref, lock, locker, packed)
+                else:
+                    lock.commit(u.new.encode() + b"\n")
+            except (OSError, Held) as exc:
+                if not moved:
+                    raise  # nothing moved yet: the caller reports it as such
+                rest = [v.ref for v in batch[len(moved) :]]
+                why = exc.strerror if isinstance(exc, OSError) else f"{exc.path} is held"
+                raise BatchIncomplete(
+                    f"{why or exc} while moving a ref batch: {', '.join(moved)} "
+                    f"moved, {', '.join(rest)} did not (its order leaves that harmless: the "
+                    "batch did not take effect)"
+                ) from None
+            moved.append(u.ref)
+    finally:
+        for lock in held.values():  # not written: give the lock files back
+            lock.abort()
+
+
+def _delete(common_dir: str, ref: str, lock: Lock, locker: Locker, packed: list[Packed]) -> None:
+    """Delete `ref` (locked by `lock`): from packed-refs first, then its loose file, as git
+    does, so that no reader ever sees an older packed value come back."""
+    try:
+        if not packed:
+            packed.append(Packed.read(common_dir))
+        if ref.encode() in packed[0].names():
+            _write_packed(common_dir, locker, lambda _p: {ref.encode(): None})
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(common_dir, ref))
+    finally:
+        lock.abort()
+
+
+def add_packed(
+    common_dir: str,
+    new_refs: Mapping[bytes, bytes],
+    *,
+    locker: Locker,
+    guard: str,
+    clash: Callable[[list[str]], None],
+    write_objects: Callable[[], None],
+) -> None:
+    """Create `new_refs` in packed-refs, all or none, under Frequency's creation lock
+    `guard` (so the check and the write cannot interleave with another creator's): `clash`
+    is called with the names of those that exist already (loose or packed) and raises;
+    else `write_objects` writes what they name, and packed-refs is rewritten (one rename)."""
+    creating = locker.take(guard)
+    try:
+
+        def changes(packed: Packed) -> Mapping[bytes, bytes | None]:
+            have = packed.names()
+            taken = [
+                r.decode()
+                for r in new_refs
+                if r in have or os.path.exists(os.path.join(common_dir, os.fsdecode(r)))
+            ]
+            if taken:
+                clash(taken)
+            write_objects()
+            return dict(new_refs)
+
+        _write_packed(common_dir, locker, changes)
+    finally:
+        creating.abort()  # the creation lock holds no data: never renamed into place
+
+
+def write_loose_object(objects_dir: str, hexsha: str, data: bytes) -> bool:
+    """Write one loose object (`data`: its zlib-compressed bytes) as git does: to a unique
+    temporary file, fsynced, then linked to its name; an object already there is only
+    freshened (its mtime, which protects it from age-based pruning). True when written."""
+    folder = os.path.join(objects_dir, hexsha[:2])
+    path = os.path.join(folder, hexsha[2:])
+    try:
+        os.utime(path)
+        return False
+    except FileNotFoundError:
+        pass
+    except PermissionError:
+        return False  # someone else's object in a shared repository: it is there
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, f"tmp_obj_freq_{os.getpid()}_{secrets.token_hex(6)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False  # another writer's identical object landed first
+        except OSError:
+            os.replace(tmp, path)  # a filesystem without hard links
+        return True
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
