@@ -145,9 +145,11 @@ def test_a_batch_names_the_held_ref_and_moves_nothing(store: Store, repo: FreqRe
         parent=tip,
     )
     slot = "refs/frequency/caps/global/0"
-    with _live_holder(repo.path / ".git" / (slot + ".lock")):
-        with pytest.raises(GitLockHeld, match="caps/global/0.lock"):
-            store.update([RefUpdate(slot, claim, None), RefUpdate(REF, claim, tip)])
+    with (
+        _live_holder(repo.path / ".git" / (slot + ".lock")),
+        pytest.raises(GitLockHeld, match=r"caps/global/0\.lock"),
+    ):
+        store.update([RefUpdate(slot, claim, None), RefUpdate(REF, claim, tip)])
     assert repo.git("rev-parse", REF).strip() == tip
     assert repo.git("cat-file", "-t", claim, check=False).strip() == ""
 
