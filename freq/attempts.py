@@ -8,6 +8,7 @@ subject is comes from freq/transitions.py; this module decides which rule applie
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ from freq.claims import Claims, Heartbeat, Lease
 from freq.classify import Ending
 from freq.clock import Clock, Random
 from freq.discovery import parse_emitted
-from freq.errors import RefConflict
+from freq.errors import DiskFull, GitLockHeld, RefConflict
 from freq.facts import mark_for
 from freq.model import Step, data_env_name
 from freq.repair import Repair
@@ -248,27 +249,24 @@ class Attempts:
         recorded = True
         nxt = None
         try:
-            if ok and chain and not self.stopping:
-                nxt = self.claims.chain(lease, change, result.tail)
-            if nxt is None:
-                lease.tip = self.store.advance(
-                    refs.subject_ref(subj.factory, subj.name),
-                    change.subject,
-                    change.event,
-                    expected=lease.tip,
-                    output=result.tail,
-                )
+            nxt = self._persist(lease, change, result.tail, chain=ok and chain)
         except RefConflict:
             recorded = False
             detail = "result refused: the claim was taken over (stale epoch)"
+        except (GitLockHeld, DiskFull) as exc:
+            recorded = False
+            detail = f"result lost: {exc.message} until the lease ran out; the step will re-run"
         lease.done = True  # recorded or refused, this attempt's claim is over: never renew it
         lease.subject = change.subject if nxt is None else lease.subject
-        self.claims.give_back(lease)
         new = change.subject
-        if recorded and ok and new.emitted:
-            self.repair.create(new.emitted, subj)
-        if recorded and not ok and new.last_error is not None and new.claim is None:
-            self.repair.after_failure(new, lease.tip)
+        with contextlib.suppress(GitLockHeld, DiskFull):
+            # each is done again by whoever comes next: a lock is free once its claim
+            # ended, emitted subjects are created by any planner, a failure is parked by one
+            self.claims.give_back(lease)
+            if recorded and ok and new.emitted:
+                self.repair.create(new.emitted, subj)
+            if recorded and not ok and new.last_error is not None and new.claim is None:
+                self.repair.after_failure(new, lease.tip)
         self._emit(
             ProgressKind.FINISHED if ok and recorded else ProgressKind.FAILED,
             subj,
@@ -295,6 +293,38 @@ class Attempts:
             duration_ms=result.duration_ms,
         )
         return out, nxt
+
+    def _persist(
+        self, lease: Lease, change: transitions.Change, output: bytes, *, chain: bool
+    ) -> Lease | None:
+        """Write the attempt's outcome by CAS on the lease's tip (chaining the next claim
+        when it can); the chained lease, if any. A git lock a live process holds, or a full
+        disk, is waited out while the lease lasts (a result is worth keeping); after that
+        the error is raised and the claim, expired, is recovered like a lost worker's."""
+        delay = 0.05
+        while True:
+            try:
+                nxt = None
+                if chain and not self.stopping:
+                    nxt = self.claims.chain(lease, change, output)
+                if nxt is None:
+                    subj = lease.subject
+                    lease.tip = self.store.advance(
+                        refs.subject_ref(subj.factory, subj.name),
+                        change.subject,
+                        change.event,
+                        expected=lease.tip,
+                        output=output,
+                    )
+                return nxt
+            except (GitLockHeld, DiskFull) as exc:
+                claim = lease.subject.claim
+                left = (claim.expires_at - self.clock.now()).total_seconds() if claim else 0.0
+                if left <= delay:
+                    raise
+                self._emit(ProgressKind.PROBLEM, lease.subject, detail=f"{exc.message}; retrying")
+                self.clock.sleep(delay)
+                delay = min(delay * 2, 1.0)
 
 
 def step_env(subj: Subject, step: Step, claim: Claim, root: Path, worker: str) -> dict[str, str]:

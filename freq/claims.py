@@ -176,6 +176,7 @@ class Claims:
                     epoch=change.subject.epoch,
                 )
             except (CapFull, LockHeld) as exc:
+                self.store.discard(oid)  # never named by a ref: never written
                 self._emit(ProgressKind.WAITING, start, step=start.step, detail=exc.message)
                 return None
             try:
@@ -301,6 +302,7 @@ class Claims:
             )
             self.store.update([*slots, RefUpdate(ref, oid, lease.tip)])
         except CapFull:
+            self.store.discard(oid)  # never named by a ref: never written
             return None
         except RefConflict as exc:
             if exc.ref == ref:

@@ -10,14 +10,18 @@ else after the next backoff or lease expiry, or the shortest poll_interval.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from freq.attempts import Attempts, StepOutcome
-from freq.claims import Claims, Heartbeat, View
+from freq.claims import Claims, Heartbeat, Lease, View
 from freq.clock import Clock, Random, system_rng
 from freq.discovery import discover
+from freq.errors import DiskFull, GitLockHeld
 from freq.facts import gather
 from freq.model import Config
 from freq.planner import Plan, plan
@@ -26,6 +30,8 @@ from freq.report import Progress, ProgressKind, Reporter
 from freq.store import Store
 
 WAKE_SLICE = 0.01  # seconds between checks for a changed ref while waiting (idle CPU ~1%)
+RETRY_SOON = timedelta(seconds=1)  # after a write had to wait: the next cycle comes this soon
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -94,6 +100,7 @@ class Worker:
             store, config, clock=clock, worker=worker, reporter=self.reporter, rng=self.rng
         )
         ttl = config.settings.lease_ttl.total_seconds()
+        store.lock_wait = min(store.lock_wait, ttl / 4)  # a lock wait never outlasts a lease
         self.heartbeat = Heartbeat(self.claims, interval=max(0.05, min(1.0, ttl / 10)))
         self.attempts = Attempts(
             store,
@@ -109,6 +116,8 @@ class Worker:
         self._discovered: dict[str, float] = {}  # factory -> when to discover again
         self._inflight: _Inflight = {}
         self._warned: set[str] = set()
+        self._stalled: set[str] = set()  # trouble said this cycle or the last (said once)
+        self._stalled_now: set[str] = set()
 
     @property
     def running(self) -> int:
@@ -153,6 +162,12 @@ class Worker:
         poll = min((f.poll_interval for f in chosen), default=timedelta(seconds=30))
         tally = _Tally()
         inflight = self._inflight
+        swept = self.store.sweep_locks()  # what killed writers left: ref and object locks
+        if swept:
+            shown = ", ".join(swept[:3]) + (f" and {len(swept) - 3} more" if len(swept) > 3 else "")
+            self.reporter.emit(
+                Progress(event=ProgressKind.PROBLEM, detail=f"removed stale lock files: {shown}")
+            )
         cycles = 0
         with (
             self.heartbeat,
@@ -165,9 +180,10 @@ class Worker:
                     p = Plan()
                     moved = 0
                     if not self.stopping:
-                        p = self._plan(cap, factories)
+                        p = self._guarded(lambda: self._plan(cap, factories), p)
                         moved = self._repair(p, tally)
                         self._launch(p, pool, tally)
+                    self._stalled, self._stalled_now = self._stalled_now, set()
                     if once:
                         while self._inflight:  # in slices, so that a drain is said at once
                             self._say_draining()
@@ -175,13 +191,18 @@ class Worker:
                         self._say_draining()
                         break
                     self._say_draining()
-                    if not inflight and (self.stopping or (until_idle and p.idle)):
+                    idle = until_idle and p.idle and not self._stalled  # waiting is not idle
+                    if not inflight and (self.stopping or idle):
                         if not self.stopping and self._discover(factories, force=True):
                             continue  # idle only until discovery finds more
                         break
                     if moved:
                         continue  # a recovery or a parking may have made work: plan again now
-                    self._wait(tally, token, poll, p.next_wake)
+                    wake = p.next_wake
+                    if self._stalled:  # a write had to wait: try again soon, not at poll
+                        soon = self.clock.now() + RETRY_SOON
+                        wake = soon if wake is None else min(wake, soon)
+                    self._wait(tally, token, poll, wake)
             except KeyboardInterrupt:
                 self.kill()
                 self._collect(tally, timeout=None)
@@ -196,17 +217,34 @@ class Worker:
             outcomes=tuple(tally.outcomes),
         )
 
+    def _guarded(self, write: Callable[[], T], instead: T) -> T:
+        """Run one write of the cycle. A git lock that a live process holds, or a full disk,
+        skips it this cycle (said once) rather than stopping the worker: the next cycle,
+        soon, tries again, and a lock whose writer is gone is cleared by then."""
+        try:
+            return write()
+        except (GitLockHeld, DiskFull) as exc:
+            then = "waiting for space" if isinstance(exc, DiskFull) else "trying again"
+            line = f"{exc.message}; {then}"
+            if line not in self._stalled and line not in self._stalled_now:
+                self.reporter.emit(Progress(event=ProgressKind.PROBLEM, detail=line))
+            self._stalled_now.add(line)
+            return instead
+
     def _repair(self, p: Plan, tally: _Tally) -> int:
         """Recover expired leases, park final failures, create what successes emitted."""
         moved = 0
         for exp in p.expired:
-            ok = self.repair.recover(exp)
+            ok = self._guarded(functools.partial(self.repair.recover, exp), False)
             tally.recovered += ok
             moved += ok
         for park in p.parks:
-            moved += self.repair.park(park) is not None
+            parked = self._guarded(functools.partial(self.repair.park, park), None)
+            moved += parked is not None
         for emit in p.emits:
-            moved += self.repair.apply_emitted(emit.factory, emit.subject)
+            moved += self._guarded(
+                functools.partial(self.repair.apply_emitted, emit.factory, emit.subject), 0
+            )
         return moved
 
     def _discover(self, factories: tuple[str, ...] | None, *, force: bool = False) -> int:
@@ -222,7 +260,12 @@ class Worker:
             if due is not None and now < due and not force:
                 continue
             self._discovered[fac.factory_id] = now + fac.poll_interval.total_seconds()
-            found = discover(self.store, fac, clock=self.clock, worker=self.worker)
+            found = self._guarded(
+                functools.partial(discover, self.store, fac, clock=self.clock, worker=self.worker),
+                None,
+            )
+            if found is None:
+                continue
             for item in (*found.refused, *found.errors):
                 self.reporter.emit(
                     Progress(event=ProgressKind.DISCOVERY, factory=fac.factory_id, detail=item)
@@ -272,14 +315,15 @@ class Worker:
             if (start.factory, start.subject) in busy or self.stopping:
                 continue
             if start.batch:
-                members = self.claims.claim_batch(start)
+                none: list[Lease] = []
+                members = self._guarded(functools.partial(self.claims.claim_batch, start), none)
                 if members:
                     fut = pool.submit(self.attempts.execute_batch, members)
                     inflight[fut] = (start.factory, start.subject)
                     lost = 0
                     continue
             else:
-                lease = self.claims.claim(start)
+                lease = self._guarded(functools.partial(self.claims.claim, start), None)
                 if lease is not None:
                     fut = pool.submit(self.attempts.execute_chain, lease)
                     inflight[fut] = (start.factory, start.subject)

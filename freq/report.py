@@ -26,7 +26,9 @@ class ProgressKind(StrEnum):
     DISCOVERED = "discovered"  # discovery created subjects
     DISCOVERY = "discovery"  # discovery could not use a match, or its command failed
     DRAINING = "draining"  # an interrupt: no more claims; running steps finish
-    PROBLEM = "problem"  # a ref that cannot be read was skipped (a warning, once per run)
+    # a warning: a ref that cannot be read was skipped (once per run), a write waits for a
+    # git lock a live process holds or for disk space, stale lock files were removed
+    PROBLEM = "problem"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

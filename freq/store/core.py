@@ -92,7 +92,7 @@ class Store:
         self.lock_wait = LOCK_WAIT
         self._staged: dict[str, list[Any]] = {}  # prepared commit -> its unwritten objects
         self._locker = lockfiles.Locker(
-            guard=str(self.state_dir / "sweep.lock"), now=lambda: self.clock.now().timestamp()
+            guard=str(self.state_dir / "sweep.guard"), now=lambda: self.clock.now().timestamp()
         )
 
     # ------------------------------------------------------------ opening

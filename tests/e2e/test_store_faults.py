@@ -1,0 +1,157 @@
+"""Real workers against git locks and a full disk: they wait and go on, never exit.
+
+A ref lock held by a live process skips that subject for the cycle (the others run); once
+its holder is killed, the lock is recognised as stale and the subject runs too. A disk
+that fills up during a run is said in one line, with no traceback and no lock left
+behind, and the worker goes on when space comes back.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import FreqRepo, git
+from tests.e2e.test_workers import _wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.git]
+
+_HOLDER = """
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT | os.O_EXCL)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("held", flush=True)
+sys.stdin.read()
+"""
+
+FACTORY = """
+factory_id: f
+state: {initial: new, terminal: [done]}
+steps:
+  - id: work
+    from_states: [new]
+    to_state: done
+    run: 'echo "$FREQ_SUBJECT" >> "$LOG"'
+"""
+
+
+def _worker(path: Path, log: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "freq", "run", *args],
+        cwd=path,
+        env={**os.environ, "LOG": str(log)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _done(log: Path) -> set[str]:
+    return set(log.read_text().split()) if log.exists() else set()
+
+
+def test_a_held_subject_lock_skips_that_subject_only(repo: FreqRepo, tmp_path: Path) -> None:
+    """A live process holds one subject's ref lock: the worker runs every other subject,
+    says once that it is waiting, and runs the held one once its holder is killed."""
+    repo.write(".frequency/f.yaml", FACTORY)
+    repo.run("add", "f", "a", "b", "c", "d").assert_success()
+    lock = repo.path / ".git/refs/frequency/subjects/f/b.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    log = tmp_path / "steps.log"
+    with subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, str(lock)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as holder:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        worker = _worker(repo.path, log, "--until-idle")
+        _wait_for(lambda: _done(log) == {"a", "c", "d"})
+        assert worker.poll() is None  # still there, waiting for b
+        holder.kill()
+    _out, err = worker.communicate(timeout=60)
+    assert worker.returncode == 0, err
+    assert _done(log) == {"a", "b", "c", "d"}
+    assert "Traceback" not in err
+    assert err.count("git lock refs/frequency/subjects/f/b.lock is held by another process") >= 1
+    assert not list((repo.path / ".git").rglob("*.lock"))
+    status = repo.run("status", "f", "--json").assert_success()
+    assert status.out.count('"done"') >= 1
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 16 MB tmpfs (needs mount rights: root here; skipped otherwise)."""
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    res = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mnt)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if res.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {res.stderr.strip() or 'not root'}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def _fill(path: Path) -> None:
+    """Write `path` until the disk is full."""
+    with path.open("wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+        except OSError:
+            pass
+
+
+def test_a_full_disk_is_one_line_and_the_worker_waits_for_space(
+    small_disk: Path, tmp_path: Path
+) -> None:
+    """Fill the disk under a repository: a command says `disk full ...; nothing was
+    changed` in one line and leaves no lock; a running worker says it waits for space,
+    does not die, and finishes every subject once space is freed."""
+    path = small_disk / "repo"
+    path.mkdir()
+    git(path, "init", "-q", "-b", "main")
+    (path / "README").write_text("hello\n")
+    git(path, "add", "README")
+    git(path, "commit", "-q", "-m", "initial")
+    repo = FreqRepo(path)
+    repo.write(".frequency/f.yaml", FACTORY)
+    repo.run_process("add", "f", "a", "b").assert_success()
+    filler = small_disk / "filler"
+    _fill(filler)
+
+    added = repo.run_process("add", "f", "c").assert_failure()
+    assert added.err.strip().startswith("git freq: disk full while writing"), added.err
+    assert len(added.err.strip().splitlines()) == 1, added.err
+    assert "nothing was changed" in added.err
+    assert "Exception ignored" not in added.err
+    assert not list((path / ".git").rglob("*.lock"))
+
+    log = tmp_path / "steps.log"  # outside the full disk: the steps themselves can write
+    worker = _worker(path, log, "--until-idle")
+    assert worker.stderr is not None
+    line = worker.stderr.readline()
+    assert "disk full while writing" in line and "waiting for space" in line, line
+    assert worker.poll() is None
+    filler.unlink()
+    _out, err = worker.communicate(timeout=60)
+    assert worker.returncode == 0, err
+    assert "Traceback" not in err and "Exception ignored" not in err
+    assert _done(log) == {"a", "b"}
+    assert not list((path / ".git").rglob("*.lock"))
+    fsck = subprocess.run(
+        ["git", "fsck", "--strict"], cwd=path, capture_output=True, text=True, check=False
+    )
+    assert fsck.returncode == 0, fsck.stderr
