@@ -30,6 +30,7 @@ from freq.report import Progress, ProgressKind, Reporter
 from freq.store import Store
 
 WAKE_SLICE = 0.01  # seconds between checks for a changed ref while waiting (idle CPU ~1%)
+SWEEP_EVERY = 300.0  # seconds between sweeps for stale lock files
 RETRY_SOON = timedelta(seconds=1)  # after a write had to wait: the next cycle comes this soon
 T = TypeVar("T")
 
@@ -118,6 +119,7 @@ class Worker:
         self._warned: set[str] = set()
         self._stalled: set[str] = set()  # trouble said this cycle or the last (said once)
         self._stalled_now: set[str] = set()
+        self._swept_at: float | None = None
 
     @property
     def running(self) -> int:
@@ -162,12 +164,6 @@ class Worker:
         poll = min((f.poll_interval for f in chosen), default=timedelta(seconds=30))
         tally = _Tally()
         inflight = self._inflight
-        swept = self.store.sweep_locks()  # what killed writers left: ref and object locks
-        if swept:
-            shown = ", ".join(swept[:3]) + (f" and {len(swept) - 3} more" if len(swept) > 3 else "")
-            self.reporter.emit(
-                Progress(event=ProgressKind.PROBLEM, detail=f"removed stale lock files: {shown}")
-            )
         cycles = 0
         with (
             self.heartbeat,
@@ -180,6 +176,7 @@ class Worker:
                     p = Plan()
                     moved = 0
                     if not self.stopping:
+                        self._sweep()
                         p = self._guarded(lambda: self._plan(cap, factories), p)
                         moved = self._repair(p, tally)
                         self._launch(p, pool, tally)
@@ -216,6 +213,22 @@ class Worker:
             interrupted=self.stopping,
             outcomes=tuple(tally.outcomes),
         )
+
+    def _sweep(self) -> None:
+        """Remove lock files killed writers left (ref and object locks nobody holds): when
+        the loop starts, then every SWEEP_EVERY seconds (a lock that a write meets is
+        cleared at once anyway; this catches the ones no write meets)."""
+        now = self.clock.monotonic()
+        if self._swept_at is not None and now - self._swept_at < SWEEP_EVERY:
+            return
+        self._swept_at = now
+        nothing: list[str] = []
+        swept = self._guarded(self.store.sweep_locks, nothing)
+        if swept:
+            shown = ", ".join(swept[:3]) + (f" and {len(swept) - 3} more" if len(swept) > 3 else "")
+            self.reporter.emit(
+                Progress(event=ProgressKind.PROBLEM, detail=f"removed stale lock files: {shown}")
+            )
 
     def _guarded(self, write: Callable[[], T], instead: T) -> T:
         """Run one write of the cycle. A git lock that a live process holds, or a full disk,

@@ -154,8 +154,7 @@ def test_killing_workers_at_random_breaks_no_invariant(repo: FreqRepo, tmp_path:
             later = [
                 float(s["at"])  # type: ignore[arg-type]
                 for s in starts
-                if (s["subject"], s["step"]) == (r["subject"], r["step"])
-                and float(s["at"]) > when  # type: ignore[arg-type]
+                if (s["subject"], s["step"]) == (r["subject"], r["step"]) and float(s["at"]) > when  # type: ignore[arg-type]
             ]
             if later:
                 retries.append(min(later) - when)

@@ -155,3 +155,37 @@ def test_a_full_disk_is_one_line_and_the_worker_waits_for_space(
         ["git", "fsck", "--strict"], cwd=path, capture_output=True, text=True, check=False
     )
     assert fsck.returncode == 0, fsck.stderr
+
+
+_KILLED_WRITER = """
+import os, signal, sys
+from freq.store.lockfiles import Locker
+Locker(guard=sys.argv[2], now=lambda: 0.0).take(sys.argv[1])
+os.kill(os.getpid(), signal.SIGKILL)  # killed inside the write, holding the lock
+"""
+
+
+def test_a_worker_killed_inside_a_ref_write_stops_nobody(repo: FreqRepo, tmp_path: Path) -> None:
+    """A Frequency process SIGKILLed while it holds a subject's ref lock and a cap slot's,
+    and a stale lock beside the empty blob every step writes: a fresh worker clears them
+    and runs every subject (before: exit 1 for 30 s, or for ever for the object lock)."""
+    repo.write(".frequency/f.yaml", FACTORY)
+    repo.run("add", "f", "a", "b").assert_success()
+    git_dir = repo.path / ".git"
+    for ref in ("refs/frequency/subjects/f/a", "refs/frequency/caps/global/0"):
+        killed = subprocess.run(
+            [sys.executable, "-c", _KILLED_WRITER, str(git_dir / ref), str(tmp_path / "guard")],
+            check=False,
+        )
+        assert killed.returncode == -9
+        assert (git_dir / (ref + ".lock")).exists()
+    blob_lock = git_dir / "objects/e6/9de29bb2d1d6434b8b29ae775ad8c2e48c5391.lock"
+    blob_lock.parent.mkdir(parents=True, exist_ok=True)
+    blob_lock.write_text("")
+    log = tmp_path / "steps.log"
+    worker = _worker(repo.path, log, "--until-idle")
+    _out, err = worker.communicate(timeout=60)
+    assert worker.returncode == 0, err
+    assert _done(log) == {"a", "b"}
+    assert "Traceback" not in err
+    assert not (git_dir / "refs/frequency/subjects/f/a.lock").exists()  # met, and cleared
