@@ -73,16 +73,11 @@ def run(
     )
     if summary.stopped_by == "parent":
         n = summary.released
-        click.echo(
-            "parent process (git) exited; "
-            + (
-                f"stopped {n} running step{'s' if n != 1 else ''} and released "
-                + ("their claims" if n != 1 else "its claim")
-                if n
-                else "no step was running"
-            ),
-            err=True,
-        )
+        what = {
+            0: "no step was running",
+            1: "stopped 1 running step and released its claim",
+        }.get(n, f"stopped {n} running steps and released their claims")
+        click.echo(f"parent process (git) exited; {what}", err=True)
     if as_json:
         _emit_json(summary)
     else:
