@@ -149,7 +149,7 @@ def test_stop_attempt_stops_its_processes_and_its_sessions_and_nothing_else(
         assert all(_gone(pid) for pid in kids)
         assert other.poll() is None
     finally:
-        other.kill()
+        os.killpg(other.pid, signal.SIGKILL)  # its session: the shell and its sleep
         other.wait()
 
 
