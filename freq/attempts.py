@@ -9,6 +9,7 @@ subject is comes from freq/transitions.py; this module decides which rule applie
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,7 @@ from freq.model import Step, data_env_name
 from freq.repair import Repair
 from freq.report import Progress, ProgressKind, Reporter
 from freq.runners import StepRequest, StepResult, runner_for
-from freq.runtime import Claim, Emitted, Subject
+from freq.runtime import Claim, Emitted, Subject, attempt_marks
 from freq.store import Store
 
 _MAX_EMITTED_LINES = 100_000
@@ -43,6 +44,7 @@ class StepOutcome:
     to_state: str | None
     detail: str
     duration_ms: int
+    released: bool = False  # killed (second Ctrl-C) and its claim given back, attempt unspent
 
 
 class _Handle:
@@ -84,6 +86,14 @@ class Attempts:
         self.heartbeat = heartbeat
         self.chaining = True
         self.stopping = False
+        self._running: set[tuple[str, str, int]] = set()  # (factory, subject, epoch)
+        self._guard = threading.Lock()
+
+    def holds(self, factory: str, subject: str, epoch: int) -> bool:
+        """Whether this process is running that attempt now (its claim is not lost, even if
+        its lease looks expired: the heartbeat renews it, or finds it taken)."""
+        with self._guard:
+            return (factory, subject, epoch) in self._running
 
     def _emit(self, kind: ProgressKind, subj: Subject, **kw: object) -> None:
         self.reporter.emit(Progress(event=kind, factory=subj.factory, subject=subj.name, **kw))  # type: ignore[arg-type]
@@ -129,6 +139,9 @@ class Attempts:
         self._emit(
             ProgressKind.STARTED, first, step=request.step.id, attempt=claim.attempt, detail=detail
         )
+        keys = {_key(lease) for lease in leases}
+        with self._guard:
+            self._running |= keys
         for lease in leases:
             self.heartbeat.add(lease)
         try:
@@ -138,6 +151,8 @@ class Attempts:
         finally:
             for lease in leases:
                 self.heartbeat.drop(lease)
+            with self._guard:
+                self._running -= keys
 
     def _run(self, lease: Lease, *, chain: bool) -> tuple[StepOutcome, Lease | None]:
         subj = lease.subject
@@ -198,9 +213,10 @@ class Attempts:
         _fac, step = self.claims.step_of(subj.factory, claim.step)
         now = self.clock.now()
         mapped = step.outcomes.get(result.exit_code) if result.exit_code is not None else None
-        ok = False
+        ok = released = False
         to_state: str | None = None
         if result.cancelled and self.cancel.is_set():
+            released = True
             # interrupted twice: give the attempt back, as if it had never been claimed
             change = transitions.released(
                 subj, at=now, worker=self.worker, duration_ms=result.duration_ms
@@ -291,6 +307,7 @@ class Attempts:
             to_state=to_state,
             detail=detail,
             duration_ms=result.duration_ms,
+            released=released and recorded,
         )
         return out, nxt
 
@@ -330,19 +347,22 @@ class Attempts:
 def step_env(subj: Subject, step: Step, claim: Claim, root: Path, worker: str) -> dict[str, str]:
     """The FREQ_* variables a step runs with (SPEC §2); data keys as FREQ_DATA_<KEY>."""
     env = {
-        "FREQ_FACTORY": subj.factory,
-        "FREQ_SUBJECT": subj.name,
+        **attempt_marks(worker=worker, factory=subj.factory, subject=subj.name, epoch=claim.epoch),
         "FREQ_STEP": step.id,
         "FREQ_ATTEMPT": str(claim.attempt),
-        "FREQ_EPOCH": str(claim.epoch),
         "FREQ_STATE": subj.state,
         "FREQ_WORKDIR": str(root),
         "FREQ_REPO": str(root),
-        "FREQ_WORKER": worker,
     }
     for k, v in subj.data.items():
         env[data_env_name(k)] = v  # keys are identifiers, one per variable (data_problem)
     return env
+
+
+def _key(lease: Lease) -> tuple[str, str, int]:
+    claim = lease.subject.claim
+    assert claim is not None
+    return lease.subject.factory, lease.subject.name, claim.epoch
 
 
 def _collector(into: list[bytes]) -> Callable[[bytes], None]:

@@ -47,9 +47,11 @@ class RunSummary:
     lost_races: int = 0
     recovered: int = 0
     refused: int = 0
+    released: int = 0  # attempts stopped by a kill (second Ctrl-C), their claims given back
     cycles: int = 0
     interrupted: bool = False
-    stopped_by: str | None = None  # the signal that interrupted the run: SIGINT or SIGTERM
+    # what interrupted the run: SIGINT or SIGTERM, or `parent` (the git that started it exited)
+    stopped_by: str | None = None
     outcomes: tuple[StepOutcome, ...] = ()
 
 
@@ -62,10 +64,12 @@ class _Tally:
     lost_races: int = 0
     recovered: int = 0
     refused: int = 0
+    released: int = 0
     outcomes: list[StepOutcome] = field(default_factory=list)
 
     def add(self, out: StepOutcome) -> None:
         self.outcomes.append(out)
+        self.released += out.released
         if not out.recorded:
             self.refused += 1
         elif out.ok:
@@ -112,6 +116,7 @@ class Worker:
             rng=self.rng,
             heartbeat=self.heartbeat,
         )
+        self.repair.in_flight = self.attempts.holds  # its own running attempts are not lost
         self.stopping = False
         self._said_draining = False
         self._discovered: dict[str, float] = {}  # factory -> when to discover again
@@ -209,6 +214,7 @@ class Worker:
             lost_races=tally.lost_races,
             recovered=tally.recovered,
             refused=tally.refused,
+            released=tally.released,
             cycles=cycles,
             interrupted=self.stopping,
             outcomes=tuple(tally.outcomes),

@@ -4,15 +4,20 @@ Must not import dulwich, click or freq modules above it. Every child runs in its
 process group with an argv list (or `sh -c` for a string), an explicit cwd and a built
 environment; output goes to a log file and a bounded tail is kept in memory; on timeout
 or cancel the whole group gets SIGTERM, then SIGKILL after a grace period (tox habit).
+It also stops the processes a lost worker's attempt left behind (`stop_attempt`), and
+watches for the death of the git process that started this one (`watch_parent`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
+import select
 import signal
 import subprocess  # noqa: TID251 - the process funnel
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -216,6 +221,275 @@ def worker_identity(hostname: str) -> str:
     with contextlib.suppress(OSError, IndexError), open(f"/proc/{pid}/stat") as f:
         start = f.read().rsplit(")", 1)[1].split()[19]
     return f"{hostname}:{pid}:{start}"
+
+
+def host_of(identity: str) -> str | None:
+    """The host of a `host:pid:start-time` worker identity (None: not of that form)."""
+    parts = identity.rsplit(":", 2)
+    return parts[0] if len(parts) == 3 and parts[0] else None
+
+
+def this_host() -> str:
+    """The host name worker identities and commits carry for this machine."""
+    return os.uname().nodename
+
+
+# ---------------------------------------------------------------- a lost attempt's leftovers
+#
+# A step runs in a session of its own (start_new_session), so a SIGKILLed worker's steps go
+# on without it. They are found again by the FREQ_* variables naming their attempt (worker
+# identity, factory, subject, epoch: unique per attempt), which every descendant inherits
+# and /proc/<pid>/environ shows, plus whatever else is in those processes' sessions (a child
+# that cleared its environment). Nothing is recorded per attempt, so throughput pays nothing;
+# and nothing is signalled by a remembered pid: each process is held by a pidfd opened before
+# its /proc files are read, and signalled through it, so a pid reused meanwhile is never hit.
+
+ORPHAN_GRACE = 2.0  # seconds from SIGTERM to SIGKILL for a lost attempt's processes
+ORPHAN_WAIT = 2.0  # seconds to wait for them to be gone after each SIGKILL
+_KILL_ROUNDS = 3  # a process that forks as it is killed leaves a child for the next round
+_PROC = "/proc"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Stopped:
+    """What stopping a lost attempt's processes came to."""
+
+    supported: bool = True  # False: this platform cannot look for them (no /proc or pidfds)
+    found: int = 0  # processes of the attempt that were running
+    left: int = 0  # of them, still there when the wait ended (sent SIGKILL, not yet gone)
+
+
+@dataclass(frozen=True, slots=True)
+class _Stat:
+    state: str
+    session: int
+    start: int  # clock ticks after boot (field 22)
+
+    @property
+    def gone(self) -> bool:
+        return self.state in ("Z", "X")  # exited; a zombie waits for a parent that may never reap
+
+
+def _stat(pid: int) -> _Stat | None:
+    try:
+        with open(f"{_PROC}/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()  # the name in () may hold anything
+        return _Stat(state=fields[0].decode(), session=int(fields[3]), start=int(fields[19]))
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _carries(pid: int, wanted: frozenset[bytes]) -> bool:
+    """Whether `pid`'s environment (as it was exec'd with) holds every `wanted` entry."""
+    try:
+        with open(f"{_PROC}/{pid}/environ", "rb") as f:
+            return wanted.issubset(f.read().split(b"\0"))
+    except OSError:  # gone, a zombie, or another user's
+        return False
+
+
+def _pidfd(pid: int) -> int | None:
+    try:
+        return os.pidfd_open(pid)
+    except OSError:
+        return None
+
+
+def _unreaped(fd: int) -> bool:
+    """Whether the process `fd` holds is not yet reaped: its pid is still its own."""
+    try:
+        signal.pidfd_send_signal(fd, 0)
+    except OSError:
+        return False
+    return True
+
+
+def _held(pid: int, check: Callable[[int, _Stat], bool]) -> tuple[int, _Stat] | None:
+    """A pidfd on `pid` and its stat, if `check` holds of what /proc says after the pidfd was
+    opened and the process is still unreaped after that read (so the read was of it)."""
+    fd = _pidfd(pid)
+    if fd is None:
+        return None
+    st = _stat(pid)
+    if st is not None and not st.gone and check(pid, st) and _unreaped(fd):
+        return fd, st
+    os.close(fd)
+    return None
+
+
+def _same(pid: int, fd: int, was: _Stat) -> bool:
+    """`pid` (held by `fd`) is still running, in the same session, and unreaped after that."""
+    now = _stat(pid)
+    return (
+        now is not None
+        and not now.gone
+        and (now.session, now.start) == (was.session, was.start)
+        and _unreaped(fd)
+    )
+
+
+def _attempt_processes(wanted: frozenset[bytes]) -> dict[int, int]:
+    """pid -> pidfd of each live process carrying `wanted`, and of the rest of their sessions.
+
+    A process that only shares a session counts if a carrier of that session is still
+    unreaped after the process was read: the session id was then still the carrier's."""
+    me = os.getpid()
+    pids = [int(n) for n in os.listdir(_PROC) if n.isdigit() and int(n) != me]
+    found: dict[int, int] = {}
+    carriers: dict[int, _Stat] = {}
+    members: dict[int, tuple[int, int]] = {}
+    try:
+        for pid in pids:
+            if _carries(pid, wanted):  # cheap filter first, then the check through a pidfd
+                held = _held(pid, lambda p, _st: _carries(p, wanted))
+                if held is not None:
+                    found[pid], carriers[pid] = held
+        sessions = {st.session for st in carriers.values()}
+        if not sessions:
+            return found  # the usual case: nothing of the attempt is left
+        for pid in pids:
+            st = _stat(pid) if pid not in found else None
+            if st is None or st.gone or st.session not in sessions:
+                continue
+            held = _held(pid, lambda _p, st: st.session in sessions)
+            if held is not None:
+                members[pid] = (held[0], held[1].session)
+        live = {st.session for pid, st in carriers.items() if _same(pid, found[pid], st)}
+        for pid in list(members):
+            fd, session = members.pop(pid)
+            if session in live:
+                found[pid] = fd
+            else:
+                os.close(fd)
+        return found
+    except BaseException:
+        _close(found)
+        _close({pid: fd for pid, (fd, _s) in members.items()})
+        raise
+
+
+def _close(fds: Mapping[int, int]) -> None:
+    for fd in fds.values():
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
+def _signal_all(fds: Mapping[int, int], sig: int) -> None:
+    for fd in fds.values():
+        with contextlib.suppress(OSError):  # gone meanwhile, or not ours: counted as left
+            signal.pidfd_send_signal(fd, sig)
+
+
+def _wait_gone(fds: Mapping[int, int], seconds: float) -> None:
+    """Until every process exits (a pidfd polls readable then) or `seconds` pass."""
+    poller = select.poll()
+    for fd in fds.values():
+        poller.register(fd, select.POLLIN)
+    pending = len(fds)
+    deadline = time.monotonic() + seconds
+    while pending:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        for fd, _event in poller.poll(max(1, int(left * 1000))):
+            poller.unregister(fd)
+            pending -= 1
+
+
+@functools.cache
+def _can_find() -> bool:
+    """Linux with /proc and pidfds (kernel 5.3+)."""
+    if not hasattr(os, "pidfd_open") or not os.path.isdir(f"{_PROC}/self"):
+        return False
+    fd = _pidfd(os.getpid())
+    if fd is None:
+        return False
+    os.close(fd)
+    return True
+
+
+def stop_attempt(
+    marks: Mapping[str, str], *, grace: float = ORPHAN_GRACE, wait: float = ORPHAN_WAIT
+) -> Stopped:
+    """Stop what is left on this host of one attempt: every process of this user whose
+    environment holds all of `marks` (the FREQ_* variables naming the attempt), and the rest of
+    their sessions. SIGTERM, SIGKILL after `grace` seconds to what is still there (and what it
+    forked meanwhile), then up to `wait` seconds for them to be gone. Waits in real time,
+    whatever the injected clock: these are real processes. Never signals this process.
+
+    Not Linux, or no pidfds: nothing is looked for, and Stopped(supported=False) says so."""
+    if not _can_find():
+        return Stopped(supported=False)
+    wanted = frozenset(f"{k}={v}".encode() for k, v in marks.items())
+    procs = _attempt_processes(wanted)
+    seen = set(procs)
+    try:
+        for sig, seconds in ((signal.SIGTERM, grace), *[(signal.SIGKILL, wait)] * _KILL_ROUNDS):
+            if not procs:
+                break
+            _signal_all(procs, sig)
+            _wait_gone(procs, seconds)
+            _close(procs)
+            procs = {}  # closed: `finally` must not close these numbers again (reused by now)
+            procs = _attempt_processes(wanted)
+            seen.update(procs)
+        return Stopped(found=len(seen), left=len(procs))
+    finally:
+        _close(procs)
+
+
+# ---------------------------------------------------------------- the parent's death
+
+PARENT_POLL = 0.05  # seconds between looks at the parent (a getppid call: nothing to measure)
+
+
+class ParentWatch:
+    """A thread that calls `on_gone` once, when the parent process has exited."""
+
+    def __init__(self, ppid: int, on_gone: Callable[[], None], *, interval: float) -> None:
+        self.ppid = ppid
+        self.gone = False
+        self._on_gone = on_gone
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="freq-parent", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        # an orphan is adopted by init (or a subreaper): its parent pid changes, portably
+        while not self._stop.wait(self._interval):
+            if os.getppid() != self.ppid:
+                self.gone = True
+                self._on_gone()
+                return
+
+    def close(self) -> None:
+        """Stop watching."""
+        self._stop.set()
+        self._thread.join()
+
+
+def _name_of(pid: int) -> str | None:
+    """The executable name of `pid` (Linux /proc; None elsewhere or when it is gone)."""
+    with contextlib.suppress(OSError), open(f"{_PROC}/{pid}/comm") as f:
+        return f.read().strip()
+    return None
+
+
+def watch_parent(
+    on_gone: Callable[[], None], *, names: tuple[str, ...] = ("git",), interval: float = PARENT_POLL
+) -> ParentWatch | None:
+    """Call `on_gone` once the parent process exits, if the parent is git's wrapper (`git freq
+    run`: git runs git-freq as its child and waits for it; a `kill -9` of git would leave this
+    process and its steps running unseen). None when the parent is anything else: a worker
+    started from a shell, by nohup or as a daemon must outlive whoever started it.
+
+    The parent's name comes from /proc (Linux); elsewhere nothing is watched. A parent that
+    dies before this call is not noticed (the process is adopted: its parent is not git)."""
+    ppid = os.getppid()
+    if _name_of(ppid) not in names:
+        return None
+    return ParentWatch(ppid, on_gone, interval=interval)
 
 
 DOUBLE_SIGNAL = 0.5  # seconds: a second SIGINT this soon is the same keypress, twice

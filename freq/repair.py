@@ -9,10 +9,10 @@ themselves are in freq/transitions.py; this module only applies them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from freq import refs, transitions
+from freq import proc, refs, transitions
 from freq.clock import Clock, Random
 from freq.discovery import ensure
 from freq.dlq import Dlq, Entry
@@ -21,7 +21,7 @@ from freq.locks import Locks
 from freq.model import Config, FailureKind
 from freq.planner import Expired, Park, quota_key
 from freq.report import Progress, ProgressKind, Reporter
-from freq.runtime import Emitted, Subject
+from freq.runtime import Claim, Emitted, Subject, attempt_marks
 from freq.store import Store
 
 
@@ -46,19 +46,34 @@ class Repair:
         self.rng = rng
         self.locks = Locks(store, clock)
         self.dlq = Dlq(store, clock)
+        # whether this process runs the attempt (factory, subject, epoch) now: the run loop
+        # wires it to its Attempts; a lone Repair runs nothing
+        self.in_flight: Callable[[str, str, int], bool] = lambda _f, _s, _e: False
 
     def _emit(self, kind: ProgressKind, factory: str, subject: str, **kw: object) -> None:
         self.reporter.emit(Progress(event=kind, factory=factory, subject=subject, **kw))  # type: ignore[arg-type]
 
     def recover(self, exp: Expired) -> bool:
-        """Record a lost worker's attempt as failed (`worker lost`, retryable); CAS on the tip."""
+        """Record a lost worker's attempt as failed (`worker lost`, retryable); CAS on the tip.
+
+        First, when that worker ran on this host, stop what is left of the attempt's processes
+        and wait (bounded) until they are gone, so that the retry never overlaps them (they
+        run in a session of their own and outlive a SIGKILLed worker). An attempt this very
+        process is running is not lost: its heartbeat renews the claim, or finds it taken
+        and stops the step."""
         try:
             subj, tip = self.store.read_subject(exp.factory, exp.subject)
         except FreqError:  # the subject vanished or is corrupt: nothing to recover
             return False
         step = self.config.step(exp.factory, exp.step)  # None: no longer configured
-        if tip != exp.tip or subj.claim is None:
+        claim = subj.claim
+        if tip != exp.tip or claim is None:
             return False
+        if claim.holder == self.worker and self.in_flight(exp.factory, exp.subject, claim.epoch):
+            return False
+        notes = [self._stop_orphan(subj, claim)]
+        if step is None:
+            notes.append("the step is no longer configured, not retried")
         change = transitions.worker_lost(
             subj, step, at=self.clock.now(), worker=self.worker, rng=self.rng
         )
@@ -77,10 +92,26 @@ class Repair:
             exp.subject,
             step=exp.step,
             attempt=exp.attempt,
-            detail=f"worker lost: {exp.holder}"
-            + ("" if step is not None else " (the step is no longer configured; not retried)"),
+            detail=f"worker lost: {exp.holder} ({'; '.join(notes)})",
         )
         return True
+
+    def _stop_orphan(self, subj: Subject, claim: Claim) -> str:
+        """Stop the lost attempt's processes if they ran on this host; what came of it."""
+        host = proc.host_of(claim.holder)
+        if host != proc.this_host():
+            return "on another host: its processes cannot be stopped from here"
+        marks = attempt_marks(
+            worker=claim.holder, factory=subj.factory, subject=subj.name, epoch=claim.epoch
+        )
+        stopped = proc.stop_attempt(marks)
+        if not stopped.supported:
+            return "its processes cannot be looked for on this platform"
+        if not stopped.found:
+            return "none of its processes was left"
+        n = stopped.found
+        said = f"stopped its {n} process{'es' if n != 1 else ''}"
+        return said + (f", {stopped.left} still exiting" if stopped.left else "")
 
     def park(self, p: Park) -> str | None:
         """Append the final failure to the DLQ (once), then mark the subject parked there or

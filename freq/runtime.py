@@ -29,6 +29,19 @@ class Claim:
     expires_at: datetime
 
 
+def attempt_marks(*, worker: str, factory: str, subject: str, epoch: int) -> dict[str, str]:
+    """The variables naming one attempt in its step's environment, which every process the
+    step starts inherits: how a lost worker's leftover processes are found on its host
+    (freq.proc.stop_attempt). Unique per attempt: the worker identity holds its host, pid
+    and start time, and a subject's epoch rises with every claim."""
+    return {
+        "FREQ_WORKER": worker,
+        "FREQ_FACTORY": factory,
+        "FREQ_SUBJECT": subject,
+        "FREQ_EPOCH": str(epoch),
+    }
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LastError:
     """What the last failed attempt left behind."""

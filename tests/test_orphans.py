@@ -76,8 +76,8 @@ def test_expired_claim_of_an_orphan_is_recorded_as_worker_lost_without_retry(fre
     (r.path / ".frequency/old.yaml").unlink()
     out = r.run("run", "--until-idle").assert_success().out.splitlines()
     assert out == [
-        "recovered old/a go #1: worker lost: gone:1:1 (the step is no longer configured; "
-        "not retried)",
+        "recovered old/a go #1: worker lost: gone:1:1 (on another host: its processes cannot "
+        "be stopped from here; the step is no longer configured, not retried)",
         "finished  keep/k go #1: s -> d",
         "done: 1 succeeded, 0 failed, 1 recovered, 0 lost races",
     ]

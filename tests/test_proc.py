@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
+
+import pytest
 
 from freq import proc
 from freq.clock import SystemClock
@@ -96,3 +102,118 @@ def test_worker_identity_has_host_pid_and_start_time() -> None:
     host, pid, start = proc.worker_identity("h").split(":")
     assert (host, pid) == ("h", str(os.getpid()))
     assert start.isdigit() and int(start) > 0
+
+
+MARKS = {"FREQ_WORKER": "h:1:2", "FREQ_FACTORY": "f", "FREQ_SUBJECT": "x", "FREQ_EPOCH": "7"}
+linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs /proc and pidfds")
+
+
+def _spawn(script: str, marks: dict[str, str]) -> subprocess.Popen[bytes]:
+    """A step-like process: its own session, the attempt's variables in its environment."""
+    return subprocess.Popen(
+        ["sh", "-c", script], env={**os.environ, **marks}, start_new_session=True
+    )
+
+
+def _gone(pid: int) -> bool:
+    """Exited (a zombie counts: an orphan may never be reaped here) or no such process."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def _wait_file(path: Path) -> str:
+    for _ in range(1000):
+        if path.exists() and path.read_text().endswith("\n"):
+            return path.read_text()
+        time.sleep(0.01)
+    raise AssertionError(f"{path} was never written")
+
+
+@linux
+def test_stop_attempt_stops_its_processes_and_its_sessions_and_nothing_else(
+    tmp_path: Path,
+) -> None:
+    """Every process carrying the attempt's variables goes, with the rest of its session (a
+    child that cleared its environment); the same worker's other attempt stays."""
+    pids = tmp_path / "pids"
+    step = _spawn(f'sleep 300 & a=$!; env -i sleep 301 & echo "$a $!" > {pids}; wait', MARKS)
+    other = _spawn("sleep 300", {**MARKS, "FREQ_EPOCH": "8"})
+    try:
+        kids = [int(p) for p in _wait_file(pids).split()]
+        stopped = proc.stop_attempt(MARKS)
+        assert stopped == proc.Stopped(found=3, left=0)
+        assert step.wait(timeout=10) == -signal.SIGTERM
+        assert all(_gone(pid) for pid in kids)
+        assert other.poll() is None
+    finally:
+        os.killpg(other.pid, signal.SIGKILL)  # its session: the shell and its sleep
+        other.wait()
+
+
+@linux
+def test_stop_attempt_sigkills_what_ignores_sigterm(tmp_path: Path) -> None:
+    """SIGTERM first; what is still there after the grace gets SIGKILL, and is waited for."""
+    ready = tmp_path / "ready"
+    step = _spawn(f"trap '' TERM; echo > {ready}; while :; do sleep 0.05; done", MARKS)
+    _wait_file(ready)
+    stopped = proc.stop_attempt(MARKS, grace=0.2)
+    assert stopped.left == 0 and stopped.found >= 1
+    assert step.wait(timeout=10) == -signal.SIGKILL
+
+
+@linux
+def test_stop_attempt_never_stops_the_process_that_calls_it() -> None:
+    """A worker started inside a step carries that step's variables; recovering that very
+    attempt must not kill the worker doing it. Marks nothing carries stop nothing."""
+    code = (
+        "import json, sys; from freq import proc; "
+        "print(proc.stop_attempt(json.loads(sys.argv[1])), "
+        "proc.stop_attempt({'FREQ_WORKER': 'nobody:0:0'}))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(MARKS)],
+        env={**os.environ, **MARKS},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout == f"{proc.Stopped()} {proc.Stopped()}\n"
+
+
+def test_host_of_a_worker_identity() -> None:
+    """The host is everything before the pid and start time; other strings have none."""
+    assert proc.host_of("build-3.example:4121:998") == "build-3.example"
+    assert proc.host_of("gone") is None
+    assert proc.host_of(proc.worker_identity(proc.this_host())) == proc.this_host()
+
+
+def test_watch_parent_is_off_unless_the_parent_is_git(tmp_path: Path) -> None:
+    """Started by anything but git (here: python), nothing watches the parent: a worker
+    started from a shell or a service must outlive it."""
+    code = "from freq import proc; print(proc.watch_parent(lambda: None))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout == "None\n"
+
+
+@linux
+def test_watch_parent_calls_back_once_the_git_parent_exits(tmp_path: Path) -> None:
+    """A child of a process named git sees it exit (kill -9) and calls back once."""
+    fake_git = tmp_path / "git"  # a process's name is its executable's: this one is `git`
+    code = (
+        "import sys, threading; from freq import proc; gone = threading.Event(); "
+        "w = proc.watch_parent(gone.set, interval=0.01); print(w is not None, flush=True); "
+        "print(gone.wait(30), flush=True)"
+    )
+    fake_git.write_text(f"#!/bin/sh\n'{sys.executable}' -c '{code}' &\nread line\n")
+    fake_git.chmod(0o755)
+    with subprocess.Popen(
+        [str(fake_git)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    ) as parent:
+        assert parent.stdout is not None
+        assert parent.stdout.readline() == "True\n"  # watching: its parent is `git`
+        parent.kill()
+        parent.wait()
+        assert parent.stdout.read() == "True\n"  # called back, then exited

@@ -47,7 +47,9 @@ def run(
 
     Ctrl-C (or SIGTERM) stops claiming and lets running steps finish; a second Ctrl-C
     kills them and gives their claims back, the attempt unspent. Exit 130 after Ctrl-C,
-    143 after SIGTERM.
+    143 after SIGTERM. If the git process of `git freq run` is killed (kill -9), the
+    run kills its steps as a second Ctrl-C does and exits 129; `git-freq run` (started
+    by a shell, nohup or a service) outlives whoever started it.
 
     \b
     Examples:
@@ -67,7 +69,15 @@ def run(
         max_parallel=max_parallel,
         reporter=TextReporter(as_json),
         handle_signals=True,
+        watch_parent=True,
     )
+    if summary.stopped_by == "parent":
+        n = summary.released
+        what = {
+            0: "no step was running",
+            1: "stopped 1 running step and released its claim",
+        }.get(n, f"stopped {n} running steps and released their claims")
+        click.echo(f"parent process (git) exited; {what}", err=True)
     if as_json:
         _emit_json(summary)
     else:
@@ -77,6 +87,8 @@ def run(
             + (f", {summary.refused} refused (claim lost)" if summary.refused else "")
             + (", interrupted" if summary.interrupted else "")
         )
+    if summary.stopped_by == "parent":
+        return 129  # 128 + SIGHUP: the process it was started by hung up
     if summary.stopped_by == "SIGTERM":
         return 143  # 128 + SIGTERM, as a shell reports a process ended by it
     return 130 if summary.interrupted else 0

@@ -330,12 +330,15 @@ def run(
     max_parallel: int | None = None,
     reporter: Reporter | None = None,
     handle_signals: bool = False,
+    watch_parent: bool = False,
 ) -> RunSummary:
     """Run steps: one cycle, until idle, or until interrupted.
 
     With `handle_signals` (the CLI), the first SIGINT/SIGTERM stops claiming and lets
     running steps finish (a `draining` progress event says how many); the second kills their
     process groups and releases their claims. `stopped_by` names the first signal.
+    With `watch_parent` (the CLI), a run started by git's wrapper does what the second
+    signal does when that git process exits; `stopped_by` is then `parent`.
     """
     for f in factories:
         app.factory(f)
@@ -347,6 +350,7 @@ def run(
     from freq import proc
 
     signals = proc.handle_interrupts(w.stop, w.kill, clock=app.clock) if handle_signals else None
+    parent = proc.watch_parent(w.kill) if watch_parent else None
     try:
         summary = w.run(
             once=once,
@@ -357,7 +361,11 @@ def run(
     finally:
         if signals is not None:
             signals.restore()
-    if signals is not None and signals.name is not None:
+        if parent is not None:
+            parent.close()
+    if parent is not None and parent.gone and summary.interrupted:  # it ended the run
+        summary = dataclasses.replace(summary, stopped_by="parent")
+    elif signals is not None and signals.name is not None:
         summary = dataclasses.replace(summary, stopped_by=signals.name)
     return summary
 
