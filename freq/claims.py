@@ -7,9 +7,10 @@ value that was read, so the attempt holds all of them or none. Every later write
 attempt is a compare-and-swap on the tip it last wrote (fencing, SPEC §5). Renewal runs
 on a heartbeat thread of its own, so nothing the loop or a step's thread does can starve it;
 it is scheduled by the holder's monotonic clock since its last write, so a jump of the wall
-clock neither renews early nor lets the lease lapse. The worker's Observer
-(freq/leases.py), shared by its planner, caps and locks, judges when other holders' leases
-end.
+clock neither renews early nor lets the lease lapse. Each beat also watches the refs of
+every running attempt: a subject or lock ref moved (or deleted) by anyone else loses the
+lease within a beat, which stops the step. The worker's Observer (freq/leases.py), shared
+by its planner, caps and locks, judges when other holders' leases end.
 """
 
 from __future__ import annotations
@@ -43,8 +44,8 @@ class Lease:
     holder's monotonic reading just before it wrote that tip (`written`: the lease runs
     for its ttl from then, by this clock alone).
 
-    `lock` serialises the heartbeat's renewals with the attempt's own last write, which
-    both compare-and-swap on `tip`."""
+    `lock` serialises the heartbeat's renewals and watching with the attempt's own last
+    write, which both compare-and-swap on `tip`."""
 
     def __init__(
         self, subject: Subject, tip: str, locks: list[HeldLock], *, written: float
@@ -230,8 +231,9 @@ class Claims:
     # ------------------------------------------------------------ renew
 
     def renew(self, lease: Lease) -> bool:
-        """Extend the lease (and its locks) once a third of their TTL has passed since
-        their last write; False once the claim is lost, which stops the step."""
+        """Check that nobody moved the attempt's refs, and extend the lease (and its locks)
+        once a third of their TTL has passed since their last write; False once the claim
+        is lost, which stops the step."""
         with lease.lock:
             return self._renew(lease)
 
@@ -241,6 +243,9 @@ class Claims:
         claim = lease.subject.claim
         if claim is None:
             return False  # recorded already: nothing left to renew
+        lost = self._moved(lease)
+        if lost is not None:
+            return self._lose(lease, f"{lost}; stopping the step")
         mono = self.clock.monotonic()  # before any write: each lease restarts from here
         age = mono - lease.written
         if age >= self.ttl.total_seconds():
@@ -264,6 +269,20 @@ class Claims:
         lease.subject = change.subject
         lease.written = mono
         return True
+
+    def _moved(self, lease: Lease) -> str | None:
+        """Why the attempt's refs are no longer its own (None: they are): its subject ref
+        moved outside its claim (`git freq transition`, a requeue or approval, a takeover,
+        `git update-ref`), or a lock ref moved or was deleted (a deletion is recorded as a
+        break). Reading a ref under refs/frequency is one small file read, so every beat
+        can afford it."""
+        if self.store.read_ref(refs.subject_ref(*lease.key)) != lease.tip:
+            return "subject moved outside its claim"
+        for held in lease.locks:
+            why = self.locks.check(held)
+            if why is not None:
+                return why
+        return None
 
     def _lose(self, lease: Lease, why: str) -> bool:
         lease.lost = True
@@ -345,10 +364,13 @@ class Claims:
 
 
 class Heartbeat:
-    """A thread that renews every registered lease, whatever the other threads are doing.
+    """A thread that watches and renews every registered lease, whatever the other threads
+    are doing.
 
-    It wakes every `interval` seconds of real time (renewal itself reads the injected
-    clock, so under a FakeClock nothing is renewed until the test moves time)."""
+    It wakes every `interval` seconds of real time (at most a second, SPEC §5: a running
+    attempt notices within a second that its refs were moved outside its claim). Renewal
+    itself reads the injected clock, so under a FakeClock nothing is renewed until the
+    test moves time; watching needs no time to pass."""
 
     def __init__(self, claims: Claims, *, interval: float) -> None:
         self.claims = claims
@@ -369,7 +391,7 @@ class Heartbeat:
             self._leases.pop(id(lease), None)
 
     def beat(self) -> None:
-        """Renew every registered lease once (also what the thread does each interval). A
+        """Watch and renew every registered lease once (what the thread does each interval). A
         renewal that fails (a git lock held too long, a full disk) is tried again at the
         next beat: the thread must outlive any one failure."""
         with self._guard:

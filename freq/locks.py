@@ -13,6 +13,7 @@ slots are freq/caps.py.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -183,6 +184,29 @@ class Locks:
         held.lock = lock
         held.written = mono
         return True
+
+    def check(self, held: HeldLock) -> str | None:
+        """Why a lock this worker holds is no longer its own (None: it is): its ref moved
+        (stolen or broken), or was deleted by hand, which is then recorded as a break on top
+        of the last tip this worker wrote, so that the lock's history is kept."""
+        ref = refs.lock_ref(held.lock.name)
+        tip = self.store.read_ref(ref)
+        if tip == held.tip:
+            return None
+        if tip is not None:
+            return f"lock {held.lock.name} was taken over"
+        why = f"lock {held.lock.name} broken: its ref was deleted outside Frequency"
+        now = self.clock.now()
+        gone = replace(held.lock, released=True, expires_at=now)
+        msg = refs.lock_message(gone, "break", reason=why)
+        # RefConflict: written again meanwhile, and that one stands; a write that fails
+        # (a full disk) leaves the deletion unrecorded, but the holder stops all the same
+        with contextlib.suppress(FreqError, OSError):
+            oid = self.store.prepare_doc(
+                {refs.LOCK_FILE: refs.lock_to_json(gone)}, msg, at=now, parent=held.tip
+            )
+            self.store.swap(ref, oid, expected=None)
+        return why
 
     def hold(self, name: str, *, until: datetime, holder: str, reason: str) -> None:
         """Hold a lock for everyone until `until` (a quota): extends, never shortens, a hold."""
