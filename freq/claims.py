@@ -119,7 +119,8 @@ class Claims:
     def observe(self, snap: Snapshot, now: datetime) -> Ends:
         """This worker's observer sees every lease in `snap` (read just now) and says when
         each ends, in this worker's wall-clock frame: what its planner compares with `now`."""
-        lock_tips = {refs.lock_name(r): o for r, o in self.store.list_refs(refs.LOCKS).items()}
+        listed = self.store.list_refs(refs.LOCKS) if snap.locks else {}
+        lock_tips = {refs.lock_name(r): o for r, o in listed.items()}
         return leases.observe(self.observer, snap, lock_tips, now=now, mono=self.clock.monotonic())
 
     # ------------------------------------------------------------ caps

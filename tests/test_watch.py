@@ -161,7 +161,8 @@ def test_a_deleted_lock_ref_stops_the_step_and_is_recorded_as_a_break(project) -
         run.worker.heartbeat.beat()
         why = "lock deploy broken: its ref was deleted outside Frequency"
         assert run.lost() == [f"{why}; stopping the step"]
-        run.stopped()
+        out = run.stopped()
+    assert out.recorded  # the claim is still the attempt's: its stopped run is recorded
     assert r.git("log", "--format=%s", lock).splitlines() == [
         "lock deploy: break by w:1:1",
         "lock deploy: acquire by w:1:1",
