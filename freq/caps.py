@@ -7,7 +7,9 @@ factory's or a step's `max_parallel`, a state's WIP limit) of N is N refs
 `refs/frequency/caps/<scope>/<i>`, each pointing at the claim commit of its holder. A slot
 counts only while that claim is its subject's live claim (or, for a WIP cap, while the
 subject sits in the state; or briefly, while the claim is about to land), so no count is
-stored and a crashed holder can never leak a slot.
+stored and a crashed holder can never leak a slot. "Live" and "briefly" are judged by the
+worker's Observer (freq/leases.py) on its own monotonic clock, never by comparing the
+claimer's timestamps with this machine's wall clock.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from datetime import datetime, timedelta
 from freq import refs
 from freq.clock import Clock
 from freq.errors import CapFull, CorruptState, FreqError
+from freq.leases import Observer, claim_end
 from freq.runtime import Claim, Subject
 from freq.store import RefUpdate, Store
 
@@ -39,11 +42,13 @@ class Cap:
 
 
 def slot_is_live(
-    held: Subject, now_subject: Subject | None, cap: Cap, now: datetime, pending: timedelta
+    held: Subject, now_subject: Subject | None, cap: Cap, *, lease_live: bool, pending: bool
 ) -> bool:
     """Derived liveness of a slot that points at the claim commit whose subject.json is
-    `held`, given the subject as it is now: its claim is that claim and unexpired; or (WIP)
-    it sits in the cap's state; or the claim is still about to be written (pending)."""
+    `held`, given the subject as it is now: its claim is that claim and its lease is live
+    (`lease_live`, as the observer judges `now_subject`'s claim); or (WIP) it sits in the
+    cap's state; or the claim is still about to be written (`pending`: the observer first
+    saw the slot at this value less than the pending window ago)."""
     claim = held.claim
     if now_subject is None or claim is None:
         return False
@@ -51,8 +56,8 @@ def slot_is_live(
         return True
     current = now_subject.claim
     if current is not None and current.epoch == claim.epoch and current.holder == claim.holder:
-        return current.expires_at > now
-    return now_subject.epoch < claim.epoch and claim.claimed_at + pending > now
+        return lease_live
+    return now_subject.epoch < claim.epoch and pending
 
 
 def _same_claim(a: Claim | None, b: Claim | None) -> bool:
@@ -70,15 +75,24 @@ class _Survey:
 class Caps:
     """Read cap slots and choose free ones; see the module docstring."""
 
-    def __init__(self, store: Store, clock: Clock, *, pending: timedelta, offset: int = 0) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        *,
+        pending: timedelta,
+        offset: int = 0,
+        observer: Observer | None = None,
+    ) -> None:
         self.store = store
         self.clock = clock
         self.pending = pending
         self.offset = offset  # a worker-specific first slot, so processes rarely contend
+        self.observer = observer if observer is not None else Observer()
 
-    def _current(self, factory: str, name: str) -> Subject | None:
+    def _current(self, factory: str, name: str) -> tuple[Subject, str] | None:
         try:
-            return self.store.read_subject(factory, name)[0]
+            return self.store.read_subject(factory, name)
         except FreqError:
             return None
 
@@ -95,10 +109,11 @@ class Caps:
 
     def _survey(self, cap: Cap, subject: Subject, hand_on: Claim | None) -> _Survey:
         now = self.clock.now()
+        mono = self.clock.monotonic()
         base = refs.caps_ref(*cap.scope)
         slots = self._slots(cap)
         me = (subject.factory, subject.name)
-        current: dict[tuple[str, str], Subject | None] = {}
+        current: dict[tuple[str, str], tuple[Subject, str] | None] = {}
         free: list[int] = []
         own: list[int] = []
         taken: set[tuple[str, str]] = set(cap.occupants)
@@ -112,7 +127,7 @@ class Caps:
                     key = (held.factory, held.name)
                     if key not in current:
                         current[key] = self._current(*key)
-                    if slot_is_live(held, current[key], cap, now, self.pending):
+                    if self._live(held, current[key], cap, f"{base}/{i}", oid, now, mono):
                         taken.add(key)
                         if key == me and _same_claim(held.claim, hand_on):
                             own.append(i)
@@ -120,6 +135,28 @@ class Caps:
             if i < cap.limit:
                 free.append(i)
         return _Survey(slots=slots, free=free, own=own, taken=taken)
+
+    def _live(
+        self,
+        held: Subject,
+        got: tuple[Subject, str] | None,
+        cap: Cap,
+        slot: str,
+        oid: str,
+        now: datetime,
+        mono: float,
+    ) -> bool:
+        """slot_is_live, with the lease and the pending window judged by the observer."""
+        now_subject, tip = got if got is not None else (None, "")
+        end = (
+            claim_end(self.observer, now_subject, tip, now=now, mono=mono)
+            if now_subject is not None
+            else None
+        )
+        pending = self.observer.elapsed(slot, oid, mono) < self.pending.total_seconds()
+        return slot_is_live(
+            held, now_subject, cap, lease_live=end is not None and end > now, pending=pending
+        )
 
     def has_room(self, caps: Sequence[Cap], subject: Subject) -> str | None:
         """Read-only: None when every cap has a free slot for `subject` now, else why not

@@ -5,7 +5,12 @@ updates (freq/store.py `update`): a free slot of every cap, every lock of the st
 last the subject ref moved to the claim commit (transitions.claimed), each against the
 value that was read, so the attempt holds all of them or none. Every later write of the
 attempt is a compare-and-swap on the tip it last wrote (fencing, SPEC §5). Renewal runs
-on a heartbeat thread of its own, so nothing the loop or a step's thread does can starve it.
+on a heartbeat thread of its own, so nothing the loop or a step's thread does can starve it;
+it is scheduled by the holder's monotonic clock since its last write, so a jump of the wall
+clock neither renews early nor lets the lease lapse. Each beat also watches the refs of
+every running attempt: a subject or lock ref moved (or deleted) by anyone else loses the
+lease within a beat, which stops the step. The worker's Observer (freq/leases.py), shared
+by its planner, caps and locks, judges when other holders' leases end.
 """
 
 from __future__ import annotations
@@ -14,13 +19,14 @@ import contextlib
 import threading
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
-from freq import refs, transitions
+from freq import leases, refs, transitions
 from freq.caps import Cap, Caps
 from freq.clock import Clock
 from freq.errors import CapFull, FreqError, LockHeld, RefConflict
+from freq.leases import Ends, Observer
 from freq.locks import HeldLock, Locks
 from freq.model import Config, Factory, Step
 from freq.planner import Counts, Start, count, next_start
@@ -34,15 +40,20 @@ _BATCH_TRIES = 3  # a slot or lock taken between survey and batch: survey again 
 
 
 class Lease:
-    """The running attempt's view of its claim: the tip it last wrote, and its locks.
+    """The running attempt's view of its claim: the tip it last wrote, its locks, and the
+    holder's monotonic reading just before it wrote that tip (`written`: the lease runs
+    for its ttl from then, by this clock alone).
 
-    `lock` serialises the heartbeat's renewals with the attempt's own last write, which
-    both compare-and-swap on `tip`."""
+    `lock` serialises the heartbeat's renewals and watching with the attempt's own last
+    write, which both compare-and-swap on `tip`."""
 
-    def __init__(self, subject: Subject, tip: str, locks: list[HeldLock]) -> None:
+    def __init__(
+        self, subject: Subject, tip: str, locks: list[HeldLock], *, written: float
+    ) -> None:
         self.subject = subject
         self.tip = tip
         self.locks = locks
+        self.written = written
         self.lost = False
         self.done = False  # its outcome is recorded: nothing of it may be renewed again
         self.lock = threading.Lock()
@@ -59,6 +70,7 @@ class View:
 
     snap: Snapshot
     facts: Facts | None
+    ends: Ends = field(default_factory=Ends)
 
 
 class Claims:
@@ -80,8 +92,15 @@ class Claims:
         self.reporter = reporter
         self.ttl = config.settings.lease_ttl
         self.max_parallel = config.settings.max_parallel
-        self.locks = Locks(store, clock)
-        self.caps = Caps(store, clock, pending=PENDING, offset=zlib.crc32(worker.encode()))
+        self.observer = Observer()
+        self.locks = Locks(store, clock, observer=self.observer)
+        self.caps = Caps(
+            store,
+            clock,
+            pending=PENDING,
+            offset=zlib.crc32(worker.encode()),
+            observer=self.observer,
+        )
         self.view: View | None = None
         self._counts: tuple[Snapshot, Counts] | None = None
 
@@ -96,6 +115,13 @@ class Claims:
         if fac is None or step is None:
             raise LookupError(f"{factory}/{step_id} is not configured")
         return fac, step
+
+    def observe(self, snap: Snapshot, now: datetime) -> Ends:
+        """This worker's observer sees every lease in `snap` (read just now) and says when
+        each ends, in this worker's wall-clock frame: what its planner compares with `now`."""
+        listed = self.store.list_refs(refs.LOCKS) if snap.locks else {}
+        lock_tips = {refs.lock_name(r): o for r, o in listed.items()}
+        return leases.observe(self.observer, snap, lock_tips, now=now, mono=self.clock.monotonic())
 
     # ------------------------------------------------------------ caps
 
@@ -154,6 +180,7 @@ class Claims:
             if full is not None:  # seen before writing anything: the plan's view was stale
                 self._emit(ProgressKind.WAITING, start, step=start.step, detail=full)
                 return None
+            written = self.clock.monotonic()  # before the write: the lease starts early for us
             change = transitions.claimed(
                 subj,
                 step=start.step,
@@ -186,7 +213,7 @@ class Claims:
                     return None  # the subject moved: re-plan
                 continue  # a slot or lock was taken since it was read: survey again
             self._emit(ProgressKind.CLAIMED, start, step=start.step, attempt=start.attempt)
-            return Lease(change.subject, oid, held)
+            return Lease(change.subject, oid, held, written=written)
         return None
 
     def claim_batch(self, start: Start) -> list[Lease]:
@@ -206,8 +233,9 @@ class Claims:
     # ------------------------------------------------------------ renew
 
     def renew(self, lease: Lease) -> bool:
-        """Extend the lease (and its locks) once a third of their TTL has passed; False once
-        the claim is lost, which stops the step."""
+        """Check that nobody moved the attempt's refs, and extend the lease (and its locks)
+        once a third of their TTL has passed since their last write; False once the claim
+        is lost, which stops the step."""
         with lease.lock:
             return self._renew(lease)
 
@@ -217,16 +245,22 @@ class Claims:
         claim = lease.subject.claim
         if claim is None:
             return False  # recorded already: nothing left to renew
-        now = self.clock.now()
-        if claim.expires_at <= now:
+        lost = self._moved(lease)
+        if lost is not None:
+            return self._lose(lease, f"{lost}; stopping the step")
+        mono = self.clock.monotonic()  # before any write: each lease restarts from here
+        age = mono - lease.written
+        if age >= self.ttl.total_seconds():
             # Too late: once expired, its cap slots and locks may be someone else's. Renewing
             # now would resurrect the claim over a full cap (found by test_runtime_model).
             return self._lose(lease, "lease expired before it was renewed; stopping the step")
         for held in lease.locks:
-            if held.lock.expires_at - now <= held.lock.ttl * 2 / 3 and not self.locks.renew(held):
+            due = mono - held.written >= held.lock.ttl.total_seconds() / 3
+            if due and not self.locks.renew(held):
                 return self._lose(lease, f"lock {held.lock.name} was taken over; stopping the step")
-        if claim.expires_at - now > self.ttl * 2 / 3:
+        if age < self.ttl.total_seconds() / 3:
             return True
+        now = self.clock.now()
         change = transitions.renewed(lease.subject, at=now, ttl=self.ttl, worker=self.worker)
         try:
             lease.tip = self.store.advance(
@@ -235,7 +269,22 @@ class Claims:
         except RefConflict:
             return self._lose(lease, "claim taken over; stopping the step")
         lease.subject = change.subject
+        lease.written = mono
         return True
+
+    def _moved(self, lease: Lease) -> str | None:
+        """Why the attempt's refs are no longer its own (None: they are): its subject ref
+        moved outside its claim (`git freq transition`, a requeue or approval, a takeover,
+        `git update-ref`), or a lock ref moved or was deleted (a deletion is recorded as a
+        break). Reading a ref under refs/frequency is one small file read, so every beat
+        can afford it."""
+        if self.store.read_ref(refs.subject_ref(*lease.key)) != lease.tip:
+            return "subject moved outside its claim"
+        for held in lease.locks:
+            why = self.locks.check(held)
+            if why is not None:
+                return why
+        return None
 
     def _lose(self, lease: Lease, why: str) -> bool:
         lease.lost = True
@@ -264,7 +313,10 @@ class Claims:
             return None
         counts = self._counts
         if counts is None or counts[0] is not view.snap:
-            counts = self._counts = (view.snap, count(self.config, view.snap, done.event.at))
+            counts = self._counts = (
+                view.snap,
+                count(self.config, view.snap, done.event.at, view.ends),
+            )
         start = next_start(
             self.config,
             view.snap,
@@ -274,12 +326,14 @@ class Claims:
             max_parallel=self.max_parallel,
             counts=counts[1],
             facts=view.facts,
+            ends=view.ends,
         )
         if start is None:
             return None
         fac, step = self.step_of(start.factory, start.step)
         if step.locks or step.batch is not None:
             return None
+        written = self.clock.monotonic()
         both = transitions.chained(
             done,
             step=step.id,
@@ -309,14 +363,17 @@ class Claims:
                 raise
             return None  # a slot moved: record plainly
         lease.tip = oid
-        return Lease(both.subject, oid, [])
+        return Lease(both.subject, oid, [], written=written)
 
 
 class Heartbeat:
-    """A thread that renews every registered lease, whatever the other threads are doing.
+    """A thread that watches and renews every registered lease, whatever the other threads
+    are doing.
 
-    It wakes every `interval` seconds of real time (renewal itself reads the injected
-    clock, so under a FakeClock nothing is renewed until the test moves time)."""
+    It wakes every `interval` seconds of real time (at most a second, SPEC §5: a running
+    attempt notices within a second that its refs were moved outside its claim). Renewal
+    itself reads the injected clock, so under a FakeClock nothing is renewed until the
+    test moves time; watching needs no time to pass."""
 
     def __init__(self, claims: Claims, *, interval: float) -> None:
         self.claims = claims
@@ -337,7 +394,7 @@ class Heartbeat:
             self._leases.pop(id(lease), None)
 
     def beat(self) -> None:
-        """Renew every registered lease once (also what the thread does each interval). A
+        """Watch and renew every registered lease once (what the thread does each interval). A
         renewal that fails (a git lock held too long, a full disk) is tried again at the
         next beat: the thread must outlive any one failure."""
         with self._guard:
@@ -347,6 +404,7 @@ class Heartbeat:
                 self.claims.renew(lease)
 
     def __enter__(self) -> Heartbeat:
+        self._stop.clear()  # a worker may run more than once (each run enters anew)
         self._thread = threading.Thread(target=self._loop, name="freq-heartbeat", daemon=True)
         self._thread.start()
         return self

@@ -1,15 +1,19 @@
 """Named locks as compare-and-swap commits on `refs/frequency/locks/<name>` (SPEC §3, §5).
 
 Must not import click or subprocess; writes only through store. Acquire, renew, release,
-steal and break are commits, so `git log` of the ref is the lock's history. A lock whose
-holder stopped renewing is stale after its TTL and may be stolen (recorded with the old
-holder). A claim takes its locks in the same ref batch as its subject ref (`prepare`), so
-either the attempt holds every lock and its claim, or none of them. Cap slots are
-freq/caps.py.
+steal and break are commits, so `git log` of the ref is the lock's history. A lock taken
+by a claim is held only while that claim is live (SPEC §5): once the claim ended (its
+worker lost, its subject moved) or the lock's own TTL passed unrenewed, it is stale and may
+be stolen, recorded with the old holder and why (freq/leases.py `lock_hold` is the rule;
+with an Observer, expiry is judged on this worker's monotonic clock). A quota hold expires
+at its reset time. A claim takes its locks in the same ref batch as its subject ref
+(`prepare`), so either the attempt holds every lock and its claim, or none of them. Cap
+slots are freq/caps.py.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -17,15 +21,11 @@ from datetime import datetime, timedelta
 from freq import refs
 from freq.clock import Clock
 from freq.errors import CorruptState, FreqError, Hint, LockHeld, RefConflict
-from freq.runtime import Lock
+from freq.leases import Ends, Hold, Observer, claim_end, lock_end, lock_hold, split_subject
+from freq.runtime import Claim, Lock, Subject
 from freq.store import RefUpdate, Store
 
 _CAS_ATTEMPTS = 50
-
-
-def lock_is_free(lock: Lock | None, now: datetime) -> bool:
-    """Free: never taken, released, or past its expiry (stale: may be stolen)."""
-    return lock is None or not lock.held_at(now)
 
 
 # ---------------------------------------------------------------- named locks
@@ -33,18 +33,22 @@ def lock_is_free(lock: Lock | None, now: datetime) -> bool:
 
 @dataclass(slots=True)
 class HeldLock:
-    """A lock this worker holds, with the tip it last wrote (for CAS renew/release)."""
+    """A lock this worker holds, with the tip it last wrote (for CAS renew/release) and
+    this worker's monotonic reading just before that write (its renewal schedule)."""
 
     lock: Lock
     tip: str
+    written: float
 
 
 class Locks:
-    """Acquire, renew, release, steal and break named locks."""
+    """Acquire, renew, release, steal and break named locks. With an `observer` (a
+    worker's), expiry is judged by it; without (one-shot commands), by the recorded times."""
 
-    def __init__(self, store: Store, clock: Clock) -> None:
+    def __init__(self, store: Store, clock: Clock, *, observer: Observer | None = None) -> None:
         self.store = store
         self.clock = clock
+        self.observer = observer
 
     def read(self, name: str) -> tuple[Lock | None, str | None]:
         """The lock as its ref's tip says, and that tip."""
@@ -62,6 +66,34 @@ class Locks:
         except CorruptState as exc:
             return None, self.store.read_ref(refs.lock_ref(name)), exc.message
         return lock, tip, None
+
+    def _subject(self, lock: Lock) -> tuple[Subject, str] | None:
+        """The subject `lock` names, as it is now, and its tip (None: gone or unreadable,
+        so no live claim of it can hold the lock)."""
+        named = split_subject(lock.subject)
+        if named is None:
+            return None
+        try:
+            return self.store.read_subject(*named)
+        except FreqError:
+            return None
+
+    def hold_of(self, lock: Lock, tip: str | None) -> Hold:
+        """Whether `lock` (read at `tip`) is held now, judged from the subject it names."""
+        now = self.clock.now()
+        mono = self.clock.monotonic()
+        got = self._subject(lock)
+        subject = got[0] if got is not None else None
+        claims: dict[tuple[str, str], tuple[Claim, datetime]] = {}
+        if got is not None and got[0].claim is not None:
+            end = claim_end(self.observer, got[0], got[1], now=now, mono=mono)
+            assert end is not None
+            claims[(got[0].factory, got[0].name)] = (got[0].claim, end)
+        ends = Ends(
+            claims=claims,
+            locks={lock.name: (lock, lock_end(self.observer, lock, tip, now=now, mono=mono))},
+        )
+        return lock_hold(lock, subject, now=now, ends=ends)
 
     def all(self) -> tuple[list[Lock], dict[str, str]]:
         """Every lock ref's latest state (released ones included), and the locks whose ref
@@ -86,11 +118,12 @@ class Locks:
         held: list[HeldLock] = []
         updates: list[RefUpdate] = []
         longest: dict[str, timedelta] = {}
+        mono = self.clock.monotonic()  # before the batch lands: the holder's lease starts early
         for name, ttl in specs:  # one lock named twice is taken once, for the longer TTL
             longest[name] = max(ttl, longest.get(name, ttl))
         for name, ttl in sorted(longest.items()):
             lock, tip, oid = self._prepare(name, ttl, holder=holder, subject=subject, epoch=epoch)
-            held.append(HeldLock(lock=lock, tip=oid))
+            held.append(HeldLock(lock=lock, tip=oid, written=mono))
             updates.append(RefUpdate(refs.lock_ref(name), oid, tip))
         return held, updates
 
@@ -103,13 +136,14 @@ class Locks:
                 f"lock {name!r} is unreadable ({problem})",
                 hint=f"break it with `git freq locks break {name} --reason ...`",
             )
-        now = self.clock.now()
-        if not lock_is_free(current, now):
-            assert current is not None
+        hold = self.hold_of(current, tip) if current is not None else Hold(held=False)
+        if current is not None and hold.held:
+            until = hold.until or current.expires_at
             raise LockHeld(
-                f"lock {name!r} is held by {current.holder} until {refs.iso(current.expires_at)}",
+                f"lock {name!r} is held by {current.holder} until {refs.iso(until)}",
                 hint=Hint(text="wait, or run", command=("locks", "break", name)),
             )
+        now = self.clock.now()
         lock = Lock(
             name=name,
             holder=holder,
@@ -122,10 +156,7 @@ class Locks:
         stale = current is not None and not current.released
         what = "steal" if stale else "acquire"
         msg = refs.lock_message(
-            lock,
-            what,
-            previous=current if stale else None,
-            reason=f"expired at {refs.iso(current.expires_at)}" if stale and current else None,
+            lock, what, previous=current if stale else None, reason=hold.why if stale else None
         )
         oid = self.store.prepare_doc(
             {refs.LOCK_FILE: refs.lock_to_json(lock)}, msg, at=now, parent=tip
@@ -133,9 +164,11 @@ class Locks:
         return lock, tip, oid
 
     def renew(self, held: HeldLock) -> bool:
-        """Extend a held lock by its TTL; False when it expired, or was stolen or broken."""
+        """Extend a held lock by its TTL; False when it expired (a TTL passed on this
+        worker's monotonic clock since it last wrote it), or was stolen or broken."""
+        mono = self.clock.monotonic()
         now = self.clock.now()
-        if held.lock.expires_at <= now:
+        if mono - held.written >= held.lock.ttl.total_seconds():
             return False  # stale: it may be stolen at any moment, so it is not ours to extend
         lock = replace(held.lock, expires_at=now + held.lock.ttl)
         try:
@@ -149,7 +182,31 @@ class Locks:
         except RefConflict:
             return False
         held.lock = lock
+        held.written = mono
         return True
+
+    def check(self, held: HeldLock) -> str | None:
+        """Why a lock this worker holds is no longer its own (None: it is): its ref moved
+        (stolen or broken), or was deleted by hand, which is then recorded as a break on top
+        of the last tip this worker wrote, so that the lock's history is kept."""
+        ref = refs.lock_ref(held.lock.name)
+        tip = self.store.read_ref(ref)
+        if tip == held.tip:
+            return None
+        if tip is not None:
+            return f"lock {held.lock.name} was taken over"
+        why = f"lock {held.lock.name} broken: its ref was deleted outside Frequency"
+        now = self.clock.now()
+        gone = replace(held.lock, released=True, expires_at=now)
+        msg = refs.lock_message(gone, "break", reason=why)
+        # RefConflict: written again meanwhile, and that one stands; a write that fails
+        # (a full disk) leaves the deletion unrecorded, but the holder stops all the same
+        with contextlib.suppress(FreqError, OSError):
+            oid = self.store.prepare_doc(
+                {refs.LOCK_FILE: refs.lock_to_json(gone)}, msg, at=now, parent=held.tip
+            )
+            self.store.swap(ref, oid, expected=None)
+        return why
 
     def hold(self, name: str, *, until: datetime, holder: str, reason: str) -> None:
         """Hold a lock for everyone until `until` (a quota): extends, never shortens, a hold."""

@@ -308,15 +308,18 @@ class Worker:
                 self._warned.add(problem)
                 self.reporter.emit(Progress(event=ProgressKind.PROBLEM, detail=problem))
         facts = gather(self.config, snap, store=self.store, clock=self.clock, factories=factories)
-        self.claims.view = View(snap=snap, facts=facts)
+        now = self.clock.now()
+        ends = self.claims.observe(snap, now)  # leases judged by this worker's monotonic clock
+        self.claims.view = View(snap=snap, facts=facts, ends=ends)
         return plan(
             self.config,
             snap,
-            now=self.clock.now(),
+            now=now,
             max_parallel=cap,
             factories=factories,
             facts=facts,
             complete=False,
+            ends=ends,
         )
 
     def _launch(self, p: Plan, pool: ThreadPoolExecutor, tally: _Tally) -> None:

@@ -1,8 +1,10 @@
 """Pure planning: (Config, Snapshot, now) → what should start, and why everything else waits.
 
-Imports only the standard library and freq.model / freq.runtime / freq.predicates. Never
-performs anything, never reads the clock: `now` comes in. The same Plan feeds `run`, `plan`
-and `why`.
+Imports only the standard library and freq.model / freq.runtime / freq.predicates /
+freq.leases. Never performs anything, never reads the clock: `now` comes in, and so do the
+ends of leases as the worker's own observer judges them (`ends`, freq/leases.py; without
+them, the holders' recorded expiries, which one-shot commands only display). The same Plan
+feeds `run`, `plan` and `why`.
 
 About 570 lines, above STYLE's ~500 on purpose: the order of the checks in `_decide` and
 `_blocks` is what `why` reports, and `next_start` (a chained claim) must ask exactly the
@@ -18,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import NamedTuple
 
+from freq.leases import Ends, lock_hold, split_subject
 from freq.model import Autonomy, Config, Factory, Step
 from freq.predicates import Facts, evaluate_all
 from freq.runtime import Snapshot, Subject
@@ -123,21 +126,27 @@ class Plan:
         )
 
 
+_NO_ENDS = Ends()
+
+
 @dataclass(slots=True)
 class Counts:
-    """Live counts the caps are checked against; they grow as the plan adds starts."""
+    """Live counts the caps are checked against; they grow as the plan adds starts. A
+    claim is live until `ends` says its lease ends."""
 
     running: int = 0
     by_factory: Counter[str] = field(default_factory=Counter)
     by_step: Counter[tuple[str, str]] = field(default_factory=Counter)
     by_state: Counter[tuple[str, str]] = field(default_factory=Counter)
+    ends: Ends = _NO_ENDS
 
     def add(self, config: Config, s: Subject, now: datetime, sign: int) -> None:
         """Count (sign 1) or uncount (sign -1) one subject: its state, and its live claim
         (also in the state that claim is heading for, for WIP limits)."""
         f = s.factory
         self.by_state[(f, s.state)] += sign
-        if s.claim is not None and s.claim.expires_at > now:
+        end = self.ends.claim(s)
+        if s.claim is not None and end is not None and end > now:
             self.running += sign
             self.by_factory[f] += sign
             self.by_step[(f, s.claim.step)] += sign
@@ -152,6 +161,7 @@ class Counts:
             by_factory=Counter(self.by_factory),
             by_step=Counter(self.by_step),
             by_state=Counter(self.by_state),
+            ends=self.ends,
         )
         if s is not None:
             out.add(config, s, now, -1)
@@ -163,10 +173,10 @@ class Counts:
         return self
 
 
-def count(config: Config, snap: Snapshot, now: datetime) -> Counts:
+def count(config: Config, snap: Snapshot, now: datetime, ends: Ends | None = None) -> Counts:
     """Subjects per state, and live claims per factory and step (each also counted in the
     state it is heading for, for WIP limits)."""
-    counts = Counts()
+    counts = Counts(ends=ends or _NO_ENDS)
     for s in snap.subjects.values():
         counts.add(config, s, now, 1)
     return counts
@@ -222,9 +232,17 @@ def _batch(
     return batch, later
 
 
-def _recoverable(fac: Factory, subj: Subject, tip: str, now: datetime) -> Expired | Park | None:
+def _lease_over(subj: Subject, now: datetime, ends: Ends) -> bool:
+    """`subj` has a claim whose lease has ended."""
+    end = ends.claim(subj)
+    return end is not None and end <= now
+
+
+def _recoverable(
+    fac: Factory, subj: Subject, tip: str, now: datetime, ends: Ends
+) -> Expired | Park | None:
     claim = subj.claim
-    if claim is not None and claim.expires_at <= now:
+    if claim is not None and _lease_over(subj, now, ends):
         return Expired.of(subj, tip)
     err = subj.last_error
     if claim is None and err is not None and err.final and err.dlq is None:
@@ -247,14 +265,18 @@ def plan(
     facts: Facts | None = None,
     explain: tuple[str, str] | None = None,
     complete: bool = True,
+    ends: Ends | None = None,
 ) -> Plan:
     """Decide what should start now under every cap, and why every other subject waits.
 
     `complete=False` (the run loop) stops deciding once the global cap is full, finding
     only expired leases and unparked failures after that: the waiting reasons of the
-    rest, which `plan` and `why` show, are not needed to run."""
+    rest, which `plan` and `why` show, are not needed to run. `ends`: when each lease
+    ends as the caller's observer judges it (a worker's); without it, at its holder's
+    recorded expiry, which is for display: only a worker with an observer takes over."""
     cap = max_parallel if max_parallel is not None else config.settings.max_parallel
-    counts = count(config, snap, now)
+    ends = ends or _NO_ENDS
+    counts = count(config, snap, now, ends)
     running_total = counts.running
     starts: list[Start] = []
     expired: list[Expired] = []
@@ -271,14 +293,17 @@ def plan(
             if not complete and counts.running >= cap:
                 # nothing more can start: only leases to recover and failures to park
                 # matter to `run`, and they are cheap to find
-                cheap = _recoverable(fac, subj, tip, now)
-                if subj.claim is not None and cheap is None:
-                    wakes.append(subj.claim.expires_at)  # to recover it if its worker dies
+                cheap = _recoverable(fac, subj, tip, now, ends)
+                end = ends.claim(subj)
+                if end is not None and cheap is None:
+                    wakes.append(end)  # to recover it if its worker dies
                 if cheap is not None:
                     (expired if isinstance(cheap, Expired) else parks).append(cheap)  # type: ignore[arg-type]
                 continue
             every = explain == (fac.factory_id, subj.name)
-            decision = _decide(fac, subj, tip, snap, now, cap, counts, facts, every=every)
+            decision = _decide(
+                fac, subj, tip, snap, now, cap, counts, facts, every=every, ends=ends
+            )
             batched = fac.step(decision.step) if isinstance(decision, Start) else None
             if isinstance(decision, Start) and batched is not None and batched.batch:
                 gathering.setdefault(decision.step, []).append((decision, subj))
@@ -301,8 +326,9 @@ def plan(
                 waiting.append(decision)
                 if decision.kind == "backoff" and subj.not_before is not None:
                     wakes.append(subj.not_before)
-                if decision.kind == "running" and subj.claim is not None:
-                    wakes.append(subj.claim.expires_at)
+                end = ends.claim(subj)
+                if decision.kind == "running" and end is not None:
+                    wakes.append(end)
                 if decision.until is not None:
                     wakes.append(decision.until)
         for step_id, members in gathering.items():
@@ -324,10 +350,11 @@ def plan(
         # subjects of factories no longer configured: nothing runs for them, but a claim a
         # worker holds must still be recovered when its lease ends (SPEC §5)
         for (fid, _name), subj in sorted(snap.subjects.items()):
-            if subj.claim is None or config.factory(fid) is not None:
+            end = ends.claim(subj)
+            if end is None or config.factory(fid) is not None:
                 continue
-            if subj.claim.expires_at > now:
-                wakes.append(subj.claim.expires_at)
+            if end > now:
+                wakes.append(end)
                 continue
             expired.append(Expired.of(subj, snap.tips[(fid, subj.name)]))
     return Plan(
@@ -354,6 +381,7 @@ def _decide(
     facts: Facts | None,
     *,
     every: bool = False,
+    ends: Ends = _NO_ENDS,
 ) -> Start | Expired | Park | Emit | Waiting:
     """What to do with one subject; with `every`, a waiting subject gets all its reasons
     (for `why`), not only the first that stops each step."""
@@ -374,11 +402,12 @@ def _decide(
 
     if subj.claim is not None:
         c = subj.claim
-        if c.expires_at > now:
+        end = ends.claim(subj)
+        if end is not None and end > now:
             return wait(
                 "running",
                 f"running {c.step} attempt {c.attempt} on {c.holder} since "
-                f"{_t(c.claimed_at)}, lease until {_t(c.expires_at)}",
+                f"{_t(c.claimed_at)}, lease until {_t(end)}",
                 step=c.step,
             )
         return Expired.of(subj, tip)
@@ -427,7 +456,7 @@ def _decide(
         return wait(pre[0].kind, pre[0].text, step=step_id, until=pre[0].until)
     found: list[tuple[str, _Block]] = [("", b) for b in pre]
     for step in steps:
-        blocks = _blocks(fac, step, subj, snap, now, cap, counts, facts)
+        blocks = _blocks(fac, step, subj, snap, now, cap, counts, facts, ends)
         got = list(blocks) if every else [b for b in (next(blocks, None),) if b is not None]
         if not got and not pre:
             return Start(
@@ -463,6 +492,7 @@ def _blocks(
     cap: int,
     counts: Counts,
     facts: Facts | None,
+    ends: Ends,
 ) -> Iterator[_Block]:
     """Every reason `step` cannot start for `subj` now, most fundamental first."""
     fid = fac.factory_id
@@ -523,12 +553,16 @@ def _blocks(
             )
             continue
         lock = snap.locks.get(spec.name)
-        if lock is not None and lock.held_at(now):
+        if lock is None:
+            continue
+        named = split_subject(lock.subject)
+        hold = lock_hold(lock, snap.subjects.get(named) if named else None, now=now, ends=ends)
+        if hold.held:
+            until = hold.until or lock.expires_at
             yield _Block(
                 "lock",
-                f"lock {spec.name} held by {lock.holder} ({lock.subject}) "
-                f"until {_t(lock.expires_at)}",
-                until=lock.expires_at,
+                f"lock {spec.name} held by {lock.holder} ({lock.subject}) until {_t(until)}",
+                until=until,
             )
 
 
@@ -556,19 +590,21 @@ def next_start(
     max_parallel: int | None = None,
     counts: Counts | None = None,
     facts: Facts | None = None,
+    ends: Ends | None = None,
 ) -> Start | None:
     """Whether `subject`, as it is now (at `tip`), would start a step now and which one,
     under the same rules and caps as `plan`, without planning every other subject.
 
     `snap` may be older than the subject; pass `count(config, snap, now)` as `counts` to
-    reuse one count for many calls. The subject's own entry in them is replaced by its
-    current self."""
+    reuse one count for many calls (with the same `ends`). The subject's own entry in them
+    is replaced by its current self."""
     fac = config.factory(subject.factory)
     if fac is None:
         return None
     cap = max_parallel if max_parallel is not None else config.settings.max_parallel
-    base = counts if counts is not None else count(config, snap, now)
+    ends = ends or (counts.ends if counts is not None else _NO_ENDS)
+    base = counts if counts is not None else count(config, snap, now, ends)
     adjusted = base.without(config, snap.subjects.get((subject.factory, subject.name)), now)
     adjusted = adjusted.with_subject(config, subject, now)
-    decision = _decide(fac, subject, tip, snap, now, cap, adjusted, facts)
+    decision = _decide(fac, subject, tip, snap, now, cap, adjusted, facts, ends=ends)
     return decision if isinstance(decision, Start) else None

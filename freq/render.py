@@ -92,8 +92,18 @@ def status_text(result: Any) -> str:
     return "\n\n".join(blocks) if blocks else "no factories configured"
 
 
+def _lock_state(r: Any) -> str:
+    if r.problem:
+        return "unreadable"
+    if r.held:
+        return "held"
+    why = getattr(r, "why", "")
+    return "free" if why in ("", "released") else f"stale: {why}"
+
+
 def locks_text(rows: Any) -> str:
-    """`locks`: one line per lock, with holder, subject, age, expiry and whether held."""
+    """`locks`: one line per lock, with holder, subject, age, expiry and whether held (or
+    free, or stale and why: `stale: its claim ended: worker lost`)."""
     return table(
         [
             [
@@ -102,7 +112,7 @@ def locks_text(rows: Any) -> str:
                 r.problem or r.subject,
                 f"{r.age_seconds:.0f}s",
                 r.expires_at,
-                "unreadable" if r.problem else "held" if r.held else "free",
+                _lock_state(r),
             ]
             for r in rows
         ],

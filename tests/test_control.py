@@ -97,3 +97,47 @@ def test_locks_list_and_break(freq_repo) -> None:  # type: ignore[no-untyped-def
     assert "Freq-Reason: tidy" in r.git("log", "-1", "--format=%B", "refs/frequency/locks/deploy")
     missing = r.run("locks", "break", "nope", "--reason", "x").assert_failure()
     assert missing.err == "git freq: no lock named 'nope'; see `git freq locks --all`\n"
+
+
+SHIP = """
+factory_id: g
+state: {initial: new, terminal: [done]}
+steps:
+  - {id: ship, from_states: [new], to_state: done, locks: [deploy], run: "true"}
+"""
+
+
+def test_a_lock_whose_claim_ended_is_stale_at_once(freq_repo) -> None:  # type: ignore[no-untyped-def]
+    """A worker took `deploy` for x and was then recorded lost: `locks` shows the lock as
+    stale and why, `status` no longer counts it held, and y, which needs it, is ready,
+    though the lock's own ttl has minutes to go."""
+    import random
+
+    from freq import refs, transitions
+    from freq.clock import SystemClock
+    from freq.config import load_config
+    from freq.loop import Worker
+    from freq.store import Store
+
+    r = freq_repo({".frequency/g.yaml": SHIP})
+    r.run("add", "g", "x", "y").assert_success()
+    clock = SystemClock()
+    w = Worker(Store.discover(r.path, clock=clock), load_config(r.path), clock=clock, worker="h:1")
+    lease = w.claims.claim(w._plan(1, None).starts[0])
+    assert lease is not None and lease.subject.name == "x"
+    assert r.run("locks").out.splitlines()[1].split()[-1] == "held"
+    assert r.run("status").out.endswith("locks held: deploy\n")
+    lost = transitions.worker_lost(
+        lease.subject,
+        w.config.step("g", "ship"),
+        at=clock.now(),
+        worker="h:2",
+        rng=random.Random(1),
+    )
+    w.store.advance(refs.subject_ref("g", "x"), lost.subject, lost.event, expected=lease.tip)
+    w.store.close()
+    assert r.run("locks").out.splitlines()[1].endswith("stale: its claim ended: worker lost")
+    (row,) = json.loads(r.run("locks", "--json").out)
+    assert (row["held"], row["why"]) == (False, "its claim ended: worker lost")
+    assert "locks held" not in r.run("status").out
+    assert r.run("why", "g", "y").out == "g/y [new]:\n  - ready: ship attempt 1 would start now\n"

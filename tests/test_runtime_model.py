@@ -3,7 +3,10 @@ moves by several simulated workers, against the real store in a temporary reposi
 checked after every step against a simple model (Hypothesis stateful testing).
 
 Each simulated worker is a Worker (freq/loop.py) with its own Store (its own dulwich Repo, as a
-separate process would have); all share one FakeClock, so lease expiry is exact.
+separate process would have). Their clocks share one FakeClock timeline, so lease expiry is
+exact, but their wall clocks disagree by up to 40 s (two thirds of a ttl either way) and
+their monotonic clocks have origins of their own: each judges other workers' leases by its
+own Observer (freq/leases.py), and the invariants judge a lease by its holder's own clock.
 """
 
 from __future__ import annotations
@@ -31,8 +34,11 @@ from freq.runners import StepResult
 from freq.runtime import Event, EventKind, Subject
 from freq.store import Store
 
+from .clocks import SkewedClock
+
 SUBJECTS = ("a", "b", "c", "d")
 WORKERS = ("w1", "w2", "w3")
+SKEW = {"w1": 0.0, "w2": 20.0, "w3": -20.0}  # seconds each wall clock is off
 TTL = 30
 CAP = 2
 
@@ -102,14 +108,18 @@ class Runtime(RuleBasedStateMachine):
         super().__init__()
         self.dir = Path(tempfile.mkdtemp(prefix="freq-model-"))
         subprocess.run(["git", "init", "-q", str(self.dir)], check=True)
-        self.clock = FakeClock()
+        self.clock = FakeClock()  # the true timeline (and a person's clock)
+        clocks = {
+            w: SkewedClock(self.clock, SKEW[w], mono_origin=1000.0 * i)
+            for i, w in enumerate(WORKERS)
+        }
         self.config = _config(str(self.dir))
-        self.stores = {w: Store.discover(self.dir, clock=self.clock) for w in WORKERS}
+        self.stores = {w: Store.discover(self.dir, clock=clocks[w]) for w in WORKERS}
         self.ex = {
             w: Worker(
                 self.stores[w],
                 self.config,
-                clock=self.clock,
+                clock=clocks[w],
                 worker=f"host:{w}:1",
                 rng=random.Random(i),
             )
@@ -153,10 +163,20 @@ class Runtime(RuleBasedStateMachine):
         return self.stores["w1"].read_subject("f", name)[0]
 
     def _plan(self, worker: str, cap: int | None = None):  # type: ignore[no-untyped-def]
+        """What the worker's loop plans: leases judged by its own observer."""
         ex = self.ex[worker]
         snap = ex.store.snapshot()
-        ex.claims.view = View(snap=snap, facts=None)
-        return plan(self.config, snap, now=self.clock.now(), max_parallel=cap)
+        now = ex.clock.now()
+        ends = ex.claims.observe(snap, now)
+        ex.claims.view = View(snap=snap, facts=None, ends=ends)
+        return plan(self.config, snap, now=now, max_parallel=cap, ends=ends)
+
+    def _live(self, s: Subject) -> bool:
+        """The subject's claim is live by its holder's own clock (the truth here)."""
+        if s.claim is None:
+            return False
+        worker = s.claim.holder.split(":")[1]
+        return s.claim.expires_at - timedelta(seconds=SKEW[worker]) > self.clock.now()
 
     # ------------------------------------------------------------ rules
 
@@ -282,19 +302,17 @@ class Runtime(RuleBasedStateMachine):
     @invariant()
     def caps_hold(self) -> None:
         """Never more live claims than the global cap, nor than the step cap on `test`."""
-        now = self.clock.now()
         subs = [self._subject(n) for n in SUBJECTS]
-        live = [s for s in subs if s.claim is not None and s.claim.expires_at > now]
+        live = [s for s in subs if self._live(s)]
         assert len(live) <= CAP
         assert sum(1 for s in live if s.claim and s.claim.step == "test") <= 1
 
     @invariant()
     def one_believer_per_live_claim(self) -> None:
         """At most one worker's lease matches a subject's live claim epoch."""
-        now = self.clock.now()
         for n in SUBJECTS:
             s = self._subject(n)
-            if s.claim is None or s.claim.expires_at <= now:
+            if s.claim is None or not self._live(s):
                 continue
             believers = [
                 h
@@ -307,16 +325,16 @@ class Runtime(RuleBasedStateMachine):
 
     @invariant()
     def lock_has_one_holder(self) -> None:
-        """Lock L is held by at most one live `ship` claim at any instant."""
-        now = self.clock.now()
+        """Lock L is held by at most one live `ship` claim at any instant, and names it."""
         lock, _ = self.ex["w1"].claims.locks.read("L")
         holders = [
             s
             for s in (self._subject(n) for n in SUBJECTS)
-            if s.claim is not None and s.claim.step == "ship" and s.claim.expires_at > now
+            if s.claim is not None and s.claim.step == "ship" and self._live(s)
         ]
         assert len(holders) <= 1
-        if holders and lock is not None and lock.held_at(now):
+        if holders:
+            assert lock is not None and not lock.released
             assert lock.subject == f"f/{holders[0].name}"
 
     @invariant()

@@ -88,11 +88,11 @@ def approve(app: ops.App, factory: str, subject: str, step: str, reason: str, as
 
 
 @cli.group(invoke_without_command=True)
-@click.option("--all", "include_free", is_flag=True, help="Include released and expired locks.")
+@click.option("--all", "include_free", is_flag=True, help="Include released locks too.")
 @json_option
 @click.pass_context
 def locks(ctx: click.Context, include_free: bool, as_json: bool) -> int:
-    """List named locks: holder, age, expiry.
+    """List named locks not released: holder, age, expiry, held or stale (and why).
 
     \b
     Examples:

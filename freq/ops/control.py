@@ -160,6 +160,7 @@ class LockRow:
     held: bool
     age_seconds: float
     problem: str | None = None  # the lock's ref cannot be read: it blocks until broken
+    why: str = ""  # why it is not held: released, expired at T, its claim ended: worker lost
 
 
 def _broken_row(name: str, problem: str) -> LockRow:
@@ -176,15 +177,20 @@ def _broken_row(name: str, problem: str) -> LockRow:
 
 
 def list_locks(app: App, *, include_free: bool = False) -> tuple[LockRow, ...]:
-    """Held locks (all of them with include_free), with holder, age and expiry. A lock whose
-    ref cannot be read is always listed, with its problem: steps needing it wait."""
+    """Locks not released (all of them with include_free), with holder, age, expiry, and
+    whether they are held: a lock whose claim ended, or whose TTL passed, is stale (`why`
+    says which), and the next claim takes it. A lock whose ref cannot be read is always
+    listed, with its problem: steps needing it wait. This command has no history of the
+    refs, so a lease's end is its holder's recorded expiry (freq/leases.py)."""
     now = app.clock.now()
     out = []
-    locks, broken = Locks(app.store, app.clock).all()
+    reader = Locks(app.store, app.clock)
+    locks, broken = reader.all()
     out += [_broken_row(name, problem) for name, problem in sorted(broken.items())]
     for lock in locks:
-        held = lock.held_at(now)
-        if held or include_free:
+        hold = reader.hold_of(lock, None)
+        held = hold.held
+        if not lock.released or include_free:
             out.append(
                 LockRow(
                     name=lock.name,
@@ -194,6 +200,7 @@ def list_locks(app: App, *, include_free: bool = False) -> tuple[LockRow, ...]:
                     expires_at=refs.iso(lock.expires_at),
                     held=held,
                     age_seconds=round((now - lock.acquired_at).total_seconds(), 3),
+                    why=hold.why,
                 )
             )
     return tuple(out)

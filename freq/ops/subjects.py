@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from freq import refs
 from freq.errors import Hint, UnknownState, UsageError
 from freq.facts import gather
+from freq.leases import Ends, lock_hold, split_subject
 from freq.model import data_problem
 from freq.ops.app import App, _known, _snapshot
 from freq.planner import Plan, plan
@@ -138,6 +139,12 @@ class OrphanStatus:
     running: int
 
 
+def _named(snap: Snapshot, subject: str) -> Subject | None:
+    """The subject a lock names (`factory/name`), as `snap` has it."""
+    key = split_subject(subject)
+    return snap.subjects.get(key) if key is not None else None
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StatusResult:
     """`status`: every (or one) factory's counts, and factories no longer configured."""
@@ -199,7 +206,13 @@ def status(app: App, factory_id: str | None = None) -> StatusResult:
                 dlq_waiting=queue.waiting(fac.factory_id),
             )
         )
-    held = tuple(sorted(n for n, lock in snap.locks.items() if lock.held_at(now)))
+    held = tuple(
+        sorted(
+            n
+            for n, lock in snap.locks.items()
+            if lock_hold(lock, _named(snap, lock.subject), now=now, ends=Ends()).held
+        )
+    )
     return StatusResult(
         factories=tuple(out),
         locks_held=held,
