@@ -46,13 +46,14 @@ def _start_time(pid: int) -> str:
 
 def _lost_claim(r: FreqRepo, holder: str) -> int:
     """Write a claim of f/x by `holder` that expired an hour ago, as a killed worker leaves
-    it; its epoch."""
+    it; its epoch. Its lease is 1 s: a worker that sees it first waits that long (on its
+    own clock) before taking it over."""
     store = Store.discover(r.path, clock=SystemClock())
     try:
         subj, tip = store.read_subject("f", "x")
         at = datetime.now(UTC) - timedelta(hours=1)
         c = transitions.claimed(
-            subj, step="work", attempt=1, worker=holder, at=at, ttl=timedelta(seconds=60)
+            subj, step="work", attempt=1, worker=holder, at=at, ttl=timedelta(seconds=1)
         )
         store.advance(refs.subject_ref("f", "x"), c.subject, c.event, expected=tip)
         return c.subject.epoch
