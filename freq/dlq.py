@@ -23,7 +23,7 @@ from typing import Any
 from freq import refs
 from freq.clock import Clock
 from freq.errors import AlreadyRequeued, CorruptState, Hint, RefConflict, UnknownEntry
-from freq.store import Store
+from freq.store import Store, problem_line
 
 ENTRY_FILE = "entry.json"
 _CAS_ATTEMPTS = 50
@@ -36,7 +36,7 @@ class Entry:
 
     id: str
     seq: int
-    kind: str  # entry | requeue
+    kind: str  # entry | requeue | repair (the queue's history broke: what was lost)
     factory: str
     subject: str
     at: datetime
@@ -108,6 +108,8 @@ def _from_json(raw: bytes, commit: str, where: str) -> Entry:
 
 
 def _message(e: Entry) -> str:
+    if e.kind == "repair":
+        raise ValueError("a repair record's message is written by its repair (mend)")
     if e.kind == "requeue":
         head = f"dlq {e.id}: requeue {e.requeues} ({e.factory}/{e.subject})"
     else:
@@ -168,20 +170,21 @@ class Dlq:
             try:
                 commit = self.store.commit_at(oid, ref)
             except CorruptState as exc:
-                yield exc.message
+                yield problem_line(exc, "older entries not shown" if n > 1 else "")
                 return
             try:
                 yield _from_json(self.store.doc_at(oid, ENTRY_FILE, ref), oid, ref)
             except CorruptState as exc:
-                yield exc.message
+                yield problem_line(exc)
             oid = commit.parents[0].decode() if commit.parents else None
 
-    def waiting(self, factory: str) -> int:
+    def waiting(self, factory: str, *, problems: list[str] | None = None) -> int:
         """How many entries of the queue have not been requeued: counted from the queue
-        itself, so entries whose subject moved on (to `on_terminal`) count too."""
+        itself, so entries whose subject moved on (to `on_terminal`) count too. Commits that
+        cannot be read are described in `problems`."""
         requeued: set[str] = set()
         n = 0
-        for e in self.entries(factory):
+        for e in self.entries(factory, problems=problems):
             if e.kind == "requeue" and e.requeues:
                 requeued.add(e.requeues)
             elif e.kind == "entry" and e.id not in requeued:
@@ -222,6 +225,18 @@ class Dlq:
                 continue
             return Entry(**{**_fields(new), "commit": oid})
         raise RefConflict(ref)
+
+    def mend(self, entry: Entry, message: str, *, tip: str, base: str | None) -> Entry:
+        """Write a `repair` record (`entry`, its id and seq chosen by the caller above every
+        one the queue held) on top of `base`, the newest commit below which the queue's
+        chain is intact (None: a new root), and move the queue from its broken `tip` to it
+        by compare-and-swap. The entries between are no longer in the queue; `message` says
+        which (freq.chains). RefConflict when the queue moved meanwhile."""
+        ref = refs.DLQ + refs.check_name("factory", entry.factory)
+        files = {ENTRY_FILE: _to_json(entry), refs.OUTPUT_FILE: b""}
+        oid = self.store.prepare_doc(files, message, at=entry.at, parent=base)
+        self.store.swap(ref, oid, expected=tip)
+        return Entry(**{**_fields(entry), "commit": oid})
 
     def find(self, entry_id: str) -> Entry:
         """An entry by `factory#N` or by (a prefix of) its commit id."""

@@ -14,6 +14,7 @@ boundary in freq/cli/ (and later server.py) is the only place that turns them in
     ├── UnknownFactory / UnknownSubject / UnknownState
     ├── SubjectExists
     ├── CorruptState               a ref under refs/frequency/ that Frequency cannot read
+    │   └── BrokenHistory          its chain names an object the repository lacks
     ├── StateDirUnusable           .git/frequency/ is not a folder Frequency can use
     ├── RefConflict                a compare-and-swap lost its race (retryable)
     ├── GitLockHeld                a *.lock file held by someone else (retryable)
@@ -163,6 +164,28 @@ class CorruptState(FreqError):
     """A ref under refs/frequency/ whose content Frequency cannot read."""
 
     code = "corrupt-state"
+
+
+class BrokenHistory(CorruptState):
+    """A commit of a ref's chain (or its tree, or a file of it) is not in the object store:
+    `git gc --prune=now` removed an object no ref reached yet, and a ref then moved onto it
+    or a commit was built on it. `at` is the commit where the chain breaks; `missing` the
+    object that is absent (the commit itself unless a tree or file is named)."""
+
+    code = "broken-history"
+
+    def __init__(self, ref: str, at: str, *, missing: str | None = None, what: str = "") -> None:
+        if missing is None or missing == at:
+            why = "a commit git gc --prune=now removed?"
+        else:
+            why = f"its {what} {missing[:12]} is missing: git gc --prune=now removed it?"
+        super().__init__(
+            f"{ref}: history broken at {at[:12]} ({why})",
+            hint=Hint(text="run", command=("cleanup", "--repair")),
+        )
+        self.ref = ref
+        self.at = at
+        self.missing = missing or at
 
 
 class StateDirUnusable(FreqError):

@@ -18,16 +18,16 @@ from datetime import datetime, timedelta
 from typing import TypeVar
 
 from freq.attempts import Attempts, StepOutcome
-from freq.claims import Claims, Heartbeat, Lease, View
+from freq.claims import Claims, Heartbeat, View
 from freq.clock import Clock, Random, system_rng
 from freq.discovery import discover
-from freq.errors import DiskFull, GitLockHeld
+from freq.errors import CorruptState, DiskFull, GitLockHeld
 from freq.facts import gather
 from freq.model import Config
-from freq.planner import Plan, plan
+from freq.planner import Plan, Start, plan
 from freq.repair import Repair
 from freq.report import Progress, ProgressKind, Reporter
-from freq.store import Store
+from freq.store import Store, problem_line
 
 WAKE_SLICE = 0.01  # seconds between checks for a changed ref while waiting (idle CPU ~1%)
 SWEEP_EVERY = 300.0  # seconds between sweeps for stale lock files
@@ -304,9 +304,7 @@ class Worker:
         self._discover(factories)
         snap = self.store.snapshot()
         for problem in snap.problems:  # unreadable refs are skipped: say so once per run
-            if problem not in self._warned:
-                self._warned.add(problem)
-                self.reporter.emit(Progress(event=ProgressKind.PROBLEM, detail=problem))
+            self._warn(problem)
         facts = gather(self.config, snap, store=self.store, clock=self.clock, factories=factories)
         now = self.clock.now()
         ends = self.claims.observe(snap, now)  # leases judged by this worker's monotonic clock
@@ -336,25 +334,36 @@ class Worker:
         for start in starts:
             if (start.factory, start.subject) in busy or self.stopping:
                 continue
-            if start.batch:
-                none: list[Lease] = []
-                members = self._guarded(functools.partial(self.claims.claim_batch, start), none)
-                if members:
-                    fut = pool.submit(self.attempts.execute_batch, members)
-                    inflight[fut] = (start.factory, start.subject)
-                    lost = 0
-                    continue
-            else:
-                lease = self._guarded(functools.partial(self.claims.claim, start), None)
-                if lease is not None:
-                    fut = pool.submit(self.attempts.execute_chain, lease)
-                    inflight[fut] = (start.factory, start.subject)
-                    lost = 0
-                    continue
+            try:
+                fut = self._guarded(functools.partial(self._claim, start, pool), None)
+            except CorruptState as exc:
+                # a broken history under this subject (the store dropped it from its caches,
+                # so the next snapshot skips it as a problem): say so once, go on
+                self._warn(problem_line(exc))
+                continue
+            if fut is not None:
+                inflight[fut] = (start.factory, start.subject)
+                lost = 0
+                continue
             tally.lost_races += 1
             lost += 1
             if lost >= 2:
                 break  # others work from the same plan: leave them the rest; re-plan
+
+    def _claim(self, start: Start, pool: ThreadPoolExecutor) -> Future[list[StepOutcome]] | None:
+        """Claim a planned start and submit its attempt (a batch's members together); None
+        when the claim was lost."""
+        if start.batch:
+            members = self.claims.claim_batch(start)
+            return pool.submit(self.attempts.execute_batch, members) if members else None
+        lease = self.claims.claim(start)
+        return pool.submit(self.attempts.execute_chain, lease) if lease is not None else None
+
+    def _warn(self, problem: str) -> None:
+        """A problem with the state, reported once per run."""
+        if problem not in self._warned:
+            self._warned.add(problem)
+            self.reporter.emit(Progress(event=ProgressKind.PROBLEM, detail=problem))
 
     def _wait(
         self, tally: _Tally, token: tuple[int, ...], poll: timedelta, next_wake: datetime | None

@@ -91,6 +91,9 @@ TRAILER_ORDER = (
     ("Freq-Failure", "failure"),
     ("Freq-Dlq", "dlq"),
     ("Freq-Claims", "next_claim"),
+    ("Freq-Missing", "missing"),
+    ("Freq-Lost", "lost"),
+    ("Freq-Restored-From", "restored_from"),
 )
 
 
@@ -118,6 +121,8 @@ def subject_line(event: Event) -> str:
         return f"{who}: requeued {event.from_state} -> {event.to_state}"
     if k is EventKind.CLAIMED:
         return f"{who}: {event.step} claimed (attempt {event.attempt})"
+    if k is EventKind.REPAIRED:
+        return f"{who}: repaired in {event.to_state} (history broken, {event.lost} lost)"
     if k is EventKind.RENEWED:
         return f"{who}: {event.step} lease renewed (attempt {event.attempt})"
     return f"{who}: {event.step} released (attempt {event.attempt})"
@@ -128,6 +133,8 @@ def format_message(event: Event) -> str:
     lines = [subject_line(event), ""]
     if event.reason:
         lines += [event.reason.strip(), ""]
+    if event.details:
+        lines += [event.details.strip("\n"), ""]
     for key, attr in TRAILER_ORDER:
         value = getattr(event, attr)
         if value is None:
@@ -445,4 +452,30 @@ def lock_message(
         lines.append(f"Freq-Previous-Holder: {previous.holder}")
     if reason:
         lines.append(f"Freq-Reason: {_one_line(reason)}")
+    return "\n".join(lines) + "\n"
+
+
+def repair_message(
+    head: str,
+    *,
+    event: str,
+    ids: tuple[tuple[str, str], ...],
+    by: str,
+    missing: tuple[str, ...],
+    lost: int,
+    restored_from: str | None,
+    reason: str,
+    details: str = "",
+) -> str:
+    """Commit message of a repaired lock, control or dead-letter ref (`head`: `lock deploy`;
+    `ids`: the trailers naming it). A subject's repair is format_message of its event."""
+    n = f"{lost} commit{'s' if lost != 1 else ''}"
+    lines = [f"{head}: repaired (history broken, {n} lost)", "", reason.strip(), ""]
+    if details:
+        lines += [details.strip("\n"), ""]
+    lines += [f"Freq-Event: {event}", *(f"{k}: {_one_line(v)}" for k, v in ids)]
+    lines += [f"Freq-Missing: {' '.join(missing)}", f"Freq-Lost: {n}"]
+    if restored_from:
+        lines.append(f"Freq-Restored-From: {restored_from}")
+    lines += [f"Freq-By: {_one_line(by)}", f"Freq-Reason: {_one_line(reason)}"]
     return "\n".join(lines) + "\n"

@@ -126,6 +126,7 @@ class EventKind(Enum):
     MOVED = "moved"
     PARKED = "parked"
     REQUEUED = "requeued"
+    REPAIRED = "repaired"  # back at its last intact state after its history broke
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -148,6 +149,12 @@ class Event:
     dlq: str | None = None
     next_claim: str | None = None  # a success that also claims the next step
     reason: str | None = None
+    # a repair (cleanup --repair): the objects found missing, the commits dropped from the
+    # history, where the kept state was read, and a paragraph listing what was dropped
+    missing: str | None = None
+    lost: str | None = None
+    restored_from: str | None = None
+    details: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -18,6 +18,7 @@ git (tests/test_transitions.py).
     requeued    back from the dead-letter queue with a fresh budget
     moved       moved by a person
     approved    a gate step approved: the subject moves to the gate's to_state
+    repaired    back at its last intact state after its history broke (cleanup --repair)
 """
 
 from __future__ import annotations
@@ -387,6 +388,54 @@ def approved(subj: Subject, step: Step, *, at: datetime, by: str, reason: str = 
         step=step.id,
         reason=f"approved by {by}" + (f": {reason}" if reason else ""),
     )
+
+
+def repaired(
+    subj: Subject,
+    *,
+    at: datetime,
+    by: str,
+    missing: tuple[str, ...],
+    lost: int,
+    seen_epoch: int,
+    restored_from: str,
+    reason: str,
+    details: str = "",
+) -> Change:
+    """`subj`, the newest state of a subject whose history broke that could still be read
+    (`restored_from` says where), recorded again as a new commit (`missing`: the objects
+    found missing, newest first; `lost`: how many commits leave its history). Any claim ends
+    and its attempt is given back (its result, if any, was lost with the history); the epoch
+    rises above every epoch the lost commits may have held (`seen_epoch`), so an attempt
+    still running under the broken chain is fenced off."""
+    if not missing:
+        raise ValueError(f"{subj.factory}/{subj.name}: a repair names what was missing")
+    c = subj.claim
+    epoch = max(subj.epoch, seen_epoch) + 1
+    new = replace(
+        subj,
+        claim=None,
+        attempt=max(c.attempt - 1, 0) if c is not None else subj.attempt,
+        epoch=epoch,
+        updated_at=at,
+    )
+    event = _event(
+        EventKind.REPAIRED,
+        subj,
+        at,
+        by,
+        step=c.step if c is not None else None,
+        attempt=c.attempt if c is not None else None,
+        from_state=subj.state,
+        to_state=subj.state,
+        epoch=epoch,
+        reason=reason,
+        missing=" ".join(missing),
+        lost=f"{lost} commit{'s' if lost != 1 else ''}",
+        restored_from=restored_from,
+        details=details or None,
+    )
+    return Change(subject=new, event=event)
 
 
 def last_line(tail: str) -> str:

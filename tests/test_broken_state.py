@@ -92,18 +92,21 @@ def test_subject_ref_naming_a_missing_object_or_a_blob(build: FreqRepo, kind: st
         # git update-ref refuses a missing object: write the loose ref by hand
         (build.path / ".git" / ref).parent.mkdir(parents=True, exist_ok=True)
         (build.path / ".git" / ref).write_text(oid + "\n")
-        problem = f"{ref}: points at 0123456789ab, which is not in this repository"
+        problem = f"{ref}: history broken at 0123456789ab (a commit git gc --prune=now removed?)"
+        hint = "; run `git freq cleanup --repair`"
     else:
         oid = build.git("hash-object", "-w", "README").strip()
         build.git("update-ref", ref, oid)
         problem = f"{ref}: points at a blob, not a commit"
+        hint = ""
     for args in (("show", "build", "bad"), ("log", "build", "bad"), ("why", "build", "bad")):
-        assert build.run(*args).assert_failure().err == f"git freq: {problem}\n", args
-    warning = f"warning: {problem}\n"
+        assert build.run(*args).assert_failure().err == f"git freq: {problem}{hint}\n", args
+    warning = f"warning: {problem}{hint}\n"
     assert build.run("status").assert_success().err == warning
     assert build.run("plan").assert_success().out.endswith(warning)
-    assert build.run("log", "build").assert_success().err == f"warning: {problem}; ignored\n"
-    assert build.run("log").assert_success().err == f"warning: {problem}; ignored\n"
+    ignored = f"warning: {problem}; ignored{hint}\n"
+    assert build.run("log", "build").assert_success().err == ignored
+    assert build.run("log").assert_success().err == ignored
     run = build.run("run", "--until-idle").assert_success()
     assert run.out.splitlines()[-1] == "done: 1 succeeded, 0 failed, 0 recovered, 0 lost races"
 

@@ -113,7 +113,8 @@ def test_a_skewed_worker_neither_steals_live_leases_nor_waits_on_dead_ones(
     assert waited == 3
     recovered = [e for e in reporters[observer_name].events if e.event is ProgressKind.RECOVERED]
     assert [e.detail for e in recovered] == [
-        f"worker lost: {holder_name}:1:1 (on another host: its processes cannot be stopped from here)"
+        f"worker lost: {holder_name}:1:1 "
+        "(on another host: its processes cannot be stopped from here)"
     ]
     # the same cycle starts y: the lock x's claim held is free as soon as that claim ended
     assert [(o.subject, o.ok) for o in summary.outcomes] == [("y", True)]

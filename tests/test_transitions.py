@@ -255,3 +255,82 @@ def test_rules_of_a_claim_refuse_a_subject_without_one(rule: str) -> None:
     }
     with pytest.raises(ValueError, match="has no claim"):
         calls[rule](_new())
+
+
+def _repaired(subj: Subject, seen_epoch: int = 0) -> t.Change:
+    return t.repaired(
+        subj,
+        at=T0 + TTL,
+        by="ana",
+        missing=("a" * 40, "b" * 40),
+        lost=3,
+        seen_epoch=seen_epoch,
+        restored_from="c" * 40,
+        reason="history broken at aaaaaaaaaaaa",
+        details="No longer in this history (3 commits, newest first):\n  ...",
+    )
+
+
+@pytest.mark.parametrize(
+    ("claimed", "seen_epoch", "epoch", "attempt"),
+    [
+        (False, 0, 1, 0),  # no claim: the epoch still rises (a move outside any claim)
+        (True, 0, 2, 0),  # a claim ends, its attempt is given back
+        (True, 7, 8, 0),  # lost commits held a higher epoch: the new one is above it
+    ],
+)
+def test_repaired_ends_any_claim_and_rises_above_every_epoch_seen(
+    claimed: bool, seen_epoch: int, epoch: int, attempt: int
+) -> None:
+    """A repair keeps the state as read (state, data, error, backoff), ends a claim without
+    spending its attempt, and fences off an attempt still running under the broken chain."""
+    subj = _claimed() if claimed else replace(_new(), not_before=T0 + TTL)
+    c = _repaired(subj, seen_epoch)
+    s = c.subject
+    assert (s.epoch, s.attempt, s.claim, s.updated_at) == (epoch, attempt, None, T0 + TTL)
+    assert (s.state, s.data, s.not_before, s.created_at) == (
+        subj.state,
+        subj.data,
+        subj.not_before,
+        subj.created_at,
+    )
+    e = c.event
+    assert (e.kind, e.from_state, e.to_state, e.epoch, e.worker) == (
+        EventKind.REPAIRED,
+        "new",
+        "new",
+        epoch,
+        "ana",
+    )
+    assert (e.step, e.attempt) == (("build", 1) if claimed else (None, None))
+    assert (e.missing, e.lost, e.restored_from) == (
+        "a" * 40 + " " + "b" * 40,
+        "3 commits",
+        "c" * 40,
+    )
+
+
+def test_repaired_commit_message_names_what_was_lost() -> None:
+    """Subject line, the reason, the list of dropped commits, then the trailers git reads."""
+    from freq.refs import format_message, parse_trailers
+
+    msg = format_message(_repaired(_claimed()).event)
+    head, reason, details, _trailers = msg.split("\n\n")
+    assert head == "f/x: repaired in new (history broken, 3 commits lost)"
+    assert reason == "history broken at aaaaaaaaaaaa"
+    assert details.startswith("No longer in this history (3 commits, newest first):\n")
+    tr = parse_trailers(msg)
+    assert (tr["Freq-Event"], tr["Freq-Lost"], tr["Freq-Restored-From"]) == (
+        "repaired",
+        "3 commits",
+        "c" * 40,
+    )
+    assert tr["Freq-Missing"].split() == ["a" * 40, "b" * 40]
+
+
+def test_a_repair_names_what_was_missing() -> None:
+    """A repair without a missing object is a mistake of its caller."""
+    with pytest.raises(ValueError, match="names what was missing"):
+        t.repaired(
+            _new(), at=T0, by="a", missing=(), lost=0, seen_epoch=0, restored_from="", reason=""
+        )

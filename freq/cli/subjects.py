@@ -117,6 +117,7 @@ def show(app: ops.App, factory: str, subject: str, as_json: bool) -> int:
         _emit_json(res)
         return 0
     click.echo(render.show_text(res))
+    warn(res.problems)
     return 0
 
 

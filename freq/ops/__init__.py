@@ -3,8 +3,8 @@
 Must not import click, dulwich, subprocess or pexpect, and never prints: each function takes an
 App and plain values and returns a result dataclass (or raises a FreqError). freq/cli/ renders;
 server.py will serve the same. Callers use `from freq import ops` and `ops.X`; the actions live
-in `app` (the App handle), `project`, `subjects`, `control` (and locks) and `dlq`, and are
-re-exported here.
+in `app` (the App handle), `project`, `subjects`, `control` (and locks), `dlq` and `cleanup`
+(housekeeping), and are re-exported here.
 
 The re-exports are lazy (PEP 562 module `__getattr__`): importing this package imports none
 of its submodules, so `git freq --version` and `--help` do not pay for dulwich, yaml,
@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from freq.ops.app import App
+    from freq.ops.cleanup import ChainRow, CleanupResult, TaskReport, cleanup
     from freq.ops.control import (
         ApproveResult,
         ControlResult,
@@ -74,11 +75,13 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
-    "STARTER_BUILD", "STARTER_SETTINGS", "AddResult", "App", "ApproveResult", "ControlResult",
+    "STARTER_BUILD", "STARTER_SETTINGS", "AddResult", "App", "ApproveResult", "ChainRow",
+    "CleanupResult", "ControlResult",
     "DlqListResult", "DlqRow", "DlqShow", "FactoryStatus", "GraphInput", "InitResult", "LockRow",
     "LogResult", "OrphanStatus",
-    "RequeueResult", "ShowResult", "StatusResult", "TransitionResult", "ValidateResult",
-    "WhyResult", "add_subjects", "approve", "break_lock", "discover", "dlq_list",
+    "RequeueResult", "ShowResult", "StatusResult", "TaskReport", "TransitionResult",
+    "ValidateResult", "WhyResult", "add_subjects", "approve", "break_lock", "cleanup", "discover",
+    "dlq_list",
     "dlq_requeue", "dlq_show", "graph_input", "init_project", "list_locks", "log",
     "parse_data", "parse_subjects", "pause", "plan_now", "resume", "run", "set_autonomy",
     "show", "status", "transition", "validate", "why",
@@ -87,6 +90,7 @@ __all__ = [
 # Which submodule defines each name of __all__ (a test checks that the two agree).
 _NAMES_BY_MODULE: dict[str, tuple[str, ...]] = {
     "app": ("App",),
+    "cleanup": ("ChainRow", "CleanupResult", "TaskReport", "cleanup"),
     "control": (
         "ApproveResult", "ControlResult", "LockRow", "approve", "break_lock", "list_locks",
         "pause", "resume", "set_autonomy",

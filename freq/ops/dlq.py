@@ -129,6 +129,8 @@ def dlq_requeue(
     fresh attempt budget. A second requeue of the same entry is refused."""
     queue = Dlq(app.store, app.clock)
     e = queue.find(entry_id)
+    if e.kind == "repair":
+        raise FreqError(f"{e.id} records a repair of the queue, not a failure; nothing to requeue")
     if e.kind != "entry":
         raise FreqError(f"{e.id} is a requeue record, not a failure; requeue {e.requeues} instead")
     subj, tip = app.store.read_subject(e.factory, e.subject)

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from freq import refs
-from freq.errors import Hint, UnknownState, UsageError
+from freq.errors import BrokenHistory, Hint, UnknownState, UsageError
 from freq.facts import gather
 from freq.leases import Ends, lock_hold, split_subject
 from freq.model import data_problem
@@ -21,7 +21,7 @@ from freq.ops.app import App, _known, _snapshot
 from freq.planner import Plan, plan
 from freq.report import Reporter
 from freq.runtime import Snapshot, Subject
-from freq.store import HistoryEntry
+from freq.store import HistoryEntry, problem_line
 
 if TYPE_CHECKING:  # the run loop is imported by `run` alone: `plan` and `status` skip it
     from freq.loop import RunSummary
@@ -184,6 +184,7 @@ def status(app: App, factory_id: str | None = None) -> StatusResult:
     from freq.dlq import Dlq  # `status` alone reads the queue: `plan` need not import it
 
     queue = Dlq(app.store, app.clock)
+    queue_problems: list[str] = []
     out = []
     for fac in facs:
         subs = snap.in_factory(fac.factory_id)
@@ -203,7 +204,7 @@ def status(app: App, factory_id: str | None = None) -> StatusResult:
                 paused=control.paused,
                 autonomy=(control.autonomy or fac.autonomy).value,
                 description=fac.description,
-                dlq_waiting=queue.waiting(fac.factory_id),
+                dlq_waiting=queue.waiting(fac.factory_id, problems=queue_problems),
             )
         )
     held = tuple(
@@ -216,7 +217,7 @@ def status(app: App, factory_id: str | None = None) -> StatusResult:
     return StatusResult(
         factories=tuple(out),
         locks_held=held,
-        problems=snap.problems,
+        problems=(*snap.problems, *queue_problems),
         orphans=_orphans(app, snap, now) if factory_id is None else (),
     )
 
@@ -229,24 +230,37 @@ class ShowResult:
     tip: str
     output_tail: str
     history: tuple[HistoryEntry, ...]
+    problems: tuple[str, ...] = ()  # where the history breaks (older commits not shown)
+
+
+def _breaks(broken: Sequence[BrokenHistory]) -> tuple[str, ...]:
+    """Where history walks stopped, as warning lines (each place once)."""
+    return tuple(dict.fromkeys(problem_line(b, "older history not shown") for b in broken))
 
 
 def show(app: App, factory_id: str, name: str, *, history: int = 20) -> ShowResult:
-    """State, attempts, data, last error, output tail and recent history of one subject."""
+    """State, attempts, data, last error, output tail and recent history of one subject. A
+    history that breaks (a commit git gc removed) is shown down to the break, which is
+    described in `problems`; a tip that is not whole is BrokenHistory."""
     _known(app, factory_id)
     subj, tip = app.store.read_subject(factory_id, name)
     out = app.store.read_output(tip) or b""
     # `history` events, not commits: renewals (folded when shown) do not use up the count
     kept: list[HistoryEntry] = []
+    broken: list[BrokenHistory] = []
     events = 0
-    for entry in app.store.history({refs.subject_ref(factory_id, name): tip}):
+    for entry in app.store.history({refs.subject_ref(factory_id, name): tip}, broken=broken):
         events += not entry.renewal
         if events > history:
             break
         kept.append(entry)
     hist = tuple(kept)
     return ShowResult(
-        subject=subj, tip=tip, output_tail=out.decode("utf-8", "replace"), history=hist
+        subject=subj,
+        tip=tip,
+        output_tail=out.decode("utf-8", "replace"),
+        history=hist,
+        problems=_breaks(broken),
     )
 
 
@@ -262,7 +276,8 @@ def log(
     app: App, factory_id: str | None = None, name: str | None = None, *, limit: int | None = 50
 ) -> LogResult:
     """History from the commit chains: one subject, one factory, or the whole journal. A ref
-    that does not name a commit is skipped and described in `problems`."""
+    that does not name a commit is skipped, and a chain that breaks (a commit git gc removed)
+    is shown down to the break; both are described in `problems`."""
     if name is not None:
         assert factory_id is not None
         _known(app, factory_id)
@@ -277,7 +292,9 @@ def log(
             r: o for r, o in app.store.list_refs(refs.ROOT).items() if not r.startswith(refs.CAPS)
         }
     good, problems = app.store.readable_tips(tips)
-    return LogResult(entries=tuple(app.store.history(good, limit=limit)), problems=tuple(problems))
+    broken: list[BrokenHistory] = []
+    entries = tuple(app.store.history(good, limit=limit, broken=broken))
+    return LogResult(entries=entries, problems=(*problems, *_breaks(broken)))
 
 
 # ---------------------------------------------------------------- plan / transition / run

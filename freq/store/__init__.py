@@ -26,12 +26,13 @@ listing, however many subjects there are (GIT-NOTES.md).
     cache     the commit id → document caches
     beacon    how local processes wake each other
     locate    finding the repository without opening it
-    records   RefUpdate, HistoryEntry
+    records   RefUpdate, HistoryEntry, ChainLink
 """
 
 from __future__ import annotations
 
 from freq.store.core import Store, short
-from freq.store.records import HistoryEntry, RefUpdate
+from freq.store.records import ChainLink, HistoryEntry, RefUpdate
+from freq.store.snapshot import problem_line
 
-__all__ = ["HistoryEntry", "RefUpdate", "Store", "short"]
+__all__ = ["ChainLink", "HistoryEntry", "RefUpdate", "Store", "problem_line", "short"]

@@ -79,6 +79,16 @@ class DocCache:
         except OSError:
             pass  # the cache is an optimisation; state lives in git
 
+    def forget(self, oids: Sequence[bytes]) -> list[tuple[bytes, bytes]]:
+        """Drop the entries of `oids` (commits git no longer has whole) and rewrite the log
+        without them, so other processes miss them too; the entries dropped."""
+        with self._lock:
+            self._refresh()
+            dropped = [(oid, self._entries.pop(oid)) for oid in oids if oid in self._entries]
+            if dropped:
+                self._rewrite(dict(self._entries))
+            return dropped
+
     def compact(self, live: set[bytes]) -> None:
         """Rewrite the log with only live entries when dead ones dominate it."""
         with self._lock:
@@ -87,7 +97,11 @@ class DocCache:
     def _compact(self, live: set[bytes]) -> None:
         if len(self._entries) < 2 * len(live) + 1000:
             return
-        keep = {k: v for k, v in self._entries.items() if k in live}
+        self._rewrite({k: v for k, v in self._entries.items() if k in live})
+
+    def _rewrite(self, keep: dict[bytes, bytes]) -> None:
+        """Replace the log by `keep` (by rename: a reader sees the old file or the new one;
+        an entry another process appended meanwhile is lost, which is only a miss)."""
         tmp = self.path.with_suffix(f".tmp{os.getpid()}")
         try:
             with open(tmp, "wb") as f:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from freq import refs
 from freq.clock import Clock, Random, system_rng
 from freq.errors import (
+    BrokenHistory,
     CorruptState,
     DiskFull,
     GitLockHeld,
@@ -40,8 +41,8 @@ from freq.runtime import Event, Snapshot, Subject
 from freq.store import locate, lockfiles, refdb
 from freq.store.beacon import Beacon
 from freq.store.cache import DocCache
-from freq.store.records import HistoryEntry, RefUpdate
-from freq.store.snapshot import Reader, parse_cached, subject_of
+from freq.store.records import ChainLink, HistoryEntry, RefUpdate
+from freq.store.snapshot import Reader, parse_cached, problem_line, subject_of
 
 if TYPE_CHECKING:
     from dulwich.objects import Commit
@@ -74,6 +75,10 @@ class Store:
         self._repo: Repo | None = None
         self._cache = DocCache(self.state_dir / "cache" / "subjects.v1")
         self._doc_cache = DocCache(self.state_dir / "cache" / "docs.v1")
+        # entries of commits found broken, moved out of the two caches above: no snapshot
+        # reads them, `cleanup --repair` does (the last copy of a state git lost)
+        self._lost_subjects = DocCache(self.state_dir / "cache" / "subjects.broken.v1")
+        self._lost_docs = DocCache(self.state_dir / "cache" / "docs.broken.v1")
         # dulwich's refs container caches packed-refs without a lock of its own: every call
         # into it (reads included) goes through this one, or threads corrupt the cache
         self._write_lock = threading.RLock()
@@ -81,12 +86,13 @@ class Store:
         self._docs: dict[tuple[str, str], bytes] = {}
         self._reader = Reader(
             list_refs=self.list_refs,
-            file_at=self._file_at,
+            file_at=self._subject_file,
             doc_at=self.doc_at,
             subjects=self._cache,
             documents=self._doc_cache,
         )
         self._parsed = self._reader.parsed  # tip commit id -> Subject (immutable)
+        self._whole: set[bytes] = set()  # tips found whole (see `verify`)
         self.identity = f"Frequency <freq@{os.uname().nodename}>".encode()
         self._state_ok = False
         self.lock_wait = LOCK_WAIT
@@ -484,7 +490,7 @@ class Store:
             try:
                 self.commit_at(oid, ref)
             except CorruptState as exc:
-                problems.append(f"{exc.message}; ignored")
+                problems.append(problem_line(exc, "ignored"))
                 continue
             good[ref] = oid
         return good, problems
@@ -495,7 +501,7 @@ class Store:
         hit = self._parsed.get(key)
         if hit is not None:
             return hit
-        subj, fresh = subject_of(self._cache.get(key), oid, ref, self._file_at)
+        subj, fresh = subject_of(self._cache.get(key), oid, ref, self._subject_file)
         if fresh is not None:
             self._cache.add([(key, fresh)])
         self._parsed[key] = subj
@@ -504,6 +510,77 @@ class Store:
     def _file_at(self, oid: str, name: str, ref: str) -> bytes:
         data: bytes = _git().file_at(self.repo, oid, name, ref)
         return data
+
+    def file_at(self, oid: str, name: str, ref: str) -> bytes:
+        """File `name` of commit `oid`'s tree (uncached); CorruptState when there is none,
+        BrokenHistory when an object on the way is missing."""
+        return self._file_at(oid, name, ref)
+
+    def _subject_file(self, oid: str, name: str, ref: str) -> bytes:
+        """A subject commit's file, read only when the whole commit is there: a tip whose
+        tree lost a file is broken for the snapshot as it is for `verify`, so the two agree
+        on which subjects a worker may build on."""
+        data: bytes = _git().file_at(self.repo, oid, name, ref, whole_tree=True)
+        return data
+
+    def verify(self, oid: str, ref: str) -> None:
+        """BrokenHistory (or CorruptState) unless commit `oid`, its tree and every file of it
+        are in the repository: a tip about to be shown, or built on.
+
+        The caches know subject.json by commit id, so a tip whose objects git gc removed still
+        reads from them; found broken here, it is moved out of them (into their quarantine, for
+        `cleanup --repair`), and later snapshots read it from git, find it broken and skip it
+        as a problem (a process that parsed it before keeps its copy in memory until it
+        verifies that tip itself). A tip found whole is remembered: git gc never prunes what a
+        ref reaches."""
+        key = oid.encode()
+        if key in self._whole:
+            return
+        try:
+            _git().whole(self.repo, oid, ref)
+        except CorruptState:
+            self.forget([key])
+            raise
+        if len(self._whole) > 100_000:
+            self._whole.clear()
+        self._whole.add(key)
+
+    def forget(self, oids: Sequence[bytes]) -> None:
+        """Move the cached documents of commits found broken out of the caches (which then
+        stay ones that can only miss) into their quarantine, kept for `cached`."""
+        for key in oids:
+            self._parsed.pop(key, None)
+        self._lost_subjects.add(self._cache.forget(oids))
+        self._lost_docs.add(self._doc_cache.forget(oids))
+        dead = {k.decode() for k in oids}
+        for doc_key in [k for k in self._docs if k[0] in dead]:
+            self._docs.pop(doc_key, None)
+
+    def cached(self, oid: str) -> bytes | None:
+        """A cached copy of commit `oid`'s subject.json, also of a commit git no longer has
+        (then perhaps the last copy there is), as one line of JSON; or None."""
+        for cache in (self._cache, self._lost_subjects):
+            cache.refresh()
+            hit = cache.get(oid.encode())
+            if hit is not None:
+                return hit
+        return None
+
+    def cached_doc(self, oid: str, name: str) -> bytes | None:
+        """A cached copy of file `name` (a JSON document: lock.json, control.json,
+        entry.json) of commit `oid`, also of a commit git no longer has; or None."""
+        for cache in (self._doc_cache, self._lost_docs):
+            cache.refresh()
+            known = parse_cached(cache.get(oid.encode()))
+            if isinstance(known, dict) and name in known:
+                return json.dumps(known[name]).encode()
+        return None
+
+    def chain(self, ref: str, tip: str, seen: dict[str, ChainLink]) -> list[ChainLink]:
+        """`ref`'s first-parent chain from `tip` down, each commit checked whole; it ends at
+        a root or at a missing commit (freq.store.git.chain; `seen` is shared across calls)."""
+        links: list[ChainLink] = _git().chain(self.repo, ref, tip, seen)
+        return links
 
     def read_doc(self, ref: str, name: str) -> tuple[bytes, str] | None:
         """(content of file `name` at the tip of `ref`, tip), or None when the ref is absent."""
@@ -538,7 +615,8 @@ class Store:
         return self._reader.read()
 
     def read_subject(self, factory: str, name: str) -> tuple[Subject, str]:
-        """One subject and its tip; UnknownSubject or CorruptState."""
+        """One subject and its tip (whole: see `verify`); UnknownSubject, CorruptState or
+        BrokenHistory."""
         ref = refs.subject_ref(factory, name)
         oid = self.read_ref(ref)
         if oid is None:
@@ -546,12 +624,14 @@ class Store:
                 f"no subject {name!r} in factory {factory!r}",
                 hint=Hint(text="see", command=("status", factory)),
             )
+        self.verify(oid, ref)  # shown or built on: the whole tip must be there
         self._cache.refresh()
         return self.subject_at(oid, ref), oid
 
-    def first_parent(self, oid: str) -> str | None:
-        """The first parent of commit `oid` (the previous event of an append-only chain)."""
-        parent: str | None = _git().first_parent(self.repo, oid)
+    def first_parent(self, oid: str, ref: str = "") -> str | None:
+        """The first parent of commit `oid` (the previous event of `ref`'s append-only
+        chain); BrokenHistory when `oid` is missing."""
+        parent: str | None = _git().first_parent(self.repo, oid, ref)
         return parent
 
     def branch_tip(self, branch: str | None) -> str | None:
@@ -572,11 +652,19 @@ class Store:
         out: bytes | None = _git().read_output(self.repo, oid)
         return out
 
-    def history(self, tips: dict[str, str], *, limit: int | None = None) -> Iterator[HistoryEntry]:
-        """Commits reachable from `tips` (ref → oid), newest first; each commit once."""
+    def history(
+        self,
+        tips: dict[str, str],
+        *,
+        limit: int | None = None,
+        broken: list[BrokenHistory] | None = None,
+    ) -> Iterator[HistoryEntry]:
+        """Commits reachable from `tips` (ref → oid), newest first; each commit once. A
+        missing commit ends its line of history: BrokenHistory, or with `broken` (a list)
+        noted there while the rest is walked."""
         if not tips:
             return iter(())
-        entries: Iterator[HistoryEntry] = _git().history(self.repo, tips, limit)
+        entries: Iterator[HistoryEntry] = _git().history(self.repo, tips, limit, broken)
         return entries
 
     # ------------------------------------------------------------ logs

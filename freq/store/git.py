@@ -11,21 +11,22 @@ the order of writes) are in core.
 from __future__ import annotations
 
 import contextlib
+import heapq
 import os
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from dulwich.diff_tree import tree_changes
-from dulwich.errors import MissingCommitError
 from dulwich.objects import Blob, Commit, ShaFile, Tree
 from dulwich.pack import write_pack
 from dulwich.repo import Repo
 
 from freq import refs
-from freq.errors import CorruptState
+from freq.errors import BrokenHistory, CorruptState
 from freq.store import refdb
-from freq.store.records import HistoryEntry
+from freq.store.records import ChainLink, HistoryEntry
 
 __all__ = ["Repo"]
 
@@ -144,35 +145,79 @@ def read_ref(repo: Repo, ref: str) -> str | None:
 
 
 # ---------------------------------------------------------------- reading objects
+#
+# An object a Frequency ref reaches can be missing: `git gc --prune=now` removes what no ref
+# reaches yet, and a ref may then move onto it, or a commit be built on it. Every read below
+# names such a hole as BrokenHistory (one line, with `cleanup --repair` as its hint), never
+# as dulwich's KeyError or MissingCommitError.
 
 
 def commit_at(repo: Repo, oid: str, ref: str) -> Commit:
-    """The commit `ref` points at; CorruptState when that object is missing or is not a
-    commit (a hand-made or half-fetched ref)."""
+    """The commit `ref` points at; BrokenHistory when that object is missing, CorruptState
+    when it is not a commit (a hand-made or half-fetched ref)."""
     try:
         obj = repo.object_store[oid.encode()]
-    except (KeyError, ValueError):
-        raise CorruptState(
-            f"{ref}: points at {oid[:12]}, which is not in this repository"
-        ) from None
+    except KeyError:
+        raise BrokenHistory(ref, oid) from None
+    except ValueError:
+        raise CorruptState(f"{ref}: points at {oid[:12]}, which is not a commit id") from None
     if not isinstance(obj, Commit):
         raise CorruptState(f"{ref}: points at a {obj.type_name.decode()}, not a commit")
     return obj
 
 
-def file_at(repo: Repo, oid: str, name: str, ref: str) -> bytes:
-    """File `name` of commit `oid`'s tree; CorruptState when there is none."""
-    commit = commit_at(repo, oid, ref)
-    store = repo.object_store
+def _tree_of(repo: Repo, commit: Commit, ref: str) -> Tree:
     try:
-        _mode, sha = store[commit.tree][name.encode()]
-        return bytes(store[sha].data)
+        tree = repo.object_store[commit.tree]
+    except KeyError:
+        raise BrokenHistory(
+            ref, commit.id.decode(), missing=commit.tree.decode(), what="tree"
+        ) from None
+    if not isinstance(tree, Tree):
+        raise CorruptState(f"{ref}: commit {commit.id.decode()[:12]} names a tree that is not one")
+    return tree
+
+
+def _first_missing(repo: Repo, tree: Tree) -> tuple[str, str] | None:
+    """(file name, object id) of the first file of a tree that is not in the object store."""
+    store = repo.object_store
+    for entry in tree.iteritems():
+        if entry.mode != 0o160000 and entry.sha not in store:  # 160000: a submodule's commit
+            return entry.path.decode("utf-8", "replace"), entry.sha.decode()
+    return None
+
+
+def whole(repo: Repo, oid: str, ref: str) -> Commit:
+    """The commit `ref` points at, with its tree and every file of it in the object store
+    (what a write on top of it reuses); BrokenHistory naming the first object missing."""
+    commit = commit_at(repo, oid, ref)
+    gap = _first_missing(repo, _tree_of(repo, commit, ref))
+    if gap is not None:
+        raise BrokenHistory(ref, oid, missing=gap[1], what=gap[0])
+    return commit
+
+
+def file_at(repo: Repo, oid: str, name: str, ref: str, *, whole_tree: bool = False) -> bytes:
+    """File `name` of commit `oid`'s tree; CorruptState when there is none, BrokenHistory
+    when an object on the way is missing (with `whole_tree`, any file of the tree)."""
+    commit = commit_at(repo, oid, ref)
+    tree = _tree_of(repo, commit, ref)
+    if whole_tree:
+        gap = _first_missing(repo, tree)
+        if gap is not None:
+            raise BrokenHistory(ref, oid, missing=gap[1], what=gap[0])
+    try:
+        _mode, sha = tree[name.encode()]
     except KeyError:
         raise CorruptState(f"{ref}: commit {oid[:12]} has no {name}") from None
+    try:
+        return bytes(repo.object_store[sha].data)
+    except KeyError:
+        raise BrokenHistory(ref, oid, missing=sha.decode(), what=name) from None
 
 
 def read_output(repo: Repo, oid: str) -> bytes | None:
-    """The output tail kept in commit `oid`'s tree, if any."""
+    """The output tail kept in commit `oid`'s tree, if any (None also when it is missing)."""
     store = repo.object_store
     try:
         tree = store[store[oid.encode()].tree]
@@ -182,45 +227,115 @@ def read_output(repo: Repo, oid: str) -> bytes | None:
         return None
 
 
-def first_parent(repo: Repo, oid: str) -> str | None:
-    """The first parent of commit `oid`."""
-    commit = repo.object_store[oid.encode()]
+def first_parent(repo: Repo, oid: str, ref: str) -> str | None:
+    """The first parent of commit `oid` (of `ref`'s chain); BrokenHistory when it is missing."""
+    commit = commit_at(repo, oid, ref or refs.ROOT)
     return commit.parents[0].decode() if commit.parents else None
 
 
 def changed_paths(repo: Repo, old: str | None, new: str) -> list[str]:
     """Paths that differ between the trees of commits `old` and `new` (every path of `new`
-    when `old` is None)."""
+    when `old` is None, or no longer in the repository: its branch was rewritten and the
+    commit pruned, so nothing is known to be unchanged)."""
     store = repo.object_store
-    new_tree = store[new.encode()].tree
-    old_tree = store[old.encode()].tree if old else None
+    try:
+        new_tree = store[new.encode()].tree
+    except KeyError:
+        raise CorruptState(f"commit {new[:12]}, a branch tip, is not in this repository") from None
+    old_tree = None
+    if old:
+        with contextlib.suppress(KeyError):
+            old_tree = store[old.encode()].tree
     out = []
-    for change in tree_changes(store, old_tree, new_tree):
-        for side in (change.old, change.new):
-            if side is not None and side.path is not None:
-                out.append(side.path.decode("utf-8", "replace"))
+    try:
+        for change in tree_changes(store, old_tree, new_tree):
+            for side in (change.old, change.new):
+                if side is not None and side.path is not None:
+                    out.append(side.path.decode("utf-8", "replace"))
+    except KeyError as exc:
+        raise CorruptState(
+            f"a tree or file of commit {new[:12]} is not in this repository ({exc!s})"
+        ) from None
     return sorted(set(out))
 
 
-def history(repo: Repo, tips: dict[str, str], limit: int | None) -> Iterator[HistoryEntry]:
-    """Commits reachable from `tips` (ref → oid), newest first; each commit once."""
-    owner = {oid.encode(): ref for ref, oid in tips.items()}
+def history(
+    repo: Repo, tips: dict[str, str], limit: int | None, broken: list[BrokenHistory] | None
+) -> Iterator[HistoryEntry]:
+    """Commits reachable from `tips` (ref → oid), newest first; each commit once.
+
+    The order is dulwich's walker's (and `git log --date-order`'s): by commit time, ties by
+    commit id. A parent that is missing ends that line of history: BrokenHistory after the
+    commits before it were given, or, with `broken` (a list), noted there while the walk goes
+    on with every other line."""
+    store = repo.object_store
+    heap: list[tuple[int, bytes, Commit, str]] = []
+    queued: set[bytes] = set()
+
+    def push(oid: bytes, ref: str) -> None:
+        if oid in queued:
+            return
+        queued.add(oid)
+        try:
+            obj = store[oid]
+        except KeyError:
+            if broken is None:
+                raise BrokenHistory(ref, oid.decode()) from None
+            broken.append(BrokenHistory(ref, oid.decode()))
+            return
+        if isinstance(obj, Commit):
+            heapq.heappush(heap, (-obj.commit_time, obj.id, obj, ref))
+
+    for ref, oid in tips.items():
+        push(oid.encode(), ref)
+    n = 0
+    while heap and (limit is None or n < limit):
+        _t, _id, c, ref = heapq.heappop(heap)
+        n += 1
+        message = c.message.decode("utf-8", "replace")
+        yield HistoryEntry(
+            oid=c.id.decode(),
+            ref=ref,
+            at=datetime.fromtimestamp(c.commit_time, UTC),
+            message=message,
+            renewal=refs.parse_trailers(message).get("Freq-Event") == "renewed",
+        )
+        for p in c.parents:
+            push(p, ref)
+
+
+def chain(repo: Repo, ref: str, tip: str, seen: dict[str, ChainLink]) -> list[ChainLink]:
+    """`ref`'s first-parent chain from `tip` down, each commit checked whole (its tree, every
+    file of it, and any second parent); the walk ends at a root or at a missing commit.
+    `seen` (oid → link) is shared between calls: chains that share commits (a cap slot's
+    claim commit is a subject's) are read once."""
+    store = repo.object_store
+    out: list[ChainLink] = []
+    oid: str | None = tip
+    while oid is not None:
+        link = seen.get(oid)
+        if link is None:
+            link = seen[oid] = _link(repo, store, ref, oid)
+        out.append(link)
+        oid = link.parent
+    return out
+
+
+def _link(repo: Repo, store: Any, ref: str, oid: str) -> ChainLink:
     try:
-        for entry in repo.get_walker(include=list(owner), max_entries=limit):
-            c = entry.commit
-            ref = owner.get(c.id, "")
-            for p in c.parents:
-                owner.setdefault(p, ref)
-            message = c.message.decode("utf-8", "replace")
-            yield HistoryEntry(
-                oid=c.id.decode(),
-                ref=ref,
-                at=datetime.fromtimestamp(c.commit_time, UTC),
-                message=message,
-                renewal=refs.parse_trailers(message).get("Freq-Event") == "renewed",
-            )
-    except MissingCommitError as exc:
-        raise CorruptState(
-            f"the history of {', '.join(sorted(tips))} names a commit that is not in this "
-            f"repository ({exc!s})"
-        ) from None
+        commit = commit_at(repo, oid, ref)
+    except BrokenHistory:
+        return ChainLink(oid=oid, missing="commit", missing_oid=oid)
+    message = commit.message.decode("utf-8", "replace")
+    parent = commit.parents[0].decode() if commit.parents else None
+    base = {"oid": oid, "parent": parent, "message": message}
+    try:
+        gap = _first_missing(repo, _tree_of(repo, commit, ref))
+    except BrokenHistory:
+        return ChainLink(**base, missing="tree", missing_oid=commit.tree.decode())
+    if gap is not None:
+        return ChainLink(**base, missing=gap[0], missing_oid=gap[1])
+    for p in commit.parents[1:]:
+        if p not in store:
+            return ChainLink(**base, missing="parent", missing_oid=p.decode())
+    return ChainLink(**base)

@@ -35,3 +35,28 @@ class HistoryEntry:
     def trailers(self) -> dict[str, str]:
         """The commit's trailers (Freq-*)."""
         return refs.parse_trailers(self.message)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChainLink:
+    """One commit of a ref's first-parent chain, as the object store has it.
+
+    `missing` says what of it is absent: None (the commit, its tree and every file of the tree
+    are there), "commit" (then nothing else is known, not even its parent), "tree", a file
+    name of its tree (`subject.json`), or "parent" (a second parent of a merge)."""
+
+    oid: str
+    parent: str | None = None  # its first parent: None for a root, or when it is missing
+    message: str = ""
+    missing: str | None = None
+    missing_oid: str | None = None
+
+    @property
+    def intact(self) -> bool:
+        """The commit and everything it names are in the object store."""
+        return self.missing is None
+
+    @property
+    def headline(self) -> str:
+        """The first line of its message, or `(missing)`."""
+        return self.message.split("\n", 1)[0] if self.missing != "commit" else "(missing)"

@@ -34,6 +34,18 @@ def parse_cached(raw: bytes | None) -> Any:
         return None
 
 
+def problem_line(exc: CorruptState, also: str = "") -> str:
+    """A problem as its warning line says it: the message, what was done about it (`also`:
+    `ignored`), and the hint when there is one (a broken history names `git freq cleanup
+    --repair`)."""
+    line = f"{exc.message}; {also}" if also else exc.message
+    if exc.hint is None:
+        return line
+    from freq.render import hint_text  # only when there is a problem to word
+
+    return f"{line}; {hint_text(exc.hint)}"
+
+
 def subject_of(
     cached: bytes | None, oid: str, ref: str, file_at: Callable[[str, str, str], bytes]
 ) -> tuple[Subject, bytes | None]:
@@ -100,7 +112,7 @@ def read(store: Reader) -> Snapshot:
             if fresh is not None:
                 misses.append((boid, fresh))
         except CorruptState as exc:
-            problems.append(exc.message)
+            problems.append(problem_line(exc))
             continue
         if (subj.factory, subj.name) != key:
             problems.append(f"{ref}: subject.json names {subj.factory}/{subj.name}; ignored")
@@ -179,6 +191,6 @@ def _docs_under(
         try:
             out.append(parse(store.doc_at(oid, name, ref), where=ref))
         except CorruptState as exc:
-            problems.append(exc.message)
+            problems.append(problem_line(exc))
             broken[ref] = exc.message
     return out

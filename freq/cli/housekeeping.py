@@ -1,0 +1,42 @@
+"""Housekeeping commands: `cleanup` (broken histories today; freq/ops/cleanup.py has the tasks).
+
+Must not import dulwich, subprocess or pexpect (every action is a function in ops); click is
+allowed only in freq/cli/*.
+"""
+
+from __future__ import annotations
+
+import click
+
+from freq import ops
+from freq.cli.base import _emit_json, cli, json_option, pass_app
+
+
+@cli.command()
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="Return each ref whose history broke to its last intact state, as a new commit.",
+)
+@click.option("--dry-run", is_flag=True, help="Say what would be done; change nothing.")
+@json_option
+@pass_app
+def cleanup(app: ops.App, repair: bool, dry_run: bool, as_json: bool) -> int:
+    """Housekeeping of refs/frequency: find chains whose history broke (a commit that `git gc
+    --prune=now` removed while a worker wrote); --repair mends them. Exit 1 while anything
+    broken is left.
+
+    \b
+    Examples:
+      git freq cleanup                      report broken chains
+      git freq cleanup --repair --dry-run   what a repair would write
+      git freq cleanup --repair             write it: one commit per broken ref
+    """
+    res = ops.cleanup(app, repair=repair, dry_run=dry_run)
+    if as_json:
+        _emit_json(res)
+    else:
+        for task in res.tasks:
+            for line in task.lines:
+                click.echo(line)
+    return 1 if res.left else 0

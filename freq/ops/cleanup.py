@@ -1,0 +1,165 @@
+"""Housekeeping (`git freq cleanup`): a table of tasks, each reporting lines of what it found.
+
+Must not import click, dulwich, subprocess or pexpect, and never prints: `cleanup` takes an
+App and plain values and returns a CleanupResult. Each task looks after one kind of leftover
+and returns a TaskReport; a new kind of housekeeping (stale git lock files, old worktrees,
+dangling objects Frequency left) is one more function in TASKS. Today there is one:
+
+    history   chains under refs/frequency/ that name a missing object (git gc --prune=now
+              during a run): reported; with `repair`, each returned to its last intact state
+              as a new commit (freq.chains)
+
+`dry_run` makes every task say what it would do and change nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from freq import chains
+from freq.errors import RefConflict
+from freq.ops.app import App
+from freq.runtime import Snapshot
+from freq.store import ChainLink
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Housekeeping:
+    """How a cleanup runs: `repair` mends what is broken; `dry_run` changes nothing."""
+
+    repair: bool = False
+    dry_run: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChainRow:
+    """One broken chain, and what the cleanup did about it.
+
+    `action`: `found` (reported; `--repair` would mend it), `would repair` (a dry run),
+    `repaired`, `moved` (its ref moved during the repair: nothing was written; run again) or
+    `not repairable` (`advice` says what to do)."""
+
+    ref: str
+    kind: str
+    problem: str
+    missing: tuple[str, ...]
+    base: str | None  # the intact commit a repair builds on (None: a new root)
+    lost: tuple[str, ...]  # commits a repair drops from the history, newest first
+    action: str
+    detail: str = ""  # what the repair does, in words
+    commit: str | None = None  # the repaired ref's new tip
+    advice: str = ""
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskReport:
+    """What one housekeeping task found and did: lines to show, and how many problems it
+    left (any makes `cleanup` fail, exit 1, so that a scheduled run is noticed)."""
+
+    task: str
+    lines: tuple[str, ...]
+    left: int = 0
+    chains: tuple[ChainRow, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CleanupResult:
+    """Every task's report."""
+
+    repair: bool
+    dry_run: bool
+    tasks: tuple[TaskReport, ...]
+    left: int  # problems left over, over all tasks
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def history(app: App, how: Housekeeping) -> TaskReport:
+    """Find chains that name a missing object; with `repair`, mend each by one CAS commit."""
+    store = app.store
+    seen: dict[str, ChainLink] = {}
+    breaks, junk, walked = chains.find(store, seen)
+    lines: list[str] = [f"{'broken':15} {line}; not a chain of commits" for line in junk]
+    if not breaks:
+        lines.append(
+            f"history: {_plural(walked, 'ref')} under refs/frequency/ checked "
+            f"({_plural(len(seen), 'commit')}), every chain whole"
+        )
+        return TaskReport(task="history", lines=tuple(lines), left=len(junk))
+    if not how.dry_run:  # tips not whole: every next snapshot reads them from git, skips them
+        store.forget([b.tip.encode() for b in breaks if not b.links[0].intact])
+    snap = store.snapshot() if how.repair else None
+    mender = chains.Mender(store, at=app.clock.now(), by=app.actor, dry_run=how.dry_run)
+    rows: list[ChainRow] = []
+    for brk in breaks:
+        problem = brk.problem.message
+        row = ChainRow(
+            ref=brk.ref,
+            kind=brk.kind,
+            problem=problem,
+            missing=brk.missing,
+            base=brk.base,
+            lost=tuple(link.oid for link in brk.lost),
+            action="found",
+        )
+        lines.append(f"{'broken':15} {problem}")
+        if snap is not None:
+            row = _mend(mender, brk, snap, row, dry_run=how.dry_run)
+            lines.append(_line(row))
+            lines += [f"{'note':15} {n}" for n in row.notes]
+        rows.append(row)
+    left = len(junk) + sum(r.action != "repaired" for r in rows)
+    if not how.repair:
+        lines.append(
+            f"{_plural(len(rows), 'broken chain')}: `git freq cleanup --repair` returns each to "
+            "its last intact state as a new commit (add --dry-run to see how first)"
+        )
+    return TaskReport(task="history", lines=tuple(lines), left=left, chains=tuple(rows))
+
+
+def _mend(
+    mender: chains.Mender, brk: chains.Break, snap: Snapshot, row: ChainRow, *, dry_run: bool
+) -> ChainRow:
+    try:
+        out = mender.mend(brk, snap)
+    except RefConflict:
+        return replace(row, action="moved")
+    if not out.mended:
+        return replace(row, action="not repairable", advice=out.advice)
+    return replace(
+        row,
+        action="would repair" if dry_run else "repaired",
+        detail=out.description,
+        commit=out.commit,
+        notes=out.notes,
+    )
+
+
+def _line(row: ChainRow) -> str:
+    if row.action == "not repairable":
+        return f"{row.action:15} {row.ref}: {row.advice}"
+    if row.action == "moved":
+        return (
+            f"{'skipped':15} {row.ref}: it moved while being repaired, nothing was written; "
+            "run `git freq cleanup --repair` again"
+        )
+    commit = f" (commit {row.commit[:12]})" if row.commit else ""
+    return f"{row.action:15} {row.ref}: {row.detail}{commit}"
+
+
+# The housekeeping tasks, in the order they run: (name, task). Add new ones here.
+TASKS: tuple[tuple[str, Callable[[App, Housekeeping], TaskReport]], ...] = (("history", history),)
+
+
+def cleanup(app: App, *, repair: bool = False, dry_run: bool = False) -> CleanupResult:
+    """Run every housekeeping task (SPEC §6 `cleanup`): report what each found; with
+    `repair`, mend broken chains; with `dry_run`, only say what would be done."""
+    how = Housekeeping(repair=repair, dry_run=dry_run)
+    reports = tuple(task(app, how) for _name, task in TASKS)
+    return CleanupResult(
+        repair=repair, dry_run=dry_run, tasks=reports, left=sum(r.left for r in reports)
+    )

@@ -1,0 +1,333 @@
+"""`git freq cleanup [--repair] [--dry-run]`: broken chains found, reported and mended.
+
+Real repositories; objects are deleted by hand from .git/objects as `git gc --prune=now`
+would, and one test runs that gc on a real race (a prepared commit no ref reaches yet).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from datetime import timedelta
+
+import pytest
+
+from freq import chains, refs, transitions
+from freq.clock import SystemClock
+from freq.errors import RefConflict
+from freq.store import Store
+
+from .conftest import FreqRepo
+from .test_broken_history import BUILD, GC, drop, ref, rev
+
+WHOLE = "every chain whole"
+SUMMARY = (
+    "{n}: `git freq cleanup --repair` returns each to its last intact state as a new commit "
+    "(add --dry-run to see how first)"
+)
+
+
+@pytest.fixture
+def history(freq_repo) -> FreqRepo:  # type: ignore[no-untyped-def]
+    """app-1 and app-2 done (five commits each), `fresh` and `other` just added."""
+    r: FreqRepo = freq_repo({".frequency/build.yaml": BUILD})
+    r.run("add", "build", "app-1", "app-2").assert_success()
+    r.run("run", "--until-idle").assert_success()
+    r.run("add", "build", "fresh", "other").assert_success()
+    return r
+
+
+def _refs(r: FreqRepo) -> str:
+    return r.git("for-each-ref", "--format=%(objectname) %(refname)", "refs/frequency")
+
+
+def _slots_on(r: FreqRepo, commit: str) -> list[str]:
+    """Cap slots whose chain holds `commit` (they break with it)."""
+    slots = r.git("for-each-ref", "--format=%(refname)", "refs/frequency/caps").split()
+    is_on = ["git", "merge-base", "--is-ancestor", commit]
+    return [
+        s for s in slots if subprocess.run([*is_on, s], cwd=r.path, check=False).returncode == 0
+    ]
+
+
+def _trailers(r: FreqRepo, spec: str) -> dict[str, str]:
+    return refs.parse_trailers(r.git("log", "-1", "--format=%B", spec))
+
+
+def _healthy(r: FreqRepo) -> None:
+    """What the issue asks of a repaired repository: fsck finds nothing missing, the
+    journal reads with plain git, gc runs, and cleanup finds every chain whole."""
+    fsck = subprocess.run(
+        ["git", "fsck", "--strict", "--no-dangling"],
+        cwd=r.path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (fsck.returncode, fsck.stdout, fsck.stderr) == (0, "", "")
+    r.git("log", "--glob=refs/frequency", "--format=%H")
+    r.git("gc", "-q")
+    assert r.run("cleanup").assert_success().out.rstrip().endswith(WHOLE)
+
+
+def test_a_whole_repository_has_nothing_to_clean(history: FreqRepo) -> None:
+    """Every ref walked, each commit once: one line, exit 0."""
+    n_refs = len(_refs(history).splitlines())
+    n_commits = len(history.git("rev-list", "--glob=refs/frequency").split())
+    out = history.run("cleanup").assert_success().out
+    assert out == (
+        f"history: {n_refs} refs under refs/frequency/ checked ({n_commits} commits), {WHOLE}\n"
+    )
+
+
+def test_report_dry_run_and_repair_of_a_chain_broken_in_the_middle(history: FreqRepo) -> None:
+    """app-1~2's tree gone: cleanup reports it (exit 1) and changes nothing; --dry-run says
+    what it would write and writes nothing; --repair writes one commit on app-1~3 (the
+    newest commit below which the chain is intact) holding the tip's state, with trailers
+    naming what was missing and what left the history; the repository is healthy after."""
+    tip, broken, base = (rev(history, f"{ref('app-1')}{s}") for s in ("", "~2", "~3"))
+    tree = rev(history, f"{broken}^{{tree}}")
+    drop(history, tree)
+    slots = _slots_on(history, broken)
+    problem = f"history broken at {broken[:12]} (its tree {tree[:12]} is missing: {GC} removed it?)"
+    found = [
+        *(f"{'broken':15} {s}: {problem}" for s in slots),
+        f"broken          {ref('app-1')}: {problem}",
+    ]
+    before = _refs(history)
+    report = history.run("cleanup").assert_failure()
+    assert _refs(history) == before
+    cache = (history.path / ".git/frequency/cache/subjects.v1").read_bytes()
+    n = len(found)
+    assert report.out.splitlines() == [*found, SUMMARY.format(n=f"{n} broken chain{'s' * (n > 1)}")]
+
+    dry = history.run("cleanup", "--repair", "--dry-run").assert_failure()
+    what = (
+        f"back to done as of {tip[:12]} on top of {base[:12]}, dropping 3 commits from its history"
+    )
+    assert f"would repair    {ref('app-1')}: {what}" in dry.out.splitlines()
+    assert _refs(history) == before
+    assert (history.path / ".git/frequency/cache/subjects.v1").read_bytes() == cache
+
+    done = history.run("cleanup", "--repair").assert_success()
+    new = rev(history, ref("app-1"))
+    assert f"repaired        {ref('app-1')}: {what} (commit {new[:12]})" in done.out.splitlines()
+    freed = "deleted (a cap slot is free once the claim it points at is gone)"
+    for slot in slots:
+        assert f"repaired        {slot}: {freed}" in done.out.splitlines()
+    assert rev(history, f"{new}^") == base
+    old_state = json.loads(history.git("show", f"{tip}:subject.json"))
+    new_state = json.loads(history.git("show", f"{new}:subject.json"))
+    assert new_state["epoch"] == old_state["epoch"] + 1
+    assert {k: v for k, v in new_state.items() if k not in ("epoch", "updated_at")} == {
+        k: v for k, v in old_state.items() if k not in ("epoch", "updated_at")
+    }
+    assert history.git("show", f"{new}:output.log") == "three\n"
+    message = history.git("log", "-1", "--format=%B", new)
+    assert (
+        message.splitlines()[0] == "build/app-1: repaired in done (history broken, 3 commits lost)"
+    )
+    for oid in (tip, rev(history, f"{tip}~1"), broken):
+        assert f"  {oid[:12]} build/app-1: " in message
+    t = _trailers(history, new)
+    assert (t["Freq-Event"], t["Freq-Missing"], t["Freq-Lost"], t["Freq-Restored-From"]) == (
+        "repaired",
+        tree,
+        "3 commits",
+        tip,
+    )
+    assert t["Freq-Epoch"] == str(new_state["epoch"])
+    _healthy(history)
+    shown = history.run("show", "build", "app-1").assert_success()
+    assert shown.err == ""
+
+
+def _claim(r: FreqRepo, name: str) -> tuple[str, str]:
+    """Give `name` a live claim (as a worker's claim commit would); (tip, holder)."""
+    store = Store.discover(r.path, clock=SystemClock())
+    try:
+        subj, tip = store.read_subject("build", name)
+        change = transitions.claimed(
+            subj,
+            step="one",
+            attempt=1,
+            worker="w:1:1",
+            at=store.clock.now(),
+            ttl=timedelta(hours=1),
+        )
+        return store.advance(ref(name), change.subject, change.event, expected=tip), "w:1:1"
+    finally:
+        store.close()
+
+
+def test_a_missing_tip_comes_back_from_the_cache_with_its_claim_ended(history: FreqRepo) -> None:
+    """The claim commit at the tip is gone but the snapshot cache has its subject.json:
+    --repair restores that state as a new root, ends the claim (attempt given back, epoch +
+    1, so the attempt still running is fenced off), and a worker then runs the subject."""
+    tip, holder = _claim(history, "fresh")
+    drop(history, tip)
+    history.run("show", "build", "fresh").assert_failure()  # moves the cached copy aside
+    done = history.run("cleanup", "--repair").assert_success()
+    new = rev(history, ref("fresh"))
+    assert (
+        f"repaired        {ref('fresh')}: back to selected as of {tip[:12]} (cached copy) as a "
+        "new root, dropping 1 commit (and those below the missing one) from its history; the "
+        f"claim of {holder} on one attempt 1 ended (commit {new[:12]})"
+    ) in done.out.splitlines()
+    state = json.loads(history.git("show", f"{new}:subject.json"))
+    assert (state["claim"], state["attempt"], state["epoch"]) == (None, 0, 2)
+    assert history.git("log", "--format=%H", new).split() == [new]
+    assert _trailers(history, new)["Freq-Restored-From"] == f"{tip} (cached copy)"
+    _healthy(history)
+    ran = history.run("run", "--until-idle").assert_success()
+    assert "finished  build/fresh three #1: three -> done" in ran.out
+
+
+def test_a_subject_with_no_readable_state_is_reported_with_what_to_do(history: FreqRepo) -> None:
+    """Tip gone and no cache: `not repairable`, with the commands that help; exit 1; --json
+    carries the same as data; other breaks are still mended."""
+    drop(history, rev(history, ref("fresh")))
+    shutil.rmtree(history.path / ".git/frequency/cache")
+    out = history.run("cleanup", "--repair").assert_failure()
+    assert out.out.splitlines()[-1] == (
+        f"not repairable  {ref('fresh')}: no state of it can be read (no commit left of its "
+        "chain holds a readable subject.json, and the snapshot cache has no copy); delete the "
+        f"ref (`git update-ref -d {ref('fresh')}`) and add the subject again (`git freq add "
+        "build fresh --state STATE`)"
+    )
+    data = json.loads(history.run("cleanup", "--repair", "--json").assert_failure().out)
+    (task,) = data["tasks"]
+    assert (task["task"], task["left"], data["left"]) == ("history", 1, 1)
+    (row,) = task["chains"]
+    assert (row["ref"], row["kind"], row["action"], row["base"]) == (
+        ref("fresh"),
+        "subject",
+        "not repairable",
+        None,
+    )
+    assert row["missing"] == [rev(history, ref("fresh"))]
+
+
+def test_git_gc_prune_now_during_a_run_then_repair(history: FreqRepo) -> None:
+    """The race of the issue, made deterministic: a worker prepares a commit (no ref
+    reaches it yet), `git gc --prune=now` runs, the ref moves onto it and a commit is built
+    on it. git gc fails from then on, `show` says where the history breaks, and after
+    `cleanup --repair` fsck is clean and gc works again."""
+    store = Store.discover(history.path, clock=SystemClock())
+    try:
+        subj, tip = store.read_subject("build", "fresh")
+        now = store.clock.now()
+        claim = transitions.claimed(
+            subj, step="one", attempt=1, worker="w:1:1", at=now, ttl=timedelta(hours=1)
+        )
+        prepared = store.prepare(claim.subject, claim.event, parent=tip)
+        history.git("gc", "--prune=now", "-q")
+        gone = subprocess.run(["git", "cat-file", "-e", prepared], cwd=history.path, check=False)
+        assert gone.returncode != 0, "gc --prune=now kept the unreferenced commit"
+        store.swap(ref("fresh"), prepared, expected=tip)
+        renew = transitions.renewed(claim.subject, at=now, ttl=timedelta(hours=1), worker="w:1:1")
+        built = store.advance(
+            ref("fresh"), renew.subject, renew.event, expected=prepared, output=b"half\n"
+        )
+    finally:
+        store.close()
+    gc = subprocess.run(
+        ["git", "gc", "-q"], cwd=history.path, capture_output=True, text=True, check=False
+    )
+    assert gc.returncode != 0 and prepared in gc.stderr
+    shown = history.run("show", "build", "fresh").assert_success()
+    assert shown.err == (
+        f"warning: {ref('fresh')}: history broken at {prepared[:12]} (a commit {GC} removed?); "
+        "older history not shown; run `git freq cleanup --repair`\n"
+    )
+    done = history.run("cleanup", "--repair").assert_success()
+    new = rev(history, ref("fresh"))
+    assert (
+        f"repaired        {ref('fresh')}: back to selected as of {built[:12]} as a new root, "
+        "dropping 2 commits (and those below the missing one) from its history; the claim of "
+        f"w:1:1 on one attempt 1 ended (commit {new[:12]})"
+    ) in done.out.splitlines()
+    assert history.git("show", f"{new}:output.log") == "half\n"
+    _healthy(history)
+
+
+DOCS = {
+    ".frequency/a.yaml": """
+        factory_id: a
+        state: {initial: s, terminal: [d]}
+        steps:
+          - {id: go, from_states: [s], to_state: d, run: "false", failure: terminal}
+        """,
+    ".frequency/b.yaml": """
+        factory_id: b
+        state: {initial: s, terminal: [d]}
+        steps:
+          - {id: go, from_states: [s], to_state: d, run: "true", locks: [deploy]}
+        """,
+}
+
+
+def test_dead_letter_lock_and_control_refs_are_mended_too(freq_repo) -> None:  # type: ignore[no-untyped-def]
+    """A queue broken below its tip gets a repair record numbered above every entry it
+    held, and the subjects still waiting on a lost entry are named; a lock keeps its newest
+    readable lock.json; a control ref with nothing readable comes back paused. Afterwards
+    new failures are numbered after the record and the repository is healthy."""
+    r: FreqRepo = freq_repo(DOCS)
+    for name in ("x1", "x2", "x3"):
+        r.run("add", "a", name).assert_success()
+        r.run("run", "--until-idle").assert_success()
+    r.run("add", "b", "y1", "y2").assert_success()
+    r.run("run", "--until-idle").assert_success()
+    r.run("pause", "b", "--reason", "one").assert_success()
+    queue, lock, control = (
+        "refs/frequency/dlq/a",
+        "refs/frequency/locks/deploy",
+        "refs/frequency/control/b",
+    )
+    kept_lock = rev(r, lock)
+    drop(r, rev(r, f"{queue}~1"))
+    drop(r, rev(r, f"{lock}~2"))
+    drop(r, rev(r, control))
+    data = json.loads(r.run("cleanup", "--repair", "--json").assert_success().out)
+    rows = {row["ref"]: row for row in data["tasks"][0]["chains"]}
+    assert {k: v["action"] for k, v in rows.items()} == dict.fromkeys(
+        (control, queue, lock), "repaired"
+    )
+    assert rows[control]["notes"] == ["b is paused until you run `git freq resume b`"]
+    assert json.loads(r.git("show", f"{control}:control.json"))["paused"] is True
+    assert r.git("show", f"{lock}:lock.json") == r.git("show", f"{kept_lock}:lock.json")
+    assert rows[lock]["detail"].startswith(f"its lock.json as of {kept_lock[:12]} as a new root")
+    entry = json.loads(r.git("show", f"{queue}:entry.json"))
+    assert (entry["id"], entry["kind"]) == ("a#4", "repair")
+    assert rows[queue]["notes"] == [
+        f"a/{s} waits as {e}, which left the queue with the broken history; move it on with "
+        f"`git freq transition a {s} STATE --reason ...`"
+        for e, s in (("a#1", "x1"), ("a#2", "x2"), ("a#3", "x3"))
+    ]
+    assert r.run("dlq", "list").assert_success().out == "the dead-letter queue is empty\n"
+    assert r.run("dlq", "requeue", "a#4").assert_failure().err == (
+        "git freq: a#4 records a repair of the queue, not a failure; nothing to requeue\n"
+    )
+    _healthy(r)
+    r.run("resume", "b").assert_success()
+    r.run("add", "a", "x4").assert_success()
+    r.run("run", "--until-idle").assert_success()
+    assert [ln.split()[0] for ln in r.run("dlq", "list").out.splitlines()] == ["id", "a#5"]
+
+
+def test_a_ref_that_moves_during_the_repair_is_left_alone(history: FreqRepo) -> None:
+    """The repair is a compare-and-swap from the broken tip: a ref moved meanwhile is not
+    overwritten (RefConflict; cleanup reports it `skipped` and asks to run again)."""
+    drop(history, rev(history, f"{ref('app-1')}~2"))
+    store = Store.discover(history.path, clock=SystemClock())
+    try:
+        breaks, _junk, _n = chains.find(store, {})
+        (brk,) = [b for b in breaks if b.ref == ref("app-1")]
+        history.git("update-ref", ref("app-1"), rev(history, ref("app-2")))
+        mender = chains.Mender(store, at=store.clock.now(), by="me", dry_run=False)
+        with pytest.raises(RefConflict):
+            mender.mend(brk, store.snapshot())
+    finally:
+        store.close()
+    assert rev(history, ref("app-1")) == rev(history, ref("app-2"))
