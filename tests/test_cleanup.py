@@ -16,7 +16,7 @@ import pytest
 from freq import chains, refs, transitions
 from freq.clock import SystemClock
 from freq.errors import RefConflict
-from freq.store import Store
+from freq.store import RefUpdate, Store
 
 from .conftest import FreqRepo
 from .test_broken_history import BUILD, GC, drop, ref, rev
@@ -210,10 +210,12 @@ def test_a_subject_with_no_readable_state_is_reported_with_what_to_do(history: F
 
 
 def test_git_gc_prune_now_during_a_run_then_repair(history: FreqRepo) -> None:
-    """The race of the issue, made deterministic: a worker prepares a commit (no ref
-    reaches it yet), `git gc --prune=now` runs, the ref moves onto it and a commit is built
-    on it. git gc fails from then on, `show` says where the history breaks, and after
-    `cleanup --repair` fsck is clean and gc works again."""
+    """The race of the issue, made deterministic: a worker's batch has written its objects
+    but not yet moved its refs (a window of microseconds now: objects are written inside
+    the batch, after its refs are locked and checked) when `git gc --prune=now` walks the
+    refs and prunes them; the ref then moves onto the commit and a commit is built on it.
+    git gc fails from then on, `show` says where the history breaks, and after `cleanup
+    --repair` fsck is clean and gc works again."""
     store = Store.discover(history.path, clock=SystemClock())
     try:
         subj, tip = store.read_subject("build", "fresh")
@@ -222,6 +224,9 @@ def test_git_gc_prune_now_during_a_run_then_repair(history: FreqRepo) -> None:
             subj, step="one", attempt=1, worker="w:1:1", at=now, ttl=timedelta(hours=1)
         )
         prepared = store.prepare(claim.subject, claim.event, parent=tip)
+        # its objects on disk, no ref reaching them: written through a ref deleted again
+        store.update([RefUpdate("refs/frequency/race", prepared, None)])
+        assert store.delete("refs/frequency/race", expected=prepared)
         history.git("gc", "--prune=now", "-q")
         gone = subprocess.run(["git", "cat-file", "-e", prepared], cwd=history.path, check=False)
         assert gone.returncode != 0, "gc --prune=now kept the unreferenced commit"
