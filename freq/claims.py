@@ -20,13 +20,13 @@ import threading
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from freq import leases, refs, transitions
 from freq.caps import Cap, Caps
 from freq.clock import Clock
 from freq.errors import CapFull, FreqError, LockHeld, RefConflict
-from freq.leases import Ends, Observer
+from freq.leases import PENDING, Ends, Observer
 from freq.locks import HeldLock, Locks
 from freq.model import Config, Factory, Step
 from freq.planner import Counts, Start, count, next_start
@@ -35,7 +35,6 @@ from freq.report import Progress, ProgressKind, Reporter
 from freq.runtime import Snapshot, Subject
 from freq.store import RefUpdate, Store
 
-PENDING = timedelta(seconds=10)  # how long a cap slot waits for the claim it points at
 _BATCH_TRIES = 3  # a slot or lock taken between survey and batch: survey again this often
 
 

@@ -31,6 +31,10 @@ from types import MappingProxyType
 from freq import refs
 from freq.runtime import Claim, Lock, Snapshot, Subject
 
+# How long a cap slot or lock that points at a claim still to land counts as held: a claim
+# is one ref batch that writes its slots and locks before its subject ref.
+PENDING = timedelta(seconds=10)
+
 
 class Observer:
     """What one worker has seen of leases: per ref, its last tip and when it first saw it.
@@ -205,6 +209,13 @@ def lock_hold(lock: Lock, subject: Subject | None, *, now: datetime, ends: Ends)
     if subject is None:
         return Hold(held=False, why=f"its claim ended: {lock.subject} no longer exists")
     c = subject.claim
+    if subject.epoch < lock.epoch:
+        # the claim that took it has not landed yet: its batch writes the subject ref after
+        # its locks (or its writer died in between, and the lock is free after PENDING)
+        pending = own - lock.ttl + PENDING
+        if pending > now:
+            return Hold(held=True, until=pending)
+        return Hold(held=False, why=f"its claim never landed on {lock.subject}")
     if c is None or (c.epoch, c.holder) != (lock.epoch, lock.holder):
         return Hold(held=False, why=f"its claim ended: {_fate(lock, subject)}")
     end = ends.claim(subject)

@@ -200,6 +200,12 @@ LIVE = _claimed(ttl=60)
         ),
         (_lock(), _claimed(ttl=1), False, "its claim expired at 2026-01-01T12:00:01.000Z"),
         (_lock(ttl=5), LIVE, False, "expired at 2026-01-01T12:00:05.000Z"),
+        (
+            _lock(),
+            replace(LIVE, claim=None, epoch=0),
+            False,
+            "its claim never landed on f/x",  # its writer died between the lock and the ref
+        ),
         (_lock(subject=""), None, True, ""),  # a quota hold: time alone
         (_lock(subject="", ttl=5), None, False, "expired at 2026-01-01T12:00:05.000Z"),
     ],
@@ -210,6 +216,15 @@ def test_a_lock_is_held_only_while_the_claim_that_took_it_is_live(
     """The lock rule of SPEC §5, case by case, ten seconds after the lock was taken."""
     got = lock_hold(lock, subject, now=T0 + timedelta(seconds=10), ends=Ends())
     assert (got.held, got.why) == (held, why)
+
+
+def test_a_lock_whose_claim_is_about_to_land_is_held() -> None:
+    """A claim's batch writes its locks before its subject ref: a reader in between sees
+    the lock name an epoch the subject has not reached yet, and must not steal it (found by
+    the chaos test: two holders of one lock). It is held for PENDING, then free."""
+    landing = replace(LIVE, claim=None, epoch=0)
+    got = lock_hold(_lock(), landing, now=T0 + timedelta(seconds=1), ends=Ends())
+    assert (got.held, got.until) == (True, T0 + timedelta(seconds=10))
 
 
 def test_a_held_locks_wait_ends_with_its_claims_lease() -> None:
