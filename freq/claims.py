@@ -25,7 +25,7 @@ from datetime import datetime
 from freq import leases, refs, transitions
 from freq.caps import Cap, Caps
 from freq.clock import Clock
-from freq.errors import CapFull, FreqError, LockHeld, RefConflict
+from freq.errors import CapFull, FreqError, GitLockHeld, LockHeld, RefConflict
 from freq.leases import PENDING, Ends, Observer
 from freq.locks import HeldLock, Locks
 from freq.model import Config, Factory, Step
@@ -35,6 +35,9 @@ from freq.report import Progress, ProgressKind, Reporter
 from freq.runtime import Snapshot, Subject
 from freq.store import RefUpdate, Store
 
+# a claim waits this long (seconds) for a git lock a live process holds, then gives up for
+# the cycle: the subject is planned again, and the loop's other starts are not held up
+CLAIM_WAIT = 0.25
 _BATCH_TRIES = 3  # a slot or lock taken between survey and batch: survey again this often
 
 
@@ -206,7 +209,7 @@ class Claims:
                 self._emit(ProgressKind.WAITING, start, step=start.step, detail=exc.message)
                 return None
             try:
-                self.store.update([*slots, *taking, RefUpdate(ref, oid, tip)])
+                self.store.update([*slots, *taking, RefUpdate(ref, oid, tip)], wait=CLAIM_WAIT)
             except RefConflict as exc:
                 if exc.ref == ref:
                     return None  # the subject moved: re-plan
@@ -353,7 +356,7 @@ class Claims:
                 describe=self.describe_cap,
                 hand_on=lease.subject.claim,
             )
-            self.store.update([*slots, RefUpdate(ref, oid, lease.tip)])
+            self.store.update([*slots, RefUpdate(ref, oid, lease.tip)], wait=CLAIM_WAIT)
         except CapFull:
             self.store.discard(oid)  # never named by a ref: never written
             return None
@@ -361,6 +364,8 @@ class Claims:
             if exc.ref == ref:
                 raise
             return None  # a slot moved: record plainly
+        except GitLockHeld:
+            return None  # a slot is busy: record plainly (which waits for its own ref)
         lease.tip = oid
         return Lease(both.subject, oid, [], written=written)
 

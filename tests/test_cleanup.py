@@ -197,7 +197,8 @@ def test_a_subject_with_no_readable_state_is_reported_with_what_to_do(history: F
         "build fresh --state STATE`)"
     )
     data = json.loads(history.run("cleanup", "--repair", "--json").assert_failure().out)
-    (task,) = data["tasks"]
+    task, locks = data["tasks"]
+    assert (locks["task"], locks["lines"]) == ("git-locks", [])
     assert (task["task"], task["left"], data["left"]) == ("history", 1, 1)
     (row,) = task["chains"]
     assert (row["ref"], row["kind"], row["action"], row["base"]) == (

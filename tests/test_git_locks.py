@@ -216,3 +216,33 @@ def test_creating_subjects_clears_a_killed_creators_locks(store: Store, repo: Fr
     tip = _created(store)
     assert repo.git("rev-parse", REF).strip() == tip
     assert not (git_dir / "packed-refs.lock").exists()
+
+
+def test_cleanup_removes_locks_killed_writers_left(repo: FreqRepo) -> None:
+    """`git freq cleanup` removes lock files no write met (a cap slot's, an object's),
+    names each, leaves a live writer's, and with --dry-run only says what it would do."""
+    repo.write(".frequency/f.yaml", "factory_id: f\nstate: {initial: a, terminal: [b]}\n")
+    git_dir = repo.path / ".git"
+    dead = git_dir / "refs/frequency/caps/global/0.lock"
+    dead.parent.mkdir(parents=True)
+    dead.write_text("")
+    obj = git_dir / "objects/e6/9de29bb2d1d6434b8b29ae775ad8c2e48c5391.lock"
+    obj.parent.mkdir(parents=True, exist_ok=True)
+    obj.write_text("")
+    for path in (dead, obj):
+        then = datetime.now(UTC).timestamp() - 3600
+        os.utime(path, (then, then))
+    live = git_dir / "refs/frequency/locks/deploy.lock"
+    with _live_holder(live):
+        os.utime(live, (0, 0))
+        dry = repo.run("cleanup", "--dry-run").assert_success()
+        assert "would remove    refs/frequency/caps/global/0.lock" in dry.out
+        assert dead.exists() and obj.exists()
+        done = repo.run("cleanup").assert_success()
+        assert done.out.splitlines()[-2:] == [
+            "removed         refs/frequency/caps/global/0.lock: a lock file its writer left "
+            "when it was killed",
+            "removed         objects/e6/9de29bb2d1d6434b8b29ae775ad8c2e48c5391.lock: a lock "
+            "file its writer left when it was killed",
+        ]
+        assert not dead.exists() and not obj.exists() and live.exists()

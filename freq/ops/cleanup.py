@@ -3,11 +3,13 @@
 Must not import click, dulwich, subprocess or pexpect, and never prints: `cleanup` takes an
 App and plain values and returns a CleanupResult. Each task looks after one kind of leftover
 and returns a TaskReport; a new kind of housekeeping (stale git lock files, old worktrees,
-dangling objects Frequency left) is one more function in TASKS. Today there is one:
+dangling objects Frequency left) is one more function in TASKS. Today there are two:
 
     history   chains under refs/frequency/ that name a missing object (git gc --prune=now
               during a run): reported; with `repair`, each returned to its last intact state
               as a new commit (freq.chains)
+    git-locks lock files killed writers left (refs, packed-refs, objects), removed once
+              nobody holds them (freq.store.lockfiles)
 
 `dry_run` makes every task say what it would do and change nothing.
 """
@@ -151,8 +153,21 @@ def _line(row: ChainRow) -> str:
     return f"{row.action:15} {row.ref}: {row.detail}{commit}"
 
 
+def git_locks(app: App, how: Housekeeping) -> TaskReport:
+    """Remove lock files killed writers left (ref locks under refs/frequency/, packed-refs,
+    object locks, temporary object files): each nobody holds an flock on, past its grace.
+    Writers clear the ones they meet by themselves; this finds the ones none meets."""
+    found = app.store.sweep_locks(remove=not how.dry_run)
+    verb = "would remove" if how.dry_run else "removed"
+    lines = [f"{verb:15} {path}: a lock file its writer left when it was killed" for path in found]
+    return TaskReport(task="git-locks", lines=tuple(lines))  # nothing found: nothing to say
+
+
 # The housekeeping tasks, in the order they run: (name, task). Add new ones here.
-TASKS: tuple[tuple[str, Callable[[App, Housekeeping], TaskReport]], ...] = (("history", history),)
+TASKS: tuple[tuple[str, Callable[[App, Housekeeping], TaskReport]], ...] = (
+    ("history", history),
+    ("git-locks", git_locks),
+)
 
 
 def cleanup(app: App, *, repair: bool = False, dry_run: bool = False) -> CleanupResult:

@@ -218,11 +218,11 @@ class Store:
             result: str | None = _git().read_ref(self.repo, ref)
             return result
 
-    def _retry_locked(self, what: str, fn: Callable[[], T]) -> T:
+    def _retry_locked(self, what: str, fn: Callable[[], T], wait: float | None = None) -> T:
         """Run a ref update, retrying git lock contention with jittered backoff (gap 2, 3)
         for at most `lock_wait` seconds: a lock whose writer is gone is cleared inside the
         locker (freq.store.lockfiles), so what outlasts the wait is a live writer's."""
-        deadline = self.clock.monotonic() + self.lock_wait
+        deadline = self.clock.monotonic() + (self.lock_wait if wait is None else wait)
         delay = 0.001
         last = what
         while True:
@@ -246,20 +246,28 @@ class Store:
             hint="retry; Frequency clears a lock whose writer is gone by itself",
         )
 
-    def sweep_locks(self) -> list[str]:
+    def sweep_locks(self, *, remove: bool = True) -> list[str]:
         """Remove lock files and temporary object files that killed writers left under
-        refs/frequency and the object store (those nobody holds, older than their grace);
-        the paths removed, relative to the git folder."""
+        refs/frequency, beside packed-refs and in the object store (those nobody holds,
+        older than their grace); the paths removed, relative to the git folder
+        (`remove=False`: the paths that would be)."""
         cd = str(self.common_dir)
         removed = self._locker.sweep(
             os.path.join(cd, refs.ROOT.rstrip("/")),
             match=lambda n: n.endswith(".lock"),
             grace=lockfiles.REF_GRACE,
+            remove=remove,
         )
+        packed = os.path.join(cd, "packed-refs.lock")
+        if os.path.exists(packed) and self._locker.clear_if_stale(
+            packed, grace=lockfiles.PACKED_GRACE, remove=remove
+        ):
+            removed.append(packed)
         removed += self._locker.sweep(
             os.path.join(cd, "objects"),
             match=lambda n: n.endswith(".lock") or n.startswith("tmp_obj_freq_"),
             grace=lockfiles.OBJECT_GRACE,
+            remove=remove,
         )
         return [os.path.relpath(p, cd) for p in removed]
 
@@ -296,7 +304,7 @@ class Store:
                 self.repo, objs, tmp_name=f"tmp-freq-{os.getpid()}-{self._rng.getrandbits(32):08x}"
             )
 
-    def _apply(self, batch: Sequence[RefUpdate], what: str) -> None:
+    def _apply(self, batch: Sequence[RefUpdate], what: str, wait: float | None = None) -> None:
         """Apply a ref batch (freq.store.refdb.apply) with its staged objects, retried
         while a live writer holds one of its locks; the beacon rings once it took effect."""
         self.require_state_dir()
@@ -311,6 +319,7 @@ class Store:
                         locker=self._locker,
                         write_objects=lambda: self._write_objects(objs),
                     ),
+                    wait,
                 )
         finally:
             for u in batch:
@@ -377,7 +386,7 @@ class Store:
         """Move `ref` to the existing commit `oid` if it is at `expected` (None: absent)."""
         self._swap(ref, oid.encode(), expected)
 
-    def update(self, batch: Sequence[RefUpdate]) -> None:
+    def update(self, batch: Sequence[RefUpdate], *, wait: float | None = None) -> None:
         """Move every ref of `batch` from its expected value to its new one, or none of them.
 
         Every ref is locked (in name order, so two batches never wait on each other in a
@@ -385,14 +394,15 @@ class Store:
         moved. The refs are then written in the order given: put the ref that makes the
         batch take effect (a claim's subject ref) last. A failure while writing (a full
         disk) after some refs moved is BatchIncomplete, naming them; before any moved it is
-        the usual error (nothing changed).
+        the usual error (nothing changed). `wait`: how long to wait for a git lock a live
+        process holds (default `lock_wait`).
         """
         if not batch:
             return
         names = [u.ref for u in batch]
         if len(set(names)) != len(names):
             raise ValueError(f"a batch names a ref twice: {names}")
-        self._apply(batch, names[-1])
+        self._apply(batch, names[-1], wait)
 
     def delete(self, ref: str, *, expected: str) -> bool:
         """Delete `ref` if it still points at `expected`; False when it moved meanwhile."""

@@ -111,9 +111,9 @@ class Locker:
             return Lock(path, target, fd)
         raise Held(path)
 
-    def clear_if_stale(self, path: str, *, grace: float) -> bool:
+    def clear_if_stale(self, path: str, *, grace: float, remove: bool = True) -> bool:
         """Remove lock file `path` if its writer is gone (no flock on it, older than
-        `grace`); True when the path is free now."""
+        `grace`); True when the path is free now (`remove=False`: only judge it)."""
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
@@ -128,6 +128,8 @@ class Locker:
             judged = os.fstat(fd)
             if self.now() - judged.st_mtime < grace:
                 return False  # maybe a plain git process in the middle of its write
+            if not remove:
+                return True
             with self._sweeping() as ok:
                 if not ok:
                     return False
@@ -159,15 +161,20 @@ class Locker:
         finally:
             os.close(fd)
 
-    def sweep(self, folder: str, *, match: Callable[[str], bool], grace: float) -> list[str]:
+    def sweep(
+        self, folder: str, *, match: Callable[[str], bool], grace: float, remove: bool = True
+    ) -> list[str]:
         """Remove every stale file below `folder` whose name `match`es (lock files, or
-        temporary object files left by killed writers); the paths removed."""
+        temporary object files left by killed writers); the paths removed (`remove=False`:
+        the paths that would be)."""
         removed: list[str] = []
         for root, _dirs, files in os.walk(folder):
             for name in files:
                 if match(name):
                     path = os.path.join(root, name)
-                    if os.path.exists(path) and self.clear_if_stale(path, grace=grace):
+                    if os.path.exists(path) and self.clear_if_stale(
+                        path, grace=grace, remove=remove
+                    ):
                         removed.append(path)
         return removed
 
