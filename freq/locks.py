@@ -112,8 +112,8 @@ class Locks:
     def prepare(
         self, specs: Sequence[tuple[str, timedelta]], *, holder: str, subject: str, epoch: int
     ) -> tuple[list[HeldLock], list[RefUpdate]]:
-        """Write the commits that would take every lock in `specs` (none of them moves a ref
-        yet) and the ref updates that take them: for the caller's batch, all or none.
+        """Prepare the commits that would take every lock in `specs` (none of them moves a
+        ref yet) and the ref updates that take them: for the caller's batch, all or none.
         LockHeld names the first lock someone else holds now."""
         held: list[HeldLock] = []
         updates: list[RefUpdate] = []
@@ -121,10 +121,17 @@ class Locks:
         mono = self.clock.monotonic()  # before the batch lands: the holder's lease starts early
         for name, ttl in specs:  # one lock named twice is taken once, for the longer TTL
             longest[name] = max(ttl, longest.get(name, ttl))
-        for name, ttl in sorted(longest.items()):
-            lock, tip, oid = self._prepare(name, ttl, holder=holder, subject=subject, epoch=epoch)
-            held.append(HeldLock(lock=lock, tip=oid, written=mono))
-            updates.append(RefUpdate(refs.lock_ref(name), oid, tip))
+        try:
+            for name, ttl in sorted(longest.items()):
+                lock, tip, oid = self._prepare(
+                    name, ttl, holder=holder, subject=subject, epoch=epoch
+                )
+                held.append(HeldLock(lock=lock, tip=oid, written=mono))
+                updates.append(RefUpdate(refs.lock_ref(name), oid, tip))
+        except LockHeld:
+            for h in held:  # prepared for a batch that will not be tried: never written
+                self.store.discard(h.tip)
+            raise
         return held, updates
 
     def _prepare(

@@ -22,6 +22,7 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from freq.clock import Clock
 
@@ -121,7 +122,7 @@ def run(
     """
     argv = argv_for(command)
     start = clock.monotonic()
-    log = open(log_path, "wb") if log_path else None  # noqa: SIM115 - closed below
+    log = _open_log(log_path)
     try:
         try:
             child = subprocess.Popen(
@@ -185,7 +186,8 @@ def run(
         )
     finally:
         if log:
-            log.close()
+            with contextlib.suppress(OSError):  # a full disk: the log is as far as it got
+                log.close()
 
 
 def _terminate(child: subprocess.Popen[bytes], grace: float) -> None:
@@ -208,10 +210,24 @@ def _pump(
     for line in child.stdout:
         tail.append(line)
         if write:
-            write(line)
+            try:
+                write(line)
+            except OSError:  # a full disk: keep the tail, and keep draining the pipe
+                write = None
         if on_line:
             on_line(line)
     child.stdout.close()
+
+
+def _open_log(path: Path | None) -> BinaryIO | None:
+    """The attempt's log file, or None when it cannot be made (a full disk, no inodes):
+    the step runs all the same, with its output tail kept in memory."""
+    if path is None:
+        return None
+    try:
+        return open(path, "wb")
+    except OSError:
+        return None
 
 
 def worker_identity(hostname: str) -> str:

@@ -194,3 +194,48 @@ def test_a_worker_killed_inside_a_ref_write_stops_nobody(repo: FreqRepo, tmp_pat
     assert _done(log) == {"a", "b"}
     assert "Traceback" not in err
     assert not (git_dir / "refs/frequency/subjects/f/a.lock").exists()  # met, and cleared
+
+
+def test_a_disk_that_fills_while_a_step_runs_costs_no_result(
+    small_disk: Path, tmp_path: Path
+) -> None:
+    """The disk fills up while a step runs (its log cannot be written, then neither can
+    its result): the worker keeps the result, says it is retrying, and records it once
+    space comes back; the step is not run again."""
+    path = small_disk / "repo"
+    path.mkdir()
+    git(path, "init", "-q", "-b", "main")
+    (path / "README").write_text("hello\n")
+    git(path, "add", "README")
+    git(path, "commit", "-q", "-m", "initial")
+    repo = FreqRepo(path)
+    gate = tmp_path / "gate"
+    repo.write(
+        ".frequency/f.yaml",
+        f"""
+        factory_id: f
+        state: {{initial: new, terminal: [done]}}
+        steps:
+          - id: work
+            from_states: [new]
+            to_state: done
+            run: 'echo "$FREQ_SUBJECT" >> "$LOG"; until [ -e {gate} ]; do sleep 0.05; done; seq 1 200000'
+        """,
+    )
+    repo.run_process("add", "f", "a").assert_success()
+    log = tmp_path / "steps.log"
+    worker = _worker(path, log, "--until-idle")
+    _wait_for(lambda: _done(log) == {"a"})  # running
+    filler = small_disk / "filler"
+    _fill(filler)
+    gate.touch()  # the step now prints ~1.3 MB into a log on a full disk, and ends
+    assert worker.stderr is not None
+    line = worker.stderr.readline()
+    assert "disk full while writing" in line and line.rstrip().endswith("retrying"), line
+    filler.unlink()
+    _out, err = worker.communicate(timeout=60)
+    assert worker.returncode == 0, err
+    assert "Traceback" not in err and "Exception" not in err, err
+    assert log.read_text().split() == ["a"]  # run once: its result was kept
+    shown = repo.run_process("show", "f", "a", "--json").assert_success()
+    assert '"state": "done"' in shown.out
