@@ -210,6 +210,7 @@ def test_a_disk_that_fills_while_a_step_runs_costs_no_result(
     git(path, "commit", "-q", "-m", "initial")
     repo = FreqRepo(path)
     gate = tmp_path / "gate"
+    body = f'echo "$FREQ_SUBJECT" >> "$LOG"; until [ -e {gate} ]; do sleep 0.05; done; seq 200000'
     repo.write(
         ".frequency/f.yaml",
         f"""
@@ -219,7 +220,7 @@ def test_a_disk_that_fills_while_a_step_runs_costs_no_result(
           - id: work
             from_states: [new]
             to_state: done
-            run: 'echo "$FREQ_SUBJECT" >> "$LOG"; until [ -e {gate} ]; do sleep 0.05; done; seq 1 200000'
+            run: '{body}'
         """,
     )
     repo.run_process("add", "f", "a").assert_success()
