@@ -1,4 +1,4 @@
-"""Housekeeping commands: `cleanup` (broken histories today; freq/ops/cleanup.py has the tasks).
+"""Housekeeping commands: `cleanup` (freq/ops/cleanup.py has its tasks).
 
 Must not import dulwich, subprocess or pexpect (every action is a function in ops); click is
 allowed only in freq/cli/*.
@@ -22,13 +22,15 @@ from freq.cli.base import _emit_json, cli, json_option, pass_app
 @json_option
 @pass_app
 def cleanup(app: ops.App, repair: bool, dry_run: bool, as_json: bool) -> int:
-    """Housekeeping of refs/frequency: find chains whose history broke (a commit that `git gc
+    """Housekeeping of refs/frequency: remove git lock files that killed processes left
+    (nobody holds them), and find chains whose history broke (a commit that `git gc
     --prune=now` removed while a worker wrote); --repair mends them. Exit 1 while anything
     broken is left.
 
     \b
     Examples:
-      git freq cleanup                      report broken chains
+      git freq cleanup                      stale lock files removed, broken chains listed
+      git freq cleanup --dry-run            what it would remove
       git freq cleanup --repair --dry-run   what a repair would write
       git freq cleanup --repair             write it: one commit per broken ref
     """

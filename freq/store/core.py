@@ -80,7 +80,8 @@ class Store:
         self._lost_subjects = DocCache(self.state_dir / "cache" / "subjects.broken.v1")
         self._lost_docs = DocCache(self.state_dir / "cache" / "docs.broken.v1")
         # dulwich's refs container caches packed-refs without a lock of its own: every call
-        # into it (reads included) goes through this one, or threads corrupt the cache
+        # into it (reads of HEAD and branches; Frequency writes its refs itself) goes
+        # through this one, or threads corrupt the cache
         self._write_lock = threading.RLock()
         self._beacon = Beacon(self.state_dir / "beacon", self.common_dir / "packed-refs")
         self._docs: dict[tuple[str, str], bytes] = {}
@@ -97,6 +98,8 @@ class Store:
         self._state_ok = False
         self.lock_wait = LOCK_WAIT
         self._staged: dict[str, list[Any]] = {}  # prepared commit -> its unwritten objects
+        self._staged_lock = threading.Lock()
+        self._packed: tuple[tuple[int, int, int], dict[str, str]] | None = None
         self._locker = lockfiles.Locker(
             guard=str(self.state_dir / "sweep.guard"), now=lambda: self.clock.now().timestamp()
         )
@@ -211,12 +214,27 @@ class Store:
                 with open(os.path.join(self.common_dir, ref), "rb") as f:
                     value = f.read(128).strip()
             except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-                value = b""
+                return self._packed_value(ref)
         if len(value) == 40 and _HEX.issuperset(value):
             return value.decode()
         with self._write_lock:
             result: str | None = _git().read_ref(self.repo, ref)
             return result
+
+    def _packed_value(self, ref: str) -> str | None:
+        """`ref`'s value in packed-refs (read directly, in git's format, and kept until the
+        file is replaced: git and Frequency both replace it by rename)."""
+        path = os.path.join(self.common_dir, "packed-refs")
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            return None
+        key = (st.st_ino, st.st_size, st.st_mtime_ns)
+        cached = self._packed
+        if cached is None or cached[0] != key:
+            packed = refdb.Packed.read(str(self.common_dir))
+            cached = self._packed = (key, {n.decode(): o.decode() for n, o, _ in packed.entries})
+        return cached[1].get(ref)
 
     def _retry_locked(self, what: str, fn: Callable[[], T], wait: float | None = None) -> T:
         """Run a ref update, retrying git lock contention with jittered backoff (gap 2, 3)
@@ -276,27 +294,31 @@ class Store:
     def _stage(self, objs: Sequence[Any], commit: Any) -> str:
         """Keep a prepared commit's objects until a ref update names it: they are written
         only once every ref of that update is locked and checked (freq.store.refdb)."""
-        if len(self._staged) >= _MAX_STAGED:  # prepared, never used nor discarded: to disk,
-            old = next(iter(self._staged))  # rather than risk a ref naming a missing commit
-            self._write_objects(self._staged.pop(old))
+        spill: list[Any] = []
         oid = str(commit.id.decode())
-        self._staged[oid] = list(objs)
+        with self._staged_lock:
+            if len(self._staged) >= _MAX_STAGED:  # prepared, never used nor discarded: to
+                spill = self._staged.pop(next(iter(self._staged)))  # disk, rather than risk
+            self._staged[oid] = list(objs)  # a ref naming a missing commit
+        self._write_objects(spill)
         return oid
 
-    def _staged_for(self, batch: Sequence[RefUpdate]) -> list[Any]:
-        """The staged objects the new values of `batch` name (and staged parents of those)."""
+    def _staged_for(self, batch: Sequence[RefUpdate]) -> tuple[list[Any], set[str]]:
+        """The staged objects the new values of `batch` name (and staged parents of those),
+        and the commits they make up."""
         out: list[Any] = []
         todo = [u.new for u in batch if u.new is not None]
         seen: set[str] = set()
-        while todo:
-            oid = todo.pop()
-            objs = self._staged.get(oid)
-            if objs is None or oid in seen:
-                continue
-            seen.add(oid)
-            out += objs
-            todo += [p.decode() for p in objs[-1].parents]
-        return out
+        with self._staged_lock:
+            while todo:
+                oid = todo.pop()
+                objs = self._staged.get(oid)
+                if objs is None or oid in seen:
+                    continue
+                seen.add(oid)
+                out += objs
+                todo += [p.decode() for p in objs[-1].parents]
+        return out, seen
 
     def _write_objects(self, objs: Sequence[Any]) -> None:
         if objs:
@@ -308,23 +330,26 @@ class Store:
         """Apply a ref batch (freq.store.refdb.apply) with its staged objects, retried
         while a live writer holds one of its locks; the beacon rings once it took effect."""
         self.require_state_dir()
-        objs = self._staged_for(batch)
+        objs, commits = self._staged_for(batch)
         try:
-            with self._write_lock:
-                self._retry_locked(
-                    what,
-                    lambda: refdb.apply(
-                        str(self.common_dir),
-                        batch,
-                        locker=self._locker,
-                        write_objects=lambda: self._write_objects(objs),
-                    ),
-                    wait,
-                )
+            # no lock of this process is needed: each ref's lock file serialises its writers,
+            # threads included, and the objects' fsyncs of two threads overlap
+            self._retry_locked(
+                what,
+                lambda: refdb.apply(
+                    str(self.common_dir),
+                    batch,
+                    locker=self._locker,
+                    write_objects=lambda: self._write_objects(objs),
+                ),
+                wait,
+            )
         finally:
-            for u in batch:
-                if u.new is not None:
-                    self._staged.pop(u.new, None)
+            with self._staged_lock:
+                for u in batch:
+                    if u.new is not None:
+                        self._staged.pop(u.new, None)
+        self._whole.update(c.encode() for c in commits)  # written whole just now
         self._beacon.ring()
 
     def _swap(self, ref: str, new: bytes, expected: str | None) -> None:
@@ -380,7 +405,8 @@ class Store:
     def discard(self, oid: str) -> None:
         """Forget a prepared commit that no ref update will name (a claim that found its
         cap full): its objects are never written."""
-        self._staged.pop(oid, None)
+        with self._staged_lock:
+            self._staged.pop(oid, None)
 
     def swap(self, ref: str, oid: str, *, expected: str | None) -> None:
         """Move `ref` to the existing commit `oid` if it is at `expected` (None: absent)."""
@@ -469,18 +495,18 @@ class Store:
             new_refs[name] = commit.id
             cache_items.append((commit.id, raw))
         self.require_state_dir()
-        with self._write_lock:
-            self._retry_locked(
-                "packed-refs",
-                lambda: refdb.add_packed(
-                    str(self.common_dir),
-                    new_refs,
-                    locker=self._locker,
-                    guard=str(self.state_dir / "create"),
-                    clash=_exists,
-                    write_objects=lambda: self._write_objects(objs),
-                ),
-            )
+        self._retry_locked(
+            "packed-refs",
+            lambda: refdb.add_packed(
+                str(self.common_dir),
+                new_refs,
+                locker=self._locker,
+                guard=str(self.state_dir / "create"),
+                clash=_exists,
+                write_objects=lambda: self._write_objects(objs),
+            ),
+        )
+        self._whole.update(new_refs.values())
         self._beacon.ring()
         self._cache.add(cache_items)
         return [oid.decode() for oid in new_refs.values()]
