@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,13 +107,7 @@ class FreqRepo:
 @pytest.fixture
 def repo(tmp_path: Path) -> Iterator[FreqRepo]:
     """An empty git repository with one commit on main."""
-    path = tmp_path / "repo"
-    path.mkdir()
-    git(path, "init", "-q", "-b", "main")
-    (path / "README").write_text("hello\n")
-    git(path, "add", "README")
-    git(path, "commit", "-q", "-m", "initial")
-    yield FreqRepo(path)
+    yield new_repo(tmp_path / "repo")
 
 
 @pytest.fixture
@@ -125,3 +120,84 @@ def freq_repo(repo: FreqRepo):  # type: ignore[no-untyped-def]
         return repo
 
     return make
+
+
+def one_step(run: str, *, retry: str = "", locks: str = "") -> str:
+    """A factory `f` of one step, `work` (new -> done), running `run` (YAML text), with
+    optional `retry:` and `locks:` values (YAML text)."""
+    extra = "".join(
+        f"    {key}: {value}\n" for key, value in (("retry", retry), ("locks", locks)) if value
+    )
+    return (
+        "factory_id: f\n"
+        "state: {initial: new, terminal: [done]}\n"
+        "steps:\n"
+        "  - id: work\n"
+        "    from_states: [new]\n"
+        "    to_state: done\n"
+        f"{extra}"
+        f"    run: {run}\n"
+    )
+
+
+NO_BACKOFF = "{max_attempts: %d, backoff: {initial: 0s, factor: 1, max: 0s, jitter: 0}}"
+
+# A real process that takes a lock file the way Frequency's writers do (O_EXCL + flock),
+# says so, and keeps it until it is killed.
+_LOCK_HOLDER = """
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT | os.O_EXCL)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("held", flush=True)
+sys.stdin.read()
+"""
+
+
+@contextmanager
+def live_lock(path: Path) -> Iterator[subprocess.Popen[str]]:
+    """Hold the git lock file `path` from another live process (killed on exit)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with subprocess.Popen(
+        [sys.executable, "-c", _LOCK_HOLDER, str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as holder:
+        try:
+            assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+            yield holder
+        finally:
+            holder.kill()
+
+
+def new_repo(path: Path) -> FreqRepo:
+    """A git repository at `path` (created) with one commit on main."""
+    path.mkdir(parents=True, exist_ok=True)
+    git(path, "init", "-q", "-b", "main")
+    (path / "README").write_text("hello\n")
+    git(path, "add", "README")
+    git(path, "commit", "-q", "-m", "initial")
+    return FreqRepo(path)
+
+
+CHAINS = """
+factory_id: build
+state:
+  initial: selected
+  terminal: [done]
+steps:
+  - {id: one, from_states: [selected], to_state: two, run: "echo one"}
+  - {id: two, from_states: [two], to_state: three, run: "echo two"}
+  - {id: three, from_states: [three], to_state: done, run: "echo three"}
+"""
+
+
+@pytest.fixture
+def chains_repo(freq_repo) -> FreqRepo:  # type: ignore[no-untyped-def]
+    """Subject chains to break: app-1 and app-2 done (five commits each), `fresh` and
+    `other` just added, in factory `build` (three steps)."""
+    r: FreqRepo = freq_repo({".frequency/build.yaml": CHAINS})
+    r.run("add", "build", "app-1", "app-2").assert_success()
+    r.run("run", "--until-idle").assert_success()
+    r.run("add", "build", "fresh", "other").assert_success()
+    return r

@@ -16,16 +16,6 @@ from freq.store import Store
 
 from .conftest import FreqRepo
 
-BUILD = """
-factory_id: build
-state:
-  initial: selected
-  terminal: [done]
-steps:
-  - {id: one, from_states: [selected], to_state: two, run: "echo one"}
-  - {id: two, from_states: [two], to_state: three, run: "echo two"}
-  - {id: three, from_states: [three], to_state: done, run: "echo three"}
-"""
 HINT = "; run `git freq cleanup --repair`"
 GC = "git gc --prune=now"
 
@@ -45,64 +35,54 @@ def ref(name: str) -> str:
     return f"refs/frequency/subjects/build/{name}"
 
 
-@pytest.fixture
-def history(freq_repo) -> FreqRepo:  # type: ignore[no-untyped-def]
-    """app-1 and app-2 done (five commits each), `fresh` and `other` just added."""
-    r: FreqRepo = freq_repo({".frequency/build.yaml": BUILD})
-    r.run("add", "build", "app-1", "app-2").assert_success()
-    r.run("run", "--until-idle").assert_success()
-    r.run("add", "build", "fresh", "other").assert_success()
-    return r
-
-
-def test_a_missing_commit_inside_a_chain_is_skipped_with_one_warning(history: FreqRepo) -> None:
+def test_a_missing_commit_inside_a_chain_is_skipped_with_one_warning(chains_repo: FreqRepo) -> None:
     """show and log give the history down to the break and one warning line naming it;
     status, plan, why and run go on (run finishes the subjects that are whole)."""
-    missing = rev(history, f"{ref('app-1')}~2")
-    newer = [rev(history, ref("app-1")), rev(history, f"{ref('app-1')}~1")]
-    drop(history, missing)
+    missing = rev(chains_repo, f"{ref('app-1')}~2")
+    newer = [rev(chains_repo, ref("app-1")), rev(chains_repo, f"{ref('app-1')}~1")]
+    drop(chains_repo, missing)
     warning = (
         f"warning: {ref('app-1')}: history broken at {missing[:12]} (a commit {GC} removed?); "
         f"older history not shown{HINT}\n"
     )
-    shown = history.run("show", "build", "app-1").assert_success()
+    shown = chains_repo.run("show", "build", "app-1").assert_success()
     assert shown.err == warning
     assert [ln.split()[0] for ln in shown.out.split("  history:\n")[1].splitlines()] == [
         o[:12] for o in newer
     ]
-    data = json.loads(history.run("show", "build", "app-1", "--json").assert_success().out)
+    data = json.loads(chains_repo.run("show", "build", "app-1", "--json").assert_success().out)
     assert data["problems"] == [warning[len("warning: ") : -1]]
     assert [e["oid"] for e in data["history"]] == newer
     for args in (("log", "build", "app-1"), ("log", "build"), ("log",)):
-        out = history.run(*args).assert_success()
+        out = chains_repo.run(*args).assert_success()
         assert out.err == warning, args
-    journal = history.run("log", "build", "-n", "0").assert_success().out
+    journal = chains_repo.run("log", "build", "-n", "0").assert_success().out
     assert len([ln for ln in journal.splitlines() if "build/app-2:" in ln]) == 5
     for args in (("status",), ("plan",), ("why", "build", "app-1")):
-        history.run(*args).assert_success()
-    ran = history.run("run", "--until-idle").assert_success()
+        chains_repo.run(*args).assert_success()
+    ran = chains_repo.run("run", "--until-idle").assert_success()
     assert ran.out.splitlines()[-1] == "done: 6 succeeded, 0 failed, 0 recovered, 0 lost races"
 
 
 @pytest.mark.parametrize("part", ["commit", "tree", "subject.json"])
 def test_a_tip_that_is_not_whole_is_one_line_and_the_worker_skips_it(
-    history: FreqRepo, part: str
+    chains_repo: FreqRepo, part: str
 ) -> None:
     """The tip commit, its tree or its subject.json gone (the snapshot cache still knows the
     state): show, why, log and transition of it refuse in one line; run warns once, runs
     every other subject and exits 0; from then on status and plan list it as a warning."""
-    tip = rev(history, ref("fresh"))
+    tip = rev(chains_repo, ref("fresh"))
     if part == "commit":
         gone, why = tip, f"a commit {GC} removed?"
     elif part == "tree":
-        gone = rev(history, f"{ref('fresh')}^{{tree}}")
+        gone = rev(chains_repo, f"{ref('fresh')}^{{tree}}")
         why = f"its tree {gone[:12]} is missing: {GC} removed it?"
     else:
-        gone = rev(history, f"{ref('fresh')}:subject.json")
+        gone = rev(chains_repo, f"{ref('fresh')}:subject.json")
         why = f"its subject.json {gone[:12]} is missing: {GC} removed it?"
-    drop(history, gone)
+    drop(chains_repo, gone)
     line = f"{ref('fresh')}: history broken at {tip[:12]} ({why}){HINT}"
-    ran = history.run("run", "--until-idle").assert_success()
+    ran = chains_repo.run("run", "--until-idle").assert_success()
     assert ran.err == f"warning: {line}\n"
     assert ran.out.splitlines()[-1] == "done: 3 succeeded, 0 failed, 0 recovered, 0 lost races"
     for args in (
@@ -111,13 +91,13 @@ def test_a_tip_that_is_not_whole_is_one_line_and_the_worker_skips_it(
         ("log", "build", "fresh"),
         ("transition", "build", "fresh", "done", "--reason", "by hand"),
     ):
-        assert history.run(*args).assert_failure().err == f"git freq: {line}\n", args
-    assert rev(history, ref("fresh")) == tip  # nothing was built on it
-    assert history.run("status").assert_success().err == f"warning: {line}\n"
-    assert history.run("plan").assert_success().out.endswith(f"warning: {line}\n")
-    status = json.loads(history.run("status", "--json").assert_success().out)
+        assert chains_repo.run(*args).assert_failure().err == f"git freq: {line}\n", args
+    assert rev(chains_repo, ref("fresh")) == tip  # nothing was built on it
+    assert chains_repo.run("status").assert_success().err == f"warning: {line}\n"
+    assert chains_repo.run("plan").assert_success().out.endswith(f"warning: {line}\n")
+    status = json.loads(chains_repo.run("status", "--json").assert_success().out)
     assert status["problems"] == [line]
-    error = json.loads(history.run("show", "build", "fresh", "--json").assert_failure().out)
+    error = json.loads(chains_repo.run("show", "build", "fresh", "--json").assert_failure().out)
     assert error["error"]["code"] == "broken-history"
     assert error["error"]["next"] == {
         "text": "run",
@@ -127,19 +107,19 @@ def test_a_tip_that_is_not_whole_is_one_line_and_the_worker_skips_it(
 
 
 def test_the_first_reader_moves_the_cached_copy_aside_so_every_snapshot_skips_it(
-    history: FreqRepo,
+    chains_repo: FreqRepo,
 ) -> None:
     """`show` finds the tip gone: the subject leaves the snapshot cache (into its quarantine,
     for a repair), so the next `plan` in another process skips the subject instead of
     planning a start it cannot claim."""
-    drop(history, rev(history, ref("fresh")))
-    assert "start  fresh" in history.run("plan").assert_success().out  # the cache masks it
-    history.run("show", "build", "fresh").assert_failure()
-    planned = history.run("plan").assert_success()
+    drop(chains_repo, rev(chains_repo, ref("fresh")))
+    assert "start  fresh" in chains_repo.run("plan").assert_success().out  # the cache masks it
+    chains_repo.run("show", "build", "fresh").assert_failure()
+    planned = chains_repo.run("plan").assert_success()
     assert "start  fresh" not in planned.out
     assert "start  other" in planned.out
-    quarantine = (history.path / ".git/frequency/cache/subjects.broken.v1").read_text()
-    assert rev(history, ref("fresh")) in quarantine
+    quarantine = (chains_repo.path / ".git/frequency/cache/subjects.broken.v1").read_text()
+    assert rev(chains_repo, ref("fresh")) in quarantine
 
 
 def test_a_broken_dead_letter_queue_lists_what_is_left_and_says_where_it_breaks(

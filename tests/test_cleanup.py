@@ -19,23 +19,13 @@ from freq.errors import RefConflict
 from freq.store import RefUpdate, Store
 
 from .conftest import FreqRepo
-from .test_broken_history import BUILD, GC, drop, ref, rev
+from .test_broken_history import GC, drop, ref, rev
 
 WHOLE = "every chain whole"
 SUMMARY = (
     "{n}: `git freq cleanup --repair` returns each to its last intact state as a new commit "
     "(add --dry-run to see how first)"
 )
-
-
-@pytest.fixture
-def history(freq_repo) -> FreqRepo:  # type: ignore[no-untyped-def]
-    """app-1 and app-2 done (five commits each), `fresh` and `other` just added."""
-    r: FreqRepo = freq_repo({".frequency/build.yaml": BUILD})
-    r.run("add", "build", "app-1", "app-2").assert_success()
-    r.run("run", "--until-idle").assert_success()
-    r.run("add", "build", "fresh", "other").assert_success()
-    return r
 
 
 def _refs(r: FreqRepo) -> str:
@@ -71,66 +61,66 @@ def _healthy(r: FreqRepo) -> None:
     assert r.run("cleanup").assert_success().out.rstrip().endswith(WHOLE)
 
 
-def test_a_whole_repository_has_nothing_to_clean(history: FreqRepo) -> None:
+def test_a_whole_repository_has_nothing_to_clean(chains_repo: FreqRepo) -> None:
     """Every ref walked, each commit once: one line, exit 0."""
-    n_refs = len(_refs(history).splitlines())
-    n_commits = len(history.git("rev-list", "--glob=refs/frequency").split())
-    out = history.run("cleanup").assert_success().out
+    n_refs = len(_refs(chains_repo).splitlines())
+    n_commits = len(chains_repo.git("rev-list", "--glob=refs/frequency").split())
+    out = chains_repo.run("cleanup").assert_success().out
     assert out == (
         f"history: {n_refs} refs under refs/frequency/ checked ({n_commits} commits), {WHOLE}\n"
     )
 
 
-def test_report_dry_run_and_repair_of_a_chain_broken_in_the_middle(history: FreqRepo) -> None:
+def test_report_dry_run_and_repair_of_a_chain_broken_in_the_middle(chains_repo: FreqRepo) -> None:
     """app-1~2's tree gone: cleanup reports it (exit 1) and changes nothing; --dry-run says
     what it would write and writes nothing; --repair writes one commit on app-1~3 (the
     newest commit below which the chain is intact) holding the tip's state, with trailers
     naming what was missing and what left the history; the repository is healthy after."""
-    tip, broken, base = (rev(history, f"{ref('app-1')}{s}") for s in ("", "~2", "~3"))
-    tree = rev(history, f"{broken}^{{tree}}")
-    drop(history, tree)
-    slots = _slots_on(history, broken)
+    tip, broken, base = (rev(chains_repo, f"{ref('app-1')}{s}") for s in ("", "~2", "~3"))
+    tree = rev(chains_repo, f"{broken}^{{tree}}")
+    drop(chains_repo, tree)
+    slots = _slots_on(chains_repo, broken)
     problem = f"history broken at {broken[:12]} (its tree {tree[:12]} is missing: {GC} removed it?)"
     found = [
         *(f"{'broken':15} {s}: {problem}" for s in slots),
         f"broken          {ref('app-1')}: {problem}",
     ]
-    before = _refs(history)
-    report = history.run("cleanup").assert_failure()
-    assert _refs(history) == before
-    cache = (history.path / ".git/frequency/cache/subjects.v1").read_bytes()
+    before = _refs(chains_repo)
+    report = chains_repo.run("cleanup").assert_failure()
+    assert _refs(chains_repo) == before
+    cache = (chains_repo.path / ".git/frequency/cache/subjects.v1").read_bytes()
     n = len(found)
     assert report.out.splitlines() == [*found, SUMMARY.format(n=f"{n} broken chain{'s' * (n > 1)}")]
 
-    dry = history.run("cleanup", "--repair", "--dry-run").assert_failure()
+    dry = chains_repo.run("cleanup", "--repair", "--dry-run").assert_failure()
     what = (
         f"back to done as of {tip[:12]} on top of {base[:12]}, dropping 3 commits from its history"
     )
     assert f"would repair    {ref('app-1')}: {what}" in dry.out.splitlines()
-    assert _refs(history) == before
-    assert (history.path / ".git/frequency/cache/subjects.v1").read_bytes() == cache
+    assert _refs(chains_repo) == before
+    assert (chains_repo.path / ".git/frequency/cache/subjects.v1").read_bytes() == cache
 
-    done = history.run("cleanup", "--repair").assert_success()
-    new = rev(history, ref("app-1"))
+    done = chains_repo.run("cleanup", "--repair").assert_success()
+    new = rev(chains_repo, ref("app-1"))
     assert f"repaired        {ref('app-1')}: {what} (commit {new[:12]})" in done.out.splitlines()
     freed = "deleted (a cap slot is free once the claim it points at is gone)"
     for slot in slots:
         assert f"repaired        {slot}: {freed}" in done.out.splitlines()
-    assert rev(history, f"{new}^") == base
-    old_state = json.loads(history.git("show", f"{tip}:subject.json"))
-    new_state = json.loads(history.git("show", f"{new}:subject.json"))
+    assert rev(chains_repo, f"{new}^") == base
+    old_state = json.loads(chains_repo.git("show", f"{tip}:subject.json"))
+    new_state = json.loads(chains_repo.git("show", f"{new}:subject.json"))
     assert new_state["epoch"] == old_state["epoch"] + 1
     assert {k: v for k, v in new_state.items() if k not in ("epoch", "updated_at")} == {
         k: v for k, v in old_state.items() if k not in ("epoch", "updated_at")
     }
-    assert history.git("show", f"{new}:output.log") == "three\n"
-    message = history.git("log", "-1", "--format=%B", new)
+    assert chains_repo.git("show", f"{new}:output.log") == "three\n"
+    message = chains_repo.git("log", "-1", "--format=%B", new)
     assert (
         message.splitlines()[0] == "build/app-1: repaired in done (history broken, 3 commits lost)"
     )
-    for oid in (tip, rev(history, f"{tip}~1"), broken):
+    for oid in (tip, rev(chains_repo, f"{tip}~1"), broken):
         assert f"  {oid[:12]} build/app-1: " in message
-    t = _trailers(history, new)
+    t = _trailers(chains_repo, new)
     assert (t["Freq-Event"], t["Freq-Missing"], t["Freq-Lost"], t["Freq-Restored-From"]) == (
         "repaired",
         tree,
@@ -138,8 +128,8 @@ def test_report_dry_run_and_repair_of_a_chain_broken_in_the_middle(history: Freq
         tip,
     )
     assert t["Freq-Epoch"] == str(new_state["epoch"])
-    _healthy(history)
-    shown = history.run("show", "build", "app-1").assert_success()
+    _healthy(chains_repo)
+    shown = chains_repo.run("show", "build", "app-1").assert_success()
     assert shown.err == ""
 
 
@@ -161,42 +151,46 @@ def _claim(r: FreqRepo, name: str) -> tuple[str, str]:
         store.close()
 
 
-def test_a_missing_tip_comes_back_from_the_cache_with_its_claim_ended(history: FreqRepo) -> None:
+def test_a_missing_tip_comes_back_from_the_cache_with_its_claim_ended(
+    chains_repo: FreqRepo,
+) -> None:
     """The claim commit at the tip is gone but the snapshot cache has its subject.json:
     --repair restores that state as a new root, ends the claim (attempt given back, epoch +
     1, so the attempt still running is fenced off), and a worker then runs the subject."""
-    tip, holder = _claim(history, "fresh")
-    drop(history, tip)
-    history.run("show", "build", "fresh").assert_failure()  # moves the cached copy aside
-    done = history.run("cleanup", "--repair").assert_success()
-    new = rev(history, ref("fresh"))
+    tip, holder = _claim(chains_repo, "fresh")
+    drop(chains_repo, tip)
+    chains_repo.run("show", "build", "fresh").assert_failure()  # moves the cached copy aside
+    done = chains_repo.run("cleanup", "--repair").assert_success()
+    new = rev(chains_repo, ref("fresh"))
     assert (
         f"repaired        {ref('fresh')}: back to selected as of {tip[:12]} (cached copy) as a "
         "new root, dropping 1 commit (and those below the missing one) from its history; the "
         f"claim of {holder} on one attempt 1 ended (commit {new[:12]})"
     ) in done.out.splitlines()
-    state = json.loads(history.git("show", f"{new}:subject.json"))
+    state = json.loads(chains_repo.git("show", f"{new}:subject.json"))
     assert (state["claim"], state["attempt"], state["epoch"]) == (None, 0, 2)
-    assert history.git("log", "--format=%H", new).split() == [new]
-    assert _trailers(history, new)["Freq-Restored-From"] == f"{tip} (cached copy)"
-    _healthy(history)
-    ran = history.run("run", "--until-idle").assert_success()
+    assert chains_repo.git("log", "--format=%H", new).split() == [new]
+    assert _trailers(chains_repo, new)["Freq-Restored-From"] == f"{tip} (cached copy)"
+    _healthy(chains_repo)
+    ran = chains_repo.run("run", "--until-idle").assert_success()
     assert "finished  build/fresh three #1: three -> done" in ran.out
 
 
-def test_a_subject_with_no_readable_state_is_reported_with_what_to_do(history: FreqRepo) -> None:
+def test_a_subject_with_no_readable_state_is_reported_with_what_to_do(
+    chains_repo: FreqRepo,
+) -> None:
     """Tip gone and no cache: `not repairable`, with the commands that help; exit 1; --json
     carries the same as data; other breaks are still mended."""
-    drop(history, rev(history, ref("fresh")))
-    shutil.rmtree(history.path / ".git/frequency/cache")
-    out = history.run("cleanup", "--repair").assert_failure()
+    drop(chains_repo, rev(chains_repo, ref("fresh")))
+    shutil.rmtree(chains_repo.path / ".git/frequency/cache")
+    out = chains_repo.run("cleanup", "--repair").assert_failure()
     assert out.out.splitlines()[-1] == (
         f"not repairable  {ref('fresh')}: no state of it can be read (no commit left of its "
         "chain holds a readable subject.json, and the snapshot cache has no copy); delete the "
         f"ref (`git update-ref -d {ref('fresh')}`) and add the subject again (`git freq add "
         "build fresh --state STATE`)"
     )
-    data = json.loads(history.run("cleanup", "--repair", "--json").assert_failure().out)
+    data = json.loads(chains_repo.run("cleanup", "--repair", "--json").assert_failure().out)
     task, locks = data["tasks"]
     assert (locks["task"], locks["lines"]) == ("git-locks", [])
     assert (task["task"], task["left"], data["left"]) == ("history", 1, 1)
@@ -207,17 +201,17 @@ def test_a_subject_with_no_readable_state_is_reported_with_what_to_do(history: F
         "not repairable",
         None,
     )
-    assert row["missing"] == [rev(history, ref("fresh"))]
+    assert row["missing"] == [rev(chains_repo, ref("fresh"))]
 
 
-def test_git_gc_prune_now_during_a_run_then_repair(history: FreqRepo) -> None:
+def test_git_gc_prune_now_during_a_run_then_repair(chains_repo: FreqRepo) -> None:
     """The race of the issue, made deterministic: a worker's batch has written its objects
     but not yet moved its refs (a window of microseconds now: objects are written inside
     the batch, after its refs are locked and checked) when `git gc --prune=now` walks the
     refs and prunes them; the ref then moves onto the commit and a commit is built on it.
     git gc fails from then on, `show` says where the history breaks, and after `cleanup
     --repair` fsck is clean and gc works again."""
-    store = Store.discover(history.path, clock=SystemClock())
+    store = Store.discover(chains_repo.path, clock=SystemClock())
     try:
         subj, tip = store.read_subject("build", "fresh")
         now = store.clock.now()
@@ -228,8 +222,10 @@ def test_git_gc_prune_now_during_a_run_then_repair(history: FreqRepo) -> None:
         # its objects on disk, no ref reaching them: written through a ref deleted again
         store.update([RefUpdate("refs/frequency/race", prepared, None)])
         assert store.delete("refs/frequency/race", expected=prepared)
-        history.git("gc", "--prune=now", "-q")
-        gone = subprocess.run(["git", "cat-file", "-e", prepared], cwd=history.path, check=False)
+        chains_repo.git("gc", "--prune=now", "-q")
+        gone = subprocess.run(
+            ["git", "cat-file", "-e", prepared], cwd=chains_repo.path, check=False
+        )
         assert gone.returncode != 0, "gc --prune=now kept the unreferenced commit"
         store.swap(ref("fresh"), prepared, expected=tip)
         renew = transitions.renewed(claim.subject, at=now, ttl=timedelta(hours=1), worker="w:1:1")
@@ -239,23 +235,23 @@ def test_git_gc_prune_now_during_a_run_then_repair(history: FreqRepo) -> None:
     finally:
         store.close()
     gc = subprocess.run(
-        ["git", "gc", "-q"], cwd=history.path, capture_output=True, text=True, check=False
+        ["git", "gc", "-q"], cwd=chains_repo.path, capture_output=True, text=True, check=False
     )
     assert gc.returncode != 0 and prepared in gc.stderr
-    shown = history.run("show", "build", "fresh").assert_success()
+    shown = chains_repo.run("show", "build", "fresh").assert_success()
     assert shown.err == (
         f"warning: {ref('fresh')}: history broken at {prepared[:12]} (a commit {GC} removed?); "
         "older history not shown; run `git freq cleanup --repair`\n"
     )
-    done = history.run("cleanup", "--repair").assert_success()
-    new = rev(history, ref("fresh"))
+    done = chains_repo.run("cleanup", "--repair").assert_success()
+    new = rev(chains_repo, ref("fresh"))
     assert (
         f"repaired        {ref('fresh')}: back to selected as of {built[:12]} as a new root, "
         "dropping 2 commits (and those below the missing one) from its history; the claim of "
         f"w:1:1 on one attempt 1 ended (commit {new[:12]})"
     ) in done.out.splitlines()
-    assert history.git("show", f"{new}:output.log") == "half\n"
-    _healthy(history)
+    assert chains_repo.git("show", f"{new}:output.log") == "half\n"
+    _healthy(chains_repo)
 
 
 DOCS = {
@@ -322,18 +318,18 @@ def test_dead_letter_lock_and_control_refs_are_mended_too(freq_repo) -> None:  #
     assert [ln.split()[0] for ln in r.run("dlq", "list").out.splitlines()] == ["id", "a#5"]
 
 
-def test_a_ref_that_moves_during_the_repair_is_left_alone(history: FreqRepo) -> None:
+def test_a_ref_that_moves_during_the_repair_is_left_alone(chains_repo: FreqRepo) -> None:
     """The repair is a compare-and-swap from the broken tip: a ref moved meanwhile is not
     overwritten (RefConflict; cleanup reports it `skipped` and asks to run again)."""
-    drop(history, rev(history, f"{ref('app-1')}~2"))
-    store = Store.discover(history.path, clock=SystemClock())
+    drop(chains_repo, rev(chains_repo, f"{ref('app-1')}~2"))
+    store = Store.discover(chains_repo.path, clock=SystemClock())
     try:
         breaks, _junk, _n = chains.find(store, {})
         (brk,) = [b for b in breaks if b.ref == ref("app-1")]
-        history.git("update-ref", ref("app-1"), rev(history, ref("app-2")))
+        chains_repo.git("update-ref", ref("app-1"), rev(chains_repo, ref("app-2")))
         mender = chains.Mender(store, at=store.clock.now(), by="me", dry_run=False)
         with pytest.raises(RefConflict):
             mender.mend(brk, store.snapshot())
     finally:
         store.close()
-    assert rev(history, ref("app-1")) == rev(history, ref("app-2"))
+    assert rev(chains_repo, ref("app-1")) == rev(chains_repo, ref("app-2"))

@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,36 +18,10 @@ from freq.errors import GitLockHeld, RefConflict
 from freq.runtime import Event, EventKind, Subject
 from freq.store import RefUpdate, Store
 
-from .conftest import FreqRepo
+from .conftest import FreqRepo, live_lock
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 REF = refs.subject_ref("build", "x")
-
-# A real process that takes a lock file the way Frequency's writers do (O_EXCL + flock),
-# says so, and keeps it until its stdin closes or it is killed.
-_HOLDER = """
-import fcntl, os, sys
-fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT | os.O_EXCL)
-fcntl.flock(fd, fcntl.LOCK_EX)
-print("held", flush=True)
-sys.stdin.read()
-"""
-
-
-@contextmanager
-def _live_holder(path: Path) -> Iterator[subprocess.Popen[str]]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with subprocess.Popen(
-        [sys.executable, "-c", _HOLDER, str(path)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    ) as holder:
-        try:
-            assert holder.stdout is not None and holder.stdout.readline() == "held\n"
-            yield holder
-        finally:
-            holder.kill()
 
 
 def _age(path: Path, seconds: float) -> None:
@@ -96,7 +67,7 @@ def test_a_live_writers_lock_is_waited_for_then_named(store: Store, repo: FreqRe
     clock), then reported in one line naming it; the ref and the lock are left alone."""
     tip = _created(store)
     lock = repo.path / ".git" / (REF + ".lock")
-    with _live_holder(lock):
+    with live_lock(lock):
         _age(lock, 3600)  # old, but its writer is alive: never stale
         with pytest.raises(GitLockHeld, match=r"git lock refs/frequency/subjects/build/x\.lock is"):
             _move(store, tip)
@@ -109,7 +80,7 @@ def test_a_killed_writers_lock_is_cleared_at_once(store: Store, repo: FreqRepo) 
     (nobody holds its flock) after the short grace, not after 30 s, and goes through."""
     tip = _created(store)
     lock = repo.path / ".git" / (REF + ".lock")
-    with _live_holder(lock) as holder:
+    with live_lock(lock) as holder:
         holder.send_signal(signal.SIGKILL)
         holder.wait()
     assert lock.exists()  # the kernel dropped its flock; git would leave the file forever
@@ -146,7 +117,7 @@ def test_a_batch_names_the_held_ref_and_moves_nothing(store: Store, repo: FreqRe
     )
     slot = "refs/frequency/caps/global/0"
     with (
-        _live_holder(repo.path / ".git" / (slot + ".lock")),
+        live_lock(repo.path / ".git" / (slot + ".lock")),
         pytest.raises(GitLockHeld, match=r"caps/global/0\.lock"),
     ):
         store.update([RefUpdate(slot, claim, None), RefUpdate(REF, claim, tip)])
@@ -196,7 +167,7 @@ def test_sweep_leaves_a_live_writers_lock(store: Store, repo: FreqRepo) -> None:
     _created(store)
     live = repo.path / ".git" / "refs" / "frequency" / "locks" / "deploy.lock"
     dead = repo.path / ".git" / "refs" / "frequency" / "locks" / "db.lock"
-    with _live_holder(live):
+    with live_lock(live):
         dead.parent.mkdir(parents=True, exist_ok=True)
         dead.write_text("")
         _age(dead, 5)
@@ -210,7 +181,7 @@ def test_creating_subjects_clears_a_killed_creators_locks(store: Store, repo: Fr
     leaves both; the next creation clears them (nobody holds them) and goes through."""
     git_dir = repo.path / ".git"
     for lock in (git_dir / "frequency" / "create.lock", git_dir / "packed-refs.lock"):
-        with _live_holder(lock) as holder:
+        with live_lock(lock) as holder:
             holder.kill()
         _age(lock, 11)
     tip = _created(store)
@@ -233,7 +204,7 @@ def test_cleanup_removes_locks_killed_writers_left(repo: FreqRepo) -> None:
         then = datetime.now(UTC).timestamp() - 3600
         os.utime(path, (then, then))
     live = git_dir / "refs/frequency/locks/deploy.lock"
-    with _live_holder(live):
+    with live_lock(live):
         os.utime(live, (0, 0))
         dry = repo.run("cleanup", "--dry-run").assert_success()
         assert "would remove    refs/frequency/caps/global/0.lock" in dry.out

@@ -21,22 +21,13 @@ from freq.planner import Expired, plan
 from freq.runtime import attempt_marks
 from freq.store import Store
 
-from .conftest import FreqRepo
+from .conftest import NO_BACKOFF, FreqRepo, one_step
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="finds processes through /proc and pidfds"
 )
 
-FACTORY = """
-factory_id: f
-state: {initial: new, terminal: [done]}
-steps:
-  - id: work
-    from_states: [new]
-    to_state: done
-    retry: {max_attempts: 2, backoff: {initial: 0s, factor: 1, max: 0s, jitter: 0}}
-    run: "true"
-"""
+FACTORY = one_step('"true"', retry=NO_BACKOFF % 2)
 
 
 def _start_time(pid: int) -> str:

@@ -19,19 +19,9 @@ from freq.runners import StepResult
 from freq.store import Store
 
 from .clocks import SkewedClock
-from .conftest import FreqRepo
+from .conftest import NO_BACKOFF, FreqRepo, one_step
 
-FACTORY = """
-factory_id: f
-state: {initial: new, terminal: [done]}
-steps:
-  - id: work
-    from_states: [new]
-    to_state: done
-    retry: {max_attempts: 3, backoff: {initial: 0s, factor: 1, max: 0s, jitter: 0}}
-    locks: [{name: deploy, ttl: 60s}]
-    run: "true"
-"""
+FACTORY = one_step('"true"', retry=NO_BACKOFF % 3, locks="[{name: deploy, ttl: 60s}]")
 
 
 def _workers(r: FreqRepo) -> tuple[FakeClock, dict[str, Worker], dict[str, Collecting]]:

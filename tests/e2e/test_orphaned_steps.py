@@ -12,21 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FreqRepo
+from tests.conftest import NO_BACKOFF, FreqRepo, one_step
 from tests.e2e.test_workers import _spawn, _wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.git]
 
-FACTORY = """
-factory_id: f
-state: {initial: new, terminal: [done]}
-steps:
-  - id: work
-    from_states: [new]
-    to_state: done
-    retry: {max_attempts: 2, backoff: {initial: 0s, factor: 1, max: 0s, jitter: 0}}
-    run: [sh, step.sh]
-"""
+FACTORY = one_step("[sh, step.sh]", retry=NO_BACKOFF % 2)
 
 # Attempt 1 sleeps in the background and writes `pid start-time` of itself and of the sleep
 # to $LOG.pids; any later attempt first looks at each of them and writes whether it was still

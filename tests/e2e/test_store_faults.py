@@ -16,28 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FreqRepo, git
+from tests.conftest import FreqRepo, live_lock, new_repo, one_step
 from tests.e2e.test_workers import _wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.git]
 
-_HOLDER = """
-import fcntl, os, sys
-fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT | os.O_EXCL)
-fcntl.flock(fd, fcntl.LOCK_EX)
-print("held", flush=True)
-sys.stdin.read()
-"""
-
-FACTORY = """
-factory_id: f
-state: {initial: new, terminal: [done]}
-steps:
-  - id: work
-    from_states: [new]
-    to_state: done
-    run: 'echo "$FREQ_SUBJECT" >> "$LOG"'
-"""
+FACTORY = one_step("""'echo "$FREQ_SUBJECT" >> "$LOG"'""")
 
 
 def _worker(path: Path, log: Path, *args: str) -> subprocess.Popen[str]:
@@ -63,13 +47,7 @@ def test_a_held_subject_lock_skips_that_subject_only(repo: FreqRepo, tmp_path: P
     lock = repo.path / ".git/refs/frequency/subjects/f/b.lock"
     lock.parent.mkdir(parents=True, exist_ok=True)
     log = tmp_path / "steps.log"
-    with subprocess.Popen(
-        [sys.executable, "-c", _HOLDER, str(lock)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    ) as holder:
-        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+    with live_lock(lock) as holder:
         worker = _worker(repo.path, log, "--until-idle")
         assert worker.stderr is not None
         said = worker.stderr.readline()
@@ -125,13 +103,8 @@ def test_a_full_disk_is_one_line_and_the_worker_waits_for_space(
     """Fill the disk under a repository: a command says `disk full ...; nothing was
     changed` in one line and leaves no lock; a running worker says it waits for space,
     does not die, and finishes every subject once space is freed."""
-    path = small_disk / "repo"
-    path.mkdir()
-    git(path, "init", "-q", "-b", "main")
-    (path / "README").write_text("hello\n")
-    git(path, "add", "README")
-    git(path, "commit", "-q", "-m", "initial")
-    repo = FreqRepo(path)
+    repo = new_repo(small_disk / "repo")
+    path = repo.path
     repo.write(".frequency/f.yaml", FACTORY)
     repo.run_process("add", "f", "a", "b").assert_success()
     filler = small_disk / "filler"
@@ -202,13 +175,8 @@ def test_a_disk_that_fills_while_a_step_runs_costs_no_result(
     """The disk fills up while a step runs (its log cannot be written, then neither can
     its result): the worker keeps the result, says it is retrying, and records it once
     space comes back; the step is not run again."""
-    path = small_disk / "repo"
-    path.mkdir()
-    git(path, "init", "-q", "-b", "main")
-    (path / "README").write_text("hello\n")
-    git(path, "add", "README")
-    git(path, "commit", "-q", "-m", "initial")
-    repo = FreqRepo(path)
+    repo = new_repo(small_disk / "repo")
+    path = repo.path
     gate = tmp_path / "gate"
     body = f'echo "$FREQ_SUBJECT" >> "$LOG"; until [ -e {gate} ]; do sleep 0.05; done; seq 200000'
     repo.write(
