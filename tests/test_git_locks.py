@@ -217,3 +217,18 @@ def test_cleanup_removes_locks_killed_writers_left(repo: FreqRepo) -> None:
             "file its writer left when it was killed",
         ]
         assert not dead.exists() and not obj.exists() and live.exists()
+
+
+def test_packed_refs_keep_their_traits_and_peeled_tags(store: Store, repo: FreqRepo) -> None:
+    """Creating subjects rewrites packed-refs in git's format: an annotated tag's peeled
+    line survives, the header's traits are kept, and git reads every ref back."""
+    repo.git("tag", "-a", "v1", "-m", "release")
+    repo.git("pack-refs", "--all")
+    before = repo.git("show-ref", "-d")
+    tip = _created(store)
+    packed = (repo.path / ".git" / "packed-refs").read_text()
+    assert packed.startswith("# pack-refs with: peeled fully-peeled sorted")
+    assert f"{tip} {REF}\n" in packed
+    after = repo.git("show-ref", "-d").splitlines()
+    assert sorted(after) == sorted([*before.splitlines(), f"{tip} {REF}"])
+    assert any(line.endswith("refs/tags/v1^{}") for line in after)  # peeled line survived

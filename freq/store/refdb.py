@@ -87,8 +87,12 @@ class Packed:
                 by_name.pop(name, None)
             else:
                 by_name[name] = (oid, None)
-        header = self.header if self.header is not None or not self.entries else b""
-        out = [header or _HEADER]
+        if self.header is not None:
+            out = [self.header]  # its traits still hold: new refs name commits, never tags
+        elif self.entries:
+            out = []  # a file without traits (old git): claim none of them
+        else:
+            out = [_HEADER]
         for name in sorted(by_name):
             oid, peeled = by_name[name]
             out.append(oid + b" " + name + b"\n")
