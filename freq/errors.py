@@ -24,6 +24,7 @@ boundary in freq/cli/ (and later server.py) is the only place that turns them in
     ├── AlreadyRequeued            a dead-letter entry that was requeued before
     ├── BatchIncomplete            a ref batch stopped part-way through its writes
     ├── DiskFull                   no space left; nothing was written
+    ├── WriteFailed                the repository refused a write (read-only, permissions)
     └── (more are added by the issues that need them)
 """
 
@@ -228,6 +229,13 @@ class DiskFull(FreqError):
     """The disk (or quota) filled up; nothing was written."""
 
     code = "disk-full"
+
+
+class WriteFailed(FreqError):
+    """The repository refused a write (a read-only disk, permissions, a file where git
+    keeps a folder); nothing was changed."""
+
+    code = "write-failed"
 
 
 class LockHeld(FreqError):

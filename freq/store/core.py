@@ -14,6 +14,7 @@ freq.store.snapshot and the dulwich calls are freq.store.git.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -36,6 +37,7 @@ from freq.errors import (
     StateDirUnusable,
     SubjectExists,
     UnknownSubject,
+    WriteFailed,
 )
 from freq.runtime import Event, Snapshot, Subject
 from freq.store import locate, lockfiles, refdb
@@ -150,6 +152,12 @@ class Store:
             raise StateDirUnusable(
                 f"cannot create {shown}: {exc.strerror}; nothing was written"
             ) from None
+        with contextlib.suppress(OSError):
+            if os.statvfs(d).f_flag & os.ST_RDONLY:
+                raise StateDirUnusable(
+                    f"{shown} is on a read-only file system; nothing was written",
+                    hint="reading commands (status, plan, show, log) still work",
+                )
         if not os.access(d, os.R_OK | os.W_OK | os.X_OK):
             raise StateDirUnusable(
                 f"{shown} is not readable and writable by this user; nothing was written",
@@ -253,7 +261,11 @@ class Store:
             except OSError as exc:
                 if lockfiles.no_space(exc):
                     raise DiskFull(f"disk full while writing {what}; nothing was changed") from None
-                raise
+                where = os.path.relpath(exc.filename, self.common_dir) if exc.filename else what
+                raise WriteFailed(
+                    f"cannot write {what}: {exc.strerror or exc} ({where}); nothing was changed",
+                    hint="check that the repository is writable by this user, and `git fsck`",
+                ) from None
             if self.clock.monotonic() >= deadline:
                 break
             self.clock.sleep(delay * (0.5 + self._rng.random()))

@@ -139,6 +139,8 @@ class Locker:
                     os.unlink(path)
                 except FileNotFoundError:
                     pass
+                except OSError:
+                    return False  # not ours to remove (another user's, a read-only disk)
             return True
         finally:
             os.close(fd)
@@ -147,10 +149,14 @@ class Locker:
     def _sweeping(self) -> Iterator[bool]:
         """Hold the sweep lock (True), or yield False when another sweeper has it."""
         try:
-            fd = os.open(self.guard, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        except FileNotFoundError:
-            os.makedirs(os.path.dirname(self.guard), exist_ok=True)
-            fd = os.open(self.guard, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                fd = os.open(self.guard, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            except FileNotFoundError:
+                os.makedirs(os.path.dirname(self.guard), exist_ok=True)
+                fd = os.open(self.guard, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError:  # a read-only disk, permissions: nothing can be swept from here
+            yield False
+            return
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -208,3 +208,26 @@ def test_a_disk_that_fills_while_a_step_runs_costs_no_result(
     assert log.read_text().split() == ["a"]  # run once: its result was kept
     shown = repo.run_process("show", "f", "a", "--json").assert_success()
     assert '"state": "done"' in shown.out
+
+
+def test_a_read_only_repository_reads_and_refuses_writes_in_one_line(small_disk: Path) -> None:
+    """On a disk remounted read-only: status and plan work, add and run say in one line
+    why nothing could be written (no traceback), and nothing is left behind."""
+    repo = new_repo(small_disk / "repo")
+    repo.write(".frequency/f.yaml", FACTORY)
+    repo.run_process("add", "f", "a").assert_success()
+    repo.run_process("status").assert_success()  # caches written while writable
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    try:
+        assert "f" in repo.run_process("status").assert_success().out
+        repo.run_process("plan").assert_success()
+        for args in (("add", "f", "b"), ("run", "--once")):
+            out = repo.run_process(*args).assert_failure()
+            lines = out.err.strip().splitlines()
+            assert lines == [
+                "git freq: .git/frequency is on a read-only file system; nothing was written; "
+                "reading commands (status, plan, show, log) still work"
+            ], out
+            assert "Traceback" not in out.err and "internal error" not in out.err
+    finally:
+        subprocess.run(["mount", "-o", "remount,rw", str(small_disk)], check=True)
