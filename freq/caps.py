@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 
 from freq import refs
 from freq.clock import Clock
-from freq.errors import CapFull, CorruptState, FreqError
+from freq.errors import CapFull, CorruptState, UnknownSubject
 from freq.leases import Observer, claim_end
 from freq.runtime import Claim, Subject
 from freq.store import RefUpdate, Store
@@ -91,9 +91,11 @@ class Caps:
         self.observer = observer if observer is not None else Observer()
 
     def _current(self, factory: str, name: str) -> tuple[Subject, str] | None:
+        """The slot holder's subject as it is now (None: gone). CorruptState when it cannot
+        be read now: the survey then counts the slot as taken (fail closed)."""
         try:
             return self.store.read_subject(factory, name)
-        except FreqError:
+        except UnknownSubject:
             return None
 
     def _slots(self, cap: Cap) -> dict[int, str | None]:
@@ -126,7 +128,11 @@ class Caps:
                 if held is not None:
                     key = (held.factory, held.name)
                     if key not in current:
-                        current[key] = self._current(*key)
+                        try:
+                            current[key] = self._current(*key)
+                        except CorruptState:  # unreadable now: taken, not free
+                            taken.add(key)
+                            continue
                     if self._live(held, current[key], cap, f"{base}/{i}", oid, now, mono):
                         taken.add(key)
                         if key == me and _same_claim(held.claim, hand_on):

@@ -38,6 +38,9 @@ from freq.store import RefUpdate, Store
 # a claim waits this long (seconds) for a git lock a live process holds, then gives up for
 # the cycle: the subject is planned again, and the loop's other starts are not held up
 CLAIM_WAIT = 0.25
+# a holder that could not renew for this part of its lease gives the attempt up: the step is
+# stopped in the third that is left, before any observer may take the claim over
+GIVE_UP = 2 / 3
 _BATCH_TRIES = 3  # a slot or lock taken between survey and batch: survey again this often
 
 
@@ -252,9 +255,10 @@ class Claims:
             return self._lose(lease, f"{lost}; stopping the step")
         mono = self.clock.monotonic()  # before any write: each lease restarts from here
         age = mono - lease.written
-        if age >= self.ttl.total_seconds():
-            # Too late: once expired, its cap slots and locks may be someone else's. Renewing
-            # now would resurrect the claim over a full cap (found by test_runtime_model).
+        if age >= self.ttl.total_seconds() * GIVE_UP:
+            # Too late: near its expiry its cap slots and locks may soon be someone else's.
+            # Renewing now would resurrect the claim over a full cap (test_runtime_model); so
+            # the holder gives up while a third of the lease is left to stop its step in.
             return self._lose(lease, "lease expired before it was renewed; stopping the step")
         for held in lease.locks:
             due = mono - held.written >= held.lock.ttl.total_seconds() / 3

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 
 from freq import refs
 from freq.clock import Clock
-from freq.errors import CorruptState, FreqError, Hint, LockHeld, RefConflict
+from freq.errors import CorruptState, FreqError, Hint, LockHeld, RefConflict, UnknownSubject
 from freq.leases import Ends, Hold, Observer, claim_end, lock_end, lock_hold, split_subject
 from freq.runtime import Claim, Lock, Subject
 from freq.store import RefUpdate, Store
@@ -68,21 +68,28 @@ class Locks:
         return lock, tip, None
 
     def _subject(self, lock: Lock) -> tuple[Subject, str] | None:
-        """The subject `lock` names, as it is now, and its tip (None: gone or unreadable,
-        so no live claim of it can hold the lock)."""
+        """The subject `lock` names, as it is now, and its tip (None: gone, so no live claim
+        of it can hold the lock). CorruptState when it cannot be read now (a read that
+        races `git gc`, a broken tip): the caller must not take that for a free lock."""
         named = split_subject(lock.subject)
         if named is None:
             return None
         try:
             return self.store.read_subject(*named)
-        except FreqError:
+        except UnknownSubject:
             return None
 
     def hold_of(self, lock: Lock, tip: str | None) -> Hold:
         """Whether `lock` (read at `tip`) is held now, judged from the subject it names."""
         now = self.clock.now()
         mono = self.clock.monotonic()
-        got = self._subject(lock)
+        try:
+            got = self._subject(lock)
+        except CorruptState as exc:  # fail closed: held until the lock's own expiry
+            own = lock_end(self.observer, lock, tip, now=now, mono=mono)
+            if lock.released or own <= now:
+                return Hold(held=False, why="released" if lock.released else "expired")
+            return Hold(held=True, until=own, why=f"its claim cannot be read: {exc.message}")
         subject = got[0] if got is not None else None
         claims: dict[tuple[str, str], tuple[Claim, datetime]] = {}
         if got is not None and got[0].claim is not None:

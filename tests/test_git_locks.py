@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -232,3 +233,54 @@ def test_packed_refs_keep_their_traits_and_peeled_tags(store: Store, repo: FreqR
     after = repo.git("show-ref", "-d").splitlines()
     assert sorted(after) == sorted([*before.splitlines(), f"{tip} {REF}"])
     assert any(line.endswith("refs/tags/v1^{}") for line in after)  # peeled line survived
+
+
+def test_deletes_racing_git_pack_refs_never_come_back(store: Store, repo: FreqRepo) -> None:
+    """Delete refs while `git pack-refs --all` runs in a loop: a deleted ref never comes
+    back from packed-refs (the delete holds packed-refs.lock, as git's does)."""
+    tip = _created(store)
+    stop = repo.path / "stop"
+    packer = subprocess.Popen(
+        ["sh", "-c", f'while [ ! -e "{stop}" ]; do git pack-refs --all 2>/dev/null; done'],
+        cwd=repo.path,
+    )
+    try:
+        for i in range(150):
+            ref = f"refs/frequency/caps/global/{i % 7}"
+            store.update([RefUpdate(ref, tip, None)])
+            assert store.delete(ref, expected=tip)
+            assert repo.git("for-each-ref", ref) == "", f"{ref} came back after delete {i}"
+    finally:
+        stop.touch()
+        packer.wait(timeout=60)
+    assert repo.git("for-each-ref", "refs/frequency/caps") == ""
+
+
+def test_a_lock_whose_subject_cannot_be_read_is_held(repo: FreqRepo) -> None:
+    """Fail closed: a lock naming a subject whose ref cannot be read right now (here: its
+    tip is not a commit) is held until the lock's own expiry, never taken for free."""
+    from freq.leases import Observer
+    from freq.locks import Locks
+    from freq.runtime import Lock
+
+    clock = FakeClock(T0)
+    st = Store.discover(repo.path, clock=clock)
+    try:
+        blob = repo.git("hash-object", "-w", "--stdin", input_text="not a commit").strip()
+        repo.git("update-ref", REF, blob)
+        lock = Lock(
+            name="deploy",
+            holder="w:1:1",
+            subject="build/x",
+            epoch=1,
+            acquired_at=T0,
+            ttl=timedelta(seconds=60),
+            expires_at=T0 + timedelta(seconds=60),
+        )
+        locks = Locks(st, clock, observer=Observer())
+        hold = locks.hold_of(lock, "L1")
+        assert hold.held and "cannot be read" in hold.why
+        clock.advance(61)
+        assert not locks.hold_of(lock, "L1").held
+    finally:
+        st.close()

@@ -207,6 +207,8 @@ class Store:
                             value = f.read(128).strip()
                     except (FileNotFoundError, IsADirectoryError):
                         continue
+                    except OSError:  # unreadable (permissions): listed, so that its reader
+                        value = b"unreadable"  # reports it as a problem, not silence
                     out[name + entry.name] = value.decode("ascii", "replace")
 
     def read_ref(self, ref: str) -> str | None:
@@ -223,6 +225,8 @@ class Store:
                     value = f.read(128).strip()
             except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
                 return self._packed_value(ref)
+            except OSError as exc:
+                raise CorruptState(f"{ref}: cannot be read ({exc.strerror})") from None
         if len(value) == 40 and _HEX.issuperset(value):
             return value.decode()
         with self._write_lock:
@@ -295,7 +299,9 @@ class Store:
             removed.append(packed)
         removed += self._locker.sweep(
             os.path.join(cd, "objects"),
-            match=lambda n: n.endswith(".lock") or n.startswith("tmp_obj_freq_"),
+            match=lambda n: (
+                n.endswith(".lock") or n.startswith(("tmp_obj_freq_", "tmp_freq_pack_"))
+            ),
             grace=lockfiles.OBJECT_GRACE,
             remove=remove,
         )
@@ -335,7 +341,9 @@ class Store:
     def _write_objects(self, objs: Sequence[Any]) -> None:
         if objs:
             _git().write_objects(
-                self.repo, objs, tmp_name=f"tmp-freq-{os.getpid()}-{self._rng.getrandbits(32):08x}"
+                self.repo,
+                objs,
+                tmp_name=f"tmp_freq_pack_{os.getpid()}_{self._rng.getrandbits(32):08x}",
             )
 
     def _apply(self, batch: Sequence[RefUpdate], what: str, wait: float | None = None) -> None:

@@ -11,12 +11,14 @@ the order of writes) are in core.
 from __future__ import annotations
 
 import contextlib
+import functools
 import heapq
 import os
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from dulwich.diff_tree import tree_changes
 from dulwich.objects import Blob, Commit, ShaFile, Tree
@@ -31,6 +33,34 @@ from freq.store.records import ChainLink, HistoryEntry
 __all__ = ["Repo"]
 
 PACK_THRESHOLD = 64  # objects: more than this are written as one pack
+
+
+# dulwich's pack cache is not safe for threads (the loop, the heartbeat and step threads
+# read through one Repo): every read below holds this lock. And a lookup can miss an object
+# that is there: `git gc` moves loose objects into a new pack between dulwich's look into
+# its packs and its look for the loose file; a miss is tried again, packs rescanned.
+_READS = threading.RLock()
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _serial(fn: F) -> F:
+    @functools.wraps(fn)
+    def locked(*args: Any, **kwargs: Any) -> Any:
+        with _READS:
+            return fn(*args, **kwargs)
+
+    return locked  # type: ignore[return-value]
+
+
+def _get(store: Any, sha: bytes) -> Any:
+    try:
+        return store[sha]
+    except KeyError:
+        return store[sha]  # once more: see _READS
+
+
+def _has(store: Any, sha: bytes) -> bool:
+    return sha in store or sha in store
 
 
 def open_repo(root: Path) -> Repo:
@@ -60,6 +90,7 @@ def make_commit(
     return c
 
 
+@_serial
 def subject_tree(
     repo: Repo, subject_json: bytes, output: bytes | None, parent: str | None
 ) -> tuple[Tree, list[Blob]]:
@@ -74,7 +105,7 @@ def subject_tree(
         new.append(out_blob)
     elif parent is not None:
         try:
-            old_tree = repo.object_store[repo.object_store[parent.encode()].tree]
+            old_tree = _get(repo.object_store, _get(repo.object_store, parent.encode()).tree)
         except KeyError:
             raise CorruptState(
                 f"history broken at {parent[:12]}: that commit is not in this repository"
@@ -136,6 +167,7 @@ def _write_pack(repo: Repo, objs: Sequence[Blob | Tree | Commit], tmp_name: str)
 # ---------------------------------------------------------------- reading refs
 
 
+@_serial
 def read_ref(repo: Repo, ref: str) -> str | None:
     """The commit id `ref` (or HEAD) points at, or None."""
     try:
@@ -152,11 +184,12 @@ def read_ref(repo: Repo, ref: str) -> str | None:
 # as dulwich's KeyError or MissingCommitError.
 
 
+@_serial
 def commit_at(repo: Repo, oid: str, ref: str) -> Commit:
     """The commit `ref` points at; BrokenHistory when that object is missing, CorruptState
     when it is not a commit (a hand-made or half-fetched ref)."""
     try:
-        obj = repo.object_store[oid.encode()]
+        obj = _get(repo.object_store, oid.encode())
     except KeyError:
         raise BrokenHistory(ref, oid) from None
     except ValueError:
@@ -166,9 +199,10 @@ def commit_at(repo: Repo, oid: str, ref: str) -> Commit:
     return obj
 
 
+@_serial
 def _tree_of(repo: Repo, commit: Commit, ref: str) -> Tree:
     try:
-        tree = repo.object_store[commit.tree]
+        tree = _get(repo.object_store, commit.tree)
     except KeyError:
         raise BrokenHistory(
             ref, commit.id.decode(), missing=commit.tree.decode(), what="tree"
@@ -178,15 +212,17 @@ def _tree_of(repo: Repo, commit: Commit, ref: str) -> Tree:
     return tree
 
 
+@_serial
 def _first_missing(repo: Repo, tree: Tree) -> tuple[str, str] | None:
     """(file name, object id) of the first file of a tree that is not in the object store."""
     store = repo.object_store
     for entry in tree.iteritems():
-        if entry.mode != 0o160000 and entry.sha not in store:  # 160000: a submodule's commit
+        if entry.mode != 0o160000 and not _has(store, entry.sha):  # 160000: a submodule's commit
             return entry.path.decode("utf-8", "replace"), entry.sha.decode()
     return None
 
 
+@_serial
 def whole(repo: Repo, oid: str, ref: str) -> Commit:
     """The commit `ref` points at, with its tree and every file of it in the object store
     (what a write on top of it reuses); BrokenHistory naming the first object missing."""
@@ -197,6 +233,7 @@ def whole(repo: Repo, oid: str, ref: str) -> Commit:
     return commit
 
 
+@_serial
 def file_at(repo: Repo, oid: str, name: str, ref: str, *, whole_tree: bool = False) -> bytes:
     """File `name` of commit `oid`'s tree; CorruptState when there is none, BrokenHistory
     when an object on the way is missing (with `whole_tree`, any file of the tree)."""
@@ -211,41 +248,44 @@ def file_at(repo: Repo, oid: str, name: str, ref: str, *, whole_tree: bool = Fal
     except KeyError:
         raise CorruptState(f"{ref}: commit {oid[:12]} has no {name}") from None
     try:
-        return bytes(repo.object_store[sha].data)
+        return bytes(_get(repo.object_store, sha).data)
     except KeyError:
         raise BrokenHistory(ref, oid, missing=sha.decode(), what=name) from None
 
 
+@_serial
 def read_output(repo: Repo, oid: str) -> bytes | None:
     """The output tail kept in commit `oid`'s tree, if any (None also when it is missing)."""
     store = repo.object_store
     try:
-        tree = store[store[oid.encode()].tree]
+        tree = _get(store, _get(store, oid.encode()).tree)
         _mode, sha = tree[refs.OUTPUT_FILE.encode()]
-        return bytes(store[sha].data)
+        return bytes(_get(store, sha).data)
     except KeyError:
         return None
 
 
+@_serial
 def first_parent(repo: Repo, oid: str, ref: str) -> str | None:
     """The first parent of commit `oid` (of `ref`'s chain); BrokenHistory when it is missing."""
     commit = commit_at(repo, oid, ref or refs.ROOT)
     return commit.parents[0].decode() if commit.parents else None
 
 
+@_serial
 def changed_paths(repo: Repo, old: str | None, new: str) -> list[str]:
     """Paths that differ between the trees of commits `old` and `new` (every path of `new`
     when `old` is None, or no longer in the repository: its branch was rewritten and the
     commit pruned, so nothing is known to be unchanged)."""
     store = repo.object_store
     try:
-        new_tree = store[new.encode()].tree
+        new_tree = _get(store, new.encode()).tree
     except KeyError:
         raise CorruptState(f"commit {new[:12]}, a branch tip, is not in this repository") from None
     old_tree = None
     if old:
         with contextlib.suppress(KeyError):
-            old_tree = store[old.encode()].tree
+            old_tree = _get(store, old.encode()).tree
     out = []
     try:
         for change in tree_changes(store, old_tree, new_tree):
@@ -277,7 +317,7 @@ def history(
             return
         queued.add(oid)
         try:
-            obj = store[oid]
+            obj = _get(store, oid)
         except KeyError:
             if broken is None:
                 raise BrokenHistory(ref, oid.decode()) from None
@@ -304,6 +344,7 @@ def history(
             push(p, ref)
 
 
+@_serial
 def chain(repo: Repo, ref: str, tip: str, seen: dict[str, ChainLink]) -> list[ChainLink]:
     """`ref`'s first-parent chain from `tip` down, each commit checked whole (its tree, every
     file of it, and any second parent); the walk ends at a root or at a missing commit.
@@ -321,6 +362,7 @@ def chain(repo: Repo, ref: str, tip: str, seen: dict[str, ChainLink]) -> list[Ch
     return out
 
 
+@_serial
 def _link(repo: Repo, store: Any, ref: str, oid: str) -> ChainLink:
     try:
         commit = commit_at(repo, oid, ref)
@@ -336,6 +378,6 @@ def _link(repo: Repo, store: Any, ref: str, oid: str) -> ChainLink:
     if gap is not None:
         return ChainLink(**base, missing=gap[0], missing_oid=gap[1])
     for p in commit.parents[1:]:
-        if p not in store:
+        if not _has(store, p):
             return ChainLink(**base, missing="parent", missing_oid=p.decode())
     return ChainLink(**base)

@@ -91,7 +91,7 @@ class Locker:
         whose writer is gone and create it then. Held when a live writer has it;
         OSError (ENOSPC...) when the file cannot be created."""
         path = target + ".lock"
-        for _ in range(2):
+        for _ in range(4):
             try:
                 fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
             except FileExistsError:
@@ -99,7 +99,8 @@ class Locker:
                     raise Held(path) from None
                 continue
             except FileNotFoundError:
-                os.makedirs(os.path.dirname(path), exist_ok=True)
+                with contextlib.suppress(FileExistsError):  # a folder git gc just removed
+                    os.makedirs(os.path.dirname(path), exist_ok=True)
                 continue
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)  # a sweeper judging it lets go at once

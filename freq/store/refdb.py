@@ -151,7 +151,7 @@ def apply(
             lock = held.pop(u.ref)
             try:
                 if u.new is None:
-                    _delete(common_dir, u.ref, lock, locker, packed)
+                    _delete(common_dir, u.ref, lock, locker)
                 else:
                     lock.commit(u.new.encode() + b"\n")
             except (OSError, Held) as exc:
@@ -170,16 +170,21 @@ def apply(
             lock.abort()
 
 
-def _delete(common_dir: str, ref: str, lock: Lock, locker: Locker, packed: list[Packed]) -> None:
-    """Delete `ref` (locked by `lock`): from packed-refs first, then its loose file, as git
-    does, so that no reader ever sees an older packed value come back."""
+def _delete(common_dir: str, ref: str, lock: Lock, locker: Locker) -> None:
+    """Delete `ref` (locked by `lock`) as git does: under packed-refs.lock, drop it from
+    packed-refs if it is there, then unlink its loose file while still holding that lock, so
+    that a concurrent `git pack-refs` can neither pack the old value back nor be undone."""
     try:
-        if not packed:
-            packed.append(Packed.read(common_dir))
-        if ref.encode() in packed[0].names():
-            _write_packed(common_dir, locker, lambda _p: {ref.encode(): None})
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(os.path.join(common_dir, ref))
+        name = ref.encode()
+        packs = locker.take(os.path.join(common_dir, "packed-refs"), grace=PACKED_GRACE)
+        try:
+            current = Packed.read(common_dir)
+            if name in current.names():
+                packs.commit(current.render({name: None}))
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(common_dir, ref))
+        finally:
+            packs.abort()
     finally:
         lock.abort()
 
@@ -196,11 +201,12 @@ def add_packed(
     """Create `new_refs` in packed-refs, all or none, under Frequency's creation lock
     `guard` (so the check and the write cannot interleave with another creator's): `clash`
     is called with the names of those that exist already (loose or packed) and raises;
-    else `write_objects` writes what they name, and packed-refs is rewritten (one rename)."""
+    else `write_objects` writes what they name, and packed-refs is rewritten under its own
+    lock (one rename), checked once more there."""
     creating = locker.take(guard)
     try:
 
-        def changes(packed: Packed) -> Mapping[bytes, bytes | None]:
+        def clashes(packed: Packed) -> None:
             have = packed.names()
             taken = [
                 r.decode()
@@ -209,7 +215,14 @@ def add_packed(
             ]
             if taken:
                 clash(taken)
-            write_objects()
+
+        # checked and written under the creation lock alone, so git's packed-refs.lock is
+        # held only for the rewrite itself (git gives up on it after a second)
+        clashes(Packed.read(common_dir))
+        write_objects()
+
+        def changes(packed: Packed) -> Mapping[bytes, bytes | None]:
+            clashes(packed)  # again: a plain git process may have made one meanwhile
             return dict(new_refs)
 
         _write_packed(common_dir, locker, changes)
@@ -230,9 +243,16 @@ def write_loose_object(objects_dir: str, hexsha: str, data: bytes) -> bool:
         pass
     except PermissionError:
         return False  # someone else's object in a shared repository: it is there
-    os.makedirs(folder, exist_ok=True)
     tmp = os.path.join(folder, f"tmp_obj_freq_{os.getpid()}_{secrets.token_hex(6)}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
+    for tries in range(8):  # `git gc` removes empty object folders: make it again
+        with contextlib.suppress(FileExistsError):
+            os.makedirs(folder, exist_ok=True)
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
+            break
+        except FileNotFoundError:
+            if tries == 7:
+                raise
     try:
         try:
             view = memoryview(data)
@@ -245,6 +265,8 @@ def write_loose_object(objects_dir: str, hexsha: str, data: bytes) -> bool:
             os.link(tmp, path)
         except FileExistsError:
             return False  # another writer's identical object landed first
+        except FileNotFoundError:
+            raise  # its folder went (a concurrent git gc): the caller's retry writes it again
         except OSError:
             os.replace(tmp, path)  # a filesystem without hard links
         return True

@@ -45,7 +45,10 @@ def main() -> int:
         fcntl.flock(guard, fcntl.LOCK_EX)
         live = []
         for rec in LIVE.iterdir():
-            other = json.loads(rec.read_text())
+            try:
+                other = json.loads(rec.read_text())
+            except FileNotFoundError:
+                continue  # removed meanwhile by a step that was killed mid-way
             if _alive(other["pid"]):
                 live.append(other)
             else:
@@ -62,9 +65,11 @@ def main() -> int:
         with open(ROOT / "audit.jsonl", "a") as log:
             log.write(json.dumps(row) + "\n")
     time.sleep(float(sys.argv[1]))
-    (LIVE / str(me["pid"])).unlink(missing_ok=True)
-    with open(ROOT / "ends.jsonl", "a") as log:
-        log.write(json.dumps({**me, "at": time.time()}) + "\n")
+    with open(ROOT / "audit.lock", "w") as guard:
+        fcntl.flock(guard, fcntl.LOCK_EX)  # readers list the records under this lock
+        (LIVE / str(me["pid"])).unlink(missing_ok=True)
+        with open(ROOT / "ends.jsonl", "a") as log:
+            log.write(json.dumps({**me, "at": time.time()}) + "\n")
     return 0
 
 
