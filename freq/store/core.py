@@ -101,7 +101,7 @@ class Store:
         self.lock_wait = LOCK_WAIT
         self._staged: dict[str, list[Any]] = {}  # prepared commit -> its unwritten objects
         self._staged_lock = threading.Lock()
-        self._packed: tuple[tuple[int, int, int], dict[str, str]] | None = None
+        self._packed: tuple[tuple[int, ...], dict[str, str]] | None = None
         self._locker = lockfiles.Locker(
             guard=str(self.state_dir / "sweep.guard"), now=lambda: self.clock.now().timestamp()
         )
@@ -170,24 +170,13 @@ class Store:
     def list_refs(self, prefix: str) -> dict[str, str]:
         """Every ref under `prefix` (ending in /) → commit id, loose refs over packed ones."""
         loose: dict[str, str] = {}
-        pref = prefix.encode()
         # loose refs first, then packed-refs, as git reads them: `git pack-refs` writes
         # packed-refs before it removes the loose files, so this order never misses a ref
         # nor sees an older value of it
         self._scan_loose(os.path.join(self.common_dir, prefix), prefix, loose)
-        # packed-refs read directly (git's documented format): dulwich checks every name's
-        # format (60 ms for 10,000 subjects); writers replace the file by rename under
-        # packed-refs.lock, so one read sees one version of it
-        try:
-            with open(os.path.join(self.common_dir, "packed-refs"), "rb") as f:
-                packed = f.read()
-        except FileNotFoundError:
-            packed = b""
-        out: dict[str, str] = {}
-        for line in packed.splitlines():
-            oid, _, name = line.partition(b" ")
-            if name.startswith(pref) and not oid.startswith((b"#", b"^")):
-                out[name.decode()] = oid.decode()
+        # packed-refs read directly (dulwich checks every name's format: 60 ms for 10,000
+        # subjects), and only when it was replaced since the last read
+        out = {name: oid for name, oid in self._packed_refs().items() if name.startswith(prefix)}
         out.update(loose)
         return out
 
@@ -224,7 +213,7 @@ class Store:
                 with open(os.path.join(self.common_dir, ref), "rb") as f:
                     value = f.read(128).strip()
             except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-                return self._packed_value(ref)
+                return self._packed_refs().get(ref)
             except OSError as exc:
                 raise CorruptState(f"{ref}: cannot be read ({exc.strerror})") from None
         if len(value) == 40 and _HEX.issuperset(value):
@@ -233,20 +222,23 @@ class Store:
             result: str | None = _git().read_ref(self.repo, ref)
             return result
 
-    def _packed_value(self, ref: str) -> str | None:
-        """`ref`'s value in packed-refs (read directly, in git's format, and kept until the
-        file is replaced: git and Frequency both replace it by rename)."""
-        path = os.path.join(self.common_dir, "packed-refs")
+    def _packed_refs(self) -> dict[str, str]:
+        """packed-refs as ref → commit id (freq.store.refdb reads git's format), kept until
+        the file is replaced: git and Frequency both replace it by rename, so one read sees
+        one version of it, and a new version is a new file."""
         try:
-            st = os.stat(path)
+            st = os.stat(os.path.join(self.common_dir, "packed-refs"))
         except FileNotFoundError:
-            return None
-        key = (st.st_ino, st.st_size, st.st_mtime_ns)
+            return {}
+        key = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
         cached = self._packed
         if cached is None or cached[0] != key:
-            packed = refdb.Packed.read(str(self.common_dir))
-            cached = self._packed = (key, {n.decode(): o.decode() for n, o, _ in packed.entries})
-        return cached[1].get(ref)
+            entries = refdb.Packed.read(str(self.common_dir)).entries
+            table = {
+                n.decode("utf-8", "replace"): o.decode("ascii", "replace") for n, o, _ in entries
+            }
+            cached = self._packed = (key, table)
+        return cached[1]
 
     def _retry_locked(self, what: str, fn: Callable[[], T], wait: float | None = None) -> T:
         """Run a ref update, retrying git lock contention with jittered backoff (gap 2, 3)

@@ -46,7 +46,7 @@ class Lock:
         fd = self._fd
         assert fd is not None, "lock already given back"
         try:
-            _write_all(fd, data)
+            write_all(fd, data)
             if fsync:
                 os.fsync(fd)
             os.rename(self.path, self.target)
@@ -69,7 +69,8 @@ class Lock:
             os.close(fd)
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of `data` to `fd` (os.write may write less)."""
     view = memoryview(data)
     while view:
         n = os.write(fd, view)

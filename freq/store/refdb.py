@@ -23,7 +23,7 @@ import secrets
 from collections.abc import Callable, Mapping, Sequence
 
 from freq.errors import BatchIncomplete, RefConflict
-from freq.store.lockfiles import PACKED_GRACE, Held, Lock, Locker
+from freq.store.lockfiles import PACKED_GRACE, Held, Lock, Locker, write_all
 from freq.store.records import RefUpdate
 
 _HEADER = b"# pack-refs with: peeled fully-peeled sorted \n"
@@ -111,14 +111,23 @@ def _current(common_dir: str, ref: str, packed: list[Packed]) -> str | None:
 
 
 def _write_packed(
-    common_dir: str, locker: Locker, changes: Callable[[Packed], Mapping[bytes, bytes | None]]
+    common_dir: str,
+    locker: Locker,
+    changes: Callable[[Packed], Mapping[bytes, bytes | None]],
+    *,
+    meanwhile: Callable[[], None] | None = None,
 ) -> None:
     """Rewrite packed-refs under git's packed-refs.lock with the changes `changes` returns
-    for its current version (raising from it writes nothing)."""
+    for its current version (raising from it writes nothing; none: no rewrite).
+    `meanwhile` runs under the lock before the rewrite is committed."""
     lock = locker.take(os.path.join(common_dir, "packed-refs"), grace=PACKED_GRACE)
     try:
         packed = Packed.read(common_dir)
-        lock.commit(packed.render(changes(packed)))
+        new = changes(packed)
+        if meanwhile is not None:
+            meanwhile()
+        if new:
+            lock.commit(packed.render(new))
     finally:
         lock.abort()
 
@@ -171,20 +180,22 @@ def apply(
 
 
 def _delete(common_dir: str, ref: str, lock: Lock, locker: Locker) -> None:
-    """Delete `ref` (locked by `lock`) as git does: under packed-refs.lock, drop it from
-    packed-refs if it is there, then unlink its loose file while still holding that lock, so
-    that a concurrent `git pack-refs` can neither pack the old value back nor be undone."""
+    """Delete `ref` (locked by `lock`) as git does: under packed-refs.lock, unlink its loose
+    file and drop it from packed-refs, so that a concurrent `git pack-refs` can neither pack
+    the old value back nor be undone."""
+    name = ref.encode()
+
+    def unlink_loose() -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(common_dir, ref))
+
     try:
-        name = ref.encode()
-        packs = locker.take(os.path.join(common_dir, "packed-refs"), grace=PACKED_GRACE)
-        try:
-            current = Packed.read(common_dir)
-            if name in current.names():
-                packs.commit(current.render({name: None}))
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(os.path.join(common_dir, ref))
-        finally:
-            packs.abort()
+        _write_packed(
+            common_dir,
+            locker,
+            lambda packed: {name: None} if name in packed.names() else {},
+            meanwhile=unlink_loose,
+        )
     finally:
         lock.abort()
 
@@ -255,9 +266,7 @@ def write_loose_object(objects_dir: str, hexsha: str, data: bytes) -> bool:
                 raise
     try:
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
+            write_all(fd, data)
             os.fsync(fd)
         finally:
             os.close(fd)
