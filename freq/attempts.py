@@ -19,7 +19,7 @@ from freq.claims import Claims, Heartbeat, Lease
 from freq.classify import Ending
 from freq.clock import Clock, Random
 from freq.discovery import parse_emitted
-from freq.errors import DiskFull, GitLockHeld, RefConflict, WriteFailed
+from freq.errors import RefConflict, WriteBlocked
 from freq.facts import mark_for
 from freq.model import Step, data_env_name
 from freq.repair import Repair
@@ -269,13 +269,13 @@ class Attempts:
         except RefConflict:
             recorded = False
             detail = "result refused: the claim was taken over (stale epoch)"
-        except (GitLockHeld, DiskFull, WriteFailed) as exc:
+        except WriteBlocked as exc:
             recorded = False
             detail = f"result lost: {exc.message} until the lease ran out; the step will re-run"
         lease.done = True  # recorded or refused, this attempt's claim is over: never renew it
         lease.subject = change.subject if nxt is None else lease.subject
         new = change.subject
-        with contextlib.suppress(GitLockHeld, DiskFull, WriteFailed):
+        with contextlib.suppress(WriteBlocked):
             # each is done again by whoever comes next: a lock is free once its claim
             # ended, emitted subjects are created by any planner, a failure is parked by one
             self.claims.give_back(lease)
@@ -334,7 +334,7 @@ class Attempts:
                         output=output,
                     )
                 return nxt
-            except (GitLockHeld, DiskFull, WriteFailed) as exc:
+            except WriteBlocked as exc:
                 claim = lease.subject.claim
                 left = (claim.expires_at - self.clock.now()).total_seconds() if claim else 0.0
                 if left <= delay:

@@ -17,14 +17,15 @@ boundary in freq/cli/ (and later server.py) is the only place that turns them in
     │   └── BrokenHistory          its chain names an object the repository lacks
     ├── StateDirUnusable           .git/frequency/ is not a folder Frequency can use
     ├── RefConflict                a compare-and-swap lost its race (retryable)
-    ├── GitLockHeld                a *.lock file held by someone else (retryable)
+    ├── WriteBlocked               a write that cannot be made now; a worker waits it out
+    │   ├── GitLockHeld            a *.lock file held by someone else (retryable)
+    │   ├── DiskFull               no space left; nothing was written
+    │   └── WriteFailed            the repository refused a write (read-only, permissions)
     ├── LockHeld                   a named lock is held by another attempt (retryable)
     ├── CapFull                    a cap has no free slot at the moment of claiming (retryable)
     ├── UnknownEntry               no dead-letter entry with that id
     ├── AlreadyRequeued            a dead-letter entry that was requeued before
     ├── BatchIncomplete            a ref batch stopped part-way through its writes
-    ├── DiskFull                   no space left; nothing was written
-    ├── WriteFailed                the repository refused a write (read-only, permissions)
     └── (more are added by the issues that need them)
 """
 
@@ -206,7 +207,12 @@ class RefConflict(FreqError):
         self.ref = ref
 
 
-class GitLockHeld(FreqError):
+class WriteBlocked(FreqError):
+    """A write that could not be made now, and may be later: a worker skips it for the
+    cycle (or, for a result, retries it while its lease lasts) instead of stopping."""
+
+
+class GitLockHeld(WriteBlocked):
     """A git lock file is held by another process and did not clear in time."""
 
     code = "git-lock-held"
@@ -225,13 +231,13 @@ class NoConfig(FreqError):
     code = "no-config"
 
 
-class DiskFull(FreqError):
+class DiskFull(WriteBlocked):
     """The disk (or quota) filled up; nothing was written."""
 
     code = "disk-full"
 
 
-class WriteFailed(FreqError):
+class WriteFailed(WriteBlocked):
     """The repository refused a write (a read-only disk, permissions, a file where git
     keeps a folder); nothing was changed."""
 

@@ -21,7 +21,7 @@ from freq.attempts import Attempts, StepOutcome
 from freq.claims import Claims, Heartbeat, View
 from freq.clock import Clock, Random, system_rng
 from freq.discovery import discover
-from freq.errors import CorruptState, DiskFull, GitLockHeld, WriteFailed
+from freq.errors import CorruptState, DiskFull, WriteBlocked
 from freq.facts import gather
 from freq.model import Config
 from freq.planner import Plan, Start, plan
@@ -242,7 +242,7 @@ class Worker:
         soon, tries again, and a lock whose writer is gone is cleared by then."""
         try:
             return write()
-        except (GitLockHeld, DiskFull, WriteFailed) as exc:
+        except WriteBlocked as exc:
             then = "waiting for space" if isinstance(exc, DiskFull) else "trying again"
             line = f"{exc.message}; {then}"
             if line not in self._stalled and line not in self._stalled_now:
