@@ -13,12 +13,15 @@ from types import MappingProxyType
 from typing import Any
 
 from freq.model import (
+    ADAPTER_ALIASES,
     AgentCall,
+    AgentDef,
     AllOf,
     AnyOf,
     Autonomy,
     Backoff,
     Batch,
+    Budget,
     Capacity,
     Changed,
     ClassifyRule,
@@ -36,11 +39,20 @@ from freq.model import (
     Not,
     OnConflict,
     Predicate,
+    Price,
+    Respond,
+    RespondAs,
     RetryPolicy,
     Settings,
     Step,
     SubjectState,
+    Window,
     parse_duration,
+)
+
+# keys every agent definition may have; the rest are its adapter's own (AgentDef.options)
+AGENT_COMMON = frozenset(
+    ("use", "model", "args", "env", "bin", "prices", "budget", "tty", "respond", "stall_timeout")
 )
 
 
@@ -88,7 +100,49 @@ def build_settings(data: Mapping[str, Any] | None) -> Settings:
         default_retry=_retry(defaults.get("retry"), RetryPolicy()),
         **_given(defaults, "failure", FailureMode, "default_failure"),
         **_given(data, "remote", str),
-        agents=_freeze(data.get("agents", {})),
+        agents=MappingProxyType(
+            {name: agent_def(name, body) for name, body in (data.get("agents") or {}).items()}
+        ),
+    )
+
+
+def _budget(data: Mapping[str, Any]) -> Budget:
+    return Budget(usd=float(data["usd"]), **_given(data, "per", Window))
+
+
+def _respond(item: Mapping[str, Any]) -> Respond:
+    return Respond(
+        expect=item["expect"],
+        **_given(item, "send", str),
+        **_given(item, "as", RespondAs, "as_"),
+    )
+
+
+def agent_def(name: str, data: Mapping[str, Any]) -> AgentDef:
+    """A named agent of frequency.yaml (`agents: {NAME: {use: ..., ...}}`)."""
+    use = data["use"]
+    return AgentDef(
+        name=name,
+        use=ADAPTER_ALIASES.get(use, use),
+        **_given(data, "model", str),
+        args=tuple(data.get("args", ())),
+        env=MappingProxyType({str(k): str(v) for k, v in (data.get("env") or {}).items()}),
+        **_given(data, "bin", str),
+        options=_freeze({k: v for k, v in data.items() if k not in AGENT_COMMON}),
+        prices=MappingProxyType(
+            {
+                str(m): Price(
+                    input=float(p["input"]),
+                    output=float(p["output"]),
+                    **_given(p, "cached", float),
+                )
+                for m, p in (data.get("prices") or {}).items()
+            }
+        ),
+        **_given(data, "budget", _budget),
+        **_given(data, "tty", bool),
+        respond=tuple(_respond(r) for r in data.get("respond", ())),
+        **_given(data, "stall_timeout", parse_duration),
     )
 
 
@@ -150,8 +204,13 @@ def _agent(item: Mapping[str, Any]) -> AgentCall:
     return AgentCall(
         use=item["use"],
         **_given(item, "prompt", str),
+        **_given(item, "prompt_file", str),
         **_given(item, "model", str),
         args=tuple(item.get("args", ())),
+        **_given(item, "resume", bool),
+        **_given(item, "tty", bool),
+        respond=tuple(_respond(r) for r in item.get("respond", ())),
+        **_given(item, "stall_timeout", parse_duration),
     )
 
 
@@ -173,7 +232,8 @@ def _step(data: Mapping[str, Any], settings: Settings, line: int) -> Step:
         to_state=data["to_state"],
         run=tuple(run) if isinstance(run, list) else run,
         agent=agent,
-        isolation=Isolation(data.get("isolation", "worktree" if agent else "none")),
+        # agent steps run in the repository until worktrees land (SPEC §2 says worktree)
+        isolation=Isolation(data.get("isolation", "none")),
         setup=data.get("setup"),
         merge=_merge(data["merge"]) if "merge" in data else None,
         timeout=parse_duration(data["timeout"]) if "timeout" in data else settings.default_timeout,
@@ -190,6 +250,9 @@ def _step(data: Mapping[str, Any], settings: Settings, line: int) -> Step:
         else None,
         approval=data.get("approval", False),
         emits=Emits(**data["emits"]) if "emits" in data else None,
+        verify=tuple(data["verify"])
+        if isinstance(data.get("verify"), list)
+        else data.get("verify"),
         line=line,
     )
 
@@ -215,6 +278,7 @@ def build_factory(
         limits=Limits(
             **_given(limits, "max_parallel", int),
             **_given(limits, "wip", lambda w: MappingProxyType(dict(w))),
+            **_given(limits, "budget", _budget),
         ),
         **_given(data, "poll_interval", parse_duration),
         **_given(data, "autonomy", Autonomy),

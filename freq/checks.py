@@ -13,6 +13,10 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from freq.model import (
+    ADAPTER_ALIASES,
+    ADAPTER_OPTIONS,
+    RESUMABLE,
+    AgentDef,
     AllOf,
     AnyOf,
     Capacity,
@@ -23,12 +27,15 @@ from freq.model import (
     Isolation,
     Not,
     Predicate,
+    Respond,
     RetryPolicy,
     Settings,
     Step,
     SubjectState,
     format_duration,
     name_problem,
+    resolve_agent,
+    template_problem,
 )
 from freq.patterns import pattern_problem
 
@@ -42,13 +49,19 @@ class Context:
 
     factories: Mapping[str, Factory | None]  # every factory id; None when it did not build
     entries: Mapping[str, frozenset[str]]  # states that `emits:` creates subjects in
+    agents: Mapping[str, AgentDef] | None = None  # named agents; None: frequency.yaml broken
 
 
-def build_context(owners: Mapping[str, str], built: Iterable[Factory]) -> Context:
+def build_context(
+    owners: Mapping[str, str],
+    built: Iterable[Factory],
+    agents: Mapping[str, AgentDef] | None = None,
+) -> Context:
     """The Context for every factory's checks.
 
     `owners` maps each factory id in use to the file that owns it (the first to use it),
-    `built` are the factories that built.
+    `built` are the factories that built, `agents` the named agents of frequency.yaml (None
+    when it did not build: agent names are then not checked).
     """
     factories: dict[str, Factory | None] = dict.fromkeys(owners)
     entries: dict[str, set[str]] = {}
@@ -61,6 +74,7 @@ def build_context(owners: Mapping[str, str], built: Iterable[Factory]) -> Contex
     return Context(
         factories=factories,
         entries={k: frozenset(v) for k, v in entries.items()},
+        agents=agents,
     )
 
 
@@ -250,7 +264,6 @@ def _check_rule(rule: ClassifyRule, at: JsonPath) -> Iterator[Found]:
 # refused, one line each, rather than accepted and ignored (a step's `merge:` would otherwise
 # be dropped silently and its commit land on the user's branch). Each issue that builds one
 # removes its line here.
-AGENT_STEP = "agent steps are not supported yet (coming with agent support); use run: for now"
 WORKTREE = (
     "isolation: worktree is not supported yet (coming with worktree support); "
     "leave it out (steps run in the repository) for now"
@@ -265,7 +278,6 @@ MERGE = (
 SINCE = (
     "since: {since!r} is not supported yet (only last_success is carried out); leave it out for now"
 )
-AGENTS = "agents is not supported yet (coming with agent support); leave it out for now"
 REMOTE = "remote is not supported yet (coming with sync between machines); leave it out for now"
 ARCHIVE_AFTER = (
     "archive_after is not supported yet (coming with archiving); "
@@ -275,9 +287,7 @@ ARCHIVE_AFTER = (
 
 def _check_not_built(f: Factory, ctx: Context) -> Iterator[Found]:
     for i, step in enumerate(f.steps):
-        if step.agent is not None:
-            yield ("steps", i, "agent"), AGENT_STEP  # its default worktree isolation with it
-        elif step.isolation is Isolation.WORKTREE:
+        if step.isolation is Isolation.WORKTREE:
             yield ("steps", i, "isolation"), WORKTREE
         if step.setup is not None:
             yield ("steps", i, "setup"), SETUP
@@ -291,12 +301,88 @@ def _check_not_built(f: Factory, ctx: Context) -> Iterator[Found]:
 def check_settings(settings: Settings) -> Iterator[Found]:
     """Every semantic problem of a built frequency.yaml, as (path, reason)."""
     yield from check_backoff(settings.default_retry, ("defaults", "retry", "backoff"))
-    if settings.agents:
-        yield ("agents",), AGENTS
+    for name, agent in settings.agents.items():
+        yield from _check_agent_def(agent, ("agents", name))
     if settings.remote is not None:
         yield ("remote",), REMOTE
     if settings.archive_after is not None:
         yield ("archive_after",), ARCHIVE_AFTER
+
+
+def _builtin_names() -> str:
+    return ", ".join((*ADAPTER_OPTIONS, *ADAPTER_ALIASES))
+
+
+def _check_respond(rules: Iterable[Respond], tty: bool, at: JsonPath) -> Iterator[Found]:
+    for k, rule in enumerate(rules):
+        if problem := pattern_problem(rule.expect):
+            yield (*at, k, "expect"), problem
+    if not tty and any(True for _ in rules):
+        yield at, "respond rules answer a terminal's prompts: set tty: true, or leave them out"
+
+
+def _check_agent_def(agent: AgentDef, at: JsonPath) -> Iterator[Found]:
+    """A named agent: its keys belong to its adapter; a command agent names its program."""
+    own = ADAPTER_OPTIONS[agent.use]
+    for key in agent.options:
+        if key not in own:
+            owners = [a for a, keys in ADAPTER_OPTIONS.items() if key in keys]
+            yield (
+                (*at, key),
+                f"{key} is a setting of {' and '.join(owners)} agents, not {agent.use}",
+            )
+    if agent.use == "command" and not agent.args:
+        yield (*at, "args"), "a command agent needs args: the program and its arguments"
+    if agent.use == "command" and agent.bin is not None:
+        yield (*at, "bin"), "a command agent names its program as the first of args, not bin"
+    yield from _check_respond(agent.respond, agent.tty, (*at, "respond"))
+
+
+def _check_agents(f: Factory, ctx: Context) -> Iterator[Found]:
+    for i, step in enumerate(f.steps):
+        call = step.agent
+        if call is None:
+            if step.verify is not None:
+                yield (
+                    ("steps", i, "verify"),
+                    "verify checks an agent's work: on a run: step, end the command with the check",
+                )
+            continue
+        at: JsonPath = ("steps", i, "agent")
+        if step.run is not None:
+            yield ("steps", i), "a step has run: or agent:, not both"
+        named = ctx.agents or {}
+        builtin = call.use in ADAPTER_OPTIONS or call.use in ADAPTER_ALIASES
+        if not builtin and ctx.agents is not None and call.use not in named:
+            names = ", ".join(sorted(named)) or "none"
+            yield (
+                (*at, "use"),
+                f"unknown agent {call.use!r} (built-in: {_builtin_names()}; "
+                f"named in frequency.yaml: {names})",
+            )
+            continue
+        agent = resolve_agent(call, named)
+        if agent.use == "command" and not agent.args:
+            yield (
+                (*at, "use"),
+                (
+                    "the command agent needs its program: define a named agent "
+                    "{use: command, args: [PROGRAM, ...]} in frequency.yaml, or give args:"
+                ),
+            )
+        if call.resume and agent.use not in RESUMABLE:
+            yield (
+                (*at, "resume"),
+                (
+                    f"resume continues a session, which a {agent.use} agent does not keep "
+                    f"(claude, codex and gemini do)"
+                ),
+            )
+        if not call.prompt and not call.prompt_file:
+            yield at, "an agent step needs prompt: or prompt_file:"
+        if call.prompt and (problem := template_problem(call.prompt)):
+            yield (*at, "prompt"), problem
+        yield from _check_respond(call.respond, agent.tty, (*at, "respond"))
 
 
 _FACTORY_CHECKS: tuple[Callable[[Factory, Context], Iterator[Found]], ...] = (
@@ -307,6 +393,7 @@ _FACTORY_CHECKS: tuple[Callable[[Factory, Context], Iterator[Found]], ...] = (
     _check_targets,
     _check_references,
     _check_step_values,
+    _check_agents,
     _check_not_built,
 )
 

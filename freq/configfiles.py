@@ -26,7 +26,7 @@ from freq.build import build_factory, build_settings
 from freq.checks import Found, build_context, check_factory, check_settings
 from freq.errors import ConfigError, Problem
 from freq.layout import SETTINGS_NAMES, find_config_files
-from freq.model import Config, Factory, Settings
+from freq.model import AgentDef, Config, Factory, Settings
 from freq.schemas import JsonPath, factory_validator, settings_validator, violations
 
 # ---------------------------------------------------------------- YAML
@@ -370,7 +370,11 @@ def load(root: Path, contents: Mapping[str, bytes] | None = None) -> Loaded:
         one, found = _load_factory(doc, settings or Settings())
         problems += found
         built += [one] if one is not None else []
-    problems += _check_across(factory_docs, [(f, source) for f, source, _ in built])
+    problems += _check_across(
+        factory_docs,
+        [(f, source) for f, source, _ in built],
+        None if settings is None else settings.agents,
+    )
     if problems:
         order = {file.relative_to(root).as_posix(): k for k, file in enumerate(files)}
         raise ConfigError(sorted(problems, key=lambda p: (order[p.path], p.line or 0)))
@@ -435,8 +439,13 @@ def _load_settings(docs: Sequence[_Doc], problems: list[Problem]) -> Settings | 
     return settings if not found else None
 
 
-def _check_across(docs: Sequence[_Doc], built: Sequence[tuple[Factory, _Source]]) -> list[Problem]:
-    """Duplicate factory ids across files, then every built factory's semantic checks."""
+def _check_across(
+    docs: Sequence[_Doc],
+    built: Sequence[tuple[Factory, _Source]],
+    agents: Mapping[str, AgentDef] | None,
+) -> list[Problem]:
+    """Duplicate factory ids across files, then every built factory's semantic checks
+    (`agents`: the named agents, None when frequency.yaml did not build)."""
     problems: list[Problem] = []
     owners: dict[str, str] = {}
     for doc in docs:
@@ -446,7 +455,7 @@ def _check_across(docs: Sequence[_Doc], built: Sequence[tuple[Factory, _Source]]
             problems.append(_Source(doc=doc).problem(("factory_id",), reason))
         elif isinstance(fid, str):
             owners[fid] = doc.path
-    ctx = build_context(owners, [f for f, _ in built])
+    ctx = build_context(owners, [f for f, _ in built], agents)
     for f, source in built:
         problems += [source.problem(at, reason) for at, reason in check_factory(f, ctx)]
     return problems

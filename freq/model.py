@@ -8,8 +8,9 @@ Imports only the standard library. Everything here is an immutable value; runtim
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from enum import Enum
 from types import MappingProxyType
@@ -228,14 +229,158 @@ class Merge:
     on_conflict: OnConflict = OnConflict.RETRY
 
 
+class Window(Enum):
+    """The period a budget counts spend over (calendar, in UTC)."""
+
+    HOUR = "hour"
+    DAY = "day"
+    WEEK = "week"  # from Monday 00:00 UTC
+    MONTH = "month"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Budget:
+    """`budget: {usd: 20, per: day}`: the most a factory or an agent may spend a window."""
+
+    usd: float
+    per: Window = Window.DAY
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Price:
+    """USD per million tokens of one model (`prices:`), for CLIs that report no cost."""
+
+    input: float
+    output: float
+    cached: float | None = None  # cached input; None: priced as input
+
+
+class RespondAs(Enum):
+    """What a `respond:` rule without `send` makes of the prompt it matched."""
+
+    NEEDS_HUMAN = "needs_human"
+    TERMINAL = "terminal"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Respond:
+    """`respond: [{expect: REGEX, send: TEXT} | {expect: REGEX, as: ...}]` under `tty: true`."""
+
+    expect: str
+    send: str | None = None
+    as_: RespondAs | None = None
+
+
+DEFAULT_STALL = timedelta(minutes=5)
+
+# The built-in agent adapters and the settings keys each has of its own (beside the keys
+# every agent has: freq.build.AGENT_COMMON); freq/agents/ implements each of them.
+ADAPTER_OPTIONS: Mapping[str, frozenset[str]] = MappingProxyType(
+    {
+        "claude": frozenset(("permission_mode", "max_turns", "allowed_tools")),
+        "codex": frozenset(("sandbox", "reasoning_effort")),
+        "gemini": frozenset(("approval_mode",)),
+        "command": frozenset(("prompt_via",)),
+    }
+)
+ADAPTER_ALIASES: Mapping[str, str] = MappingProxyType({"claude_code": "claude"})
+# adapters whose CLI keeps a session a retry can continue (`agent: {resume: true}`)
+RESUMABLE = frozenset(("claude", "codex", "gemini"))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentDef:
+    """An agent as a step runs it: a built-in adapter, or a named agent of frequency.yaml
+    (`agents: {reviewer: {use: codex, ...}}`), with the step's own overrides applied."""
+
+    name: str  # what steps say in `use:` (a named agent, or the adapter's own name)
+    use: str  # the adapter: claude, codex, gemini or command
+    model: str | None = None
+    args: tuple[str, ...] = ()  # extra arguments (command: the program and its arguments)
+    env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    bin: str | None = None  # the executable, when not the adapter's default program
+    options: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
+    prices: Mapping[str, Price] = field(default_factory=lambda: MappingProxyType({}))
+    budget: Budget | None = None
+    tty: bool = False
+    respond: tuple[Respond, ...] = ()
+    stall_timeout: timedelta | None = None
+    line: int | None = None
+
+    def __repr__(self) -> str:
+        # env values may be keys and tokens: never shown (STYLE.md habit 10)
+        return f"AgentDef(name={self.name!r}, use={self.use!r}, model={self.model!r})"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AgentCall:
     """`agent:` which agent a step uses and how."""
 
     use: str
     prompt: str = ""
+    prompt_file: str | None = None  # relative to the repository root
     model: str | None = None
     args: tuple[str, ...] = ()
+    resume: bool = False  # a retry continues the previous attempt's session
+    tty: bool | None = None  # None: as the agent says
+    respond: tuple[Respond, ...] = ()
+    stall_timeout: timedelta | None = None
+
+
+# ---------------------------------------------------------------- prompt templates
+
+TEMPLATE_FIELDS = ("subject", "factory_id", "step", "attempt", "last_error", "diagnosis")
+_TEMPLATE_DATA = re.compile(r"^data\.[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _template_parts(template: str) -> list[tuple[str, str | None]]:
+    """(literal text, field name or None) pairs; ValueError for a malformed template or a
+    field that is not a bare name (no attribute, index, conversion or format spec)."""
+    parts = []
+    for literal, name, spec, conversion in string.Formatter().parse(template):
+        if name is not None and (spec or conversion):
+            raise ValueError(f"{{{name}}} may not have a conversion or format spec")
+        if name is not None and name not in TEMPLATE_FIELDS and not _TEMPLATE_DATA.match(name):
+            known = ", ".join("{" + f + "}" for f in TEMPLATE_FIELDS)
+            raise ValueError(f"unknown field {{{name}}} (use {known} or {{data.KEY}})")
+        parts.append((literal, name))
+    return parts
+
+
+def template_problem(template: str) -> str | None:
+    """Why a prompt template cannot be rendered, or None (`{{` and `}}` are braces)."""
+    try:
+        _template_parts(template)
+    except ValueError as exc:
+        return f"prompt template: {exc}"
+    return None
+
+
+def render_template(template: str, values: Mapping[str, str], data: Mapping[str, str]) -> str:
+    """The prompt: each `{field}` replaced by its value, `{data.KEY}` by the subject's data
+    (empty when the subject has no such key). Nothing is evaluated (STYLE.md habit 8)."""
+    out = []
+    for literal, name in _template_parts(template):
+        out.append(literal)
+        if name is not None:
+            out.append(data.get(name[5:], "") if name.startswith("data.") else values.get(name, ""))
+    return "".join(out)
+
+
+def resolve_agent(call: AgentCall, agents: Mapping[str, AgentDef]) -> AgentDef:
+    """The agent a step's `agent:` runs: the named agent (or the built-in adapter) `use`
+    names, with the step's model, arguments and terminal settings on top."""
+    base = agents.get(call.use)
+    if base is None:
+        base = AgentDef(name=call.use, use=ADAPTER_ALIASES.get(call.use, call.use))
+    return replace(
+        base,
+        model=call.model or base.model,
+        args=base.args + call.args,
+        tty=base.tty if call.tty is None else call.tty,
+        respond=call.respond or base.respond,
+        stall_timeout=call.stall_timeout or base.stall_timeout,
+    )
 
 
 # Predicates (SPEC §4): a closed vocabulary of data, evaluated by freq.predicates.
@@ -325,6 +470,7 @@ class Step:
     batch: Batch | None = None
     approval: bool = False
     emits: Emits | None = None
+    verify: str | tuple[str, ...] | None = None  # run after a successful agent run
     line: int | None = None
 
     @property
@@ -339,6 +485,7 @@ class Limits:
 
     max_parallel: int | None = None
     wip: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    budget: Budget | None = None  # spend of the factory's agent steps per window
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -401,7 +548,7 @@ class Settings:
     default_retry: RetryPolicy = field(default_factory=RetryPolicy)
     default_failure: FailureMode = FailureMode.INFER
     remote: str | None = None
-    agents: Mapping[str, Mapping[str, object]] = field(default_factory=lambda: MappingProxyType({}))
+    agents: Mapping[str, AgentDef] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

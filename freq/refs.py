@@ -6,7 +6,7 @@ Imports only the standard library and freq.model / freq.errors: no dulwich, no I
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any
@@ -14,9 +14,11 @@ from typing import Any
 from freq.errors import CorruptState, InvalidName
 from freq.model import Autonomy, FailureKind, name_problem
 from freq.runtime import (
+    AgentUsage,
     Approval,
     Claim,
     Control,
+    CostSource,
     Emitted,
     Event,
     EventKind,
@@ -97,6 +99,64 @@ TRAILER_ORDER = (
 )
 
 
+# an agent attempt's trailers (SPEC §3), from Event.usage
+USAGE_TRAILERS = (
+    ("Freq-Agent", "agent"),
+    ("Freq-Model", "model"),
+    ("Freq-Tokens-In", "tokens_in"),
+    ("Freq-Tokens-Out", "tokens_out"),
+    ("Freq-Tokens-Cached", "tokens_cached"),
+    ("Freq-Cost-Usd", "cost_usd"),
+    ("Freq-Cost-Source", "cost_source"),
+    ("Freq-Session", "session"),
+)
+
+
+def format_usd(value: float) -> str:
+    """A cost as its trailer writes it: six decimals, no exponent (`0.012345`)."""
+    return f"{value:.6f}"
+
+
+def _usage_lines(usage: AgentUsage) -> list[str]:
+    lines = []
+    for key, attr in USAGE_TRAILERS:
+        value = getattr(usage, attr)
+        if value is None:
+            continue
+        if isinstance(value, CostSource):
+            value = value.value
+        elif isinstance(value, float):
+            value = format_usd(value)
+        lines.append(f"{key}: {_one_line(str(value))}")
+    return lines
+
+
+def usage_from_trailers(trailers: Mapping[str, str]) -> AgentUsage | None:
+    """The AgentUsage an attempt's commit recorded (None: not an agent attempt's end).
+    Values that do not parse are left out, never guessed."""
+    agent = trailers.get("Freq-Agent")
+    if not agent:
+        return None
+
+    def number(key: str, kind: Callable[[str], Any]) -> Any:
+        try:
+            return kind(trailers[key])
+        except (KeyError, ValueError):
+            return None
+
+    source = trailers.get("Freq-Cost-Source")
+    return AgentUsage(
+        agent=agent,
+        model=trailers.get("Freq-Model"),
+        tokens_in=number("Freq-Tokens-In", int),
+        tokens_out=number("Freq-Tokens-Out", int),
+        tokens_cached=number("Freq-Tokens-Cached", int),
+        cost_usd=number("Freq-Cost-Usd", float),
+        cost_source=CostSource(source) if source in ("reported", "estimated") else None,
+        session=trailers.get("Freq-Session"),
+    )
+
+
 def _one_line(text: str) -> str:
     return " ".join(text.split())
 
@@ -142,6 +202,8 @@ def format_message(event: Event) -> str:
         if isinstance(value, EventKind):
             value = value.value
         lines.append(f"{key}: {_one_line(str(value))}")
+    if event.usage is not None:
+        lines += _usage_lines(event.usage)
     if event.reason:
         lines.append(f"Freq-Reason: {_one_line(event.reason)}")
     lines.append(f"Freq-At: {iso(event.at)}")  # milliseconds: commit dates have seconds
@@ -192,6 +254,9 @@ def _error_to_json(e: LastError) -> dict[str, Any]:
         "question": e.question,
         "duration_ms": e.duration_ms,
         "at": iso(e.at),
+        # an agent attempt's session: written only when there is one
+        **({"session": e.session} if e.session else {}),
+        **({"session_totals": list(e.session_totals)} if e.session_totals else {}),
     }
 
 
@@ -217,6 +282,7 @@ def subject_to_json(s: Subject) -> bytes:
         "created_at": iso(s.created_at),
         "updated_at": iso(s.updated_at),
         "entered_at": iso(s.entered_at),
+        **({"diagnosis": s.diagnosis} if s.diagnosis else {}),
     }
     return (json.dumps(doc, sort_keys=True, indent=1, ensure_ascii=False) + "\n").encode()
 
@@ -229,6 +295,13 @@ def _strings(d: Any) -> Mapping[str, str]:
     if not d:
         return _EMPTY
     return MappingProxyType({str(k): str(v) for k, v in d.items()})
+
+
+def _totals(value: Any) -> tuple[int, int, int] | None:
+    if not value:
+        return None
+    a, b, c = (int(x) for x in value)
+    return a, b, c
 
 
 def subject_from_doc(doc: Mapping[str, Any], *, where: str) -> Subject:
@@ -269,6 +342,8 @@ def subject_from_doc(doc: Mapping[str, Any], *, where: str) -> Subject:
                 question=err.get("question"),
                 duration_ms=err.get("duration_ms"),
                 at=parse_iso(err["at"]),
+                session=err.get("session"),
+                session_totals=_totals(err.get("session_totals")),
             )
             if err
             else None,
@@ -288,6 +363,7 @@ def subject_from_doc(doc: Mapping[str, Any], *, where: str) -> Subject:
             created_at=parse_iso(doc["created_at"]),
             updated_at=parse_iso(doc["updated_at"]),
             entered_at=parse_iso(doc.get("entered_at") or doc["updated_at"]),
+            diagnosis=doc.get("diagnosis"),
         )
     except KeyError as exc:
         raise CorruptState(f"{where}: subject.json has no field {exc.args[0]!r}") from None

@@ -60,6 +60,10 @@ class LastError:
     rule: str = ""  # what decided the class: `pattern: rate limit`, `classify rule 2: ...`
     question: str | None = None  # needs_human: what the agent asked
     duration_ms: int | None = None
+    session: str | None = None  # the agent session the attempt ran in (resume continues it)
+    # a CLI that reports its session's running token totals (Codex): those totals as the
+    # attempt left them, so that a resumed attempt records only its own share
+    session_totals: tuple[int, int, int] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -91,6 +95,8 @@ class Subject:
     emitted: tuple[Emitted, ...] = ()
     # step -> the branch commit seen when that step last succeeded (`changed` predicates)
     marks: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    # a root cause from `dlq diagnose`, handed to the next attempt as {diagnosis} (`dlq fix`)
+    diagnosis: str | None = None
     created_at: datetime
     updated_at: datetime
     entered_at: datetime
@@ -108,6 +114,7 @@ class Subject:
             last_error=None,
             parked=None,
             emitted=(),
+            diagnosis=None,
             epoch=self.epoch + new_epoch,
             updated_at=at,
             entered_at=at,
@@ -127,6 +134,27 @@ class EventKind(Enum):
     PARKED = "parked"
     REQUEUED = "requeued"
     REPAIRED = "repaired"  # back at its last intact state after its history broke
+
+
+class CostSource(Enum):
+    """Where an attempt's cost in USD came from."""
+
+    REPORTED = "reported"  # the CLI said it (Claude)
+    ESTIMATED = "estimated"  # tokens times the price table of frequency.yaml
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentUsage:
+    """What an agent attempt spent and ran as: the Freq-Agent… trailers of its commit."""
+
+    agent: str
+    model: str | None = None
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    tokens_cached: int | None = None
+    cost_usd: float | None = None
+    cost_source: CostSource | None = None
+    session: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -155,6 +183,7 @@ class Event:
     lost: str | None = None
     restored_from: str | None = None
     details: str | None = None
+    usage: AgentUsage | None = None  # an agent attempt's end: what it spent
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -29,6 +29,7 @@ from freq.model import (
     Autonomy,
     Backoff,
     Batch,
+    Budget,
     Capacity,
     Changed,
     ClassifyRule,
@@ -46,10 +47,12 @@ from freq.model import (
     MergeStrategy,
     Not,
     OnConflict,
+    Price,
     RetryPolicy,
     Settings,
     Step,
     SubjectState,
+    Window,
     parse_duration,
 )
 
@@ -193,7 +196,7 @@ def test_every_step_field_of_the_spec_builds() -> None:
     assert implement.agent == AgentCall(
         use="claude_code", prompt="Implement {subject} ({data.KEY})", model="opus", args=("-v",)
     )
-    assert implement.isolation is Isolation.WORKTREE
+    assert implement.isolation is Isolation.NONE  # agents run in the repository for now
     assert (implement.setup, implement.timeout, implement.max_parallel) == (
         "make deps",
         timedelta(minutes=40),
@@ -242,9 +245,8 @@ def test_every_step_field_of_the_spec_builds() -> None:
 
 
 def test_the_full_factory_is_refused_only_for_fields_not_carried_out(tmp_path: Path) -> None:
-    """Of every SPEC §2 field, validate refuses exactly agent, setup, merge and worktree."""
+    """Of every SPEC §2 field, validate refuses exactly setup, merge and worktree."""
     assert problems_of(project(tmp_path, {"build.yaml": FULL})) == [
-        f".frequency/build.yaml:19: $.steps[0].agent: {checks.AGENT_STEP}",
         f".frequency/build.yaml:20: $.steps[0].setup: {checks.SETUP}",
         f".frequency/build.yaml:21: $.steps[0].merge: {checks.MERGE}",
         f".frequency/build.yaml:48: $.steps[2].isolation: {checks.WORKTREE}",
@@ -304,17 +306,32 @@ def test_step_defaults_come_from_frequency_yaml(tmp_path: Path) -> None:
 
 
 def test_settings_not_carried_out_yet_still_build() -> None:
-    """archive_after, remote and agents build (frozen), for when they are carried out."""
+    """archive_after and remote build, for when they are carried out; named agents build
+    into AgentDefs with their adapter's own settings apart."""
     s = build_settings(
         {
             "archive_after": "2d",
             "remote": "origin",
-            "agents": {"reviewer": {"command": ["./review", "--fast"], "price": {"input": 3}}},
+            "agents": {
+                "reviewer": {
+                    "use": "codex",
+                    "model": "gpt-5.5",
+                    "args": ["--fast"],
+                    "sandbox": "read-only",
+                    "prices": {"gpt-5.5": {"input": 1.25, "output": 10}},
+                    "budget": {"usd": 20},
+                },
+                "old": {"use": "claude_code"},
+            },
         }
     )
     assert (s.archive_after, s.remote) == (timedelta(days=2), "origin")
-    assert s.agents["reviewer"]["command"] == ("./review", "--fast")
-    assert isinstance(s.agents["reviewer"]["price"], MappingProxyType)
+    reviewer = s.agents["reviewer"]
+    assert (reviewer.use, reviewer.model, reviewer.args) == ("codex", "gpt-5.5", ("--fast",))
+    assert dict(reviewer.options) == {"sandbox": "read-only"}
+    assert reviewer.prices["gpt-5.5"] == Price(input=1.25, output=10.0)
+    assert reviewer.budget == Budget(usd=20.0, per=Window.DAY)
+    assert s.agents["old"].use == "claude"
     assert (Settings().archive_after, Settings().remote, dict(Settings().agents)) == (
         None,
         None,
@@ -323,10 +340,11 @@ def test_settings_not_carried_out_yet_still_build() -> None:
 
 
 def test_isolation_defaults_by_kind_of_step(tmp_path: Path) -> None:
-    """`run` steps and gates default to isolation none, `agent` steps to worktree."""
+    """Every step defaults to isolation none: agent steps run in the repository until
+    worktrees are carried out (SPEC §2 makes worktree their default then)."""
     data = yaml.safe_load(FULL)
     f = build_factory(data, path="build.yaml", step_lines=[1, 2, 3], settings=Settings())
-    assert [s.isolation for s in f.steps[:2]] == [Isolation.WORKTREE, Isolation.NONE]
+    assert [s.isolation for s in f.steps[:2]] == [Isolation.NONE, Isolation.NONE]
     assert factory_with(tmp_path / "gate", "").steps[0].isolation is Isolation.NONE
 
 
@@ -719,9 +737,11 @@ def test_packaged_schemas_win_over_the_checkout(
 
 
 def test_shared_schema_definitions_are_identical() -> None:
-    """The settings schema's copies of duration, retry and failure match the factory's."""
+    """The settings schema's copies of duration, retry, failure, budget and respond match
+    the factory's (agentDef, a named agent, is the settings' own)."""
     factory = schemas.load_schema(schemas.FACTORY)["$defs"]
-    settings = schemas.load_schema(schemas.SETTINGS)["$defs"]
+    settings = dict(schemas.load_schema(schemas.SETTINGS)["$defs"])
+    assert settings.pop("agentDef")["required"] == ["use"]
     assert {k: factory[k] for k in settings} == settings
 
 

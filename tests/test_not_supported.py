@@ -28,11 +28,6 @@ steps:
 """
 
 CASES = {
-    "agent": (
-        "build.yaml",
-        "    agent: {use: claude_code, prompt: 'Implement {subject}'}\n",
-        f".frequency/build.yaml:10: $.steps[0].agent: {checks.AGENT_STEP}",
-    ),
     "isolation": (
         "build.yaml",
         "    isolation: worktree\n",
@@ -53,11 +48,6 @@ CASES = {
         "    requires: [{changed: {paths: [src], since: HEAD~3}}]\n",
         ".frequency/build.yaml:10: $.steps[0].requires[0].changed.since: "
         + checks.SINCE.format(since="HEAD~3"),
-    ),
-    "agents": (
-        "frequency.yaml",
-        "agents:\n  reviewer: {command: [./review]}\n",
-        f".frequency/frequency.yaml:1: $.agents: {checks.AGENTS}",
     ),
     "remote": (
         "frequency.yaml",
@@ -105,10 +95,11 @@ def test_validate_and_run_refuse_the_field(freq_repo, field: str) -> None:  # ty
         ("build.yaml", "    isolation: none\n"),
         ("build.yaml", "    requires: [{changed: {paths: [src], since: last_success}}]\n"),
         ("frequency.yaml", "agents: {}\n"),
+        ("frequency.yaml", "agents:\n  reviewer: {use: codex, model: gpt-5.5}\n"),
     ],
 )
 def test_what_is_carried_out_is_accepted(tmp_path: Path, name: str, text: str) -> None:
-    """isolation: none, since: last_success and an empty agents: are carried out (or nothing)."""
+    """isolation: none, since: last_success and named agents are carried out (or nothing)."""
     from freq.config import load_config
 
     (tmp_path / ".frequency").mkdir()
@@ -123,12 +114,10 @@ def test_docs_list_every_refusal_verbatim() -> None:
     table = doc.split("## Not supported yet", 1)[1].split("\n## ", 1)[0]
     quoted = set(re.findall(r"^\|[^|]+\| `(.+)` \|$", table, re.M))
     reasons = {
-        checks.AGENT_STEP,
         checks.WORKTREE,
         checks.SETUP,
         checks.MERGE,
         checks.SINCE.format(since="x"),
-        checks.AGENTS,
         checks.REMOTE,
         checks.ARCHIVE_AFTER,
     }
