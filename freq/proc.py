@@ -43,6 +43,7 @@ class ProcResult:
     duration_ms: int
     tail: bytes
     error: str | None = None
+    err_tail: bytes = b""  # stderr's own tail, when it was kept apart (split_stderr)
 
     @property
     def ok(self) -> bool:
@@ -112,6 +113,9 @@ def run(
     on_line: Callable[[bytes], None] | None = None,
     on_poll: Callable[[], bool] | None = None,
     poll: float = 0.05,
+    stdin: bytes | None = None,
+    split_stderr: bool = False,
+    redact: Callable[[bytes], bytes] | None = None,
 ) -> ProcResult:
     """Run one command to the end in its own process group, keeping an output tail.
 
@@ -119,6 +123,12 @@ def run(
     TAIL_LINES lines (at most TAIL_BYTES). `timeout` (seconds) or `cancel` stop the whole
     group: SIGTERM, then SIGKILL after `grace` seconds. `on_poll` is called every `poll`
     seconds while the child runs (lease renewal); returning False cancels the child.
+
+    stdin is closed unless `stdin` gives the bytes to write to it (then it is closed: a
+    CLI that reads stdin to its end must not wait for more). With `split_stderr`, stderr
+    is kept in a tail of its own (`err_tail`) and `on_line` sees stdout alone (an agent
+    CLI's structured events); the log has both. `redact` rewrites each line before it is
+    logged or kept (secrets never reach a log or git).
     """
     argv = argv_for(command)
     start = clock.monotonic()
@@ -129,9 +139,9 @@ def run(
                 argv,
                 cwd=os.fspath(cwd),
                 env=dict(env),
-                stdin=subprocess.DEVNULL,
+                stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
                 stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
+                stderr=subprocess.PIPE if split_stderr else subprocess.STDOUT,
                 start_new_session=True,
             )
         except OSError as exc:
@@ -146,9 +156,23 @@ def run(
                 tail=msg.encode() + b"\n",
                 error=msg,
             )
+        if stdin is not None:
+            threading.Thread(target=_feed, args=(child, stdin), daemon=True).start()
         tail: deque[bytes] = deque(maxlen=TAIL_LINES)
-        reader = threading.Thread(target=_pump, args=(child, tail, log, on_line), daemon=True)
+        err_tail: deque[bytes] = deque(maxlen=TAIL_LINES)
+        guard = threading.Lock()  # two pumps write one log
+        assert child.stdout is not None
+        reader = threading.Thread(
+            target=_pump, args=(child.stdout, tail, log, on_line, redact, guard), daemon=True
+        )
         reader.start()
+        err_reader = None
+        if split_stderr:
+            assert child.stderr is not None
+            err_reader = threading.Thread(
+                target=_pump, args=(child.stderr, err_tail, log, None, redact, guard), daemon=True
+            )
+            err_reader.start()
         timed_out = cancelled = False
         deadline = None if timeout is None else start + timeout
         while child.poll() is None:
@@ -172,6 +196,8 @@ def run(
             # the leader exited; anything it left behind in its group goes too
             _kill_group(child.pid, signal.SIGKILL)
         reader.join(timeout=grace + 1)
+        if err_reader is not None:
+            err_reader.join(timeout=1)
         code = child.returncode
         sig = -code if code is not None and code < 0 else None
         data = b"".join(tail)[-TAIL_BYTES:]
@@ -183,6 +209,7 @@ def run(
             cancelled=cancelled,
             duration_ms=int((clock.monotonic() - start) * 1000),
             tail=data,
+            err_tail=b"".join(err_tail)[-TAIL_BYTES:],
         )
     finally:
         if log:
@@ -199,24 +226,36 @@ def _terminate(child: subprocess.Popen[bytes], grace: float) -> None:
     child.wait()
 
 
+def _feed(child: subprocess.Popen[bytes], data: bytes) -> None:
+    """Write the child's whole stdin, then close it (a child that exits early: fine)."""
+    assert child.stdin is not None
+    with contextlib.suppress(OSError):
+        child.stdin.write(data)
+    with contextlib.suppress(OSError):
+        child.stdin.close()
+
+
 def _pump(
-    child: subprocess.Popen[bytes],
+    stream: BinaryIO,
     tail: deque[bytes],
     log: object,
     on_line: Callable[[bytes], None] | None,
+    redact: Callable[[bytes], bytes] | None,
+    guard: threading.Lock,
 ) -> None:
-    assert child.stdout is not None
     write = getattr(log, "write", None)
-    for line in child.stdout:
+    for raw in stream:
+        line = redact(raw) if redact else raw
         tail.append(line)
         if write:
             try:
-                write(line)
+                with guard:
+                    write(line)
             except OSError:  # a full disk: keep the tail, and keep draining the pipe
                 write = None
         if on_line:
             on_line(line)
-    child.stdout.close()
+    stream.close()
 
 
 def _open_log(path: Path | None) -> BinaryIO | None:
