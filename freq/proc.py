@@ -173,23 +173,12 @@ def run(
                 target=_pump, args=(child.stderr, err_tail, log, None, redact, guard), daemon=True
             )
             err_reader.start()
-        timed_out = cancelled = False
         deadline = None if timeout is None else start + timeout
-        while child.poll() is None:
-            if deadline is not None and clock.monotonic() >= deadline:
-                timed_out = True
-                break
-            if (cancel is not None and cancel.is_set()) or (on_poll is not None and not on_poll()):
-                cancelled = True
-                break
-            if reader.is_alive():
-                # end of output comes the moment the child exits (unless a background child
-                # keeps the pipe open): a join wakes at once, where Popen.wait(timeout) sleeps
-                # in growing steps and notices an exit up to 16 ms late
-                reader.join(poll)
-            else:
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    child.wait(poll)
+        try:
+            timed_out, cancelled = _wait(child, reader, clock, deadline, cancel, on_poll, poll)
+        except BaseException:  # Ctrl-C in a foreground run: never leave the group running
+            _terminate(child, grace)
+            raise
         if timed_out or cancelled:
             _terminate(child, grace)
         else:
@@ -215,6 +204,32 @@ def run(
         if log:
             with contextlib.suppress(OSError):  # a full disk: the log is as far as it got
                 log.close()
+
+
+def _wait(
+    child: subprocess.Popen[bytes],
+    reader: threading.Thread,
+    clock: Clock,
+    deadline: float | None,
+    cancel: Cancel | None,
+    on_poll: Callable[[], bool] | None,
+    poll: float,
+) -> tuple[bool, bool]:
+    """Wait for the child to exit: (timed out, cancelled) when it was stopped first."""
+    while child.poll() is None:
+        if deadline is not None and clock.monotonic() >= deadline:
+            return True, False
+        if (cancel is not None and cancel.is_set()) or (on_poll is not None and not on_poll()):
+            return False, True
+        if reader.is_alive():
+            # end of output comes the moment the child exits (unless a background child
+            # keeps the pipe open): a join wakes at once, where Popen.wait(timeout) sleeps
+            # in growing steps and notices an exit up to 16 ms late
+            reader.join(poll)
+        else:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.wait(poll)
+    return False, False
 
 
 def _terminate(child: subprocess.Popen[bytes], grace: float) -> None:
