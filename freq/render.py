@@ -89,6 +89,8 @@ def status_text(result: Any) -> str:
         blocks.append(head + "\n" + table(rows, ["state", "count"]))
     if result.locks_held:
         blocks.append("locks held: " + ", ".join(result.locks_held))
+    for name, until in getattr(result, "quotas", ()):
+        blocks.append(f"usage limit: {name} held until {until} (no attempt is spent waiting)")
     return "\n\n".join(blocks) if blocks else "no factories configured"
 
 
