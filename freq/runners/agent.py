@@ -11,14 +11,17 @@ StepResult with a class hint and the attempt's usage (tokens, cost, session).
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
+from typing import BinaryIO
 
 from freq import proc
-from freq.agents import ADAPTERS, AgentRequest, AgentResult, Usage
+from freq.agents import ADAPTERS, AgentRequest, AgentResult, Reader, Usage
 from freq.classify import Hint
 from freq.clock import Clock
-from freq.model import DEFAULT_STALL, AgentDef, FailureKind, Price, format_duration
+from freq.model import DEFAULT_STALL, AgentDef, FailureKind, Price, RespondAs, format_duration
 from freq.runners.base import Attempt, StepRequest, StepResult
 from freq.runtime import AgentUsage, CostSource
 from freq.secrets import Redactor
@@ -76,6 +79,8 @@ class AgentRunner:
                 return False
             return attempt.go_on()
 
+        if agent.tty:
+            return self._tty(request, attempt, inv.argv, env, secrets, reader, stall)
         res = proc.run(
             list(inv.argv),
             cwd=request.cwd,
@@ -151,6 +156,86 @@ class AgentRunner:
                 )
         return base
 
+    def _tty(
+        self,
+        request: StepRequest,
+        attempt: Attempt,
+        argv: tuple[str, ...],
+        env: dict[str, str],
+        secrets: Redactor,
+        reader: Reader,
+        stall: float,
+    ) -> StepResult:
+        """The CLI under a pseudo-terminal (`tty: true`): `respond:` rules answer its
+        prompts; a prompt no rule answers, or no output for `stall_timeout`, parks the
+        attempt as needs_human with the screen's last lines as the question."""
+        agent = request.agent
+        assert agent is not None
+        lines = _Lines(request.log_path, secrets, reader, request.on_line)
+        try:
+            res = proc.run_tty(
+                list(argv),
+                cwd=request.cwd,
+                env=env,
+                clock=self.clock,
+                log_path=None,  # written by `lines`, secrets masked
+                timeout=request.timeout,
+                stall=stall,
+                respond=agent.respond,
+                on_poll=attempt.go_on,
+                on_output=lines.take,
+            )
+        finally:
+            lines.close()
+        tail = secrets.data(res.tail)
+        if res.error is not None:
+            return StepResult(
+                exit_code=res.exit_code,
+                duration_ms=res.duration_ms,
+                tail=tail,
+                how=res.error,
+                failed=True,
+                hint=Hint(kind=FailureKind.TERMINAL, reason=f"{argv[0]} not found: {res.error}"),
+            )
+        question = secrets.text(res.question) if res.question else None
+        if res.ended_as is not None or res.stalled:
+            kind = (
+                FailureKind.TERMINAL
+                if res.ended_as is RespondAs.TERMINAL
+                else FailureKind.NEEDS_HUMAN
+            )
+            why = "stalled at a prompt no rule answers" if res.stalled else "a respond rule matched"
+            return StepResult(
+                exit_code=res.exit_code,
+                duration_ms=res.duration_ms,
+                tail=tail,
+                how=secrets.text(res.describe()),
+                failed=True,
+                hint=Hint(kind=kind, reason=why, question=question),
+            )
+        judged = reader.finish(
+            stderr="",
+            exit_code=res.exit_code,
+            signal=res.signal,
+            timed_out=res.timed_out,
+            now=self.clock.now(),
+        )
+        usage, totals = _usage(agent, judged, request.previous_totals)
+        return StepResult(
+            exit_code=res.exit_code,
+            signal=res.signal,
+            timed_out=res.timed_out,
+            cancelled=res.cancelled,
+            duration_ms=res.duration_ms,
+            tail=tail,
+            how=_how(judged, res),
+            failed=not judged.ok,
+            hint=_hint(judged),
+            usage=usage,
+            session_totals=totals,
+            said=tuple(line.encode() + b"\n" for line in judged.text.splitlines()),
+        )
+
     def _verify(
         self, request: StepRequest, env: dict[str, str], secrets: Redactor, spent_ms: int
     ) -> proc.ProcResult | None:
@@ -169,6 +254,51 @@ class AgentRunner:
         return None if checked.ok else checked
 
 
+class _Lines:
+    """A terminal's output bytes as lines: to the log (secrets masked), the adapter's
+    reader and the step's line callback."""
+
+    def __init__(
+        self,
+        log_path: Path,
+        secrets: Redactor,
+        reader: Reader,
+        on_line: Callable[[bytes], None] | None,
+    ) -> None:
+        self._secrets = secrets
+        self._reader = reader
+        self._on_line = on_line
+        self._partial = b""
+        try:
+            self._log: BinaryIO | None = open(log_path, "wb")  # noqa: SIM115 - closed by close()
+        except OSError:
+            self._log = None  # a full disk: the step runs without its log
+
+    def take(self, data: bytes) -> None:
+        *whole, self._partial = (self._partial + data).split(b"\n")
+        for raw in whole:
+            self._line(raw + b"\n")
+
+    def _line(self, raw: bytes) -> None:
+        line = self._secrets.data(raw.replace(b"\r\n", b"\n").replace(b"\r", b""))
+        if self._log is not None:
+            try:
+                self._log.write(line)
+            except OSError:
+                self._log = None
+        self._reader.feed(line)
+        if self._on_line is not None:
+            self._on_line(line)
+
+    def close(self) -> None:
+        if self._partial:
+            self._line(self._partial)
+            self._partial = b""
+        if self._log is not None:
+            with contextlib.suppress(OSError):
+                self._log.close()
+
+
 def _hint(judged: AgentResult) -> Hint | None:
     if judged.ok or judged.kind is None:
         return None
@@ -180,7 +310,7 @@ def _hint(judged: AgentResult) -> Hint | None:
     )
 
 
-def _how(judged: AgentResult, res: proc.ProcResult) -> str:
+def _how(judged: AgentResult, res: proc.ProcResult | proc.TtyResult) -> str:
     how = res.describe()
     if judged.reason and not judged.ok:
         return f"{judged.reason} ({how})"
