@@ -367,6 +367,7 @@ factory_id: build
 state:
   initial: selected
   terminal: [reviewed]
+limits: {budget: {usd: 100, per: day}}
 steps:
   - id: implement
     from_states: [selected]

@@ -111,13 +111,16 @@ class Plan:
     running: int = 0
     next_wake: datetime | None = None
     problems: tuple[str, ...] = field(default_factory=tuple)
-    retry_soon: bool = False  # a backoff, lock or quota ends by time alone
+    # a backoff, lock or quota ends by time alone (a batch's max_wait and a budget's reset
+    # set next_wake, not this: a window can be a month, and `--until-idle` stops for it)
+    retry_soon: bool = False
 
     @property
     def idle(self) -> bool:
         """Nothing to start, nothing running, no lease to recover, and no retry that time
         alone will allow (a backoff, a lock's or a quota's expiry): only people, other
-        factories' progress, or a batch's max_wait can move anything now."""
+        factories' progress, a batch's max_wait or a budget's next window can move
+        anything now."""
         return (
             not self.starts
             and not self.expired
@@ -292,7 +295,7 @@ def plan(
     wakes: list[datetime] = []
     chosen = [f for f in config.factories if factories is None or f.factory_id in factories]
     gathering: dict[str, list[tuple[Start, Subject]]] = {}
-    batch_wakes: set[datetime] = set()
+    later: set[datetime] = set()  # wakes that do not make the plan busy (see Plan.retry_soon)
     for fac in chosen:
         for subj in _order(snap.in_factory(fac.factory_id)):
             tip = snap.tips[(fac.factory_id, subj.name)]
@@ -337,6 +340,8 @@ def plan(
                     wakes.append(end)
                 if decision.until is not None:
                     wakes.append(decision.until)
+                    if decision.kind == "budget":
+                        later.add(decision.until)
         for step_id, members in gathering.items():
             step = fac.step(step_id)
             assert step is not None and step.batch is not None
@@ -350,7 +355,7 @@ def plan(
             waiting += rest
             due = [w.until for w in rest if w.until is not None]
             wakes += due
-            batch_wakes.update(due)
+            later.update(due)
         gathering.clear()
     if factories is None:
         # subjects of factories no longer configured: nothing runs for them, but a claim a
@@ -371,7 +376,7 @@ def plan(
         waiting=tuple(waiting),
         running=running_total,
         next_wake=min(wakes) if wakes else None,
-        retry_soon=bool(wakes) and not all(w in batch_wakes for w in wakes),
+        retry_soon=bool(wakes) and not all(w in later for w in wakes),
         problems=snap.problems,
     )
 

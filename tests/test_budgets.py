@@ -79,12 +79,13 @@ def test_why_names_the_budget_what_it_spent_and_its_reset(over: FreqRepo) -> Non
 
 
 def test_the_plan_wakes_the_worker_when_the_window_resets(over: FreqRepo) -> None:
-    """A budget wait ends by time alone: the plan's next wake-up is the window's end."""
+    """A budget wait ends by time alone: the plan's next wake-up is the window's end. It
+    does not keep the plan busy (a window can be a month): `run --until-idle` stops."""
     app, _clock = _app(over, T0 + timedelta(hours=1))
     try:
         p = ops.plan_now(app, ["build"])
-        assert p.retry_soon
         assert p.next_wake == RESET
+        assert not p.retry_soon
     finally:
         app.close()
 
@@ -141,13 +142,15 @@ def test_a_running_attempt_is_not_stopped_by_a_spent_budget(over: FreqRepo) -> N
 
 
 def test_the_run_loop_runs_shell_steps_and_claims_no_agent_step(over: FreqRepo) -> None:
-    """One cycle of a worker on the fake clock: r's check runs, nothing claims a or x."""
+    """A worker on the fake clock until idle: r's check runs, nothing claims a or x, and
+    the run ends rather than waiting for midnight."""
     clock = FakeClock(T0 + timedelta(hours=1))
     store = Store.discover(over.path, clock=clock)
     w = Worker(store, load_config(over.path), clock=clock, worker="h:1:1", rng=random.Random(1))
     try:
-        summary = w.run(once=True, factories=("build",))
+        summary = w.run(until_idle=True, factories=("build",))
         assert (summary.succeeded, summary.failed) == (1, 0)
+        assert clock.now() < RESET
     finally:
         store.close()
     state = {s: json.loads(over.run("show", "build", s, "--json").out)["subject"] for s in "axr"}
