@@ -34,7 +34,10 @@ from freq.model import (
 from freq.refs import format_message, parse_iso, parse_trailers, usage_from_trailers
 from freq.runtime import CostSource, Event
 
-ENDS = {"transitioned": "succeeded", "failed": "failed", "released": "released"}
+# Freq-Event of an attempt end -> the attempt's outcome
+ENDS: Mapping[str, str] = MappingProxyType(
+    {"transitioned": "succeeded", "failed": "failed", "released": "released"}
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -59,6 +62,12 @@ class AttemptCost:
     source: CostSource | None = None
 
     @property
+    def by_agent(self) -> bool:
+        """An agent ran it (its end recorded Freq-Agent); else a shell step did, or an
+        agent step whose worker was lost before it could say (see `split`)."""
+        return self.agent is not None
+
+    @property
     def estimated(self) -> bool:
         """Its USD was estimated from a price table, not reported by the CLI."""
         return self.source is CostSource.ESTIMATED
@@ -67,10 +76,12 @@ class AttemptCost:
 def from_message(commit: str, message: str) -> AttemptCost | None:
     """The attempt end a commit message records, or None when it records no attempt end
     (a claim, a renewal, a manual move, an approval, a creation ...)."""
-    kind = _event_kind(message)
-    if kind is None:
+    if _event_kind(message) is None:
         return None
     t = parse_trailers(message)
+    kind = t.get("Freq-Event", "")
+    if kind not in ENDS:  # the trailer block itself decides
+        return None
     try:
         at = parse_iso(t["Freq-At"])
         attempt = int(t["Freq-Attempt"])
@@ -207,7 +218,7 @@ def total(records: Iterable[AttemptCost], group: str = "total") -> Total:
         n += 1
         failed += r.outcome == "failed"
         ms += r.duration_ms or 0
-        if r.agent is not None:
+        if r.by_agent:
             agents += 1
             unpriced += r.usd is None
         t_in += r.tokens_in or 0
@@ -289,7 +300,7 @@ def split(records: Iterable[AttemptCost], agent_steps: Container[tuple[str, str]
     for r in records:
         n += 1
         ms += r.duration_ms or 0
-        if r.agent is not None or (r.factory, r.step) in agent_steps:
+        if r.by_agent or (r.factory, r.step) in agent_steps:
             agents += 1
             agent_ms += r.duration_ms or 0
     return Split(

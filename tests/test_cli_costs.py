@@ -163,7 +163,12 @@ def test_budgets_show_the_current_windows_spend(history: FreqRepo) -> None:
 
 
 def test_bad_since_and_by_are_usage_errors(history: FreqRepo) -> None:
-    """Exit 2 with one line: what was wrong and what is accepted."""
+    """Exit 2 with one line: what was wrong and what is accepted; --by offers exactly the
+    groupings freq.costs knows."""
+    from freq.cli.costs import GROUPS
+    from freq.costs import By
+
+    assert tuple(b.value for b in By) == GROUPS
     err = history.run("costs", "--since", "yesterday").assert_failure(2).err
     assert err == (
         "git freq: --since: not a date, time or duration: 'yesterday' "

@@ -11,7 +11,8 @@ import click
 from freq import ops
 from freq.cli.base import _emit_json, cli, json_option, pass_app, warn
 
-GROUPS = ("step", "factory", "subject", "agent", "model", "day")  # freq.costs.By
+# freq.costs.By's values, written out: `--help` and usage errors import nothing but click
+GROUPS = ("step", "factory", "subject", "agent", "model", "day")
 
 
 @cli.command()

@@ -63,9 +63,8 @@ def costs_report(app: App, *, by: str = "step", since: str | None = None) -> Cos
         except ValueError as exc:
             raise UsageError(f"--since: {exc}") from None
     ledger = app.ledger
-    ledger.refresh()
+    spend = ledger.spend(app.config, now)  # reads what is new first
     records = costs.since(ledger.records(), start)
-    spend = ledger.spend(app.config, now)
     rows = []
     for scope, name, b in costs.budgets(app.config):
         window = costs.window_start(now, b.per)
