@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 import pytest
 
@@ -30,14 +31,14 @@ NOW = datetime(2026, 12, 1, 20, 13, 13, tzinfo=UTC)  # just after the samples we
 R, T, Q = FailureKind.RETRYABLE, FailureKind.TERMINAL, FailureKind.QUOTA
 
 
-def agent(use: str, **kw: object) -> AgentDef:
+def agent(use: str, **kw: Any) -> AgentDef:
     """An agent definition of adapter `use` (options as a plain dict)."""
     options = kw.pop("options", {})
-    return AgentDef(name=use, use=use, options=MappingProxyType(dict(options)), **kw)  # type: ignore[arg-type]
+    return AgentDef(name=use, use=use, options=MappingProxyType(dict(options)), **kw)
 
 
-def request(a: AgentDef, prompt: str = "fix it", **kw: object) -> AgentRequest:
-    return AgentRequest(agent=a, prompt=prompt, cwd=Path("/repo"), scratch=Path("/s"), **kw)  # type: ignore[arg-type]
+def request(a: AgentDef, prompt: str = "fix it", **kw: Any) -> AgentRequest:
+    return AgentRequest(agent=a, prompt=prompt, cwd=Path("/repo"), scratch=Path("/s"), **kw)
 
 
 def judge(
@@ -284,7 +285,7 @@ def cli_of(sample: str) -> str:
     return sample.split("-", 1)[0]
 
 
-def sample_ending(sample: str) -> dict[str, object]:
+def sample_ending(sample: str) -> dict[str, Any]:
     """The exit code the sample's run had; a run that never ended was timed out."""
     code = EXIT_CODES[sample]
     return {"exit_code": code, "timed_out": code is None}
@@ -301,7 +302,7 @@ def read_sample(sample: str) -> AgentResult:
         companion = path.with_name(path.name.rsplit(".", 1)[0] + ".stderr.txt")
         stderr = companion.read_text() if companion.exists() else ""
     reader = adapter_for(cli_of(sample)).reader()
-    return judge(reader, stdout, stderr=stderr, **sample_ending(sample))  # type: ignore[arg-type]
+    return judge(reader, stdout, stderr=stderr, **sample_ending(sample))
 
 
 def check(result: AgentResult, want: Expect) -> None:
@@ -392,7 +393,7 @@ def standin_env(tmp_path: Path) -> dict[str, str]:
     }
 
 
-def standin(use: str, **kw: object) -> AgentDef:
+def standin(use: str, **kw: Any) -> AgentDef:
     """An agent whose program is the stand-in of its CLI."""
     return agent(use, bin=str(STANDINS / use), **kw)
 
@@ -408,12 +409,12 @@ def run_standin(
     env: Mapping[str, str],
     *,
     timeout: float = 20,
-    **request_kw: object,
+    **request_kw: Any,
 ) -> AgentResult:
     adapter = adapter_for(a.use)
     req = AgentRequest(
         agent=a, prompt="Create hello.txt", cwd=cwd, scratch=cwd / ".s", **request_kw
-    )  # type: ignore[arg-type]
+    )
     out, err, code, signal, timed_out = run_invocation(
         adapter.invocation(req), cwd, env, timeout=timeout
     )
