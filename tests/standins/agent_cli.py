@@ -129,14 +129,15 @@ def main(argv: list[str]) -> int:
     if os.environ.get("STANDIN_HANG") == "1":
         _emit(lines[:2], "")
         _hang()
-    _emit(lines, stderr)
-    if code is None:
-        _hang()
     success = bool(events) or "-success." in sample
     if success and (write := os.environ.get("STANDIN_WRITE")):
+        # before the output ends, as a real agent's edit comes before its result event
         target = Path.cwd() / write
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(f"written by the {name} stand-in\n")
+    _emit(lines, stderr)
+    if code is None:
+        _hang()
     return code or 0
 
 
