@@ -9,6 +9,8 @@ or run it with argv[0] named like the CLI. Environment:
                          same-named .stderr.txt beside it to stderr), a .stderr.txt to stderr;
                          $REPO → the cwd, $HOME, $TMPDIR, $PKG → real paths; exit with the
                          sample's exit code (EXIT_CODES). Default: NAME-success.jsonl.
+                         An absolute path replays that file (a test's own variant of a
+                         sample), exiting with STANDIN_EXIT (default 0).
   STANDIN_LOG=<path>     append one JSON line per invocation: argv, cwd, stdin (how it was
                          given, and what it held), and the env the adapters set.
   STANDIN_WRITE=<rel>    on a success, write that file in the cwd (the step really edits).
@@ -120,6 +122,9 @@ def main(argv: list[str]) -> int:
         lines = _made_up(name, int(events), resume)
         code: int | None = 0
         stderr = ""
+    elif os.path.isabs(sample) and os.path.isfile(sample):
+        lines, stderr = _sample_output(sample, resume)
+        code = int(os.environ.get("STANDIN_EXIT", "0"))
     elif sample not in EXIT_CODES:
         print(f"agent_cli.py: no sample {sample!r} in {SAMPLES}", file=sys.stderr)
         return 2
@@ -129,7 +134,7 @@ def main(argv: list[str]) -> int:
     if os.environ.get("STANDIN_HANG") == "1":
         _emit(lines[:2], "")
         _hang()
-    success = bool(events) or "-success." in sample
+    success = bool(events) or "-success." in os.path.basename(sample)
     if success and (write := os.environ.get("STANDIN_WRITE")):
         # before the output ends, as a real agent's edit comes before its result event
         target = Path.cwd() / write
