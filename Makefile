@@ -20,16 +20,19 @@ test: install lint
 test-fast: install
 	$(PY) -m pytest -q -m "not e2e"
 
+# the demo's stand-in CLIs are Python scripts without a .py suffix: ruff is told of each
+STAND_INS := $(addprefix examples/app-factory/stand-ins/,claude codex gemini)
+
 lint: install
-	$(BIN)/ruff check freq tests bench
-	$(BIN)/ruff format --check freq tests bench
+	$(BIN)/ruff check freq tests bench $(STAND_INS)
+	$(BIN)/ruff format --check freq tests bench $(STAND_INS)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(PY) -m freq.schemas
 
 fmt: install
-	$(BIN)/ruff format freq tests bench
-	$(BIN)/ruff check --fix freq tests bench
+	$(BIN)/ruff format freq tests bench $(STAND_INS)
+	$(BIN)/ruff check --fix freq tests bench $(STAND_INS)
 
 demo: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash examples/app-factory/run-demo.sh

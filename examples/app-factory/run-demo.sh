@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
 # `make demo`: the ten-pipeline app factory in a throwaway repository, run to completion.
+# Its agent steps run the stand-in CLIs of stand-ins/ (offline, deterministic); README.md
+# says how to run the real Claude Code, Codex and Gemini CLI instead.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="${1:-$(mktemp -d "${TMPDIR:-/tmp}/freq-app-factory.XXXXXX")}"
 mkdir -p "$repo" && cd "$repo"
 git init -q -b main
+git config user.name demo                 # who the agents' commits are by
+git config user.email demo@example.com
 cp -r "$here/.frequency" .
+cp -r "$here/stand-ins" .
 cp "$here/stand-in-agent" .
-echo "out/" >> .git/info/exclude  # what the stand-in agent writes stays out of git status
+# what the shell steps write, and the reviewer's notes to the implementer, stay out of git
+printf 'out/\nreviews/\n' >> .git/info/exclude
 git add -A
-git -c user.name=demo -c user.email=demo@example.com commit -q -m "app factory"
+git commit -q -m "app factory"
 echo "== repository: $repo"
 git freq validate
 git freq add ideas idea-1 idea-2 idea-3
@@ -22,3 +28,18 @@ git freq status
 echo "== git freq dlq list"
 git freq dlq list
 echo "== $(git log --oneline --glob=refs/frequency | wc -l) commits: git log --oneline --glob=refs/frequency"
+echo "== what the agents committed to main: git log --oneline main"
+git log --oneline -n 8 main
+echo "   ... $(git rev-list --count main) commits in all"
+attempt() {  # the last attempt commit of an agent on build/app-1
+  git log -1 --format=%B --grep="^Freq-Agent: $1\$" refs/frequency/subjects/build/app-1
+}
+echo "== an implement attempt (Claude Code stand-in: the CLI reports its cost)"
+echo "   git log -1 --format=%B --grep='^Freq-Agent: implementer\$' refs/frequency/subjects/build/app-1"
+attempt implementer | sed 's/^/   /'
+echo "== a review attempt (Codex stand-in: tokens only, the cost estimated from prices:)"
+attempt reviewer | sed 's/^/   /'
+if git freq costs --help >/dev/null 2>&1; then
+  echo "== git freq costs"
+  git freq costs
+fi

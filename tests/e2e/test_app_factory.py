@@ -8,7 +8,9 @@ import os
 import subprocess
 import sys
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -83,21 +85,70 @@ class Timeline:
         return not self.holds(pred.item, subject, at)
 
 
-def test_app_factory_runs_to_completion_honouring_every_predicate(tmp_path: Path) -> None:
-    """All ten factories end with every subject terminal, in well under a minute, and
-    each claim of a step with `requires:` happened when its predicates held."""
-    repo = tmp_path / "app-factory"
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+APPS = [f"app-{n}{v}" for v in ("", "-v2") for n in (1, 2, 3)]
+# the prices of frequency.yaml, USD per million tokens: input, output, cached input
+PRICES = {"gpt-5.5": (1.25, 10.0, 0.125), "gemini-2.5-flash": (0.30, 2.50, 0.03)}
+
+
+@dataclass(frozen=True)
+class Demo:
+    """The repository `run-demo.sh` left, and what it printed."""
+
+    repo: Path
+    out: str
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
+    """One run of the demo, shared by the tests that read what it left."""
+    repo = tmp_path_factory.mktemp("demo") / "app-factory"
     res = subprocess.run(
         ["bash", str(SCRIPT), str(repo)],
-        env=env,
+        env=ENV,
         capture_output=True,
         text=True,
         timeout=240,
         check=False,
     )
-    assert res.returncode == 0, res.stderr
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr
     assert "Traceback" not in res.stderr
+    return Demo(repo=repo, out=res.stdout)
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=repo, capture_output=True, text=True, check=True
+    ).stdout
+
+
+def _agent_attempts(repo: Path) -> list[tuple[str, dict[str, str]]]:
+    """(commit, trailers) of every commit under refs/frequency/subjects that ended an
+    agent attempt (it has a Freq-Agent trailer)."""
+    fmt = "%x1e%H%x1f%(trailers:unfold,separator=%x1f)"
+    out = _git(repo, "log", f"--format={fmt}", "--glob=refs/frequency/subjects")
+    found = []
+    for chunk in out.split("\x1e")[1:]:
+        sha, *fields = chunk.strip().split("\x1f")
+        trailers = dict(f.split(": ", 1) for f in fields if ": " in f)
+        if "Freq-Agent" in trailers:
+            found.append((sha, trailers))
+    return found
+
+
+def _last_event(repo: Path, sha: str, kind: str) -> dict[str, Any]:
+    """The last stdout event of a type the attempt kept in its output.log."""
+    for line in reversed(_git(repo, "show", f"{sha}:output.log").splitlines()):
+        if line.startswith("{") and json.loads(line).get("type") == kind:
+            event: dict[str, Any] = json.loads(line)
+            return event
+    raise AssertionError(f"no {kind} event in the output.log of {sha}")
+
+
+def test_app_factory_runs_to_completion_honouring_every_predicate(demo: Demo) -> None:
+    """All ten factories end with every subject terminal, in well under a minute, and
+    each claim of a step with `requires:` happened when its predicates held."""
+    repo, env = demo.repo, ENV
     status = json.loads(
         subprocess.run(
             [sys.executable, "-m", "freq", "status", "--json"],
@@ -154,3 +205,86 @@ def test_graph_draws_the_edges_between_factories(repo) -> None:  # type: ignore[
     assert mermaid.count("  subgraph ") == 10
     dot = repo.run("graph", "--format", "dot").assert_success().out
     assert 'deploy__deployed -> release_shared__ready [label="emits", style=bold];' in dot
+
+
+def test_agent_attempts_carry_the_adapters_usage_and_cost_trailers(demo: Demo) -> None:
+    """Every agent attempt of the demo ran a stand-in CLI through the real adapter: its
+    commit names the agent and model and carries the tokens and the cost, reported by the
+    Claude Code stand-in (the result event's total_cost_usd) and estimated from prices for
+    the Codex and Gemini stand-ins, whose streams say only tokens."""
+    attempts = _agent_attempts(demo.repo)
+    by_step: dict[str, list[tuple[str, dict[str, str]]]] = defaultdict(list)
+    for sha, t in attempts:
+        assert t["Freq-Event"] == "transitioned", t  # no agent attempt failed
+        by_step[t["Freq-Step"]].append((sha, t))
+    # each app is implemented and reviewed twice (the first review asks for changes)
+    assert {k: len(v) for k, v in by_step.items()} == {
+        "implement": 12,
+        "review": 12,
+        "document": 6,
+    }
+    for sha, t in by_step["implement"]:
+        assert (t["Freq-Agent"], t["Freq-Model"]) == ("implementer", "claude-sonnet-4-5")
+        assert t["Freq-Cost-Source"] == "reported"
+        result = _last_event(demo.repo, sha, "result")
+        assert t["Freq-Cost-Usd"] == f"{result['total_cost_usd']:.6f}"
+        assert t["Freq-Session"] == result["session_id"]
+        used = result["modelUsage"].values()
+        assert int(t["Freq-Tokens-Out"]) == sum(m["outputTokens"] for m in used) > 100
+        assert int(t["Freq-Tokens-In"]) > int(t["Freq-Tokens-Cached"]) > 10_000
+    for step, agent, model, trailer_of in (
+        ("review", "reviewer", "gpt-5.5", "turn.completed"),
+        ("document", "writer", "gemini-2.5-flash", "result"),
+    ):
+        for sha, t in by_step[step]:
+            assert (t["Freq-Agent"], t["Freq-Model"]) == (agent, model)
+            assert t["Freq-Cost-Source"] == "estimated"
+            event = _last_event(demo.repo, sha, trailer_of)
+            if step == "review":
+                u = event["usage"]
+                tokens = (u["input_tokens"], u["output_tokens"], u["cached_input_tokens"])
+            else:
+                st = event["stats"]  # thoughts are billed as output: total - input
+                out = st["total_tokens"] - st["input_tokens"]
+                tokens = (st["input_tokens"], out, st["cached"])
+            assert (
+                tuple(
+                    int(t[k]) for k in ("Freq-Tokens-In", "Freq-Tokens-Out", "Freq-Tokens-Cached")
+                )
+                == tokens
+            )
+            price_in, price_out, price_cached = PRICES[model]
+            fresh = tokens[0] - tokens[2]
+            usd = (fresh * price_in + tokens[2] * price_cached + tokens[1] * price_out) / 1e6
+            assert abs(float(t["Freq-Cost-Usd"]) - usd) < 2e-6, (t, usd)
+    assert "Freq-Cost-Source: reported" in demo.out  # the demo prints both kinds
+    assert "Freq-Cost-Source: estimated" in demo.out
+
+
+def test_implement_commits_the_app_and_the_fixes_the_review_asked_for(demo: Demo) -> None:
+    """The Claude Code stand-in wrote each app and committed it on main by itself (git add
+    and git commit through its Bash tool), then committed the fixes and the tests the
+    Codex stand-in's first review asked for; the working tree is left clean."""
+    files = set(_git(demo.repo, "ls-tree", "-r", "--name-only", "main").split())
+    for app in APPS:
+        assert {f"src/{app}.js", f"test/{app}.test.js"} <= files, app
+        log = _git(demo.repo, "log", "--format=%s%n%b%x00", "main", "--", f"src/{app}.js")
+        messages = [m.strip() for m in log.split("\x00") if m.strip()]
+        assert [m.splitlines()[0] for m in messages] == [
+            f"Address the review of {app}",
+            f"Implement {app}",
+        ]
+        assert all(
+            "Co-Authored-By: Claude Code stand-in <claude-stand-in@example.invalid>" in m
+            for m in messages
+        )
+        assert "escapeHtml" in _git(demo.repo, "show", f"main:src/{app}.js")
+        review = (demo.repo / "reviews" / f"{app}.md").read_text()
+        assert review.startswith("Verdict: approved\n"), review
+    assert _git(demo.repo, "status", "--porcelain") == ""
+    # every review before an approval sent the app back from decide, by its exit code 3
+    sent_back = _git(
+        demo.repo, "log", "--format=%s", "--glob=refs/frequency/subjects/build"
+    ).splitlines()
+    assert sum(": decide reviewed -> selected" in m for m in sent_back) == len(APPS)
+    assert sum(": decide reviewed -> approved" in m for m in sent_back) == len(APPS)
