@@ -26,6 +26,8 @@ Figures (targets from the issue):
       ledger's first read (no cache file), a fresh process's read from its cache file
       (target: at most 1x), one planning cycle's spend after 10 new attempts (the
       worker's cost of a budget), and `git freq costs --json` as a real process.
+  (j) an agent step (bench/agents.py): a stand-in Claude CLI replaying a 200-event
+      stream, through `git freq run` vs run directly; target: at most 50 ms per step on top.
 
 Everything is created in temporary folders. The same figures are written as JSON to
 bench/results/latest.json. Absolute times depend on the machine and its disk; the ratios
@@ -50,6 +52,7 @@ from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import agents
 import dulwich
 import runtime
 import workload as w
@@ -732,7 +735,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--output", type=Path, default=RESULTS, help="where to write the JSON")
     ap.add_argument(
-        "--only", default="abcdefghi", help="figures to run, e.g. --only d (default: all)"
+        "--only", default="abcdefghij", help="figures to run, e.g. --only d (default: all)"
     )
     ap.add_argument("--run-n", type=int, default=None, help="subjects for figure (d)")
     args = ap.parse_args(argv)
@@ -759,6 +762,7 @@ def main(argv: list[str] | None = None) -> int:
             ("g", lambda: figure_g(tmp, env, 10, mesh_per)),
             ("h", lambda: figure_h(tmp, env, sizes[-1])),
             ("i", lambda: figure_i(tmp, env, 200 if args.quick else 1_000)),
+            ("j", lambda: [Row(**r) for r in agents.figure_j(tmp, env, 10 if args.quick else 40)]),
         ):
             if name not in args.only:
                 continue
