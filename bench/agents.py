@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import runtime
-import workload as w
 
 EVENTS = 200
 TARGET_MS = 50.0
