@@ -11,24 +11,33 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from freq import proc, refs, transitions
 from freq.claims import Claims, Heartbeat, Lease
-from freq.classify import Ending
+from freq.classify import Ending, Hint
 from freq.clock import Clock, Random
 from freq.discovery import parse_emitted
 from freq.errors import RefConflict, WriteBlocked
 from freq.facts import mark_for
-from freq.model import Step, data_env_name
+from freq.model import (
+    FailureKind,
+    Step,
+    data_env_name,
+    render_template,
+    resolve_agent,
+    template_problem,
+)
 from freq.repair import Repair
 from freq.report import Progress, ProgressKind, Reporter
 from freq.runners import StepRequest, StepResult, runner_for
-from freq.runtime import Claim, Emitted, Subject, attempt_marks
+from freq.runtime import Claim, Emitted, LastError, Subject, attempt_marks
 from freq.store import Store
 
 _MAX_EMITTED_LINES = 100_000
+_LAST_ERROR_LINES = 60  # of the last attempt's output, in {last_error}
+ASK = "freq:ask"  # a stdout line `freq:ask QUESTION`: the step asks a person
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -120,10 +129,11 @@ class Attempts:
         step: Step,
         claim: Claim,
         *,
+        tip: str | None = None,
         on_line: Callable[[bytes], None] | None = None,
         **extra: str,
     ) -> StepRequest:
-        return StepRequest(
+        request = StepRequest(
             step=step,
             cwd=self.store.root,
             env={**step_env(subj, step, claim, self.store.root, self.worker), **extra},
@@ -131,6 +141,50 @@ class Attempts:
             log_path=self.store.log_path(subj.factory, subj.name, step.id, claim.attempt),
             on_line=on_line,
         )
+        if step.agent is None:
+            return request
+        agent = resolve_agent(step.agent, self.claims.config.settings.agents)
+        err = subj.last_error if subj.last_error and subj.last_error.step == step.id else None
+        resume = err.session if step.agent.resume and err is not None else None
+        last = _last_error_text(err, self.store.read_output(tip) if err and tip else None)
+        return replace(
+            request,
+            agent=agent,
+            prompt=self._prompt(subj, step, claim, last, resumed=resume is not None),
+            resume=resume,
+            scratch=request.log_path.with_suffix(".d"),
+            previous_totals=err.session_totals if resume is not None and err else None,
+        )
+
+    def _prompt(self, subj: Subject, step: Step, claim: Claim, last: str, *, resumed: bool) -> str:
+        """The rendered prompt; a resumed session gets the failure as its prompt. A prompt
+        file that cannot be read raises PromptMissing (the attempt fails, terminal)."""
+        call = step.agent
+        assert call is not None
+        values = {
+            "subject": subj.name,
+            "factory_id": subj.factory,
+            "step": step.id,
+            "attempt": str(claim.attempt),
+            "last_error": last,
+            "diagnosis": subj.diagnosis or "",
+        }
+        if resumed:
+            text = f"The last attempt failed:\n{last}\n\nFix that and finish the task."
+            if subj.diagnosis:
+                text += f"\n\nDiagnosis of the failure:\n{subj.diagnosis}"
+            return text
+        template = call.prompt
+        if call.prompt_file is not None:
+            path = self.store.root / call.prompt_file
+            try:
+                template = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+                raise PromptMissing(f"prompt_file {call.prompt_file}: {why}") from None
+            if problem := template_problem(template):
+                raise PromptMissing(f"prompt_file {call.prompt_file}: {problem}")
+        return render_template(template, values, subj.data)
 
     def _start(self, leases: Sequence[Lease], request: StepRequest, detail: str) -> StepResult:
         first = leases[0].subject
@@ -160,8 +214,21 @@ class Attempts:
         assert claim is not None
         _fac, step = self.claims.step_of(subj.factory, claim.step)
         said: list[bytes] = []
-        collect = _collector(said) if step.emits is not None else None
-        result = self._start([lease], self._request(subj, step, claim, on_line=collect), "")
+        collect = _collector(said, emits=step.emits is not None)
+        try:
+            request = self._request(subj, step, claim, tip=lease.tip, on_line=collect)
+        except PromptMissing as exc:
+            result = StepResult(
+                exit_code=None,
+                tail=f"{exc}\n".encode(),
+                how=str(exc),
+                failed=True,
+                hint=Hint(kind=FailureKind.TERMINAL, reason=str(exc)),
+            )
+        else:
+            result = self._start([lease], request, "")
+        for line in result.said:
+            collect(line)
         lines = [b.decode("utf-8", "replace").rstrip("\n") for b in said]
         return self._record(lease, result, chain=chain, said=lines)
 
@@ -212,7 +279,24 @@ class Attempts:
         assert claim is not None
         _fac, step = self.claims.step_of(subj.factory, claim.step)
         now = self.clock.now()
-        mapped = step.outcomes.get(result.exit_code) if result.exit_code is not None else None
+        mapped = (
+            step.outcomes.get(result.exit_code)
+            if result.exit_code is not None and not result.failed
+            else None
+        )
+        asked = [line[len(ASK) :].strip() for line in said if _is_ask(line)]
+        if asked and not result.cancelled:
+            # the step asks a person (`freq:ask QUESTION`): parked with its question,
+            # whatever its exit code said
+            question = next((q for q in reversed(asked) if q), "(no question given)")
+            result = replace(
+                result,
+                failed=True,
+                hint=Hint(
+                    kind=FailureKind.NEEDS_HUMAN, reason="asked: freq:ask", question=question
+                ),
+            )
+            mapped = None
         ok = released = False
         to_state: str | None = None
         if result.cancelled and self.cancel.is_set():
@@ -226,7 +310,11 @@ class Attempts:
             to_state = mapped or step.to_state
             emitted: tuple[Emitted, ...] = ()
             if step.emits is not None:
-                wanted, problems = parse_emitted(said, step.emits.factory_id, step.emits.state)
+                wanted, problems = parse_emitted(
+                    [line for line in said if not _is_ask(line)],
+                    step.emits.factory_id,
+                    step.emits.state,
+                )
                 emitted = tuple(wanted)
                 for problem in problems:
                     self._emit(ProgressKind.EMIT, subj, step=step.id, detail=problem)
@@ -248,6 +336,7 @@ class Attempts:
                 signal=result.signal,
                 timed_out=result.timed_out,
                 tail=result.tail.decode("utf-8", "replace"),
+                hint=result.hint,
             )
             change, cls = transitions.failed(
                 subj,
@@ -261,7 +350,15 @@ class Attempts:
             )
             err = change.subject.last_error
             assert err is not None
+            if result.usage is not None and result.usage.session is not None:
+                # a later attempt with `resume: true` continues this session
+                err = replace(
+                    err, session=result.usage.session, session_totals=result.session_totals
+                )
+                change = replace(change, subject=replace(change.subject, last_error=err))
             detail = f"{err.reason}: {cls.kind.value} ({cls.reason})"
+        if result.usage is not None and not released:
+            change = replace(change, event=replace(change.event, usage=result.usage))
         recorded = True
         nxt = None
         try:
@@ -365,11 +462,34 @@ def _key(lease: Lease) -> tuple[str, str, int]:
     return lease.subject.factory, lease.subject.name, claim.epoch
 
 
-def _collector(into: list[bytes]) -> Callable[[bytes], None]:
-    """Keep the `freq:subject ...` lines of a step's output (at most 100,000)."""
+def _collector(into: list[bytes], *, emits: bool) -> Callable[[bytes], None]:
+    """Keep the `freq:ask ...` lines of a step's output, and its `freq:subject ...` lines
+    when it `emits:` (at most 100,000 in all)."""
 
     def take(line: bytes) -> None:
-        if line.startswith(b"freq:subject ") and len(into) < _MAX_EMITTED_LINES:
+        if len(into) >= _MAX_EMITTED_LINES:
+            return
+        if line.startswith(b"freq:ask") or (emits and line.startswith(b"freq:subject ")):
             into.append(line)
 
     return take
+
+
+def _is_ask(line: str) -> bool:
+    return line == ASK or line.startswith(ASK + " ")
+
+
+class PromptMissing(Exception):
+    """An agent step's prompt cannot be made (its prompt_file is missing or malformed)."""
+
+
+def _last_error_text(err: LastError | None, output: bytes | None) -> str:
+    """`{last_error}`: how the last attempt of the step failed and the end of its output
+    (a failed verify's output, or the agent's own last words)."""
+    if err is None:
+        return ""
+    head = f"attempt {err.attempt} failed: {err.reason}"
+    if output:
+        lines = output.decode("utf-8", "replace").splitlines()[-_LAST_ERROR_LINES:]
+        return head + "\n" + "\n".join(lines)
+    return head + (f"\n{err.summary}" if err.summary else "")

@@ -48,6 +48,18 @@ _SIGNAL_NAMES = {1: "SIGHUP", 2: "SIGINT", 6: "SIGABRT", 9: "SIGKILL", 15: "SIGT
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Hint:
+    """A runner's own judgement of a failure: an agent adapter read it from the CLI's
+    structured output (a usage limit with its reset, a denied write), or the step asked a
+    person (`freq:ask`). The step's `classify:` rules still come first."""
+
+    kind: FailureKind
+    reason: str  # what was seen, e.g. `usage limit (five_hour)`
+    hold_until: datetime | None = None  # quota: the reset, when the CLI said it
+    question: str | None = None  # needs_human: what was asked
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Ending:
     """How an attempt ended, as far as classification cares."""
 
@@ -55,6 +67,7 @@ class Ending:
     signal: int | None = None
     timed_out: bool = False
     tail: str = ""
+    hint: Hint | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -192,13 +205,16 @@ def classify(
                 if p
             )
             return _make(rule.kind, f"classify rule {i + 1}: {what}", fp, ending, now)
+    hint = ending.hint
+    if hint is not None and hint.kind is not FailureKind.RETRYABLE:
+        return _hinted(hint, fp, now)
     if step.failure is FailureMode.TERMINAL:
         return Classification(kind=FailureKind.TERMINAL, reason="failure: terminal", fingerprint=fp)
     if step.failure is FailureMode.RETRYABLE:
         return Classification(
             kind=FailureKind.RETRYABLE, reason="failure: retryable", fingerprint=fp
         )
-    kind, reason = _infer(ending)
+    kind, reason = (hint.kind, hint.reason) if hint is not None else _infer(ending)
     repeats = 1
     for prior in reversed(previous):
         if prior != fp:
@@ -231,6 +247,19 @@ def _infer(ending: Ending) -> tuple[FailureKind, str]:
         if re.search(pattern, ending.tail, re.IGNORECASE):
             return FailureKind.RETRYABLE, f"pattern: {words}"
     return FailureKind.RETRYABLE, _describe_exit(ending)
+
+
+def _hinted(hint: Hint, fp: str, now: datetime) -> Classification:
+    """A runner's judgement as the class (a quota without a reset time is held 15m)."""
+    if hint.kind is FailureKind.QUOTA:
+        at, reason = hint.hold_until, hint.reason
+        if at is None or at <= now:
+            at = now + QUOTA_DEFAULT_HOLD
+            reason += "; no reset time given, held 15m"
+        return Classification(kind=hint.kind, reason=reason, fingerprint=fp, hold_until=at)
+    return Classification(
+        kind=hint.kind, reason=hint.reason, fingerprint=fp, question=hint.question
+    )
 
 
 def _make(kind: FailureKind, reason: str, fp: str, ending: Ending, now: datetime) -> Classification:

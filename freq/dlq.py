@@ -4,7 +4,8 @@ Must not import click or subprocess; writes only through store. `refs/frequency/
 gets one commit per entry, each the child of the last, moved by compare-and-swap and never
 rewritten, so `git log refs/frequency/dlq/<F>` is the audit trail. An entry commit's tree
 holds `entry.json` and `output.log` (the attempt's last 200 lines). A requeue is itself an
-entry (kind `requeue`) naming the entry it requeues. Entry ids are `<factory>#<seq>`.
+entry (kind `requeue`) naming the entry it requeues, and so is a root cause found by
+`dlq diagnose` (kind `diagnosis`, its text in `output.log`). Entry ids are `<factory>#<seq>`.
 
 Appending is idempotent per failure: an entry names the subject commit that recorded the
 final failure, and `append` returns the existing entry when that commit is already in the
@@ -36,7 +37,7 @@ class Entry:
 
     id: str
     seq: int
-    kind: str  # entry | requeue | repair (the queue's history broke: what was lost)
+    kind: str  # entry | requeue | diagnosis | repair (the queue's history broke: what was lost)
     factory: str
     subject: str
     at: datetime
@@ -51,6 +52,8 @@ class Entry:
     subject_commit: str = ""
     question: str | None = None
     requeues: str | None = None
+    diagnoses: str | None = None  # a diagnosis: the entry whose root cause it gives
+    agent: str | None = None  # a diagnosis: the agent that gave it
     by: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -74,6 +77,7 @@ def _to_json(e: Entry) -> bytes:
         "question": e.question,
         "requeues": e.requeues,
         "by": e.by,
+        **({"diagnoses": e.diagnoses, "agent": e.agent} if e.diagnoses else {}),
     }
     return (json.dumps(doc, sort_keys=True, indent=1, ensure_ascii=False) + "\n").encode()
 
@@ -99,6 +103,8 @@ def _from_json(raw: bytes, commit: str, where: str) -> Entry:
             subject_commit=str(d.get("subject_commit") or ""),
             question=d.get("question"),
             requeues=d.get("requeues"),
+            diagnoses=d.get("diagnoses"),
+            agent=d.get("agent"),
             by=str(d.get("by") or ""),
         )
     except KeyError as exc:
@@ -112,6 +118,8 @@ def _message(e: Entry) -> str:
         raise ValueError("a repair record's message is written by its repair (mend)")
     if e.kind == "requeue":
         head = f"dlq {e.id}: requeue {e.requeues} ({e.factory}/{e.subject})"
+    elif e.kind == "diagnosis":
+        head = f"dlq {e.id}: diagnosis of {e.diagnoses} ({e.factory}/{e.subject})"
     else:
         head = (
             f"dlq {e.id}: {e.factory}/{e.subject} {e.step} attempt {e.attempt} "
@@ -120,7 +128,7 @@ def _message(e: Entry) -> str:
     lines = [head, ""]
     if e.question:
         lines += [f"Question: {e.question}", ""]
-    if e.kind == "requeue" and e.reason:
+    if e.kind in ("requeue", "diagnosis") and e.reason:
         lines += [e.reason, ""]
     lines += [
         f"Freq-Event: dlq-{e.kind}",
@@ -136,6 +144,8 @@ def _message(e: Entry) -> str:
         ]
         if e.exit_code is not None:
             lines.append(f"Freq-Exit: {e.exit_code}")
+    elif e.kind == "diagnosis":
+        lines += [f"Freq-Diagnoses: {e.diagnoses}", f"Freq-Agent: {e.agent}", f"Freq-By: {e.by}"]
     else:
         lines += [f"Freq-Requeues: {e.requeues}", f"Freq-By: {e.by}"]
     return "\n".join(lines) + "\n"
@@ -267,6 +277,15 @@ class Dlq:
         """The output tail kept with an entry."""
         raw = self.store.read_output(entry.commit) or b""
         return raw.decode("utf-8", "replace")
+
+    def diagnosis_of(self, entry: Entry) -> Entry | None:
+        """The newest diagnosis of `entry`, if any."""
+        for e in self.entries(entry.factory, limit=_SCAN_LIMIT):
+            if e.kind == "diagnosis" and e.diagnoses == entry.id:
+                return e
+            if e.seq <= entry.seq:
+                break
+        return None
 
     def requeue_of(self, entry: Entry) -> Entry | None:
         """The requeue entry that requeued `entry`, if any."""

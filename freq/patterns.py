@@ -1,4 +1,5 @@
-"""User regular expressions (`classify:` rules): checked and matched by RE2, in linear time.
+"""User regular expressions (`classify:` and `respond:` rules): checked and matched by RE2, in
+linear time.
 
 Imports only the standard library and re2; the only module importing re2 (STYLE habit 3).
 Python's `re` backtracks: `(a+)+$` over a long output takes exponential time, inside C code
@@ -62,3 +63,11 @@ def pattern_problem(pattern: str) -> str | None:
 def search(pattern: str, text: str) -> bool:
     """Whether `pattern` (valid: see pattern_problem) occurs in `text`, `^`/`$` per line."""
     return _compiled(pattern).search(text) is not None
+
+
+def find(pattern: str, text: str, pos: int = 0) -> tuple[int, int] | None:
+    """Where `pattern` (valid: see pattern_problem) first occurs in `text` at or after `pos`:
+    (start, end) character offsets, or None. Text before `pos` still counts as context: `^`
+    matches at `pos` only if a line starts there."""
+    match = _compiled(pattern).search(text, pos)
+    return None if match is None else (match.start(), match.end())

@@ -574,10 +574,14 @@ def _t(t: datetime) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+QUOTA_PREFIX = "quota:"  # the named locks that hold a usage limit
+
+
 def quota_key(factory: str, step: Step) -> str:
     """The lock name a usage limit holds: the step's agent (shared by every step using it),
     or the step itself for a command step."""
-    return f"quota:{step.agent.use}" if step.agent is not None else f"quota:{factory}.{step.id}"
+    held = step.agent.use if step.agent is not None else f"{factory}.{step.id}"
+    return QUOTA_PREFIX + held
 
 
 def next_start(

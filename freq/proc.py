@@ -5,12 +5,15 @@ process group with an argv list (or `sh -c` for a string), an explicit cwd and a
 environment; output goes to a log file and a bounded tail is kept in memory; on timeout
 or cancel the whole group gets SIGTERM, then SIGKILL after a grace period (tox habit).
 It also stops the processes a lost worker's attempt left behind (`stop_attempt`), and
-watches for the death of the git process that started this one (`watch_parent`).
+watches for the death of the git process that started this one (`watch_parent`). CLIs that
+need a terminal run under a pseudo-terminal (`run_tty`, the only user of pexpect), which
+answers their prompts by `respond:` rules and ends them when they stall at one.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import os
 import select
@@ -22,9 +25,11 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO, Literal
 
 from freq.clock import Clock
+from freq.model import Respond, RespondAs
+from freq.screen import Prompt, Screen
 
 TAIL_LINES = 200
 TAIL_BYTES = 64 * 1024
@@ -43,6 +48,7 @@ class ProcResult:
     duration_ms: int
     tail: bytes
     error: str | None = None
+    err_tail: bytes = b""  # stderr's own tail, when it was kept apart (split_stderr)
 
     @property
     def ok(self) -> bool:
@@ -112,6 +118,9 @@ def run(
     on_line: Callable[[bytes], None] | None = None,
     on_poll: Callable[[], bool] | None = None,
     poll: float = 0.05,
+    stdin: bytes | None = None,
+    split_stderr: bool = False,
+    redact: Callable[[bytes], bytes] | None = None,
 ) -> ProcResult:
     """Run one command to the end in its own process group, keeping an output tail.
 
@@ -119,6 +128,12 @@ def run(
     TAIL_LINES lines (at most TAIL_BYTES). `timeout` (seconds) or `cancel` stop the whole
     group: SIGTERM, then SIGKILL after `grace` seconds. `on_poll` is called every `poll`
     seconds while the child runs (lease renewal); returning False cancels the child.
+
+    stdin is closed unless `stdin` gives the bytes to write to it (then it is closed: a
+    CLI that reads stdin to its end must not wait for more). With `split_stderr`, stderr
+    is kept in a tail of its own (`err_tail`) and `on_line` sees stdout alone (an agent
+    CLI's structured events); the log has both. `redact` rewrites each line before it is
+    logged or kept (secrets never reach a log or git).
     """
     argv = argv_for(command)
     start = clock.monotonic()
@@ -129,9 +144,9 @@ def run(
                 argv,
                 cwd=os.fspath(cwd),
                 env=dict(env),
-                stdin=subprocess.DEVNULL,
+                stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
                 stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
+                stderr=subprocess.PIPE if split_stderr else subprocess.STDOUT,
                 start_new_session=True,
             )
         except OSError as exc:
@@ -146,32 +161,37 @@ def run(
                 tail=msg.encode() + b"\n",
                 error=msg,
             )
+        if stdin is not None:
+            threading.Thread(target=_feed, args=(child, stdin), daemon=True).start()
         tail: deque[bytes] = deque(maxlen=TAIL_LINES)
-        reader = threading.Thread(target=_pump, args=(child, tail, log, on_line), daemon=True)
+        err_tail: deque[bytes] = deque(maxlen=TAIL_LINES)
+        guard = threading.Lock()  # two pumps write one log
+        assert child.stdout is not None
+        reader = threading.Thread(
+            target=_pump, args=(child.stdout, tail, log, on_line, redact, guard), daemon=True
+        )
         reader.start()
-        timed_out = cancelled = False
+        err_reader = None
+        if split_stderr:
+            assert child.stderr is not None
+            err_reader = threading.Thread(
+                target=_pump, args=(child.stderr, err_tail, log, None, redact, guard), daemon=True
+            )
+            err_reader.start()
         deadline = None if timeout is None else start + timeout
-        while child.poll() is None:
-            if deadline is not None and clock.monotonic() >= deadline:
-                timed_out = True
-                break
-            if (cancel is not None and cancel.is_set()) or (on_poll is not None and not on_poll()):
-                cancelled = True
-                break
-            if reader.is_alive():
-                # end of output comes the moment the child exits (unless a background child
-                # keeps the pipe open): a join wakes at once, where Popen.wait(timeout) sleeps
-                # in growing steps and notices an exit up to 16 ms late
-                reader.join(poll)
-            else:
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    child.wait(poll)
+        try:
+            timed_out, cancelled = _wait(child, reader, clock, deadline, cancel, on_poll, poll)
+        except BaseException:  # Ctrl-C in a foreground run: never leave the group running
+            _terminate(child, grace)
+            raise
         if timed_out or cancelled:
             _terminate(child, grace)
         else:
             # the leader exited; anything it left behind in its group goes too
             _kill_group(child.pid, signal.SIGKILL)
         reader.join(timeout=grace + 1)
+        if err_reader is not None:
+            err_reader.join(timeout=1)
         code = child.returncode
         sig = -code if code is not None and code < 0 else None
         data = b"".join(tail)[-TAIL_BYTES:]
@@ -183,11 +203,38 @@ def run(
             cancelled=cancelled,
             duration_ms=int((clock.monotonic() - start) * 1000),
             tail=data,
+            err_tail=b"".join(err_tail)[-TAIL_BYTES:],
         )
     finally:
         if log:
             with contextlib.suppress(OSError):  # a full disk: the log is as far as it got
                 log.close()
+
+
+def _wait(
+    child: subprocess.Popen[bytes],
+    reader: threading.Thread,
+    clock: Clock,
+    deadline: float | None,
+    cancel: Cancel | None,
+    on_poll: Callable[[], bool] | None,
+    poll: float,
+) -> tuple[bool, bool]:
+    """Wait for the child to exit: (timed out, cancelled) when it was stopped first."""
+    while child.poll() is None:
+        if deadline is not None and clock.monotonic() >= deadline:
+            return True, False
+        if (cancel is not None and cancel.is_set()) or (on_poll is not None and not on_poll()):
+            return False, True
+        if reader.is_alive():
+            # end of output comes the moment the child exits (unless a background child
+            # keeps the pipe open): a join wakes at once, where Popen.wait(timeout) sleeps
+            # in growing steps and notices an exit up to 16 ms late
+            reader.join(poll)
+        else:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.wait(poll)
+    return False, False
 
 
 def _terminate(child: subprocess.Popen[bytes], grace: float) -> None:
@@ -199,24 +246,36 @@ def _terminate(child: subprocess.Popen[bytes], grace: float) -> None:
     child.wait()
 
 
+def _feed(child: subprocess.Popen[bytes], data: bytes) -> None:
+    """Write the child's whole stdin, then close it (a child that exits early: fine)."""
+    assert child.stdin is not None
+    with contextlib.suppress(OSError):
+        child.stdin.write(data)
+    with contextlib.suppress(OSError):
+        child.stdin.close()
+
+
 def _pump(
-    child: subprocess.Popen[bytes],
+    stream: BinaryIO,
     tail: deque[bytes],
     log: object,
     on_line: Callable[[bytes], None] | None,
+    redact: Callable[[bytes], bytes] | None,
+    guard: threading.Lock,
 ) -> None:
-    assert child.stdout is not None
     write = getattr(log, "write", None)
-    for line in child.stdout:
+    for raw in stream:
+        line = redact(raw) if redact else raw
         tail.append(line)
         if write:
             try:
-                write(line)
+                with guard:
+                    write(line)
             except OSError:  # a full disk: keep the tail, and keep draining the pipe
                 write = None
         if on_line:
             on_line(line)
-    child.stdout.close()
+    stream.close()
 
 
 def _open_log(path: Path | None) -> BinaryIO | None:
@@ -569,3 +628,310 @@ def handle_interrupts(
 
     out._restore = restore
     return out
+
+
+# ---------------------------------------------------------------- a child on a terminal
+#
+# Agent CLIs that prompt only on a terminal (Codex's `Workspace out of credits. Request more
+# from your workspace owner? [y/N]`, agent-clis REPORT §5) run under a pseudo-terminal made by
+# pexpect. pexpect forks and execs (the child is a session leader with the pty as its
+# controlling terminal, so its pid is its process group) and reaps; the reading is done here,
+# on the pty's descriptor, because pexpect's reads can block whatever their timeout: once a
+# read meets the end of the terminal (EIO, every descriptor on it closed), pexpect's
+# isalive() waits for the child with a blocking waitpid, so a child that closed its terminal
+# and ran on would hold the loop past its timeout. pexpect is imported on first use: it costs
+# ~40 ms, and most runs need no terminal.
+
+TTY_SIZE = (50, 200)  # rows, columns: wide, so CLIs do not wrap their prompts
+RESPOND_LIMIT = 50  # answers typed in one run: a prompt that keeps coming back needs a human
+DRAIN = 1.0  # seconds to read what is left after the group is killed
+_READ = 64 * 1024
+_PAUSE = threading.Event()  # never set: waiting on it pauses in real time (a real child)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TtyResult:
+    """How a child on a terminal ended, what it asked if it was waiting, what it printed last."""
+
+    argv: tuple[str, ...]
+    exit_code: int | None
+    signal: int | None
+    timed_out: bool
+    cancelled: bool
+    stalled: bool  # no output for `stall` seconds: waiting at a prompt no rule answers
+    # needs_human or terminal from a respond rule's `as:`; needs_human after a stall or
+    # RESPOND_LIMIT answers; None when it ended by itself, timed out or was cancelled
+    ended_as: RespondAs | None
+    question: str | None  # with ended_as: the matched screen lines, or the last lines
+    answered: tuple[str, ...]  # the screen lines of each prompt a `send` rule answered
+    duration_ms: int
+    tail: bytes
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Exited 0 by itself, with no prompt left unanswered."""
+        return (
+            self.exit_code == 0
+            and not self.timed_out
+            and not self.cancelled
+            and self.ended_as is None
+        )
+
+    def describe(self) -> str:
+        """One line: how it ended."""
+        if self.error:
+            return self.error
+        if self.timed_out:
+            return "timed out"
+        if self.cancelled:
+            return "cancelled"
+        asked = (self.question or "").rpartition("\n")[2][:200]  # the prompt's own line
+        at = f": {asked}" if asked else ""
+        if self.stalled:
+            return f"stalled at a prompt no rule answers{at}"
+        if self.ended_as is RespondAs.NEEDS_HUMAN:
+            return f"needs a human{at}"
+        if self.ended_as is RespondAs.TERMINAL:
+            return f"ended as terminal{at}"
+        if self.signal is not None:
+            return f"killed by signal {signal.Signals(self.signal).name}"
+        return f"exit {self.exit_code}"
+
+
+class _Terminal:
+    """A child on a pty: its output goes to the log, to on_output, to the tail and to the
+    screen the respond rules read."""
+
+    def __init__(
+        self, child: Any, log: BinaryIO | None, on_output: Callable[[bytes], None] | None
+    ) -> None:
+        self.child = child
+        self.fd: int = child.child_fd
+        self.pid: int = child.pid
+        self.screen = Screen()
+        self.eof = False  # every descriptor on the terminal is closed
+        self._tail = bytearray()
+        self._log = log
+        self._on_output = on_output
+
+    def read(self, seconds: float) -> bool:
+        """Wait up to `seconds` for output and take it in: whether any came."""
+        if self.eof:
+            _PAUSE.wait(seconds)
+            return False
+        ready, _, _ = select.select([self.fd], [], [], max(seconds, 0))
+        if not ready:
+            return False
+        try:
+            data = os.read(self.fd, _READ)
+        except OSError:  # EIO: the terminal's last descriptor closed (Linux's end of file)
+            data = b""
+        if not data:
+            self.eof = True
+            return False
+        self._take(data)
+        return True
+
+    def _take(self, data: bytes) -> None:
+        self._tail += data
+        if len(self._tail) > 2 * TAIL_BYTES:
+            del self._tail[:-TAIL_BYTES]
+        if self._log is not None:
+            try:
+                self._log.write(data)
+            except OSError:  # a full disk: keep the tail, and keep reading
+                self._log = None
+        if self._on_output is not None:
+            self._on_output(data)
+        self.screen.feed(data)
+
+    def type(self, text: str) -> None:
+        """Type `text` and Enter (CR, as a keyboard does: the terminal makes it a newline for
+        a line-reading program, and a raw-mode TUI takes it as Enter)."""
+        data = (text + "\r").encode()
+        with contextlib.suppress(OSError):  # gone meanwhile: its end is read next
+            while data:
+                data = data[os.write(self.fd, data) :]
+
+    def alive(self) -> bool:
+        """Whether the child has not exited (reaps it when it has)."""
+        return bool(self.child.isalive())
+
+    def tail(self) -> bytes:
+        """The last TAIL_LINES lines of output, at most TAIL_BYTES."""
+        data = bytes(self._tail[-TAIL_BYTES:])
+        keep = TAIL_LINES + data.endswith(b"\n")  # a last line still open counts as one
+        return b"\n".join(data.split(b"\n")[-keep:])
+
+    def finish(self, *, kill: bool, grace: float, poll: float) -> None:
+        """End the group: SIGTERM, then SIGKILL after `grace` seconds if the child is still
+        there (`kill`), or SIGKILL at once for what an exited child left behind; then read
+        what is left (at most DRAIN seconds) and reap."""
+        if kill:
+            _kill_group(self.pid, signal.SIGTERM)
+            until = time.monotonic() + grace
+            while self.alive() and (left := until - time.monotonic()) > 0:
+                self.read(min(poll, left))  # its last words are kept while it goes
+        _kill_group(self.pid, signal.SIGKILL)
+        until = time.monotonic() + DRAIN
+        while not self.eof and (left := until - time.monotonic()) > 0:
+            self.read(min(poll, left))
+        self.child.wait()  # after SIGKILL: at once
+        self.child.ptyproc.delayafterclose = 0  # ptyprocess sleeps 0.1 s before it looks
+        self.child.close()
+
+    def abandon(self, *, poll: float) -> None:
+        """End the group at once, its output no longer passed on (after a failed callback)."""
+        self._on_output = None
+        self.finish(kill=True, grace=0, poll=poll)
+
+
+def _answer(term: _Terminal, rules: Sequence[Respond], answered: list[str]) -> Prompt | None:
+    """Type the answers of `send` rules at the prompts on screen; the prompt that ends the
+    run (an `as:` rule, or one more after RESPOND_LIMIT answers), if there is one."""
+    while (prompt := term.screen.take(rules)) is not None:
+        if prompt.rule.send is None or len(answered) >= RESPOND_LIMIT:
+            return prompt
+        term.type(prompt.rule.send)
+        answered.append(prompt.lines)
+    return None
+
+
+def _drive(
+    term: _Terminal,
+    *,
+    clock: Clock,
+    deadline: float | None,
+    stall: float | None,
+    respond: Sequence[Respond],
+    on_poll: Callable[[], bool] | None,
+    poll: float,
+    answered: list[str],
+) -> Literal["exited", "timed_out", "cancelled", "stalled"] | Prompt:
+    """Read, answer and watch until something ends the run: the child's own exit, the
+    deadline, a cancel, a stall, or the prompt of a rule that ends it."""
+    last = clock.monotonic()  # of output or of an answer typed: the stall counts from there
+    next_poll = time.monotonic()  # on_poll's pace is real time, as run()'s joins are
+    while True:
+        if term.read(poll):
+            last = clock.monotonic()
+            ended = _answer(term, respond, answered)
+            if ended is not None:
+                return ended
+        if not term.alive():
+            return "exited"
+        now = clock.monotonic()
+        if deadline is not None and now >= deadline:
+            return "timed_out"
+        if on_poll is not None and time.monotonic() >= next_poll:
+            next_poll = time.monotonic() + poll
+            if not on_poll():
+                return "cancelled"
+        if stall is not None and not term.eof and now - last >= stall:
+            return "stalled"
+
+
+def _spawn_tty(argv: list[str], cwd: str, env: Mapping[str, str]) -> Any:
+    import pexpect
+
+    program = argv[0]
+    if os.sep in program and not os.path.isabs(program):
+        # pexpect looks a relative path up from our cwd, not the child's (Popen's rule)
+        program = os.path.join(cwd, program)
+    try:
+        return pexpect.spawn(
+            program, argv[1:], cwd=cwd, env=dict(env), dimensions=TTY_SIZE, encoding=None
+        )
+    except pexpect.ExceptionPexpect as exc:  # not found on PATH, or not executable
+        raise FileNotFoundError(errno.ENOENT, "not found, or not executable") from exc
+
+
+def run_tty(
+    argv: Sequence[str],
+    *,
+    cwd: str | os.PathLike[str],
+    env: Mapping[str, str],
+    clock: Clock,
+    log_path: Path | None,
+    timeout: float | None,
+    stall: float | None,
+    respond: Sequence[Respond],
+    on_poll: Callable[[], bool] | None = None,
+    on_output: Callable[[bytes], None] | None = None,
+    grace: float = 5.0,
+    poll: float = 0.05,
+) -> TtyResult:
+    """Run `argv` to the end on a pseudo-terminal of TTY_SIZE, answering its prompts.
+
+    Every byte of output goes to `log_path` and `on_output`; the last TAIL_LINES lines are
+    kept. After each chunk the `respond` rules are tried in order against the recent screen
+    (escape sequences stripped): a `send` rule types its text and Enter, and the output up
+    to the end of its match is answered (it matches again only on later output); an `as:`
+    rule ends the run with that outcome and the matched lines as the question. No output for
+    `stall` seconds ends it as stalled, needs_human, with the last lines as the question.
+    `timeout` and `stall` count on `clock`; `on_poll` is called every `poll` seconds
+    (lease renewal), and False cancels. Whatever ends a live child ends its whole process
+    group: SIGTERM, then SIGKILL after `grace` seconds.
+    """
+    args = list(argv)
+    start = clock.monotonic()
+    log = _open_log(log_path)
+    try:
+        try:
+            term = _Terminal(_spawn_tty(args, os.fspath(cwd), env), log, on_output)
+        except OSError as exc:
+            msg = f"could not start {args[0]!r}: {exc.strerror or exc}"
+            return TtyResult(
+                argv=tuple(args),
+                exit_code=127,
+                signal=None,
+                timed_out=False,
+                cancelled=False,
+                stalled=False,
+                ended_as=None,
+                question=None,
+                answered=(),
+                duration_ms=0,
+                tail=msg.encode() + b"\n",
+                error=msg,
+            )
+        answered: list[str] = []
+        try:
+            end = _drive(
+                term,
+                clock=clock,
+                deadline=None if timeout is None else start + timeout,
+                stall=stall,
+                respond=respond,
+                on_poll=on_poll,
+                poll=poll,
+                answered=answered,
+            )
+        except BaseException:
+            term.abandon(poll=poll)  # a callback failed: no CLI is left on a terminal unread
+            raise
+        term.finish(kill=term.alive(), grace=grace, poll=poll)
+        ended_as: RespondAs | None = None
+        question: str | None = None
+        if end == "stalled":
+            ended_as, question = RespondAs.NEEDS_HUMAN, term.screen.last_lines()
+        elif isinstance(end, Prompt):
+            ended_as, question = end.rule.as_ or RespondAs.NEEDS_HUMAN, end.lines
+        return TtyResult(
+            argv=tuple(args),
+            exit_code=term.child.exitstatus,
+            signal=term.child.signalstatus,
+            timed_out=end == "timed_out",
+            cancelled=end == "cancelled",
+            stalled=end == "stalled",
+            ended_as=ended_as,
+            question=question,
+            answered=tuple(answered),
+            duration_ms=int((clock.monotonic() - start) * 1000),
+            tail=term.tail(),
+        )
+    finally:
+        if log:
+            with contextlib.suppress(OSError):  # a full disk: the log is as far as it got
+                log.close()

@@ -89,6 +89,8 @@ def status_text(result: Any) -> str:
         blocks.append(head + "\n" + table(rows, ["state", "count"]))
     if result.locks_held:
         blocks.append("locks held: " + ", ".join(result.locks_held))
+    for name, until in getattr(result, "quotas", ()):
+        blocks.append(f"usage limit: {name} held until {until} (no attempt is spent waiting)")
     return "\n\n".join(blocks) if blocks else "no factories configured"
 
 
@@ -264,21 +266,35 @@ def dlq_show_text(res: Any) -> str:
                 f"  failure:  `git freq dlq show {e.requeues}`",
             ]
         )
-    lines = [
-        f"{e.id} ({e.commit[:12]})  {e.factory}/{e.subject}",
+    if e.kind == "diagnosis":
+        return "\n".join(
+            [
+                f"{e.id} ({e.commit[:12]})  diagnosis of {res.diagnoses} by {res.agent}",
+                f"  subject:  {e.factory}/{e.subject}",
+                f"  at:       {e.at}",
+                f"  fix:      `git freq dlq fix {res.diagnoses}` requeues with it",
+                "  root cause:",
+                *(f"    {ln}" for ln in res.output_tail.splitlines()),
+            ]
+        )
+    lines = [f"{e.id} ({e.commit[:12]})  {e.factory}/{e.subject}"]
+    if res.question:
+        lines.append(f"  question: {res.question}")
+    lines += [
         f"  step:     {e.step}, attempt {e.attempt}, failed in {res.state}",
         f"  class:    {e.failure_class} ({e.reason})",
         f"  exit:     {res.exit_code}" + (f", {res.duration_ms} ms" if res.duration_ms else ""),
         f"  subject:  {res.subject_commit[:12]}",
         f"  at:       {e.at}",
     ]
-    if res.question:
-        lines.append(f"  question: {res.question}")
     lines.append(
         f"  status:   requeued as {e.requeued_as}"
         if e.requeued_as
         else f"  status:   waiting (`git freq dlq requeue {e.id}`)"
     )
+    if res.diagnosis:
+        lines.append(f"  diagnosis ({res.diagnosis_entry}; `git freq dlq fix {e.id}`):")
+        lines += [f"    {ln}" for ln in res.diagnosis.splitlines()[:20]]
     if res.output_tail.strip():
         lines += ["  output (tail):"] + [f"    {ln}" for ln in res.output_tail.splitlines()[-20:]]
     return "\n".join(lines)

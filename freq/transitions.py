@@ -364,10 +364,23 @@ def _outside_claim(
 
 
 def requeued(
-    subj: Subject, *, state: str, record: str, at: datetime, by: str, reason: str
+    subj: Subject,
+    *,
+    state: str,
+    record: str,
+    at: datetime,
+    by: str,
+    reason: str,
+    diagnosis: str | None = None,
 ) -> Change:
-    """Back from the dead-letter queue into `state`; `record` is the requeue entry."""
-    return _outside_claim(EventKind.REQUEUED, subj, state, at=at, by=by, dlq=record, reason=reason)
+    """Back from the dead-letter queue into `state`; `record` is the requeue entry. With a
+    `diagnosis` (`dlq fix`) the next attempt gets it as `{diagnosis}`."""
+    change = _outside_claim(
+        EventKind.REQUEUED, subj, state, at=at, by=by, dlq=record, reason=reason
+    )
+    if diagnosis is None:
+        return change
+    return replace(change, subject=replace(change.subject, diagnosis=diagnosis))
 
 
 def moved(subj: Subject, *, state: str, at: datetime, by: str, reason: str) -> Change:

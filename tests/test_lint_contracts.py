@@ -25,6 +25,7 @@ OWNERS = {
     "jsonschema": ("freq.schemas",),
     "subprocess": ("freq.proc",),
     "signal": ("freq.proc",),
+    "pexpect": ("freq.proc",),
     "re2": ("freq.patterns",),
 }
 # banned stdlib escapes (ruff TID251) -> the module allowed to use each

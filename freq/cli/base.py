@@ -46,12 +46,15 @@ def _crash_report(exc: BaseException) -> str:
     import traceback
     from datetime import UTC, datetime
 
+    from freq.secrets import Redactor
+
+    secrets = Redactor.of_env(os.environ)  # a traceback may quote a key: never written
     fd, path = tempfile.mkstemp(prefix="freq-crash-", suffix=".log")
     with os.fdopen(fd, "w") as f:
         f.write(f"git-freq {__version__}\npython {sys.version}\nplatform {platform.platform()}\n")
         now = datetime.now(UTC).isoformat()  # noqa: TID251 - a crash report, outside any plan
-        f.write(f"argv {sys.argv}\ntime {now}\n\n")
-        f.write("".join(traceback.format_exception(exc)))
+        f.write(secrets.text(f"argv {sys.argv}\ntime {now}\n\n"))
+        f.write(secrets.text("".join(traceback.format_exception(exc))))
     return path
 
 

@@ -35,10 +35,13 @@ if TYPE_CHECKING:
     )
     from freq.ops.discover import discover
     from freq.ops.dlq import (
+        DiagnoseResult,
         DlqListResult,
         DlqRow,
         DlqShow,
         RequeueResult,
+        dlq_diagnose,
+        dlq_fix,
         dlq_list,
         dlq_requeue,
         dlq_show,
@@ -76,12 +79,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "STARTER_BUILD", "STARTER_SETTINGS", "AddResult", "App", "ApproveResult", "ChainRow",
-    "CleanupResult", "ControlResult",
+    "CleanupResult", "ControlResult", "DiagnoseResult",
     "DlqListResult", "DlqRow", "DlqShow", "FactoryStatus", "GraphInput", "InitResult", "LockRow",
     "LogResult", "OrphanStatus",
     "RequeueResult", "ShowResult", "StatusResult", "TaskReport", "TransitionResult",
     "ValidateResult", "WhyResult", "add_subjects", "approve", "break_lock", "cleanup", "discover",
-    "dlq_list",
+    "dlq_diagnose", "dlq_fix", "dlq_list",
     "dlq_requeue", "dlq_show", "graph_input", "init_project", "list_locks", "log",
     "parse_data", "parse_subjects", "pause", "plan_now", "resume", "run", "set_autonomy",
     "show", "status", "transition", "validate", "why",
@@ -97,8 +100,8 @@ _NAMES_BY_MODULE: dict[str, tuple[str, ...]] = {
     ),
     "discover": ("discover",),
     "dlq": (
-        "DlqListResult", "DlqRow", "DlqShow", "RequeueResult", "dlq_list", "dlq_requeue",
-        "dlq_show",
+        "DiagnoseResult", "DlqListResult", "DlqRow", "DlqShow", "RequeueResult", "dlq_diagnose",
+        "dlq_fix", "dlq_list", "dlq_requeue", "dlq_show",
     ),
     "project": (
         "STARTER_BUILD", "STARTER_SETTINGS", "GraphInput", "InitResult", "ValidateResult",

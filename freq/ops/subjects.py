@@ -18,7 +18,7 @@ from freq.facts import gather
 from freq.leases import Ends, lock_hold, split_subject
 from freq.model import data_problem
 from freq.ops.app import App, _known, _snapshot
-from freq.planner import Plan, plan
+from freq.planner import QUOTA_PREFIX, Plan, plan
 from freq.report import Reporter
 from freq.runtime import Snapshot, Subject
 from freq.store import HistoryEntry, problem_line
@@ -153,6 +153,8 @@ class StatusResult:
     locks_held: tuple[str, ...] = ()
     problems: tuple[str, ...] = ()
     orphans: tuple[OrphanStatus, ...] = ()
+    # usage limits held (an agent, or a step without one) -> until when, ISO
+    quotas: tuple[tuple[str, str], ...] = ()
 
 
 def _orphans(app: App, snap: Snapshot, now: datetime) -> tuple[OrphanStatus, ...]:
@@ -214,9 +216,15 @@ def status(app: App, factory_id: str | None = None) -> StatusResult:
             if lock_hold(lock, _named(snap, lock.subject), now=now, ends=Ends()).held
         )
     )
+    quotas = tuple(
+        (name[len(QUOTA_PREFIX) :], refs.iso(snap.locks[name].expires_at))
+        for name in held
+        if name.startswith(QUOTA_PREFIX)
+    )
     return StatusResult(
         factories=tuple(out),
-        locks_held=held,
+        locks_held=tuple(n for n in held if not n.startswith(QUOTA_PREFIX)),
+        quotas=quotas,
         problems=(*snap.problems, *queue_problems),
         orphans=_orphans(app, snap, now) if factory_id is None else (),
     )

@@ -3,7 +3,8 @@
 Must not import click or dulwich. The run loop hands a runner a StepRequest (where to run,
 the environment, the timeout, the log path) and an Attempt handle (cancel, heartbeat) and
 gets a StepResult back; it never knows what kind of step it ran. Shell steps (`run:`) are
-the first runner; agents and worktrees join RUNNERS beside it without touching the loop.
+one runner, agents (`agent:`) the other; worktrees join RUNNERS beside them without
+touching the loop.
 """
 
 from __future__ import annotations
@@ -12,22 +13,26 @@ from collections.abc import Callable
 
 from freq.clock import Clock
 from freq.model import Step
+from freq.runners.agent import AgentRunner
 from freq.runners.base import Attempt, StepRequest, StepResult, StepRunner
 from freq.runners.shell import ShellRunner
 
-# kind of step -> how to make its runner on the loop's clock; agents join here
-RUNNERS: dict[str, Callable[[Clock], StepRunner]] = {"shell": ShellRunner}
+# kind of step -> how to make its runner on the loop's clock
+RUNNERS: dict[str, Callable[[Clock], StepRunner]] = {"shell": ShellRunner, "agent": AgentRunner}
 
 
 def runner_for(step: Step, clock: Clock) -> StepRunner:
     """The runner that carries out `step` (gates are never started: they have none)."""
     if step.run is not None:
         return RUNNERS["shell"](clock)
+    if step.agent is not None:
+        return RUNNERS["agent"](clock)
     raise LookupError(f"step {step.id!r} has no runner (a gate waits for an approval)")
 
 
 __all__ = [
     "RUNNERS",
+    "AgentRunner",
     "Attempt",
     "ShellRunner",
     "StepRequest",

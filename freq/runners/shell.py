@@ -10,6 +10,7 @@ import contextlib
 from freq import proc
 from freq.clock import Clock
 from freq.runners.base import Attempt, StepRequest, StepResult
+from freq.secrets import Redactor
 
 
 class ShellRunner:
@@ -25,10 +26,13 @@ class ShellRunner:
             raise ValueError(f"step {request.step.id!r} has no run:")
         with contextlib.suppress(OSError):  # a full disk: the step runs without its log
             request.log_path.parent.mkdir(parents=True, exist_ok=True)
+        env = proc.build_env(dict(request.env))
+        secrets = Redactor.of_env(env)
         res = proc.run(
             command,
             cwd=request.cwd,
-            env=proc.build_env(dict(request.env)),
+            env=env,
+            redact=secrets.data if secrets else None,
             clock=self.clock,
             log_path=request.log_path,
             timeout=request.timeout,
