@@ -33,6 +33,12 @@ DEAD_PROXY = "http://127.0.0.1:9"
 SAMPLES = Path(__file__).parent / "samples"
 
 
+def reset_in(*, hours: int) -> int:
+    """A usage limit's reset `hours` from now, in unix seconds, on a whole minute (the CLIs
+    print minutes)."""
+    return (int(time.time()) // 60 + hours * 60) * 60
+
+
 def bin_dir() -> Path | None:
     """The installed CLIs' bin directory, or None when `make test-agents` has not run."""
     value = os.environ.get(BIN_ENV)

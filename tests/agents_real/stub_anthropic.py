@@ -7,7 +7,8 @@ answers (docs/agents-testing.md has the table):
   request carries its tool_result, a text answer. Same usage on every call.
 - auth: 401 `authentication_error` `invalid x-api-key`.
 - quota: 429 `rate_limit_error` with the `anthropic-ratelimit-unified-*` headers of a
-  rejected five-hour window resetting at `reset_at` (a subscriber's limit).
+  rejected five-hour window resetting at `reset_at` (a subscriber's limit) and a
+  `retry-after` until then; with `lifts`, the success answers from `reset_at` on.
 - overloaded: 529 `overloaded_error`.
 - context: 400 `invalid_request_error` `prompt is too long: 214237 tokens > 200000 maximum`.
 """
@@ -78,6 +79,7 @@ class Anthropic:
 
     scenario: Scenario
     reset_at: int = 0  # quota: unix seconds of the reset
+    lifts: bool = False  # quota: from reset_at on, answer as in success
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def __call__(self, request: Request) -> Reply:
@@ -87,7 +89,7 @@ class Anthropic:
             return json_reply(200, {"input_tokens": 15733})
         if self.scenario is Scenario.AUTH:
             return _error(401, "authentication_error", "invalid x-api-key", "req_011CStubAuth")
-        if self.scenario is Scenario.QUOTA:
+        if self.scenario is Scenario.QUOTA and not (self.lifts and time.time() >= self.reset_at):
             return self._quota()
         if self.scenario is Scenario.OVERLOADED:
             return _error(529, "overloaded_error", "Overloaded", "req_011CStubOver")

@@ -62,6 +62,7 @@ class Gemini:
 
     scenario: Scenario
     retry_delay: str = "3600s"  # quota: the RetryInfo delay
+    write_to: str | None = None  # success: write_file here instead of <cwd>/hello.txt
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def __call__(self, request: Request) -> Reply:
@@ -112,7 +113,10 @@ class Gemini:
             return self._answer(request, [{"text": FINAL_TEXT}])
         call = {
             "name": "write_file",
-            "args": {"file_path": f"{_cwd_of(body)}/hello.txt", "content": FILE_TEXT},
+            "args": {
+                "file_path": self.write_to or f"{_cwd_of(body)}/hello.txt",
+                "content": FILE_TEXT,
+            },
         }
         return self._answer(request, [{"functionCall": call}])
 

@@ -3,7 +3,6 @@ Anthropic stub: what it prints for each scenario, and that it still matches the 
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 
 import pytest
@@ -16,11 +15,6 @@ from tests.agents_real.stub_http import Scenario, serve
 pytestmark = pytest.mark.agents
 
 SONNET_COST = 0.021039  # two turns of the stub's usage at claude-sonnet-4-5 prices
-
-
-def _reset_in(hours: int) -> int:
-    """A reset time on a whole minute (the CLIs print minutes)."""
-    return (int(time.time()) // 60 + hours * 60) * 60
 
 
 def _clock(at: int) -> str:
@@ -94,7 +88,7 @@ def test_subscriber_usage_limit_gives_a_rate_limit_event_with_the_reset(place: P
     """Under CLAUDE_CODE_OAUTH_TOKEN a 429 with the unified headers is not retried: a
     rejected rate_limit_event carries resetsAt (unix seconds), the result names the reset
     in UTC. The event may come before system/init (see the next test)."""
-    reset_at = _reset_in(3)
+    reset_at = clis.reset_in(hours=3)
     with serve(Anthropic(Scenario.QUOTA, reset_at=reset_at)) as stub:
         run = _run(place, stub.url, CLAUDE_CODE_OAUTH_TOKEN="sk-ant-oat01-stub")
     assert run.exit_code == 1, run.explain()
@@ -129,7 +123,7 @@ def test_without_side_traffic_the_limit_event_follows_init_as_in_the_sample(
 ) -> None:
     """With CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1 no session-title request is made,
     so the order is the sample's: init, rate_limit_event, assistant, result."""
-    with serve(Anthropic(Scenario.QUOTA, reset_at=_reset_in(3))) as stub:
+    with serve(Anthropic(Scenario.QUOTA, reset_at=clis.reset_in(hours=3))) as stub:
         run = _run(
             place,
             stub.url,
@@ -144,7 +138,7 @@ def test_without_side_traffic_the_limit_event_follows_init_as_in_the_sample(
 def test_api_key_usage_limit_is_a_plain_rejected_request(place: Place) -> None:
     """With an API key the same 429 gives no rate_limit_event: `API Error: Request
     rejected (429) · <message>`, not retried because retry-after is hours away."""
-    with serve(Anthropic(Scenario.QUOTA, reset_at=_reset_in(3))) as stub:
+    with serve(Anthropic(Scenario.QUOTA, reset_at=clis.reset_in(hours=3))) as stub:
         run = _run(place, stub.url)
     assert run.exit_code == 1, run.explain()
     assert not run.of_type("rate_limit_event")

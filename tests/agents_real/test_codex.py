@@ -16,13 +16,15 @@ from tests.agents_real.stub_openai import OpenAI, codex_args
 pytestmark = pytest.mark.agents
 
 
-def _reset_in(hours: int) -> int:
-    return (int(time.time()) // 60 + hours * 60) * 60
-
-
-def _clock(at: int) -> str:
-    """`%-I:%M %p` as Codex prints a reset time today, in the child's TZ (UTC)."""
-    return datetime.fromtimestamp(at, UTC).strftime("%I:%M %p").lstrip("0")
+def _clock(at: int, now: float) -> str:
+    """A reset time as Codex prints it in the child's TZ (UTC): `%-I:%M %p` today, else
+    `%b %-d<st|nd|rd|th>, %Y %-I:%M %p` (REPORT.md §3, from protocol/src/error.rs)."""
+    t, today = datetime.fromtimestamp(at, UTC), datetime.fromtimestamp(now, UTC).date()
+    hm = t.strftime("%I:%M %p").lstrip("0")
+    if t.date() == today:
+        return hm
+    th = "th" if 11 <= t.day % 100 <= 13 else {1: "st", 2: "nd", 3: "rd"}.get(t.day % 10, "th")
+    return f"{t:%b} {t.day}{th}, {t.year} {hm}"
 
 
 def _run(place: Place, stub_url: str, *extra: str) -> clis.Run:
@@ -82,14 +84,15 @@ def test_invalid_key_reconnects_five_times_then_fails(place: Place) -> None:
 def test_usage_limit_names_the_reset_time_and_is_not_retried(place: Place) -> None:
     """429 usage_limit_reached with resets_at: one request, `You've hit your usage limit.
     … try again at <h:mm AM/PM>.` (the apostrophe is U+2019; the time is TZ=UTC local)."""
-    reset_at = _reset_in(3)
+    reset_at = clis.reset_in(hours=3)
     with serve(OpenAI(Scenario.QUOTA, reset_at=reset_at)) as stub:
         run = _run(place, stub.url)
+    said = _clock(reset_at, time.time() - run.seconds)
     assert run.exit_code == 1, run.explain()
     assert _failure(run) == (
         "You\u2019ve hit your usage limit. Upgrade to Pro (https://chatgpt.com/explore/pro), "
         "visit https://chatgpt.com/settings/usage to purchase more credits or try again at "
-        f"{_clock(reset_at)}."
+        f"{said}."
     )
     assert len(stub.received("/v1/responses")) == 1
     assert clis.shape(run.events) == clis.shape(clis.sample("codex-ratelimit.jsonl"))

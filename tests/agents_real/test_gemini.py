@@ -53,6 +53,22 @@ def test_success_writes_the_file_and_reports_token_stats(place: Place) -> None:
     assert stub.received(":streamGenerateContent")[0].headers["x-goog-api-key"] == "stub-key"
 
 
+def test_a_failed_write_still_ends_in_success(place: Place) -> None:
+    """write_file outside the workspace fails (tool_result error invalid_tool_params), yet
+    the run ends `result{status: success}` with exit 0: success is no proof of a write."""
+    with serve(Gemini(Scenario.SUCCESS, write_to="/nonexistent/hello.txt")) as stub:
+        run = _run(place, stub.url)
+    assert run.exit_code == 0, run.explain()
+    tool_result = run.of_type("tool_result")[0]
+    assert (tool_result["status"], tool_result["error"]["type"]) == (
+        "error",
+        "invalid_tool_params",
+    )
+    assert "Path not in workspace" in tool_result["error"]["message"]
+    assert run.of_type("result")[0]["status"] == "success"
+    assert not (place.cwd / "hello.txt").exists()
+
+
 def test_invalid_key_is_a_400_and_exit_144(place: Place) -> None:
     """The API refuses a bad key with 400 API_KEY_INVALID: the result quotes the error
     JSON, exit 144 (400 mod 256), no retry."""
