@@ -21,6 +21,11 @@ Figures (targets from the issue):
   (h) start-up, as real processes: `git freq --version` vs `python -c "import click"`
       (target: at most 1.5x), and `git freq plan --json` over 10,000 subjects vs the read
       floor of (b) (target: at most 2x).
+  (i) costs over 1,000 subjects x 3 attempt ends (7,000 commits) vs `git log
+      --glob=refs/frequency/subjects --format=%B` (git reading every message once): the
+      ledger's first read (no cache file), a fresh process's read from its cache file
+      (target: at most 1x), one planning cycle's spend after 10 new attempts (the
+      worker's cost of a budget), and `git freq costs --json` as a real process.
 
 Everything is created in temporary folders. The same figures are written as JSON to
 bench/results/latest.json. Absolute times depend on the machine and its disk; the ratios
@@ -53,7 +58,7 @@ from freq import refs
 from freq.clock import SystemClock
 from freq.model import Config
 from freq.planner import Plan, plan
-from freq.runtime import Snapshot
+from freq.runtime import AgentUsage, Event, EventKind, Snapshot
 from freq.store import Store
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
@@ -514,6 +519,141 @@ def figure_h(tmp: Path, env: dict[str, str], n: int, reps: int = 5) -> list[Row]
     ]
 
 
+# ---------------------------------------------------------------- (i) costs
+
+
+def figure_i(tmp: Path, env: dict[str, str], n: int, reps: int = 3) -> list[Row]:
+    """The ledger (freq/ledger.py) over `n` subjects' attempt history vs git's own walk.
+
+    Set-up writes, per subject, a failed and a successful claude attempt and a shell step
+    (7 commits), then `git gc` packs them as a long-lived repository would be. Each timed
+    read starts from a fresh Store; the cold reads delete the cache file first.
+    """
+    from freq.ledger import CACHE_NAME, Ledger
+
+    repo = w.init_repo(tmp / f"i-{n}", env)
+    (repo / ".frequency").mkdir()
+    (repo / ".frequency" / "build.yaml").write_text(w.AGENT_YAML)
+    store = Store.discover(repo, clock=SystemClock())
+    try:
+        ends = w.write_attempts(store, n, failures=1)
+    finally:
+        store.close()
+    w.git(repo, env, "gc", "-q")
+    cache = repo / ".git" / "frequency" / "cache" / CACHE_NAME
+    floor = w.best_of(
+        lambda: w.git(repo, env, "log", "--glob=refs/frequency/subjects", "--format=%B"), reps
+    )
+    commits = int(w.git(repo, env, "rev-list", "--count", "--glob=refs/frequency/subjects"))
+
+    def read(*, save: bool) -> Ledger:
+        store = Store.discover(repo, clock=SystemClock())
+        try:
+            ledger = Ledger(store, save=save)
+            ledger.refresh()
+            if len(ledger.records()) != ends:
+                raise RuntimeError(f"read {len(ledger.records())} of {ends} attempt ends")
+            return ledger
+        finally:
+            store.close()
+
+    cold = w.best_of(lambda: read(save=False), reps, before=lambda: cache.unlink(missing_ok=True))
+    read(save=True)  # untimed: writes the cache file
+    warm = w.best_of(lambda: read(save=False), reps)
+    if read(save=False).walked:
+        raise RuntimeError("a read from the cache file walked git history")
+    # one planning cycle after 10 more attempt ends, as the run loop asks for it: the
+    # snapshot's tips (untimed: the cycle reads them anyway), the new commits walked, the
+    # records merged and each budget's window summed
+    from freq.config import load_config
+
+    cfg = load_config(repo)
+    store = Store.discover(repo, clock=SystemClock())
+    try:
+        ledger = Ledger(store)
+        ledger.refresh()
+        before = ledger.walked
+        tips = dict(store.list_refs(refs.SUBJECTS))
+        names = sorted(tips)[:10]
+        for ref in names:
+            subj = store.read_subject(*ref[len(refs.SUBJECTS) :].split("/"))[0]
+            ev = Event(
+                kind=EventKind.FAILED,
+                factory=subj.factory,
+                subject=subj.name,
+                at=w.T0 + timedelta(days=1),
+                worker="bench:1:1",
+                step="implement",
+                attempt=9,
+                duration_ms=1_000,
+                usage=AgentUsage(agent="claude", cost_usd=0.01),
+            )
+            tips[ref] = store.advance(ref, subj, ev, expected=tips[ref], output=b"")
+        snap = store.snapshot()
+        t = time.perf_counter()
+        ledger.spend(cfg, w.T0 + timedelta(days=1), tips=snap.tips)
+        cycle = time.perf_counter() - t
+        if ledger.walked - before != len(names):
+            raise RuntimeError(f"a cycle walked {ledger.walked - before} commits, not 10")
+    finally:
+        store.close()
+    cmd = w.freq_command()
+
+    def process() -> None:
+        proc = subprocess.run(
+            [*cmd, "costs", "--json"], cwd=repo, env=env, capture_output=True, check=False
+        )
+        if proc.returncode != 0:
+            raise RuntimeError(f"git freq costs: exit {proc.returncode}")
+
+    process()  # untimed: brings the cache file up to date with the 10 new attempts
+    proc_s = w.best_of(process, reps)
+    floor_name = "git log --glob=refs/frequency/subjects --format=%B"
+    size = f"{n:,} subjects, {ends:,} attempt ends, {commits:,} commits, one pack"
+    return [
+        Row(
+            figure="i",
+            what="ledger read from its cache file (fresh Store)",
+            size=n,
+            measured_s=warm,
+            floor_s=floor,
+            floor=floor_name,
+            target=1.0,
+            note=f"{size}; best of {reps}; what `costs`, `plan` and `why` pay once any "
+            f"process saved the ledger ({cache.stat().st_size // 1024:,} KB); no commit read",
+        ),
+        Row(
+            figure="i",
+            what="  ledger first read, no cache file (context)",
+            size=n,
+            measured_s=cold,
+            floor_s=floor,
+            floor=floor_name,
+            note=f"best of {reps}; every commit read through dulwich "
+            f"({cold / commits * 1e6:.0f} us per commit)",
+        ),
+        Row(
+            figure="i",
+            what="  one planning cycle's spend after 10 new attempts (context)",
+            size=n,
+            measured_s=cycle,
+            floor_s=floor,
+            floor=floor_name,
+            note="Ledger.spend as the run loop calls it with the snapshot's tips: 10 "
+            f"commits walked, {ends + 10:,} records merged, the budget's day summed",
+        ),
+        Row(
+            figure="i",
+            what="  git freq costs --json (one process, context)",
+            size=n,
+            measured_s=proc_s,
+            floor_s=floor,
+            floor=floor_name,
+            note=f"best of {reps}, cache file current; start-up, config, read, sums, JSON",
+        ),
+    ]
+
+
 # ---------------------------------------------------------------- report
 
 
@@ -592,7 +732,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--output", type=Path, default=RESULTS, help="where to write the JSON")
     ap.add_argument(
-        "--only", default="abcdefgh", help="figures to run, e.g. --only d (default: all)"
+        "--only", default="abcdefghi", help="figures to run, e.g. --only d (default: all)"
     )
     ap.add_argument("--run-n", type=int, default=None, help="subjects for figure (d)")
     args = ap.parse_args(argv)
@@ -618,6 +758,7 @@ def main(argv: list[str] | None = None) -> int:
             ("f", lambda: [Row(**r) for r in runtime.figure_f(tmp, env, samples)]),
             ("g", lambda: figure_g(tmp, env, 10, mesh_per)),
             ("h", lambda: figure_h(tmp, env, sizes[-1])),
+            ("i", lambda: figure_i(tmp, env, 200 if args.quick else 1_000)),
         ):
             if name not in args.only:
                 continue

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import random
 import shlex
 import subprocess
 import sys
@@ -18,9 +19,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
 
-from freq import refs
+from freq import refs, transitions
+from freq.classify import Ending
 from freq.model import Capacity, Config, Factory, FailureKind, Not, Step, SubjectState
-from freq.runtime import Claim, Event, EventKind, LastError, Subject
+from freq.runtime import AgentUsage, Claim, CostSource, Event, EventKind, LastError, Subject
+from freq.store import RefUpdate, Store
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 FACTORY = "build"
@@ -355,3 +358,78 @@ def mesh_subjects(n_factories: int, per: int) -> list[tuple[Subject, Event]]:
             )
             out.append((s, ev))
     return out
+
+
+# ---------------------------------------------------------------- figure (i): costs
+
+AGENT_YAML = """\
+factory_id: build
+state:
+  initial: selected
+  terminal: [reviewed]
+limits: {budget: {usd: 100, per: day}}
+steps:
+  - id: implement
+    from_states: [selected]
+    to_state: implemented
+    agent: {use: claude, prompt: "implement {subject}"}
+  - id: review
+    from_states: [implemented]
+    to_state: reviewed
+    run: "true"
+"""
+
+
+def write_attempts(store: Store, n: int, *, failures: int = 1, group: int = 30) -> int:
+    """Give `n` new subjects of factory `build` a history of agent and shell attempts, as
+    the run loop writes them: `failures` failed claude attempts of `implement` (with
+    usage), a successful one, then a successful shell `review`: (failures + 2) claims and
+    as many attempt ends per subject. Written `group` subjects per ref batch; returns the
+    number of attempt ends written."""
+    rng = random.Random(7)
+    implement = Step(id="implement", from_states=("selected",), to_state="implemented")
+    created = []
+    for i in range(n):
+        at = T0 + timedelta(seconds=i)
+        c = transitions.created(FACTORY, f"app-{i:05d}", "selected", at=at, worker="bench:1:1")
+        created.append((c.subject, c.event))
+    tips = store.create_many(created)
+    ends = 0
+    for first in range(0, n, group):
+        batch = []
+        chunk = zip(created[first : first + group], tips[first : first + group], strict=True)
+        for (subj0, _ev), tip in chunk:
+            subj, parent, t = subj0, tip, subj0.created_at
+            ref = refs.subject_ref(subj.factory, subj.name)
+            for k in range(failures + 2):
+                t += timedelta(minutes=1)
+                step = "review" if k == failures + 1 else "implement"
+                claim = transitions.claimed(
+                    subj, step=step, attempt=subj.attempt + 1, worker="bench:1:1", at=t,
+                    ttl=timedelta(minutes=5),
+                )  # fmt: skip
+                parent = store.prepare(claim.subject, claim.event, parent=parent, output=b"")
+                t += timedelta(minutes=3)
+                usage = AgentUsage(
+                    agent="claude", model="claude-sonnet-4", tokens_in=12_000 + k,
+                    tokens_out=800, tokens_cached=9_000, cost_usd=0.042,
+                    cost_source=CostSource.REPORTED, session=f"s-{subj.name}",
+                )  # fmt: skip
+                if k < failures:
+                    end, _ = transitions.failed(
+                        claim.subject, implement, Ending(exit_code=1, tail="overloaded"),
+                        how="exit 1", duration_ms=180_000, at=t, worker="bench:1:1", rng=rng,
+                    )  # fmt: skip
+                else:
+                    to = "reviewed" if step == "review" else "implemented"
+                    end = transitions.succeeded(
+                        claim.subject, to_state=to, at=t, worker="bench:1:1",
+                        duration_ms=180_000 if step == "implement" else 2_000, exit_code=0,
+                    )  # fmt: skip
+                event = replace(end.event, usage=usage) if step == "implement" else end.event
+                parent = store.prepare(end.subject, event, parent=parent, output=b"done\n")
+                subj = end.subject
+                ends += 1
+            batch.append(RefUpdate(ref, parent, tip))
+        store.update(batch)
+    return ends

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from freq import proc, refs, transitions
+from freq import costs, proc, refs, transitions
 from freq.claims import Claims, Heartbeat, Lease
 from freq.classify import Ending, Hint
 from freq.clock import Clock, Random
@@ -143,7 +143,13 @@ class Attempts:
         )
         if step.agent is None:
             return request
-        agent = resolve_agent(step.agent, self.claims.config.settings.agents)
+        settings = self.claims.config.settings
+        agent = resolve_agent(step.agent, settings.agents)
+        fac, _ = self.claims.step_of(subj.factory, step.id)
+        view = self.claims.view
+        left = costs.remaining_usd(
+            step, fac, settings, (view.spend if view else None) or costs.NO_SPEND, self.clock.now()
+        )
         err = subj.last_error if subj.last_error and subj.last_error.step == step.id else None
         resume = err.session if step.agent.resume and err is not None else None
         last = _last_error_text(err, self.store.read_output(tip) if err and tip else None)
@@ -152,6 +158,7 @@ class Attempts:
             agent=agent,
             prompt=self._prompt(subj, step, claim, last, resumed=resume is not None),
             resume=resume,
+            budget_usd=left,
             scratch=request.log_path.with_suffix(".d"),
             previous_totals=err.session_totals if resume is not None and err else None,
         )
@@ -256,7 +263,12 @@ class Attempts:
         )
         # the run goes on while its first member (the slot holder) holds its claim
         result = self._start(leases, request, f"batch of {len(names)}")
-        return [self._record(lease, result, chain=False)[0] for lease in leases]
+        # one run: its spend is recorded once, on the first member (costs sum attempts)
+        rest = replace(result, usage=None)
+        return [
+            self._record(lease, result if i == 0 else rest, chain=False)[0]
+            for i, lease in enumerate(leases)
+        ]
 
     # ------------------------------------------------------------ record
 

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from freq import leases, refs, transitions
+from freq import costs, leases, refs, transitions
 from freq.caps import Cap, Caps
 from freq.clock import Clock
 from freq.errors import CapFull, FreqError, GitLockHeld, LockHeld, RefConflict
@@ -76,6 +76,7 @@ class View:
     snap: Snapshot
     facts: Facts | None
     ends: Ends = field(default_factory=Ends)
+    spend: costs.Spend | None = None  # budgets' spend in their windows (None: no budgets)
 
 
 class Claims:
@@ -333,6 +334,8 @@ class Claims:
             counts=counts[1],
             facts=view.facts,
             ends=view.ends,
+            # the attempt that just ended spent too, and the view was read before it did
+            spend=view.spend.including(costs.from_event(done.event)) if view.spend else None,
         )
         if start is None:
             return None

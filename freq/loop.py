@@ -5,7 +5,10 @@ one store: it plans from git alone (freq.planner over a snapshot and the cycle's
 lets Repair finish what others left half-done, claims through Claims, hands each attempt
 to Attempts on a thread of its own, and renews every lease from a Heartbeat thread. It
 plans again at once when a step ends or another local writer changes refs/frequency,
-else after the next backoff or lease expiry, or the shortest poll_interval.
+else after the next backoff or lease expiry, or the shortest poll_interval. When a budget
+is configured, each cycle's plan is given what git records as spent in the budgets' windows
+(freq.ledger, which reads only the commits written since the last cycle); a spent budget
+waits until its window resets, which is a wake-up time like a backoff's end.
 """
 
 from __future__ import annotations
@@ -20,9 +23,11 @@ from typing import TypeVar
 from freq.attempts import Attempts, StepOutcome
 from freq.claims import Claims, Heartbeat, View
 from freq.clock import Clock, Random, system_rng
+from freq.costs import budgets
 from freq.discovery import discover
 from freq.errors import CorruptState, DiskFull, WriteBlocked
 from freq.facts import gather
+from freq.ledger import Ledger
 from freq.model import Config
 from freq.planner import Plan, Start, plan
 from freq.repair import Repair
@@ -117,6 +122,8 @@ class Worker:
             heartbeat=self.heartbeat,
         )
         self.repair.in_flight = self.attempts.holds  # its own running attempts are not lost
+        # attempts' spend, read from git: only when some budget needs it
+        self.ledger = Ledger(store) if budgets(config) else None
         self.stopping = False
         self._said_draining = False
         self._discovered: dict[str, float] = {}  # factory -> when to discover again
@@ -308,7 +315,12 @@ class Worker:
         facts = gather(self.config, snap, store=self.store, clock=self.clock, factories=factories)
         now = self.clock.now()
         ends = self.claims.observe(snap, now)  # leases judged by this worker's monotonic clock
-        self.claims.view = View(snap=snap, facts=facts, ends=ends)
+        spend = None
+        if self.ledger is not None:
+            spend = self.ledger.spend(self.config, now, tips=snap.tips)
+            for problem in self.ledger.problems:
+                self._warn(problem)
+        self.claims.view = View(snap=snap, facts=facts, ends=ends, spend=spend)
         return plan(
             self.config,
             snap,
@@ -318,6 +330,7 @@ class Worker:
             facts=facts,
             complete=False,
             ends=ends,
+            spend=spend,
         )
 
     def _launch(self, p: Plan, pool: ThreadPoolExecutor, tally: _Tally) -> None:

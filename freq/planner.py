@@ -1,15 +1,16 @@
 """Pure planning: (Config, Snapshot, now) → what should start, and why everything else waits.
 
 Imports only the standard library and freq.model / freq.runtime / freq.predicates /
-freq.leases. Never performs anything, never reads the clock: `now` comes in, and so do the
-ends of leases as the worker's own observer judges them (`ends`, freq/leases.py; without
-them, the holders' recorded expiries, which one-shot commands only display). The same Plan
-feeds `run`, `plan` and `why`.
+freq.leases / freq.costs. Never performs anything, never reads the clock: `now` comes in,
+and so do the ends of leases as the worker's own observer judges them (`ends`,
+freq/leases.py; without them, the holders' recorded expiries, which one-shot commands only
+display) and what budgets have spent in their windows (`spend`, read from git by
+freq/ledger.py). The same Plan feeds `run`, `plan` and `why`.
 
-About 570 lines, above STYLE's ~500 on purpose: the order of the checks in `_decide` and
+About 630 lines, above STYLE's ~500 on purpose: the order of the checks in `_decide` and
 `_blocks` is what `why` reports, and `next_start` (a chained claim) must ask exactly the
 same questions; the records they return are the module's vocabulary. Splitting them would
-put one decision in two places.
+put one decision in two places (the arithmetic of budgets is freq.costs's).
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import NamedTuple
 
+from freq.costs import NO_SPEND, Spend, reached
 from freq.leases import Ends, lock_hold, split_subject
-from freq.model import Autonomy, Config, Factory, Step
+from freq.model import Autonomy, Config, Factory, Settings, Step
 from freq.predicates import Facts, evaluate_all
 from freq.runtime import Snapshot, Subject
 
@@ -109,13 +111,16 @@ class Plan:
     running: int = 0
     next_wake: datetime | None = None
     problems: tuple[str, ...] = field(default_factory=tuple)
-    retry_soon: bool = False  # a backoff, lock or quota ends by time alone
+    # a backoff, lock or quota ends by time alone (a batch's max_wait and a budget's reset
+    # set next_wake, not this: a window can be a month, and `--until-idle` stops for it)
+    retry_soon: bool = False
 
     @property
     def idle(self) -> bool:
         """Nothing to start, nothing running, no lease to recover, and no retry that time
         alone will allow (a backoff, a lock's or a quota's expiry): only people, other
-        factories' progress, or a batch's max_wait can move anything now."""
+        factories' progress, a batch's max_wait or a budget's next window can move
+        anything now."""
         return (
             not self.starts
             and not self.expired
@@ -266,6 +271,7 @@ def plan(
     explain: tuple[str, str] | None = None,
     complete: bool = True,
     ends: Ends | None = None,
+    spend: Spend | None = None,
 ) -> Plan:
     """Decide what should start now under every cap, and why every other subject waits.
 
@@ -273,9 +279,12 @@ def plan(
     only expired leases and unparked failures after that: the waiting reasons of the
     rest, which `plan` and `why` show, are not needed to run. `ends`: when each lease
     ends as the caller's observer judges it (a worker's); without it, at its holder's
-    recorded expiry, which is for display: only a worker with an observer takes over."""
+    recorded expiry, which is for display: only a worker with an observer takes over.
+    `spend`: what each budget spent in its window (freq.costs.spend_of); without it,
+    nothing, so only a budget of 0 stops an agent step."""
     cap = max_parallel if max_parallel is not None else config.settings.max_parallel
     ends = ends or _NO_ENDS
+    spent = _Spent(config.settings, spend or NO_SPEND)
     counts = count(config, snap, now, ends)
     running_total = counts.running
     starts: list[Start] = []
@@ -286,7 +295,7 @@ def plan(
     wakes: list[datetime] = []
     chosen = [f for f in config.factories if factories is None or f.factory_id in factories]
     gathering: dict[str, list[tuple[Start, Subject]]] = {}
-    batch_wakes: set[datetime] = set()
+    later: set[datetime] = set()  # wakes that do not make the plan busy (see Plan.retry_soon)
     for fac in chosen:
         for subj in _order(snap.in_factory(fac.factory_id)):
             tip = snap.tips[(fac.factory_id, subj.name)]
@@ -302,7 +311,7 @@ def plan(
                 continue
             every = explain == (fac.factory_id, subj.name)
             decision = _decide(
-                fac, subj, tip, snap, now, cap, counts, facts, every=every, ends=ends
+                fac, subj, tip, snap, now, cap, counts, facts, every=every, ends=ends, spent=spent
             )
             batched = fac.step(decision.step) if isinstance(decision, Start) else None
             if isinstance(decision, Start) and batched is not None and batched.batch:
@@ -331,6 +340,8 @@ def plan(
                     wakes.append(end)
                 if decision.until is not None:
                     wakes.append(decision.until)
+                    if decision.kind == "budget":
+                        later.add(decision.until)
         for step_id, members in gathering.items():
             step = fac.step(step_id)
             assert step is not None and step.batch is not None
@@ -344,7 +355,7 @@ def plan(
             waiting += rest
             due = [w.until for w in rest if w.until is not None]
             wakes += due
-            batch_wakes.update(due)
+            later.update(due)
         gathering.clear()
     if factories is None:
         # subjects of factories no longer configured: nothing runs for them, but a claim a
@@ -365,7 +376,7 @@ def plan(
         waiting=tuple(waiting),
         running=running_total,
         next_wake=min(wakes) if wakes else None,
-        retry_soon=bool(wakes) and not all(w in batch_wakes for w in wakes),
+        retry_soon=bool(wakes) and not all(w in later for w in wakes),
         problems=snap.problems,
     )
 
@@ -382,6 +393,7 @@ def _decide(
     *,
     every: bool = False,
     ends: Ends = _NO_ENDS,
+    spent: _Spent | None = None,
 ) -> Start | Expired | Park | Emit | Waiting:
     """What to do with one subject; with `every`, a waiting subject gets all its reasons
     (for `why`), not only the first that stops each step."""
@@ -456,7 +468,7 @@ def _decide(
         return wait(pre[0].kind, pre[0].text, step=step_id, until=pre[0].until)
     found: list[tuple[str, _Block]] = [("", b) for b in pre]
     for step in steps:
-        blocks = _blocks(fac, step, subj, snap, now, cap, counts, facts, ends)
+        blocks = _blocks(fac, step, subj, snap, now, cap, counts, facts, ends, spent)
         got = list(blocks) if every else [b for b in (next(blocks, None),) if b is not None]
         if not got and not pre:
             return Start(
@@ -483,6 +495,14 @@ class _Block(NamedTuple):
     until: datetime | None = None
 
 
+class _Spent(NamedTuple):
+    """What budgets are checked against: the settings naming agents' budgets, and the
+    spend recorded in git."""
+
+    settings: Settings
+    spend: Spend
+
+
 def _blocks(
     fac: Factory,
     step: Step,
@@ -493,6 +513,7 @@ def _blocks(
     counts: Counts,
     facts: Facts | None,
     ends: Ends,
+    spent: _Spent | None = None,
 ) -> Iterator[_Block]:
     """Every reason `step` cannot start for `subj` now, most fundamental first."""
     fid = fac.factory_id
@@ -543,6 +564,10 @@ def _blocks(
             f"usage limit of {quota_key(fid, step)[6:]} reached; held until {_t(quota.expires_at)}",
             until=quota.expires_at,
         )
+    if step.agent is not None and spent is not None:
+        # a spent budget starts no new attempt of its agent steps; running ones finish
+        for hit in reached(step, fac, spent.settings, spent.spend, now):
+            yield _Block("budget", hit.reason, until=hit.resets)
     for spec in step.locks:
         broken = snap.broken_locks.get(spec.name)
         if broken is not None:
@@ -595,9 +620,11 @@ def next_start(
     counts: Counts | None = None,
     facts: Facts | None = None,
     ends: Ends | None = None,
+    spend: Spend | None = None,
 ) -> Start | None:
     """Whether `subject`, as it is now (at `tip`), would start a step now and which one,
-    under the same rules and caps as `plan`, without planning every other subject.
+    under the same rules and caps (and budgets: `spend`) as `plan`, without planning
+    every other subject.
 
     `snap` may be older than the subject; pass `count(config, snap, now)` as `counts` to
     reuse one count for many calls (with the same `ends`). The subject's own entry in them
@@ -610,5 +637,6 @@ def next_start(
     base = counts if counts is not None else count(config, snap, now, ends)
     adjusted = base.without(config, snap.subjects.get((subject.factory, subject.name)), now)
     adjusted = adjusted.with_subject(config, subject, now)
-    decision = _decide(fac, subject, tip, snap, now, cap, adjusted, facts, ends=ends)
+    spent = _Spent(config.settings, spend or NO_SPEND)
+    decision = _decide(fac, subject, tip, snap, now, cap, adjusted, facts, ends=ends, spent=spent)
     return decision if isinstance(decision, Start) else None

@@ -1,7 +1,9 @@
 """Pure renderers: result values → text, JSON-ready dicts, mermaid and dot.
 
 Imports only the standard library and freq's pure modules: no click, no I/O. freq/cli/ prints
-what these return; the dashboard will serve the same dicts.
+what these return; the dashboard will serve the same dicts. A little above STYLE's ~500
+lines: one renderer per command, sharing `table` and the time formats; split it by command
+group when the next ones arrive.
 """
 
 from __future__ import annotations
@@ -10,13 +12,13 @@ import dataclasses
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
 
 from freq import refs
 from freq.errors import FreqError, Hint
-from freq.model import Capacity, Factory, SubjectState
+from freq.model import Capacity, Factory, SubjectState, format_duration
 from freq.predicates import leaves
 from freq.runtime import Subject
 
@@ -330,6 +332,76 @@ def plan_text(p: Any) -> str:
         lines += factories.get(factory, [])
     lines += [f"warning: {prob}" for prob in p.problems]
     return "\n".join(lines) if lines else "nothing to do: no subjects"
+
+
+# ---------------------------------------------------------------- costs
+
+
+def _usd(x: float) -> str:
+    return f"${x:,.2f}" if x >= 1 or x == 0 else f"${x:.4f}"
+
+
+def _money(t: Any) -> str:
+    """A Total's USD: `-` when it had no agent attempt, `~` before it when part is an
+    estimate, `+?` after it when some agent attempt recorded no cost (`?`: none did)."""
+    if not t.agent_attempts:
+        return "-"
+    if t.unpriced == t.agent_attempts:
+        return "?"
+    return ("~" if t.estimated_usd else "") + _usd(t.usd) + ("+?" if t.unpriced else "")
+
+
+def _share(share: float | None, what: str) -> str:
+    return f"{share:.0%} of {what}" if share is not None else f"no {what} recorded"
+
+
+def _z(t: datetime) -> str:
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def costs_text(res: Any) -> str:
+    """`costs`: one row per group, the total, the agent/deterministic split, budgets."""
+    if not res.total.attempts:
+        lines = ["no attempts recorded" + (f" since {_z(res.since)}" if res.since else "")]
+    else:
+        rows = [
+            [
+                t.group,
+                str(t.attempts),
+                str(t.agent_attempts),
+                *((f"{n:,}" if t.agent_attempts else "-") for n in (
+                    t.tokens_in, t.tokens_out, t.tokens_cached
+                )),
+                _money(t),
+                format_duration(timedelta(milliseconds=t.duration_ms)),
+            ]
+            for t in res.groups
+        ]  # fmt: skip
+        head = [res.by.value, "attempts", "agent", "tokens in", "out", "cached", "usd", "time"]
+        t, sp = res.total, res.split
+        notes = [f"{t.failed} failed"] if t.failed else []
+        if t.estimated_usd:
+            notes.append(f"~{_usd(t.estimated_usd)} estimated from prices")
+        if t.unpriced:
+            notes.append(f"{_count(t.unpriced, 'agent attempt')} with no cost recorded")
+        wall = [
+            format_duration(timedelta(milliseconds=ms))
+            for ms in (sp.agent_duration_ms, sp.duration_ms)
+        ]
+        lines = [
+            table(rows, head),
+            "",
+            f"total: {_count(t.attempts, 'attempt')}, {t.agent_attempts} by agents, "
+            f"{_money(t)}" + (f" ({'; '.join(notes)})" if notes else ""),
+            f"agent steps: {_share(sp.step_share, 'steps')}, {_share(sp.time_share, 'wall time')}"
+            f" ({sp.agent_attempts} of {sp.attempts} attempts; {wall[0]} of {wall[1]})",
+        ]
+    for b in res.budgets:
+        lines.append(
+            f"budget of {b.scope} {b.name}: {_usd(b.spent)} spent of {_usd(b.usd)} this "
+            f"{b.per.value}{' (reached)' if b.reached else ''}; resets {_z(b.resets)}"
+        )
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------- graphs

@@ -53,7 +53,8 @@ def _both(value: Any) -> tuple[Any, Any]:
 
 
 def test_fast_encoder_agrees_with_jsonable_on_every_result(history: FreqRepo) -> None:
-    """plan, status, show, log, why, dlq, locks, validate, cleanup: the same JSON either way."""
+    """plan, status, show, log, why, dlq, locks, validate, cleanup, costs: the same JSON
+    either way."""
     app = ops.App(history.path)
     try:
         entry = ops.dlq_list(app).rows[0].id
@@ -68,6 +69,7 @@ def test_fast_encoder_agrees_with_jsonable_on_every_result(history: FreqRepo) ->
             "locks": ops.list_locks(app, include_free=True),
             "validate": ops.validate(app, expand=True),
             "cleanup": ops.cleanup(app, repair=True, dry_run=True),
+            "costs": ops.costs_report(app, by="day", since="2026-01-01"),
         }
         for name, value in results.items():
             fast, exact = _both(value)

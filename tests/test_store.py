@@ -346,3 +346,29 @@ def test_loose_refs_win_over_packed_ones(store: Store, repo: FreqRepo) -> None:
         refs.subject_ref("build", "a"), replace(s, state="x"), _moved(s, "x"), expected=old
     )
     assert store.list_refs(refs.SUBJECTS) == {refs.subject_ref("build", "a"): new}
+
+
+def test_a_batch_naming_one_object_twice_writes_a_readable_pack(
+    store: Store, repo: FreqRepo
+) -> None:
+    """40 subjects moved in one batch with the same output tail: more objects than the pack
+    threshold, the tail's blob named 40 times. The pack holds it once, dulwich and git
+    read every commit, and `git fsck` is clean."""
+    from freq.store import RefUpdate
+
+    subjects = [_subject(f"app-{i:02d}") for i in range(40)]
+    tips = store.create_many([(s, _created(s)) for s in subjects])
+    batch = []
+    for s, tip in zip(subjects, tips, strict=True):
+        done = replace(s, state="implemented")
+        oid = store.prepare(done, _moved(s, "implemented"), parent=tip, output=b"same tail\n")
+        batch.append(RefUpdate(refs.subject_ref(s.factory, s.name), oid, tip))
+    store.update(batch)
+    fresh = Store.discover(repo.path, clock=FakeClock(T0))
+    try:
+        for u in batch:
+            assert fresh.read_output(u.new or "") == b"same tail\n"
+        assert {s.state for s in fresh.snapshot().subjects.values()} == {"implemented"}
+    finally:
+        fresh.close()
+    repo.git("fsck", "--strict")

@@ -3,8 +3,8 @@
 Must not import click, dulwich, subprocess or pexpect, and never prints: each function takes an
 App and plain values and returns a result dataclass (or raises a FreqError). freq/cli/ renders;
 server.py will serve the same. Callers use `from freq import ops` and `ops.X`; the actions live
-in `app` (the App handle), `project`, `subjects`, `control` (and locks), `dlq` and `cleanup`
-(housekeeping), and are re-exported here.
+in `app` (the App handle), `project`, `subjects`, `control` (and locks), `dlq`, `costs` and
+`cleanup` (housekeeping), and are re-exported here.
 
 The re-exports are lazy (PEP 562 module `__getattr__`): importing this package imports none
 of its submodules, so `git freq --version` and `--help` do not pay for dulwich, yaml,
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
         resume,
         set_autonomy,
     )
+    from freq.ops.costs import BudgetRow, CostsResult, costs_report
     from freq.ops.discover import discover
     from freq.ops.dlq import (
         DiagnoseResult,
@@ -78,12 +79,13 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
-    "STARTER_BUILD", "STARTER_SETTINGS", "AddResult", "App", "ApproveResult", "ChainRow",
-    "CleanupResult", "ControlResult", "DiagnoseResult",
+    "STARTER_BUILD", "STARTER_SETTINGS", "AddResult", "App", "ApproveResult", "BudgetRow",
+    "ChainRow", "CleanupResult", "ControlResult", "CostsResult", "DiagnoseResult",
     "DlqListResult", "DlqRow", "DlqShow", "FactoryStatus", "GraphInput", "InitResult", "LockRow",
     "LogResult", "OrphanStatus",
     "RequeueResult", "ShowResult", "StatusResult", "TaskReport", "TransitionResult",
-    "ValidateResult", "WhyResult", "add_subjects", "approve", "break_lock", "cleanup", "discover",
+    "ValidateResult", "WhyResult", "add_subjects", "approve", "break_lock", "cleanup",
+    "costs_report", "discover",
     "dlq_diagnose", "dlq_fix", "dlq_list",
     "dlq_requeue", "dlq_show", "graph_input", "init_project", "list_locks", "log",
     "parse_data", "parse_subjects", "pause", "plan_now", "resume", "run", "set_autonomy",
@@ -98,6 +100,7 @@ _NAMES_BY_MODULE: dict[str, tuple[str, ...]] = {
         "ApproveResult", "ControlResult", "LockRow", "approve", "break_lock", "list_locks",
         "pause", "resume", "set_autonomy",
     ),
+    "costs": ("BudgetRow", "CostsResult", "costs_report"),
     "discover": ("discover",),
     "dlq": (
         "DiagnoseResult", "DlqListResult", "DlqRow", "DlqShow", "RequeueResult", "dlq_diagnose",

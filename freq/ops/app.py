@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from freq.clock import Clock, SystemClock
 from freq.config import load_config
@@ -16,6 +17,9 @@ from freq.model import Config, Factory
 from freq.refs import DLQ, SUBJECTS, check_name
 from freq.runtime import Snapshot
 from freq.store import Store
+
+if TYPE_CHECKING:
+    from freq.ledger import Ledger
 
 
 class App:
@@ -34,6 +38,7 @@ class App:
         self._store: Store | None = None
         self._config: Config | None = None
         self._worker: str | None = None
+        self._ledger: Ledger | None = None
 
     @property
     def store(self) -> Store:
@@ -63,6 +68,17 @@ class App:
             self._worker = worker_identity(self.store.identity.decode().split("@")[-1][:-1])
         return self._worker
 
+    @property
+    def ledger(self) -> Ledger:
+        """Every attempt end recorded in git, read on first use and kept current by its
+        `refresh` (one App, as the dashboard keeps, reads each commit once); what it
+        read is saved for the next process (freq/ledger.py)."""
+        if self._ledger is None:
+            from freq.ledger import Ledger  # history: only commands that count spend
+
+            self._ledger = Ledger(self.store, save=True)
+        return self._ledger
+
     def reload(self) -> Config:
         """Read the configuration again (a long-lived front end after the files changed)."""
         self._config = None
@@ -90,6 +106,7 @@ class App:
         if self._store is not None:
             self._store.close()
             self._store = None
+            self._ledger = None
 
 
 def _known(app: App, factory_id: str) -> None:

@@ -18,6 +18,7 @@ from freq.facts import gather
 from freq.leases import Ends, lock_hold, split_subject
 from freq.model import data_problem
 from freq.ops.app import App, _known, _snapshot
+from freq.ops.costs import spend_now
 from freq.planner import QUOTA_PREFIX, Plan, plan
 from freq.report import Reporter
 from freq.runtime import Snapshot, Subject
@@ -315,7 +316,8 @@ def plan_now(app: App, factories: Sequence[str] = ()) -> Plan:
     snap = _snapshot(app)
     chosen = tuple(factories) or None
     facts = gather(app.config, snap, store=app.store, clock=app.clock, factories=chosen)
-    return plan(app.config, snap, now=app.clock.now(), factories=chosen, facts=facts)
+    spend = spend_now(app, snap)
+    return plan(app.config, snap, now=app.clock.now(), factories=chosen, facts=facts, spend=spend)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -428,7 +430,14 @@ def why(app: App, factory_id: str, name: str) -> WhyResult:
     subj, _tip = app.store.read_subject(factory_id, name)
     snap = _snapshot(app)
     facts = gather(app.config, snap, store=app.store, clock=app.clock, factories=(factory_id,))
-    p = plan(app.config, snap, now=app.clock.now(), explain=(factory_id, name), facts=facts)
+    p = plan(
+        app.config,
+        snap,
+        now=app.clock.now(),
+        explain=(factory_id, name),
+        facts=facts,
+        spend=spend_now(app, snap),
+    )
     for s in p.starts:
         if (s.factory, s.subject) == (factory_id, name):
             return WhyResult(

@@ -21,7 +21,8 @@ from freq import proc
 from freq.agents import ADAPTERS, AgentRequest, AgentResult, Reader, Usage
 from freq.classify import Hint
 from freq.clock import Clock
-from freq.model import DEFAULT_STALL, AgentDef, FailureKind, Price, RespondAs, format_duration
+from freq.costs import estimate_usd
+from freq.model import DEFAULT_STALL, AgentDef, FailureKind, RespondAs, format_duration
 from freq.runners.base import Attempt, StepRequest, StepResult
 from freq.runtime import AgentUsage, CostSource
 from freq.secrets import Redactor
@@ -334,20 +335,6 @@ def _tail(judged: AgentResult, stdout: bytes, stderr: str, secrets: Redactor) ->
     return secrets.data(out)[-proc.TAIL_BYTES :]
 
 
-def estimate_usd(usage: Usage, model: str | None, prices: dict[str, Price]) -> float | None:
-    """USD for tokens from a price table of USD per million tokens (None: no price)."""
-    price = prices.get(model or "")
-    if price is None or usage.tokens_in is None or usage.tokens_out is None:
-        return None
-    cached = usage.tokens_cached or 0
-    cached_rate = price.input if price.cached is None else price.cached
-    return (
-        (usage.tokens_in - cached) * price.input
-        + cached * cached_rate
-        + usage.tokens_out * price.output
-    ) / 1_000_000
-
-
 def _usage(
     agent: AgentDef, judged: AgentResult, previous: tuple[int, int, int] | None
 ) -> tuple[AgentUsage, tuple[int, int, int] | None]:
@@ -367,7 +354,7 @@ def _usage(
     model = judged.model or agent.model
     cost, source = u.cost_usd, CostSource.REPORTED if u.cost_usd is not None else None
     if cost is None:
-        cost = estimate_usd(u, model, dict(agent.prices))
+        cost = estimate_usd(u.tokens_in, u.tokens_out, u.tokens_cached, model, agent.prices)
         source = CostSource.ESTIMATED if cost is not None else None
     return (
         AgentUsage(

@@ -715,6 +715,18 @@ class Store:
         entries: Iterator[HistoryEntry] = _git().history(self.repo, tips, limit, broken)
         return entries
 
+    def messages(
+        self, ref: str, tip: str, *, stop: str | None, broken: list[BrokenHistory]
+    ) -> tuple[list[tuple[str, str]], bool]:
+        """(commit id, message) of `ref`'s first-parent chain from `tip` down, newest first,
+        up to `stop` (excluded; then True) or a root (False): the commits a ref gained
+        since it was read at `stop`. A missing commit ends the walk and is noted in
+        `broken`; CorruptState when the chain names an object that is no commit."""
+        found: tuple[list[tuple[str, str]], bool] = _git().messages(
+            self.repo, ref, tip, stop, broken
+        )
+        return found
+
     # ------------------------------------------------------------ logs
 
     def log_path(self, factory: str, subject: str, step: str, attempt: int) -> Path:

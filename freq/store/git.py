@@ -134,7 +134,10 @@ def oid_of(obj: ShaFile) -> str:
 
 def write_objects(repo: Repo, objs: Sequence[Blob | Tree | Commit], *, tmp_name: str) -> None:
     """Write objects loose, each under a unique temporary name linked into place (never
-    blocked by a lock file), or, above PACK_THRESHOLD, as one pack."""
+    blocked by a lock file), or, above PACK_THRESHOLD, as one pack. An object named twice
+    (two commits of one batch with the same output tail) is written once: a pack listing
+    it twice has more entries than its index, and dulwich refuses to read such a pack."""
+    objs = list({o.id: o for o in objs}.values())
     if len(objs) > PACK_THRESHOLD:
         _write_pack(repo, objs, tmp_name)
         return
@@ -270,6 +273,34 @@ def first_parent(repo: Repo, oid: str, ref: str) -> str | None:
     """The first parent of commit `oid` (of `ref`'s chain); BrokenHistory when it is missing."""
     commit = commit_at(repo, oid, ref or refs.ROOT)
     return commit.parents[0].decode() if commit.parents else None
+
+
+@_serial
+def messages(
+    repo: Repo, ref: str, tip: str, stop: str | None, broken: list[BrokenHistory]
+) -> tuple[list[tuple[str, str]], bool]:
+    """(oid, message) of each commit of `ref`'s first-parent chain from `tip` down, newest
+    first, ending before `stop` (then True) or at a root (False). A missing commit ends the
+    walk too: it is noted in `broken`."""
+    store = repo.object_store
+    out: list[tuple[str, str]] = []
+    oid: bytes | None = tip.encode()
+    want = stop.encode() if stop is not None else None
+    while oid is not None:
+        if oid == want:
+            return out, True
+        try:
+            c = _get(store, oid)
+        except KeyError:
+            broken.append(BrokenHistory(ref, oid.decode()))
+            break
+        if not isinstance(c, Commit):
+            raise CorruptState(
+                f"{ref}: {oid.decode()[:12]} is a {c.type_name.decode()}, not a commit"
+            )
+        out.append((oid.decode(), c.message.decode("utf-8", "replace")))
+        oid = c.parents[0] if c.parents else None
+    return out, False
 
 
 @_serial
