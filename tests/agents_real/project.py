@@ -151,6 +151,25 @@ def dlq(place: Place) -> list[dict[str, str]]:
     return history(place, ref)
 
 
+SECRETS = ("sk-ant-stub", "sk-ant-oat01-stub", "sk-stub", "stub-key")
+
+
+def leaks(place: Place) -> list[str]:
+    """Where a key or token the agents were given shows in what Frequency stored: the
+    commits and trees of refs/frequency (messages, subject.json, output tails) and the
+    full logs under .git/frequency/logs. (The config cache beside them holds frequency.yaml's
+    own values, keys included, as the file itself does.)"""
+    found = []
+    journal = git(place, "log", "--glob=refs/frequency", "-p", "--format=%B")
+    found += [f"refs/frequency: {s}" for s in SECRETS if s in journal]
+    logs = place.cwd / ".git" / "frequency" / "logs"
+    for path in sorted(logs.rglob("*")) if logs.exists() else []:
+        if path.is_file():
+            text = path.read_text(errors="replace")
+            found += [f"{path.relative_to(place.cwd)}: {s}" for s in SECRETS if s in text]
+    return found
+
+
 def when(text: str) -> datetime:
     """An ISO time as subject.json and lock.json write it."""
     return datetime.fromisoformat(text)

@@ -102,6 +102,7 @@ def test_success_moves_the_subject_and_records_usage(place: Place, cli: str) -> 
     assert UUID.match(end["Freq-Session"]), end
     if cli == "codex":  # the thread Codex told the API is the one recorded
         assert stub.received("/v1/responses")[0].headers["thread-id"] == end["Freq-Session"]
+    assert project.leaks(place) == []
 
 
 EXPECTED_CLASS = {
@@ -118,7 +119,8 @@ def test_a_failure_is_recorded_with_its_class_and_parked(
 ) -> None:
     """An invalid key and a context overflow are terminal, overloaded is retryable; with
     one attempt each is final: Freq-Failure says the class, the subject stays in `new`,
-    parked in the DLQ with the same class, and the attempt still names its agent."""
+    parked in the DLQ with the same class, the attempt still names its agent, and no key
+    shows in what was stored."""
     with serve(_stub(cli, scenario)) as stub:
         _run_one(place, cli, stub.url).assert_success()
     expected = EXPECTED_CLASS[scenario]
@@ -131,6 +133,7 @@ def test_a_failure_is_recorded_with_its_class_and_parked(
     entries = project.dlq(place)
     assert len(entries) == 1 and entries[0]["Freq-Failure"].startswith(f"{expected} ("), entries
     assert project.quota_lock(place, _agent(cli)) is None
+    assert project.leaks(place) == []  # Codex's 401 quotes the key: it must come out masked
 
 
 @pytest.mark.parametrize("cli", ["codex", "gemini", "claude"])
