@@ -7,9 +7,16 @@ adapters and their own settings keys (ADAPTER_OPTIONS); ADAPTERS here carries th
 
 from __future__ import annotations
 
+from freq.agents import claude, codex, command, gemini
 from freq.agents.base import Adapter, AgentRequest, AgentResult, Invocation, Reader, Usage
 
-ADAPTERS: dict[str, Adapter] = {}
+# explicit, in the order of freq.model.ADAPTER_OPTIONS (no discovery: STYLE.md habit 10)
+ADAPTERS: dict[str, Adapter] = {
+    "claude": claude.adapter,
+    "codex": codex.adapter,
+    "gemini": gemini.adapter,
+    "command": command.adapter,
+}
 
 
 def adapter_for(use: str) -> Adapter:
