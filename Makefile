@@ -40,8 +40,10 @@ $(AGENTS_PREFIX)/.installed:
 	npm install --prefix $(AGENTS_PREFIX) --no-save --no-audit --no-fund --loglevel=error $(AGENT_CLIS)
 	@touch $@
 
+# tests/agents_real, and the adapters' own opt-in test against the same CLIs
 test-agents: install agent-clis
-	FREQ_AGENTS_BIN=$(AGENTS_PREFIX)/node_modules/.bin $(PY) -m pytest -q -m agents tests/agents_real
+	FREQ_AGENTS_BIN=$(AGENTS_PREFIX)/node_modules/.bin FREQ_AGENT_CLIS=$(AGENTS_PREFIX)/node_modules/.bin \
+		$(PY) -m pytest -q tests/agents_real tests/test_agent_clis_real.py
 
 lint: install
 	$(BIN)/ruff check freq tests bench

@@ -27,18 +27,6 @@ from tests.conftest import Outcome
 pytestmark = pytest.mark.agents
 
 
-@pytest.fixture(autouse=True)
-def _adapters_landed(request: pytest.FixtureRequest) -> None:
-    """Skip, saying so, while freq has no adapter for the CLI (the agent runner landed
-    before the claude, codex and gemini adapters did)."""
-    from freq.agents import ADAPTERS
-
-    cli = request.node.callspec.params.get("cli") if hasattr(request.node, "callspec") else None
-    missing = [name for name in ([cli] if cli else CLIS) if name not in ADAPTERS]
-    if missing:
-        pytest.skip(f"blocked: freq.agents.ADAPTERS has no {', '.join(missing)} adapter yet")
-
-
 CLIS = ("claude", "codex", "gemini")
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
