@@ -30,7 +30,7 @@ MODELS = {"claude": "claude-sonnet-4-5", "codex": "gpt-5.5", "gemini": "gemini-2
 # Everything but loopback goes to a closed port: a run can never reach a real vendor API,
 # on a machine with network as on one without.
 DEAD_PROXY = "http://127.0.0.1:9"
-SAMPLES = Path(__file__).parent / "samples"
+SAMPLES = Path(__file__).parents[1] / "agent_samples"  # the captures REPORT.md is built on
 
 
 def reset_in(*, hours: int) -> int:
@@ -197,6 +197,5 @@ def shape(events: Sequence[Mapping[str, Any]]) -> list[tuple[str, tuple[str, ...
 
 
 def sample(name: str) -> list[dict[str, Any]]:
-    """A recorded sample's events (tests/agents_real/samples/, copied from the captures
-    REPORT.md is built on)."""
+    """A recorded sample's events (tests/agent_samples/, which the adapters' tests read too)."""
     return [json.loads(line) for line in (SAMPLES / name).read_text().splitlines() if line]
