@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 
-.PHONY: install test test-fast lint fmt demo bench clean
+.PHONY: install test test-fast test-agents agent-clis lint fmt demo bench clean
 
 install: $(VENV)/.installed
 
@@ -14,11 +14,36 @@ $(VENV)/.installed: pyproject.toml share/man/man1/git-freq.1
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
 	@touch $@
 
+# the real agent CLIs' suite (tests/agents_real) runs only under `make test-agents`
 test: install lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not agents"
 
 test-fast: install
-	$(PY) -m pytest -q -m "not e2e"
+	$(PY) -m pytest -q -m "not e2e and not agents"
+
+# The real Claude Code, Codex and Gemini CLIs from npm, installed once per version set in a
+# cache outside the repository (docs/agents-testing.md).
+# (tests/agents_real/clis.py VERSIONS says the same; a test checks what is installed)
+CLAUDE_CODE_VERSION := 2.1.197
+CODEX_VERSION := 0.171.0
+GEMINI_CLI_VERSION := 0.61.0
+AGENT_CLIS := @anthropic-ai/claude-code@$(CLAUDE_CODE_VERSION) @openai/codex@$(CODEX_VERSION) \
+	@google/gemini-cli@$(GEMINI_CLI_VERSION)
+AGENTS_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/freq-test-agents
+AGENTS_PREFIX := $(AGENTS_CACHE)/claude-$(CLAUDE_CODE_VERSION)_codex-$(CODEX_VERSION)_gemini-$(GEMINI_CLI_VERSION)
+
+agent-clis: $(AGENTS_PREFIX)/.installed
+
+$(AGENTS_PREFIX)/.installed:
+	@command -v npm >/dev/null || { echo "make test-agents needs npm (Node.js 20 or later)"; exit 1; }
+	mkdir -p $(AGENTS_PREFIX)
+	npm install --prefix $(AGENTS_PREFIX) --no-save --no-audit --no-fund --loglevel=error $(AGENT_CLIS)
+	@touch $@
+
+# tests/agents_real, and the adapters' own opt-in test against the same CLIs
+test-agents: install agent-clis
+	FREQ_AGENTS_BIN=$(AGENTS_PREFIX)/node_modules/.bin FREQ_AGENT_CLIS=$(AGENTS_PREFIX)/node_modules/.bin \
+		$(PY) -m pytest -q tests/agents_real tests/test_agent_clis_real.py
 
 # the demo's stand-in CLIs are Python scripts without a .py suffix: ruff is told of each
 STAND_INS := $(addprefix examples/app-factory/stand-ins/,claude codex gemini)
