@@ -200,7 +200,7 @@ CASES: dict[str, Expect] = {
         Q, "usage limit: You\u2019ve hit your usage limit. Upgrade to Pro "
         "(https://chatgpt.com/explore/pro), visit https://chatgpt.com/settings/usage to "
         "purchase more credits or try again at 11:08 PM.",
-        "01a2333b-f549-7683-89ec-aa7cec805d03", reset_at=datetime(2026, 12, 1, 23, 8, tzinfo=UTC),
+        "01a2333b-f549-7683-89ec-aa7cec805d03", reset_at=datetime(2026, 12, 1, 23, 9, tzinfo=UTC),
     ),
     "codex-resume-notfound.stderr.txt": Expect(
         T, "session not found: Error: thread/resume: thread/resume failed: no rollout found for "
@@ -1012,17 +1012,17 @@ def test_codex_refusal_then_a_write_is_a_success() -> None:
     [
         (
             "You\u2019ve hit your usage limit. Try again at 7:05 AM.",
-            datetime(2026, 12, 2, 7, 5, tzinfo=UTC),
+            datetime(2026, 12, 2, 7, 6, tzinfo=UTC),  # held to the end of the minute
         ),
         (
             "You've hit your usage limit. Visit https://chatgpt.com/codex/settings/usage to "
             "purchase more credits or try again at Dec 3rd, 2026 11:08 PM.",
-            datetime(2026, 12, 3, 23, 8, tzinfo=UTC),
+            datetime(2026, 12, 3, 23, 9, tzinfo=UTC),
         ),
         (
             "You\u2019ve hit your usage limit for GPT-5.5-Codex. Switch to another model now, "
             "or try again at Jan 1st, 2027 12:30 AM.",
-            datetime(2027, 1, 1, 0, 30, tzinfo=UTC),
+            datetime(2027, 1, 1, 0, 31, tzinfo=UTC),
         ),
         ("You've hit your usage limit. Try again later.", None),
         (
@@ -1032,8 +1032,9 @@ def test_codex_refusal_then_a_write_is_a_success() -> None:
     ],
 )
 def test_codex_usage_limit_reset_times(message: str, at: datetime | None) -> None:
-    """Codex's reset time is local (TZ=UTC) without a zone: a time is today or, once past,
-    tomorrow; the dated form is that day; without a time the runner's hold applies."""
+    """Codex's reset time is local (TZ=UTC) without a zone, to the minute: a time is today
+    or, once past, tomorrow; the dated form is that day; the hold lasts to the end of that
+    minute; without a time the runner's hold applies."""
     stream = events(
         {"type": "thread.started", "thread_id": "t"},
         {"type": "turn.failed", "error": {"message": message}},

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any
 
@@ -214,11 +214,13 @@ class CodexReader:
 
 def _reset_at(message: str, now: datetime) -> datetime | None:
     """`… try again at 11:08 PM.` (today, or tomorrow once past) or `… try again at Dec 3rd,
-    2026 11:08 PM.`: local time of a child run with TZ=UTC."""
+    2026 11:08 PM.`: local time of a child run with TZ=UTC. Codex prints the minute the
+    limit resets in (its seconds cut off), so the hold lasts to the end of that minute:
+    never a retry that comes back a few seconds early into the same limit."""
     m = _TRY_AGAIN.search(message)
     if m is None:
         return None
-    return events.next_time(
+    at = events.next_time(
         now,
         int(m["h"]),
         int(m["m"]),
@@ -227,6 +229,7 @@ def _reset_at(message: str, now: datetime) -> datetime | None:
         day=int(m["day"]) if m["day"] else None,
         year=int(m["year"]) if m["year"] else None,
     )
+    return None if at is None else at + timedelta(minutes=1)
 
 
 adapter = CodexAdapter()

@@ -147,6 +147,8 @@ def test_a_usage_limit_holds_the_agent_until_its_reset(place: Place, cli: str) -
     expires = project.when(lock["expires_at"])
     if cli == "gemini":  # a delay, counted from when the CLI failed
         assert before + timedelta(seconds=3600) <= expires <= after + timedelta(seconds=3601)
+    elif cli == "codex":  # said to the minute: held to the end of that minute
+        assert expires == datetime.fromtimestamp(reset_at + 60, UTC), lock
     else:
         assert expires == datetime.fromtimestamp(reset_at, UTC), lock
     why = project.freq(place, "why", project.FACTORY, project.SUBJECT).assert_success().out
