@@ -25,11 +25,13 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Literal
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 from freq.clock import Clock
 from freq.model import Respond, RespondAs
-from freq.screen import Prompt, Screen
+
+if TYPE_CHECKING:  # terminals load freq.screen (and RE2) when they run, not at start-up
+    from freq.screen import Prompt
 
 TAIL_LINES = 200
 TAIL_BYTES = 64 * 1024
@@ -709,6 +711,8 @@ class _Terminal:
         self.child = child
         self.fd: int = child.child_fd
         self.pid: int = child.pid
+        from freq.screen import Screen  # terminals only: RE2 loads with it
+
         self.screen = Screen()
         self.eof = False  # every descriptor on the terminal is closed
         self._tail = bytearray()
@@ -916,7 +920,7 @@ def run_tty(
         question: str | None = None
         if end == "stalled":
             ended_as, question = RespondAs.NEEDS_HUMAN, term.screen.last_lines()
-        elif isinstance(end, Prompt):
+        elif not isinstance(end, str):  # a Prompt
             ended_as, question = end.rule.as_ or RespondAs.NEEDS_HUMAN, end.lines
         return TtyResult(
             argv=tuple(args),

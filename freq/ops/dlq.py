@@ -324,7 +324,8 @@ def dlq_diagnose(app: App, entry_id: str, *, by: str | None = None) -> DiagnoseR
     tail and the subject's history) and append its root cause to the queue as a new entry
     linked to the failure. The failure itself is never rewritten."""
     from freq.model import AgentCall, Step, resolve_agent
-    from freq.runners import AgentRunner, StepRequest
+    from freq.runners import StepRequest
+    from freq.runners.agent import AgentRunner
 
     queue, e = _failure(app, entry_id)
     agents = app.config.settings.agents

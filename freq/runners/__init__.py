@@ -13,12 +13,19 @@ from collections.abc import Callable
 
 from freq.clock import Clock
 from freq.model import Step
-from freq.runners.agent import AgentRunner
 from freq.runners.base import Attempt, StepRequest, StepResult, StepRunner
 from freq.runners.shell import ShellRunner
 
+
+def _agent_runner(clock: Clock) -> StepRunner:
+    # loaded with the first agent step: a factory of shell steps never imports the adapters
+    from freq.runners.agent import AgentRunner
+
+    return AgentRunner(clock)
+
+
 # kind of step -> how to make its runner on the loop's clock
-RUNNERS: dict[str, Callable[[Clock], StepRunner]] = {"shell": ShellRunner, "agent": AgentRunner}
+RUNNERS: dict[str, Callable[[Clock], StepRunner]] = {"shell": ShellRunner, "agent": _agent_runner}
 
 
 def runner_for(step: Step, clock: Clock) -> StepRunner:
@@ -32,7 +39,6 @@ def runner_for(step: Step, clock: Clock) -> StepRunner:
 
 __all__ = [
     "RUNNERS",
-    "AgentRunner",
     "Attempt",
     "ShellRunner",
     "StepRequest",
