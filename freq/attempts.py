@@ -138,7 +138,9 @@ class Attempts:
             cwd=self.store.root,
             env={**step_env(subj, step, claim, self.store.root, self.worker), **extra},
             timeout=step.timeout.total_seconds() if step.timeout else None,
-            log_path=self.store.log_path(subj.factory, subj.name, step.id, claim.attempt),
+            log_path=self.store.log_path(
+                subj.factory, subj.name, step.id, claim.attempt, claim.epoch
+            ),
             on_line=on_line,
         )
         if step.agent is None:
@@ -369,7 +371,7 @@ class Attempts:
                 )
                 change = replace(change, subject=replace(change.subject, last_error=err))
             detail = f"{err.reason}: {cls.kind.value} ({cls.reason})"
-        if result.usage is not None and not released:
+        if result.usage is not None:  # a released attempt may have spent too
             change = replace(change, event=replace(change.event, usage=result.usage))
         recorded = True
         nxt = None

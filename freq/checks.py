@@ -303,6 +303,14 @@ def check_settings(settings: Settings) -> Iterator[Found]:
     yield from check_backoff(settings.default_retry, ("defaults", "retry", "backoff"))
     for name, agent in settings.agents.items():
         yield from _check_agent_def(agent, ("agents", name))
+        if name == "diagnose" and agent.budget is not None:
+            yield (
+                ("agents", name, "budget"),
+                (
+                    "dlq diagnose runs are recorded in the dead-letter queue, not counted against "
+                    "budgets: leave budget out of the diagnose agent"
+                ),
+            )
     if settings.remote is not None:
         yield ("remote",), REMOTE
     if settings.archive_after is not None:
@@ -321,6 +329,24 @@ def _check_respond(rules: Iterable[Respond], tty: bool, at: JsonPath) -> Iterato
         yield at, "respond rules answer a terminal's prompts: set tty: true, or leave them out"
 
 
+def _check_adapter_fits(agent: AgentDef, at: JsonPath) -> Iterator[Found]:
+    """Settings the adapter cannot carry out are refused, not ignored."""
+    if agent.use == "command":
+        if agent.model:
+            yield (*at, "model"), "a command agent takes no model: pass it in args:"
+        for key, given in (("prices", agent.prices), ("budget", agent.budget)):
+            if given:
+                yield (*at, key), f"a command agent reports no tokens or cost: {key} cannot apply"
+    if agent.tty and agent.options.get("prompt_via") == "stdin":
+        yield (
+            (*at, "prompt_via"),
+            (
+                "prompt_via: stdin cannot reach a program under tty: true (the terminal is its "
+                "stdin); use arg or file"
+            ),
+        )
+
+
 def _check_agent_def(agent: AgentDef, at: JsonPath) -> Iterator[Found]:
     """A named agent: its keys belong to its adapter; a command agent names its program."""
     own = ADAPTER_OPTIONS[agent.use]
@@ -335,6 +361,7 @@ def _check_agent_def(agent: AgentDef, at: JsonPath) -> Iterator[Found]:
         yield (*at, "args"), "a command agent needs args: the program and its arguments"
     if agent.use == "command" and agent.bin is not None:
         yield (*at, "bin"), "a command agent names its program as the first of args, not bin"
+    yield from _check_adapter_fits(agent, at)
     yield from _check_respond(agent.respond, agent.tty, (*at, "respond"))
 
 
@@ -361,7 +388,36 @@ def _check_agents(f: Factory, ctx: Context) -> Iterator[Found]:
                 f"named in frequency.yaml: {names})",
             )
             continue
+        if not builtin and ctx.agents is None:
+            continue  # frequency.yaml did not build: its agents cannot be judged
         agent = resolve_agent(call, named)
+        if call.model and agent.use == "command":
+            yield (*at, "model"), "a command agent takes no model: pass it in args:"
+        if call.tty and agent.options.get("prompt_via") == "stdin":
+            yield (
+                (*at, "tty"),
+                (
+                    "tty: true cannot take the prompt on stdin (prompt_via: stdin of "
+                    f"{agent.name}): the terminal is its stdin"
+                ),
+            )
+        if step.outcomes and agent.use != "command":
+            yield (
+                ("steps", i, "outcomes"),
+                (
+                    f"outcomes map exit codes, and {agent.use}'s do not say how the work went: "
+                    "map them on a command agent or a run: step after this one"
+                ),
+            )
+        priced = agent.prices or agent.budget or f.limits.budget
+        if agent.use == "codex" and priced and not agent.model:
+            yield (
+                (*at, "use"),
+                (
+                    "codex does not print its model: give model: (on the agent or the step) so "
+                    "that prices and budgets apply to it"
+                ),
+            )
         if agent.use == "command" and not agent.args:
             yield (
                 (*at, "use"),

@@ -24,6 +24,7 @@ from typing import Any
 from freq import refs
 from freq.clock import Clock
 from freq.errors import AlreadyRequeued, CorruptState, Hint, RefConflict, UnknownEntry
+from freq.runtime import AgentUsage
 from freq.store import Store, problem_line
 
 ENTRY_FILE = "entry.json"
@@ -54,6 +55,7 @@ class Entry:
     requeues: str | None = None
     diagnoses: str | None = None  # a diagnosis: the entry whose root cause it gives
     agent: str | None = None  # a diagnosis: the agent that gave it
+    usage: AgentUsage | None = None  # a diagnosis: what its run spent (trailers only)
     by: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -145,7 +147,8 @@ def _message(e: Entry) -> str:
         if e.exit_code is not None:
             lines.append(f"Freq-Exit: {e.exit_code}")
     elif e.kind == "diagnosis":
-        lines += [f"Freq-Diagnoses: {e.diagnoses}", f"Freq-Agent: {e.agent}", f"Freq-By: {e.by}"]
+        lines += [f"Freq-Diagnoses: {e.diagnoses}", f"Freq-By: {e.by}"]
+        lines += refs.usage_lines(e.usage) if e.usage else [f"Freq-Agent: {e.agent}"]
     else:
         lines += [f"Freq-Requeues: {e.requeues}", f"Freq-By: {e.by}"]
     return "\n".join(lines) + "\n"

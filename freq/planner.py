@@ -427,7 +427,8 @@ def _decide(
     if subj.parked is not None and err is not None:
         return wait(
             "dlq",
-            f"parked in the dead-letter queue as {subj.parked}: {err.step} attempt "
+            (f"asked: {err.question}; " if err.question else "")
+            + f"parked in the dead-letter queue as {subj.parked}: {err.step} attempt "
             f"{err.attempt} failed, {err.kind.value} ({err.rule or err.reason}); requeue with "
             f"`git freq dlq requeue {subj.parked}`",
             step=err.step,

@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # terminals load freq.screen (and RE2) when they run, not at 
 
 TAIL_LINES = 200
 TAIL_BYTES = 64 * 1024
+TAIL_LINE = TAIL_BYTES  # the most of one line the tail keeps: its end, where errors are
 _GIT_ENV_PREFIXES = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_PREFIX")
 
 
@@ -268,7 +269,9 @@ def _pump(
     write = getattr(log, "write", None)
     for raw in stream:
         line = redact(raw) if redact else raw
-        tail.append(line)
+        # a huge line (an agent's tool result) is kept whole in the log and for on_line,
+        # but only its end in the tail: 200 lines never hold more than 200 x TAIL_LINE
+        tail.append(line if len(line) <= TAIL_LINE else b"[...] " + line[-TAIL_LINE:])
         if write:
             try:
                 with guard:

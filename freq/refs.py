@@ -117,7 +117,8 @@ def format_usd(value: float) -> str:
     return f"{value:.6f}"
 
 
-def _usage_lines(usage: AgentUsage) -> list[str]:
+def usage_lines(usage: AgentUsage) -> list[str]:
+    """The Freq-Agent… trailer lines of an agent run's usage."""
     lines = []
     for key, attr in USAGE_TRAILERS:
         value = getattr(usage, attr)
@@ -203,7 +204,7 @@ def format_message(event: Event) -> str:
             value = value.value
         lines.append(f"{key}: {_one_line(str(value))}")
     if event.usage is not None:
-        lines += _usage_lines(event.usage)
+        lines += usage_lines(event.usage)
     if event.reason:
         lines.append(f"Freq-Reason: {_one_line(event.reason)}")
     lines.append(f"Freq-At: {iso(event.at)}")  # milliseconds: commit dates have seconds

@@ -59,6 +59,10 @@ class Invocation:
     # files to write before starting (the prompt, when it goes in a file): path -> content
     files: Mapping[Path, bytes] = field(default_factory=lambda: MappingProxyType({}))
 
+    def __repr__(self) -> str:
+        # env values may be keys and tokens: only their names are shown (STYLE.md habit 10)
+        return f"Invocation(argv={self.argv!r}, env names={sorted(self.env)!r})"
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AgentRequest:

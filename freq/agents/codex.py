@@ -139,7 +139,10 @@ class CodexReader:
             self.failure = events.string(events.mapping(event.get("error")).get("message"))
             self.completed = False
         elif kind == "error":
+            # `Reconnecting... waiting for network` comes for ever offline: not progress,
+            # so the runner's stall_timeout ends it
             self.last_error = events.clip(events.string(event.get("message")), 4096)
+            return False
         return True
 
     def _item(self, item: dict[str, Any]) -> None:

@@ -386,6 +386,7 @@ def dlq_diagnose(app: App, entry_id: str, *, by: str | None = None) -> DiagnoseR
             state=e.state,
             diagnoses=e.id,
             agent=agent.name,
+            usage=usage,
             by=_who(app, by),
             reason=root,
         ),

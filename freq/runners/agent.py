@@ -103,11 +103,7 @@ class AgentRunner:
                 tail=(res.error + "\n").encode(),
                 how=res.error,
                 failed=True,
-                hint=Hint(
-                    kind=FailureKind.TERMINAL,
-                    reason=f"{inv.argv[0]} not found: install it, or name it with bin: in "
-                    "frequency.yaml",
-                ),
+                hint=Hint(kind=FailureKind.TERMINAL, reason=_start_failure(res.error)),
             )
         judged = reader.finish(
             stderr=stderr,
@@ -139,6 +135,13 @@ class AgentRunner:
                 failed=True,
                 hint=Hint(kind=FailureKind.RETRYABLE, reason=f"stalled: {quiet}"),
             )
+        mapped = (
+            agent.use == "command"
+            and judged.kind is None
+            and res.exit_code in request.step.outcomes
+        )
+        if mapped:  # a command's own exit code chooses the outcome (`outcomes:`)
+            return base
         if res.cancelled or res.timed_out or res.signal is not None or not judged.ok:
             return replace(base, how=_how(judged, res), failed=not judged.ok, hint=_hint(judged))
         if request.step.verify is not None:
@@ -196,7 +199,7 @@ class AgentRunner:
                 tail=tail,
                 how=res.error,
                 failed=True,
-                hint=Hint(kind=FailureKind.TERMINAL, reason=f"{argv[0]} not found: {res.error}"),
+                hint=Hint(kind=FailureKind.TERMINAL, reason=_start_failure(res.error)),
             )
         question = secrets.text(res.question) if res.question else None
         if res.ended_as is not None or res.stalled:
@@ -300,6 +303,13 @@ class _Lines:
                 self._log.close()
 
 
+def _start_failure(error: str) -> str:
+    """Why the CLI could not start, and what to do: a missing program is named."""
+    if "No such file" in error or "not found" in error:
+        return f"{error}: install it, or name it with bin: in frequency.yaml"
+    return error
+
+
 def _hint(judged: AgentResult) -> Hint | None:
     if judged.ok or judged.kind is None:
         return None
@@ -319,7 +329,9 @@ def _how(judged: AgentResult, res: proc.ProcResult | proc.TtyResult) -> str:
 
 
 def _tail(judged: AgentResult, stdout: bytes, stderr: str, secrets: Redactor) -> bytes:
-    """What the attempt keeps in git: the agent's verdict and words, stderr, the stream's end."""
+    """What the attempt keeps in git (and `{last_error}` reads): the verdict, the agent's
+    own words and stderr. The raw event stream stays in the log file, unless the CLI said
+    nothing else."""
     parts = []
     if judged.reason:
         parts.append(judged.reason)
@@ -329,9 +341,10 @@ def _tail(judged: AgentResult, stdout: bytes, stderr: str, secrets: Redactor) ->
         parts.append(judged.text)
     if stderr.strip():
         parts.append(stderr.rstrip("\n"))
-    stream = stdout.splitlines()[-_STREAM_LINES:]
     text = "\n".join(parts) + ("\n" if parts else "")
-    out = text.encode() + b"".join(line + b"\n" for line in stream)
+    out = text.encode()
+    if not parts:  # the CLI said nothing the adapter could read: its last lines, raw
+        out = b"".join(line + b"\n" for line in stdout.splitlines()[-_STREAM_LINES:])
     return secrets.data(out)[-proc.TAIL_BYTES :]
 
 

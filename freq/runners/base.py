@@ -38,6 +38,10 @@ class StepRequest:
     scratch: Path | None = None
     previous_totals: tuple[int, int, int] | None = None
 
+    def __repr__(self) -> str:
+        # the environment holds keys and tokens: never shown
+        return f"StepRequest(step={self.step.id!r}, cwd={str(self.cwd)!r}, agent={self.agent!r})"
+
 
 class Attempt(Protocol):
     """The running attempt as a runner sees it."""

@@ -729,9 +729,11 @@ class Store:
 
     # ------------------------------------------------------------ logs
 
-    def log_path(self, factory: str, subject: str, step: str, attempt: int) -> Path:
-        """Where the full output of one attempt is kept (not in git: it can be large)."""
-        return self.state_dir / "logs" / factory / subject / f"{step}-{attempt}.log"
+    def log_path(self, factory: str, subject: str, step: str, attempt: int, epoch: int) -> Path:
+        """Where the full output of one attempt is kept (not in git: it can be large). The
+        claim's epoch tells apart attempts of the same number: a step run again after its
+        subject came back to the state, or after a usage limit gave its attempt back."""
+        return self.state_dir / "logs" / factory / subject / f"{step}-{attempt}-{epoch}.log"
 
 
 def _exists(names: list[str]) -> None:

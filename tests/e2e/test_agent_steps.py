@@ -312,7 +312,10 @@ def test_a_missing_binary_is_terminal_and_named(repo: FreqRepo) -> None:
     repo.run("add", "f", "s").assert_success()
     repo.run("run", "--until-idle").assert_success()
     t = _trailers(repo, "refs/frequency/subjects/f/s", skip=1)
-    assert t["Freq-Failure"].startswith("terminal (/nonexistent/claude-cli not found")
+    assert t["Freq-Failure"] == (
+        "terminal (could not start '/nonexistent/claude-cli': No such file or directory: "
+        "install it, or name it with bin: in frequency.yaml)"
+    )
 
 
 def test_an_agent_that_stops_printing_events_is_ended_as_stalled(
@@ -403,7 +406,7 @@ def test_a_tty_agent_has_its_prompt_answered_by_a_respond_rule(repo: FreqRepo) -
     repo.run("add", "f", "s").assert_success()
     repo.run("run", "--until-idle").assert_success()
     assert _subject(repo, "f", "s")["state"] == "done"
-    log = next((repo.path / ".git" / "frequency" / "logs").rglob("work-1.log")).read_text()
+    log = next((repo.path / ".git" / "frequency" / "logs").rglob("work-1-*.log")).read_text()
     assert "answered n" in log
 
 
@@ -453,3 +456,47 @@ def test_diagnose_appends_a_root_cause_and_fix_hands_it_to_the_next_attempt(
     repo.run("run", "--until-idle").assert_success()
     assert _subject(repo, "f", "s")["state"] == "done"
     assert "The CLI is not logged in.\nRun claude /login." in " ".join(_calls(log)[-1]["argv"])  # type: ignore[arg-type]
+
+
+RECONNECTING = """\
+import json, sys, time
+print(json.dumps({"type": "thread.started", "thread_id": "t-1"}), flush=True)
+print(json.dumps({"type": "turn.started"}), flush=True)
+for i in range(1, 10_000):
+    msg = f"Reconnecting... waiting for network ({i})"
+    print(json.dumps({"type": "error", "message": msg}), flush=True)
+    time.sleep(0.2)
+"""
+
+
+def test_a_codex_that_reconnects_for_ever_is_ended_by_the_stall_timeout(repo: FreqRepo) -> None:
+    """Codex offline prints `Reconnecting...` error events for ever: they are not progress,
+    so stall_timeout ends the attempt (retryable), long before the step timeout."""
+    script = repo.write("offline-codex.py", RECONNECTING)
+    launcher = repo.write("offline-codex", f'#!/bin/sh\nexec python3 {script} "$@"\n')
+    launcher.chmod(0o755)
+    agents = f"  offline:\n    use: codex\n    bin: {launcher}\n    stall_timeout: 1s\n"
+    _project(repo, agents, f=_factory("f", "offline", step="    timeout: 10m\n"))
+    repo.run("add", "f", "s").assert_success()
+    repo.run("run", "--once").assert_success()
+    t = _trailers(repo, "refs/frequency/subjects/f/s")
+    assert t["Freq-Failure"].startswith("retryable (stalled: no event for 1s"), t
+
+
+def test_a_command_agent_exit_code_can_choose_the_outcome(repo: FreqRepo) -> None:
+    """`outcomes:` maps a command agent's own exit code to a state, as for `run:`."""
+    agents = "  rev:\n    use: command\n    args: [sh, -c, 'echo changes needed; exit 3']\n"
+    factory = _factory("f", "rev", step="    outcomes: {3: back}\n")
+    _project(repo, agents, f=factory.replace("from_states: [new]", "from_states: [new, back]"))
+    repo.run("add", "f", "s").assert_success()
+    repo.run("run", "--once").assert_success()
+    assert _subject(repo, "f", "s")["state"] == "back"
+
+
+def test_why_shows_the_question_a_step_asked(repo: FreqRepo) -> None:
+    """`why` puts the question of a needs_human failure first."""
+    agents = "  asker:\n    use: command\n    args: [sh, -c, 'echo freq:ask Which port?']\n"
+    _project(repo, agents, f=_factory("f", "asker"))
+    repo.run("add", "f", "s").assert_success()
+    repo.run("run", "--until-idle").assert_success()
+    assert repo.run("why", "f", "s").out.splitlines()[1].startswith("  - asked: Which port?; ")

@@ -136,13 +136,23 @@ def _agent_attempts(repo: Path) -> list[tuple[str, dict[str, str]]]:
     return found
 
 
-def _last_event(repo: Path, sha: str, kind: str) -> dict[str, Any]:
-    """The last stdout event of a type the attempt kept in its output.log."""
-    for line in reversed(_git(repo, "show", f"{sha}:output.log").splitlines()):
+def _last_event(repo: Path, t: dict[str, str], kind: str) -> dict[str, Any]:
+    """The last stdout event of a type in the attempt's log (its full output; git keeps
+    the agent's verdict and words, not the raw stream)."""
+    log = (
+        repo
+        / ".git"
+        / "frequency"
+        / "logs"
+        / t["Freq-Factory"]
+        / t["Freq-Subject"]
+        / f"{t['Freq-Step']}-{t['Freq-Attempt']}-{t['Freq-Epoch']}.log"
+    )
+    for line in reversed(log.read_text().splitlines()):
         if line.startswith("{") and json.loads(line).get("type") == kind:
             event: dict[str, Any] = json.loads(line)
             return event
-    raise AssertionError(f"no {kind} event in the output.log of {sha}")
+    raise AssertionError(f"no {kind} event in {log}")
 
 
 def test_app_factory_runs_to_completion_honouring_every_predicate(demo: Demo) -> None:
@@ -223,10 +233,10 @@ def test_agent_attempts_carry_the_adapters_usage_and_cost_trailers(demo: Demo) -
         "review": 12,
         "document": 6,
     }
-    for sha, t in by_step["implement"]:
+    for _sha, t in by_step["implement"]:
         assert (t["Freq-Agent"], t["Freq-Model"]) == ("implementer", "claude-sonnet-4-5")
         assert t["Freq-Cost-Source"] == "reported"
-        result = _last_event(demo.repo, sha, "result")
+        result = _last_event(demo.repo, t, "result")
         assert t["Freq-Cost-Usd"] == f"{result['total_cost_usd']:.6f}"
         assert t["Freq-Session"] == result["session_id"]
         used = result["modelUsage"].values()
@@ -236,10 +246,10 @@ def test_agent_attempts_carry_the_adapters_usage_and_cost_trailers(demo: Demo) -
         ("review", "reviewer", "gpt-5.5", "turn.completed"),
         ("document", "writer", "gemini-2.5-flash", "result"),
     ):
-        for sha, t in by_step[step]:
+        for _sha, t in by_step[step]:
             assert (t["Freq-Agent"], t["Freq-Model"]) == (agent, model)
             assert t["Freq-Cost-Source"] == "estimated"
-            event = _last_event(demo.repo, sha, trailer_of)
+            event = _last_event(demo.repo, t, trailer_of)
             if step == "review":
                 u = event["usage"]
                 tokens = (u["input_tokens"], u["output_tokens"], u["cached_input_tokens"])
