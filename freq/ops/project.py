@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 from freq.checks import dead_ends
 from freq.config import check_not_a_file, expand_config
-from freq.errors import FreqError, Hint
-from freq.model import Factory
+from freq.errors import ConfigError, FreqError, Hint, Problem
+from freq.model import Config, Factory, template_problem
 from freq.ops.app import App
 
 STARTER_SETTINGS = """\
@@ -100,6 +100,8 @@ class ValidateResult:
 def validate(app: App, *, expand: bool = False) -> ValidateResult:
     """Check every config file (ConfigError lists all problems); optionally expand `flow:`."""
     cfg = app.config
+    if problems := _prompt_files(app, cfg):
+        raise ConfigError(problems)
     notes = tuple(
         f"{f.path}: state {s!r} is not terminal and no step leaves it (subjects rest there)"
         for f in cfg.factories
@@ -110,6 +112,31 @@ def validate(app: App, *, expand: bool = False) -> ValidateResult:
         notes=notes,
         expanded=expand_config(app.root) if expand else None,
     )
+
+
+def _prompt_files(app: App, cfg: Config) -> list[Problem]:
+    """Agent steps' prompt files that `run` could not read or render (each attempt would
+    fail, terminal): checked by `validate`, which reads the repository's files anyway."""
+    found = []
+    for f in cfg.factories:
+        for i, step in enumerate(f.steps):
+            name = step.agent.prompt_file if step.agent is not None else None
+            if name is None:
+                continue
+            where = f"$.steps[{i}].agent.prompt_file"
+            try:
+                text = (app.root / name).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+                found.append(
+                    Problem(path=f.path, line=step.line, where=where, reason=f"{name}: {why}")
+                )
+                continue
+            if problem := template_problem(text):
+                found.append(
+                    Problem(path=f.path, line=step.line, where=where, reason=f"{name}: {problem}")
+                )
+    return found
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

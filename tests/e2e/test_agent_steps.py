@@ -500,3 +500,23 @@ def test_why_shows_the_question_a_step_asked(repo: FreqRepo) -> None:
     repo.run("add", "f", "s").assert_success()
     repo.run("run", "--until-idle").assert_success()
     assert repo.run("why", "f", "s").out.splitlines()[1].startswith("  - asked: Which port?; ")
+
+
+def test_validate_reads_each_prompt_file(repo: FreqRepo) -> None:
+    """A prompt_file that is missing or holds an unknown field is refused by validate,
+    one line each, before any attempt is spent on it; one that renders is accepted."""
+    factory = _factory("f", "a1").replace(
+        "prompt: 'Write hello.txt for {subject} ({attempt}). {last_error}'",
+        "prompt_file: prompts/work.md",
+    )
+    repo.write(".frequency/frequency.yaml", _settings(_agent("a1", "claude")))
+    repo.write(".frequency/f.yaml", factory)
+    res = repo.run("validate").assert_failure()
+    assert res.err == (
+        ".frequency/f.yaml:4: $.steps[0].agent.prompt_file: prompts/work.md: "
+        "No such file or directory\n"
+    )
+    repo.write("prompts/work.md", "Implement {subjct}\n")
+    assert "unknown field {subjct}" in repo.run("validate").assert_failure().err
+    repo.write("prompts/work.md", "Implement {subject}\n")
+    repo.run("validate").assert_success()
