@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 from freq.costs import NO_SPEND, Spend, reached
 from freq.leases import Ends, lock_hold, split_subject
-from freq.model import Autonomy, Config, Factory, Settings, Step
+from freq.model import Autonomy, Config, Factory, FailureKind, Settings, Step
 from freq.predicates import Facts, evaluate_all
 from freq.runtime import Snapshot, Subject
 
@@ -457,13 +457,13 @@ def _decide(
         note = f": {control.why}" if control.why else ""
         pre.append(_Block("paused", f"factory {fid} is paused by {control.by or 'someone'}{note}"))
     if subj.not_before is not None and subj.not_before > now:
-        pre.append(
-            _Block(
-                "backoff",
-                f"backoff until {_t(subj.not_before)} after attempt {subj.attempt} failed",
-                until=subj.not_before,
-            )
-        )
+        err = subj.last_error
+        if err is not None and err.kind is FailureKind.QUOTA:
+            # a usage limit gave its attempt back: attempt `err.attempt` runs again
+            why = f"held until {_t(subj.not_before)}: attempt {err.attempt} hit a usage limit"
+        else:
+            why = f"backoff until {_t(subj.not_before)} after attempt {subj.attempt} failed"
+        pre.append(_Block("backoff", why, until=subj.not_before))
     if pre and not every:
         step_id = subj.last_error.step if subj.last_error else None
         return wait(pre[0].kind, pre[0].text, step=step_id, until=pre[0].until)

@@ -225,6 +225,8 @@ def test_a_usage_limit_holds_the_agent_for_every_worker_until_its_reset(
         why = ops.why(app, "g", "b")
         assert why.kind == "quota"
         assert "usage limit of writer reached; held until 2026-12-01T23:08:08" in why.reasons[0]
+        held = ops.why(app, "f", "a").reasons[0]
+        assert held == "held until 2026-12-01T23:08:08Z: attempt 1 hit a usage limit", held
         assert ops.status(app).quotas == (("writer", "2026-12-01T23:08:08.000Z"),)
         monkeypatch.setenv("STANDIN_SAMPLE", "claude-success.jsonl")
         clock.advance(timedelta(hours=3, minutes=9).total_seconds())
