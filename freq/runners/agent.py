@@ -59,7 +59,8 @@ class AgentRunner:
         for path, content in inv.files.items():
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(content)
-        env = proc.build_env({**request.env, **adapter.env, **inv.env, **agent.env})
+        # the invocation's env is the adapter's with the agent's own `env:` on top
+        env = proc.build_env({**request.env, **inv.env})
         secrets = Redactor.of_env(env)
         reader = adapter.reader()
         stall = (agent.stall_timeout or DEFAULT_STALL).total_seconds()
@@ -97,14 +98,7 @@ class AgentRunner:
         )
         stderr = res.err_tail.decode("utf-8", "replace")
         if res.error is not None:  # it could not start: the binary is missing
-            return StepResult(
-                exit_code=res.exit_code,
-                duration_ms=res.duration_ms,
-                tail=(res.error + "\n").encode(),
-                how=res.error,
-                failed=True,
-                hint=Hint(kind=FailureKind.TERMINAL, reason=_start_failure(res.error)),
-            )
+            return _not_started(res, (res.error + "\n").encode())
         judged = reader.finish(
             stderr=stderr,
             exit_code=res.exit_code,
@@ -112,31 +106,60 @@ class AgentRunner:
             timed_out=res.timed_out,
             now=self.clock.now(),
         )
-        usage, totals = _usage(agent, judged, request.previous_totals)
-        base = StepResult(
-            exit_code=res.exit_code,
-            signal=res.signal,
-            timed_out=res.timed_out,
-            cancelled=res.cancelled,
-            duration_ms=res.duration_ms,
-            tail=_tail(judged, res.tail, stderr, secrets),
-            how=res.describe(),
-            usage=usage,
-            session_totals=totals,
-            said=tuple(line.encode() + b"\n" for line in judged.text.splitlines()),
-        )
         if stalled and not res.timed_out:
             quiet = f"no event for {format_duration(timedelta(seconds=stall))}"
             return replace(
-                base,
+                self._judged(request, res, judged, _tail(judged, res.tail, stderr, secrets)),
                 exit_code=None,
                 cancelled=False,
                 how=f"stalled: {quiet}",
                 failed=True,
                 hint=Hint(kind=FailureKind.RETRYABLE, reason=f"stalled: {quiet}"),
             )
+        return self._conclude(
+            request, env, secrets, res, judged, _tail(judged, res.tail, stderr, secrets)
+        )
+
+    def _judged(
+        self,
+        request: StepRequest,
+        res: proc.ProcResult | proc.TtyResult,
+        judged: AgentResult,
+        tail: bytes,
+    ) -> StepResult:
+        """How the process ended, with what the adapter read of it: usage, session and the
+        agent's final message (read for `freq:subject` and `freq:ask` lines)."""
+        assert request.agent is not None
+        usage, totals = _usage(request.agent, judged, request.previous_totals)
+        return StepResult(
+            exit_code=res.exit_code,
+            signal=res.signal,
+            timed_out=res.timed_out,
+            cancelled=res.cancelled,
+            duration_ms=res.duration_ms,
+            tail=tail,
+            how=res.describe(),
+            usage=usage,
+            session_totals=totals,
+            said=tuple(line.encode() + b"\n" for line in judged.text.splitlines()),
+        )
+
+    def _conclude(
+        self,
+        request: StepRequest,
+        env: dict[str, str],
+        secrets: Redactor,
+        res: proc.ProcResult | proc.TtyResult,
+        judged: AgentResult,
+        tail: bytes,
+    ) -> StepResult:
+        """The attempt's result, through a pipe or a terminal alike: a command's exit code
+        listed in `outcomes:` chooses the state; a failure is the adapter's verdict; a
+        success is then checked by `verify:`."""
+        assert request.agent is not None
+        base = self._judged(request, res, judged, tail)
         mapped = (
-            agent.use == "command"
+            request.agent.use == "command"
             and judged.kind is None
             and res.exit_code in request.step.outcomes
         )
@@ -193,14 +216,7 @@ class AgentRunner:
             lines.close()
         tail = secrets.data(res.tail)
         if res.error is not None:
-            return StepResult(
-                exit_code=res.exit_code,
-                duration_ms=res.duration_ms,
-                tail=tail,
-                how=res.error,
-                failed=True,
-                hint=Hint(kind=FailureKind.TERMINAL, reason=_start_failure(res.error)),
-            )
+            return _not_started(res, tail)
         question = secrets.text(res.question) if res.question else None
         if res.ended_as is not None or res.stalled:
             kind = (
@@ -224,21 +240,7 @@ class AgentRunner:
             timed_out=res.timed_out,
             now=self.clock.now(),
         )
-        usage, totals = _usage(agent, judged, request.previous_totals)
-        return StepResult(
-            exit_code=res.exit_code,
-            signal=res.signal,
-            timed_out=res.timed_out,
-            cancelled=res.cancelled,
-            duration_ms=res.duration_ms,
-            tail=tail,
-            how=_how(judged, res),
-            failed=not judged.ok,
-            hint=_hint(judged),
-            usage=usage,
-            session_totals=totals,
-            said=tuple(line.encode() + b"\n" for line in judged.text.splitlines()),
-        )
+        return self._conclude(request, env, secrets, res, judged, tail)
 
     def _verify(
         self, request: StepRequest, env: dict[str, str], secrets: Redactor, spent_ms: int
@@ -301,6 +303,19 @@ class _Lines:
         if self._log is not None:
             with contextlib.suppress(OSError):
                 self._log.close()
+
+
+def _not_started(res: proc.ProcResult | proc.TtyResult, tail: bytes) -> StepResult:
+    """The CLI could not start: terminal, saying why."""
+    assert res.error is not None
+    return StepResult(
+        exit_code=res.exit_code,
+        duration_ms=res.duration_ms,
+        tail=tail,
+        how=res.error,
+        failed=True,
+        hint=Hint(kind=FailureKind.TERMINAL, reason=_start_failure(res.error)),
+    )
 
 
 def _start_failure(error: str) -> str:

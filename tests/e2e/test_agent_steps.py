@@ -522,3 +522,21 @@ def test_validate_reads_each_prompt_file(repo: FreqRepo) -> None:
     assert "unknown field {subjct}" in repo.run("validate").assert_failure().err
     repo.write("prompts/work.md", "Implement {subject}\n")
     repo.run("validate").assert_success()
+
+
+def test_verify_checks_a_tty_agents_work_too(repo: FreqRepo) -> None:
+    """`verify:` runs after an agent under a pseudo-terminal succeeds, as after a piped one."""
+    step = "    verify: \"echo 'no tests found'; exit 1\"\n    retry: {max_attempts: 1}\n"
+    factory = _factory("f", "asker", retry="{max_attempts: 1}").replace(
+        "    retry: {max_attempts: 1}\n", step
+    )
+    _project(
+        repo,
+        _tty_agent("[{expect: 'out of credits.*\\[y/N\\]', send: n}]"),
+        f=factory,
+    )
+    repo.run("add", "f", "s").assert_success()
+    repo.run("run", "--until-idle").assert_success()
+    t = _trailers(repo, "refs/frequency/subjects/f/s", skip=1)
+    assert t["Freq-Event"] == "failed" and t["Freq-Exit"] == "1", t
+    assert "no tests found" in repo.run("show", "f", "s").out
