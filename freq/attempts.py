@@ -185,14 +185,10 @@ class Attempts:
             return text
         template = call.prompt
         if call.prompt_file is not None:
-            path = self.store.root / call.prompt_file
             try:
-                template = path.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as exc:
-                why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-                raise PromptMissing(f"prompt_file {call.prompt_file}: {why}") from None
-            if problem := template_problem(template):
-                raise PromptMissing(f"prompt_file {call.prompt_file}: {problem}")
+                template = read_prompt_file(self.store.root, call.prompt_file)
+            except PromptMissing as exc:
+                raise PromptMissing(f"prompt_file {exc}") from None
         return render_template(template, values, subj.data)
 
     def _start(self, leases: Sequence[Lease], request: StepRequest, detail: str) -> StepResult:
@@ -495,6 +491,19 @@ def _is_ask(line: str) -> bool:
 
 class PromptMissing(Exception):
     """An agent step's prompt cannot be made (its prompt_file is missing or malformed)."""
+
+
+def read_prompt_file(root: Path, name: str) -> str:
+    """The template in an agent step's `prompt_file` (relative to `root`); PromptMissing
+    (`NAME: why`) when it cannot be read or does not render. `validate` asks the same."""
+    try:
+        template = (root / name).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise PromptMissing(f"{name}: {why}") from None
+    if problem := template_problem(template):
+        raise PromptMissing(f"{name}: {problem}")
+    return template
 
 
 def _last_error_text(err: LastError | None, output: bytes | None) -> str:

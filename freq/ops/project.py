@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from freq.checks import dead_ends
 from freq.config import check_not_a_file, expand_config
 from freq.errors import ConfigError, FreqError, Hint, Problem
-from freq.model import Config, Factory, template_problem
+from freq.model import Config, Factory
 from freq.ops.app import App
 
 STARTER_SETTINGS = """\
@@ -123,19 +123,13 @@ def _prompt_files(app: App, cfg: Config) -> list[Problem]:
             name = step.agent.prompt_file if step.agent is not None else None
             if name is None:
                 continue
-            where = f"$.steps[{i}].agent.prompt_file"
+            from freq.attempts import PromptMissing, read_prompt_file  # the run path's own
+
             try:
-                text = (app.root / name).read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as exc:
-                why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-                found.append(
-                    Problem(path=f.path, line=step.line, where=where, reason=f"{name}: {why}")
-                )
-                continue
-            if problem := template_problem(text):
-                found.append(
-                    Problem(path=f.path, line=step.line, where=where, reason=f"{name}: {problem}")
-                )
+                read_prompt_file(app.root, name)
+            except PromptMissing as exc:
+                where = f"$.steps[{i}].agent.prompt_file"
+                found.append(Problem(path=f.path, line=step.line, where=where, reason=str(exc)))
     return found
 
 
