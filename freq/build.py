@@ -43,10 +43,12 @@ from freq.model import (
     Respond,
     RespondAs,
     RetryPolicy,
+    Setup,
     Settings,
     Step,
     SubjectState,
     Window,
+    Worktrees,
     parse_duration,
 )
 
@@ -102,6 +104,10 @@ def build_settings(data: Mapping[str, Any] | None) -> Settings:
         **_given(data, "remote", str),
         agents=MappingProxyType(
             {name: agent_def(name, body) for name, body in (data.get("agents") or {}).items()}
+        ),
+        worktrees=Worktrees(
+            **_given(data.get("worktrees", {}), "max", int),
+            **_given(data.get("worktrees", {}), "dir", str),
         ),
     )
 
@@ -214,11 +220,27 @@ def _agent(item: Mapping[str, Any]) -> AgentCall:
     )
 
 
+def _command(value: Any) -> str | tuple[str, ...] | None:
+    return tuple(value) if isinstance(value, list) else value
+
+
 def _merge(item: Mapping[str, Any]) -> Merge:
     return Merge(
-        into=item["into"],
+        **_given(item, "into", str),
         **_given(item, "strategy", MergeStrategy),
         **_given(item, "on_conflict", OnConflict),
+        check=_command(item.get("check")),
+        **_given(item, "batch", int),
+    )
+
+
+def _setup(value: Any) -> Setup:
+    if not isinstance(value, dict):
+        return Setup(run=_command(value))
+    return Setup(
+        run=_command(value.get("run")),
+        when_changed=tuple(value.get("when_changed", ())),
+        clean=bool(value.get("clean", False)),
     )
 
 
@@ -226,16 +248,21 @@ def _step(data: Mapping[str, Any], settings: Settings, line: int) -> Step:
     """One list-form step; retry/timeout/failure fall back to frequency.yaml `defaults:`."""
     agent = _agent(data["agent"]) if "agent" in data else None
     run = data.get("run")
+    # agent steps change code: each runs in a worktree of its own (SPEC §2)
+    isolation = Isolation(data.get("isolation", "worktree" if agent is not None else "none"))
+    merge = data.get("merge")
+    if merge is None and isolation is Isolation.WORKTREE:
+        merge = {}  # a worktree step always lands through the queue
     return Step(
         id=data["id"],
         from_states=tuple(data["from_states"]),
         to_state=data["to_state"],
         run=tuple(run) if isinstance(run, list) else run,
         agent=agent,
-        # agent steps run in the repository until worktrees land (SPEC §2 says worktree)
-        isolation=Isolation(data.get("isolation", "none")),
-        setup=data.get("setup"),
-        merge=_merge(data["merge"]) if "merge" in data else None,
+        isolation=isolation,
+        setup=_setup(data["setup"]) if "setup" in data else None,
+        merge=_merge(merge) if merge is not None else None,
+        touches=tuple(data.get("touches", ())),
         timeout=parse_duration(data["timeout"]) if "timeout" in data else settings.default_timeout,
         max_parallel=data.get("max_parallel"),
         locks=tuple(_lock(x) for x in data.get("locks", ())),

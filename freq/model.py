@@ -222,11 +222,34 @@ class OnConflict(Enum):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Merge:
-    """`merge:` how a worktree step's branch goes back."""
+    """`merge:` how a worktree step's branch lands on its target, through that branch's
+    merge queue. `into` None: the repository's default branch (the remote's HEAD branch,
+    else `init.defaultBranch`, else `main` or `master`, whichever exists)."""
 
-    into: str
-    strategy: MergeStrategy = MergeStrategy.MERGE
+    into: str | None = None
+    strategy: MergeStrategy = MergeStrategy.REBASE
     on_conflict: OnConflict = OnConflict.RETRY
+    check: str | tuple[str, ...] | None = None  # run on the combined tree before landing
+    batch: int = 1  # entries checked together on the tip (bisected on failure)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Setup:
+    """`setup:` prepares a worktree before its step runs: `run` in the worktree, only when
+    the files matching `when_changed` differ from what it last set up (every time when
+    empty); `clean` also removes ignored files (installed dependencies, caches) on reuse."""
+
+    run: str | tuple[str, ...] | None = None
+    when_changed: tuple[str, ...] = ()
+    clean: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Worktrees:
+    """`worktrees:` in frequency.yaml: the pool of worktrees steps run in."""
+
+    max: int = 8
+    dir: str | None = None  # default .git/frequency/worktrees
 
 
 class Window(Enum):
@@ -456,8 +479,9 @@ class Step:
     run: str | tuple[str, ...] | None = None
     agent: AgentCall | None = None
     isolation: Isolation = Isolation.NONE
-    setup: str | None = None
+    setup: Setup | None = None
     merge: Merge | None = None
+    touches: tuple[str, ...] = ()  # path globs the step edits (`{subject}`, `{data.KEY}`)
     timeout: timedelta | None = None
     max_parallel: int | None = None
     locks: tuple[LockSpec, ...] = ()
@@ -477,6 +501,11 @@ class Step:
     def is_gate(self) -> bool:
         """A step with neither `run` nor `agent`: it waits for a person's approval."""
         return self.run is None and self.agent is None
+
+    @property
+    def in_worktree(self) -> bool:
+        """The step runs in a worktree of its own and lands through the merge queue."""
+        return self.isolation is Isolation.WORKTREE and not self.is_gate
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -549,6 +578,7 @@ class Settings:
     default_failure: FailureMode = FailureMode.INFER
     remote: str | None = None
     agents: Mapping[str, AgentDef] = field(default_factory=lambda: MappingProxyType({}))
+    worktrees: Worktrees = field(default_factory=Worktrees)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -82,6 +82,65 @@ def build_env(extra: Mapping[str, str], *, base: Mapping[str, str] | None = None
     return env
 
 
+@dataclass(frozen=True, slots=True)
+class GitResult:
+    """What one git command printed, and its exit code."""
+
+    code: int
+    out: bytes
+    err: bytes
+
+    @property
+    def ok(self) -> bool:
+        return self.code == 0
+
+    def text(self) -> str:
+        """stdout as text, without the trailing newline."""
+        return self.out.decode("utf-8", "replace").rstrip("\n")
+
+    def why(self) -> str:
+        """The last line git wrote to stderr (or stdout), for a one-line error."""
+        for blob in (self.err, self.out):
+            lines = [ln.strip() for ln in blob.decode("utf-8", "replace").splitlines()]
+            lines = [ln for ln in lines if ln]
+            if lines:
+                return lines[-1][:300]
+        return f"exit {self.code}"
+
+
+def git(
+    args: Sequence[str],
+    *,
+    cwd: str | os.PathLike[str],
+    env: Mapping[str, str] | None = None,
+    stdin: bytes | None = None,
+    timeout: float = 300.0,
+) -> GitResult:
+    """Run one git plumbing or porcelain command to its end and capture what it printed.
+
+    For short git commands Frequency runs itself (worktrees, merges, landing), not for
+    steps: no process group, no log. The environment is ours without GIT_* location
+    overrides, with `env` on top, and git never prompts. A git that cannot start (not
+    installed) is exit 127 with the reason on stderr."""
+    full = build_env({"GIT_TERMINAL_PROMPT": "0", **(env or {})})
+    try:
+        done = subprocess.run(
+            ["git", *args],
+            cwd=cwd,
+            env=full,
+            input=stdin,
+            stdin=None if stdin is not None else subprocess.DEVNULL,
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+        )
+    except FileNotFoundError as exc:
+        return GitResult(127, b"", f"git cannot start: {exc.strerror}".encode())
+    except subprocess.TimeoutExpired:
+        return GitResult(124, b"", f"git {args[0]} timed out after {timeout:g}s".encode())
+    return GitResult(done.returncode, done.stdout, done.stderr)
+
+
 def argv_for(command: str | Sequence[str]) -> list[str]:
     """A shell string runs under `sh -c`; a list is the argv itself."""
     if isinstance(command, str):
