@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -32,8 +32,9 @@ from freq.model import (
 from freq.repair import Repair
 from freq.report import Progress, ProgressKind, Reporter
 from freq.runners import StepRequest, StepResult, runner_for
-from freq.runtime import Claim, Emitted, LastError, Subject, attempt_marks
+from freq.runtime import Claim, Emitted, Landing, LastError, Subject, attempt_marks
 from freq.store import Store
+from freq.workdirs import NotReady, Work, Workdirs
 
 _MAX_EMITTED_LINES = 100_000
 _LAST_ERROR_LINES = 60  # of the last attempt's output, in {last_error}
@@ -83,8 +84,10 @@ class Attempts:
         reporter: Reporter,
         rng: Random,
         heartbeat: Heartbeat,
+        workdirs: Workdirs | None = None,
     ) -> None:
         self.store = store
+        self.workdirs = workdirs
         self.claims = claims
         self.repair = repair
         self.clock = clock
@@ -191,27 +194,68 @@ class Attempts:
                 raise PromptMissing(f"prompt_file {exc}") from None
         return render_template(template, values, subj.data)
 
-    def _start(self, leases: Sequence[Lease], request: StepRequest, detail: str) -> StepResult:
-        first = leases[0].subject
-        claim = first.claim
-        assert claim is not None
-        self._emit(
-            ProgressKind.STARTED, first, step=request.step.id, attempt=claim.attempt, detail=detail
-        )
+    @contextlib.contextmanager
+    def _holding(self, leases: Sequence[Lease]) -> Iterator[_Handle]:
+        """The attempt is running here for the length of the `with`: its leases renewed
+        by the heartbeat, and known as this process's own."""
         keys = {_key(lease) for lease in leases}
         with self._guard:
             self._running |= keys
         for lease in leases:
             self.heartbeat.add(lease)
         try:
-            return runner_for(request.step, self.clock).run(
-                request, _Handle(leases[0], self.cancel)
-            )
+            yield _Handle(leases[0], self.cancel)
         finally:
             for lease in leases:
                 self.heartbeat.drop(lease)
             with self._guard:
                 self._running -= keys
+
+    def _started(self, lease: Lease, request: StepRequest, detail: str) -> None:
+        claim = lease.subject.claim
+        assert claim is not None
+        self._emit(
+            ProgressKind.STARTED,
+            lease.subject,
+            step=request.step.id,
+            attempt=claim.attempt,
+            detail=detail,
+        )
+
+    def _start(self, leases: Sequence[Lease], request: StepRequest, detail: str) -> StepResult:
+        self._started(leases[0], request, detail)
+        with self._holding(leases) as handle:
+            return runner_for(request.step, self.clock).run(request, handle)
+
+    def _in_worktree(
+        self, lease: Lease, step: Step, request: StepRequest
+    ) -> tuple[StepResult, Work | None]:
+        """Run the attempt in a pool worktree on its branch; a success leaves Work for
+        the merge queue (freq/workdirs.py)."""
+        subj = lease.subject
+        claim = subj.claim
+        assert claim is not None and self.workdirs is not None
+        with self._holding([lease]) as handle:
+            try:
+                with self.workdirs.enter(
+                    subj, step, claim, request, worker=self.worker, go_on=handle.go_on
+                ) as entered:
+                    self._started(lease, entered.request, f"in worktree {entered.checkout.slot}")
+                    result = runner_for(step, self.clock).run(entered.request, handle)
+                    mapped = (
+                        step.outcomes.get(result.exit_code)
+                        if result.exit_code is not None and not result.failed
+                        else None
+                    )
+                    if not (result.ok or mapped is not None) or not handle.go_on():
+                        return result, None
+                    message = (
+                        f"{subj.factory}/{subj.name}: {step.id} (attempt {claim.attempt})\n\n"
+                        "What the step left uncommitted in its worktree.\n"
+                    )
+                    return self.workdirs.finish(entered, result, message)
+            except NotReady as exc:
+                return exc.result, None
 
     def _run(self, lease: Lease, *, chain: bool) -> tuple[StepOutcome, Lease | None]:
         subj = lease.subject
@@ -220,6 +264,7 @@ class Attempts:
         _fac, step = self.claims.step_of(subj.factory, claim.step)
         said: list[bytes] = []
         collect = _collector(said, emits=step.emits is not None)
+        work: Work | None = None
         try:
             request = self._request(subj, step, claim, tip=lease.tip, on_line=collect)
         except PromptMissing as exc:
@@ -231,11 +276,14 @@ class Attempts:
                 hint=Hint(kind=FailureKind.TERMINAL, reason=str(exc)),
             )
         else:
-            result = self._start([lease], request, "")
+            if step.in_worktree and self.workdirs is not None:
+                result, work = self._in_worktree(lease, step, request)
+            else:
+                result = self._start([lease], request, "")
         for line in result.said:
             collect(line)
         lines = [b.decode("utf-8", "replace").rstrip("\n") for b in said]
-        return self._record(lease, result, chain=chain, said=lines)
+        return self._record(lease, result, chain=chain, said=lines, work=work)
 
     def execute_batch(self, leases: list[Lease]) -> list[StepOutcome]:
         """Run a batch step once for all its members (FREQ_SUBJECTS, FREQ_SUBJECTS_FILE) and
@@ -276,13 +324,25 @@ class Attempts:
         return self._record(lease, result, chain=False)[0]
 
     def _record(
-        self, lease: Lease, result: StepResult, *, chain: bool, said: Sequence[str] = ()
+        self,
+        lease: Lease,
+        result: StepResult,
+        *,
+        chain: bool,
+        said: Sequence[str] = (),
+        work: Work | None = None,
     ) -> tuple[StepOutcome, Lease | None]:
         with lease.lock:  # the heartbeat must not renew on the tip this write replaces
-            return self._record_locked(lease, result, chain=chain, said=said)
+            return self._record_locked(lease, result, chain=chain, said=said, work=work)
 
     def _record_locked(
-        self, lease: Lease, result: StepResult, *, chain: bool, said: Sequence[str]
+        self,
+        lease: Lease,
+        result: StepResult,
+        *,
+        chain: bool,
+        said: Sequence[str],
+        work: Work | None,
     ) -> tuple[StepOutcome, Lease | None]:
         subj = lease.subject
         claim = subj.claim
@@ -328,18 +388,44 @@ class Attempts:
                 emitted = tuple(wanted)
                 for problem in problems:
                     self._emit(ProgressKind.EMIT, subj, step=step.id, detail=problem)
-            change = transitions.succeeded(
-                subj,
-                to_state=to_state,
-                at=now,
-                worker=self.worker,
-                duration_ms=result.duration_ms,
-                exit_code=result.exit_code,
-                mark=mark_for(step, self.store),
-                emitted=emitted,
-            )
+            if work is not None and work.changed:
+                landing = Landing(
+                    step=step.id,
+                    attempt=claim.attempt,
+                    to_state=to_state,
+                    target=work.target,
+                    branch=work.branch,
+                    commit=work.commit,
+                    base=work.base,
+                    queued_at=now,
+                    priority=_priority(subj),
+                    exit_code=result.exit_code,
+                    duration_ms=result.duration_ms,
+                )
+                change = transitions.queued(
+                    subj,
+                    landing=landing,
+                    at=now,
+                    worker=self.worker,
+                    duration_ms=result.duration_ms,
+                    exit_code=result.exit_code,
+                    emitted=emitted,
+                )
+                chain = False  # the next step waits for the landing
+                detail = f"queued to land on {work.target} ({subj.state} -> {to_state} once landed)"
+            else:
+                change = transitions.succeeded(
+                    subj,
+                    to_state=to_state,
+                    at=now,
+                    worker=self.worker,
+                    duration_ms=result.duration_ms,
+                    exit_code=result.exit_code,
+                    mark=mark_for(step, self.store),
+                    emitted=emitted,
+                )
+                detail = f"{subj.state} -> {to_state}"
             ok = True
-            detail = f"{subj.state} -> {to_state}"
         else:
             ending = Ending(
                 exit_code=result.exit_code,
@@ -464,6 +550,15 @@ def step_env(subj: Subject, step: Step, claim: Claim, root: Path, worker: str) -
     for k, v in subj.data.items():
         env[data_env_name(k)] = v  # keys are identifiers, one per variable (data_problem)
     return env
+
+
+def _priority(subj: Subject) -> int:
+    """A subject's merge-queue priority: its `priority` data key when it is a whole number."""
+    raw = subj.data.get("priority", "0").strip()
+    try:
+        return int(raw)
+    except ValueError:
+        return 0
 
 
 def _key(lease: Lease) -> tuple[str, str, int]:

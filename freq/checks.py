@@ -1,6 +1,6 @@
 """Semantic checks of built factories: pure functions from model records to (JSON path, reason).
 
-Must import only the standard library, freq.model, freq.patterns and freq.errors: no yaml,
+Must import only the standard library, freq.model, freq.lanes, freq.patterns and freq.errors: no yaml,
 jsonschema, no I/O.
 Paths are in a factory's list form (`("steps", 2, "to_state")`, flow steps already expanded);
 config.py maps them to file and line and builds the Problems (STYLE habits 1 and 7;
@@ -9,9 +9,11 @@ python-statemachine's `_check_*` family).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
+from freq.lanes import glob_problem
 from freq.model import (
     ADAPTER_ALIASES,
     ADAPTER_OPTIONS,
@@ -26,6 +28,7 @@ from freq.model import (
     Factory,
     Isolation,
     Not,
+    OnConflict,
     Predicate,
     Respond,
     RetryPolicy,
@@ -264,17 +267,6 @@ def _check_rule(rule: ClassifyRule, at: JsonPath) -> Iterator[Found]:
 # refused, one line each, rather than accepted and ignored (a step's `merge:` would otherwise
 # be dropped silently and its commit land on the user's branch). Each issue that builds one
 # removes its line here.
-WORKTREE = (
-    "isolation: worktree is not supported yet (coming with worktree support); "
-    "leave it out (steps run in the repository) for now"
-)
-SETUP = (
-    "setup is not supported yet (coming with worktree support); do it at the start of run: for now"
-)
-MERGE = (
-    "merge is not supported yet (coming with worktree support); "
-    "leave it out (steps commit where they run) for now"
-)
 SINCE = (
     "since: {since!r} is not supported yet (only last_success is carried out); leave it out for now"
 )
@@ -287,15 +279,55 @@ ARCHIVE_AFTER = (
 
 def _check_not_built(f: Factory, ctx: Context) -> Iterator[Found]:
     for i, step in enumerate(f.steps):
-        if step.isolation is Isolation.WORKTREE:
-            yield ("steps", i, "isolation"), WORKTREE
-        if step.setup is not None:
-            yield ("steps", i, "setup"), SETUP
-        if step.merge is not None:
-            yield ("steps", i, "merge"), MERGE
         for at, pred in _walk(step.requires, ("steps", i, "requires")):
             if isinstance(pred, Changed) and pred.since != "last_success":
                 yield (*at, "since"), SINCE.format(since=pred.since)
+
+
+_TOUCH_FIELD = re.compile(r"\{([^{}]*)\}")
+
+
+def _check_worktree(f: Factory, ctx: Context) -> Iterator[Found]:
+    """`isolation`, `setup`, `merge` and `touches` make sense together or not at all."""
+    for i, step in enumerate(f.steps):
+        at: JsonPath = ("steps", i)
+        worktree = step.isolation is Isolation.WORKTREE
+        if not worktree and step.setup is not None:
+            yield (*at, "setup"), "setup prepares a worktree: it needs isolation: worktree"
+        if not worktree and step.merge is not None:
+            yield (*at, "merge"), "merge lands a worktree's branch: it needs isolation: worktree"
+        if worktree and step.batch is not None:
+            yield (
+                (*at, "isolation"),
+                "a batch step runs once for many subjects, not in a worktree of one: "
+                "use isolation: none",
+            )
+        if worktree and step.is_gate:
+            yield (*at, "isolation"), "a gate runs nothing: isolation: worktree has no use here"
+        if step.setup is not None and step.setup.run is None:
+            yield (*at, "setup"), "setup needs run: (the command that prepares the worktree)"
+        for k, g in enumerate(step.setup.when_changed if step.setup else ()):
+            if problem := glob_problem(g):
+                yield (*at, "setup", "when_changed", k), problem
+        merge = step.merge
+        if merge is not None and merge.on_conflict is OnConflict.AGENT and step.agent is None:
+            yield (
+                (*at, "merge", "on_conflict"),
+                "on_conflict: agent hands the conflict to the step's agent: this step has none "
+                "(use retry or terminal)",
+            )
+        for k, g in enumerate(step.touches):
+            for name in _TOUCH_FIELD.findall(g):
+                if name != "subject" and not name.startswith("data."):
+                    yield (
+                        (*at, "touches", k),
+                        f"{{{name}}} is not a touches template: use {{subject}} or {{data.KEY}}",
+                    )
+                    break
+            else:
+                plain = _TOUCH_FIELD.sub("x", g)
+                if problem := glob_problem(plain):
+                    yield (*at, "touches", k), problem
 
 
 def check_settings(settings: Settings) -> Iterator[Found]:
@@ -451,6 +483,7 @@ _FACTORY_CHECKS: tuple[Callable[[Factory, Context], Iterator[Found]], ...] = (
     _check_step_values,
     _check_agents,
     _check_not_built,
+    _check_worktree,
 )
 
 

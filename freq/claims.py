@@ -16,6 +16,7 @@ by its planner, caps and locks, judges when other holders' leases end.
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 import zlib
 from collections.abc import Callable
@@ -25,11 +26,12 @@ from datetime import datetime
 from freq import costs, leases, refs, transitions
 from freq.caps import Cap, Caps
 from freq.clock import Clock
-from freq.errors import CapFull, FreqError, GitLockHeld, LockHeld, RefConflict
+from freq.errors import CapFull, CorruptState, FreqError, GitLockHeld, LockHeld, RefConflict
+from freq.lanes import LaneProblem, first_overlap
 from freq.leases import PENDING, Ends, Observer
 from freq.locks import HeldLock, Locks
 from freq.model import Config, Factory, Step
-from freq.planner import Counts, Start, count, next_start
+from freq.planner import Counts, Start, count, lane_of, next_start
 from freq.predicates import Facts
 from freq.report import Progress, ProgressKind, Reporter
 from freq.runtime import Snapshot, Subject
@@ -42,6 +44,10 @@ CLAIM_WAIT = 0.25
 # stopped in the third that is left, before any observer may take the claim over
 GIVE_UP = 2 / 3
 _BATCH_TRIES = 3  # a slot or lock taken between survey and batch: survey again this often
+# the path lanes of running attempts: one ref, moved by every claim whose step `touches:`
+# paths, so two overlapping claims can never both see the lanes free
+LANES_REF = refs.ROOT + "lanes"
+LANES_FILE = "lanes.json"
 
 
 class Lease:
@@ -109,6 +115,7 @@ class Claims:
         )
         self.view: View | None = None
         self._counts: tuple[Snapshot, Counts] | None = None
+        self._lane_seen: dict[tuple[tuple[str, str], int], float] = {}
 
     def _emit(self, kind: ProgressKind, who: Start | Subject, **kw: object) -> None:
         name = who.name if isinstance(who, Subject) else who.subject
@@ -186,6 +193,11 @@ class Claims:
             if full is not None:  # seen before writing anything: the plan's view was stale
                 self._emit(ProgressKind.WAITING, start, step=start.step, detail=full)
                 return None
+            try:
+                touches = lane_of(step, subj) if not bare else ()
+            except LaneProblem as exc:
+                self._emit(ProgressKind.WAITING, start, step=start.step, detail=exc.message)
+                return None
             written = self.clock.monotonic()  # before the write: the lease starts early for us
             change = transitions.claimed(
                 subj,
@@ -194,9 +206,11 @@ class Claims:
                 worker=self.worker,
                 at=self.clock.now(),
                 ttl=self.ttl,
+                touches=touches,
             )
             oid = self.store.prepare(change.subject, change.event, parent=tip)
             try:
+                lane = self._take_lane(change.subject) if touches else []
                 slots = self.caps.choose(
                     caps, claim=oid, subject=change.subject, describe=self.describe_cap
                 )
@@ -213,7 +227,9 @@ class Claims:
                 self._emit(ProgressKind.WAITING, start, step=start.step, detail=exc.message)
                 return None
             try:
-                self.store.update([*slots, *taking, RefUpdate(ref, oid, tip)], wait=CLAIM_WAIT)
+                self.store.update(
+                    [*slots, *taking, *lane, RefUpdate(ref, oid, tip)], wait=CLAIM_WAIT
+                )
             except RefConflict as exc:
                 if exc.ref == ref:
                     return None  # the subject moved: re-plan
@@ -221,6 +237,67 @@ class Claims:
             self._emit(ProgressKind.CLAIMED, start, step=start.step, attempt=start.attempt)
             return Lease(change.subject, oid, held, written=written)
         return None
+
+    def _take_lane(self, subj: Subject) -> list[RefUpdate]:
+        """The lanes ref moved to hold `subj`'s claim beside the live ones it read (dead
+        holders are dropped by derivation, as cap slots are); LockHeld when a live one
+        overlaps. One update, for the claim's batch: a concurrent claim that read the
+        same tip loses its batch and surveys again."""
+        claim = subj.claim
+        assert claim is not None
+        found = self.store.read_doc(LANES_REF, LANES_FILE)
+        tip = found[1] if found else None
+        holders: list[dict[str, object]] = []
+        if found is not None:
+            try:
+                doc = json.loads(found[0])
+                holders = [h for h in doc.get("holders", []) if isinstance(h, dict)]
+            except (ValueError, AttributeError):
+                holders = []  # unreadable: rewritten whole (live holders re-enter on renewal)
+        now = self.clock.now()
+        live = [h for h in holders if self._lane_live(h, now)]
+        for h in live:
+            theirs = tuple(str(g) for g in h.get("touches", ()))  # type: ignore[attr-defined]
+            hit = first_overlap(claim.touches, theirs)
+            if hit is not None:
+                who = f"{h.get('factory')}/{h.get('subject')} {h.get('step')} attempt {h.get('attempt')}"
+                raise LockHeld(f"lane {hit[0]} overlaps {hit[1]} of {who}")
+        mine = {
+            "factory": subj.factory,
+            "subject": subj.name,
+            "step": claim.step,
+            "attempt": claim.attempt,
+            "epoch": claim.epoch,
+            "holder": claim.holder,
+            "touches": list(claim.touches),
+            "at": refs.iso(now),
+        }
+        raw = json.dumps({"holders": [*live, mine]}, sort_keys=True, indent=1) + "\n"
+        message = (
+            f"lanes: {subj.factory}/{subj.name} {claim.step} attempt {claim.attempt} takes "
+            f"{', '.join(claim.touches)}\n"
+        )
+        oid = self.store.prepare_doc({LANES_FILE: raw.encode()}, message, at=now, parent=tip)
+        return [RefUpdate(LANES_REF, oid, tip)]
+
+    def _lane_live(self, h: dict[str, object], now: datetime) -> bool:
+        """A lane holder is live while its subject's claim is that attempt (same epoch and
+        holder, lease not over by this worker's observer), or for PENDING after this worker
+        first saw it while its claim may be about to be written."""
+        key = (str(h.get("factory")), str(h.get("subject")))
+        try:
+            subj, tip = self.store.read_subject(*key)
+        except (CorruptState, FreqError, OSError):
+            return False
+        c = subj.claim
+        if c is not None and c.epoch == h.get("epoch") and c.holder == h.get("holder"):
+            end = leases.claim_end(self.observer, subj, tip, now=now, mono=self.clock.monotonic())
+            return end is None or end > now
+        epoch = h.get("epoch")
+        if isinstance(epoch, int) and subj.epoch < epoch:
+            seen = self._lane_seen.setdefault((key, epoch), self.clock.monotonic())
+            return self.clock.monotonic() - seen < PENDING.total_seconds()
+        return False
 
     def claim_batch(self, start: Start) -> list[Lease]:
         """Claim every member of a batch start: the first with the step's caps and locks,
@@ -340,8 +417,8 @@ class Claims:
         if start is None:
             return None
         fac, step = self.step_of(start.factory, start.step)
-        if step.locks or step.batch is not None:
-            return None
+        if step.locks or step.batch is not None or step.touches:
+            return None  # an ordinary claim takes locks, batches and lanes
         written = self.clock.monotonic()
         both = transitions.chained(
             done,

@@ -36,7 +36,7 @@ from freq.runtime import CostSource, Event
 
 # Freq-Event of an attempt end -> the attempt's outcome
 ENDS: Mapping[str, str] = MappingProxyType(
-    {"transitioned": "succeeded", "failed": "failed", "released": "released"}
+    {"transitioned": "succeeded", "failed": "failed", "released": "released", "queued": "succeeded"}
 )
 
 
@@ -81,6 +81,10 @@ def from_message(commit: str, message: str) -> AttemptCost | None:
     t = parse_trailers(message)
     kind = t.get("Freq-Event", "")
     if kind not in ENDS:  # the trailer block itself decides
+        return None
+    if kind != "queued" and "Freq-Target" in t:
+        # the merge queue's own records (a landing, a conflict) follow an attempt whose
+        # end was its queueing: counted there, once
         return None
     try:
         at = parse_iso(t["Freq-At"])

@@ -58,6 +58,8 @@ class Entry:
     usage: AgentUsage | None = None  # a diagnosis: what its run spent (trailers only)
     by: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    conflict: tuple[str, ...] = ()  # a landing that conflicted: the paths
+    salvage: tuple[str, ...] = ()  # refs holding uncommitted work of the subject's dead attempts
 
 
 def _to_json(e: Entry) -> bytes:
@@ -80,6 +82,8 @@ def _to_json(e: Entry) -> bytes:
         "requeues": e.requeues,
         "by": e.by,
         **({"diagnoses": e.diagnoses, "agent": e.agent} if e.diagnoses else {}),
+        **({"conflict": list(e.conflict)} if e.conflict else {}),
+        **({"salvage": list(e.salvage)} if e.salvage else {}),
     }
     return (json.dumps(doc, sort_keys=True, indent=1, ensure_ascii=False) + "\n").encode()
 
@@ -108,6 +112,8 @@ def _from_json(raw: bytes, commit: str, where: str) -> Entry:
             diagnoses=d.get("diagnoses"),
             agent=d.get("agent"),
             by=str(d.get("by") or ""),
+            conflict=tuple(str(p) for p in d.get("conflict") or ()),
+            salvage=tuple(str(r) for r in d.get("salvage") or ()),
         )
     except KeyError as exc:
         raise CorruptState(f"{where}: entry.json has no field {exc.args[0]!r}") from None

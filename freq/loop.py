@@ -18,25 +18,31 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TypeVar
 
+from freq import merges, workdirs
 from freq.attempts import Attempts, StepOutcome
 from freq.claims import Claims, Heartbeat, View
 from freq.clock import Clock, Random, system_rng
 from freq.costs import budgets
 from freq.discovery import discover
-from freq.errors import CorruptState, DiskFull, WriteBlocked
+from freq.errors import CorruptState, DiskFull, FreqError, WriteBlocked
 from freq.facts import gather
+from freq.landing import Lander, Served
 from freq.ledger import Ledger
 from freq.model import Config
-from freq.planner import Plan, Start, plan
+from freq.planner import Plan, Start, plan, queues
 from freq.repair import Repair
 from freq.report import Progress, ProgressKind, Reporter
 from freq.store import Store, problem_line
+from freq.workdirs import Workdirs
+from freq.worktrees import Holder, Pool
 
 WAKE_SLICE = 0.01  # seconds between checks for a changed ref while waiting (idle CPU ~1%)
 SWEEP_EVERY = 300.0  # seconds between sweeps for stale lock files
 RETRY_SOON = timedelta(seconds=1)  # after a write had to wait: the next cycle comes this soon
+LANDING_RECHECK = timedelta(seconds=2)  # a landing waiting for a clean checkout looks again
 T = TypeVar("T")
 
 
@@ -53,6 +59,8 @@ class RunSummary:
     recovered: int = 0
     refused: int = 0
     released: int = 0  # attempts stopped by a kill (second Ctrl-C), their claims given back
+    landed: int = 0  # merge-queue entries landed on their target branch
+    rejected: int = 0  # merge-queue entries turned away (a conflict, a failed merge check)
     cycles: int = 0
     interrupted: bool = False
     # what interrupted the run: SIGINT or SIGTERM, or `parent` (the git that started it exited)
@@ -70,7 +78,16 @@ class _Tally:
     recovered: int = 0
     refused: int = 0
     released: int = 0
+    landed: int = 0
+    rejected: int = 0
     outcomes: list[StepOutcome] = field(default_factory=list)
+
+    def served(self, out: Served) -> None:
+        for done in out.done:
+            if done.ok:
+                self.landed += 1
+            else:
+                self.rejected += 1
 
     def add(self, out: StepOutcome) -> None:
         self.outcomes.append(out)
@@ -112,6 +129,23 @@ class Worker:
         ttl = config.settings.lease_ttl.total_seconds()
         store.lock_wait = min(store.lock_wait, ttl / 4)  # a lock wait never outlasts a lease
         self.heartbeat = Heartbeat(self.claims, interval=max(0.05, min(1.0, ttl / 10)))
+        root = Path(store.root)
+        self.pool = Pool(root, Path(store.common_dir), config.settings.worktrees, clock=clock)
+        self.workdirs = Workdirs(
+            config,
+            self.pool,
+            root=root,
+            default=lambda: merges.default_branch(root, config.settings.remote),
+        )
+        self.lander = Lander(
+            store,
+            config,
+            self.pool,
+            clock=clock,
+            worker=worker,
+            reporter=self.reporter,
+            rng=self.rng,
+        )
         self.attempts = Attempts(
             store,
             self.claims,
@@ -120,6 +154,7 @@ class Worker:
             reporter=self.reporter,
             rng=self.rng,
             heartbeat=self.heartbeat,
+            workdirs=self.workdirs,
         )
         self.repair.in_flight = self.attempts.holds  # its own running attempts are not lost
         # attempts' spend, read from git: only when some budget needs it
@@ -132,6 +167,8 @@ class Worker:
         self._stalled: set[str] = set()  # trouble said this cycle or the last (said once)
         self._stalled_now: set[str] = set()
         self._swept_at: float | None = None
+        self._serving: dict[Future[Served], str] = {}  # merge queues being served, by target
+        self._blocked: dict[str, str] = {}  # target -> why its landings wait (a dirty checkout)
 
     @property
     def running(self) -> int:
@@ -174,12 +211,15 @@ class Worker:
             f for f in self.config.factories if factories is None or f.factory_id in factories
         ]
         poll = min((f.poll_interval for f in chosen), default=timedelta(seconds=30))
+        self.lander.factories = factories
+        self._sweep_worktrees()
         tally = _Tally()
         inflight = self._inflight
         cycles = 0
         with (
             self.heartbeat,
             ThreadPoolExecutor(max_workers=max(cap, 1), thread_name_prefix="freq-step") as pool,
+            ThreadPoolExecutor(max_workers=2, thread_name_prefix="freq-land") as landers,
         ):
             try:
                 while cycles < max_cycles:
@@ -192,16 +232,22 @@ class Worker:
                         p = self._guarded(lambda: self._plan(cap, factories), p)
                         moved = self._repair(p, tally)
                         self._launch(p, pool, tally)
+                        self._serve(p.landings, landers)
                     self._stalled, self._stalled_now = self._stalled_now, set()
                     if once:
-                        while self._inflight:  # in slices, so that a drain is said at once
+                        while self._inflight or self._serving:  # in slices: a drain is said at once
                             self._say_draining()
                             self._collect(tally, timeout=WAKE_SLICE)
+                        if not self.stopping:  # what this cycle's steps queued lands too
+                            self._serve_queued(tally)
                         self._say_draining()
                         break
                     self._say_draining()
-                    idle = until_idle and p.idle and not self._stalled  # waiting is not idle
-                    if not inflight and (self.stopping or idle):
+                    # waiting is not idle; a landing that waits for a person (a dirty
+                    # checkout of its target) is
+                    landing = set(p.landings) - set(self._blocked)
+                    idle = until_idle and p.idle and not self._stalled and not landing
+                    if not inflight and not self._serving and (self.stopping or idle):
                         if not self.stopping and self._discover(factories, force=True):
                             continue  # idle only until discovery finds more
                         break
@@ -211,11 +257,16 @@ class Worker:
                     if self._stalled:  # a write had to wait: try again soon, not at poll
                         soon = self.clock.now() + RETRY_SOON
                         wake = soon if wake is None else min(wake, soon)
+                    if self._blocked:  # a checkout may be clean by then: no ref says so
+                        soon = self.clock.now() + LANDING_RECHECK
+                        wake = soon if wake is None else min(wake, soon)
                     self._wait(tally, token, poll, wake)
             except KeyboardInterrupt:
                 self.kill()
                 self._collect(tally, timeout=None)
         return RunSummary(
+            landed=tally.landed,
+            rejected=tally.rejected,
             succeeded=tally.succeeded,
             failed=tally.failed,
             lost_races=tally.lost_races,
@@ -241,6 +292,34 @@ class Worker:
             shown = ", ".join(swept[:3]) + (f" and {len(swept) - 3} more" if len(swept) > 3 else "")
             self.reporter.emit(
                 Progress(event=ProgressKind.PROBLEM, detail=f"removed stale lock files: {shown}")
+            )
+
+    def _sweep_worktrees(self) -> None:
+        """At start: remove worktrees and branches of attempts that are gone (their
+        uncommitted work salvaged first), as `cleanup` does; said in one line each."""
+        if not self.pool.dir.exists():
+            return
+        now = self.clock.now()
+        snap = self._guarded(self.store.snapshot, None)
+        if snap is None:
+            return
+
+        def live(h: Holder) -> bool:
+            subj = snap.subjects.get((h.factory, h.subject))
+            c = subj.claim if subj is not None else None
+            return c is not None and c.epoch == h.epoch and c.expires_at > now
+
+        try:
+            found = workdirs.sweep(self.store, self.config, self.pool, now=now, live=live)
+        except (FreqError, OSError) as exc:
+            line = exc.message if isinstance(exc, FreqError) else str(exc)
+            self.reporter.emit(Progress(event=ProgressKind.PROBLEM, detail=f"cleanup: {line}"))
+            return
+        for s in found:
+            self.reporter.emit(
+                Progress(
+                    event=ProgressKind.PROBLEM, detail=f"{s.action} {s.what} {s.name}: {s.detail}"
+                )
             )
 
     def _guarded(self, write: Callable[[], T], instead: T) -> T:
@@ -372,6 +451,33 @@ class Worker:
         lease = self.claims.claim(start)
         return pool.submit(self.attempts.execute_chain, lease) if lease is not None else None
 
+    def _serve(self, targets: tuple[str, ...], landers: ThreadPoolExecutor) -> None:
+        """Serve each target's merge queue on a thread of its own (one at a time per target
+        in this process; the lander lock keeps other processes out)."""
+        busy = set(self._serving.values())
+        for target in targets:
+            if target in busy or self.stopping:
+                continue
+            self._blocked.pop(target, None)  # looked at again now
+            self._serving[landers.submit(self.lander.serve, target)] = target
+
+    def _serve_queued(self, tally: _Tally) -> None:
+        """`--once`: land what the cycle's steps queued, here and now."""
+        snap = self._guarded(self.store.snapshot, None)
+        if snap is None:
+            return
+        for target in queues(snap, self.lander.factories):
+            self._served(tally, self._guarded(functools.partial(self.lander.serve, target), None))
+
+    def _served(self, tally: _Tally, out: Served | None) -> None:
+        if out is None:
+            return
+        tally.served(out)
+        if out.blocked is not None:
+            if self._blocked.get(out.target) != out.blocked:
+                self.reporter.emit(Progress(event=ProgressKind.PROBLEM, detail=out.blocked))
+            self._blocked[out.target] = out.blocked
+
     def _warn(self, problem: str) -> None:
         """A problem with the state, reported once per run."""
         if problem not in self._warned:
@@ -389,12 +495,12 @@ class Worker:
             deadline = min(deadline, max(next_wake, start))
         while True:
             self._say_draining()
-            if self._inflight:
+            if self._inflight or self._serving:
                 if self._collect(tally, timeout=WAKE_SLICE):
                     return
             else:
                 self.clock.sleep(WAKE_SLICE)
-            if self.stopping and not self._inflight:
+            if self.stopping and not self._inflight and not self._serving:
                 return
             if not self.stopping and (
                 self.store.others_wrote(token) or self.clock.now() >= deadline
@@ -404,15 +510,25 @@ class Worker:
     def _collect(self, tally: _Tally, *, timeout: float | None) -> int:
         """Wait up to `timeout` (None: for all) and record finished steps; how many ended."""
         inflight = self._inflight
-        if not inflight:
+        serving = self._serving
+        if not inflight and not serving:
             return 0
         done, _ = wait(
-            list(inflight),
+            [*inflight, *serving],
             timeout=timeout,
             return_when="ALL_COMPLETED" if timeout is None else FIRST_COMPLETED,
         )
         for fut in done:
-            del inflight[fut]
+            if fut in serving:
+                del serving[fut]
+                self._served(tally, self._landing_result(fut))  # type: ignore[arg-type]
+                continue
+            del inflight[fut]  # type: ignore[arg-type]
             for out in fut.result():
                 tally.add(out)
         return len(done)
+
+    def _landing_result(self, fut: Future[Served]) -> Served | None:
+        """A serving's outcome; a write it could not make now (a git lock, a full disk) is
+        said once and served again next cycle."""
+        return self._guarded(fut.result, None)

@@ -18,14 +18,19 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from freq.costs import NO_SPEND, Spend, reached
+from freq.lanes import LaneProblem, first_overlap, render
 from freq.leases import Ends, lock_hold, split_subject
 from freq.model import Autonomy, Config, Factory, FailureKind, Settings, Step
 from freq.predicates import Facts, evaluate_all
-from freq.runtime import Snapshot, Subject
+from freq.runtime import Landing, Snapshot, Subject
+
+# a point of merge-queue priority is worth this long in the queue: an entry that waited
+# long enough overtakes newer ones of higher priority (ageing), so none starves
+PRIORITY_STEP = timedelta(minutes=10)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -114,6 +119,8 @@ class Plan:
     # a backoff, lock or quota ends by time alone (a batch's max_wait and a budget's reset
     # set next_wake, not this: a window can be a month, and `--until-idle` stops for it)
     retry_soon: bool = False
+    # target branches whose merge queue holds entries of the factories planned, in name order
+    landings: tuple[str, ...] = ()
 
     @property
     def idle(self) -> bool:
@@ -144,6 +151,8 @@ class Counts:
     by_step: Counter[tuple[str, str]] = field(default_factory=Counter)
     by_state: Counter[tuple[str, str]] = field(default_factory=Counter)
     ends: Ends = _NO_ENDS
+    # (factory, subject) -> the path lane its live claim (or planned start) holds, and who
+    lanes: dict[tuple[str, str], tuple[tuple[str, ...], str]] = field(default_factory=dict)
 
     def add(self, config: Config, s: Subject, now: datetime, sign: int) -> None:
         """Count (sign 1) or uncount (sign -1) one subject: its state, and its live claim
@@ -158,6 +167,13 @@ class Counts:
             step = config.step(f, s.claim.step)
             if step is not None:
                 self.by_state[(f, step.to_state)] += sign
+            if s.claim.touches:
+                if sign > 0:
+                    c = s.claim
+                    who = f"{f}/{s.name} {c.step} attempt {c.attempt} on {c.holder}"
+                    self.lanes[(f, s.name)] = (c.touches, who)
+                else:
+                    self.lanes.pop((f, s.name), None)
 
     def without(self, config: Config, s: Subject | None, now: datetime) -> Counts:
         """A copy with `s` uncounted (None: a plain copy)."""
@@ -167,6 +183,7 @@ class Counts:
             by_step=Counter(self.by_step),
             by_state=Counter(self.by_state),
             ends=self.ends,
+            lanes=dict(self.lanes),
         )
         if s is not None:
             out.add(config, s, now, -1)
@@ -255,6 +272,45 @@ def _recoverable(
     return None
 
 
+def queues(snap: Snapshot, factories: Iterable[str] | None = None) -> dict[str, list[Subject]]:
+    """Every target branch's merge queue, in the order it is served: first in, first out,
+    each point of priority worth PRIORITY_STEP of waiting (so an old entry overtakes newer
+    ones of higher priority). Of `factories` only, when given."""
+    wanted = None if factories is None else set(factories)
+    out: dict[str, list[Subject]] = {}
+    for (fid, _), subj in snap.subjects.items():
+        if subj.landing is not None and (wanted is None or fid in wanted):
+            out.setdefault(subj.landing.target, []).append(subj)
+    for entries in out.values():
+        entries.sort(key=_served)
+    return dict(sorted(out.items()))
+
+
+def _served(subj: Subject) -> tuple[datetime, str, str]:
+    x = subj.landing
+    assert x is not None
+    return x.queued_at - PRIORITY_STEP * x.priority, subj.factory, subj.name
+
+
+def _queued_text(x: Landing, position: tuple[int, int] | None) -> str:
+    where = f" (position {position[0]} of {position[1]})" if position else ""
+    if x.intent is not None:
+        return (
+            f"landing {x.step} attempt {x.attempt} on {x.target}{where}: the target is "
+            f"moving to {x.intent.new[:12]}; the next lander records it"
+        )
+    return (
+        f"queued to land {x.step} attempt {x.attempt} on {x.target}{where} since "
+        f"{_t(x.queued_at)}; enters {x.to_state} once it lands"
+    )
+
+
+def lane_of(step: Step, subj: Subject) -> tuple[str, ...]:
+    """The path lane an attempt of `step` for `subj` holds (its `touches:`, rendered);
+    LaneProblem when a template names a data key the subject lacks."""
+    return render(step.touches, subj.name, subj.data) if step.touches else ()
+
+
 def _order(subjects: Iterable[Subject]) -> list[Subject]:
     """First come, first served: by time in the current state, then by name."""
     return sorted(subjects, key=lambda s: (s.entered_at, s.name))
@@ -294,6 +350,12 @@ def plan(
     waiting: list[Waiting] = []
     wakes: list[datetime] = []
     chosen = [f for f in config.factories if factories is None or f.factory_id in factories]
+    queue = queues(snap, [f.factory_id for f in chosen])
+    positions = {
+        (s.factory, s.name): (i, len(entries))
+        for entries in queue.values()
+        for i, s in enumerate(entries, 1)
+    }
     gathering: dict[str, list[tuple[Start, Subject]]] = {}
     later: set[datetime] = set()  # wakes that do not make the plan busy (see Plan.retry_soon)
     for fac in chosen:
@@ -311,7 +373,18 @@ def plan(
                 continue
             every = explain == (fac.factory_id, subj.name)
             decision = _decide(
-                fac, subj, tip, snap, now, cap, counts, facts, every=every, ends=ends, spent=spent
+                fac,
+                subj,
+                tip,
+                snap,
+                now,
+                cap,
+                counts,
+                facts,
+                every=every,
+                ends=ends,
+                spent=spent,
+                position=positions.get((fac.factory_id, subj.name)),
             )
             batched = fac.step(decision.step) if isinstance(decision, Start) else None
             if isinstance(decision, Start) and batched is not None and batched.batch:
@@ -325,6 +398,9 @@ def plan(
                 step = fac.step(decision.step)
                 assert step is not None
                 counts.by_state[(fac.factory_id, step.to_state)] += 1
+                if step.touches:
+                    who = f"{fac.factory_id}/{subj.name} {step.id} attempt {decision.attempt}"
+                    counts.lanes[(fac.factory_id, subj.name)] = (lane_of(step, subj), who)
             elif isinstance(decision, Expired):
                 expired.append(decision)
             elif isinstance(decision, Park):
@@ -378,6 +454,7 @@ def plan(
         next_wake=min(wakes) if wakes else None,
         retry_soon=bool(wakes) and not all(w in later for w in wakes),
         problems=snap.problems,
+        landings=tuple(queue),
     )
 
 
@@ -394,6 +471,7 @@ def _decide(
     every: bool = False,
     ends: Ends = _NO_ENDS,
     spent: _Spent | None = None,
+    position: tuple[int, int] | None = None,
 ) -> Start | Expired | Park | Emit | Waiting:
     """What to do with one subject; with `every`, a waiting subject gets all its reasons
     (for `why`), not only the first that stops each step."""
@@ -423,6 +501,8 @@ def _decide(
                 step=c.step,
             )
         return Expired.of(subj, tip)
+    if subj.landing is not None:
+        return wait("queued", _queued_text(subj.landing, position), step=subj.landing.step)
     err = subj.last_error
     if subj.parked is not None and err is not None:
         return wait(
@@ -569,6 +649,19 @@ def _blocks(
         # a spent budget starts no new attempt of its agent steps; running ones finish
         for hit in reached(step, fac, spent.settings, spent.spend, now):
             yield _Block("budget", hit.reason, until=hit.resets)
+    if step.touches and counts.lanes:
+        try:
+            mine = lane_of(step, subj)
+        except LaneProblem as exc:
+            yield _Block("lane", f"touches: {exc.message}")
+        else:
+            for key, (theirs, who) in counts.lanes.items():
+                if key == (fid, subj.name):
+                    continue
+                hit = first_overlap(mine, theirs)
+                if hit is not None:
+                    yield _Block("lane", f"lane {hit[0]} overlaps {hit[1]} of {who}")
+                    break
     for spec in step.locks:
         broken = snap.broken_locks.get(spec.name)
         if broken is not None:

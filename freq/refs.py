@@ -22,6 +22,8 @@ from freq.runtime import (
     Emitted,
     Event,
     EventKind,
+    Intent,
+    Landing,
     LastError,
     Lock,
     Subject,
@@ -33,6 +35,7 @@ LOCKS = ROOT + "locks/"
 DLQ = ROOT + "dlq/"
 CONTROL = ROOT + "control/"
 ARCHIVE = ROOT + "archive/"
+SALVAGE = ROOT + "salvage/"  # uncommitted work of dead attempts' worktrees
 
 SUBJECT_FILE = "subject.json"
 OUTPUT_FILE = "output.log"
@@ -96,6 +99,11 @@ TRAILER_ORDER = (
     ("Freq-Missing", "missing"),
     ("Freq-Lost", "lost"),
     ("Freq-Restored-From", "restored_from"),
+    ("Freq-Target", "target"),
+    ("Freq-Branch", "branch"),
+    ("Freq-Commit", "commit"),
+    ("Freq-Landed", "landed"),
+    ("Freq-Conflict", "conflict"),
 )
 
 
@@ -186,6 +194,10 @@ def subject_line(event: Event) -> str:
         return f"{who}: repaired in {event.to_state} (history broken, {event.lost} lost)"
     if k is EventKind.RENEWED:
         return f"{who}: {event.step} lease renewed (attempt {event.attempt})"
+    if k is EventKind.QUEUED:
+        return f"{who}: {event.step} queued to land on {event.target} (attempt {event.attempt})"
+    if k is EventKind.LANDING:
+        return f"{who}: {event.step} landing on {event.target} (attempt {event.attempt})"
     return f"{who}: {event.step} released (attempt {event.attempt})"
 
 
@@ -236,7 +248,52 @@ def _claim_to_json(c: Claim) -> dict[str, Any]:
         "epoch": c.epoch,
         "claimed_at": iso(c.claimed_at),
         "expires_at": iso(c.expires_at),
+        **({"touches": list(c.touches)} if c.touches else {}),
     }
+
+
+def _landing_to_json(x: Landing) -> dict[str, Any]:
+    intent = x.intent
+    return {
+        "step": x.step,
+        "attempt": x.attempt,
+        "to_state": x.to_state,
+        "target": x.target,
+        "branch": x.branch,
+        "commit": x.commit,
+        "base": x.base,
+        "queued_at": iso(x.queued_at),
+        "priority": x.priority,
+        "exit_code": x.exit_code,
+        "duration_ms": x.duration_ms,
+        "intent": {"old": intent.old, "new": intent.new, "at": iso(intent.at)}
+        if intent
+        else None,
+    }
+
+
+def _landing_from_json(d: Mapping[str, Any]) -> Landing:
+    intent = d.get("intent")
+    return Landing(
+        step=str(d["step"]),
+        attempt=int(d["attempt"]),
+        to_state=str(d["to_state"]),
+        target=str(d["target"]),
+        branch=str(d["branch"]),
+        commit=str(d["commit"]),
+        base=str(d["base"]),
+        queued_at=parse_iso(d["queued_at"]),
+        priority=int(d.get("priority") or 0),
+        exit_code=None if d.get("exit_code") is None else int(d["exit_code"]),
+        duration_ms=None if d.get("duration_ms") is None else int(d["duration_ms"]),
+        intent=Intent(
+            old=None if intent.get("old") is None else str(intent["old"]),
+            new=str(intent["new"]),
+            at=parse_iso(intent["at"]),
+        )
+        if intent
+        else None,
+    )
 
 
 def _error_to_json(e: LastError) -> dict[str, Any]:
@@ -258,6 +315,7 @@ def _error_to_json(e: LastError) -> dict[str, Any]:
         # an agent attempt's session: written only when there is one
         **({"session": e.session} if e.session else {}),
         **({"session_totals": list(e.session_totals)} if e.session_totals else {}),
+        **({"conflict": list(e.conflict)} if e.conflict else {}),
     }
 
 
@@ -284,6 +342,7 @@ def subject_to_json(s: Subject) -> bytes:
         "updated_at": iso(s.updated_at),
         "entered_at": iso(s.entered_at),
         **({"diagnosis": s.diagnosis} if s.diagnosis else {}),
+        **({"landing": _landing_to_json(s.landing)} if s.landing else {}),
     }
     return (json.dumps(doc, sort_keys=True, indent=1, ensure_ascii=False) + "\n").encode()
 
@@ -324,6 +383,7 @@ def subject_from_doc(doc: Mapping[str, Any], *, where: str) -> Subject:
                 epoch=int(claim["epoch"]),
                 claimed_at=parse_iso(claim["claimed_at"]),
                 expires_at=parse_iso(claim["expires_at"]),
+                touches=tuple(str(t) for t in claim.get("touches") or ()),
             )
             if claim
             else None,
@@ -345,6 +405,7 @@ def subject_from_doc(doc: Mapping[str, Any], *, where: str) -> Subject:
                 at=parse_iso(err["at"]),
                 session=err.get("session"),
                 session_totals=_totals(err.get("session_totals")),
+                conflict=tuple(str(p) for p in err.get("conflict") or ()),
             )
             if err
             else None,
@@ -365,6 +426,7 @@ def subject_from_doc(doc: Mapping[str, Any], *, where: str) -> Subject:
             updated_at=parse_iso(doc["updated_at"]),
             entered_at=parse_iso(doc.get("entered_at") or doc["updated_at"]),
             diagnosis=doc.get("diagnosis"),
+            landing=_landing_from_json(doc["landing"]) if doc.get("landing") else None,
         )
     except KeyError as exc:
         raise CorruptState(f"{where}: subject.json has no field {exc.args[0]!r}") from None

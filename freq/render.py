@@ -93,7 +93,30 @@ def status_text(result: Any) -> str:
         blocks.append("locks held: " + ", ".join(result.locks_held))
     for name, until in getattr(result, "quotas", ()):
         blocks.append(f"usage limit: {name} held until {until} (no attempt is spent waiting)")
+    for q in getattr(result, "queues", ()):
+        first = q.entries[0]
+        head = (
+            f"merge queue {q.target}: {_count(len(q.entries), 'branch')} waiting, next "
+            f"{first.factory}/{first.subject} {first.step}"
+        )
+        blocks.append(head + (f"\n  waiting: {q.waiting}" if q.waiting else ""))
+    pool = getattr(result, "worktrees", None)
+    if pool is not None:
+        blocks.append(
+            f"worktrees: {pool.in_use} of {len(pool.slots)} in use (max {pool.max}), "
+            f"{size(pool.bytes)} on disk in {pool.dir}"
+        )
     return "\n\n".join(blocks) if blocks else "no factories configured"
+
+
+def size(n: int) -> str:
+    """A byte count for people: `512 B`, `3.4 MB`."""
+    value = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TB"
 
 
 def _lock_state(r: Any) -> str:
@@ -146,6 +169,8 @@ def dlq_list_text(rows: Any) -> str:
 def show_text(res: Any) -> str:
     """`show`: the subject's key facts, its output tail and its history (renewals folded)."""
     lines = subject_text(res.subject, res.tip)
+    for ref in getattr(res, "salvage", ()):
+        lines.append(f"  salvaged: {ref} (uncommitted work of a stopped attempt's worktree)")
     if res.output_tail.strip():
         lines += ["  output (tail):"] + [f"    {ln}" for ln in res.output_tail.splitlines()[-10:]]
     lines += ["  history:"] + [f"    {ln}" for ln in history_lines(res.history)]
@@ -176,6 +201,13 @@ def subject_text(subj: Subject, tip: str) -> list[str]:
             f"  running:  {c.step} attempt {c.attempt} on {c.holder}, lease until "
             f"{refs.iso(c.expires_at)}"
         )
+    if subj.landing:
+        x = subj.landing
+        moving = f", landing as {x.intent.new[:12]}" if x.intent else ""
+        lines.append(
+            f"  queued:   {x.step} attempt {x.attempt} to land on {x.target} from {x.branch} "
+            f"({x.commit[:12]}) since {refs.iso(x.queued_at)}{moving}; then {x.to_state}"
+        )
     if subj.not_before:
         lines.append(f"  backoff:  until {refs.iso(subj.not_before)}")
     if subj.last_error:
@@ -184,6 +216,8 @@ def subject_text(subj: Subject, tip: str) -> list[str]:
             f"  last error: {e.step} attempt {e.attempt}: {e.reason} ({e.kind.value})"
             + (f": {e.summary}" if e.summary else "")
         )
+        if e.conflict:
+            lines.append("  conflict: " + ", ".join(e.conflict))
     return lines
 
 
@@ -285,6 +319,8 @@ def dlq_show_text(res: Any) -> str:
     lines += [
         f"  step:     {e.step}, attempt {e.attempt}, failed in {res.state}",
         f"  class:    {e.failure_class} ({e.reason})",
+        *([f"  conflict: {', '.join(e.conflict)}"] if e.conflict else []),
+        *(f"  salvaged: {ref}" for ref in e.salvage),
         f"  exit:     {res.exit_code}" + (f", {res.duration_ms} ms" if res.duration_ms else ""),
         f"  subject:  {res.subject_commit[:12]}",
         f"  at:       {e.at}",

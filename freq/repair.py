@@ -173,6 +173,10 @@ class Repair:
                 reason=err.rule or err.reason,
                 subject_commit=tip,
                 question=err.question,
+                conflict=err.conflict,
+                salvage=tuple(
+                    sorted(self.store.list_refs(f"{refs.SALVAGE}{p.factory}/{p.subject}/"))
+                ),
             ),
             self.store.read_output(tip) or b"",
         )

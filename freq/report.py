@@ -25,6 +25,8 @@ class ProgressKind(StrEnum):
     EMIT = "emit"  # an emitted line could not become a subject (a warning)
     DISCOVERED = "discovered"  # discovery created subjects
     DISCOVERY = "discovery"  # discovery could not use a match, or its command failed
+    LANDED = "landed"  # a merge-queue entry landed on its target branch
+    REJECTED = "rejected"  # a merge-queue entry was turned away (a conflict, a failed check)
     DRAINING = "draining"  # an interrupt: no more claims; running steps finish
     # a warning: a ref that cannot be read was skipped (once per run), a write waits for a
     # git lock a live process holds or for disk space, stale lock files were removed

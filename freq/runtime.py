@@ -27,6 +27,7 @@ class Claim:
     epoch: int
     claimed_at: datetime
     expires_at: datetime
+    touches: tuple[str, ...] = ()  # the step's `touches:` as rendered for this subject (lanes)
 
 
 def attempt_marks(*, worker: str, factory: str, subject: str, epoch: int) -> dict[str, str]:
@@ -64,6 +65,40 @@ class LastError:
     # a CLI that reports its session's running token totals (Codex): those totals as the
     # attempt left them, so that a resumed attempt records only its own share
     session_totals: tuple[int, int, int] | None = None
+    # a landing that conflicted: the paths both sides changed (`on_conflict: agent` hands
+    # them to the step's agent in its next attempt)
+    conflict: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Intent:
+    """A landing about to move its target branch from `old` to `new` (which contains this
+    subject's work), written on the subject before the branch moves: whoever finds it
+    finishes the landing (the branch contains `new`) or drops it (it does not)."""
+
+    old: str | None  # None: the target branch did not exist yet
+    new: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Landing:
+    """A success waiting in its target branch's merge queue: the step's work on `branch`
+    (at `commit`, made from the target at `base`) lands on `target`, and only then does
+    the subject enter `to_state`."""
+
+    step: str
+    attempt: int
+    to_state: str
+    target: str
+    branch: str
+    commit: str
+    base: str
+    queued_at: datetime
+    priority: int = 0
+    exit_code: int | None = None
+    duration_ms: int | None = None
+    intent: Intent | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -97,6 +132,7 @@ class Subject:
     marks: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     # a root cause from `dlq diagnose`, handed to the next attempt as {diagnosis} (`dlq fix`)
     diagnosis: str | None = None
+    landing: Landing | None = None  # a success waiting in its target's merge queue
     created_at: datetime
     updated_at: datetime
     entered_at: datetime
@@ -115,6 +151,7 @@ class Subject:
             parked=None,
             emitted=(),
             diagnosis=None,
+            landing=None,
             epoch=self.epoch + new_epoch,
             updated_at=at,
             entered_at=at,
@@ -134,6 +171,8 @@ class EventKind(Enum):
     PARKED = "parked"
     REQUEUED = "requeued"
     REPAIRED = "repaired"  # back at its last intact state after its history broke
+    QUEUED = "queued"  # a worktree step's success waits in its target's merge queue
+    LANDING = "landing"  # its landing is about to move the target branch (the intent)
 
 
 class CostSource(Enum):
@@ -184,6 +223,13 @@ class Event:
     restored_from: str | None = None
     details: str | None = None
     usage: AgentUsage | None = None  # an agent attempt's end: what it spent
+    # the merge queue: the target branch, the step's branch and the commit it names (at a
+    # queueing), the commit that landed, and the paths a conflicting landing collided on
+    target: str | None = None
+    branch: str | None = None
+    commit: str | None = None
+    landed: str | None = None
+    conflict: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -19,6 +19,11 @@ git (tests/test_transitions.py).
     moved       moved by a person
     approved    a gate step approved: the subject moves to the gate's to_state
     repaired    back at its last intact state after its history broke (cleanup --repair)
+    queued      a worktree step's success: its branch waits in its target's merge queue
+    landing     the intent to move the target branch, written before it moves
+    landed      the branch landed: the subject enters the step's outcome state
+    unlanded    an intent whose branch move did not happen: back in the queue
+    land_failed the landing conflicted or its merge check failed: a failure of the attempt
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from freq.classify import Classification, Ending, classify
 from freq.model import FailureKind, Step, format_duration
 from freq.refs import iso
 from freq.retry import Rng, next_delay
-from freq.runtime import Claim, Emitted, Event, EventKind, LastError, Subject
+from freq.runtime import Claim, Emitted, Event, EventKind, Intent, Landing, LastError, Subject
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -104,9 +109,17 @@ def created(
 
 
 def claimed(
-    subj: Subject, *, step: str, attempt: int, worker: str, at: datetime, ttl: timedelta
+    subj: Subject,
+    *,
+    step: str,
+    attempt: int,
+    worker: str,
+    at: datetime,
+    ttl: timedelta,
+    touches: tuple[str, ...] = (),
 ) -> Change:
-    """`worker` leases attempt `attempt` of `step` until `at + ttl`, with a new epoch."""
+    """`worker` leases attempt `attempt` of `step` until `at + ttl`, with a new epoch;
+    `touches`: the step's path lane as rendered for this subject."""
     epoch = subj.epoch + 1
     new = replace(
         subj,
@@ -119,6 +132,7 @@ def claimed(
             epoch=epoch,
             claimed_at=at,
             expires_at=at + ttl,
+            touches=touches,
         ),
         not_before=None,
         emitted=(),
@@ -447,6 +461,180 @@ def repaired(
         lost=f"{lost} commit{'s' if lost != 1 else ''}",
         restored_from=restored_from,
         details=details or None,
+    )
+    return Change(subject=new, event=event)
+
+
+# ---------------------------------------------------------------- the merge queue
+
+
+def queued(
+    subj: Subject,
+    *,
+    landing: Landing,
+    at: datetime,
+    worker: str,
+    duration_ms: int,
+    exit_code: int | None,
+    emitted: tuple[Emitted, ...] = (),
+) -> Change:
+    """A worktree step ended well: its claim ends and its branch joins the merge queue of
+    its target; the subject stays in its state until the branch lands."""
+    c = _claim(subj)
+    new = replace(subj, claim=None, landing=landing, not_before=None, updated_at=at)
+    if emitted:
+        new = replace(new, emitted=emitted)
+    event = _of_claim(
+        EventKind.QUEUED,
+        subj,
+        c,
+        at,
+        worker,
+        to_state=landing.to_state,
+        duration_ms=duration_ms,
+        exit_code=exit_code,
+        target=landing.target,
+        branch=landing.branch,
+        commit=landing.commit,
+    )
+    return Change(subject=new, event=event)
+
+
+def _queued(subj: Subject) -> Landing:
+    if subj.landing is None:
+        raise ValueError(f"{subj.factory}/{subj.name} is not in a merge queue")
+    return subj.landing
+
+
+def _of_landing(
+    kind: EventKind, subj: Subject, x: Landing, at: datetime, worker: str, **fields: object
+) -> Event:
+    return _event(
+        kind,
+        subj,
+        at,
+        worker,
+        step=x.step,
+        from_state=subj.state,
+        attempt=x.attempt,
+        epoch=subj.epoch,
+        target=x.target,
+        **fields,
+    )
+
+
+def landing(subj: Subject, *, old: str | None, new: str, at: datetime, worker: str) -> Change:
+    """The lander is about to move the target from `old` to `new`, which holds this
+    subject's work: written first, so a crash before the subject records the landing is
+    finished (or dropped) by whoever finds it, never lost or applied twice."""
+    x = _queued(subj)
+    moved = replace(x, intent=Intent(old=old, new=new, at=at))
+    event = _of_landing(
+        EventKind.LANDING, subj, x, at, worker, to_state=x.to_state, commit=new, branch=x.branch
+    )
+    return Change(subject=replace(subj, landing=moved, updated_at=at), event=event)
+
+
+def landed(
+    subj: Subject, *, commit: str, at: datetime, worker: str, reason: str | None = None
+) -> Change:
+    """The target contains `commit` (this subject's work): the subject enters the step's
+    outcome state, and `commit` is the mark its `changed` predicates compare with."""
+    x = _queued(subj)
+    new = subj.entering(x.to_state, at, new_epoch=False)
+    new = replace(new, marks=MappingProxyType({**subj.marks, x.step: commit}))
+    event = _of_landing(
+        EventKind.TRANSITIONED,
+        subj,
+        x,
+        at,
+        worker,
+        to_state=x.to_state,
+        landed=commit,
+        branch=x.branch,
+        reason=reason,
+    )
+    return Change(subject=new, event=event)
+
+
+def unlanded(subj: Subject, *, at: datetime, worker: str, reason: str) -> Change:
+    """An intent whose target never moved to it (the lander stopped, or lost a race): the
+    entry is back in the queue as it was."""
+    x = _queued(subj)
+    event = _of_landing(
+        EventKind.QUEUED,
+        subj,
+        x,
+        at,
+        worker,
+        to_state=x.to_state,
+        reason=reason,
+        branch=x.branch,
+        commit=x.commit,
+    )
+    return Change(
+        subject=replace(subj, landing=replace(x, intent=None), updated_at=at), event=event
+    )
+
+
+def land_failed(
+    subj: Subject,
+    step: Step,
+    *,
+    why: str,
+    detail: str,
+    conflict: tuple[str, ...] = (),
+    terminal: bool = False,
+    at_once: bool = False,
+    at: datetime,
+    worker: str,
+    rng: Rng,
+) -> Change:
+    """The landing conflicted (`conflict`: the paths) or its merge check failed: a failure
+    of the attempt that made the branch, which leaves the queue. Retried with the step's
+    backoff while attempts are left (`at_once`: no backoff, for an agent to resolve the
+    conflict), else final; `terminal` makes it final at once."""
+    x = _queued(subj)
+    delay = (
+        None if terminal else (timedelta(0) if at_once else next_delay(step.retry, x.attempt, rng))
+    )
+    spent = x.attempt >= step.retry.max_attempts
+    final = terminal or delay is None or spent
+    kind = FailureKind.TERMINAL if terminal else FailureKind.RETRYABLE
+    rule = (
+        why
+        if not final or terminal
+        else f"{why}; retries exhausted ({x.attempt} of {step.retry.max_attempts})"
+    )
+    err = LastError(
+        step=x.step,
+        attempt=x.attempt,
+        exit_code=None,
+        kind=kind,
+        reason=why,
+        at=at,
+        summary=last_line(detail),
+        final=final,
+        rule=rule,
+        conflict=conflict,
+    )
+    new = replace(
+        subj,
+        landing=None,
+        last_error=err,
+        updated_at=at,
+        not_before=None if final or delay is None else at + delay,
+    )
+    event = _of_landing(
+        EventKind.FAILED,
+        subj,
+        x,
+        at,
+        worker,
+        failure=f"{kind.value} ({rule})",
+        conflict=" ".join(conflict) or None,
+        branch=x.branch,
+        commit=x.commit,
     )
     return Change(subject=new, event=event)
 

@@ -34,7 +34,7 @@ class TextReporter(Reporter):
                 self.running[key] = time.monotonic()
             elif progress.event in ("finished", "failed", "lost"):
                 self.running.pop(key, None)
-            if progress.event in ("finished", "failed", "recovered", "lost"):
+            if progress.event in ("finished", "failed", "recovered", "lost", "landed", "rejected"):
                 self._clear()
                 click.echo(
                     f"{progress.event:9} {progress.factory}/{progress.subject} "

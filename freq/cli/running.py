@@ -85,6 +85,8 @@ def run(
             f"done: {summary.succeeded} succeeded, {summary.failed} failed, "
             f"{summary.recovered} recovered, {summary.lost_races} lost races"
             + (f", {summary.refused} refused (claim lost)" if summary.refused else "")
+            + (f", {summary.landed} landed" if summary.landed else "")
+            + (f", {summary.rejected} turned away by the merge queue" if summary.rejected else "")
             + (", interrupted" if summary.interrupted else "")
         )
     if summary.stopped_by == "parent":

@@ -10,6 +10,9 @@ dangling objects Frequency left) is one more function in TASKS. Today there are 
               as a new commit (freq.chains)
     git-locks lock files killed writers left (refs, packed-refs, objects), removed once
               nobody holds them (freq.store.lockfiles)
+    worktrees pool worktrees of attempts that are gone (older than their step's timeout
+              plus a lease), their uncommitted work saved on a salvage ref first; freq/*
+              branches no attempt needs; `git worktree prune` (freq.workdirs.sweep)
 
 `dry_run` makes every task say what it would do and change nothing.
 """
@@ -18,12 +21,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from freq import chains
 from freq.errors import RefConflict
 from freq.ops.app import App
 from freq.runtime import Snapshot
 from freq.store import ChainLink
+
+if TYPE_CHECKING:
+    from freq.worktrees import Holder
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -163,10 +171,32 @@ def git_locks(app: App, how: Housekeeping) -> TaskReport:
     return TaskReport(task="git-locks", lines=tuple(lines))  # nothing found: nothing to say
 
 
+def worktrees(app: App, how: Housekeeping) -> TaskReport:
+    """Stale worktrees (salvaged, then removed) and unneeded freq/* branches."""
+    from freq import workdirs
+    from freq.worktrees import Pool
+
+    store = app.store
+    now = app.clock.now()
+    config = app.config
+    pool = Pool(store.root, Path(store.common_dir), config.settings.worktrees, clock=app.clock)
+    snap = store.snapshot()
+
+    def live(h: Holder) -> bool:
+        subj = snap.subjects.get((h.factory, h.subject))
+        c = subj.claim if subj is not None else None
+        return c is not None and c.epoch == h.epoch and c.expires_at > now
+
+    found = workdirs.sweep(store, config, pool, now=now, live=live, dry_run=how.dry_run)
+    lines = [f"{s.action:15} {s.what} {s.name}: {s.detail}" for s in found]
+    return TaskReport(task="worktrees", lines=tuple(lines))
+
+
 # The housekeeping tasks, in the order they run: (name, task). Add new ones here.
 TASKS: tuple[tuple[str, Callable[[App, Housekeeping], TaskReport]], ...] = (
     ("history", history),
     ("git-locks", git_locks),
+    ("worktrees", worktrees),
 )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -26,6 +26,7 @@ from freq.store import HistoryEntry, problem_line
 
 if TYPE_CHECKING:  # the run loop is imported by `run` alone: `plan` and `status` skip it
     from freq.loop import RunSummary
+    from freq.ops.queue import PoolStatus, QueueStatus
 
 
 # ---------------------------------------------------------------- add
@@ -156,6 +157,8 @@ class StatusResult:
     orphans: tuple[OrphanStatus, ...] = ()
     # usage limits held (an agent, or a step without one) -> until when, ISO
     quotas: tuple[tuple[str, str], ...] = ()
+    queues: tuple[QueueStatus, ...] = ()  # merge queues holding entries
+    worktrees: PoolStatus | None = None  # this machine's worktree pool, once it exists
 
 
 def _orphans(app: App, snap: Snapshot, now: datetime) -> tuple[OrphanStatus, ...]:
@@ -222,10 +225,19 @@ def status(app: App, factory_id: str | None = None) -> StatusResult:
         for name in held
         if name.startswith(QUOTA_PREFIX)
     )
+    from freq.ops.queue import pool_status, queue_status
+
+    fids = {f.factory_id for f in facs}
+    merge_queues = tuple(
+        replace(q, entries=tuple(e for e in q.entries if e.factory in fids))
+        for q in queue_status(app, snap)
+    )
     return StatusResult(
         factories=tuple(out),
         locks_held=tuple(n for n in held if not n.startswith(QUOTA_PREFIX)),
         quotas=quotas,
+        queues=tuple(q for q in merge_queues if q.entries),
+        worktrees=pool_status(app),
         problems=(*snap.problems, *queue_problems),
         orphans=_orphans(app, snap, now) if factory_id is None else (),
     )
@@ -240,6 +252,8 @@ class ShowResult:
     output_tail: str
     history: tuple[HistoryEntry, ...]
     problems: tuple[str, ...] = ()  # where the history breaks (older commits not shown)
+    # refs/frequency/salvage/<factory>/<subject>/<attempt>: uncommitted work of dead attempts
+    salvage: tuple[str, ...] = ()
 
 
 def _breaks(broken: Sequence[BrokenHistory]) -> tuple[str, ...]:
@@ -270,6 +284,7 @@ def show(app: App, factory_id: str, name: str, *, history: int = 20) -> ShowResu
         output_tail=out.decode("utf-8", "replace"),
         history=hist,
         problems=_breaks(broken),
+        salvage=tuple(sorted(app.store.list_refs(f"{refs.SALVAGE}{factory_id}/{name}/"))),
     )
 
 
@@ -461,8 +476,15 @@ def why(app: App, factory_id: str, name: str) -> WhyResult:
             )
     for w in p.waiting:
         if (w.factory, w.subject) == (factory_id, name):
+            reasons = w.reasons
+            if w.kind == "queued" and subj.landing is not None:
+                from freq.ops.queue import queue_status
+
+                q = queue_status(app, snap, target=subj.landing.target)
+                if q and q[0].waiting:
+                    reasons = (*reasons, q[0].waiting)
             return WhyResult(
-                factory=factory_id, subject=name, state=w.state, kind=w.kind, reasons=w.reasons
+                factory=factory_id, subject=name, state=w.state, kind=w.kind, reasons=reasons
             )
     return WhyResult(
         factory=factory_id,

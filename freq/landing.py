@@ -1,0 +1,617 @@
+"""The merge queue (SPEC §2 `merge`): worktree steps' branches land on their target, in turn.
+
+Must not import click, dulwich or subprocess: git runs through freq.merges and
+freq.worktrees, state is written through store by compare-and-swap. A worktree step that
+succeeds does not move its subject; it queues the branch (transitions.queued). A Lander
+serves one target branch's queue, first in first out with priority and ageing
+(planner.queues), while it holds that target's lander lock, so one process at a time
+moves each target on this machine; the branch move itself is a compare-and-swap too. For
+each entry, or a batch of entries with the same check:
+
+1. combine onto the tip without a worktree (freq.merges: rebase, merge or squash); a
+   conflict fails that entry's attempt by its `on_conflict` and the others go on;
+2. run `merge.check` on the combined tree in a pool worktree; a failing batch is bisected,
+   so the culprit fails alone and the rest land;
+3. write each subject's intent (target from old to new), then move the target (updating
+   the user's checkout first when it has the target checked out and is clean, as git's
+   receive.denyCurrentBranch=updateInstead does), then record each landing. A crash
+   between leaves an intent, which the next lander settles: landed when the target
+   contains it, back in the queue when it does not. Never lost, never landed twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from freq import merges, proc, refs, transitions
+from freq.clock import Clock, Random
+from freq.errors import FreqError, RefConflict, WriteBlocked
+from freq.merges import Combined, Conflict
+from freq.model import Config, OnConflict, Step
+from freq.planner import queues
+from freq.report import Progress, ProgressKind, Reporter
+from freq.runtime import Subject
+from freq.store import RefUpdate, Store
+from freq.worktrees import Holder, Pool, SetupFailed
+
+QUEUE = refs.ROOT + "queue/"  # one history per target: what landed, what was turned away
+QUEUE_FILE = "queue.json"
+_ROUNDS = 10_000  # a bound on one serving of a queue (each round lands or fails an entry)
+
+
+def queue_ref(target: str) -> str:
+    """The ref recording target branch `target`'s queue history."""
+    return QUEUE + target
+
+
+def branch_for(factory: str, subject: str, step: str) -> str:
+    """The branch a worktree step's attempts commit on (SPEC §2)."""
+    return f"freq/{factory}/{subject}/{step}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Landed:
+    """What serving a queue did to one entry."""
+
+    factory: str
+    subject: str
+    step: str
+    attempt: int
+    ok: bool  # landed; else turned away (conflict, failed check)
+    detail: str
+
+
+@dataclass(slots=True)
+class Served:
+    """One serving of a target's queue: what it did, and why it stopped early (None: the
+    queue is empty, or another process is serving it: `busy`)."""
+
+    target: str
+    done: list[Landed] = field(default_factory=list)
+    blocked: str | None = None
+    busy: bool = False
+
+
+class Lander:
+    """Serves merge queues for one worker identity."""
+
+    def __init__(
+        self,
+        store: Store,
+        config: Config,
+        pool: Pool,
+        *,
+        clock: Clock,
+        worker: str,
+        reporter: Reporter,
+        rng: Random,
+        factories: tuple[str, ...] | None = None,
+    ) -> None:
+        self.store = store
+        self.config = config
+        self.pool = pool
+        self.clock = clock
+        self.worker = worker
+        self.reporter = reporter
+        self.rng = rng
+        self.factories = factories
+        self.root = Path(store.root)
+
+    def _emit(self, kind: ProgressKind, subj: Subject, detail: str) -> None:
+        x = subj.landing
+        self.reporter.emit(
+            Progress(
+                event=kind,
+                factory=subj.factory,
+                subject=subj.name,
+                step=x.step if x else "",
+                attempt=x.attempt if x else 0,
+                detail=detail,
+            )
+        )
+
+    # ------------------------------------------------------------ serving
+
+    def serve(self, target: str) -> Served:
+        """Land what `target`'s queue holds, entry by entry (or batch by batch), until it is
+        empty or a landing must wait (the user's checkout of the target is not clean)."""
+        out = Served(target=target)
+        with self._lander_lock(target) as mine:
+            if not mine:
+                out.busy = True
+                return out
+            for _ in range(_ROUNDS):
+                if not self._round(target, out):
+                    break
+        return out
+
+    @contextlib.contextmanager
+    def _lander_lock(self, target: str) -> Iterator[bool]:
+        """This machine's lock on serving `target` (an flock: the kernel drops it if the
+        process dies); False when another process serves it now."""
+        folder = self.store.state_dir / "queue"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / (target.replace("/", "%2F") + ".lock")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+    def _round(self, target: str, out: Served) -> bool:
+        """Land or turn away the queue's first entry (or batch); False when there is
+        nothing more to do now."""
+        snap = self.store.snapshot()
+        entries = queues(snap, self.factories).get(target, [])
+        if not entries:
+            return False
+        tips = {(s.factory, s.name): snap.tips[(s.factory, s.name)] for s in entries}
+        tip = merges.rev(self.root, f"refs/heads/{target}")
+        pending = [s for s in entries if s.landing is not None and s.landing.intent is not None]
+        if pending:
+            for s in pending:
+                self._settle(s, tips[(s.factory, s.name)], tip, out)
+            return True
+        head = entries[0]
+        assert head.landing is not None
+        step = self.config.step(head.factory, head.landing.step)
+        if step is None or step.merge is None:
+            self._turn_away(
+                head,
+                tips[(head.factory, head.name)],
+                None,
+                why=f"{head.factory}/{head.landing.step} is no longer a worktree step",
+                detail="",
+                out=out,
+                terminal=True,
+            )
+            return True
+        where = self._checkout(target)
+        if isinstance(where, str):
+            out.blocked = where
+            return False
+        group = [head]
+        for s in entries[1:]:
+            if len(group) >= step.merge.batch:
+                break
+            other = self.config.step(s.factory, s.landing.step) if s.landing else None
+            if (
+                other is not None
+                and other.merge is not None
+                and other.merge.check == step.merge.check
+            ):
+                group.append(s)
+        self._land_group(target, group, tips, tip, step, where, out)
+        return True
+
+    def _checkout(self, target: str) -> Path | str | None:
+        return checkout_of(self.root, self.pool.dir, target)
+
+    # ------------------------------------------------------------ one group
+
+    def _land_group(
+        self,
+        target: str,
+        group: Sequence[Subject],
+        tips: dict[tuple[str, str], str],
+        old: str | None,
+        step: Step,
+        checkout: Path | None,
+        out: Served,
+    ) -> str | None:
+        """Combine `group` onto `old`, check it, land it; a failing check bisects. The
+        target's tip afterwards."""
+        combined: list[tuple[Subject, Combined]] = []
+        cur = old
+        for s in group:
+            x = s.landing
+            assert x is not None
+            entry_step = self.config.step(s.factory, x.step) or step
+            merge = entry_step.merge
+            assert merge is not None
+            if cur is None:  # the target does not exist yet: the branch becomes it
+                got: Combined | Conflict = Combined(
+                    commit=x.commit, commits=(x.commit,), strategy=merge.strategy
+                )
+            else:
+                got = merges.combine(
+                    self.root,
+                    onto=cur,
+                    branch_tip=x.commit,
+                    strategy=merge.strategy,
+                    message=f"{s.factory}/{s.name}: {x.step} (attempt {x.attempt})",
+                    base=x.base,
+                )
+            if isinstance(got, Conflict):
+                self._conflict(target, s, tips[(s.factory, s.name)], entry_step, got, out)
+                continue
+            combined.append((s, got))
+            cur = got.commit
+        if not combined or cur is None:
+            return old
+        if step.merge is not None and step.merge.check is not None:
+            ok, tail, how = self._check(target, step, [s for s, _ in combined], cur)
+            if not ok:
+                if len(combined) == 1:
+                    s = combined[0][0]
+                    self._turn_away(
+                        s,
+                        tips[(s.factory, s.name)],
+                        step,
+                        why=f"merge check failed on {target} ({how})",
+                        detail=tail,
+                        out=out,
+                    )
+                    return old
+                half = len(combined) // 2
+                first = [s for s, _ in combined[:half]]
+                rest = [s for s, _ in combined[half:]]
+                # the first half lands (or is bisected further), then the rest onto the
+                # new tip: their subjects' tips are untouched by the first half's writes
+                tip = self._land_group(target, first, tips, old, step, checkout, out)
+                return self._land_group(target, rest, tips, tip, step, checkout, out)
+        return self._move(target, combined, tips, old, cur, checkout, out)
+
+    def _check(
+        self, target: str, step: Step, group: Sequence[Subject], commit: str
+    ) -> tuple[bool, str, str]:
+        """Run the step's `merge.check` on `commit` in a pool worktree (after its setup):
+        (passed, output tail, how it ended)."""
+        merge = step.merge
+        assert merge is not None and merge.check is not None
+        first = group[0]
+        holder = Holder(
+            factory=first.factory,
+            subject=first.name,
+            step=f"merge:{target}",
+            attempt=0,
+            epoch=0,
+            worker=self.worker,
+        )
+        stamp = self.clock.now().strftime("%Y%m%dT%H%M%S%f")
+        logs = self.store.state_dir / "logs" / "queue" / target.replace("/", "%2F")
+        logs.mkdir(parents=True, exist_ok=True)
+        env = {
+            "FREQ_REPO": str(self.root),
+            "FREQ_TARGET": target,
+            "FREQ_SUBJECTS": "\n".join(f"{s.factory}/{s.name}" for s in group),
+        }
+        timeout = step.timeout.total_seconds() if step.timeout else None
+        try:
+            co = self.pool.acquire(
+                holder,
+                base=commit,
+                branch=None,
+                setup=step.setup,
+                env=env,
+                timeout=timeout,
+                log_path=logs / f"{stamp}.setup.log",
+            )
+        except SetupFailed as exc:
+            res = exc.result
+            return False, res.tail.decode("utf-8", "replace"), f"setup {res.describe()}"
+        try:
+            res = proc.run(
+                merge.check,
+                cwd=co.path,
+                env=proc.build_env({**env, "FREQ_WORKDIR": str(co.path)}),
+                clock=self.clock,
+                log_path=logs / f"{stamp}.log",
+                timeout=timeout,
+            )
+        finally:
+            self.pool.release(co)
+        return res.ok, res.tail.decode("utf-8", "replace"), res.describe()
+
+    # ------------------------------------------------------------ moving the target
+
+    def _move(
+        self,
+        target: str,
+        combined: Sequence[tuple[Subject, Combined]],
+        tips: dict[tuple[str, str], str],
+        old: str | None,
+        new: str,
+        checkout: Path | None,
+        out: Served,
+    ) -> str | None:
+        """Intents, then the target (and the user's checkout of it), then the records."""
+        now = self.clock.now()
+        intents: list[tuple[Subject, transitions.Change, str]] = []
+        batch: list[RefUpdate] = []
+        for s, got in combined:
+            change = transitions.landing(s, old=old, new=got.commit, at=now, worker=self.worker)
+            parent = tips[(s.factory, s.name)]
+            oid = self.store.prepare(change.subject, change.event, parent=parent)
+            intents.append((s, change, oid))
+            batch.append(RefUpdate(refs.subject_ref(s.factory, s.name), oid, parent))
+        try:
+            self.store.update(batch)
+        except RefConflict:
+            for _, _, oid in intents:
+                self.store.discard(oid)
+            return old  # a subject moved meanwhile (a person, a requeue): the next round sees it
+        moved_checkout = False
+        why: str | None = None
+        if checkout is not None and old is not None:
+            why = merges.update_checkout(checkout, old, new)
+            moved_checkout = why is None
+            if why is not None:
+                why = f"{target} is checked out at {checkout} and cannot follow the landing: {why}"
+        if why is None:
+            names = ", ".join(f"{s.factory}/{s.name}" for s, _ in combined)
+            try:
+                ok = merges.move_branch(self.root, target, new, old, message=f"freq: land {names}")
+            except (FreqError, OSError) as exc:
+                ok = False
+                why = exc.message if isinstance(exc, FreqError) else str(exc)
+            if not ok:
+                if moved_checkout and checkout is not None and old is not None:
+                    merges.update_checkout(checkout, new, old)
+                why = why or f"{target} moved while landing; serving again"
+        if why is not None:
+            self._undo(intents, why)
+            if "checked out" in why:
+                out.blocked = why
+            return merges.rev(self.root, f"refs/heads/{target}")
+        self._record(
+            target,
+            [
+                (ch.subject, oid, got.commit)
+                for (_, ch, oid), (_, got) in zip(intents, combined, strict=True)
+            ],
+            out,
+        )
+        return new
+
+    def _undo(self, intents: Sequence[tuple[Subject, transitions.Change, str]], why: str) -> None:
+        """The target did not move: each intent goes back to a plain queue entry."""
+        now = self.clock.now()
+        for _s, change, oid in intents:
+            back = transitions.unlanded(change.subject, at=now, worker=self.worker, reason=why)
+            ref = refs.subject_ref(change.subject.factory, change.subject.name)
+            with contextlib.suppress(RefConflict, WriteBlocked):
+                self.store.advance(ref, back.subject, back.event, expected=oid)
+
+    def _record(
+        self,
+        target: str,
+        done: Sequence[tuple[Subject, str, str]],
+        out: Served,
+        *,
+        reason: str | None = None,
+    ) -> None:
+        """The target holds each entry's work: record the transitions (one batch), drop the
+        branches, and say so in the queue's history."""
+        now = self.clock.now()
+        batch: list[RefUpdate] = []
+        changes: list[tuple[Subject, str]] = []
+        for intent_subj, oid, commit in done:
+            change = transitions.landed(
+                intent_subj, commit=commit, at=now, worker=self.worker, reason=reason
+            )
+            new = self.store.prepare(change.subject, change.event, parent=oid)
+            ref = refs.subject_ref(intent_subj.factory, intent_subj.name)
+            batch.append(RefUpdate(ref, new, oid))
+            changes.append((intent_subj, commit))
+        try:
+            self.store.update(batch)
+        except (RefConflict, WriteBlocked):
+            # someone moved a subject after its intent, or a lock is held: the intents stay,
+            # and the next round settles each one (the target holds its work)
+            return
+        lines = []
+        for subj, commit in changes:
+            x = subj.landing
+            assert x is not None
+            _delete_branch(self.root, x.branch, x.commit)
+            detail = f"landed on {target} as {commit[:12]}"
+            out.done.append(
+                Landed(
+                    factory=subj.factory,
+                    subject=subj.name,
+                    step=x.step,
+                    attempt=x.attempt,
+                    ok=True,
+                    detail=detail,
+                )
+            )
+            self._emit(ProgressKind.LANDED, subj, detail)
+            lines.append(f"{subj.factory}/{subj.name} {x.step} attempt {x.attempt} -> {commit}")
+        names = ", ".join(f"{s.factory}/{s.name}" for s, _ in changes)
+        self._history(
+            target,
+            f"{target}: landed {len(changes)} ({names})",
+            {"event": "landed", "entries": lines, "tip": changes[-1][1]},
+        )
+
+    def _settle(self, s: Subject, tip_of_subject: str, tip: str | None, out: Served) -> None:
+        """An intent a lander left: landed if the target contains its commit, else back
+        in the queue."""
+        x = s.landing
+        assert x is not None and x.intent is not None
+        if tip is not None and merges.is_ancestor(self.root, x.intent.new, tip):
+            self._record(
+                x.target,
+                [(s, tip_of_subject, x.intent.new)],
+                out,
+                reason="the lander that moved the target stopped before recording it",
+            )
+            return
+        back = transitions.unlanded(
+            s,
+            at=self.clock.now(),
+            worker=self.worker,
+            reason="the target never moved to its landing",
+        )
+        with contextlib.suppress(RefConflict, WriteBlocked):
+            self.store.advance(
+                refs.subject_ref(s.factory, s.name),
+                back.subject,
+                back.event,
+                expected=tip_of_subject,
+            )
+
+    # ------------------------------------------------------------ turning away
+
+    def _conflict(
+        self, target: str, s: Subject, tip: str, step: Step, got: Conflict, out: Served
+    ) -> None:
+        merge = step.merge
+        assert merge is not None
+        paths = got.paths
+        shown = ", ".join(paths[:5]) + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
+        why = f"merge conflict on {target} in {shown or 'the tree'}"
+        err = s.last_error
+        resolved_before = (
+            err is not None
+            and bool(err.conflict)
+            and err.step == (s.landing.step if s.landing else "")
+        )
+        mode = merge.on_conflict
+        self._turn_away(
+            s,
+            tip,
+            step,
+            why=why,
+            detail=got.detail,
+            out=out,
+            conflict=paths,
+            terminal=mode is OnConflict.TERMINAL or (mode is OnConflict.AGENT and resolved_before),
+            at_once=mode is OnConflict.AGENT,
+        )
+
+    def _turn_away(
+        self,
+        s: Subject,
+        tip: str,
+        step: Step | None,
+        *,
+        why: str,
+        detail: str,
+        out: Served,
+        conflict: tuple[str, ...] = (),
+        terminal: bool = False,
+        at_once: bool = False,
+    ) -> None:
+        """The entry leaves the queue as a failure of the attempt that made it."""
+        x = s.landing
+        assert x is not None
+        base_step = step or Step(id=x.step, from_states=(s.state,), to_state=x.to_state)
+        change = transitions.land_failed(
+            s,
+            base_step,
+            why=why,
+            detail=detail,
+            conflict=conflict,
+            terminal=terminal or step is None,
+            at_once=at_once,
+            at=self.clock.now(),
+            worker=self.worker,
+            rng=self.rng,
+        )
+        try:
+            self.store.advance(
+                refs.subject_ref(s.factory, s.name),
+                change.subject,
+                change.event,
+                expected=tip,
+                output=(detail or why).encode(),
+            )
+        except (RefConflict, WriteBlocked):
+            return
+        err = change.subject.last_error
+        assert err is not None
+        then = "final" if err.final else ("retried at once" if at_once else "retried after backoff")
+        line = f"{why}; {then}"
+        out.done.append(
+            Landed(
+                factory=s.factory,
+                subject=s.name,
+                step=x.step,
+                attempt=x.attempt,
+                ok=False,
+                detail=line,
+            )
+        )
+        self._emit(ProgressKind.REJECTED, s, line)
+        self._history(
+            x.target,
+            f"{x.target}: turned away {s.factory}/{s.name} {x.step} attempt {x.attempt}: {why}",
+            {
+                "event": "rejected",
+                "entry": f"{s.factory}/{s.name}",
+                "why": why,
+                "paths": list(conflict),
+            },
+        )
+
+    # ------------------------------------------------------------ history
+
+    def _history(self, target: str, message: str, doc: dict[str, object]) -> None:
+        """One commit on the target's queue history ref (best effort: the subjects' own
+        histories hold the same facts)."""
+        ref = queue_ref(target)
+        raw = (
+            json.dumps({**doc, "at": refs.iso(self.clock.now())}, sort_keys=True, indent=1) + "\n"
+        ).encode()
+        for _ in range(3):
+            tip = self.store.read_ref(ref)
+            try:
+                self.store.write_doc(
+                    ref, {QUEUE_FILE: raw}, message + "\n", at=self.clock.now(), expected=tip
+                )
+                return
+            except RefConflict:
+                continue
+            except WriteBlocked:
+                return
+
+
+def targets_of(config: Config, default: Callable[[], str]) -> dict[tuple[str, str], str]:
+    """(factory, step) → the branch each worktree step lands on (`merge.into`, else the
+    repository's default branch)."""
+    out: dict[tuple[str, str], str] = {}
+    for fac in config.factories:
+        for step in fac.steps:
+            if step.in_worktree and step.merge is not None:
+                out[(fac.factory_id, step.id)] = step.merge.into or default()
+    return out
+
+
+def checkout_of(root: Path, pool: Path, target: str) -> Path | str | None:
+    """The user's worktree that has `target` checked out (its tree and index move with a
+    landing), None when none has, or why landings must wait: that checkout is not clean
+    (git's receive.denyCurrentBranch=updateInstead rule)."""
+    inside = pool.resolve()
+    for wt in merges.worktrees_on(root, target):
+        if wt.resolve().is_relative_to(inside):
+            continue
+        why = merges.dirty(wt)
+        if why is not None:
+            return (
+                f"{target} is checked out at {wt} and {why}; landings on {target} wait "
+                "until it is clean (commit or stash), as git's updateInstead does"
+            )
+        return wt
+    return None
+
+
+def _delete_branch(root: Path, branch: str, expected: str) -> None:
+    """Drop a landed step's branch if it is still where the step left it (a branch moved
+    since is someone's: left for `cleanup`)."""
+    proc.git(["update-ref", "-d", f"refs/heads/{branch}", expected], cwd=root)
