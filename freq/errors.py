@@ -26,6 +26,7 @@ boundary in freq/cli/ (and later server.py) is the only place that turns them in
     ├── UnknownEntry               no dead-letter entry with that id
     ├── AlreadyRequeued            a dead-letter entry that was requeued before
     ├── BatchIncomplete            a ref batch stopped part-way through its writes
+    ├── MergeError                 git failed combining a branch onto its target (not a conflict)
     └── (more are added by the issues that need them)
 """
 
@@ -278,3 +279,10 @@ class BatchIncomplete(FreqError):
 
     code = "batch-incomplete"
     retryable = True
+
+
+class MergeError(FreqError):
+    """git failed while combining a branch onto its target or moving a branch (a bad
+    revision, unrelated histories, a repository git cannot write); a conflict is not one."""
+
+    code = "merge"
