@@ -1,7 +1,7 @@
 """Semantic checks of built factories: pure functions from model records to (JSON path, reason).
 
-Must import only the standard library, freq.model, freq.lanes, freq.patterns and freq.errors: no yaml,
-jsonschema, no I/O.
+Must import only the standard library, freq.model, freq.lanes, freq.patterns and freq.errors:
+no yaml, jsonschema, no I/O.
 Paths are in a factory's list form (`("steps", 2, "to_state")`, flow steps already expanded);
 config.py maps them to file and line and builds the Problems (STYLE habits 1 and 7;
 python-statemachine's `_check_*` family).

@@ -260,7 +260,10 @@ class Claims:
             theirs = tuple(str(g) for g in h.get("touches", ()))  # type: ignore[attr-defined]
             hit = first_overlap(claim.touches, theirs)
             if hit is not None:
-                who = f"{h.get('factory')}/{h.get('subject')} {h.get('step')} attempt {h.get('attempt')}"
+                who = (
+                    f"{h.get('factory')}/{h.get('subject')} {h.get('step')} "
+                    f"attempt {h.get('attempt')}"
+                )
                 raise LockHeld(f"lane {hit[0]} overlaps {hit[1]} of {who}")
         mine = {
             "factory": subj.factory,

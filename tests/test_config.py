@@ -44,6 +44,7 @@ from freq.model import (
     Limits,
     LockSpec,
     Merge,
+    Setup,
     MergeStrategy,
     Not,
     OnConflict,
@@ -158,6 +159,8 @@ steps:
     from_states: [implemented]
     to_state: reviewed
     run: ["./review", "--strict"]
+    isolation: worktree
+    touches: ["apps/{subject}/**", "docs/{data.KEY}.md"]
     failure: retryable
     outcomes: {3: needs_changes}
     requires:
@@ -170,7 +173,7 @@ steps:
     from_states: [reviewed]
     to_state: promoted
     run: ./promote
-    isolation: worktree
+    isolation: none
     batch: {min: 3, max: 10, max_wait: 30m}
     approval: true
     emits: {factory_id: build, state: selected}
@@ -181,7 +184,7 @@ steps:
 def test_every_step_field_of_the_spec_builds() -> None:
     """Every example of SPEC §2's step table, in one factory, builds into the model.
 
-    (validate refuses the fields run does not carry out yet: see the next test.)
+    (validate accepts it whole: see the next test.)
     """
     data = yaml.safe_load(FULL)
     f = build_factory(data, path="build.yaml", step_lines=[16, 32, 44], settings=Settings())
@@ -196,9 +199,9 @@ def test_every_step_field_of_the_spec_builds() -> None:
     assert implement.agent == AgentCall(
         use="claude_code", prompt="Implement {subject} ({data.KEY})", model="opus", args=("-v",)
     )
-    assert implement.isolation is Isolation.NONE  # agents run in the repository for now
+    assert implement.isolation is Isolation.WORKTREE  # the default for agent steps
     assert (implement.setup, implement.timeout, implement.max_parallel) == (
-        "make deps",
+        Setup(run="make deps"),
         timedelta(minutes=40),
         2,
     )
@@ -219,9 +222,11 @@ def test_every_step_field_of_the_spec_builds() -> None:
     assert implement.on_terminal == "failed"
     assert (review.run, review.isolation, review.failure) == (
         ("./review", "--strict"),
-        Isolation.NONE,
+        Isolation.WORKTREE,
         FailureMode.RETRYABLE,
     )
+    assert review.touches == ("apps/{subject}/**", "docs/{data.KEY}.md")
+    assert review.merge == Merge()  # a worktree step lands through the queue by default
     assert review.outcomes == {3: "needs_changes"}
     assert isinstance(review.outcomes, MappingProxyType)
     assert review.requires == (
@@ -238,22 +243,17 @@ def test_every_step_field_of_the_spec_builds() -> None:
     assert promote.batch == Batch(min=3, max=10, max_wait=timedelta(minutes=30))
     assert (promote.approval, promote.isolation, promote.failure) == (
         True,
-        Isolation.WORKTREE,
+        Isolation.NONE,
         FailureMode.TERMINAL,
     )
     assert promote.emits == Emits(factory_id="build", state="selected")
 
 
-def test_the_full_factory_is_refused_only_for_fields_not_carried_out(tmp_path: Path) -> None:
-    """Of every SPEC §2 field, validate refuses exactly setup, merge and worktree."""
-    assert problems_of(project(tmp_path, {"build.yaml": FULL})) == [
-        f".frequency/build.yaml:20: $.steps[0].setup: {checks.SETUP}",
-        f".frequency/build.yaml:21: $.steps[0].merge: {checks.MERGE}",
-        f".frequency/build.yaml:48: $.steps[2].isolation: {checks.WORKTREE}",
-    ]
-    supported = re.sub(r"\n    (agent|setup|merge|isolation):.*", "", FULL)
-    f = load_config(project(tmp_path / "supported", {"build.yaml": supported})).factories[0]
-    assert [s.line for s in f.steps] == [16, 29, 41]
+def test_the_full_factory_is_accepted(tmp_path: Path) -> None:
+    """Every SPEC §2 field is carried out, so validate accepts the factory using them all."""
+    assert problems_of(project(tmp_path, {"build.yaml": FULL})) == []
+    f = load_config(project(tmp_path, {"build.yaml": FULL})).factories[0]
+    assert [s.line for s in f.steps] == [16, 32, 46]
 
 
 def test_step_defaults_come_from_frequency_yaml(tmp_path: Path) -> None:
@@ -340,11 +340,13 @@ def test_settings_not_carried_out_yet_still_build() -> None:
 
 
 def test_isolation_defaults_by_kind_of_step(tmp_path: Path) -> None:
-    """Every step defaults to isolation none: agent steps run in the repository until
-    worktrees are carried out (SPEC §2 makes worktree their default then)."""
+    """Agent steps default to a worktree (SPEC §2), shell steps and gates to none; a
+    worktree step always has a merge (defaults), a step in the repository none."""
     data = yaml.safe_load(FULL)
+    data["steps"][1].pop("isolation")
     f = build_factory(data, path="build.yaml", step_lines=[1, 2, 3], settings=Settings())
-    assert [s.isolation for s in f.steps[:2]] == [Isolation.NONE, Isolation.NONE]
+    assert [s.isolation for s in f.steps[:2]] == [Isolation.WORKTREE, Isolation.NONE]
+    assert [s.merge is None for s in f.steps] == [False, True, True]
     assert factory_with(tmp_path / "gate", "").steps[0].isolation is Isolation.NONE
 
 

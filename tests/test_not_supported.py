@@ -28,21 +28,6 @@ steps:
 """
 
 CASES = {
-    "isolation": (
-        "build.yaml",
-        "    isolation: worktree\n",
-        f".frequency/build.yaml:10: $.steps[0].isolation: {checks.WORKTREE}",
-    ),
-    "setup": (
-        "build.yaml",
-        "    setup: make deps\n",
-        f".frequency/build.yaml:10: $.steps[0].setup: {checks.SETUP}",
-    ),
-    "merge": (
-        "build.yaml",
-        "    merge: {into: main, strategy: squash}\n",
-        f".frequency/build.yaml:10: $.steps[0].merge: {checks.MERGE}",
-    ),
     "changed.since": (
         "build.yaml",
         "    requires: [{changed: {paths: [src], since: HEAD~3}}]\n",
@@ -93,13 +78,18 @@ def test_validate_and_run_refuse_the_field(freq_repo, field: str) -> None:  # ty
     ("name", "text"),
     [
         ("build.yaml", "    isolation: none\n"),
+        ("build.yaml", "    isolation: worktree\n"),
+        ("build.yaml", "    isolation: worktree\n    setup: make deps\n"),
+        ("build.yaml", "    isolation: worktree\n    merge: {into: main, strategy: squash}\n"),
+        ("build.yaml", "    touches: [src/**]\n"),
         ("build.yaml", "    requires: [{changed: {paths: [src], since: last_success}}]\n"),
         ("frequency.yaml", "agents: {}\n"),
         ("frequency.yaml", "agents:\n  reviewer: {use: codex, model: gpt-5.5}\n"),
     ],
 )
 def test_what_is_carried_out_is_accepted(tmp_path: Path, name: str, text: str) -> None:
-    """isolation: none, since: last_success and named agents are carried out (or nothing)."""
+    """isolation (none or worktree, with setup and merge), touches, since: last_success and
+    named agents are carried out (or ask for nothing)."""
     from freq.config import load_config
 
     (tmp_path / ".frequency").mkdir()
@@ -114,9 +104,6 @@ def test_docs_list_every_refusal_verbatim() -> None:
     table = doc.split("## Not supported yet", 1)[1].split("\n## ", 1)[0]
     quoted = set(re.findall(r"^\|[^|]+\| `(.+)` \|$", table, re.M))
     reasons = {
-        checks.WORKTREE,
-        checks.SETUP,
-        checks.MERGE,
         checks.SINCE.format(since="x"),
         checks.REMOTE,
         checks.ARCHIVE_AFTER,
