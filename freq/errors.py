@@ -26,6 +26,7 @@ boundary in freq/cli/ (and later server.py) is the only place that turns them in
     ├── UnknownEntry               no dead-letter entry with that id
     ├── AlreadyRequeued            a dead-letter entry that was requeued before
     ├── BatchIncomplete            a ref batch stopped part-way through its writes
+    ├── WorktreeError              a git command of the worktree pool failed (git's last line)
     └── (more are added by the issues that need them)
 """
 
@@ -278,3 +279,10 @@ class BatchIncomplete(FreqError):
 
     code = "batch-incomplete"
     retryable = True
+
+
+class WorktreeError(FreqError):
+    """A git command of the worktree pool failed (or its folder is unusable); the message
+    names what failed and git's last line on stderr."""
+
+    code = "worktree"
