@@ -27,6 +27,7 @@ boundary in freq/cli/ (and later server.py) is the only place that turns them in
     ├── AlreadyRequeued            a dead-letter entry that was requeued before
     ├── BatchIncomplete            a ref batch stopped part-way through its writes
     ├── MergeError                 git failed combining a branch onto its target (not a conflict)
+    ├── WorktreeError              a git command of the worktree pool failed (git's last line)
     └── (more are added by the issues that need them)
 """
 
@@ -286,3 +287,10 @@ class MergeError(FreqError):
     revision, unrelated histories, a repository git cannot write); a conflict is not one."""
 
     code = "merge"
+
+
+class WorktreeError(FreqError):
+    """A git command of the worktree pool failed (or its folder is unusable); the message
+    names what failed and git's last line on stderr."""
+
+    code = "worktree"
