@@ -76,6 +76,7 @@ class Served:
     done: list[Landed] = field(default_factory=list)
     blocked: str | None = None
     busy: bool = False
+    problem: str | None = None  # a git failure that stopped this serving (served again later)
 
 
 class Lander:
@@ -126,9 +127,14 @@ class Lander:
             if not mine:
                 out.busy = True
                 return out
-            for _ in range(_ROUNDS):
-                if not self._round(target, out):
-                    break
+            try:
+                for _ in range(_ROUNDS):
+                    if not self._round(target, out):
+                        break
+            except WriteBlocked:
+                raise  # the loop says it once and serves again soon
+            except FreqError as exc:
+                out.problem = f"merge queue {target}: {exc.one_line()}"
         return out
 
     @contextlib.contextmanager

@@ -169,6 +169,7 @@ class Worker:
         self._swept_at: float | None = None
         self._serving: dict[Future[Served], str] = {}  # merge queues being served, by target
         self._blocked: dict[str, str] = {}  # target -> why its landings wait (a dirty checkout)
+        self._recheck: dict[str, float] = {}  # target -> when to serve it again (monotonic)
 
     @property
     def running(self) -> int:
@@ -257,7 +258,7 @@ class Worker:
                     if self._stalled:  # a write had to wait: try again soon, not at poll
                         soon = self.clock.now() + RETRY_SOON
                         wake = soon if wake is None else min(wake, soon)
-                    if self._blocked:  # a checkout may be clean by then: no ref says so
+                    if self._recheck:  # a checkout may be clean by then: no ref says so
                         soon = self.clock.now() + LANDING_RECHECK
                         wake = soon if wake is None else min(wake, soon)
                     self._wait(tally, token, poll, wake)
@@ -455,10 +456,12 @@ class Worker:
         """Serve each target's merge queue on a thread of its own (one at a time per target
         in this process; the lander lock keeps other processes out)."""
         busy = set(self._serving.values())
+        mono = self.clock.monotonic()
         for target in targets:
             if target in busy or self.stopping:
                 continue
-            self._blocked.pop(target, None)  # looked at again now
+            if mono < self._recheck.get(target, 0.0):
+                continue  # it waits for a person, or another process serves it: soon again
             self._serving[landers.submit(self.lander.serve, target)] = target
 
     def _serve_queued(self, tally: _Tally) -> None:
@@ -473,10 +476,18 @@ class Worker:
         if out is None:
             return
         tally.served(out)
-        if out.blocked is not None:
-            if self._blocked.get(out.target) != out.blocked:
-                self.reporter.emit(Progress(event=ProgressKind.PROBLEM, detail=out.blocked))
-            self._blocked[out.target] = out.blocked
+        if out.problem is not None:
+            self._warn(out.problem)
+        if out.busy or out.blocked is not None:
+            self._recheck[out.target] = self.clock.monotonic() + LANDING_RECHECK.total_seconds()
+        else:
+            self._recheck.pop(out.target, None)
+        if out.blocked is None:
+            self._blocked.pop(out.target, None)
+            return
+        if self._blocked.get(out.target) != out.blocked:
+            self.reporter.emit(Progress(event=ProgressKind.PROBLEM, detail=out.blocked))
+        self._blocked[out.target] = out.blocked
 
     def _warn(self, problem: str) -> None:
         """A problem with the state, reported once per run."""

@@ -266,9 +266,7 @@ def _landing_to_json(x: Landing) -> dict[str, Any]:
         "priority": x.priority,
         "exit_code": x.exit_code,
         "duration_ms": x.duration_ms,
-        "intent": {"old": intent.old, "new": intent.new, "at": iso(intent.at)}
-        if intent
-        else None,
+        "intent": {"old": intent.old, "new": intent.new, "at": iso(intent.at)} if intent else None,
     }
 
 

@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from freq import checks, layout, schemas
+from freq import layout, schemas
 from freq.build import build_factory, build_settings
 from freq.checks import dead_ends
 from freq.config import expand_config, find_config_files, load_config
@@ -44,13 +44,13 @@ from freq.model import (
     Limits,
     LockSpec,
     Merge,
-    Setup,
     MergeStrategy,
     Not,
     OnConflict,
     Price,
     RetryPolicy,
     Settings,
+    Setup,
     Step,
     SubjectState,
     Window,

@@ -23,6 +23,7 @@ import pytest
 
 from freq import merges, ops, refs, transitions
 from freq.clock import FakeClock
+from freq.model import MergeStrategy
 from freq.store import Store
 from tests.conftest import FreqRepo, git, new_repo
 
@@ -158,7 +159,7 @@ def test_two_edits_of_one_line_conflict_then_retry_from_the_new_tip(project: Fre
     run = (
         f'touch {barrier}/"$FREQ_SUBJECT-$FREQ_ATTEMPT"; '
         f'i=0; while [ "$FREQ_ATTEMPT" = 1 ] && [ $(ls {barrier} | grep -c -- -1) -lt 2 ] '
-        '&& [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done; ' + EDIT_SHARED
+        "&& [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done; " + EDIT_SHARED
     )
     _setup(project, _factory(run, retry=3))
     project.run("add", "f", "a", "b").assert_success()
@@ -220,7 +221,8 @@ def test_on_conflict_agent_runs_the_agent_once_more_on_the_conflict(project: Fre
     script.write_text(RESOLVER)
     project.write(
         ".frequency/frequency.yaml",
-        f"max_parallel: 2\nagents:\n  fixer: {{use: command, args: [{sys.executable}, {script}]}}\n",
+        "max_parallel: 2\nagents:\n"
+        f"  fixer: {{use: command, args: [{sys.executable}, {script}]}}\n",
     )
     text = (
         "factory_id: f\n"
@@ -266,7 +268,11 @@ def test_merge_check_bisects_a_batch_and_lands_the_rest(project: FreqRepo) -> No
     project.git("commit", "-qam", "3 at once")
     project.run("add", "f", "a", "b", "c").assert_success()
     project.run("run", "--once").assert_success()
-    landed = {p for p in ("a.txt", "b.txt", "c.txt") if project.git("cat-file", "-e", f"main:{p}", check=False) == ""}
+    landed = {
+        p
+        for p in ("a.txt", "b.txt", "c.txt")
+        if project.git("cat-file", "-e", f"main:{p}", check=False) == ""
+    }
     assert "c.txt" not in project.git("ls-tree", "--name-only", "main")
     assert {"a.txt", "b.txt"} <= set(project.git("ls-tree", "--name-only", "main").split())
     assert landed
@@ -286,8 +292,9 @@ def test_touches_keeps_overlapping_steps_apart_and_lets_disjoint_ones_meet(
     run = (
         f'echo start $(date +%s%N) > {spans}/"$FREQ_SUBJECT"; '
         f'if [ "$FREQ_DATA_LANE" = own ]; then i=0; '
-        f'while [ $(ls {spans} | grep -c own) -lt 2 ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done; '
-        f'[ $(ls {spans} | grep -c own) -ge 2 ] || exit 9; else sleep 0.5; fi; '
+        f"while [ $(ls {spans} | grep -c own) -lt 2 ] && [ $i -lt 400 ]; "
+        "do sleep 0.05; i=$((i+1)); done; "
+        f"[ $(ls {spans} | grep -c own) -ge 2 ] || exit 9; else sleep 0.5; fi; "
         f'echo end $(date +%s%N) >> {spans}/"$FREQ_SUBJECT"; echo x > "$FREQ_SUBJECT.txt"'
     )
     _setup(project, _factory(run, extra='    touches: ["{data.lane}/**"]\n', retry=1))
@@ -347,7 +354,14 @@ def test_a_crash_between_moving_main_and_recording_is_repaired_once(tmp_path: Pa
     x = subj.landing
     assert x is not None
     old = repo.git("rev-parse", "main").strip()
-    got = merges.combine(repo.path, onto=old, branch_tip=x.commit, strategy=x and merges.MergeStrategy.REBASE, message="m", base=x.base)
+    got = merges.combine(
+        repo.path,
+        onto=old,
+        branch_tip=x.commit,
+        strategy=MergeStrategy.REBASE,
+        message="m",
+        base=x.base,
+    )
     assert isinstance(got, merges.Combined)
     change = transitions.landing(subj, old=old, new=got.commit, at=store.clock.now(), worker="dead")
     store.advance(refs.subject_ref("f", "a"), change.subject, change.event, expected=tip)
@@ -356,7 +370,9 @@ def test_a_crash_between_moving_main_and_recording_is_repaired_once(tmp_path: Pa
     repo.run("run", "--until-idle").assert_success()
     assert _show(repo, "a")["state"] == "done"
     assert repo.git("rev-parse", "main").strip() == got.commit
-    landed = repo.git("log", "--format=%(trailers:key=Freq-Landed,valueonly)", "refs/frequency/subjects/f/a")
+    landed = repo.git(
+        "log", "--format=%(trailers:key=Freq-Landed,valueonly)", "refs/frequency/subjects/f/a"
+    )
     assert [line for line in landed.split() if line] == [got.commit]
     repo.run("run", "--until-idle").assert_success()
     assert repo.git("rev-parse", "main").strip() == got.commit
