@@ -19,7 +19,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from freq import merges, workdirs
 from freq.attempts import Attempts, StepOutcome
@@ -524,17 +524,18 @@ class Worker:
         serving = self._serving
         if not inflight and not serving:
             return 0
+        every: list[Future[Any]] = [*inflight, *serving]
         done, _ = wait(
-            [*inflight, *serving],
+            every,
             timeout=timeout,
             return_when="ALL_COMPLETED" if timeout is None else FIRST_COMPLETED,
         )
         for fut in done:
             if fut in serving:
                 del serving[fut]
-                self._served(tally, self._landing_result(fut))  # type: ignore[arg-type]
+                self._served(tally, self._landing_result(fut))
                 continue
-            del inflight[fut]  # type: ignore[arg-type]
+            del inflight[fut]
             for out in fut.result():
                 tally.add(out)
         return len(done)

@@ -658,9 +658,9 @@ def _blocks(
             for key, (theirs, who) in counts.lanes.items():
                 if key == (fid, subj.name):
                     continue
-                hit = first_overlap(mine, theirs)
-                if hit is not None:
-                    yield _Block("lane", f"lane {hit[0]} overlaps {hit[1]} of {who}")
+                pair = first_overlap(mine, theirs)
+                if pair is not None:
+                    yield _Block("lane", f"lane {pair[0]} overlaps {pair[1]} of {who}")
                     break
     for spec in step.locks:
         broken = snap.broken_locks.get(spec.name)

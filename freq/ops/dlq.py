@@ -31,6 +31,8 @@ class DlqRow:
     at: str
     requeued_as: str | None = None
     requeues: str | None = None
+    conflict: tuple[str, ...] = ()  # a landing that conflicted: the paths
+    salvage: tuple[str, ...] = ()  # uncommitted work of the subject's dead attempts
 
 
 def _row(e: Entry, requeued: dict[str, str]) -> DlqRow:
@@ -47,6 +49,8 @@ def _row(e: Entry, requeued: dict[str, str]) -> DlqRow:
         at=refs.iso(e.at),
         requeued_as=requeued.get(e.id),
         requeues=e.requeues,
+        conflict=e.conflict,
+        salvage=e.salvage,
     )
 
 

@@ -160,7 +160,7 @@ def queue_status(
 def _history(app: App, target: str, n: int) -> tuple[QueueEvent, ...]:
     store = app.store
     oid = store.read_ref(queue_ref(target))
-    out = []
+    out: list[QueueEvent] = []
     while oid is not None and len(out) < n:
         commit = store.commit_at(oid, queue_ref(target))
         try:

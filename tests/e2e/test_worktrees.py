@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -71,15 +71,22 @@ def project(tmp_path: Path) -> Iterator[FreqRepo]:
     repo.git("add", ".frequency")
     repo.git("commit", "-q", "-m", "config")
     # the project's own config is committed on dev; main is where the steps land
-    before = _checkout_state(repo.path)
+    _BEFORE[repo.path] = _checkout_state(repo.path)
     yield repo
-    assert _checkout_state(repo.path) == before
+    assert _checkout_state(repo.path) == _BEFORE.pop(repo.path)
 
 
-def _setup(repo: FreqRepo, text: str) -> None:
+_BEFORE: dict[Path, tuple[str, str, str, str]] = {}
+
+
+def _setup(repo: FreqRepo, text: str, *, settings: str | None = None) -> None:
+    """Commit the factory (and settings) on dev: the checkout as the test leaves it."""
     repo.write(".frequency/f.yaml", text)
+    if settings is not None:
+        repo.write(".frequency/frequency.yaml", settings)
     repo.git("add", ".frequency")
     repo.git("commit", "-q", "-m", "factory")
+    _BEFORE[repo.path] = _checkout_state(repo.path)
 
 
 def _main_log(repo: FreqRepo) -> list[str]:
@@ -115,16 +122,17 @@ def test_a_success_lands_on_main_and_a_failure_does_not(project: FreqRepo) -> No
     # the step ran in a worktree of the pool, named by FREQ_WORKDIR, not in the checkout
     assert not (project.path / "good.txt").exists()
     assert (project.path / ".git" / "frequency" / "worktrees").is_dir()
-    # every transition is recorded: queued, then landed with the commit that landed
+    # every step is recorded: queued, the intent to land, landed with the commit
     events = project.git("log", "--format=%s", "refs/frequency/subjects/f/good").splitlines()
-    assert events[:2] == [
+    assert events[:3] == [
         "f/good: work new -> done",
+        "f/good: work landing on main (attempt 1)",
         "f/good: work queued to land on main (attempt 1)",
     ]
     trailers = project.git("log", "-1", "--format=%(trailers)", "refs/frequency/subjects/f/good")
     assert f"Freq-Landed: {project.git('rev-parse', 'main').strip()}" in trailers
-    # the branch is gone once it landed
-    assert project.git("branch", "--list", "freq/*").strip() == ""
+    # the branch is gone once it landed; the parked one's stays to be looked at
+    assert project.git("branch", "--list", "freq/*").split() == ["freq/f/bad/work"]
 
 
 def test_uncommitted_work_is_committed_and_lands(project: FreqRepo) -> None:
@@ -180,17 +188,16 @@ def test_two_edits_of_one_line_conflict_then_retry_from_the_new_tip(project: Fre
 def test_a_conflict_with_on_conflict_terminal_is_parked_naming_the_paths(
     project: FreqRepo,
 ) -> None:
-    """on_conflict: terminal files a dead-letter entry naming the conflicting path."""
-    _setup(project, _factory(EDIT_SHARED, extra="    merge: {on_conflict: terminal}\n"))
-    project.run("add", "f", "a").assert_success()
-    project.run("run", "--until-idle").assert_success()
-    # main moves under the next one: the same line changed on main first
-    project.git("checkout", "-q", "main")
-    project.write("shared.txt", "main\ntwo\nthree\n")
-    project.git("commit", "-qam", "main edits")
-    project.git("checkout", "-q", "dev")
+    """on_conflict: terminal files a dead-letter entry naming the conflicting path (main
+    changed the same line while the step ran)."""
+    mover = project.path.parent / "mover.py"
+    mover.write_text(MOVER)
+    step = f"{EDIT_SHARED} && {sys.executable} {mover}"
+    _setup(project, _factory(step, extra="    merge: {on_conflict: terminal}\n"))
     project.run("add", "f", "b").assert_success()
-    project.run("run", "--until-idle").assert_success()
+    res = project.run("run", "--until-idle").assert_success()
+    assert "1 turned away" in res.out
+    assert project.git("show", "main:shared.txt") == "main\ntwo\nthree\n"
     b = _show(project, "b")
     assert b["parked"]
     listing = json.loads(project.run("dlq", "list", "--json").assert_success().out)
@@ -200,30 +207,45 @@ def test_a_conflict_with_on_conflict_terminal_is_parked_naming_the_paths(
     assert "conflict: shared.txt" in shown
 
 
+MOVER = """\
+import os, subprocess, tempfile
+
+def git(*args, env=None, stdin=None):
+    return subprocess.run(["git", *args], check=True, capture_output=True, text=True,
+                          env=env, input=stdin).stdout.strip()
+
+# someone changes the first line of shared.txt on main (plumbing: no checkout is touched)
+with tempfile.TemporaryDirectory() as tmp:
+    env = dict(os.environ, GIT_INDEX_FILE=os.path.join(tmp, "index"))
+    git("read-tree", "main", env=env)
+    blob = git("hash-object", "-w", "--stdin", stdin="main\\ntwo\\nthree\\n")
+    git("update-index", "--cacheinfo", f"100644,{blob},shared.txt", env=env)
+    tree = git("write-tree", env=env)
+    git("update-ref", "refs/heads/main", git("commit-tree", tree, "-p", "main", "-m", "main edits"))
+"""
+
 RESOLVER = """\
 import os, pathlib, subprocess, sys
+
 path = pathlib.Path("shared.txt")
-text = path.read_text()
-if "<<<<<<<" in text:
+if "<<<<<<<" in path.read_text():
     path.write_text("resolved\\ntwo\\nthree\\n")
     subprocess.run(["git", "commit", "-qam", "resolve"], check=True)
 else:
     path.write_text(os.environ["FREQ_SUBJECT"] + "\\ntwo\\nthree\\n")
     subprocess.run(["git", "commit", "-qam", os.environ["FREQ_SUBJECT"]], check=True)
-print("prompt:", sys.argv[-1][:60])
+    subprocess.run([sys.executable, sys.argv[1]], check=True)  # main moves meanwhile
+print("prompt:", sys.argv[-1][:80])
 """
 
 
 def test_on_conflict_agent_runs_the_agent_once_more_on_the_conflict(project: FreqRepo) -> None:
-    """on_conflict: agent gives the step's agent the conflict in its worktree; what it
-    resolves lands."""
+    """on_conflict: agent gives the step's agent the conflict in its worktree (main changed
+    the same line while it ran); what it resolves lands."""
     script = project.path.parent / "resolver.py"
     script.write_text(RESOLVER)
-    project.write(
-        ".frequency/frequency.yaml",
-        "max_parallel: 2\nagents:\n"
-        f"  fixer: {{use: command, args: [{sys.executable}, {script}]}}\n",
-    )
+    mover = project.path.parent / "mover.py"
+    mover.write_text(MOVER)
     text = (
         "factory_id: f\n"
         "state: {initial: new, terminal: [done]}\n"
@@ -235,22 +257,17 @@ def test_on_conflict_agent_runs_the_agent_once_more_on_the_conflict(project: Fre
         "    merge: {on_conflict: agent}\n"
         f"    retry: {NO_BACKOFF % 3}\n"
     )
-    _setup(project, text)
-    project.git("checkout", "-q", "main")
-    project.write("shared.txt", "main\ntwo\nthree\n")
-    base = project.git("rev-parse", "HEAD").strip()
-    project.git("checkout", "-q", "dev")
+    settings = f"agents:\n  fixer: {{use: command, args: [{sys.executable}, {script}, {mover}]}}\n"
+    _setup(project, text, settings=settings)
     project.run("add", "f", "a").assert_success()
-    # main moves while a's attempt runs: the landing conflicts
-    project.git("update-ref", "refs/heads/main", base)
-    project.run("run", "--once").assert_success()
-    project.git("checkout", "-q", "main")
-    project.git("commit", "-qam", "main edits")
-    project.git("checkout", "-q", "dev")
     res = project.run("run", "--until-idle").assert_success()
-    assert "landed" in res.out
+    assert "1 landed" in res.out and "1 turned away" in res.out
     assert project.git("show", "main:shared.txt") == "resolved\ntwo\nthree\n"
+    assert _main_log(project)[:2] == ["resolve", "a"] or "resolve" in _main_log(project)
     assert _show(project, "a")["state"] == "done"
+    log = project.path / ".git" / "frequency" / "logs" / "f" / "a"
+    second = sorted(log.glob("work-2-*.log"))
+    assert second and "Merging main into this branch" in second[0].read_text()
 
 
 def test_merge_check_bisects_a_batch_and_lands_the_rest(project: FreqRepo) -> None:
@@ -263,23 +280,24 @@ def test_merge_check_bisects_a_batch_and_lands_the_rest(project: FreqRepo) -> No
             retry=1,
             extra="    merge: {check: 'test ! -e broken', batch: 3}\n",
         ),
+        settings="max_parallel: 3\n",
     )
-    project.write(".frequency/frequency.yaml", "max_parallel: 3\n")
-    project.git("commit", "-qam", "3 at once")
     project.run("add", "f", "a", "b", "c").assert_success()
-    project.run("run", "--once").assert_success()
-    landed = {
-        p
-        for p in ("a.txt", "b.txt", "c.txt")
-        if project.git("cat-file", "-e", f"main:{p}", check=False) == ""
-    }
-    assert "c.txt" not in project.git("ls-tree", "--name-only", "main")
-    assert {"a.txt", "b.txt"} <= set(project.git("ls-tree", "--name-only", "main").split())
-    assert landed
+    # --once: the three run, then the queue is served once, all three waiting together
+    res = project.run("run", "--once").assert_success()
+    assert "2 landed" in res.out and "1 turned away" in res.out
+    on_main = set(project.git("ls-tree", "--name-only", "main").split())
+    assert {"a.txt", "b.txt"} <= on_main
+    assert not {"c.txt", "broken"} & on_main
+    history = project.git("log", "--format=%s", "refs/frequency/queue/main").splitlines()
+    assert any("turned away f/c work attempt 1: merge check failed" in h for h in history)
+    project.run("run", "--until-idle").assert_success()  # parks the final failure
     c = _show(project, "c")
     assert c["parked"] and "merge check failed" in str(c["last_error"])
-    assert project.git("cat-file", "-e", "main:broken", check=False) == ""
-    assert "broken" not in project.git("ls-tree", "--name-only", "main")
+    checks = list(
+        (project.path / ".git" / "frequency" / "logs" / "queue" / "main").glob("*[0-9].log")
+    )
+    assert len(checks) >= 3  # the batch, then its halves: bisected, not one at a time only
 
 
 def test_touches_keeps_overlapping_steps_apart_and_lets_disjoint_ones_meet(
@@ -297,9 +315,11 @@ def test_touches_keeps_overlapping_steps_apart_and_lets_disjoint_ones_meet(
         f"[ $(ls {spans} | grep -c own) -ge 2 ] || exit 9; else sleep 0.5; fi; "
         f'echo end $(date +%s%N) >> {spans}/"$FREQ_SUBJECT"; echo x > "$FREQ_SUBJECT.txt"'
     )
-    _setup(project, _factory(run, extra='    touches: ["{data.lane}/**"]\n', retry=1))
-    project.write(".frequency/frequency.yaml", "max_parallel: 4\n")
-    project.git("commit", "-qam", "4 at once")
+    _setup(
+        project,
+        _factory(run, extra='    touches: ["{data.lane}/**"]\n', retry=1),
+        settings="max_parallel: 4\n",
+    )
     project.run("add", "f", "same-1", "--data", "lane=src").assert_success()
     project.run("add", "f", "same-2", "--data", "lane=src").assert_success()
     project.run("add", "f", "own-1", "--data", "lane=own").assert_success()
@@ -412,7 +432,7 @@ def test_a_killed_workers_worktree_is_salvaged_and_removed_and_a_live_one_kept(
     pool = project.path / ".git" / "frequency" / "worktrees"
     slots = [p for p in pool.iterdir() if p.is_dir()]
     assert len(slots) == 1 and (slots[0] / "a.txt").exists()
-    now = FakeClock()  # the real time now: the claim (60 s lease) is live
+    now = FakeClock(start=datetime.now(UTC))  # the claim (60 s lease) is live now
     app = ops.App(project.path, clock=now)
     ops.cleanup(app)
     assert slots[0].exists(), "a live claim's worktree was touched"
