@@ -191,8 +191,9 @@ def test_a_subject_with_no_readable_state_is_reported_with_what_to_do(
         "build fresh --state STATE`)"
     )
     data = json.loads(chains_repo.run("cleanup", "--repair", "--json").assert_failure().out)
-    task, locks = data["tasks"]
+    task, locks, worktrees = data["tasks"]
     assert (locks["task"], locks["lines"]) == ("git-locks", [])
+    assert (worktrees["task"], worktrees["lines"]) == ("worktrees", [])
     assert (task["task"], task["left"], data["left"]) == ("history", 1, 1)
     (row,) = task["chains"]
     assert (row["ref"], row["kind"], row["action"], row["base"]) == (

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from freq import chains
-from freq.errors import RefConflict
+from freq.errors import ConfigError, RefConflict
 from freq.ops.app import App
 from freq.runtime import Snapshot
 from freq.store import ChainLink
@@ -178,8 +178,17 @@ def worktrees(app: App, how: Housekeeping) -> TaskReport:
 
     store = app.store
     now = app.clock.now()
-    config = app.config
+    try:
+        config = app.config
+    except ConfigError as exc:
+        # without the steps' timeouts no worktree can be judged stale: none is touched
+        if not (store.state_dir / "worktrees").exists():
+            return TaskReport(task="worktrees", lines=())
+        line = f"{'skipped':15} worktrees: the configuration does not load ({exc.message})"
+        return TaskReport(task="worktrees", lines=(line,), left=1)
     pool = Pool(store.root, Path(store.common_dir), config.settings.worktrees, clock=app.clock)
+    if not pool.dir.exists():
+        return TaskReport(task="worktrees", lines=())
     snap = store.snapshot()
 
     def live(h: Holder) -> bool:
