@@ -100,7 +100,10 @@ def test_a_claude_success_moves_the_subject_and_records_its_cost(
     repo.run("add", "f", "a").assert_success()
     repo.run("run", "--until-idle").assert_success()
     assert _subject(repo, "f", "a")["state"] == "done"
-    t = _trailers(repo, "refs/frequency/subjects/f/a")
+    # it ran in a worktree: its end queued the edit, which then landed on main
+    assert _trailers(repo, "refs/frequency/subjects/f/a")["Freq-Landed"]
+    t = _trailers(repo, "refs/frequency/subjects/f/a~2")
+    assert t["Freq-Event"] == "queued"
     assert t["Freq-Agent"] == "writer"
     assert t["Freq-Model"] == "claude-sonnet-4-5"
     assert (t["Freq-Cost-Usd"], t["Freq-Cost-Source"]) == ("0.021039", "reported")
@@ -112,7 +115,9 @@ def test_a_claude_success_moves_the_subject_and_records_its_cost(
     assert "--output-format" in argv and "stream-json" in argv and "--verbose" in argv
     assert "Write hello.txt for a (1). " in " ".join(argv)
     assert call["stdin"] in ("closed", "devnull", "/dev/null") or "closed" in str(call["stdin"])
+    # main is checked out and clean: it follows the landing, as git's updateInstead does
     assert (repo.path / "hello.txt").exists()
+    assert repo.git("log", "-1", "--format=%s", "main").strip() == "f/a: work (attempt 1)"
 
 
 def test_codex_cost_is_estimated_from_the_price_table(repo: FreqRepo, log: Path) -> None:
