@@ -12,8 +12,9 @@ git config user.email demo@example.com
 cp -r "$here/.frequency" .
 cp -r "$here/stand-ins" .
 cp "$here/stand-in-agent" .
-# what the shell steps write, and the reviewer's notes to the implementer, stay out of git
-printf 'out/\nreviews/\n' >> .git/info/exclude
+# what the shell steps write stays out of git; the agents' work lands on main
+printf 'out/\n' >> .git/info/exclude
+printf '# Apps\n' > APPS.md
 git add -A
 git commit -q -m "app factory"
 echo "== repository: $repo"
@@ -28,9 +29,17 @@ git freq status
 echo "== git freq dlq list"
 git freq dlq list
 echo "== $(git log --oneline --glob=refs/frequency | wc -l) commits: git log --oneline --glob=refs/frequency"
-echo "== what the agents committed to main: git log --oneline main"
-git log --oneline -n 8 main
+echo "== what landed on main through the merge queue: git log --oneline main"
+git log --oneline -n 12 main
 echo "   ... $(git rev-list --count main) commits in all"
+echo "== the merge queue's history: git log --oneline refs/frequency/queue/main"
+git log -n 12 --format='%h %s' refs/frequency/queue/main
+echo "   ... $(git rev-list --count refs/frequency/queue/main) events in all;" \
+  "$(git log --format=%s --grep='turned away' refs/frequency/queue/main | wc -l) turned away"
+echo "== APPS.md on main, which every implement edits (the conflicts above were on it)"
+git show main:APPS.md | sed 's/^/   /'
+echo "== the worktree pool: git worktree list"
+git worktree list | sed 's/^/   /'
 attempt() {  # the last attempt commit of an agent on build/app-1
   git log -1 --format=%B --grep="^Freq-Agent: $1\$" refs/frequency/subjects/build/app-1
 }

@@ -225,11 +225,16 @@ def test_agent_attempts_carry_the_adapters_usage_and_cost_trailers(demo: Demo) -
     attempts = _agent_attempts(demo.repo)
     by_step: dict[str, list[tuple[str, dict[str, str]]]] = defaultdict(list)
     for sha, t in attempts:
-        assert t["Freq-Event"] == "transitioned", t  # no agent attempt failed
+        # no agent attempt failed: each ran in a worktree and queued its work to land
+        assert t["Freq-Event"] == "queued", t
         by_step[t["Freq-Step"]].append((sha, t))
-    # each app is implemented and reviewed twice (the first review asks for changes)
+    # each app is implemented and reviewed twice (the first review asks for changes); an
+    # implement the merge queue turned away (a conflict on APPS.md) ran once more
+    turned = _git(
+        demo.repo, "log", "--format=%s", "--grep=turned away", "refs/frequency/queue/main"
+    ).splitlines()
     assert {k: len(v) for k, v in by_step.items()} == {
-        "implement": 12,
+        "implement": 12 + len(turned),
         "review": 12,
         "document": 6,
     }
@@ -272,9 +277,10 @@ def test_agent_attempts_carry_the_adapters_usage_and_cost_trailers(demo: Demo) -
 
 
 def test_implement_commits_the_app_and_the_fixes_the_review_asked_for(demo: Demo) -> None:
-    """The Claude Code stand-in wrote each app and committed it on main by itself (git add
-    and git commit through its Bash tool), then committed the fixes and the tests the
-    Codex stand-in's first review asked for; the working tree is left clean."""
+    """The Claude Code stand-in wrote each app and committed it in its worktree by itself
+    (git add and git commit through its Bash tool), then the fixes and the tests the Codex
+    stand-in's first review asked for; each landed on main through the merge queue, and
+    the user's checkout of main followed, clean."""
     files = set(_git(demo.repo, "ls-tree", "-r", "--name-only", "main").split())
     for app in APPS:
         assert {f"src/{app}.js", f"test/{app}.test.js"} <= files, app
@@ -298,3 +304,29 @@ def test_implement_commits_the_app_and_the_fixes_the_review_asked_for(demo: Demo
     ).splitlines()
     assert sum(": decide reviewed -> selected" in m for m in sent_back) == len(APPS)
     assert sum(": decide reviewed -> approved" in m for m in sent_back) == len(APPS)
+
+
+def test_the_merge_queue_lands_every_agents_work_and_handles_the_conflicts(demo: Demo) -> None:
+    """Implements overlap and all list their app at the end of APPS.md: the queue turns
+    the later of a pair away (a conflict on APPS.md, recorded with its path), its next
+    attempt starts from the new tip, and every app ends listed once on main; the demo
+    prints what landed, the queue's history and the pool."""
+    listed = _git(demo.repo, "show", "main:APPS.md").splitlines()
+    assert sorted(listed[1:]) == sorted(f"- {app}: src/{app}.js" for app in APPS)
+    history = _git(demo.repo, "log", "--format=%s", "refs/frequency/queue/main").splitlines()
+    turned = [h for h in history if "turned away" in h]
+    assert turned and all("merge conflict on main in APPS.md" in h for h in turned)
+    conflicts = _git(
+        demo.repo,
+        "log",
+        "--format=%(trailers:key=Freq-Conflict,valueonly)",
+        "--glob=refs/frequency/subjects/build",
+    ).split()
+    assert set(conflicts) == {"APPS.md"}
+    landed = [h for h in history if "landed" in h]
+    reviews = [f"reviews/{app}.md" for app in APPS]
+    assert set(reviews) <= set(_git(demo.repo, "ls-tree", "-r", "--name-only", "main").split())
+    assert len(landed) >= 4 * len(APPS)  # implement and review twice each, at least
+    for line in ("git log --oneline main", "refs/frequency/queue/main", "git worktree list"):
+        assert line in demo.out
+    assert _git(demo.repo, "branch", "--list", "freq/*").strip() == ""
