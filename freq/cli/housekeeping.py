@@ -23,13 +23,16 @@ from freq.cli.base import _emit_json, cli, json_option, pass_app
 @pass_app
 def cleanup(app: ops.App, repair: bool, dry_run: bool, as_json: bool) -> int:
     """Housekeeping of refs/frequency: remove git lock files that killed processes left
-    (nobody holds them), and find chains whose history broke (a commit that `git gc
+    (nobody holds them); remove pool worktrees of attempts that are gone and older than
+    their step's timeout plus a lease (their uncommitted work saved first on
+    refs/frequency/salvage/FACTORY/SUBJECT/ATTEMPT) and freq/* branches no attempt needs,
+    then `git worktree prune`; and find chains whose history broke (a commit that `git gc
     --prune=now` removed while a worker wrote); --repair mends them. Exit 1 while anything
     broken is left.
 
     \b
     Examples:
-      git freq cleanup                      stale lock files removed, broken chains listed
+      git freq cleanup                      stale locks and worktrees removed, broken chains listed
       git freq cleanup --dry-run            what it would remove
       git freq cleanup --repair --dry-run   what a repair would write
       git freq cleanup --repair             write it: one commit per broken ref
