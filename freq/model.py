@@ -249,7 +249,7 @@ class Worktrees:
     """`worktrees:` in frequency.yaml: the pool of worktrees steps run in."""
 
     max: int = 8
-    dir: str | None = None  # default .git/frequency/worktrees
+    dir: str | None = None  # default: worktrees.default_dir, outside the repository
 
 
 class Window(Enum):

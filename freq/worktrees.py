@@ -4,7 +4,8 @@ Must not import dulwich, click or subprocess: every git command goes through pro
 setup command through proc.run; time comes from the injected Clock. It changes when the
 way a step gets a checkout of its own changes, and for no other reason.
 
-Slots are folders `<dir>/w<N>` (default `.git/frequency/worktrees/`), each with its record
+Slots are folders `<dir>/w<N>` (default_dir: outside the repository, since Claude Code
+refuses to write any file under a `.git` folder), each with its record
 `<dir>/w<N>.json` (holder, branch, base, setup fingerprint, times), written atomically.
 Everything that picks or marks a slot, adds or removes a worktree, or writes a record runs
 under an flock(2) on `<dir>/.pool.lock`, which the kernel drops when its process dies;
@@ -202,6 +203,20 @@ def _disk_use(top: Path) -> int:
     return total
 
 
+def default_dir(repo_root: Path, common_dir: Path) -> Path:
+    """Where a repository's pool lives unless `worktrees.dir` says: outside its working
+    tree and outside `.git` (Claude Code 2.1 refuses every write under a `.git` folder, as
+    "a sensitive file", whatever its permission rules), under the user's state folder:
+    `$XDG_STATE_HOME/git-freq/worktrees/<repository>-<hash of its git folder>`."""
+    state = os.environ.get("XDG_STATE_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "state"
+    )
+    real = os.path.realpath(common_dir)
+    tag = hashlib.sha256(real.encode()).hexdigest()[:10]
+    name = re.sub(r"[^\w.-]", "_", Path(os.path.realpath(repo_root)).name) or "repo"
+    return Path(state) / "git-freq" / "worktrees" / f"{name}-{tag}"
+
+
 class Pool:
     """The worktree pool of one repository on this machine."""
 
@@ -211,9 +226,9 @@ class Pool:
         self._settings = settings
         self._clock = clock
         if settings.dir:
-            self._dir = Path(os.path.abspath(self._root / settings.dir))
+            self._dir = Path(os.path.abspath(self._root / os.path.expanduser(settings.dir)))
         else:
-            self._dir = self._common / "frequency" / "worktrees"
+            self._dir = default_dir(self._root, self._common)
         self._made = False
         self._ident: Mapping[str, str] | None = None
 

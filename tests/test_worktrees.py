@@ -66,9 +66,10 @@ def _status(path: Path) -> str:
 def test_fresh_acquire_makes_the_branch_at_base_and_leaves_the_main_worktree_alone(
     repo: FreqRepo,
 ) -> None:
-    """A first acquire adds a worktree under .git/frequency/worktrees on freq/<f>/<s>/<step>
-    at the base commit; the user's HEAD, branch, status and index stay exactly as they
-    were, even with uncommitted work in the main checkout."""
+    """A first acquire adds a worktree outside the repository (under XDG_STATE_HOME, not
+    under .git: Claude Code writes nothing there) on freq/<f>/<s>/<step> at the base
+    commit; the user's HEAD, branch, status and index stay exactly as they were, even
+    with uncommitted work in the main checkout."""
     base = _head(repo)
     repo.write("README", "user's edit, not committed\n")
     repo.write("scratch.txt", "untracked\n")
@@ -79,7 +80,9 @@ def test_fresh_acquire_makes_the_branch_at_base_and_leaves_the_main_worktree_alo
 
     assert co.slot == "w1"
     assert co.fresh and co.setup == "none"
-    assert co.path == repo.path / ".git" / "frequency" / "worktrees" / "w1"
+    state = Path(os.environ["HOME"]) / ".local" / "state" / "git-freq" / "worktrees"
+    assert co.path.parent.parent == state and co.path.parent.name.startswith("repo-")
+    assert co.path.name == "w1" and ".git" not in co.path.parts
     assert pool.dir == co.path.parent
     assert git(co.path, "symbolic-ref", "HEAD").strip() == "refs/heads/freq/f/app/build"
     assert git(co.path, "rev-parse", "HEAD").strip() == base

@@ -67,7 +67,10 @@ def test_success_moves_the_subject_and_records_usage(place: Place, cli: str) -> 
     assert project.subject(place)["state"] == "done"
     end = project.agent_end(place)
     expect = project.SUCCESS[cli]
-    assert end["_subject"] == "f/x: work new -> done"
+    # the agent ran in a worktree (outside .git: Claude writes nothing under one); its end
+    # queued the edit, which landed on main and the clean checkout followed
+    assert end["_subject"] == "f/x: work queued to land on main (attempt 1)"
+    assert project.history(place)[-1]["_subject"] == "f/x: work new -> done"
     assert {k: end.get(k) for k in ("Freq-Agent", "Freq-Model", "Freq-To")} == {
         "Freq-Agent": _agent(cli),
         "Freq-Model": expect.model,

@@ -121,7 +121,8 @@ def test_a_success_lands_on_main_and_a_failure_does_not(project: FreqRepo) -> No
     assert bad["state"] == "new" and bad["parked"]
     # the step ran in a worktree of the pool, named by FREQ_WORKDIR, not in the checkout
     assert not (project.path / "good.txt").exists()
-    assert (project.path / ".git" / "frequency" / "worktrees").is_dir()
+    pool = json.loads(project.run("status", "--json").assert_success().out)["worktrees"]
+    assert Path(pool["dir"]).is_dir() and not Path(pool["dir"]).is_relative_to(project.path)
     # every step is recorded: queued, the intent to land, landed with the commit
     events = project.git("log", "--format=%s", "refs/frequency/subjects/f/good").splitlines()
     assert events[:3] == [
@@ -429,7 +430,9 @@ def test_a_killed_workers_worktree_is_salvaged_and_removed_and_a_live_one_kept(
     finally:
         os.killpg(worker.pid, signal.SIGKILL)
         worker.wait()
-    pool = project.path / ".git" / "frequency" / "worktrees"
+    pool = Path(
+        json.loads(project.run("status", "--json").assert_success().out)["worktrees"]["dir"]
+    )
     slots = [p for p in pool.iterdir() if p.is_dir()]
     assert len(slots) == 1 and (slots[0] / "a.txt").exists()
     now = FakeClock(start=datetime.now(UTC))  # the claim (60 s lease) is live now
