@@ -1,7 +1,8 @@
 """Frequency's performance figures, each a ratio against a git floor measured in the same run.
 
-    .venv/bin/python bench/run.py            # full run (make bench), under ~3 minutes
+    .venv/bin/python bench/run.py            # full run (make bench), about 4 minutes
     .venv/bin/python bench/run.py --quick    # smoke run: 200 transitions, 1,000 subjects, 10 x 200
+    .venv/bin/python bench/run.py --only k   # some figures only (letters)
     .venv/bin/python bench/run.py --strict   # exit 1 when a figure misses its target
 
 Figures (targets from the issue):
@@ -28,6 +29,12 @@ Figures (targets from the issue):
       worker's cost of a budget), and `git freq costs --json` as a real process.
   (j) an agent step (bench/agents.py): a stand-in Claude CLI replaying a 200-event
       stream, through `git freq run` vs run directly; target: at most 50 ms per step on top.
+  (k) worktrees and the merge queue (bench/worktrees.py) on a repository of 10,000 files:
+      a fresh worktree from Pool.acquire vs `git worktree add --detach` (target: at most
+      1.2x); a pooled re-acquire whose slow setup is skipped vs `git worktree add` + that
+      setup (target: at most 0.1x); Lander.serve landing 20 branches vs merge-tree +
+      commit-tree + update-ref per branch (target: at most 1.5x); 20 entries with a passing
+      merge.check, batch 20 vs batch 1 (target: at most 0.5x).
 
 Everything is created in temporary folders. The same figures are written as JSON to
 bench/results/latest.json. Absolute times depend on the machine and its disk; the ratios
@@ -56,6 +63,7 @@ import agents
 import dulwich
 import runtime
 import workload as w
+import worktrees
 
 from freq import refs
 from freq.clock import SystemClock
@@ -735,7 +743,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--output", type=Path, default=RESULTS, help="where to write the JSON")
     ap.add_argument(
-        "--only", default="abcdefghij", help="figures to run, e.g. --only d (default: all)"
+        "--only", default="abcdefghijk", help="figures to run, e.g. --only d (default: all)"
     )
     ap.add_argument("--run-n", type=int, default=None, help="subjects for figure (d)")
     args = ap.parse_args(argv)
@@ -745,6 +753,7 @@ def main(argv: list[str] | None = None) -> int:
     run_n, sleep_n, samples = (40, 20, 10) if args.quick else (RUN_N, 40, 20)
     run_n = args.run_n or run_n
     mesh_per = 200 if args.quick else 1_000  # figure (g): subjects per factory, 10 factories
+    pool_sizes = worktrees.QUICK if args.quick else worktrees.FULL  # figure (k)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="freq-bench-", ignore_cleanup_errors=True) as d:
         tmp = Path(d)
@@ -763,6 +772,7 @@ def main(argv: list[str] | None = None) -> int:
             ("h", lambda: figure_h(tmp, env, sizes[-1])),
             ("i", lambda: figure_i(tmp, env, 200 if args.quick else 1_000)),
             ("j", lambda: [Row(**r) for r in agents.figure_j(tmp, env, 10 if args.quick else 40)]),
+            ("k", lambda: [Row(**r) for r in worktrees.figure_k(tmp, env, pool_sizes)]),
         ):
             if name not in args.only:
                 continue

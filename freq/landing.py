@@ -166,7 +166,9 @@ class Lander:
         if not entries:
             return False
         tips = {(s.factory, s.name): snap.tips[(s.factory, s.name)] for s in entries}
-        tip = merges.rev(self.root, f"refs/heads/{target}")
+        # read in-process (store.read_ref: the loose ref, else packed-refs), not by a `git
+        # rev-parse` per round: a branch names a commit, and the move is a CAS on it anyway
+        tip = self.store.read_ref(f"refs/heads/{target}")
         pending = [s for s in entries if s.landing is not None and s.landing.intent is not None]
         if pending:
             for s in pending:
