@@ -43,6 +43,7 @@ from freq.worktrees import Holder, Pool, SetupFailed
 QUEUE = refs.ROOT + "queue/"  # one history per target: what landed, what was turned away
 QUEUE_FILE = "queue.json"
 _ROUNDS = 10_000  # a bound on one serving of a queue (each round lands or fails an entry)
+GROUP = 32  # most entries without a check landed by one move of the target
 
 
 def queue_ref(target: str) -> str:
@@ -192,9 +193,14 @@ class Lander:
         if isinstance(where, str):
             out.blocked = where
             return False
+        # entries checked together: up to `merge.batch` with the same check; without a
+        # check, every entry waiting (up to GROUP), combined one after the other exactly as
+        # if landed one by one, but with one intent batch, one move of the target and one
+        # record batch for all of them
+        size = step.merge.batch if step.merge.check is not None else GROUP
         group = [head]
         for s in entries[1:]:
-            if len(group) >= step.merge.batch:
+            if len(group) >= size:
                 break
             other = self.config.step(s.factory, s.landing.step) if s.landing else None
             if (
@@ -243,6 +249,9 @@ class Lander:
                     strategy=merge.strategy,
                     message=f"{s.factory}/{s.name}: {x.step} (attempt {x.attempt})",
                     base=x.base,
+                    # the target grew from the branch's base (it moves on by landings):
+                    # the base is the merge base already, no throwaway commit needed
+                    grown=self.store.descends(cur, x.base),
                 )
             if isinstance(got, Conflict):
                 self._conflict(target, s, tips[(s.factory, s.name)], entry_step, got, out)
@@ -423,10 +432,11 @@ class Lander:
             # and the next round settles each one (the target holds its work)
             return
         lines = []
+        gone = [(s.landing.branch, s.landing.commit) for s, _ in changes if s.landing]
+        _delete_branches(self.root, gone)
         for subj, commit in changes:
             x = subj.landing
             assert x is not None
-            _delete_branch(self.root, x.branch, x.commit)
             detail = f"landed on {target} as {commit[:12]}"
             out.done.append(
                 Landed(
@@ -619,7 +629,13 @@ def checkout_of(root: Path, pool: Path, target: str) -> Path | str | None:
     return None
 
 
-def _delete_branch(root: Path, branch: str, expected: str) -> None:
-    """Drop a landed step's branch if it is still where the step left it (a branch moved
-    since is someone's: left for `cleanup`)."""
-    proc.git(["update-ref", "-d", f"refs/heads/{branch}", expected], cwd=root)
+def _delete_branches(root: Path, branches: Sequence[tuple[str, str]]) -> None:
+    """Drop landed steps' branches (one git process), each only if it is still where its
+    step left it: a branch moved since is someone's, left for `cleanup`."""
+    if not branches:
+        return
+    lines = "".join(f"delete refs/heads/{b} {old}\n" for b, old in branches)
+    res = proc.git(["update-ref", "--stdin"], cwd=root, stdin=lines.encode())
+    if not res.ok and len(branches) > 1:  # one moved: the rest go one by one
+        for b, old in branches:
+            proc.git(["update-ref", "-d", f"refs/heads/{b}", old], cwd=root)

@@ -151,8 +151,13 @@ def combine(
     message: str,
     base: str | None = None,
     env: Mapping[str, str] | None = None,
+    grown: bool = False,
 ) -> Combined | Conflict:
     """Combine `branch_tip` onto `onto` by `strategy` as new objects; no ref moves.
+
+    `grown`: the caller knows `onto` descends from `base` (a target that moved on only by
+    landings since the branch was made from it), so `base` is already the merge base and
+    needs no throwaway commit to make it one (one git process less per entry).
 
     A branch already in `onto` gives `Combined(commit=onto, commits=())`. REBASE replays
     each commit of base..branch_tip (base: the merge base, unless given) keeping its author
@@ -165,12 +170,18 @@ def combine(
     walk = _walk(g, onto, branch_tip, base)
     if not walk.branch:
         return Combined(commit=walk.onto, commits=(), strategy=strategy)
+    if grown:
+        if strategy is MergeStrategy.REBASE:
+            return _rebase(g, walk, base, message, grown=True)
+        return _merge_or_squash(g, walk, None, strategy, message)
     if strategy is MergeStrategy.REBASE:
         return _rebase(g, walk, base, message)
     return _merge_or_squash(g, walk, base, strategy, message)
 
 
-def _rebase(g: _Git, walk: _Walk, base: str | None, message: str) -> Combined | Conflict:
+def _rebase(
+    g: _Git, walk: _Walk, base: str | None, message: str, *, grown: bool = False
+) -> Combined | Conflict:
     chain = walk.branch
     shas = tuple(c.sha for c in chain)
     if base is None:
@@ -186,7 +197,8 @@ def _rebase(g: _Git, walk: _Walk, base: str | None, message: str) -> Combined | 
     for i, c in enumerate(chain):
         # the first commit's parent is the merge base of onto and it (a linear branch
         # from the default base); every later one needs X to make its parent the base
-        ours = walk.onto if i == 0 and base is None else g.scratch(tree, c.parents[0])
+        first = i == 0 and (base is None or (grown and c.parents[0] == base))
+        ours = walk.onto if first else g.scratch(tree, c.parents[0])
         merged = _merge_trees(g, ours, c.sha)
         if isinstance(merged, Conflict):
             return replace(merged, commit=c.sha)

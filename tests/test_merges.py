@@ -554,3 +554,42 @@ def test_default_branch_in_each_case(tmp_path: Path) -> None:
     bare = tmp_path / "bare.git"
     git(tmp_path, "init", "-q", "--bare", "-b", "work", str(bare))
     assert merges.default_branch(bare) == "main"
+
+
+def test_grown_skips_the_throwaway_commit_and_gives_the_same_result(base_repo: Path) -> None:
+    """A caller that knows the target grew from the branch's base (`grown`) gets the same
+    commits as without: the base is the merge base already (and the same conflict)."""
+    git(base_repo, "checkout", "-q", "-b", "topic")
+    base = _rev(base_repo, "main")
+    _commit(base_repo, {"a": _edit(LINES, 7, "seven")}, "topic edits seven")
+    _commit(base_repo, {"a": _edit(LINES, 8, "eight")}, "topic edits eight")
+    git(base_repo, "checkout", "-q", "main")
+    onto = _commit(base_repo, {"a": _edit(LINES, 2, "two")}, "main edits two")
+    plain = _landed(
+        merges.combine(
+            base_repo, onto=onto, branch_tip="topic", strategy=REBASE, message="m", base=base
+        )
+    )
+    grown = _landed(
+        merges.combine(
+            base_repo,
+            onto=onto,
+            branch_tip="topic",
+            strategy=REBASE,
+            message="m",
+            base=base,
+            grown=True,
+        )
+    )
+    assert grown.commit == plain.commit  # same trees, authors, dates, messages: same ids
+    clash = _commit(base_repo, {"a": _edit(_edit(LINES, 2, "two"), 7, "SEVEN")}, "main edits seven")
+    got = merges.combine(
+        base_repo,
+        onto=clash,
+        branch_tip="topic",
+        strategy=REBASE,
+        message="m",
+        base=base,
+        grown=True,
+    )
+    assert isinstance(got, Conflict) and got.paths == ("a",)

@@ -676,6 +676,12 @@ class Store:
         self._cache.refresh()
         return self.subject_at(oid, ref), oid
 
+    def descends(self, tip: str, ancestor: str, *, limit: int = 2000) -> bool:
+        """Whether commit `ancestor` is in `tip`'s history within `limit` commits, read
+        in-process (a branch's recent history); False beyond or when unsure."""
+        found: bool = _git().descends(self.repo, tip, ancestor, limit)
+        return found
+
     def first_parent(self, oid: str, ref: str = "") -> str | None:
         """The first parent of commit `oid` (the previous event of `ref`'s append-only
         chain); BrokenHistory when `oid` is missing."""

@@ -269,6 +269,28 @@ def read_output(repo: Repo, oid: str) -> bytes | None:
 
 
 @_serial
+def descends(repo: Repo, tip: str, ancestor: str, limit: int) -> bool:
+    """Whether `ancestor` is reachable from commit `tip` within `limit` commits (False
+    beyond, or when one is missing: the caller then asks git)."""
+    want = ancestor.encode()
+    seen: set[bytes] = set()
+    todo = [tip.encode()]
+    while todo and len(seen) < limit:
+        oid = todo.pop()
+        if oid == want:
+            return True
+        if oid in seen:
+            continue
+        seen.add(oid)
+        try:
+            commit = repo.object_store[oid]
+        except KeyError:
+            return False
+        todo.extend(getattr(commit, "parents", ()))
+    return False
+
+
+@_serial
 def first_parent(repo: Repo, oid: str, ref: str) -> str | None:
     """The first parent of commit `oid` (of `ref`'s chain); BrokenHistory when it is missing."""
     commit = commit_at(repo, oid, ref or refs.ROOT)
