@@ -12,11 +12,13 @@ each entry, or a batch of entries with the same check:
    conflict fails that entry's attempt by its `on_conflict` and the others go on;
 2. run `merge.check` on the combined tree in a pool worktree; a failing batch is bisected,
    so the culprit fails alone and the rest land;
-3. write each subject's intent (target from old to new), then move the target (updating
-   the user's checkout first when it has the target checked out and is clean, as git's
-   receive.denyCurrentBranch=updateInstead does), then record each landing. A crash
-   between leaves an intent, which the next lander settles: landed when the target
-   contains it, back in the queue when it does not. Never lost, never landed twice.
+3. write the intent (one commit on the target's queue ref naming the target's old and
+   new tips and each entry's commit), then move the target (updating the user's checkout
+   first when it has the target checked out and is clean, as git's
+   receive.denyCurrentBranch=updateInstead does), then record each landing (one batch of
+   subject refs) and close the intent. A crash between leaves an open intent, which the
+   next lander settles first: each entry still queued whose commit the target contains
+   is recorded, the others stay queued. Never lost, never landed twice.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from freq.merges import Combined, Conflict
 from freq.model import Config, OnConflict, Step
 from freq.planner import queues
 from freq.report import Progress, ProgressKind, Reporter
-from freq.runtime import Subject
+from freq.runtime import Snapshot, Subject
 from freq.store import RefUpdate, Store
 from freq.worktrees import Holder, Pool, SetupFailed
 
@@ -170,10 +172,7 @@ class Lander:
         # read in-process (store.read_ref: the loose ref, else packed-refs), not by a `git
         # rev-parse` per round: a branch names a commit, and the move is a CAS on it anyway
         tip = self.store.read_ref(f"refs/heads/{target}")
-        pending = [s for s in entries if s.landing is not None and s.landing.intent is not None]
-        if pending:
-            for s in pending:
-                self._settle(s, tips[(s.factory, s.name)], tip, out)
+        if self._settle(target, snap, tip, out):
             return True
         head = entries[0]
         assert head.landing is not None
@@ -346,31 +345,35 @@ class Lander:
         checkout: Path | None,
         out: Served,
     ) -> str | None:
-        """Intents, then the target (and the user's checkout of it), then the records."""
-        now = self.clock.now()
-        intents: list[tuple[Subject, transitions.Change, str]] = []
-        batch: list[RefUpdate] = []
-        for s, got in combined:
-            change = transitions.landing(s, old=old, new=got.commit, at=now, worker=self.worker)
-            parent = tips[(s.factory, s.name)]
-            oid = self.store.prepare(change.subject, change.event, parent=parent)
-            intents.append((s, change, oid))
-            batch.append(RefUpdate(refs.subject_ref(s.factory, s.name), oid, parent))
-        try:
-            self.store.update(batch)
-        except RefConflict:
-            for _, _, oid in intents:
-                self.store.discard(oid)
-            return old  # a subject moved meanwhile (a person, a requeue): the next round sees it
-        moved_checkout = False
+        """The intent (one commit on the queue's ref), then the target (and the user's
+        checkout of it), then the subjects' records."""
+        entries = [
+            {
+                "factory": s.factory,
+                "subject": s.name,
+                "tip": tips[(s.factory, s.name)],
+                "commit": got.commit,
+            }
+            for s, got in combined
+        ]
+        names = ", ".join(f"{s.factory}/{s.name}" for s, _ in combined)
+        intent = self._history(
+            target,
+            f"{target}: landing {len(combined)} ({names})",
+            {"event": "landing", "old": old, "new": new, "entries": entries},
+            must=True,
+        )
+        if intent is None:
+            return old  # another lander wrote first: the next round reads what it did
         why: str | None = None
+        moved_checkout = False
         if checkout is not None and old is not None:
             why = merges.update_checkout(checkout, old, new)
             moved_checkout = why is None
             if why is not None:
                 why = f"{target} is checked out at {checkout} and cannot follow the landing: {why}"
+                out.blocked = why
         if why is None:
-            names = ", ".join(f"{s.factory}/{s.name}" for s, _ in combined)
             try:
                 ok = merges.move_branch(self.root, target, new, old, message=f"freq: land {names}")
             except (FreqError, OSError) as exc:
@@ -381,28 +384,14 @@ class Lander:
                     merges.update_checkout(checkout, new, old)
                 why = why or f"{target} moved while landing; serving again"
         if why is not None:
-            self._undo(intents, why)
-            if "checked out" in why:
-                out.blocked = why
-            return merges.rev(self.root, f"refs/heads/{target}")
+            self._history(
+                target, f"{target}: landing given up: {why}", {"event": "abandoned", "why": why}
+            )
+            return self.store.read_ref(f"refs/heads/{target}")
         self._record(
-            target,
-            [
-                (ch.subject, oid, got.commit)
-                for (_, ch, oid), (_, got) in zip(intents, combined, strict=True)
-            ],
-            out,
+            target, [(s, tips[(s.factory, s.name)], got.commit) for s, got in combined], out
         )
         return new
-
-    def _undo(self, intents: Sequence[tuple[Subject, transitions.Change, str]], why: str) -> None:
-        """The target did not move: each intent goes back to a plain queue entry."""
-        now = self.clock.now()
-        for _s, change, oid in intents:
-            back = transitions.unlanded(change.subject, at=now, worker=self.worker, reason=why)
-            ref = refs.subject_ref(change.subject.factory, change.subject.name)
-            with contextlib.suppress(RefConflict, WriteBlocked):
-                self.store.advance(ref, back.subject, back.event, expected=oid)
 
     def _record(
         self,
@@ -412,28 +401,26 @@ class Lander:
         *,
         reason: str | None = None,
     ) -> None:
-        """The target holds each entry's work: record the transitions (one batch), drop the
-        branches, and say so in the queue's history."""
+        """The target holds each entry's work: record the transitions (one batch; an entry
+        someone moved meanwhile keeps their move), drop the branches, and close the intent
+        in the queue's history."""
         now = self.clock.now()
         batch: list[RefUpdate] = []
         changes: list[tuple[Subject, str]] = []
-        for intent_subj, oid, commit in done:
+        for subj, tip, commit in done:
             change = transitions.landed(
-                intent_subj, commit=commit, at=now, worker=self.worker, reason=reason
+                subj, commit=commit, at=now, worker=self.worker, reason=reason
             )
-            new = self.store.prepare(change.subject, change.event, parent=oid)
-            ref = refs.subject_ref(intent_subj.factory, intent_subj.name)
-            batch.append(RefUpdate(ref, new, oid))
-            changes.append((intent_subj, commit))
+            new = self.store.prepare(change.subject, change.event, parent=tip)
+            batch.append(RefUpdate(refs.subject_ref(subj.factory, subj.name), new, tip))
+            changes.append((subj, commit))
         try:
             self.store.update(batch)
-        except (RefConflict, WriteBlocked):
-            # someone moved a subject after its intent, or a lock is held: the intents stay,
-            # and the next round settles each one (the target holds its work)
-            return
-        lines = []
+        except RefConflict:
+            changes = self._one_by_one(batch, changes)
         gone = [(s.landing.branch, s.landing.commit) for s, _ in changes if s.landing]
         _delete_branches(self.root, gone)
+        lines = []
         for subj, commit in changes:
             x = subj.landing
             assert x is not None
@@ -454,35 +441,68 @@ class Lander:
         self._history(
             target,
             f"{target}: landed {len(changes)} ({names})",
-            {"event": "landed", "entries": lines, "tip": changes[-1][1]},
+            {"event": "landed", "entries": lines, "tip": done[-1][2] if done else None},
         )
 
-    def _settle(self, s: Subject, tip_of_subject: str, tip: str | None, out: Served) -> None:
-        """An intent a lander left: landed if the target contains its commit, else back
-        in the queue."""
-        x = s.landing
-        assert x is not None and x.intent is not None
-        if tip is not None and merges.is_ancestor(self.root, x.intent.new, tip):
+    def _one_by_one(
+        self, batch: Sequence[RefUpdate], changes: list[tuple[Subject, str]]
+    ) -> list[tuple[Subject, str]]:
+        """A subject of the batch moved since it was read (a person's move, a requeue): the
+        others are recorded each on its own; the moved one keeps its move (its work is on
+        the target all the same)."""
+        kept = []
+        for update, change in zip(batch, changes, strict=True):
+            try:
+                self.store.update([update])
+            except RefConflict:
+                self.store.discard(update.new or "")
+                continue
+            kept.append(change)
+        return kept
+
+    def _settle(self, target: str, snap: Snapshot, tip: str | None, out: Served) -> bool:
+        """Finish what a lander that stopped left: an intent on the queue's ref with no
+        record after it. Each entry whose commit the target contains, and whose subject
+        still waits with that landing, is recorded; the rest stay queued. True when there
+        was one."""
+        ref = queue_ref(target)
+        found = self.store.read_doc(ref, QUEUE_FILE)
+        if found is None:
+            return False
+        try:
+            doc = json.loads(found[0])
+        except ValueError:
+            return False
+        if not isinstance(doc, dict) or doc.get("event") != "landing":
+            return False
+        done: list[tuple[Subject, str, str]] = []
+        waiting = 0
+        for e in doc.get("entries") or ():
+            if not isinstance(e, dict):
+                continue
+            key = (str(e.get("factory")), str(e.get("subject")))
+            subj = snap.subjects.get(key)
+            commit = str(e.get("commit"))
+            x = subj.landing if subj is not None else None
+            if subj is None or x is None or x.target != target:
+                continue  # recorded already, or moved on by someone
+            waiting += 1
+            if tip is not None and merges.is_ancestor(self.root, commit, tip):
+                done.append((subj, snap.tips[key], commit))
+        if done:
             self._record(
-                x.target,
-                [(s, tip_of_subject, x.intent.new)],
+                target,
+                done,
                 out,
                 reason="the lander that moved the target stopped before recording it",
             )
-            return
-        back = transitions.unlanded(
-            s,
-            at=self.clock.now(),
-            worker=self.worker,
-            reason="the target never moved to its landing",
-        )
-        with contextlib.suppress(RefConflict, WriteBlocked):
-            self.store.advance(
-                refs.subject_ref(s.factory, s.name),
-                back.subject,
-                back.event,
-                expected=tip_of_subject,
-            )
+        elif waiting:
+            why = "the target never moved to it"
+            self._history(target, f"{target}: landing given up: {why}", {"event": "abandoned"})
+        else:
+            why = "its entries were recorded already"
+            self._history(target, f"{target}: landing settled: {why}", {"event": "settled"})
+        return True
 
     # ------------------------------------------------------------ turning away
 
@@ -580,24 +600,29 @@ class Lander:
 
     # ------------------------------------------------------------ history
 
-    def _history(self, target: str, message: str, doc: dict[str, object]) -> None:
-        """One commit on the target's queue history ref (best effort: the subjects' own
-        histories hold the same facts)."""
+    def _history(
+        self, target: str, message: str, doc: dict[str, object], *, must: bool = False
+    ) -> str | None:
+        """One commit on the target's queue history ref; its id. `must` (an intent): only
+        on the tip just read, None when another lander wrote meanwhile; otherwise best
+        effort (the subjects' own histories hold the same facts)."""
         ref = queue_ref(target)
         raw = (
             json.dumps({**doc, "at": refs.iso(self.clock.now())}, sort_keys=True, indent=1) + "\n"
         ).encode()
-        for _ in range(3):
+        for _ in range(1 if must else 3):
             tip = self.store.read_ref(ref)
             try:
-                self.store.write_doc(
+                return self.store.write_doc(
                     ref, {QUEUE_FILE: raw}, message + "\n", at=self.clock.now(), expected=tip
                 )
-                return
             except RefConflict:
                 continue
             except WriteBlocked:
-                return
+                if must:
+                    raise
+                return None
+        return None
 
 
 def targets_of(config: Config, default: Callable[[], str]) -> dict[tuple[str, str], str]:

@@ -294,11 +294,6 @@ def _served(subj: Subject) -> tuple[datetime, str, str]:
 
 def _queued_text(x: Landing, position: tuple[int, int] | None) -> str:
     where = f" (position {position[0]} of {position[1]})" if position else ""
-    if x.intent is not None:
-        return (
-            f"landing {x.step} attempt {x.attempt} on {x.target}{where}: the target is "
-            f"moving to {x.intent.new[:12]}; the next lander records it"
-        )
     return (
         f"queued to land {x.step} attempt {x.attempt} on {x.target}{where} since "
         f"{_t(x.queued_at)}; enters {x.to_state} once it lands"

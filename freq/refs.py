@@ -22,7 +22,6 @@ from freq.runtime import (
     Emitted,
     Event,
     EventKind,
-    Intent,
     Landing,
     LastError,
     Lock,
@@ -196,8 +195,6 @@ def subject_line(event: Event) -> str:
         return f"{who}: {event.step} lease renewed (attempt {event.attempt})"
     if k is EventKind.QUEUED:
         return f"{who}: {event.step} queued to land on {event.target} (attempt {event.attempt})"
-    if k is EventKind.LANDING:
-        return f"{who}: {event.step} landing on {event.target} (attempt {event.attempt})"
     return f"{who}: {event.step} released (attempt {event.attempt})"
 
 
@@ -253,7 +250,6 @@ def _claim_to_json(c: Claim) -> dict[str, Any]:
 
 
 def _landing_to_json(x: Landing) -> dict[str, Any]:
-    intent = x.intent
     return {
         "step": x.step,
         "attempt": x.attempt,
@@ -266,12 +262,10 @@ def _landing_to_json(x: Landing) -> dict[str, Any]:
         "priority": x.priority,
         "exit_code": x.exit_code,
         "duration_ms": x.duration_ms,
-        "intent": {"old": intent.old, "new": intent.new, "at": iso(intent.at)} if intent else None,
     }
 
 
 def _landing_from_json(d: Mapping[str, Any]) -> Landing:
-    intent = d.get("intent")
     return Landing(
         step=str(d["step"]),
         attempt=int(d["attempt"]),
@@ -284,13 +278,6 @@ def _landing_from_json(d: Mapping[str, Any]) -> Landing:
         priority=int(d.get("priority") or 0),
         exit_code=None if d.get("exit_code") is None else int(d["exit_code"]),
         duration_ms=None if d.get("duration_ms") is None else int(d["duration_ms"]),
-        intent=Intent(
-            old=None if intent.get("old") is None else str(intent["old"]),
-            new=str(intent["new"]),
-            at=parse_iso(intent["at"]),
-        )
-        if intent
-        else None,
     )
 
 

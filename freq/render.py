@@ -203,10 +203,9 @@ def subject_text(subj: Subject, tip: str) -> list[str]:
         )
     if subj.landing:
         x = subj.landing
-        moving = f", landing as {x.intent.new[:12]}" if x.intent else ""
         lines.append(
             f"  queued:   {x.step} attempt {x.attempt} to land on {x.target} from {x.branch} "
-            f"({x.commit[:12]}) since {refs.iso(x.queued_at)}{moving}; then {x.to_state}"
+            f"({x.commit[:12]}) since {refs.iso(x.queued_at)}; then {x.to_state}"
         )
     if subj.not_before:
         lines.append(f"  backoff:  until {refs.iso(subj.not_before)}")

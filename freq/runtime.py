@@ -71,17 +71,6 @@ class LastError:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Intent:
-    """A landing about to move its target branch from `old` to `new` (which contains this
-    subject's work), written on the subject before the branch moves: whoever finds it
-    finishes the landing (the branch contains `new`) or drops it (it does not)."""
-
-    old: str | None  # None: the target branch did not exist yet
-    new: str
-    at: datetime
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class Landing:
     """A success waiting in its target branch's merge queue: the step's work on `branch`
     (at `commit`, made from the target at `base`) lands on `target`, and only then does
@@ -98,7 +87,6 @@ class Landing:
     priority: int = 0
     exit_code: int | None = None
     duration_ms: int | None = None
-    intent: Intent | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -172,7 +160,6 @@ class EventKind(Enum):
     REQUEUED = "requeued"
     REPAIRED = "repaired"  # back at its last intact state after its history broke
     QUEUED = "queued"  # a worktree step's success waits in its target's merge queue
-    LANDING = "landing"  # its landing is about to move the target branch (the intent)
 
 
 class CostSource(Enum):

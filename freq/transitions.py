@@ -20,9 +20,7 @@ git (tests/test_transitions.py).
     approved    a gate step approved: the subject moves to the gate's to_state
     repaired    back at its last intact state after its history broke (cleanup --repair)
     queued      a worktree step's success: its branch waits in its target's merge queue
-    landing     the intent to move the target branch, written before it moves
     landed      the branch landed: the subject enters the step's outcome state
-    unlanded    an intent whose branch move did not happen: back in the queue
     land_failed the landing conflicted or its merge check failed: a failure of the attempt
 """
 
@@ -37,7 +35,7 @@ from freq.classify import Classification, Ending, classify
 from freq.model import FailureKind, Step, format_duration
 from freq.refs import iso
 from freq.retry import Rng, next_delay
-from freq.runtime import Claim, Emitted, Event, EventKind, Intent, Landing, LastError, Subject
+from freq.runtime import Claim, Emitted, Event, EventKind, Landing, LastError, Subject
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -523,18 +521,6 @@ def _of_landing(
     )
 
 
-def landing(subj: Subject, *, old: str | None, new: str, at: datetime, worker: str) -> Change:
-    """The lander is about to move the target from `old` to `new`, which holds this
-    subject's work: written first, so a crash before the subject records the landing is
-    finished (or dropped) by whoever finds it, never lost or applied twice."""
-    x = _queued(subj)
-    moved = replace(x, intent=Intent(old=old, new=new, at=at))
-    event = _of_landing(
-        EventKind.LANDING, subj, x, at, worker, to_state=x.to_state, commit=new, branch=x.branch
-    )
-    return Change(subject=replace(subj, landing=moved, updated_at=at), event=event)
-
-
 def landed(
     subj: Subject, *, commit: str, at: datetime, worker: str, reason: str | None = None
 ) -> Change:
@@ -555,26 +541,6 @@ def landed(
         reason=reason,
     )
     return Change(subject=new, event=event)
-
-
-def unlanded(subj: Subject, *, at: datetime, worker: str, reason: str) -> Change:
-    """An intent whose target never moved to it (the lander stopped, or lost a race): the
-    entry is back in the queue as it was."""
-    x = _queued(subj)
-    event = _of_landing(
-        EventKind.QUEUED,
-        subj,
-        x,
-        at,
-        worker,
-        to_state=x.to_state,
-        reason=reason,
-        branch=x.branch,
-        commit=x.commit,
-    )
-    return Change(
-        subject=replace(subj, landing=replace(x, intent=None), updated_at=at), event=event
-    )
 
 
 def land_failed(

@@ -1,4 +1,4 @@
-"""The merge queue's rules, without git: transitions (queued, landing, landed, unlanded,
+"""The merge queue's rules, without git: transitions (queued, landed, land_failed),
 land_failed), the planner's view of queued subjects and path lanes, the queue's order, and
 the serialisation of what it records (freq/transitions.py, freq/planner.py, freq/refs.py)."""
 
@@ -79,14 +79,11 @@ def test_queued_ends_the_claim_and_keeps_the_subject_in_its_state() -> None:
     assert "Freq-Commit: " + "c" * 40 in refs.format_message(ev)
 
 
-def test_landing_then_landed_enters_the_state_with_the_landed_commit_as_mark() -> None:
-    """The intent names the target's old and new tips; landed enters to_state, records
-    the commit, drops the landing, and its message is the SPEC's transition line."""
+def test_landed_enters_the_state_with_the_landed_commit_as_mark() -> None:
+    """landed enters to_state, records the commit, drops the landing, and its message is
+    the SPEC's transition line."""
     subj = _queued()
-    intent = t.landing(subj, old="a" * 40, new="d" * 40, at=T0, worker="lander").subject
-    assert intent.landing is not None and intent.landing.intent is not None
-    assert (intent.landing.intent.old, intent.landing.intent.new) == ("a" * 40, "d" * 40)
-    done = t.landed(intent, commit="d" * 40, at=T0, worker="lander")
+    done = t.landed(subj, commit="d" * 40, at=T0, worker="lander")
     assert (done.subject.state, done.subject.landing, done.subject.marks["work"]) == (
         "done",
         None,
@@ -94,15 +91,6 @@ def test_landing_then_landed_enters_the_state_with_the_landed_commit_as_mark() -
     )
     assert refs.subject_line(done.event) == "f/x: work new -> done"
     assert done.event.landed == "d" * 40
-
-
-def test_unlanded_puts_the_entry_back_in_the_queue() -> None:
-    """An intent whose target never moved: the same entry, without the intent."""
-    subj = _queued()
-    intent = t.landing(subj, old=None, new="d" * 40, at=T0, worker="l").subject
-    back = t.unlanded(intent, at=T0, worker="l", reason="main moved")
-    assert back.subject.landing == subj.landing
-    assert back.event.kind is EventKind.QUEUED and back.event.reason == "main moved"
 
 
 @pytest.mark.parametrize(
@@ -144,10 +132,9 @@ def test_land_failed_is_a_failure_of_the_attempt(
     )
 
 
-def test_subject_json_round_trips_a_landing_with_its_intent_and_lane() -> None:
+def test_subject_json_round_trips_a_landing_and_a_lane() -> None:
     """What the queue and the lanes keep in subject.json reads back equal."""
     subj = _queued(priority=3)
-    subj = t.landing(subj, old="a" * 40, new="d" * 40, at=T0, worker="l").subject
     claim = Claim(
         holder="w",
         step="work",
@@ -168,13 +155,12 @@ def test_queue_events_after_the_queueing_are_not_attempt_ends() -> None:
     queued_ev = t.queued(
         _claimed(), landing=_landing(subj), at=T0, worker="w", duration_ms=5, exit_code=0
     ).event
-    intent = t.landing(subj, old=None, new="d" * 40, at=T0, worker="l")
-    landed = t.landed(intent.subject, commit="d" * 40, at=T0, worker="l").event
+    landed = t.landed(subj, commit="d" * 40, at=T0, worker="l").event
     failed = t.land_failed(
         subj, STEP, why="w", detail="", at=T0, worker="l", rng=random.Random(0)
     ).event
-    ends = [costs.from_event(e) for e in (queued_ev, intent.event, landed, failed)]
-    assert [e.outcome if e else None for e in ends] == ["succeeded", None, None, None]
+    ends = [costs.from_event(e) for e in (queued_ev, landed, failed)]
+    assert [e.outcome if e else None for e in ends] == ["succeeded", None, None]
 
 
 def _config(step: Step = STEP) -> Config:

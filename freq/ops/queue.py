@@ -35,7 +35,6 @@ class QueueEntry:
     commit: str
     queued_at: str
     priority: int
-    landing: bool  # its intent is written: the target is moving to it
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -136,7 +135,6 @@ def queue_status(
                     commit=x.commit,
                     queued_at=refs.iso(x.queued_at),
                     priority=x.priority,
-                    landing=x.intent is not None,
                 )
             )
         waiting = None

@@ -102,7 +102,7 @@ def test_a_claude_success_moves_the_subject_and_records_its_cost(
     assert _subject(repo, "f", "a")["state"] == "done"
     # it ran in a worktree: its end queued the edit, which then landed on main
     assert _trailers(repo, "refs/frequency/subjects/f/a")["Freq-Landed"]
-    t = _trailers(repo, "refs/frequency/subjects/f/a~2")
+    t = _trailers(repo, "refs/frequency/subjects/f/a~1")
     assert t["Freq-Event"] == "queued"
     assert t["Freq-Agent"] == "writer"
     assert t["Freq-Model"] == "claude-sonnet-4-5"

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from freq import merges, ops, refs, transitions
+from freq import merges, ops
 from freq.clock import FakeClock
 from freq.model import MergeStrategy
 from freq.store import Store
@@ -123,13 +123,15 @@ def test_a_success_lands_on_main_and_a_failure_does_not(project: FreqRepo) -> No
     assert not (project.path / "good.txt").exists()
     pool = json.loads(project.run("status", "--json").assert_success().out)["worktrees"]
     assert Path(pool["dir"]).is_dir() and not Path(pool["dir"]).is_relative_to(project.path)
-    # every step is recorded: queued, the intent to land, landed with the commit
+    # each step is recorded: queued, then landed with the commit (the intent to land is
+    # on the queue's ref, written before main moved)
     events = project.git("log", "--format=%s", "refs/frequency/subjects/f/good").splitlines()
-    assert events[:3] == [
+    assert events[:2] == [
         "f/good: work new -> done",
-        "f/good: work landing on main (attempt 1)",
         "f/good: work queued to land on main (attempt 1)",
     ]
+    queue = project.git("log", "--format=%s", "refs/frequency/queue/main").splitlines()
+    assert queue[:2] == ["main: landed 1 (f/good)", "main: landing 1 (f/good)"]
     trailers = project.git("log", "-1", "--format=%(trailers)", "refs/frequency/subjects/f/good")
     assert f"Freq-Landed: {project.git('rev-parse', 'main').strip()}" in trailers
     # the branch is gone once it landed; the parked one's stays to be looked at
@@ -360,10 +362,9 @@ def test_a_landing_on_a_checked_out_dirty_branch_waits_then_updates_it(tmp_path:
     assert repo.git("status", "--porcelain", "--untracked-files=no") == ""
 
 
-def test_a_crash_between_moving_main_and_recording_is_repaired_once(tmp_path: Path) -> None:
-    """A lander that moved main and died before recording the subject leaves an intent;
-    the next worker records the landing once: main holds the work once, the subject moves
-    once."""
+def _queued_behind_a_dirty_checkout(tmp_path: Path) -> tuple[FreqRepo, Store, str, str]:
+    """A repository whose subject f/a waits in main's queue (the checkout was dirty while
+    it ran; clean now): the repo, a store, main's tip and the commit a lander would land."""
     repo = new_repo(tmp_path / "repo")
     repo.write(".frequency/f.yaml", _factory('echo new > "$FREQ_SUBJECT.txt"'))
     repo.write("README", "local change\n")  # keeps the landing waiting: we play the lander
@@ -371,32 +372,75 @@ def test_a_crash_between_moving_main_and_recording_is_repaired_once(tmp_path: Pa
     repo.run("run", "--until-idle").assert_success()
     repo.git("checkout", "README")
     store = Store.discover(repo.path, clock=FakeClock())
-    subj, tip = store.read_subject("f", "a")
+    subj, _tip = store.read_subject("f", "a")
     x = subj.landing
     assert x is not None
     old = repo.git("rev-parse", "main").strip()
     got = merges.combine(
-        repo.path,
-        onto=old,
-        branch_tip=x.commit,
-        strategy=MergeStrategy.REBASE,
-        message="m",
-        base=x.base,
+        repo.path, onto=old, branch_tip=x.commit, strategy=MergeStrategy.REBASE, message="m"
     )
     assert isinstance(got, merges.Combined)
-    change = transitions.landing(subj, old=old, new=got.commit, at=store.clock.now(), worker="dead")
-    store.advance(refs.subject_ref("f", "a"), change.subject, change.event, expected=tip)
-    repo.git("update-ref", "refs/heads/main", got.commit, old)
-    repo.git("read-tree", "-u", "-m", old, got.commit)  # as the lander did for the checkout
+    return repo, store, old, got.commit
+
+
+def _intent(store: Store, repo: FreqRepo, old: str, new: str) -> None:
+    """What a lander writes before it moves main: the intent on main's queue ref."""
+    _subj, tip = store.read_subject("f", "a")
+    doc = {
+        "event": "landing",
+        "old": old,
+        "new": new,
+        "entries": [{"factory": "f", "subject": "a", "tip": tip, "commit": new}],
+    }
+    ref = "refs/frequency/queue/main"
+    store.write_doc(
+        ref,
+        {"queue.json": json.dumps(doc).encode()},
+        "main: landing 1 (f/a)\n",
+        at=store.clock.now(),
+        expected=store.read_ref(ref),
+    )
+
+
+def test_a_crash_between_moving_main_and_recording_is_repaired_once(tmp_path: Path) -> None:
+    """A lander that wrote its intent, moved main and died before recording the subject:
+    the next worker records the landing once (main holds the work once, the subject moves
+    once, the intent is closed), and later runs change nothing."""
+    repo, store, old, new = _queued_behind_a_dirty_checkout(tmp_path)
+    _intent(store, repo, old, new)
+    repo.git("update-ref", "refs/heads/main", new, old)
+    repo.git("read-tree", "-u", "-m", old, new)  # as the lander did for the checkout
     repo.run("run", "--until-idle").assert_success()
     assert _show(repo, "a")["state"] == "done"
-    assert repo.git("rev-parse", "main").strip() == got.commit
+    assert repo.git("rev-parse", "main").strip() == new
     landed = repo.git(
         "log", "--format=%(trailers:key=Freq-Landed,valueonly)", "refs/frequency/subjects/f/a"
     )
-    assert [line for line in landed.split() if line] == [got.commit]
+    assert [line for line in landed.split() if line] == [new]
+    history = repo.git("log", "--format=%s", "refs/frequency/queue/main").splitlines()
+    assert history[:2] == ["main: landed 1 (f/a)", "main: landing 1 (f/a)"]
     repo.run("run", "--until-idle").assert_success()
-    assert repo.git("rev-parse", "main").strip() == got.commit
+    assert repo.git("rev-parse", "main").strip() == new
+    assert repo.git("log", "--format=%s", "refs/frequency/queue/main").splitlines() == history
+
+
+def test_a_crash_before_moving_main_leaves_the_entry_queued_and_it_lands_once(
+    tmp_path: Path,
+) -> None:
+    """A lander that wrote its intent and died before moving main: the next worker gives
+    the intent up (main never moved) and lands the entry itself, once."""
+    repo, store, old, new = _queued_behind_a_dirty_checkout(tmp_path)
+    _intent(store, repo, old, new)
+    repo.run("run", "--until-idle").assert_success()
+    assert _show(repo, "a")["state"] == "done"
+    history = repo.git("log", "--format=%s", "refs/frequency/queue/main").splitlines()
+    assert history == [
+        "main: landed 1 (f/a)",
+        "main: landing 1 (f/a)",
+        "main: landing given up: the target never moved to it",
+        "main: landing 1 (f/a)",
+    ]
+    assert repo.git("log", "--format=%s", "main").splitlines().count("f/a: work (attempt 1)") == 1
 
 
 WRITES_THEN_SLEEPS = 'echo half > "$FREQ_SUBJECT.txt"; echo started > "{flag}"; sleep 60'
