@@ -506,6 +506,18 @@ class Pool:
         """Commit whatever the holder left uncommitted (tracked changes and untracked files
         that are not ignored), without hooks; the commit at HEAD afterwards."""
         where = checkout.path
+        # one process says both whether anything is left and what HEAD is: a step that
+        # committed its work (or changed nothing) costs no more
+        state = proc.git(["status", "--porcelain=v2", "--branch", "-z"], cwd=where)
+        if not state.ok:
+            raise _fail(f"worktree {checkout.slot}: git status failed", state)
+        fields = state.out.split(b"\0")
+        changes = [f for f in fields if f and not f.startswith(b"# ")]
+        oid = next(
+            (f[len(b"# branch.oid ") :] for f in fields if f.startswith(b"# branch.oid ")), b""
+        )
+        if not changes and len(oid) == 40:
+            return oid.decode()
         res = proc.git(["add", "-A"], cwd=where)
         if not res.ok:
             raise _fail(f"worktree {checkout.slot}: git add failed", res)
