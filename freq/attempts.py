@@ -39,6 +39,7 @@ from freq.workdirs import NotReady, Work, Workdirs
 _MAX_EMITTED_LINES = 100_000
 _LAST_ERROR_LINES = 60  # of the last attempt's output, in {last_error}
 ASK = "freq:ask"  # a stdout line `freq:ask QUESTION`: the step asks a person
+PRIORITY_BOUND = 1000  # merge-queue priority is clamped to ±this (points of ten minutes)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -401,6 +402,7 @@ class Attempts:
                     priority=_priority(subj),
                     exit_code=result.exit_code,
                     duration_ms=result.duration_ms,
+                    touches=claim.touches,
                 )
                 change = transitions.queued(
                     subj,
@@ -556,7 +558,7 @@ def _priority(subj: Subject) -> int:
     """A subject's merge-queue priority: its `priority` data key when it is a whole number."""
     raw = subj.data.get("priority", "0").strip()
     try:
-        return int(raw)
+        return max(-PRIORITY_BOUND, min(PRIORITY_BOUND, int(raw)))
     except ValueError:
         return 0
 

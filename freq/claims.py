@@ -297,6 +297,8 @@ class Claims:
             end = leases.claim_end(self.observer, subj, tip, now=now, mono=self.clock.monotonic())
             return end is None or end > now
         epoch = h.get("epoch")
+        if subj.landing is not None and subj.epoch == epoch and subj.landing.touches:
+            return True  # its work waits in the merge queue: the lane stays held
         if isinstance(epoch, int) and subj.epoch < epoch:
             seen = self._lane_seen.setdefault((key, epoch), self.clock.monotonic())
             return self.clock.monotonic() - seen < PENDING.total_seconds()

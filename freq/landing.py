@@ -33,7 +33,7 @@ from pathlib import Path
 
 from freq import merges, proc, refs, transitions
 from freq.clock import Clock, Random
-from freq.errors import FreqError, RefConflict, WriteBlocked
+from freq.errors import FreqError, MergeError, RefConflict, WriteBlocked
 from freq.merges import Combined, Conflict
 from freq.model import Config, OnConflict, Step
 from freq.planner import queues
@@ -80,6 +80,7 @@ class Served:
     blocked: str | None = None
     busy: bool = False
     problem: str | None = None  # a git failure that stopped this serving (served again later)
+    stalled: str | None = None  # why this serving stopped early: served again later
 
 
 class Lander:
@@ -106,6 +107,8 @@ class Lander:
         self.rng = rng
         self.factories = factories
         self.root = Path(store.root)
+        # the worker is stopping (Ctrl-C): no new round starts, a running check is stopped
+        self.stopping: Callable[[], bool] = lambda: False
 
     def _emit(self, kind: ProgressKind, subj: Subject, detail: str) -> None:
         x = subj.landing
@@ -132,12 +135,16 @@ class Lander:
                 return out
             try:
                 for _ in range(_ROUNDS):
-                    if not self._round(target, out):
+                    if self.stopping() or not self._round(target, out):
+                        break
+                    if out.blocked is not None or out.stalled is not None:
                         break
             except WriteBlocked:
                 raise  # the loop says it once and serves again soon
             except FreqError as exc:
                 out.problem = f"merge queue {target}: {exc.one_line()}"
+            except OSError as exc:
+                out.problem = f"merge queue {target}: {exc.strerror or exc}"
         return out
 
     @contextlib.contextmanager
@@ -174,6 +181,12 @@ class Lander:
         tip = self.store.read_ref(f"refs/heads/{target}")
         if self._settle(target, snap, tip, out):
             return True
+        if tip is None:
+            out.blocked = (
+                f"the target branch {target} does not exist; landings on it wait until it "
+                "does (create it, or requeue the subjects elsewhere)"
+            )
+            return False
         head = entries[0]
         assert head.landing is not None
         step = self.config.step(head.factory, head.landing.step)
@@ -241,17 +254,31 @@ class Lander:
                     commit=x.commit, commits=(x.commit,), strategy=merge.strategy
                 )
             else:
-                got = merges.combine(
-                    self.root,
-                    onto=cur,
-                    branch_tip=x.commit,
-                    strategy=merge.strategy,
-                    message=f"{s.factory}/{s.name}: {x.step} (attempt {x.attempt})",
-                    base=x.base,
-                    # the target grew from the branch's base (it moves on by landings):
-                    # the base is the merge base already, no throwaway commit needed
-                    grown=self.store.descends(cur, x.base),
-                )
+                try:
+                    got = merges.combine(
+                        self.root,
+                        onto=cur,
+                        branch_tip=x.commit,
+                        strategy=merge.strategy,
+                        message=f"{s.factory}/{s.name}: {x.step} (attempt {x.attempt})",
+                        base=x.base,
+                        # the target grew from the branch's base (it moves on by landings):
+                        # the base is the merge base already, no throwaway commit needed
+                        grown=self.store.descends(cur, x.base),
+                    )
+                except MergeError as exc:
+                    # this entry cannot be combined at all (unrelated histories, its commit
+                    # gone): it leaves the queue, the others go on
+                    self._turn_away(
+                        s,
+                        tips[(s.factory, s.name)],
+                        entry_step,
+                        why=f"cannot combine with {target}: {exc.message}",
+                        detail=exc.message,
+                        out=out,
+                        terminal=True,
+                    )
+                    continue
             if isinstance(got, Conflict):
                 self._conflict(target, s, tips[(s.factory, s.name)], entry_step, got, out)
                 continue
@@ -261,6 +288,9 @@ class Lander:
             return old
         if step.merge is not None and step.merge.check is not None:
             ok, tail, how = self._check(target, step, [s for s, _ in combined], cur)
+            if self.stopping():
+                out.stalled = "stopped during a merge check; nothing landed"
+                return old
             if not ok:
                 if len(combined) == 1:
                     s = combined[0][0]
@@ -328,6 +358,7 @@ class Lander:
                 clock=self.clock,
                 log_path=logs / f"{stamp}.log",
                 timeout=timeout,
+                on_poll=lambda: not self.stopping(),
             )
         finally:
             self.pool.release(co)
@@ -357,10 +388,23 @@ class Lander:
             for s, got in combined
         ]
         names = ", ".join(f"{s.factory}/{s.name}" for s, _ in combined)
+        # the user's checkout as it is now (a check may have run for minutes: they may have
+        # switched branches or edited files meanwhile)
+        where = self._checkout(target)
+        if isinstance(where, str):
+            out.blocked = where
+            return old
+        checkout = where
         intent = self._history(
             target,
             f"{target}: landing {len(combined)} ({names})",
-            {"event": "landing", "old": old, "new": new, "entries": entries},
+            {
+                "event": "landing",
+                "old": old,
+                "new": new,
+                "entries": entries,
+                "checkout": str(checkout) if checkout is not None else None,
+            },
             must=True,
         )
         if intent is None:
@@ -387,6 +431,8 @@ class Lander:
             self._history(
                 target, f"{target}: landing given up: {why}", {"event": "abandoned", "why": why}
             )
+            if out.blocked is None:
+                out.stalled = why  # served again after a pause, not at once
             return self.store.read_ref(f"refs/heads/{target}")
         self._record(
             target, [(s, tips[(s.factory, s.name)], got.commit) for s, got in combined], out
@@ -498,11 +544,26 @@ class Lander:
             )
         elif waiting:
             why = "the target never moved to it"
+            self._revert_checkout(target, doc)
             self._history(target, f"{target}: landing given up: {why}", {"event": "abandoned"})
         else:
             why = "its entries were recorded already"
             self._history(target, f"{target}: landing settled: {why}", {"event": "settled"})
         return True
+
+    def _revert_checkout(self, target: str, doc: dict[str, object]) -> None:
+        """A lander that updated the user's checkout and stopped before moving the target:
+        their tree and index go back to the target's tip, if they are still exactly as it
+        left them (HEAD on the target at its old tip, tree and index at the new one)."""
+        where, old, new = doc.get("checkout"), doc.get("old"), doc.get("new")
+        if not isinstance(where, str) or not isinstance(old, str) or not isinstance(new, str):
+            return
+        path = Path(where)
+        if path not in merges.worktrees_on(self.root, target):
+            return
+        if merges.rev(path, "HEAD") != old:
+            return
+        merges.update_checkout(path, new, old)  # refuses, changing nothing, unless at new
 
     # ------------------------------------------------------------ turning away
 
@@ -634,6 +695,23 @@ def targets_of(config: Config, default: Callable[[], str]) -> dict[tuple[str, st
             if step.in_worktree and step.merge is not None:
                 out[(fac.factory_id, step.id)] = step.merge.into or default()
     return out
+
+
+def serving(store: Store, target: str) -> bool:
+    """Whether some process on this machine serves `target`'s queue now (holds its lander
+    lock): a merge check's worktree is in use while it does."""
+    path = store.state_dir / "queue" / (target.replace("/", "%2F") + ".lock")
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing drops a lock this probe took
+    return False
 
 
 def checkout_of(root: Path, pool: Path, target: str) -> Path | str | None:

@@ -146,6 +146,7 @@ class Worker:
             reporter=self.reporter,
             rng=self.rng,
         )
+        self.lander.stopping = lambda: self.stopping
         self.attempts = Attempts(
             store,
             self.claims,
@@ -167,6 +168,7 @@ class Worker:
         self._stalled: set[str] = set()  # trouble said this cycle or the last (said once)
         self._stalled_now: set[str] = set()
         self._swept_at: float | None = None
+        self._swept_once = False
         self._serving: dict[Future[Served], str] = {}  # merge queues being served, by target
         self._blocked: dict[str, str] = {}  # target -> why its landings wait (a dirty checkout)
         self._recheck: dict[str, float] = {}  # target -> when to serve it again (monotonic)
@@ -287,6 +289,9 @@ class Worker:
         if self._swept_at is not None and now - self._swept_at < SWEEP_EVERY:
             return
         self._swept_at = now
+        if self._swept_once:
+            self._sweep_worktrees()  # dead attempts' worktrees, as at the start
+        self._swept_once = True
         nothing: list[str] = []
         swept = self._guarded(self.store.sweep_locks, nothing)
         if swept:
@@ -305,10 +310,10 @@ class Worker:
         if snap is None:
             return
 
-        def live(h: Holder) -> bool:
-            subj = snap.subjects.get((h.factory, h.subject))
-            c = subj.claim if subj is not None else None
-            return c is not None and c.epoch == h.epoch and c.expires_at > now
+        base = workdirs.live_holders(self.store, snap, now)
+
+        def live(h: Holder) -> bool:  # this worker's own running attempts included
+            return base(h) or self.attempts.holds(h.factory, h.subject, h.epoch)
 
         try:
             found = workdirs.sweep(self.store, self.config, self.pool, now=now, live=live)
@@ -476,18 +481,20 @@ class Worker:
         if out is None:
             return
         tally.served(out)
-        if out.problem is not None:
-            self._warn(out.problem)
-        if out.busy or out.blocked is not None:
+        # a landing that waits for a person (a dirty checkout, a missing target), a git
+        # failure, or a move that failed: looked at again after a pause, not at once, and
+        # (but for another process serving it) not work that keeps `--until-idle` going
+        waiting = out.blocked or out.problem or out.stalled
+        if out.busy or waiting is not None:
             self._recheck[out.target] = self.clock.monotonic() + LANDING_RECHECK.total_seconds()
         else:
             self._recheck.pop(out.target, None)
-        if out.blocked is None:
+        if waiting is None:
             self._blocked.pop(out.target, None)
             return
-        if self._blocked.get(out.target) != out.blocked:
-            self.reporter.emit(Progress(event=ProgressKind.PROBLEM, detail=out.blocked))
-        self._blocked[out.target] = out.blocked
+        if self._blocked.get(out.target) != waiting:
+            self.reporter.emit(Progress(event=ProgressKind.PROBLEM, detail=waiting))
+        self._blocked[out.target] = waiting
 
     def _warn(self, problem: str) -> None:
         """A problem with the state, reported once per run."""

@@ -174,6 +174,14 @@ class Counts:
                     self.lanes[(f, s.name)] = (c.touches, who)
                 else:
                     self.lanes.pop((f, s.name), None)
+        elif s.landing is not None and s.landing.touches:
+            # queued work holds its lane until it lands: it is not on the target yet
+            if sign > 0:
+                x = s.landing
+                who = f"{f}/{s.name} {x.step} attempt {x.attempt}, queued to land on {x.target}"
+                self.lanes[(f, s.name)] = (x.touches, who)
+            else:
+                self.lanes.pop((f, s.name), None)
 
     def without(self, config: Config, s: Subject | None, now: datetime) -> Counts:
         """A copy with `s` uncounted (None: a plain copy)."""
@@ -289,7 +297,8 @@ def queues(snap: Snapshot, factories: Iterable[str] | None = None) -> dict[str, 
 def _served(subj: Subject) -> tuple[datetime, str, str]:
     x = subj.landing
     assert x is not None
-    return x.queued_at - PRIORITY_STEP * x.priority, subj.factory, subj.name
+    points = max(-1000, min(1000, x.priority))  # a hand-edited subject.json stays in range
+    return x.queued_at - PRIORITY_STEP * points, subj.factory, subj.name
 
 
 def _queued_text(x: Landing, position: tuple[int, int] | None) -> str:

@@ -135,7 +135,10 @@ def git(
             check=False,
         )
     except FileNotFoundError as exc:
-        return GitResult(127, b"", f"git cannot start: {exc.strerror}".encode())
+        where = "" if os.path.isdir(cwd) else f" in {os.fspath(cwd)}"
+        return GitResult(127, b"", f"git cannot start{where}: {exc.strerror}".encode())
+    except OSError as exc:  # the folder is not one, or not ours to enter
+        return GitResult(126, b"", f"git cannot run in {os.fspath(cwd)}: {exc.strerror}".encode())
     except subprocess.TimeoutExpired:
         return GitResult(124, b"", f"git {args[0]} timed out after {timeout:g}s".encode())
     return GitResult(done.returncode, done.stdout, done.stderr)

@@ -262,6 +262,7 @@ def _landing_to_json(x: Landing) -> dict[str, Any]:
         "priority": x.priority,
         "exit_code": x.exit_code,
         "duration_ms": x.duration_ms,
+        **({"touches": list(x.touches)} if x.touches else {}),
     }
 
 
@@ -278,6 +279,7 @@ def _landing_from_json(d: Mapping[str, Any]) -> Landing:
         priority=int(d.get("priority") or 0),
         exit_code=None if d.get("exit_code") is None else int(d["exit_code"]),
         duration_ms=None if d.get("duration_ms") is None else int(d["duration_ms"]),
+        touches=tuple(str(t) for t in d.get("touches") or ()),
     )
 
 

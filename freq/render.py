@@ -96,7 +96,8 @@ def status_text(result: Any) -> str:
     for q in getattr(result, "queues", ()):
         first = q.entries[0]
         head = (
-            f"merge queue {q.target}: {_count(len(q.entries), 'branch')} waiting, next "
+            f"merge queue {q.target}: {len(q.entries)} "
+            f"{'branch' if len(q.entries) == 1 else 'branches'} waiting, next "
             f"{first.factory}/{first.subject} {first.step}"
         )
         blocks.append(head + (f"\n  waiting: {q.waiting}" if q.waiting else ""))

@@ -87,6 +87,9 @@ class Landing:
     priority: int = 0
     exit_code: int | None = None
     duration_ms: int | None = None
+    # the path lane its attempt held (`touches:`): still held until the branch lands, since
+    # the work it names is not on the target yet
+    touches: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

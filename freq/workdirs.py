@@ -20,10 +20,10 @@ from pathlib import Path
 from freq import merges, proc, refs
 from freq.classify import Hint
 from freq.errors import FreqError, RefConflict
-from freq.landing import branch_for
+from freq.landing import branch_for, serving
 from freq.model import Config, FailureKind, OnConflict, Step
 from freq.runners import StepRequest, StepResult
-from freq.runtime import Claim, Subject
+from freq.runtime import Claim, Snapshot, Subject
 from freq.store import Store
 from freq.worktrees import Checkout, Holder, Pool, PoolBusy, SetupFailed
 
@@ -255,6 +255,20 @@ class Swept:
     action: str  # removed | would remove | salvaged | kept
     detail: str
     salvage: str | None = None  # the salvage ref its uncommitted work went to
+
+
+def live_holders(store: Store, snap: Snapshot, now: datetime) -> Callable[[Holder], bool]:
+    """Whether a pool worktree's holder is still at work: an attempt while its claim
+    (same epoch) is unexpired, a merge check while its target's queue is being served."""
+
+    def live(h: Holder) -> bool:
+        if h.step.startswith("merge:"):
+            return serving(store, h.step[len("merge:") :])
+        subj = snap.subjects.get((h.factory, h.subject))
+        c = subj.claim if subj is not None else None
+        return c is not None and c.epoch == h.epoch and c.expires_at > now
+
+    return live
 
 
 def sweep(

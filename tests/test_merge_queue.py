@@ -295,3 +295,23 @@ def test_two_workers_planning_overlapping_lanes_together_get_one_claim(freq_repo
         s for s in plan(cfg, w2.store.snapshot(), now=clock.now()).starts if s.subject == "b"
     )
     assert w2.claims.claim(again) is not None
+
+
+def test_queued_work_holds_its_lane_until_it_lands() -> None:
+    """The lane of an attempt whose work waits in the queue stays held: an overlapping
+    step waits for the landing, naming it."""
+    step = replace(STEP, touches=("shared.txt",))
+    held = _queued("q")
+    held = replace(held, landing=replace(held.landing, touches=("shared.txt",)))  # type: ignore[arg-type]
+    other = t.created("f", "o", "new", at=T0, worker="w").subject
+    p = plan(_config(step), _snap(held, other), now=T0 + timedelta(seconds=1))
+    assert p.starts == ()
+    (w,) = [w for w in p.waiting if w.subject == "o"]
+    assert w.kind == "lane" and "queued to land on main" in w.reasons[0]
+
+
+def test_a_priority_out_of_range_cannot_break_the_queue() -> None:
+    """A hand-made priority far out of range is clamped: the queue still orders."""
+    huge = _queued("huge", priority=10**15)
+    plain = _queued("plain")
+    assert [s.name for s in queues(_snap(plain, huge))["main"]] == ["huge", "plain"]

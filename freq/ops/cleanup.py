@@ -22,16 +22,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from freq import chains
 from freq.errors import ConfigError, RefConflict
 from freq.ops.app import App
 from freq.runtime import Snapshot
 from freq.store import ChainLink
-
-if TYPE_CHECKING:
-    from freq.worktrees import Holder
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -193,11 +189,7 @@ def worktrees(app: App, how: Housekeeping) -> TaskReport:
         return TaskReport(task="worktrees", lines=())
     snap = store.snapshot()
 
-    def live(h: Holder) -> bool:
-        subj = snap.subjects.get((h.factory, h.subject))
-        c = subj.claim if subj is not None else None
-        return c is not None and c.epoch == h.epoch and c.expires_at > now
-
+    live = workdirs.live_holders(store, snap, now)
     found = workdirs.sweep(store, config, pool, now=now, live=live, dry_run=how.dry_run)
     lines = [f"{s.action:15} {s.what} {s.name}: {s.detail}" for s in found]
     return TaskReport(task="worktrees", lines=tuple(lines))

@@ -141,7 +141,7 @@ def queue_status(
         if entries:
             try:
                 where = checkout_of(app.root, pool_dir, name)
-            except FreqError:
+            except (FreqError, OSError):
                 where = None
             waiting = where if isinstance(where, str) else None
         out.append(

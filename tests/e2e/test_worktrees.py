@@ -492,3 +492,23 @@ def test_a_killed_workers_worktree_is_salvaged_and_removed_and_a_live_one_kept(
     shown = project.run("show", "f", "a").assert_success().out
     assert "salvaged: refs/frequency/salvage/f/a/1" in shown
     assert "freq/f/a/work" not in project.git("worktree", "list")
+
+
+def test_a_landing_that_would_overwrite_an_untracked_file_waits_without_spinning(
+    tmp_path: Path,
+) -> None:
+    """On a checked-out target, an untracked file of the user's that the landing would
+    overwrite makes it wait (git's updateInstead refuses too): the run ends, having written
+    a bounded number of commits, and lands once the file is gone."""
+    repo = new_repo(tmp_path / "repo")
+    repo.write(".frequency/f.yaml", _factory('echo new > "$FREQ_SUBJECT.txt"'))
+    repo.run("add", "f", "a").assert_success()
+    repo.write("a.txt", "mine\n")  # untracked, where the step writes
+    repo.run("run", "--until-idle").assert_success()
+    assert _show(repo, "a")["state"] == "new"
+    assert (repo.path / "a.txt").read_text() == "mine\n"
+    assert int(repo.git("rev-list", "--count", "refs/frequency/queue/main").strip()) <= 4
+    (repo.path / "a.txt").unlink()
+    repo.run("run", "--until-idle").assert_success()
+    assert _show(repo, "a")["state"] == "done"
+    assert (repo.path / "a.txt").read_text() == "new\n"
