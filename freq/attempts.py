@@ -239,7 +239,12 @@ class Attempts:
         with self._holding([lease]) as handle:
             try:
                 with self.workdirs.enter(
-                    subj, step, claim, request, worker=self.worker, go_on=handle.go_on
+                    subj,
+                    step,
+                    claim,
+                    request,
+                    worker=self.worker,
+                    go_on=lambda: handle.go_on() and not self.stopping,
                 ) as entered:
                     self._started(lease, entered.request, f"in worktree {entered.checkout.slot}")
                     result = runner_for(step, self.clock).run(entered.request, handle)
@@ -370,7 +375,8 @@ class Attempts:
             mapped = None
         ok = released = False
         to_state: str | None = None
-        if result.cancelled and self.cancel.is_set():
+        if result.cancelled and (self.cancel.is_set() or self.stopping):
+            # killed (second Ctrl-C), or stopped waiting for a worktree (first Ctrl-C)
             released = True
             # interrupted twice: give the attempt back, as if it had never been claimed
             change = transitions.released(

@@ -284,6 +284,20 @@ def _check_not_built(f: Factory, ctx: Context) -> Iterator[Found]:
                 yield (*at, "since"), SINCE.format(since=pred.since)
 
 
+_BAD_BRANCH = re.compile(
+    r"(^[-/.])|(\.\.)|(//)|([\s~^:?*\[\\\x00-\x1f\x7f])|(@\{)|([/.]$)|(\.lock$)|(/\.)"
+)
+
+
+def _branch_problem(name: str) -> str | None:
+    """Why `name` cannot be a branch (git check-ref-format's rules), or None."""
+    if name.startswith("refs/"):
+        return f"merge.into names a branch, not a ref: write {name.removeprefix('refs/heads/')!r}"
+    if name == "@" or _BAD_BRANCH.search(name):
+        return f"merge.into {name!r} is not a valid branch name"
+    return None
+
+
 _TOUCH_FIELD = re.compile(r"\{([^{}]*)\}")
 
 
@@ -302,6 +316,15 @@ def _check_worktree(f: Factory, ctx: Context) -> Iterator[Found]:
                 "a batch step runs once for many subjects, not in a worktree of one: "
                 "use isolation: none",
             )
+        if step.batch is not None and step.touches:
+            yield (
+                (*at, "touches"),
+                "a batch step runs once for many subjects: one lane cannot name them all "
+                "(leave touches out)",
+            )
+        into = step.merge.into if step.merge is not None else None
+        if into is not None and (problem := _branch_problem(into)):
+            yield (*at, "merge", "into"), problem
         if worktree and step.is_gate:
             yield (*at, "isolation"), "a gate runs nothing: isolation: worktree has no use here"
         if step.setup is not None and step.setup.run is None:

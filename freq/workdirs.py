@@ -330,13 +330,15 @@ def sweep(
             )
         )
     held = {s.branch for s in pool.slots() if s.holder is not None and s.branch}
-    for branch in _freq_branches(Path(store.root)):
+    for branch, oid in _freq_branches(Path(store.root)):
         parts = branch.split("/")
         if len(parts) != 4 or branch in held:
             continue
         _, fid, name, step_id = parts
         subj = snap.subjects.get((fid, name))
         step = config.step(fid, step_id)
+        if step is None or not step.in_worktree:
+            continue  # not a branch Frequency makes: someone's own freq/... branch
         if subj is not None:
             c = subj.claim
             if c is not None and c.step == step_id and c.expires_at > now:
@@ -347,7 +349,7 @@ def sweep(
                 continue  # its next attempt may continue it
         action = "would remove" if dry_run else "removed"
         if not dry_run:
-            proc.git(["update-ref", "-d", f"refs/heads/{branch}"], cwd=store.root)
+            proc.git(["update-ref", "-d", f"refs/heads/{branch}", oid], cwd=store.root)
         out.append(Swept(what="branch", name=branch, action=action, detail="no attempt needs it"))
     if not dry_run:
         with contextlib.suppress(FreqError):
@@ -355,6 +357,16 @@ def sweep(
     return out
 
 
-def _freq_branches(root: Path) -> list[str]:
-    res = proc.git(["for-each-ref", "--format=%(refname:lstrip=2)", "refs/heads/freq/"], cwd=root)
-    return [line for line in res.text().splitlines() if line] if res.ok else []
+def _freq_branches(root: Path) -> list[tuple[str, str]]:
+    """Every branch under freq/, with the commit it names (deleted only if still there)."""
+    res = proc.git(
+        ["for-each-ref", "--format=%(refname:lstrip=2) %(objectname)", "refs/heads/freq/"],
+        cwd=root,
+    )
+    if not res.ok:
+        return []
+    return [
+        (name, oid)
+        for name, _, oid in (line.rpartition(" ") for line in res.text().splitlines())
+        if name
+    ]
