@@ -49,7 +49,7 @@ from freq.refs import iso, parse_iso
 
 POLL = 0.2  # seconds between looks for a free slot when every slot is held
 LOCK_FILE = ".pool.lock"
-INCLUDE_FILE = ".worktreeinclude"  # gitignore syntax: untracked files a fresh slot gets
+INCLUDE_FILE = ".worktreeinclude"  # gitignore syntax: ignored files a fresh slot gets
 _SLOT = re.compile(r"w([1-9][0-9]*)")
 _RECORD = re.compile(r"w([1-9][0-9]*)\.json")
 _NO_ENV: Mapping[str, str] = MappingProxyType({})
@@ -415,9 +415,13 @@ class Pool:
             args = ["checkout", "-q", "--ignore-other-worktrees", "-f", "-B", branch, base]
         if not proc.git(args, cwd=path).ok:
             return False
+        if not clean:
+            # ignored files stay anyway, and only ignored ones were copied in; an exclude
+            # here would also keep a previous holder's untracked, not-ignored leftovers
+            return proc.git(["clean", "-fdq"], cwd=path).ok
         # what .worktreeinclude copied in when the slot was made stays (-e holds under -x)
         keep_included = [f"--exclude={p}" for p in self._included_patterns()]
-        return proc.git(["clean", "-fdxq" if clean else "-fdq", *keep_included], cwd=path).ok
+        return proc.git(["clean", "-fdxq", *keep_included], cwd=path).ok
 
     def _included_patterns(self) -> list[str]:
         try:
@@ -476,8 +480,8 @@ class Pool:
         return digest.hexdigest()
 
     def _copy_included(self, path: Path) -> None:
-        """Copy the main checkout's untracked files matching .worktreeinclude into a fresh
-        slot, at the same paths with their modes; nothing is read or written through a
+        """Copy the main checkout's files matching .worktreeinclude that git ignores into a
+        fresh slot, at the same paths with their modes; nothing is read or written through a
         symlink that leads out of the repository or the slot."""
         if not (self._root / INCLUDE_FILE).is_file():
             return
@@ -487,11 +491,21 @@ class Pool:
         )
         if not res.ok:
             raise _fail(f"cannot list the files {INCLUDE_FILE} names", res)
+        candidates = [raw for raw in res.out.split(b"\0") if raw and not raw.endswith(b"/")]
+        if not candidates:
+            return
+        # only files git ignores (Claude Code's rule): a copied file that is not ignored
+        # would be committed by commit_leftovers' `git add -A` and land on the branch
+        ignored = proc.git(
+            ["check-ignore", "--stdin", "-z"], cwd=self._root, stdin=b"\0".join(candidates)
+        )
+        if ignored.code not in (0, 1):  # 1: none of them is ignored
+            raise _fail(f"cannot tell which files {INCLUDE_FILE} names are ignored", ignored)
         root = os.path.realpath(self._root)
         slot = os.path.realpath(path)
         pool = os.path.realpath(self._dir)
-        for raw in res.out.split(b"\0"):
-            if raw and not raw.endswith(b"/"):
+        for raw in ignored.out.split(b"\0"):
+            if raw:
                 try:
                     _copy_one(os.fsdecode(raw), root, slot, pool)
                 except OSError as exc:

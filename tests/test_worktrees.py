@@ -238,6 +238,42 @@ def test_worktreeinclude_copies_untracked_files_into_fresh_slots_only(repo: Freq
     assert not (again.path / ".env").exists()
 
 
+def test_worktreeinclude_copies_only_files_git_ignores(repo: FreqRepo) -> None:
+    """A file matching .worktreeinclude that git does not ignore (an untracked
+    local.json) is not copied: commit_leftovers' `git add -A` would commit it onto the
+    step's branch. The ignored match (.env) is copied as before."""
+    repo.write(".gitignore", ".env\n")
+    base = _commit(repo, ".worktreeinclude", ".env\nlocal.json\n")
+    repo.write(".env", "TOKEN=abc\n")
+    repo.write("local.json", "{}\n")
+    pool = _pool(repo)
+
+    co = pool.acquire(_holder(), base=base, branch=_branch())
+
+    assert (co.path / ".env").read_text() == "TOKEN=abc\n"
+    assert not (co.path / "local.json").exists()
+    head = pool.commit_leftovers(co, "leftovers")
+    assert head == base
+    assert "local.json" not in git(co.path, "ls-tree", "-r", "--name-only", "HEAD")
+
+
+def test_reuse_removes_untracked_leftovers_matching_worktreeinclude(repo: FreqRepo) -> None:
+    """A previous holder's untracked, not-ignored file that happens to match
+    .worktreeinclude (notes.txt) is removed on reuse, so it cannot reach the next
+    subject's commit; the include patterns only protect ignored files, under clean."""
+    base = _commit(repo, ".worktreeinclude", "notes.txt\n")
+    pool = _pool(repo)
+    co = pool.acquire(_holder("a"), base=base, branch=_branch("a"))
+    (co.path / "notes.txt").write_text("subject a's notes\n")
+    pool.release(co)
+
+    again = pool.acquire(_holder("b"), base=base, branch=_branch("b"))
+
+    assert again.slot == co.slot and not again.fresh
+    assert not (again.path / "notes.txt").exists()
+    assert pool.commit_leftovers(again, "leftovers") == base
+
+
 def test_with_max_one_a_second_acquire_waits_then_raises_pool_busy(repo: FreqRepo) -> None:
     """When every slot is held and the pool is at max, acquire polls every 0.2 s on the
     clock while go_on() is true, and raises PoolBusy once it is false; a released slot is
