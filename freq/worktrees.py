@@ -92,7 +92,7 @@ class SlotInfo:
     branch: str | None  # while held: its branch; once released: the last one
     acquired_at: datetime | None
     released_at: datetime | None
-    bytes: int  # disk use: st_blocks * 512 over the slot's folder, each inode once
+    bytes: int  # disk use (st_blocks * 512, each inode once); 0 unless slots(sizes=True)
 
 
 class SetupFailed(FreqError):
@@ -608,9 +608,10 @@ class Pool:
 
     # ------------------------------------------------------------ looking and cleaning up
 
-    def slots(self) -> list[SlotInfo]:
-        """Every slot with its holder and disk use, in slot order (a folder left without a
-        record by a crash is listed too, as free)."""
+    def slots(self, *, sizes: bool = False) -> list[SlotInfo]:
+        """Every slot with its holder, in slot order (a folder left without a record by a
+        crash is listed too, as free); its disk use only with `sizes` (else 0): that walks
+        every file of the slot (node_modules: seconds), too slow for the run loop."""
         records = {r.slot: r for r in self._records()}
         with contextlib.suppress(OSError), os.scandir(self._dir) as entries:
             for entry in entries:
@@ -628,7 +629,7 @@ class Pool:
                     branch=r.branch,
                     acquired_at=r.acquired_at,
                     released_at=r.released_at,
-                    bytes=_disk_use(path) if path.is_dir() else 0,
+                    bytes=_disk_use(path) if sizes and path.is_dir() else 0,
                 )
             )
         return out

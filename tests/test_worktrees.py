@@ -512,8 +512,9 @@ def test_releasing_a_stale_checkout_changes_nothing(repo: FreqRepo) -> None:
 
 
 def test_slots_report_holders_times_branches_and_disk_use(repo: FreqRepo) -> None:
-    """slots() lists each slot with its holder (None once released, the last branch kept)
-    and a positive disk use; disk_usage() covers them all."""
+    """slots() lists each slot with its holder (None once released, the last branch kept);
+    slots(sizes=True) adds a positive disk use, plain slots() leaves it 0 (no walk of
+    every file on the run loop's path); disk_usage() covers them all."""
     base = _head(repo)
     clock = FakeClock()
     pool = Pool(repo.path, repo.path / ".git", Worktrees(), clock=clock)
@@ -522,7 +523,8 @@ def test_slots_report_holders_times_branches_and_disk_use(repo: FreqRepo) -> Non
     clock.advance(60)
     pool.release(a)
 
-    w1, w2 = pool.slots()
+    assert [s.bytes for s in pool.slots()] == [0, 0]
+    w1, w2 = pool.slots(sizes=True)
 
     assert (w1.slot, w1.holder, w1.branch) == ("w1", None, _branch("a"))
     assert w1.released_at is not None and (w1.released_at - clock.now()).total_seconds() == 0
