@@ -207,13 +207,19 @@ def default_dir(repo_root: Path, common_dir: Path) -> Path:
     """Where a repository's pool lives unless `worktrees.dir` says: outside its working
     tree and outside `.git` (Claude Code 2.1 refuses every write under a `.git` folder, as
     "a sensitive file", whatever its permission rules), under the user's state folder:
-    `$XDG_STATE_HOME/git-freq/worktrees/<repository>-<hash of its git folder>`."""
+    `$XDG_STATE_HOME/git-freq/worktrees/<repository>-<hash of its git folder>`.
+
+    Both parts come from `common_dir`, not from `repo_root`: run from any linked worktree
+    of the repository, it is the same pool (one lock, one `max`). The name is the folder
+    holding `.git`, or a bare repository's own folder."""
+    del repo_root  # kept in the signature: callers have it; the pool is the repository's
     state = os.environ.get("XDG_STATE_HOME") or os.path.join(
         os.path.expanduser("~"), ".local", "state"
     )
-    real = os.path.realpath(common_dir)
-    tag = hashlib.sha256(real.encode()).hexdigest()[:10]
-    name = re.sub(r"[^\w.-]", "_", Path(os.path.realpath(repo_root)).name) or "repo"
+    real = Path(os.path.realpath(common_dir))
+    tag = hashlib.sha256(os.fspath(real).encode()).hexdigest()[:10]
+    owner = real.parent if real.name == ".git" else real
+    name = re.sub(r"[^\w.-]", "_", owner.name) or "repo"
     return Path(state) / "git-freq" / "worktrees" / f"{name}-{tag}"
 
 

@@ -16,7 +16,7 @@ import pytest
 from freq.clock import FakeClock
 from freq.errors import WorktreeError
 from freq.model import Setup, Worktrees
-from freq.worktrees import Checkout, Holder, Pool, PoolBusy, SetupFailed
+from freq.worktrees import Checkout, Holder, Pool, PoolBusy, SetupFailed, default_dir
 
 from .conftest import FreqRepo, git
 
@@ -477,6 +477,24 @@ def test_the_users_checked_out_branch_is_refused(repo: FreqRepo) -> None:
     with pytest.raises(WorktreeError, match="branch main is checked out in"):
         _pool(repo).acquire(_holder(), base=_head(repo), branch="main")
     assert _user_view(repo) == before
+
+
+def test_default_dir_is_the_same_from_a_linked_worktree_of_the_repository(
+    repo: FreqRepo,
+) -> None:
+    """Run from a linked worktree of the user's, the pool is the repository's own (named
+    after the folder holding .git), not a second one with its own lock and max."""
+    linked = repo.path.parent / "linked"
+    repo.git("worktree", "add", "-q", "--detach", os.fspath(linked))
+    common = Path(git(linked, "rev-parse", "--path-format=absolute", "--git-common-dir").strip())
+
+    here = default_dir(repo.path, repo.path / ".git")
+
+    assert default_dir(linked, common) == here
+    assert here.name.startswith(f"{repo.path.name}-")
+    bare = repo.path.parent / "served.git"
+    git(repo.path.parent, "init", "-q", "--bare", os.fspath(bare))
+    assert default_dir(bare, bare).name.startswith("served.git-")
 
 
 def test_a_merge_check_gets_a_detached_checkout(repo: FreqRepo) -> None:
