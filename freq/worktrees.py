@@ -265,10 +265,9 @@ class Pool:
         where HEAD is the slot's own. Waits while every slot is held and go_on() says so
         (PoolBusy when it stops); SetupFailed when setup fails, WorktreeError when git does.
         Whatever fails, the slot is given back."""
-        if branch is not None and branch == self._users_branch():
-            raise WorktreeError(
-                f"branch {branch} is checked out in {self._root}; a step cannot use it"
-            )
+        users = None if branch is None else self._users_checkout_of(branch)
+        if users is not None:
+            raise WorktreeError(f"branch {branch} is checked out in {users}; a step cannot use it")
         clean = setup is not None and setup.clean
         keep = keep_branch and branch is not None and self._branch_exists(branch)
         token = os.urandom(8).hex()
@@ -770,21 +769,24 @@ class Pool:
 
     # ------------------------------------------------------------ the user's checkout
 
-    def _users_branch(self) -> str | None:
-        """The branch checked out in repo_root (moving it would move the user's HEAD)."""
-        dotgit = self._root / ".git"
-        try:
-            if dotgit.is_file():
-                text = dotgit.read_text().strip()
-                gitdir = Path(text.removeprefix("gitdir:").strip())
-                head = (self._root / gitdir) / "HEAD"
-            else:
-                head = (dotgit if dotgit.is_dir() else self._common) / "HEAD"
-            ref = head.read_text().strip()
-        except OSError:
-            return None
-        prefix = "ref: refs/heads/"
-        return ref[len(prefix) :] if ref.startswith(prefix) else None
+    def _users_checkout_of(self, branch: str) -> str | None:
+        """The user's worktree (main or linked; not a slot of this pool, not one git lists
+        as prunable since its folder is gone) that has `branch` checked out: resetting the
+        branch (`-B`, with --force or --ignore-other-worktrees) would move its HEAD."""
+        res = proc.git(["worktree", "list", "--porcelain", "-z"], cwd=self._root)
+        if not res.ok:
+            raise _fail("cannot list the repository's worktrees", res)
+        pool = os.path.realpath(self._dir)
+        ref = f"refs/heads/{branch}".encode()
+        for entry in res.out.split(b"\0\0"):
+            attrs = dict(f.partition(b" ")[::2] for f in entry.split(b"\0") if f)
+            path = attrs.get(b"worktree")
+            if path is None or attrs.get(b"branch") != ref or b"prunable" in attrs:
+                continue
+            where = os.fsdecode(path)
+            if not _inside(os.path.realpath(where), pool):
+                return where
+        return None
 
     def _branch_exists(self, branch: str) -> bool:
         res = proc.git(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -495,6 +496,38 @@ def test_default_dir_is_the_same_from_a_linked_worktree_of_the_repository(
     bare = repo.path.parent / "served.git"
     git(repo.path.parent, "init", "-q", "--bare", os.fspath(bare))
     assert default_dir(bare, bare).name.startswith("served.git-")
+
+
+def test_a_branch_checked_out_in_a_linked_worktree_of_the_user_is_refused(
+    repo: FreqRepo,
+) -> None:
+    """A freq/* branch the user has checked out in a linked worktree of their own is not
+    reset under them (git's --force -B would move it): acquire names that worktree. A
+    branch left checked out in a pool slot is no obstacle, and once the user's worktree
+    folder is gone (git lists it as prunable), the branch is usable."""
+    base = _head(repo)
+    mine = repo.path.parent / "mine"
+    repo.git("worktree", "add", "-q", "-b", _branch(), os.fspath(mine))
+    (mine / "work.txt").write_text("mine\n")
+    git(mine, "add", "work.txt")
+    git(mine, "commit", "-q", "-m", "user's work")
+    tip = git(mine, "rev-parse", "HEAD").strip()
+    pool = _pool(repo)
+    stale = pool.acquire(_holder("b"), base=base, branch=_branch("b"))  # left held, on b
+    pool.release(pool.acquire(_holder("c"), base=base, branch=_branch("c")))  # w2, free
+
+    with pytest.raises(WorktreeError, match=r"^branch freq/f/app/build is checked out in .*mine;"):
+        pool.acquire(_holder(), base=base, branch=_branch())  # would reuse w2
+
+    assert repo.git("rev-parse", f"refs/heads/{_branch()}").strip() == tip
+    assert git(mine, "status", "--porcelain") == ""
+    assert [s.holder for s in pool.slots()] == [_holder("b"), None]
+    again = pool.acquire(_holder("b", attempt=2), base=base, branch=_branch("b"))
+    assert (stale.slot, again.slot) == ("w1", "w2")  # a slot's branch is not the user's
+    pool.release(again)
+    shutil.rmtree(mine)
+    moved = pool.acquire(_holder(), base=base, branch=_branch())
+    assert git(moved.path, "rev-parse", "HEAD").strip() == base
 
 
 def test_a_merge_check_gets_a_detached_checkout(repo: FreqRepo) -> None:
