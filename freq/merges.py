@@ -414,9 +414,14 @@ def _worktrees(repo: Path) -> list[dict[str, str]]:
 
 
 def worktrees_on(repo: Path, branch: str) -> list[Path]:
-    """The worktrees (main or linked, present or not) that have `branch` checked out."""
+    """The worktrees (main or linked) that have `branch` checked out; not those git lists
+    as prunable: their folder is gone, there is no checkout to follow or to refuse for."""
     ref = f"refs/heads/{branch}"
-    return [Path(w["worktree"]) for w in _worktrees(repo) if w.get("branch") == ref]
+    return [
+        Path(w["worktree"])
+        for w in _worktrees(repo)
+        if w.get("branch") == ref and "prunable" not in w
+    ]
 
 
 def main_worktree(repo: Path) -> Path | None:
@@ -428,24 +433,36 @@ def main_worktree(repo: Path) -> Path | None:
 def dirty(worktree: Path) -> str | None:
     """One line saying why the checkout at `worktree` is not clean, or None when it is.
 
-    Staged changes and changes to tracked files count; untracked files and an unborn
-    HEAD do not. Refreshes the index's stat cache, as `git status` does."""
-    staged = proc.git(["diff-index", "--cached", "--quiet", "HEAD", "--"], cwd=worktree)
-    if staged.code == 1:
-        return "the index has staged changes"
-    if not staged.ok:
-        if proc.git(["rev-parse", "--verify", "--quiet", "HEAD"], cwd=worktree).code == 1:
-            return None  # unborn: nothing to compare
-        raise MergeError(f"cannot read the checkout at {worktree}: {staged.why()}")
-    proc.git(["update-index", "-q", "--refresh"], cwd=worktree)
-    files = proc.git(["diff-files", "--name-only", "-z"], cwd=worktree)
-    if not files.ok:
-        raise MergeError(f"cannot read the checkout at {worktree}: {files.why()}")
-    names = sorted({n for n in files.out.decode("utf-8", "replace").split("\0") if n})
-    if not names:
+    Staged changes and changes to tracked files count; untracked files, a file whose
+    stat changed but not its content, and an unborn HEAD do not. One `git status` that
+    never writes the user's index (--no-optional-locks: their own git may be running)."""
+    res = proc.git(
+        ["--no-optional-locks", "status", "--porcelain=v1", "-z", "--untracked-files=no"],
+        cwd=worktree,
+    )
+    if not res.ok:
+        raise MergeError(f"cannot read the checkout at {worktree}: {res.why()}")
+    staged = False
+    names: set[str] = set()
+    entries = iter(res.out.split(b"\0"))
+    for entry in entries:
+        if len(entry) < 4:
+            continue
+        x, y = entry[0:1], entry[1:2]
+        if x in (b"R", b"C"):
+            next(entries, None)  # the path it was renamed or copied from
+        staged = staged or x not in (b" ", b"?")
+        if y != b" ":
+            names.add(entry[3:].decode("utf-8", "replace"))
+    if not staged and not names:
         return None
-    more = f" (and {len(names) - 2} more)" if len(names) > 2 else ""
-    return f"the working tree has uncommitted changes in {', '.join(names[:2])}{more}"
+    if proc.git(["rev-parse", "--verify", "--quiet", "HEAD"], cwd=worktree).code == 1:
+        return None  # unborn: nothing to compare
+    if staged:
+        return "the index has staged changes"
+    ordered = sorted(names)
+    more = f" (and {len(ordered) - 2} more)" if len(ordered) > 2 else ""
+    return f"the working tree has uncommitted changes in {', '.join(ordered[:2])}{more}"
 
 
 def update_checkout(worktree: Path, old: str, new: str) -> str | None:

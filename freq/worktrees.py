@@ -49,7 +49,7 @@ from freq.refs import iso, parse_iso
 
 POLL = 0.2  # seconds between looks for a free slot when every slot is held
 LOCK_FILE = ".pool.lock"
-INCLUDE_FILE = ".worktreeinclude"  # gitignore syntax: untracked files a fresh slot gets
+INCLUDE_FILE = ".worktreeinclude"  # gitignore syntax: ignored files a fresh slot gets
 _SLOT = re.compile(r"w([1-9][0-9]*)")
 _RECORD = re.compile(r"w([1-9][0-9]*)\.json")
 _NO_ENV: Mapping[str, str] = MappingProxyType({})
@@ -92,7 +92,7 @@ class SlotInfo:
     branch: str | None  # while held: its branch; once released: the last one
     acquired_at: datetime | None
     released_at: datetime | None
-    bytes: int  # disk use: st_blocks * 512 over the slot's folder, each inode once
+    bytes: int  # disk use (st_blocks * 512, each inode once); 0 unless slots(sizes=True)
 
 
 class SetupFailed(FreqError):
@@ -207,13 +207,19 @@ def default_dir(repo_root: Path, common_dir: Path) -> Path:
     """Where a repository's pool lives unless `worktrees.dir` says: outside its working
     tree and outside `.git` (Claude Code 2.1 refuses every write under a `.git` folder, as
     "a sensitive file", whatever its permission rules), under the user's state folder:
-    `$XDG_STATE_HOME/git-freq/worktrees/<repository>-<hash of its git folder>`."""
+    `$XDG_STATE_HOME/git-freq/worktrees/<repository>-<hash of its git folder>`.
+
+    Both parts come from `common_dir`, not from `repo_root`: run from any linked worktree
+    of the repository, it is the same pool (one lock, one `max`). The name is the folder
+    holding `.git`, or a bare repository's own folder."""
+    del repo_root  # kept in the signature: callers have it; the pool is the repository's
     state = os.environ.get("XDG_STATE_HOME") or os.path.join(
         os.path.expanduser("~"), ".local", "state"
     )
-    real = os.path.realpath(common_dir)
-    tag = hashlib.sha256(real.encode()).hexdigest()[:10]
-    name = re.sub(r"[^\w.-]", "_", Path(os.path.realpath(repo_root)).name) or "repo"
+    real = Path(os.path.realpath(common_dir))
+    tag = hashlib.sha256(os.fspath(real).encode()).hexdigest()[:10]
+    owner = real.parent if real.name == ".git" else real
+    name = re.sub(r"[^\w.-]", "_", owner.name) or "repo"
     return Path(state) / "git-freq" / "worktrees" / f"{name}-{tag}"
 
 
@@ -259,10 +265,9 @@ class Pool:
         where HEAD is the slot's own. Waits while every slot is held and go_on() says so
         (PoolBusy when it stops); SetupFailed when setup fails, WorktreeError when git does.
         Whatever fails, the slot is given back."""
-        if branch is not None and branch == self._users_branch():
-            raise WorktreeError(
-                f"branch {branch} is checked out in {self._root}; a step cannot use it"
-            )
+        users = None if branch is None else self._users_checkout_of(branch)
+        if users is not None:
+            raise WorktreeError(f"branch {branch} is checked out in {users}; a step cannot use it")
         clean = setup is not None and setup.clean
         keep = keep_branch and branch is not None and self._branch_exists(branch)
         token = os.urandom(8).hex()
@@ -415,9 +420,13 @@ class Pool:
             args = ["checkout", "-q", "--ignore-other-worktrees", "-f", "-B", branch, base]
         if not proc.git(args, cwd=path).ok:
             return False
+        if not clean:
+            # ignored files stay anyway, and only ignored ones were copied in; an exclude
+            # here would also keep a previous holder's untracked, not-ignored leftovers
+            return proc.git(["clean", "-fdq"], cwd=path).ok
         # what .worktreeinclude copied in when the slot was made stays (-e holds under -x)
         keep_included = [f"--exclude={p}" for p in self._included_patterns()]
-        return proc.git(["clean", "-fdxq" if clean else "-fdq", *keep_included], cwd=path).ok
+        return proc.git(["clean", "-fdxq", *keep_included], cwd=path).ok
 
     def _included_patterns(self) -> list[str]:
         try:
@@ -476,8 +485,8 @@ class Pool:
         return digest.hexdigest()
 
     def _copy_included(self, path: Path) -> None:
-        """Copy the main checkout's untracked files matching .worktreeinclude into a fresh
-        slot, at the same paths with their modes; nothing is read or written through a
+        """Copy the main checkout's files matching .worktreeinclude that git ignores into a
+        fresh slot, at the same paths with their modes; nothing is read or written through a
         symlink that leads out of the repository or the slot."""
         if not (self._root / INCLUDE_FILE).is_file():
             return
@@ -487,11 +496,21 @@ class Pool:
         )
         if not res.ok:
             raise _fail(f"cannot list the files {INCLUDE_FILE} names", res)
+        candidates = [raw for raw in res.out.split(b"\0") if raw and not raw.endswith(b"/")]
+        if not candidates:
+            return
+        # only files git ignores (Claude Code's rule): a copied file that is not ignored
+        # would be committed by commit_leftovers' `git add -A` and land on the branch
+        ignored = proc.git(
+            ["check-ignore", "--stdin", "-z"], cwd=self._root, stdin=b"\0".join(candidates)
+        )
+        if ignored.code not in (0, 1):  # 1: none of them is ignored
+            raise _fail(f"cannot tell which files {INCLUDE_FILE} names are ignored", ignored)
         root = os.path.realpath(self._root)
         slot = os.path.realpath(path)
         pool = os.path.realpath(self._dir)
-        for raw in res.out.split(b"\0"):
-            if raw and not raw.endswith(b"/"):
+        for raw in ignored.out.split(b"\0"):
+            if raw:
                 try:
                     _copy_one(os.fsdecode(raw), root, slot, pool)
                 except OSError as exc:
@@ -594,9 +613,10 @@ class Pool:
 
     # ------------------------------------------------------------ looking and cleaning up
 
-    def slots(self) -> list[SlotInfo]:
-        """Every slot with its holder and disk use, in slot order (a folder left without a
-        record by a crash is listed too, as free)."""
+    def slots(self, *, sizes: bool = False) -> list[SlotInfo]:
+        """Every slot with its holder, in slot order (a folder left without a record by a
+        crash is listed too, as free); its disk use only with `sizes` (else 0): that walks
+        every file of the slot (node_modules: seconds), too slow for the run loop."""
         records = {r.slot: r for r in self._records()}
         with contextlib.suppress(OSError), os.scandir(self._dir) as entries:
             for entry in entries:
@@ -614,7 +634,7 @@ class Pool:
                     branch=r.branch,
                     acquired_at=r.acquired_at,
                     released_at=r.released_at,
-                    bytes=_disk_use(path) if path.is_dir() else 0,
+                    bytes=_disk_use(path) if sizes and path.is_dir() else 0,
                 )
             )
         return out
@@ -749,21 +769,24 @@ class Pool:
 
     # ------------------------------------------------------------ the user's checkout
 
-    def _users_branch(self) -> str | None:
-        """The branch checked out in repo_root (moving it would move the user's HEAD)."""
-        dotgit = self._root / ".git"
-        try:
-            if dotgit.is_file():
-                text = dotgit.read_text().strip()
-                gitdir = Path(text.removeprefix("gitdir:").strip())
-                head = (self._root / gitdir) / "HEAD"
-            else:
-                head = (dotgit if dotgit.is_dir() else self._common) / "HEAD"
-            ref = head.read_text().strip()
-        except OSError:
-            return None
-        prefix = "ref: refs/heads/"
-        return ref[len(prefix) :] if ref.startswith(prefix) else None
+    def _users_checkout_of(self, branch: str) -> str | None:
+        """The user's worktree (main or linked; not a slot of this pool, not one git lists
+        as prunable since its folder is gone) that has `branch` checked out: resetting the
+        branch (`-B`, with --force or --ignore-other-worktrees) would move its HEAD."""
+        res = proc.git(["worktree", "list", "--porcelain", "-z"], cwd=self._root)
+        if not res.ok:
+            raise _fail("cannot list the repository's worktrees", res)
+        pool = os.path.realpath(self._dir)
+        ref = f"refs/heads/{branch}".encode()
+        for entry in res.out.split(b"\0\0"):
+            attrs = dict(f.partition(b" ")[::2] for f in entry.split(b"\0") if f)
+            path = attrs.get(b"worktree")
+            if path is None or attrs.get(b"branch") != ref or b"prunable" in attrs:
+                continue
+            where = os.fsdecode(path)
+            if not _inside(os.path.realpath(where), pool):
+                return where
+        return None
 
     def _branch_exists(self, branch: str) -> bool:
         res = proc.git(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -480,6 +481,22 @@ def test_dirty_reports_staged_and_unstaged_changes_only(repo: FreqRepo, tmp_path
     assert merges.dirty(unborn) is None
 
 
+def test_dirty_never_writes_the_users_index(repo: FreqRepo) -> None:
+    """Looking at the user's checkout leaves .git/index byte for byte as it was, even when
+    a touched tracked file would make a refreshing git rewrite its stat cache."""
+    path = repo.path
+    _commit(path, {"a": "a\n"}, "one")
+    os.utime(path / "a", (0, 0))  # stat changed, content not: a refresh would rewrite it
+    index = (path / ".git" / "index").read_bytes()
+
+    assert merges.dirty(path) is None
+
+    assert (path / ".git" / "index").read_bytes() == index
+    (path / "a").write_text("edited\n")
+    assert merges.dirty(path) == "the working tree has uncommitted changes in a"
+    assert (path / ".git" / "index").read_bytes() == index
+
+
 def test_update_checkout_follows_the_branch_or_refuses(base_repo: Path) -> None:
     """The checked-out branch's files and index follow a landing; an untracked file the
     new commit would overwrite stops it with one line and changes nothing."""
@@ -514,6 +531,10 @@ def test_worktrees_on_and_main_worktree(base_repo: Path, tmp_path: Path) -> None
     assert merges.worktrees_on(linked, "main") == [base_repo]
     assert merges.worktrees_on(base_repo, "other") == []
     assert merges.main_worktree(linked) == base_repo
+    gone = tmp_path / "gone"
+    git(base_repo, "worktree", "add", "-q", "-b", "left", str(gone))
+    shutil.rmtree(gone)  # git lists it as prunable: no checkout to follow
+    assert merges.worktrees_on(base_repo, "left") == []
     bare = tmp_path / "bare.git"
     git(tmp_path, "clone", "-q", "--bare", str(base_repo), str(bare))
     assert merges.main_worktree(bare) is None

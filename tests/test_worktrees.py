@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +17,7 @@ import pytest
 from freq.clock import FakeClock
 from freq.errors import WorktreeError
 from freq.model import Setup, Worktrees
-from freq.worktrees import Checkout, Holder, Pool, PoolBusy, SetupFailed
+from freq.worktrees import Checkout, Holder, Pool, PoolBusy, SetupFailed, default_dir
 
 from .conftest import FreqRepo, git
 
@@ -238,6 +239,42 @@ def test_worktreeinclude_copies_untracked_files_into_fresh_slots_only(repo: Freq
     assert not (again.path / ".env").exists()
 
 
+def test_worktreeinclude_copies_only_files_git_ignores(repo: FreqRepo) -> None:
+    """A file matching .worktreeinclude that git does not ignore (an untracked
+    local.json) is not copied: commit_leftovers' `git add -A` would commit it onto the
+    step's branch. The ignored match (.env) is copied as before."""
+    repo.write(".gitignore", ".env\n")
+    base = _commit(repo, ".worktreeinclude", ".env\nlocal.json\n")
+    repo.write(".env", "TOKEN=abc\n")
+    repo.write("local.json", "{}\n")
+    pool = _pool(repo)
+
+    co = pool.acquire(_holder(), base=base, branch=_branch())
+
+    assert (co.path / ".env").read_text() == "TOKEN=abc\n"
+    assert not (co.path / "local.json").exists()
+    head = pool.commit_leftovers(co, "leftovers")
+    assert head == base
+    assert "local.json" not in git(co.path, "ls-tree", "-r", "--name-only", "HEAD")
+
+
+def test_reuse_removes_untracked_leftovers_matching_worktreeinclude(repo: FreqRepo) -> None:
+    """A previous holder's untracked, not-ignored file that happens to match
+    .worktreeinclude (notes.txt) is removed on reuse, so it cannot reach the next
+    subject's commit; the include patterns only protect ignored files, under clean."""
+    base = _commit(repo, ".worktreeinclude", "notes.txt\n")
+    pool = _pool(repo)
+    co = pool.acquire(_holder("a"), base=base, branch=_branch("a"))
+    (co.path / "notes.txt").write_text("subject a's notes\n")
+    pool.release(co)
+
+    again = pool.acquire(_holder("b"), base=base, branch=_branch("b"))
+
+    assert again.slot == co.slot and not again.fresh
+    assert not (again.path / "notes.txt").exists()
+    assert pool.commit_leftovers(again, "leftovers") == base
+
+
 def test_with_max_one_a_second_acquire_waits_then_raises_pool_busy(repo: FreqRepo) -> None:
     """When every slot is held and the pool is at max, acquire polls every 0.2 s on the
     clock while go_on() is true, and raises PoolBusy once it is false; a released slot is
@@ -443,6 +480,56 @@ def test_the_users_checked_out_branch_is_refused(repo: FreqRepo) -> None:
     assert _user_view(repo) == before
 
 
+def test_default_dir_is_the_same_from_a_linked_worktree_of_the_repository(
+    repo: FreqRepo,
+) -> None:
+    """Run from a linked worktree of the user's, the pool is the repository's own (named
+    after the folder holding .git), not a second one with its own lock and max."""
+    linked = repo.path.parent / "linked"
+    repo.git("worktree", "add", "-q", "--detach", os.fspath(linked))
+    common = Path(git(linked, "rev-parse", "--path-format=absolute", "--git-common-dir").strip())
+
+    here = default_dir(repo.path, repo.path / ".git")
+
+    assert default_dir(linked, common) == here
+    assert here.name.startswith(f"{repo.path.name}-")
+    bare = repo.path.parent / "served.git"
+    git(repo.path.parent, "init", "-q", "--bare", os.fspath(bare))
+    assert default_dir(bare, bare).name.startswith("served.git-")
+
+
+def test_a_branch_checked_out_in_a_linked_worktree_of_the_user_is_refused(
+    repo: FreqRepo,
+) -> None:
+    """A freq/* branch the user has checked out in a linked worktree of their own is not
+    reset under them (git's --force -B would move it): acquire names that worktree. A
+    branch left checked out in a pool slot is no obstacle, and once the user's worktree
+    folder is gone (git lists it as prunable), the branch is usable."""
+    base = _head(repo)
+    mine = repo.path.parent / "mine"
+    repo.git("worktree", "add", "-q", "-b", _branch(), os.fspath(mine))
+    (mine / "work.txt").write_text("mine\n")
+    git(mine, "add", "work.txt")
+    git(mine, "commit", "-q", "-m", "user's work")
+    tip = git(mine, "rev-parse", "HEAD").strip()
+    pool = _pool(repo)
+    stale = pool.acquire(_holder("b"), base=base, branch=_branch("b"))  # left held, on b
+    pool.release(pool.acquire(_holder("c"), base=base, branch=_branch("c")))  # w2, free
+
+    with pytest.raises(WorktreeError, match=r"^branch freq/f/app/build is checked out in .*mine;"):
+        pool.acquire(_holder(), base=base, branch=_branch())  # would reuse w2
+
+    assert repo.git("rev-parse", f"refs/heads/{_branch()}").strip() == tip
+    assert git(mine, "status", "--porcelain") == ""
+    assert [s.holder for s in pool.slots()] == [_holder("b"), None]
+    again = pool.acquire(_holder("b", attempt=2), base=base, branch=_branch("b"))
+    assert (stale.slot, again.slot) == ("w1", "w2")  # a slot's branch is not the user's
+    pool.release(again)
+    shutil.rmtree(mine)
+    moved = pool.acquire(_holder(), base=base, branch=_branch())
+    assert git(moved.path, "rev-parse", "HEAD").strip() == base
+
+
 def test_a_merge_check_gets_a_detached_checkout(repo: FreqRepo) -> None:
     """branch=None gives a detached HEAD at base, fresh or reused."""
     base = _head(repo)
@@ -476,8 +563,9 @@ def test_releasing_a_stale_checkout_changes_nothing(repo: FreqRepo) -> None:
 
 
 def test_slots_report_holders_times_branches_and_disk_use(repo: FreqRepo) -> None:
-    """slots() lists each slot with its holder (None once released, the last branch kept)
-    and a positive disk use; disk_usage() covers them all."""
+    """slots() lists each slot with its holder (None once released, the last branch kept);
+    slots(sizes=True) adds a positive disk use, plain slots() leaves it 0 (no walk of
+    every file on the run loop's path); disk_usage() covers them all."""
     base = _head(repo)
     clock = FakeClock()
     pool = Pool(repo.path, repo.path / ".git", Worktrees(), clock=clock)
@@ -486,7 +574,8 @@ def test_slots_report_holders_times_branches_and_disk_use(repo: FreqRepo) -> Non
     clock.advance(60)
     pool.release(a)
 
-    w1, w2 = pool.slots()
+    assert [s.bytes for s in pool.slots()] == [0, 0]
+    w1, w2 = pool.slots(sizes=True)
 
     assert (w1.slot, w1.holder, w1.branch) == ("w1", None, _branch("a"))
     assert w1.released_at is not None and (w1.released_at - clock.now()).total_seconds() == 0

@@ -95,7 +95,7 @@ def pool_status(app: App) -> PoolStatus | None:
     if not pool.dir.exists():
         return None
     rows = []
-    for s in pool.slots():
+    for s in pool.slots(sizes=True):
         h = s.holder
         who = f"{h.factory}/{h.subject} {h.step} attempt {h.attempt}" if h is not None else None
         rows.append(
