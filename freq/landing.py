@@ -123,6 +123,22 @@ class Lander:
             )
         )
 
+    def _done(self, out: Served, subj: Subject, *, ok: bool, detail: str) -> None:
+        """What serving did to one entry (landed, or turned away): kept and said."""
+        x = subj.landing
+        assert x is not None
+        out.done.append(
+            Landed(
+                factory=subj.factory,
+                subject=subj.name,
+                step=x.step,
+                attempt=x.attempt,
+                ok=ok,
+                detail=detail,
+            )
+        )
+        self._emit(ProgressKind.LANDED if ok else ProgressKind.REJECTED, subj, detail)
+
     # ------------------------------------------------------------ serving
 
     def serve(self, target: str) -> Served:
@@ -470,18 +486,7 @@ class Lander:
         for subj, commit in changes:
             x = subj.landing
             assert x is not None
-            detail = f"landed on {target} as {commit[:12]}"
-            out.done.append(
-                Landed(
-                    factory=subj.factory,
-                    subject=subj.name,
-                    step=x.step,
-                    attempt=x.attempt,
-                    ok=True,
-                    detail=detail,
-                )
-            )
-            self._emit(ProgressKind.LANDED, subj, detail)
+            self._done(out, subj, ok=True, detail=f"landed on {target} as {commit[:12]}")
             lines.append(f"{subj.factory}/{subj.name} {x.step} attempt {x.attempt} -> {commit}")
         names = ", ".join(f"{s.factory}/{s.name}" for s, _ in changes)
         self._history(
@@ -636,18 +641,7 @@ class Lander:
         err = change.subject.last_error
         assert err is not None
         then = "final" if err.final else ("retried at once" if at_once else "retried after backoff")
-        line = f"{why}; {then}"
-        out.done.append(
-            Landed(
-                factory=s.factory,
-                subject=s.name,
-                step=x.step,
-                attempt=x.attempt,
-                ok=False,
-                detail=line,
-            )
-        )
-        self._emit(ProgressKind.REJECTED, s, line)
+        self._done(out, s, ok=False, detail=f"{why}; {then}")
         self._history(
             x.target,
             f"{x.target}: turned away {s.factory}/{s.name} {x.step} attempt {x.attempt}: {why}",
@@ -684,17 +678,6 @@ class Lander:
                     raise
                 return None
         return None
-
-
-def targets_of(config: Config, default: Callable[[], str]) -> dict[tuple[str, str], str]:
-    """(factory, step) → the branch each worktree step lands on (`merge.into`, else the
-    repository's default branch)."""
-    out: dict[tuple[str, str], str] = {}
-    for fac in config.factories:
-        for step in fac.steps:
-            if step.in_worktree and step.merge is not None:
-                out[(fac.factory_id, step.id)] = step.merge.into or default()
-    return out
 
 
 def serving(store: Store, target: str) -> bool:
