@@ -423,10 +423,9 @@ class _Queue:
         out = lander.serve(TARGET) if prof is None else prof.runcall(lander.serve, TARGET)
         took = time.perf_counter() - t
         landed = sorted(d.subject for d in out.done if d.ok)
-        if landed != names or out.problem or out.blocked or out.busy:
+        if landed != names or out.waiting or out.busy:
             raise RuntimeError(
-                f"landed {len(landed)} of {len(names)}: problem={out.problem} "
-                f"blocked={out.blocked} busy={out.busy}"
+                f"landed {len(landed)} of {len(names)}: waiting={out.waiting} busy={out.busy}"
             )
         self._same_tree()
         if prof is not None:

@@ -29,6 +29,7 @@ from freq.model import (
     resolve_agent,
     template_problem,
 )
+from freq.planner import clamp_priority
 from freq.repair import Repair
 from freq.report import Progress, ProgressKind, Reporter
 from freq.runners import StepRequest, StepResult, runner_for
@@ -39,7 +40,6 @@ from freq.workdirs import NotReady, Work, Workdirs
 _MAX_EMITTED_LINES = 100_000
 _LAST_ERROR_LINES = 60  # of the last attempt's output, in {last_error}
 ASK = "freq:ask"  # a stdout line `freq:ask QUESTION`: the step asks a person
-PRIORITY_BOUND = 1000  # merge-queue priority is clamped to ±this (points of ten minutes)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -248,12 +248,7 @@ class Attempts:
                 ) as entered:
                     self._started(lease, entered.request, f"in worktree {entered.checkout.slot}")
                     result = runner_for(step, self.clock).run(entered.request, handle)
-                    mapped = (
-                        step.outcomes.get(result.exit_code)
-                        if result.exit_code is not None and not result.failed
-                        else None
-                    )
-                    if not (result.ok or mapped is not None) or not handle.go_on():
+                    if not (result.ok or _mapped(step, result)) or not handle.go_on():
                         return result, None
                     message = (
                         f"{subj.factory}/{subj.name}: {step.id} (attempt {claim.attempt})\n\n"
@@ -355,11 +350,7 @@ class Attempts:
         assert claim is not None
         _fac, step = self.claims.step_of(subj.factory, claim.step)
         now = self.clock.now()
-        mapped = (
-            step.outcomes.get(result.exit_code)
-            if result.exit_code is not None and not result.failed
-            else None
-        )
+        mapped = _mapped(step, result)
         asked = [line[len(ASK) :].strip() for line in said if _is_ask(line)]
         if asked and not result.cancelled:
             # the step asks a person (`freq:ask QUESTION`): parked with its question,
@@ -560,11 +551,19 @@ def step_env(subj: Subject, step: Step, claim: Claim, root: Path, worker: str) -
     return env
 
 
+def _mapped(step: Step, result: StepResult) -> str | None:
+    """The state an `outcomes:` entry gives the attempt's exit code, if any (an attempt the
+    runner judged failed has none)."""
+    if result.exit_code is None or result.failed:
+        return None
+    return step.outcomes.get(result.exit_code)
+
+
 def _priority(subj: Subject) -> int:
     """A subject's merge-queue priority: its `priority` data key when it is a whole number."""
     raw = subj.data.get("priority", "0").strip()
     try:
-        return max(-PRIORITY_BOUND, min(PRIORITY_BOUND, int(raw)))
+        return clamp_priority(int(raw))
     except ValueError:
         return 0
 

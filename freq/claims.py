@@ -253,7 +253,9 @@ class Claims:
                 doc = json.loads(found[0])
                 holders = [h for h in doc.get("holders", []) if isinstance(h, dict)]
             except (ValueError, AttributeError):
-                holders = []  # unreadable: rewritten whole (live holders re-enter on renewal)
+                # unreadable: rewritten from this claim alone; the planner still keeps
+                # starts apart from the lanes that live claims record in their subjects
+                holders = []
         now = self.clock.now()
         live = [h for h in holders if self._lane_live(h, now)]
         for h in live:

@@ -77,10 +77,11 @@ class Served:
 
     target: str
     done: list[Landed] = field(default_factory=list)
-    blocked: str | None = None
-    busy: bool = False
-    problem: str | None = None  # a git failure that stopped this serving (served again later)
-    stalled: str | None = None  # why this serving stopped early: served again later
+    # why the serving stopped before the queue emptied, served again after a pause: the
+    # user's checkout must be clean first, the target does not exist, git failed, the move
+    # of the target failed, or the worker is stopping
+    waiting: str | None = None
+    busy: bool = False  # another process serves it now
 
 
 class Lander:
@@ -153,23 +154,22 @@ class Lander:
                 for _ in range(_ROUNDS):
                     if self.stopping() or not self._round(target, out):
                         break
-                    if out.blocked is not None or out.stalled is not None:
+                    if out.waiting is not None:
                         break
             except WriteBlocked:
                 raise  # the loop says it once and serves again soon
             except FreqError as exc:
-                out.problem = f"merge queue {target}: {exc.one_line()}"
+                out.waiting = f"merge queue {target}: {exc.one_line()}"
             except OSError as exc:
-                out.problem = f"merge queue {target}: {exc.strerror or exc}"
+                out.waiting = f"merge queue {target}: {exc.strerror or exc}"
         return out
 
     @contextlib.contextmanager
     def _lander_lock(self, target: str) -> Iterator[bool]:
         """This machine's lock on serving `target` (an flock: the kernel drops it if the
         process dies); False when another process serves it now."""
-        folder = self.store.state_dir / "queue"
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / (target.replace("/", "%2F") + ".lock")
+        path = _lock_path(self.store, target)
+        path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             try:
@@ -198,7 +198,7 @@ class Lander:
         if self._settle(target, snap, tip, out):
             return True
         if tip is None:
-            out.blocked = (
+            out.waiting = (
                 f"the target branch {target} does not exist; landings on it wait until it "
                 "does (create it, or requeue the subjects elsewhere)"
             )
@@ -219,7 +219,7 @@ class Lander:
             return True
         where = self._checkout(target)
         if isinstance(where, str):
-            out.blocked = where
+            out.waiting = where
             return False
         # entries checked together: up to `merge.batch` with the same check; without a
         # check, every entry waiting (up to GROUP), combined one after the other exactly as
@@ -305,7 +305,7 @@ class Lander:
         if step.merge is not None and step.merge.check is not None:
             ok, tail, how = self._check(target, step, [s for s, _ in combined], cur)
             if self.stopping():
-                out.stalled = "stopped during a merge check; nothing landed"
+                out.waiting = "stopped during a merge check; nothing landed"
                 return old
             if not ok:
                 if len(combined) == 1:
@@ -408,7 +408,7 @@ class Lander:
         # switched branches or edited files meanwhile)
         where = self._checkout(target)
         if isinstance(where, str):
-            out.blocked = where
+            out.waiting = where
             return old
         checkout = where
         intent = self._history(
@@ -432,7 +432,7 @@ class Lander:
             moved_checkout = why is None
             if why is not None:
                 why = f"{target} is checked out at {checkout} and cannot follow the landing: {why}"
-                out.blocked = why
+                out.waiting = why
         if why is None:
             try:
                 ok = merges.move_branch(self.root, target, new, old, message=f"freq: land {names}")
@@ -447,8 +447,8 @@ class Lander:
             self._history(
                 target, f"{target}: landing given up: {why}", {"event": "abandoned", "why": why}
             )
-            if out.blocked is None:
-                out.stalled = why  # served again after a pause, not at once
+            if out.waiting is None:
+                out.waiting = why  # served again after a pause, not at once
             return self.store.read_ref(f"refs/heads/{target}")
         self._record(
             target, [(s, tips[(s.factory, s.name)], got.commit) for s, got in combined], out
@@ -680,12 +680,16 @@ class Lander:
         return None
 
 
+def _lock_path(store: Store, target: str) -> Path:
+    """The lander lock of `target` on this machine (a branch's `/` kept out of the name)."""
+    return store.state_dir / "queue" / (target.replace("/", "%2F") + ".lock")
+
+
 def serving(store: Store, target: str) -> bool:
     """Whether some process on this machine serves `target`'s queue now (holds its lander
     lock): a merge check's worktree is in use while it does."""
-    path = store.state_dir / "queue" / (target.replace("/", "%2F") + ".lock")
     try:
-        fd = os.open(path, os.O_RDWR)
+        fd = os.open(_lock_path(store, target), os.O_RDWR)
     except OSError:
         return False
     try:

@@ -134,7 +134,7 @@ class Worker:
         self.workdirs = Workdirs(
             config,
             self.pool,
-            root=root,
+            store,
             default=lambda: merges.default_branch(root, config.settings.remote),
         )
         self.lander = Lander(
@@ -168,7 +168,6 @@ class Worker:
         self._stalled: set[str] = set()  # trouble said this cycle or the last (said once)
         self._stalled_now: set[str] = set()
         self._swept_at: float | None = None
-        self._swept_once = False
         self._serving: dict[Future[Served], str] = {}  # merge queues being served, by target
         self._blocked: dict[str, str] = {}  # target -> why its landings wait (a dirty checkout)
         self._recheck: dict[str, float] = {}  # target -> when to serve it again (monotonic)
@@ -215,7 +214,6 @@ class Worker:
         ]
         poll = min((f.poll_interval for f in chosen), default=timedelta(seconds=30))
         self.lander.factories = factories
-        self._sweep_worktrees()
         tally = _Tally()
         inflight = self._inflight
         cycles = 0
@@ -289,9 +287,7 @@ class Worker:
         if self._swept_at is not None and now - self._swept_at < SWEEP_EVERY:
             return
         self._swept_at = now
-        if self._swept_once:
-            self._sweep_worktrees()  # dead attempts' worktrees, as at the start
-        self._swept_once = True
+        self._sweep_worktrees()
         nothing: list[str] = []
         swept = self._guarded(self.store.sweep_locks, nothing)
         if swept:
@@ -301,8 +297,9 @@ class Worker:
             )
 
     def _sweep_worktrees(self) -> None:
-        """At start: remove worktrees and branches of attempts that are gone (their
-        uncommitted work salvaged first), as `cleanup` does; said in one line each."""
+        """Remove worktrees and branches of attempts that are gone (their uncommitted work
+        salvaged first), as `cleanup` does, with the lock files' sweep: when the loop
+        starts, then every SWEEP_EVERY seconds; said in one line each."""
         if not self.pool.dir.exists():
             return
         now = self.clock.now()
@@ -484,7 +481,7 @@ class Worker:
         # a landing that waits for a person (a dirty checkout, a missing target), a git
         # failure, or a move that failed: looked at again after a pause, not at once, and
         # (but for another process serving it) not work that keeps `--until-idle` going
-        waiting = out.blocked or out.problem or out.stalled
+        waiting = out.waiting
         if out.busy or waiting is not None:
             self._recheck[out.target] = self.clock.monotonic() + LANDING_RECHECK.total_seconds()
         else:

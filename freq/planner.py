@@ -31,6 +31,7 @@ from freq.runtime import Landing, Snapshot, Subject
 # a point of merge-queue priority is worth this long in the queue: an entry that waited
 # long enough overtakes newer ones of higher priority (ageing), so none starves
 PRIORITY_STEP = timedelta(minutes=10)
+PRIORITY_BOUND = 1000  # priorities are clamped to ±this many points
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -167,21 +168,21 @@ class Counts:
             step = config.step(f, s.claim.step)
             if step is not None:
                 self.by_state[(f, step.to_state)] += sign
-            if s.claim.touches:
-                if sign > 0:
-                    c = s.claim
-                    who = f"{f}/{s.name} {c.step} attempt {c.attempt} on {c.holder}"
-                    self.lanes[(f, s.name)] = (c.touches, who)
-                else:
-                    self.lanes.pop((f, s.name), None)
+            c = s.claim
+            if c.touches:
+                who = f"{f}/{s.name} {c.step} attempt {c.attempt} on {c.holder}"
+                self._lane((f, s.name), sign, c.touches, who)
         elif s.landing is not None and s.landing.touches:
             # queued work holds its lane until it lands: it is not on the target yet
-            if sign > 0:
-                x = s.landing
-                who = f"{f}/{s.name} {x.step} attempt {x.attempt}, queued to land on {x.target}"
-                self.lanes[(f, s.name)] = (x.touches, who)
-            else:
-                self.lanes.pop((f, s.name), None)
+            x = s.landing
+            who = f"{f}/{s.name} {x.step} attempt {x.attempt}, queued to land on {x.target}"
+            self._lane((f, s.name), sign, x.touches, who)
+
+    def _lane(self, key: tuple[str, str], sign: int, touches: tuple[str, ...], who: str) -> None:
+        if sign > 0:
+            self.lanes[key] = (touches, who)
+        else:
+            self.lanes.pop(key, None)
 
     def without(self, config: Config, s: Subject | None, now: datetime) -> Counts:
         """A copy with `s` uncounted (None: a plain copy)."""
@@ -297,8 +298,13 @@ def queues(snap: Snapshot, factories: Iterable[str] | None = None) -> dict[str, 
 def _served(subj: Subject) -> tuple[datetime, str, str]:
     x = subj.landing
     assert x is not None
-    points = max(-1000, min(1000, x.priority))  # a hand-edited subject.json stays in range
-    return x.queued_at - PRIORITY_STEP * points, subj.factory, subj.name
+    return x.queued_at - PRIORITY_STEP * clamp_priority(x.priority), subj.factory, subj.name
+
+
+def clamp_priority(points: int) -> int:
+    """A merge-queue priority within ±PRIORITY_BOUND (a data value, or a hand-edited
+    subject.json, cannot take the queue's arithmetic out of range)."""
+    return max(-PRIORITY_BOUND, min(PRIORITY_BOUND, points))
 
 
 def _queued_text(x: Landing, position: tuple[int, int] | None) -> str:
