@@ -512,3 +512,53 @@ def test_a_landing_that_would_overwrite_an_untracked_file_waits_without_spinning
     repo.run("run", "--until-idle").assert_success()
     assert _show(repo, "a")["state"] == "done"
     assert (repo.path / "a.txt").read_text() == "new\n"
+
+
+def test_setup_runs_once_per_pool_worktree_and_worktrees_dir_places_the_pool(
+    project: FreqRepo,
+) -> None:
+    """Through `run`: `worktrees.dir` puts the pool where it says; `setup` with
+    `when_changed` runs in a fresh worktree, is skipped when the next attempt reuses it
+    with the lock file unchanged, and what it installed (ignored) is there for the step."""
+    counter = project.path.parent / "setups"
+    pool = project.path.parent / "pool"
+    project.write(".gitignore", "deps/\n")
+    project.write("package-lock.json", "{}\n")
+    project.git("checkout", "-q", "main")
+    project.git("add", ".gitignore", "package-lock.json")
+    project.git("commit", "-q", "-m", "lock file")
+    project.git("checkout", "-q", "dev")
+    setup = f"mkdir -p deps && touch deps/ok && echo ran >> {counter}"
+    extra = f"    setup: {{run: {json.dumps(setup)}, when_changed: [package-lock.json]}}\n"
+    step = 'test -f deps/ok && echo "$FREQ_WORKDIR" > "$FREQ_SUBJECT.txt"'
+    _setup(
+        project,
+        _factory(step, extra=extra),
+        settings=f"max_parallel: 1\nworktrees: {{max: 1, dir: {pool}}}\n",
+    )
+    project.run("add", "f", "a", "b").assert_success()
+    project.run("run", "--until-idle").assert_success()
+    assert {_show(project, n)["state"] for n in ("a", "b")} == {"done"}
+    assert counter.read_text() == "ran\n"  # once: b reused a's worktree, lock file unchanged
+    assert project.git("show", "main:a.txt").strip() == str(pool / "w1")
+    assert "deps/ok" not in project.git("ls-tree", "-r", "--name-only", "main")
+
+
+@pytest.mark.parametrize(("strategy", "parents"), [("squash", 1), ("merge", 2)])
+def test_squash_and_merge_strategies_land_through_run(
+    project: FreqRepo, strategy: str, parents: int
+) -> None:
+    """`merge.strategy` squash lands the step's two commits as one commit on main;
+    merge lands them under a merge commit."""
+    step = (
+        'echo 1 > "$FREQ_SUBJECT.txt" && git add . && git commit -qm one && '
+        'echo 2 >> "$FREQ_SUBJECT.txt" && git commit -qam two'
+    )
+    tip = project.git("rev-parse", "main").strip()
+    _setup(project, _factory(step, extra=f"    merge: {{strategy: {strategy}}}\n"))
+    project.run("add", "f", "a").assert_success()
+    project.run("run", "--until-idle").assert_success()
+    assert project.git("show", "main:a.txt") == "1\n2\n"
+    new = project.git("rev-list", f"{tip}..main").split()
+    assert len(new) == (1 if strategy == "squash" else 3)
+    assert len(project.git("log", "-1", "--format=%P", "main").split()) == parents
