@@ -19,7 +19,7 @@ from freq.claims import Claims, Heartbeat, Lease
 from freq.classify import Ending, Hint
 from freq.clock import Clock, Random
 from freq.discovery import parse_emitted
-from freq.errors import RefConflict, WriteBlocked
+from freq.errors import RefConflict, RemoteUnreachable, WriteBlocked
 from freq.facts import mark_for
 from freq.model import (
     FailureKind,
@@ -511,21 +511,28 @@ class Attempts:
         disk, is waited out while the lease lasts (a result is worth keeping); after that
         the error is raised and the claim, expired, is recovered like a lost worker's."""
         delay = 0.05
+        offline = False
         while True:
             try:
                 nxt = None
-                if chain and not self.stopping:
+                if chain and not self.stopping and not offline:
                     nxt = self.claims.chain(lease, change, output)
                 if nxt is None:
                     subj = lease.subject
+                    # remote mode: a result the remote cannot take now is kept here and
+                    # pushed once it answers (refused then if the claim was taken over)
                     lease.tip = self.store.advance(
                         refs.subject_ref(subj.factory, subj.name),
                         change.subject,
                         change.event,
                         expected=lease.tip,
                         output=output,
+                        keep=True,
                     )
                 return nxt
+            except RemoteUnreachable:
+                offline = True  # no chained claim without the remote: the result alone
+                continue
             except WriteBlocked as exc:
                 claim = lease.subject.claim
                 left = (claim.expires_at - self.clock.now()).total_seconds() if claim else 0.0

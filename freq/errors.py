@@ -221,6 +221,21 @@ class GitLockHeld(WriteBlocked):
     retryable = True
 
 
+class RemoteUnreachable(WriteBlocked):
+    """The coordination remote could not be reached (a partition, a stopped server): no
+    claim is made, and a finished attempt's result is kept locally until a push succeeds."""
+
+    code = "remote-unreachable"
+    retryable = True
+
+
+class RemoteRefused(FreqError):
+    """The remote turned a push away for a reason other than a lost race: a server hook
+    refused it, or it lacks what Frequency needs (atomic pushes)."""
+
+    code = "remote-refused"
+
+
 class StepNotRunnable(FreqError):
     """A step cannot be started for the subject (wrong state, gate, ...)."""
 

@@ -43,6 +43,8 @@ WAKE_SLICE = 0.01  # seconds between checks for a changed ref while waiting (idl
 SWEEP_EVERY = 300.0  # seconds between sweeps for stale lock files
 RETRY_SOON = timedelta(seconds=1)  # after a write had to wait: the next cycle comes this soon
 LANDING_RECHECK = timedelta(seconds=2)  # a landing waiting for a clean checkout looks again
+REMOTE_POLL = timedelta(seconds=1)  # remote mode: the remote is fetched at least this often
+REMOTE_FRESH = 0.5  # seconds: a remote that answered a push this recently needs no fetch
 T = TypeVar("T")
 
 
@@ -213,6 +215,8 @@ class Worker:
             f for f in self.config.factories if factories is None or f.factory_id in factories
         ]
         poll = min((f.poll_interval for f in chosen), default=timedelta(seconds=30))
+        if self.store.mirror is not None:  # others' writes come only through the remote
+            poll = min(poll, REMOTE_POLL)
         self.lander.factories = factories
         tally = _Tally()
         inflight = self._inflight
@@ -230,7 +234,8 @@ class Worker:
                     moved = 0
                     if not self.stopping:
                         self._sweep()
-                        p = self._guarded(lambda: self._plan(cap, factories), p)
+                        if self._guarded(self._exchange, False):
+                            p = self._guarded(lambda: self._plan(cap, factories), p)
                         moved = self._repair(p, tally)
                         self._launch(p, pool, tally)
                         self._serve(p.landings, landers)
@@ -278,6 +283,24 @@ class Worker:
             interrupted=self.stopping,
             outcomes=tuple(tally.outcomes),
         )
+
+    def _exchange(self) -> bool:
+        """Remote mode: fetch refs/frequency/* before planning (unless a push just showed
+        nothing new), push what was recorded here while the remote was unreachable, and
+        say once what both sides changed (`git freq sync` reports it)."""
+        mirror = self.store.mirror
+        if mirror is None or mirror.fresh(REMOTE_FRESH):
+            return True
+        found, _pushed, lost, refused = mirror.exchange()
+        for line in refused:
+            self._warn(f"remote {mirror.name} refused {line}")
+        for ref in found.diverged:
+            self._warn(
+                f"{ref} changed both here and on remote {mirror.name}: kept here, not pushed; "
+                "see `git freq sync`"
+            )
+        del lost  # pushed again at the next exchange, after the refresh it forces
+        return True
 
     def _sweep(self) -> None:
         """Remove lock files killed writers left (ref and object locks nobody holds): when

@@ -19,7 +19,7 @@ BIN = Path(sys.executable).parent
 
 # outside system -> the modules allowed to import it (prefix match for packages)
 OWNERS = {
-    "dulwich": ("freq.store.git",),
+    "dulwich": ("freq.store.git", "freq.store.wire"),
     "click": ("freq.cli",),
     "yaml": ("freq.configfiles",),
     "jsonschema": ("freq.schemas",),

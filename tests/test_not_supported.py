@@ -34,11 +34,6 @@ CASES = {
         ".frequency/build.yaml:10: $.steps[0].requires[0].changed.since: "
         + checks.SINCE.format(since="HEAD~3"),
     ),
-    "remote": (
-        "frequency.yaml",
-        "remote: origin\n",
-        f".frequency/frequency.yaml:1: $.remote: {checks.REMOTE}",
-    ),
     "archive_after": (
         "frequency.yaml",
         "archive_after: 1d\n",
@@ -105,7 +100,6 @@ def test_docs_list_every_refusal_verbatim() -> None:
     quoted = set(re.findall(r"^\|[^|]+\| `(.+)` \|$", table, re.M))
     reasons = {
         checks.SINCE.format(since="x"),
-        checks.REMOTE,
         checks.ARCHIVE_AFTER,
     }
     assert quoted == reasons

@@ -33,6 +33,12 @@ def plan_cmd(app: ops.App, factories: tuple[str, ...], as_json: bool) -> int:
 @click.option("--until-idle", is_flag=True, help="Stop when nothing is runnable or running.")
 @click.option("--factory", "factories", multiple=True, help="Only this factory (repeatable).")
 @click.option("--max-parallel", type=int, default=None, help="Override the global cap.")
+@click.option(
+    "--remote",
+    metavar="NAME",
+    default=None,
+    help="Coordinate through this git remote (default: `remote:` of frequency.yaml).",
+)
 @json_option
 @click.pass_context
 def run(
@@ -41,6 +47,7 @@ def run(
     until_idle: bool,
     factories: tuple[str, ...],
     max_parallel: int | None,
+    remote: str | None,
     as_json: bool,
 ) -> int:
     """Run steps: plan, claim, run, record; greedily, under every cap.
@@ -51,11 +58,16 @@ def run(
     run kills its steps as a second Ctrl-C does and exits 129; `git-freq run` (started
     by a shell, nohup or a service) outlives whoever started it.
 
+    With --remote NAME, workers on several machines share that remote: refs/frequency/*
+    is fetched before planning and every claim and transition is pushed with the
+    expected old value of each ref it moves (a rejected push is a lost race).
+
     \b
     Examples:
       git freq run --until-idle
       git freq run --once --factory build
       git freq run --max-parallel 8
+      git freq run --remote origin --until-idle
     """
     if once and until_idle:
         raise click.UsageError("--once and --until-idle exclude each other")
@@ -70,6 +82,7 @@ def run(
         reporter=TextReporter(as_json),
         handle_signals=True,
         watch_parent=True,
+        remote=remote,
     )
     if summary.stopped_by == "parent":
         n = summary.released
@@ -94,3 +107,43 @@ def run(
     if summary.stopped_by == "SIGTERM":
         return 143  # 128 + SIGTERM, as a shell reports a process ended by it
     return 130 if summary.interrupted else 0
+
+
+@cli.command()
+@click.option(
+    "--remote",
+    metavar="NAME",
+    default=None,
+    help="The remote to exchange with (default: `remote:` of frequency.yaml).",
+)
+@json_option
+@pass_app
+def sync(app: ops.App, remote: str | None, as_json: bool) -> int:
+    """Exchange refs/frequency/* with a git remote, both ways.
+
+    Fetches the remote's refs/frequency/*; each local ref follows the remote where it is
+    behind; what this repository recorded that the remote lacks (work done offline, or
+    results kept while the remote was unreachable) is pushed with the remote's value as
+    the expected one. A ref both sides changed is kept here and reported, never forced.
+    Exit 1 when something could not be exchanged.
+
+    \b
+    Examples:
+      git freq sync
+      git freq sync --remote origin --json
+    """
+    from freq.ops.remote import exchange
+
+    done = exchange(app, remote)
+    if as_json:
+        _emit_json(done)
+    else:
+        click.echo(
+            f"{done.remote}: {done.followed} ref(s) fetched, {len(done.pushed)} pushed"
+            + (f", {len(done.lost)} moved meanwhile (run sync again)" if done.lost else "")
+        )
+        for line in done.refused:
+            click.echo(f"refused: {line}", err=True)
+        for ref in done.diverged:
+            click.echo(f"diverged: {ref}: changed here and on {done.remote}; kept here", err=True)
+    return 1 if done.refused or done.diverged else 0

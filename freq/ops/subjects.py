@@ -386,6 +386,7 @@ def run(
     reporter: Reporter | None = None,
     handle_signals: bool = False,
     watch_parent: bool = False,
+    remote: str | None = None,
 ) -> RunSummary:
     """Run steps: one cycle, until idle, or until interrupted.
 
@@ -394,12 +395,19 @@ def run(
     process groups and releases their claims. `stopped_by` names the first signal.
     With `watch_parent` (the CLI), a run started by git's wrapper does what the second
     signal does when that git process exits; `stopped_by` is then `parent`.
+    `remote` (or `remote:` of frequency.yaml): coordinate through that git remote, every
+    write a compare-and-swap push to it (freq.ops.remote).
     """
     for f in factories:
         app.factory(f)
     if max_parallel is not None and max_parallel < 1:
         raise UsageError("max_parallel must be at least 1")
     from freq.loop import Worker
+
+    if remote is not None or app.config.settings.remote is not None:
+        from freq.ops.remote import connect
+
+        connect(app, remote)
 
     w = Worker(app.store, app.config, clock=app.clock, worker=app.worker, reporter=reporter)
     from freq import proc

@@ -1,7 +1,8 @@
 """The state store: the only code that reads or writes git objects and refs.
 
 Must not import click, subprocess or any freq module above it (see STYLE.md layers);
-dulwich is imported only by freq.store.git, and only when objects are built or read.
+dulwich is imported only by freq.store.git (and freq.store.wire, for a remote), and only
+when objects are built or read.
 
 Every ref update is a compare-and-swap against the value that was read: `advance` moves
 one ref; `update` moves several refs as one batch (each with its expected old value, all
@@ -27,6 +28,8 @@ listing, however many subjects there are (GIT-NOTES.md).
     beacon    how local processes wake each other
     locate    finding the repository without opening it
     records   RefUpdate, HistoryEntry, ChainLink
+    mirror    remote mode: every write pushed first, local refs following the remote
+    wire      dulwich's client: CAS pushes and narrow fetches over every transport
 """
 
 from __future__ import annotations

@@ -34,6 +34,7 @@ from freq.errors import (
     GitLockHeld,
     Hint,
     RefConflict,
+    RemoteUnreachable,
     StateDirUnusable,
     SubjectExists,
     UnknownSubject,
@@ -43,6 +44,7 @@ from freq.runtime import Event, Snapshot, Subject
 from freq.store import locate, lockfiles, refdb
 from freq.store.beacon import Beacon
 from freq.store.cache import DocCache
+from freq.store.mirror import Mirror
 from freq.store.records import ChainLink, HistoryEntry, RefUpdate
 from freq.store.snapshot import Reader, parse_cached, problem_line, subject_of
 
@@ -102,6 +104,7 @@ class Store:
         self._staged: dict[str, list[Any]] = {}  # prepared commit -> its unwritten objects
         self._staged_lock = threading.Lock()
         self._packed: tuple[tuple[int, ...], dict[str, str]] | None = None
+        self.mirror: Mirror | None = None  # remote mode (`attach`)
         self._locker = lockfiles.Locker(
             guard=str(self.state_dir / "sweep.guard"), now=lambda: self.clock.now().timestamp()
         )
@@ -338,24 +341,37 @@ class Store:
                 tmp_name=f"tmp_freq_pack_{os.getpid()}_{self._rng.getrandbits(32):08x}",
             )
 
-    def _apply(self, batch: Sequence[RefUpdate], what: str, wait: float | None = None) -> None:
+    def _apply(
+        self,
+        batch: Sequence[RefUpdate],
+        what: str,
+        wait: float | None = None,
+        *,
+        keep: bool = False,
+    ) -> None:
         """Apply a ref batch (freq.store.refdb.apply) with its staged objects, retried
-        while a live writer holds one of its locks; the beacon rings once it took effect."""
+        while a live writer holds one of its locks; the beacon rings once it took effect.
+
+        In remote mode the batch is pushed first (freq.store.mirror): the remote is the
+        truth, and the local refs follow once it took the batch. `keep`: when the remote
+        cannot be reached, record the batch locally anyway (a finished attempt's result,
+        pushed by the next refresh) instead of raising RemoteUnreachable."""
         self.require_state_dir()
         objs, commits = self._staged_for(batch)
+        pushed = False
         try:
+            if self.mirror is not None:
+                pushed = self._push(batch, objs, commits, keep=keep)
             # no lock of this process is needed: each ref's lock file serialises its writers,
             # threads included, and the objects' fsyncs of two threads overlap
-            self._retry_locked(
-                what,
-                lambda: refdb.apply(
-                    str(self.common_dir),
-                    batch,
-                    locker=self._locker,
-                    write_objects=lambda: self._write_objects(objs),
-                ),
-                wait,
-            )
+            try:
+                self._apply_now(batch, what, wait, objs)
+            except RefConflict:
+                if not pushed:
+                    raise
+                # the remote took it; another local process moved the local ref since (it
+                # follows the remote at the next refresh): the objects are kept
+                self._write_objects(objs)
         finally:
             with self._staged_lock:
                 for u in batch:
@@ -363,6 +379,58 @@ class Store:
                         self._staged.pop(u.new, None)
         self._whole.update(c.encode() for c in commits)  # written whole just now
         self._beacon.ring()
+
+    def _apply_now(
+        self, batch: Sequence[RefUpdate], what: str, wait: float | None, objs: Sequence[Any]
+    ) -> None:
+        self._retry_locked(
+            what,
+            lambda: refdb.apply(
+                str(self.common_dir),
+                batch,
+                locker=self._locker,
+                write_objects=lambda: self._write_objects(objs),
+            ),
+            wait,
+        )
+
+    def _push(
+        self, batch: Sequence[RefUpdate], objs: list[Any], commits: set[str], *, keep: bool
+    ) -> bool:
+        """Push `batch` to the remote before it is applied here; whether it was pushed
+        (False: kept for later, the remote being unreachable and `keep` set)."""
+        assert self.mirror is not None
+        try:
+            if all(u.new is None or u.new in commits for u in batch):
+                self.mirror.push(batch, objs)
+            else:  # a commit written before (a branch, a salvage): the walk finds its objects
+                self._write_objects(objs)
+                self.mirror.push(batch, None)
+        except RemoteUnreachable:
+            if not keep:
+                raise
+            return False
+        return True
+
+    def _apply_local(self, batch: Sequence[RefUpdate]) -> None:
+        """Move local refs to values fetched from the remote (no push; objects present)."""
+        self.require_state_dir()
+        self._apply_now(batch, batch[-1].ref, None, [])
+        self._beacon.ring()
+
+    def attach(self, name: str, url: str) -> Mirror:
+        """Remote mode: every later write is pushed to `url` first (see freq.store.mirror)."""
+        from freq.store.wire import Wire
+
+        self.mirror = Mirror(
+            Wire(name, url, prefixes=(refs.ROOT,)),
+            repo=lambda: self.repo,
+            list_refs=self.list_refs,
+            apply_local=self._apply_local,
+            descends=lambda tip, old: self.descends(tip, old, limit=10_000),
+            monotonic=self.clock.monotonic,
+        )
+        return self.mirror
 
     def _swap(self, ref: str, new: bytes, expected: str | None) -> None:
         """Move `ref` to `new` only if it is at `expected` (None: only if absent)."""
@@ -385,14 +453,16 @@ class Store:
         *,
         expected: str | None,
         output: bytes | None = None,
+        keep: bool = False,
     ) -> str:
         """Commit `subject` + `event` on top of `expected` and move `ref` only if it is there.
 
         `expected=None` creates the ref and fails if it exists. `output` replaces the output
         tail kept in the tree; None keeps the previous one. Raises RefConflict on a lost race.
+        `keep`: in remote mode, recorded here when the remote cannot be reached (see _apply).
         """
         oid = self.prepare(subject, event, parent=expected, output=output)
-        self.swap(ref, oid, expected=expected)
+        self._apply([RefUpdate(ref, oid, expected)], ref, keep=keep)
         return oid
 
     def prepare(
@@ -507,6 +577,12 @@ class Store:
             new_refs[name] = commit.id
             cache_items.append((commit.id, raw))
         self.require_state_dir()
+        if self.mirror is not None:
+            creations = [RefUpdate(n.decode(), o.decode(), None) for n, o in new_refs.items()]
+            try:
+                self.mirror.push(creations, objs)
+            except RefConflict as exc:
+                _exists([exc.ref])
         self._retry_locked(
             "packed-refs",
             lambda: refdb.add_packed(

@@ -1,0 +1,214 @@
+"""Remote mode over a real bare repository (file://): CAS pushes, sync, offline results."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from freq.errors import RefConflict, RemoteUnreachable
+from freq.ops.app import App
+from freq.ops.remote import connect, exchange
+from tests.conftest import FreqRepo, git
+
+pytestmark = [pytest.mark.git]
+
+FACTORY = """
+factory_id: f
+state: {initial: new, terminal: [done]}
+steps:
+  - id: work
+    from_states: [new]
+    to_state: done
+    run: 'echo "$FREQ_SUBJECT $FREQ_ATTEMPT" >> "$LOG"'
+"""
+
+
+def _clone(remote: Path, where: Path) -> FreqRepo:
+    git(where.parent, "clone", "-q", str(remote), where.name)
+    r = FreqRepo(where)
+    r.write(".frequency/f.yaml", FACTORY)
+    return r
+
+
+@pytest.fixture
+def apps() -> Iterator[Callable[[Path], App]]:
+    """Open Apps on repositories; their stores are closed at the end (dulwich's packs)."""
+    opened: list[App] = []
+
+    def make(path: Path) -> App:
+        opened.append(App(path))
+        return opened[-1]
+
+    yield make
+    for app in opened:
+        app.store.close()
+
+
+@pytest.fixture
+def remote(tmp_path: Path) -> Path:
+    bare = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(bare))
+    return bare
+
+
+def _refs(bare: Path) -> dict[str, str]:
+    out = git(bare, "for-each-ref", "--format=%(refname) %(objectname)", "refs/frequency/")
+    pairs = [line.split(" ") for line in out.splitlines() if line]
+    return dict(pairs)
+
+
+def test_add_and_sync_push_creations_and_a_second_clone_fetches_them(
+    remote: Path, tmp_path: Path
+) -> None:
+    a = _clone(remote, tmp_path / "a")
+    a.run("add", "f", "s1", "s2").assert_success()
+    out = a.run("sync", "--remote", "origin").assert_success()
+    assert "2 pushed" in out.out
+    assert set(_refs(remote)) == {"refs/frequency/subjects/f/s1", "refs/frequency/subjects/f/s2"}
+    b = _clone(remote, tmp_path / "b")
+    b.run("sync", "--remote", "origin").assert_success()
+    assert _refs(b.path / ".git") == _refs(remote)
+    git(remote, "fsck", "--strict")
+
+
+def test_run_remote_pushes_every_transition_and_two_clones_never_run_a_subject_twice(
+    remote: Path, tmp_path: Path
+) -> None:
+    a = _clone(remote, tmp_path / "a")
+    b = _clone(remote, tmp_path / "b")
+    a.run("add", "f", *[f"s{i}" for i in range(24)]).assert_success()
+    a.run("sync").assert_failure(code=2)  # no remote configured nor given: a usage error
+    a.run("sync", "--remote", "origin").assert_success()
+    log = tmp_path / "ran.log"
+    env = {**os.environ, "LOG": str(log)}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "freq", "run", "--remote", "origin", "--until-idle"],
+            cwd=r.path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for r in (a, b)
+    ]
+    for p in procs:
+        _out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+        assert "Traceback" not in err
+    ran = Counter(line.split()[0] for line in log.read_text().splitlines())
+    assert sorted(ran) == sorted(f"s{i}" for i in range(24))
+    assert set(ran.values()) == {1}  # no attempt executed twice across the clones
+    a.run("sync", "--remote", "origin").assert_success()
+    states = Counter(
+        json.loads(git(a.path, "cat-file", "blob", f"{oid}:subject.json"))["state"]
+        for ref, oid in _refs(a.path / ".git").items()
+        if ref.startswith("refs/frequency/subjects/")
+    )
+    assert states == {"done": 24}
+    git(remote, "fsck", "--strict")
+    # every transition is a commit on the remote's subject refs
+    log_out = git(remote, "log", "--glob=refs/frequency/subjects", "--format=%s")
+    assert log_out.count("work new -> done") == 24
+
+
+def test_a_claim_whose_subject_moved_on_the_remote_is_a_lost_race(
+    remote: Path, tmp_path: Path, apps: Callable[[Path], App]
+) -> None:
+    a = _clone(remote, tmp_path / "a")
+    b = _clone(remote, tmp_path / "b")
+    a.run("add", "f", "s1").assert_success()
+    a.run("sync", "--remote", "origin").assert_success()
+    b.run("sync", "--remote", "origin").assert_success()
+    # b moves s1 on the remote; a, not yet fetched, still sees the old tip
+    b.run("transition", "f", "s1", "done", "--reason", "r").assert_success()
+    b.run("sync", "--remote", "origin").assert_success()
+    before = _refs(remote)
+    app = apps(a.path)
+    connect(app, "origin")
+    subj_ref = "refs/frequency/subjects/f/s1"
+    tip = app.store.read_ref(subj_ref)
+    assert tip is not None and tip != before[subj_ref]
+    subject, _ = app.store.read_subject("f", "s1")
+    from freq import transitions
+
+    change = transitions.moved(subject, state="done", at=app.clock.now(), by="a", reason="")
+    with pytest.raises(RefConflict):
+        app.store.advance(subj_ref, change.subject, change.event, expected=tip)
+    assert _refs(remote) == before  # nothing forced, nothing written
+    assert app.store.read_ref(subj_ref) == tip  # the local ref did not move either
+
+
+def test_a_result_is_kept_locally_while_the_remote_is_unreachable_then_pushed(
+    remote: Path, tmp_path: Path, apps: Callable[[Path], App]
+) -> None:
+    a = _clone(remote, tmp_path / "a")
+    a.run("add", "f", "s1").assert_success()
+    a.run("sync", "--remote", "origin").assert_success()
+    app = apps(a.path)
+    connect(app, "origin")
+    subject, tip = app.store.read_subject("f", "s1")
+    from freq import transitions
+
+    change = transitions.moved(subject, state="done", at=app.clock.now(), by="a", reason="")
+    hidden = remote.with_name("remote.hidden")
+    remote.rename(hidden)  # the server is gone
+    ref = "refs/frequency/subjects/f/s1"
+    with pytest.raises(RemoteUnreachable):
+        app.store.advance(ref, change.subject, change.event, expected=tip)
+    new = app.store.advance(ref, change.subject, change.event, expected=tip, keep=True)
+    assert app.store.read_ref(ref) == new  # recorded here
+    hidden.rename(remote)
+    assert _refs(remote)[ref] == tip  # not yet there
+    done = exchange(app, "origin")
+    assert done.pushed == (ref,)
+    assert _refs(remote)[ref] == new
+    git(remote, "fsck", "--strict")
+
+
+def test_a_kept_result_is_refused_when_the_remote_moved_meanwhile(
+    remote: Path, tmp_path: Path, apps: Callable[[Path], App]
+) -> None:
+    a = _clone(remote, tmp_path / "a")
+    b = _clone(remote, tmp_path / "b")
+    a.run("add", "f", "s1").assert_success()
+    a.run("sync", "--remote", "origin").assert_success()
+    b.run("sync", "--remote", "origin").assert_success()
+    app = apps(a.path)
+    mirror = connect(app, "origin")
+    mirror.refresh()
+    subject, tip = app.store.read_subject("f", "s1")
+    from freq import transitions
+
+    change = transitions.moved(subject, state="done", at=app.clock.now(), by="a", reason="")
+    hidden = remote.with_name("remote.hidden")
+    remote.rename(hidden)
+    ref = "refs/frequency/subjects/f/s1"
+    mine = app.store.advance(ref, change.subject, change.event, expected=tip, keep=True)
+    hidden.rename(remote)
+    b.run(
+        "transition", "f", "s1", "new", "--reason", "r"
+    ).assert_success()  # b changes it meanwhile
+    b.run("sync", "--remote", "origin").assert_success()
+    theirs = _refs(remote)[ref]
+    done = exchange(app, "origin")
+    assert ref in done.diverged and not done.pushed
+    assert _refs(remote)[ref] == theirs  # never forced
+    assert app.store.read_ref(ref) == mine  # never lost
+    out = a.run("sync", "--remote", "origin")
+    assert out.code == 1 and f"diverged: {ref}" in out.err
+
+
+def test_sync_names_an_unknown_remote_in_one_line(remote: Path, tmp_path: Path) -> None:
+    a = _clone(remote, tmp_path / "a")
+    out = a.run("sync", "--remote", "nowhere")
+    assert out.code == 2
+    assert "no remote named 'nowhere'" in out.err
+    assert "Traceback" not in out.err
