@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from freq import merges, workdirs
+from freq import merges, sync, workdirs
 from freq.attempts import Attempts, StepOutcome
 from freq.claims import Claims, Heartbeat, View
 from freq.clock import Clock, Random, system_rng
@@ -294,11 +294,12 @@ class Worker:
         found, _pushed, lost, refused = mirror.exchange()
         for line in refused:
             self._warn(f"remote {mirror.name} refused {line}")
-        for ref in found.diverged:
-            self._warn(
-                f"{ref} changed both here and on remote {mirror.name}: kept here, not pushed; "
-                "see `git freq sync`"
-            )
+        for r in sync.reconcile(self.store, found.diverged):
+            if r.refused:
+                self._warn(
+                    f"{r.ref}: {r.refused} event(s) made here no longer apply on remote "
+                    f"{mirror.name} ({r.reason}); kept at {r.kept}"
+                )
         del lost  # pushed again at the next exchange, after the refresh it forces
         return True
 

@@ -199,11 +199,36 @@ def test_a_kept_result_is_refused_when_the_remote_moved_meanwhile(
     b.run("sync", "--remote", "origin").assert_success()
     theirs = _refs(remote)[ref]
     done = exchange(app, "origin")
-    assert ref in done.diverged and not done.pushed
+    assert not done.pushed and not done.replayed
+    assert len(done.diverged) == 1 and done.diverged[0].startswith(f"{ref}: 1 event(s) kept at")
+    assert "the remote moved it meanwhile" in done.diverged[0]
     assert _refs(remote)[ref] == theirs  # never forced
-    assert app.store.read_ref(ref) == mine  # never lost
-    out = a.run("sync", "--remote", "origin")
-    assert out.code == 1 and f"diverged: {ref}" in out.err
+    assert app.store.read_ref(ref) == theirs  # the local ref follows the remote
+    kept = [r for r, oid in _refs(remote).items() if r.startswith("refs/frequency/refused/")]
+    assert kept == [f"refs/frequency/refused/subjects/f/s1/{mine[:12]}"]  # never lost, shared
+    assert _refs(remote)[kept[0]] == mine
+    again = a.run("sync", "--remote", "origin").assert_success()
+    assert "0 pushed" in again.out
+
+
+def test_diverged_control_changes_are_replayed_onto_the_remote_tip(
+    remote: Path, tmp_path: Path
+) -> None:
+    a = _clone(remote, tmp_path / "a")
+    b = _clone(remote, tmp_path / "b")
+    a.run("pause", "f", "--reason", "first").assert_success()
+    a.run("sync", "--remote", "origin").assert_success()
+    b.run("sync", "--remote", "origin").assert_success()
+    a.run("resume", "f").assert_success()  # offline, on a
+    b.run("pause", "f", "--reason", "second").assert_success()
+    b.run("sync", "--remote", "origin").assert_success()
+    out = a.run("sync", "--remote", "origin").assert_success()
+    assert "1 replayed onto the remote" in out.out
+    ref = "refs/frequency/control/f"
+    lines = git(remote, "log", "--format=%s", ref).splitlines()
+    assert len(lines) == 3 and "resume" in lines[0]  # a's change on top of b's
+    assert _refs(a.path / ".git")[ref] == _refs(remote)[ref]
+    git(remote, "fsck", "--strict")
 
 
 def test_sync_names_an_unknown_remote_in_one_line(remote: Path, tmp_path: Path) -> None:

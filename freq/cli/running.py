@@ -140,10 +140,11 @@ def sync(app: ops.App, remote: str | None, as_json: bool) -> int:
     else:
         click.echo(
             f"{done.remote}: {done.followed} ref(s) fetched, {len(done.pushed)} pushed"
+            + (f", {len(done.replayed)} replayed onto the remote" if done.replayed else "")
             + (f", {len(done.lost)} moved meanwhile (run sync again)" if done.lost else "")
         )
         for line in done.refused:
             click.echo(f"refused: {line}", err=True)
-        for ref in done.diverged:
-            click.echo(f"diverged: {ref}: changed here and on {done.remote}; kept here", err=True)
+        for line in done.diverged:
+            click.echo(f"diverged: {line}", err=True)
     return 1 if done.refused or done.diverged else 0

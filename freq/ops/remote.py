@@ -14,6 +14,7 @@ from freq import proc
 from freq.errors import Hint, UsageError
 from freq.ops.app import App
 from freq.store.mirror import Mirror
+from freq.sync import reconcile
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -26,7 +27,9 @@ class Exchanged:
     pushed: tuple[str, ...] = ()  # refs this side was ahead on, now on the remote
     lost: tuple[str, ...] = ()  # refs the remote moved while they were pushed (next time)
     refused: tuple[str, ...] = ()  # refs the remote turned away, with its reason
-    diverged: tuple[str, ...] = field(default=())  # both sides moved: kept here, reported
+    replayed: tuple[str, ...] = ()  # both sides moved: local events now on the remote
+    # both sides moved and some local events no longer apply: `<ref>: <why> (kept at REF)`
+    diverged: tuple[str, ...] = field(default=())
 
 
 def remote_name(app: App, name: str | None) -> str:
@@ -62,6 +65,7 @@ def exchange(app: App, name: str | None = None) -> Exchanged:
     """Fetch, follow, push what is ahead; one report (RemoteUnreachable if it is down)."""
     mirror = connect(app, name)
     found, pushed, lost, refused = mirror.exchange()
+    done = reconcile(app.store, found.diverged)
     return Exchanged(
         remote=mirror.name,
         url=mirror.wire.url,
@@ -69,5 +73,8 @@ def exchange(app: App, name: str | None = None) -> Exchanged:
         pushed=tuple(pushed),
         lost=tuple(lost),
         refused=tuple(refused),
-        diverged=tuple(sorted(found.diverged)),
+        replayed=tuple(r.ref for r in done if r.applied),
+        diverged=tuple(
+            f"{r.ref}: {r.refused} event(s) kept at {r.kept}: {r.reason}" for r in done if r.refused
+        ),
     )

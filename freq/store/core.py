@@ -401,9 +401,13 @@ class Store:
         (False: kept for later, the remote being unreachable and `keep` set)."""
         assert self.mirror is not None
         try:
-            if all(u.new is None or u.new in commits for u in batch):
+            ids = {o.id for o in objs}
+            whole = all(u.new is None or u.new in commits for u in batch) and all(
+                o.tree in ids for o in objs if o.type_name == b"commit"
+            )
+            if whole:  # every object is new and staged: the pack is those, no walk
                 self.mirror.push(batch, objs)
-            else:  # a commit written before (a branch, a salvage): the walk finds its objects
+            else:  # a commit written before (a branch, a replayed event): the walk finds them
                 self._write_objects(objs)
                 self.mirror.push(batch, None)
         except RemoteUnreachable:
@@ -412,10 +416,18 @@ class Store:
             return False
         return True
 
-    def _apply_local(self, batch: Sequence[RefUpdate]) -> None:
-        """Move local refs to values fetched from the remote (no push; objects present)."""
+    def follow(self, batch: Sequence[RefUpdate]) -> None:
+        """Move local refs (CAS) without pushing: to values fetched from the remote, or
+        prepared here for a push made already (freq.sync)."""
         self.require_state_dir()
-        self._apply_now(batch, batch[-1].ref, None, [])
+        objs, _ = self._staged_for(batch)
+        try:
+            self._apply_now(batch, batch[-1].ref, None, objs)
+        finally:
+            with self._staged_lock:
+                for u in batch:
+                    if u.new is not None:
+                        self._staged.pop(u.new, None)
         self._beacon.ring()
 
     def attach(self, name: str, url: str) -> Mirror:
@@ -426,7 +438,7 @@ class Store:
             Wire(name, url, prefixes=(refs.ROOT,)),
             repo=lambda: self.repo,
             list_refs=self.list_refs,
-            apply_local=self._apply_local,
+            apply_local=self.follow,
             descends=lambda tip, old: self.descends(tip, old, limit=10_000),
             monotonic=self.clock.monotonic,
         )
@@ -483,6 +495,11 @@ class Store:
         self._cache.add([(commit.id, raw)])
         self._parsed[commit.id] = subject
         return oid
+
+    def restack(self, oid: str, parent: str) -> str:
+        """Prepare a copy of commit `oid` on `parent` (staged like `prepare`); its id."""
+        commit = _git().restacked(self.repo, oid, parent)
+        return self._stage([commit], commit)
 
     def discard(self, oid: str) -> None:
         """Forget a prepared commit that no ref update will name (a claim that found its

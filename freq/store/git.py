@@ -298,6 +298,22 @@ def first_parent(repo: Repo, oid: str, ref: str) -> str | None:
 
 
 @_serial
+def restacked(repo: Repo, oid: str, parent: str) -> Commit:
+    """A copy of commit `oid` (its tree, message, author and dates) on `parent`: one local
+    event replayed onto the remote's tip (freq.sync)."""
+    old = commit_at(repo, oid, refs.ROOT)
+    c = Commit()
+    c.tree = old.tree
+    c.parents = [parent.encode()]
+    c.author, c.committer = old.author, old.committer
+    c.author_time, c.commit_time = old.author_time, old.commit_time
+    c.author_timezone, c.commit_timezone = old.author_timezone, old.commit_timezone
+    c.encoding = old.encoding
+    c.message = old.message
+    return c
+
+
+@_serial
 def messages(
     repo: Repo, ref: str, tip: str, stop: str | None, broken: list[BrokenHistory]
 ) -> tuple[list[tuple[str, str]], bool]:
