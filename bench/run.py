@@ -35,6 +35,10 @@ Figures (targets from the issue):
       setup (target: at most 0.1x); Lander.serve landing 20 branches vs merge-tree +
       commit-tree + update-ref per branch (target: at most 1.5x); 20 entries with a passing
       merge.check, batch 20 vs batch 1 (target: at most 0.5x).
+  (l) several machines through one bare remote (bench/remote.py), over file:// and git
+      daemon: claims per second with 1, 2, 4 and 8 worker processes vs one `git push
+      --atomic --force-with-lease` of one ref (target for one worker: at most 1.5x per
+      claim); one CAS push at 1,000 and 10,000 refs on the remote vs that push there.
 
 Everything is created in temporary folders. The same figures are written as JSON to
 bench/results/latest.json. Absolute times depend on the machine and its disk; the ratios
@@ -61,6 +65,7 @@ from pathlib import Path
 
 import agents
 import dulwich
+import remote
 import runtime
 import workload as w
 import worktrees
@@ -743,7 +748,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--output", type=Path, default=RESULTS, help="where to write the JSON")
     ap.add_argument(
-        "--only", default="abcdefghijk", help="figures to run, e.g. --only d (default: all)"
+        "--only", default="abcdefghijkl", help="figures to run, e.g. --only d (default: all)"
     )
     ap.add_argument("--run-n", type=int, default=None, help="subjects for figure (d)")
     args = ap.parse_args(argv)
@@ -754,6 +759,7 @@ def main(argv: list[str] | None = None) -> int:
     run_n = args.run_n or run_n
     mesh_per = 200 if args.quick else 1_000  # figure (g): subjects per factory, 10 factories
     pool_sizes = worktrees.QUICK if args.quick else worktrees.FULL  # figure (k)
+    remote_sizes = (40, (1_000,)) if args.quick else (120, (1_000, 10_000))  # figure (l)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="freq-bench-", ignore_cleanup_errors=True) as d:
         tmp = Path(d)
@@ -773,6 +779,7 @@ def main(argv: list[str] | None = None) -> int:
             ("i", lambda: figure_i(tmp, env, 200 if args.quick else 1_000)),
             ("j", lambda: [Row(**r) for r in agents.figure_j(tmp, env, 10 if args.quick else 40)]),
             ("k", lambda: [Row(**r) for r in worktrees.figure_k(tmp, env, pool_sizes)]),
+            ("l", lambda: [Row(**r) for r in remote.figure_l(tmp, env, *remote_sizes)]),
         ):
             if name not in args.only:
                 continue
