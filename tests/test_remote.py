@@ -237,3 +237,19 @@ def test_sync_names_an_unknown_remote_in_one_line(remote: Path, tmp_path: Path) 
     assert out.code == 2
     assert "no remote named 'nowhere'" in out.err
     assert "Traceback" not in out.err
+
+
+def test_run_remote_refuses_worktree_steps_it_cannot_land_on_the_remote(
+    remote: Path, tmp_path: Path
+) -> None:
+    a = _clone(remote, tmp_path / "a")
+    a.write(
+        ".frequency/w.yaml",
+        FACTORY.replace("factory_id: f", "factory_id: w").replace(
+            "    to_state: done\n", "    to_state: done\n    isolation: worktree\n"
+        ),
+    )
+    out = a.run("run", "--remote", "origin", "--once").assert_failure(code=2)
+    assert "cannot land worktree steps on the remote yet (w.work)" in out.err
+    assert _refs(remote) == {}  # nothing was pushed
+    a.run("run", "--remote", "origin", "--once", "--factory", "f").assert_success()
