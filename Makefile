@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 
-.PHONY: install test test-fast test-agents agent-clis lint fmt demo bench clean
+.PHONY: install test test-fast test-remote test-agents agent-clis lint fmt demo bench clean
 
 install: $(VENV)/.installed
 
@@ -44,6 +44,10 @@ $(AGENTS_PREFIX)/.installed:
 test-agents: install agent-clis
 	FREQ_AGENTS_BIN=$(AGENTS_PREFIX)/node_modules/.bin FREQ_AGENT_CLIS=$(AGENTS_PREFIX)/node_modules/.bin \
 		$(PY) -m pytest -q tests/agents_real tests/test_agent_clis_real.py
+
+# the multi-machine audit at the issue's size: 300 subjects, three clones, every transport
+test-remote: install
+	FREQ_REMOTE_SUBJECTS=300 $(PY) -m pytest -q tests/e2e/test_remote_workers.py
 
 # the demo's stand-in CLIs are Python scripts without a .py suffix: ruff is told of each
 STAND_INS := $(addprefix examples/app-factory/stand-ins/,claude codex gemini)
