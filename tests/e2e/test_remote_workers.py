@@ -65,7 +65,11 @@ def run_three_workers(url: str, bare: Path, tmp_path: Path) -> None:
     (clones[0] / "subjects.txt").write_text(names)
     for args in (("add", "f", "--from", "subjects.txt"), ("sync", "--remote", "origin")):
         done = subprocess.run(
-            [sys.executable, "-m", "freq", *args], cwd=clones[0], capture_output=True, text=True
+            [sys.executable, "-m", "freq", *args],
+            cwd=clones[0],
+            capture_output=True,
+            text=True,
+            check=False,
         )
         assert done.returncode == 0, done.stderr
     log = tmp_path / "steps.log"
