@@ -229,9 +229,10 @@ class RemoteUnreachable(WriteBlocked):
     retryable = True
 
 
-class RemoteRefused(FreqError):
+class RemoteRefused(WriteBlocked):
     """The remote turned a push away for a reason other than a lost race: a server hook
-    refused it, or it lacks what Frequency needs (atomic pushes)."""
+    refused it, or it lacks what Frequency needs (atomic pushes). A worker says so once
+    and goes on with its other work, as for a lock it cannot take now."""
 
     code = "remote-refused"
 
