@@ -253,3 +253,28 @@ def test_run_remote_refuses_worktree_steps_it_cannot_land_on_the_remote(
     assert "cannot land worktree steps on the remote yet (w.work)" in out.err
     assert _refs(remote) == {}  # nothing was pushed
     a.run("run", "--remote", "origin", "--once", "--factory", "f").assert_success()
+
+
+def test_a_fetch_asks_only_for_refs_frequency_over_protocol_v2(
+    remote: Path, tmp_path: Path
+) -> None:
+    a = _clone(remote, tmp_path / "a")
+    git(a.path, "commit", "-q", "--allow-empty", "-m", "x")
+    git(a.path, "push", "-q", "origin", "HEAD:refs/heads/main")  # a branch the fetch skips
+    a.run("add", "f", "s1").assert_success()
+    a.run("sync", "--remote", "origin").assert_success()
+    b = _clone(remote, tmp_path / "b")
+    trace = tmp_path / "packets.txt"
+    done = subprocess.run(
+        [sys.executable, "-m", "freq", "sync", "--remote", "origin"],
+        cwd=b.path,
+        env={**os.environ, "GIT_TRACE_PACKET": str(trace)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    packets = trace.read_text()
+    assert "upload-pack> version 2" in packets
+    assert "upload-pack< ref-prefix refs/frequency/" in packets
+    assert "refs/heads/main" not in packets.split("command=fetch")[0]  # not listed

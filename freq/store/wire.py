@@ -50,15 +50,23 @@ class Fetched:
     refs: dict[str, str]
 
 
-def _client(url: str) -> tuple[GitClient, str]:
+def _client(url: str, *, fetch: bool = False) -> tuple[GitClient, str]:
     """A dulwich client and path for `url`; a local path or file:// URL gets the
-    subprocess client (receive-pack's atomic pushes), never dulwich's local one."""
+    subprocess client (receive-pack's atomic pushes), never dulwich's local one. A local
+    fetch asks upload-pack for protocol v2 (so that `ref-prefix` filters on its side): a
+    local upload-pack reads the version from GIT_PROTOCOL, which dulwich does not set."""
+    path = None
     if url.startswith("file://"):
-        return SubprocessGitClient(), url[len("file://") :]
-    if "://" not in url and (":" not in url.split("/", 1)[0] or os.path.exists(url)):
-        return SubprocessGitClient(), url  # a path (`host:path` is ssh, as git reads it)
-    client, path = get_transport_and_path(url)
-    return client, path
+        path = url[len("file://") :]
+    elif "://" not in url and (":" not in url.split("/", 1)[0] or os.path.exists(url)):
+        path = url  # a path (`host:path` is ssh, as git reads it)
+    if path is None:
+        client, path = get_transport_and_path(url)
+        return client, path
+    local = SubprocessGitClient()
+    if fetch:
+        local.git_command = ["env", "GIT_PROTOCOL=version=2", "git"]
+    return local, path
 
 
 def _unreachable(name: str, exc: BaseException) -> RemoteUnreachable:
@@ -78,6 +86,7 @@ class Wire:
         self.url = url
         self.prefixes = tuple(prefixes)
         self._client, self._path = _client(url)
+        self._fetcher, _ = _client(url, fetch=True)
         self._lock = threading.Lock()
         self.pushes = 0  # pushes made (for the benchmark and `sync --json`)
         self.fetches = 0
@@ -106,7 +115,7 @@ class Wire:
         with SpooledTemporaryFile(max_size=16 << 20, prefix="incoming-") as spool:
             try:
                 with self._lock:
-                    self._client.fetch_pack(
+                    self._fetcher.fetch_pack(
                         self._path,
                         lambda refs, depth=None: self._wants_with_haves(
                             refs, wants, local, walker.heads, store
