@@ -66,8 +66,8 @@ def _same_claim(a: Claim | None, b: Claim | None) -> bool:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _Survey:
-    slots: dict[int, str | None]  # slot number -> claim commit it points at
-    free: list[int]
+    slots: dict[int, str | None]  # slot number -> claim commit, for each slot ref that exists
+    free: list[int]  # existing slots below the limit whose holder is no longer live
     own: list[int]  # held for the attempt ending now (a chained claim hands them on)
     taken: set[tuple[str, str]]  # subjects holding live slots, and a WIP cap's occupants
 
@@ -100,9 +100,10 @@ class Caps:
 
     def _slots(self, cap: Cap) -> dict[int, str | None]:
         """Slot number → the claim commit it points at, for every slot that exists (also
-        ones above a lowered limit) and every empty one below the limit."""
+        ones above a lowered limit). A slot below the limit that is not here is empty: it
+        is never listed, so a survey costs the slots in use, not the cap's size."""
         prefix = refs.caps_ref(*cap.scope) + "/"
-        out: dict[int, str | None] = dict.fromkeys(range(cap.limit))
+        out: dict[int, str | None] = {}
         for ref, oid in self.store.list_refs(prefix).items():
             slot = ref[len(prefix) :]
             if slot.isdigit():
@@ -197,9 +198,16 @@ class Caps:
             if not s.own and me not in s.taken and len(s.taken) >= cap.limit:
                 raise CapFull(describe(cap, len(s.taken)))
             start = self.offset % cap.limit
-            order = s.own + sorted(s.free, key=lambda k: (k - start) % cap.limit)
+            free = list(s.free)
+            empty = next(
+                (k for d in range(cap.limit) if (k := (start + d) % cap.limit) not in s.slots),
+                None,
+            )  # the first slot never taken, from this worker's offset on
+            if empty is not None:
+                free.append(empty)
+            order = s.own + sorted(free, key=lambda k: (k - start) % cap.limit)
             if not order:
                 raise CapFull(describe(cap, cap.limit))
             i = order[0]
-            out.append(RefUpdate(f"{refs.caps_ref(*cap.scope)}/{i}", claim, s.slots[i]))
+            out.append(RefUpdate(f"{refs.caps_ref(*cap.scope)}/{i}", claim, s.slots.get(i)))
         return out
