@@ -8,7 +8,9 @@ Two figures, over file:// and over a `git daemon` on 127.0.0.1 (receive-pack ena
      is one atomic push of the subject ref and its cap slot, and a lost race is fetched
      and planned again as in `run`. The steps never run: the figure is the claim. Its
      floor is one `git push --atomic --force-with-lease=REF:OLD` of one ref from one
-     process (a new commit each, made untimed), timed in the same run. Reported per claim
+     process (a new commit each, made untimed) to the same remote, timed in the same run
+     before the claims and after them (a push costs more as the remote's refs grow: it
+     advertises all of them), the mean of the two medians. Reported per claim
      (wall time / N against the push); target for one worker: at most 1.5x.
   2. one CAS push when the remote holds 1,000 and 10,000 refs: `Store.advance` of one
      subject in remote mode (its fetch not timed) vs the same `git push` floor on that
@@ -155,8 +157,12 @@ def _claimer(clone: str, url: str, env: dict[str, str], go: Any, out: Any) -> No
     store.close()
 
 
-def claims(work: Path, url: str, env: dict[str, str], workers: int, n: int, tag: str) -> float:
-    """Seconds per claim (wall / n) for `workers` processes over `n` subjects at `url`."""
+def claims(
+    work: Path, url: str, env: dict[str, str], workers: int, n: int, tag: str
+) -> tuple[float, float]:
+    """(seconds per claim (wall / n) for `workers` processes over `n` subjects at `url`,
+    the push floor on that same remote: the mean of its median before the claims, with
+    the n subject refs, and after, with the cap slots too)."""
     seed = work / f"seed-{tag}-{workers}"
     _git(work, "clone", "-q", url, str(seed), env=env)
     (seed / ".frequency").mkdir()
@@ -175,6 +181,7 @@ def claims(work: Path, url: str, env: dict[str, str], workers: int, n: int, tag:
         _git(work, "clone", "-q", url, str(c), env=env)
         shutil.copytree(seed / ".frequency", c / ".frequency")
         clones.append(c)
+    before = push_floor(work, url, env, 15)
     ctx = multiprocessing.get_context("fork")
     go = ctx.Event()
     out = ctx.Queue()
@@ -191,7 +198,8 @@ def claims(work: Path, url: str, env: dict[str, str], workers: int, n: int, tag:
     total = sum(c for c, _ in results)
     if total != n:
         raise RuntimeError(f"{workers} workers claimed {total} of {n} subjects")
-    return wall / n
+    after = push_floor(work, url, env, 15)
+    return wall / n, (before + after) / 2
 
 
 def one_push(work: Path, url: str, env: dict[str, str], tag: str) -> float:
@@ -239,7 +247,7 @@ def figure_l(tmp: Path, env: dict[str, str], n: int, ref_counts: tuple[int, ...]
             for workers in (1, 2, 4, 8):
                 name = f"claims-{tag[:4]}-{workers}.git"
                 _bare(base / name, env)
-                per = claims(work, url_of(name), env, workers, n, tag[:4])
+                per, floor = claims(work, url_of(name), env, workers, n, tag[:4])
                 rows.append(
                     {
                         "figure": "l",
