@@ -106,3 +106,21 @@ def test_three_machines_over_file_url(tmp_path: Path) -> None:
     bare = tmp_path / "remote.git"
     git(tmp_path, "init", "-q", "--bare", str(bare))
     run_three_workers(f"file://{bare}", bare, tmp_path)
+
+
+def test_three_machines_over_git_daemon(tmp_path: Path) -> None:
+    from tests.servers import GitDaemon
+
+    with GitDaemon(tmp_path / "served") as server:
+        bare = server.init("remote.git")
+        run_three_workers(server.url("remote.git"), bare, tmp_path)
+
+
+def test_three_machines_over_smart_http(tmp_path: Path) -> None:
+    from tests.servers import HttpBackend, find_lighttpd
+
+    if find_lighttpd() is None and not os.environ.get("CI"):
+        pytest.skip("lighttpd is not installed (.ci/run installs it)")
+    with HttpBackend(tmp_path / "served") as server:
+        bare = server.init("remote.git")
+        run_three_workers(server.url("remote.git"), bare, tmp_path)
