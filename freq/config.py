@@ -16,6 +16,7 @@ import contextlib
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from freq.layout import (
     SETTINGS_SCHEMA,
     check_not_a_file,
     find_config_files,
+    is_config_name,
     schema_text,
 )
 from freq.model import Config, Settings
@@ -40,6 +42,7 @@ __all__ = [
     "expand_config",
     "find_config_files",
     "load_config",
+    "load_config_files",
 ]
 
 CACHE_NAME = "config.v1.json"
@@ -64,18 +67,28 @@ def _schema_texts() -> list[bytes]:
 def _key(root: Path, files: tuple[Path, ...]) -> tuple[str, list[tuple[str, bytes]]] | None:
     """The cache key of this configuration, and its files' bytes; None when one cannot be
     read (then the full pipeline reports it)."""
+    try:
+        contents = [(f.relative_to(root).as_posix(), f.read_bytes()) for f in files]
+    except (OSError, ValueError):
+        return None
+    key = _digest(contents)
+    return (key, contents) if key is not None else None
+
+
+def _digest(contents: list[tuple[str, bytes]]) -> str | None:
+    """The cache key of configuration files' bytes (relative path, content) and of the code
+    and schemas that judge them; None when the code cannot be read."""
     h = hashlib.sha256(f"freq {__version__}\n".encode())
     try:
         for name in _JUDGES:
             h.update(name.encode() + b"\0" + (_HERE / name).read_bytes() + b"\0")
         for text in _schema_texts():
             h.update(text + b"\0")
-        contents = [(f.relative_to(root).as_posix(), f.read_bytes()) for f in files]
-    except (OSError, ValueError):
+    except OSError:
         return None
     for rel, data in contents:
         h.update(rel.encode() + b"\0" + str(len(data)).encode() + b"\0" + data)
-    return h.hexdigest(), contents
+    return h.hexdigest()
 
 
 def _from_cache(path: Path, key: str, root: Path) -> Config | None:
@@ -132,6 +145,29 @@ def load_config(root: str | os.PathLike[str], *, cache_dir: Path | None = None) 
     loaded = configfiles.load(base, dict(keyed[1]) if keyed is not None else None)
     if keyed is not None and cache_dir is not None:
         _to_cache(cache_dir / CACHE_NAME, keyed[0], loaded.settings, loaded.factories)
+    return loaded.config
+
+
+def load_config_files(
+    files: Mapping[str, bytes], *, root: str | os.PathLike[str], cache_dir: Path | None = None
+) -> Config:
+    """Validate configuration given as bytes, name in `.frequency/` → content (a commit's
+    tree holds them, not a folder on disk), exactly as load_config validates the files of
+    `<root>/.frequency/`: the same problems with the same files and lines (ConfigError),
+    and with `cache_dir` the same cache."""
+    base = Path(root)
+    names = sorted(n for n in files if is_config_name(n))
+    contents = [(f"{FOLDER}/{n}", files[n]) for n in names]
+    key = _digest(contents) if cache_dir is not None else None
+    if key is not None and cache_dir is not None:
+        hit = _from_cache(cache_dir / CACHE_NAME, key, base)
+        if hit is not None:
+            return hit
+    from freq import configfiles
+
+    loaded = configfiles.load(base, dict(contents))
+    if key is not None and cache_dir is not None:
+        _to_cache(cache_dir / CACHE_NAME, key, loaded.settings, loaded.factories)
     return loaded.config
 
 

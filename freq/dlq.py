@@ -28,6 +28,7 @@ from freq.runtime import AgentUsage
 from freq.store import Store, problem_line
 
 ENTRY_FILE = "entry.json"
+KINDS = ("entry", "requeue", "diagnosis", "repair")  # what a queue's commits record
 _CAS_ATTEMPTS = 50
 _SCAN_LIMIT = 500  # entries looked back through for an idempotent append
 
@@ -88,7 +89,9 @@ def _to_json(e: Entry) -> bytes:
     return (json.dumps(doc, sort_keys=True, indent=1, ensure_ascii=False) + "\n").encode()
 
 
-def _from_json(raw: bytes, commit: str, where: str) -> Entry:
+def parse_entry(raw: bytes, commit: str, where: str) -> Entry:
+    """An entry.json read back (`commit`: the entry's commit); CorruptState naming `where`
+    when it is not one."""
     try:
         d = json.loads(raw)
         return Entry(
@@ -119,6 +122,33 @@ def _from_json(raw: bytes, commit: str, where: str) -> Entry:
         raise CorruptState(f"{where}: entry.json has no field {exc.args[0]!r}") from None
     except (TypeError, ValueError) as exc:
         raise CorruptState(f"{where}: entry.json is malformed ({exc!s})") from None
+
+
+def entry_problem(factory: str, message: str, raw: bytes | None) -> str | None:
+    """Why a commit with `message` and entry.json `raw` (None: its tree has none) is not a
+    well-formed entry of `factory`'s queue, or None: its entry parses, belongs to that
+    queue, has an id `<factory>#<seq>` and a known kind, and its trailers say the same."""
+    if raw is None:
+        return "its tree has no entry.json"
+    try:
+        e = parse_entry(raw, "", "-")
+    except CorruptState as exc:
+        return "its " + exc.message.removeprefix("-: ")
+    if e.kind not in KINDS:
+        return f"its entry's kind {e.kind!r} is not one of {', '.join(KINDS)}"
+    if e.factory != factory:
+        return f"its entry belongs to factory {e.factory!r}, not {factory!r}"
+    if e.id != f"{factory}#{e.seq}":
+        return f"its entry's id {e.id!r} is not {factory}#{e.seq}"
+    trailers = refs.parse_trailers(message)
+    for key, want in (
+        ("Freq-Event", f"dlq-{e.kind}"),
+        ("Freq-Dlq", e.id),
+        ("Freq-Factory", factory),
+    ):
+        if trailers.get(key) != want:
+            return f"its {key} trailer is {trailers.get(key)!r}; its entry.json says {want!r}"
+    return None
 
 
 def _message(e: Entry) -> str:
@@ -192,7 +222,7 @@ class Dlq:
                 yield problem_line(exc, "older entries not shown" if n > 1 else "")
                 return
             try:
-                yield _from_json(self.store.doc_at(oid, ENTRY_FILE, ref), oid, ref)
+                yield parse_entry(self.store.doc_at(oid, ENTRY_FILE, ref), oid, ref)
             except CorruptState as exc:
                 yield problem_line(exc)
             oid = commit.parents[0].decode() if commit.parents else None

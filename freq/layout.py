@@ -40,14 +40,16 @@ def find_config_files(root: str | os.PathLike[str]) -> tuple[Path, ...]:
         raise NoConfig(f"no {FOLDER}/ folder in {root}", hint=Hint(text="run", command=("init",)))
     return tuple(
         sorted(
-            (
-                p
-                for p in folder.iterdir()
-                if p.suffix in (".yaml", ".yml") and not p.name.startswith(".") and p.is_file()
-            ),
+            (p for p in folder.iterdir() if is_config_name(p.name) and p.is_file()),
             key=lambda p: p.name,
         )
     )
+
+
+def is_config_name(name: str) -> bool:
+    """Whether a file of `.frequency/` named `name` is configuration (`*.yaml`, `*.yml`,
+    not hidden)."""
+    return name.endswith((".yaml", ".yml")) and not name.startswith(".")
 
 
 def check_not_a_file(folder: Path) -> None:

@@ -220,6 +220,43 @@ def format_message(event: Event) -> str:
     return "\n".join(lines) + "\n"
 
 
+_INT_TRAILERS = frozenset(("attempt", "epoch", "duration_ms", "exit_code"))
+_REQUIRED = ("Freq-Event", "Freq-Factory", "Freq-Subject", "Freq-Worker", "Freq-At")
+
+
+def event_from_trailers(trailers: Mapping[str, str]) -> Event:
+    """The Event a subject commit's trailers record: format_message's inverse, less what
+    only the message body holds (a reason's line breaks, a repair's details). ValueError
+    naming the first trailer that is missing or malformed."""
+    for key in _REQUIRED:
+        if not trailers.get(key):
+            raise ValueError(f"its message has no {key} trailer")
+    fields: dict[str, Any] = {}
+    for key, attr in TRAILER_ORDER:
+        value = trailers.get(key)
+        if value is None:
+            continue
+        if attr == "kind":
+            try:
+                fields[attr] = EventKind(value)
+            except ValueError:
+                raise ValueError(f"{key}: {value!r} is not an event of a subject") from None
+        elif attr in _INT_TRAILERS:
+            try:
+                fields[attr] = int(value)
+            except ValueError:
+                raise ValueError(f"{key}: {value!r} is not a whole number") from None
+        else:
+            fields[attr] = value
+    try:
+        at = parse_iso(trailers["Freq-At"])
+    except ValueError:
+        raise ValueError(f"Freq-At: {trailers['Freq-At']!r} is not a time") from None
+    return Event(
+        **fields, at=at, reason=trailers.get("Freq-Reason"), usage=usage_from_trailers(trailers)
+    )
+
+
 def parse_trailers(message: str) -> dict[str, str]:
     """The `Key: value` trailers of the message's last paragraph."""
     paragraphs = [p for p in message.strip().split("\n\n") if p.strip()]
@@ -454,6 +491,24 @@ def lock_name(ref: str) -> str:
 def control_ref(factory: str) -> str:
     """`refs/frequency/control/<factory>`."""
     return CONTROL + check_name("factory", factory)
+
+
+_HEX = frozenset("0123456789abcdef")
+
+
+def parse_oid(text: str) -> str | None:
+    """A full object id as git hands it to hooks (SHA-1 or SHA-256 hex), None for all
+    zeros (a ref that is created or deleted); ValueError for anything else."""
+    if len(text) not in (40, 64) or not _HEX.issuperset(text):
+        raise ValueError(f"{text!r} is not a full object id")
+    return None if set(text) == {"0"} else text
+
+
+def is_ephemeral(ref: str) -> bool:
+    """A ref that Frequency points at any commit and deletes by design, so it keeps no
+    history of its own: a cap slot (it points at its holder's claim commit, freq/caps.py)
+    and a salvage ref (a dead attempt's saved work, written again by each sweep)."""
+    return ref.startswith((CAPS, SALVAGE))
 
 
 def caps_ref(*scope: str) -> str:

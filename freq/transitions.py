@@ -605,6 +605,12 @@ def land_failed(
     return Change(subject=new, event=event)
 
 
+def success_states(step: Step) -> tuple[str, ...]:
+    """Every state a success of `step` can move a subject into (succeeded, or queued and
+    then landed): its to_state, and each state its `outcomes:` give an exit code."""
+    return tuple(dict.fromkeys((step.to_state, *step.outcomes.values())))
+
+
 def last_line(tail: str) -> str:
     """The last non-blank line of an output tail (at most 300 characters)."""
     for line in reversed(tail.splitlines()):

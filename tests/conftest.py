@@ -76,8 +76,10 @@ class FreqRepo:
     def git(self, *args: str, check: bool = True, input_text: str | None = None) -> str:
         return git(self.path, *args, check=check, input_text=input_text)
 
-    def run(self, *args: str, env: dict[str, str] | None = None) -> Outcome:
-        """Run `git freq ARGS` in-process through the CLI boundary."""
+    def run(
+        self, *args: str, env: dict[str, str] | None = None, stdin: str | None = None
+    ) -> Outcome:
+        """Run `git freq ARGS` in-process through the CLI boundary (`stdin`: its input)."""
         from click.testing import CliRunner
 
         from freq.cli import cli
@@ -86,7 +88,7 @@ class FreqRepo:
         old = Path.cwd()
         os.chdir(self.path)
         try:
-            res = runner.invoke(cli, list(args), catch_exceptions=False, env=env)
+            res = runner.invoke(cli, list(args), catch_exceptions=False, env=env, input=stdin)
         finally:
             os.chdir(old)
         return Outcome(res.exit_code, res.stdout, res.stderr)

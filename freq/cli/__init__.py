@@ -9,7 +9,16 @@ registers its commands on `base.cli` when imported, which this package does belo
 from __future__ import annotations
 
 # Importing a command module registers its commands on the root group.
-from freq.cli import control, costs, dlq, housekeeping, project, running, subjects  # noqa: F401
+from freq.cli import (  # noqa: F401
+    control,
+    costs,
+    dlq,
+    hooks,
+    housekeeping,
+    project,
+    running,
+    subjects,
+)
 from freq.cli.base import cli
 
 __all__ = ["cli", "main"]

@@ -3,8 +3,8 @@
 Must not import click, dulwich, subprocess or pexpect, and never prints: each function takes an
 App and plain values and returns a result dataclass (or raises a FreqError). freq/cli/ renders;
 server.py will serve the same. Callers use `from freq import ops` and `ops.X`; the actions live
-in `app` (the App handle), `project`, `subjects`, `control` (and locks), `dlq`, `costs` and
-`cleanup` (housekeeping), and are re-exported here.
+in `app` (the App handle), `project`, `subjects`, `control` (and locks), `dlq`, `costs`,
+`cleanup` (housekeeping) and `hooks` (the git hooks), and are re-exported here.
 
 The re-exports are lazy (PEP 562 module `__getattr__`): importing this package imports none
 of its submodules, so `git freq --version` and `--help` do not pay for dulwich, yaml,
@@ -47,6 +47,14 @@ if TYPE_CHECKING:
         dlq_requeue,
         dlq_show,
     )
+    from freq.ops.hooks import (
+        HookResult,
+        Installed,
+        InstallResult,
+        hook_pre_push,
+        hook_update,
+        install_hooks,
+    )
     from freq.ops.project import (
         STARTER_BUILD,
         STARTER_SETTINGS,
@@ -81,13 +89,15 @@ if TYPE_CHECKING:
 __all__ = [
     "STARTER_BUILD", "STARTER_SETTINGS", "AddResult", "App", "ApproveResult", "BudgetRow",
     "ChainRow", "CleanupResult", "ControlResult", "CostsResult", "DiagnoseResult",
-    "DlqListResult", "DlqRow", "DlqShow", "FactoryStatus", "GraphInput", "InitResult", "LockRow",
+    "DlqListResult", "DlqRow", "DlqShow", "FactoryStatus", "GraphInput", "HookResult",
+    "InitResult", "InstallResult", "Installed", "LockRow",
     "LogResult", "OrphanStatus",
     "RequeueResult", "ShowResult", "StatusResult", "TaskReport", "TransitionResult",
     "ValidateResult", "WhyResult", "add_subjects", "approve", "break_lock", "cleanup",
     "costs_report", "discover",
     "dlq_diagnose", "dlq_fix", "dlq_list",
-    "dlq_requeue", "dlq_show", "graph_input", "init_project", "list_locks", "log",
+    "dlq_requeue", "dlq_show", "graph_input", "hook_pre_push", "hook_update", "init_project",
+    "install_hooks", "list_locks", "log",
     "parse_data", "parse_subjects", "pause", "plan_now", "resume", "run", "set_autonomy",
     "show", "status", "transition", "validate", "why",
 ]  # fmt: skip
@@ -105,6 +115,10 @@ _NAMES_BY_MODULE: dict[str, tuple[str, ...]] = {
     "dlq": (
         "DiagnoseResult", "DlqListResult", "DlqRow", "DlqShow", "RequeueResult", "dlq_diagnose",
         "dlq_fix", "dlq_list", "dlq_requeue", "dlq_show",
+    ),
+    "hooks": (
+        "HookResult", "InstallResult", "Installed", "hook_pre_push", "hook_update",
+        "install_hooks",
     ),
     "project": (
         "STARTER_BUILD", "STARTER_SETTINGS", "GraphInput", "InitResult", "ValidateResult",

@@ -116,6 +116,12 @@ class Store:
         """Open the repository containing `start`; NotARepository when there is none."""
         return cls(locate.find(start), clock=clock)
 
+    @classmethod
+    def at_git_dir(cls, git_dir: str | os.PathLike[str], *, clock: Clock) -> Store:
+        """Open the repository whose git folder is `git_dir` (a bare repository, as a
+        server-side hook runs in); NotARepository when it is not one."""
+        return cls(locate.at_git_dir(git_dir), clock=clock)
+
     @property
     def repo(self) -> Repo:
         """The dulwich repository, opened on first use."""
@@ -793,6 +799,15 @@ class Store:
         `new` when `old` is None)."""
         paths: list[str] = _git().changed_paths(self.repo, old, new)
         return paths
+
+    def folder_at(
+        self, oid: str, folder: str, keep: Callable[[str], bool], ref: str = ""
+    ) -> dict[str, bytes] | None:
+        """The files directly in `folder` of commit `oid`'s tree whose names `keep`
+        accepts, name → content (a branch's `.frequency/` as a commit holds it); None
+        when the tree has no such folder."""
+        files: dict[str, bytes] | None = _git().folder_at(self.repo, oid, folder, ref or oid, keep)
+        return files
 
     def read_output(self, oid: str) -> bytes | None:
         """The output tail kept in commit `oid`'s tree, if any."""

@@ -14,6 +14,7 @@ import contextlib
 import functools
 import heapq
 import os
+import stat
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
@@ -254,6 +255,35 @@ def file_at(repo: Repo, oid: str, name: str, ref: str, *, whole_tree: bool = Fal
         return bytes(_get(repo.object_store, sha).data)
     except KeyError:
         raise BrokenHistory(ref, oid, missing=sha.decode(), what=name) from None
+
+
+@_serial
+def folder_at(
+    repo: Repo, oid: str, folder: str, ref: str, keep: Callable[[str], bool]
+) -> dict[str, bytes] | None:
+    """The regular files directly in `folder` (one name, at the root of commit `oid`'s
+    tree) whose names `keep` accepts, name → content; None when there is no such folder."""
+    store = repo.object_store
+    tree = _tree_of(repo, commit_at(repo, oid, ref), ref)
+    try:
+        mode, sha = tree[folder.encode()]
+    except KeyError:
+        return None
+    if not stat.S_ISDIR(mode):
+        return None
+    try:
+        sub = _get(store, sha)
+    except KeyError:
+        raise BrokenHistory(ref, oid, missing=sha.decode(), what=folder) from None
+    out: dict[str, bytes] = {}
+    for entry in sub.iteritems():
+        name = entry.path.decode("utf-8", "replace")
+        if stat.S_ISREG(entry.mode) and keep(name):
+            try:
+                out[name] = bytes(_get(store, entry.sha).data)
+            except KeyError:
+                raise BrokenHistory(ref, oid, missing=entry.sha.decode(), what=name) from None
+    return out
 
 
 @_serial

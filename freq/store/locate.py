@@ -62,3 +62,18 @@ def find(start: str | os.PathLike[str]) -> Location:
         f"not a git repository: {os.fspath(start)}",
         hint=Hint(text="run `git init` first, or cd into a repository"),
     )
+
+
+def at_git_dir(git_dir: str | os.PathLike[str]) -> Location:
+    """The repository whose git folder is `git_dir`: a bare repository, as git runs a
+    server-side hook in it (its GIT_DIR), or the .git folder of a clone. NotARepository
+    when it is neither."""
+    path = Path(git_dir).resolve()
+    if not ((path / "HEAD").is_file() and (path / "objects").is_dir()):
+        raise NotARepository(f"not a git repository: {os.fspath(git_dir)}")
+    common = path
+    with_common = path / "commondir"
+    if with_common.is_file():
+        named = Path(with_common.read_text().strip())
+        common = named if named.is_absolute() else (path / named).resolve()
+    return Location(root=path, git_dir=path, common_dir=common)
