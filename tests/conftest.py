@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from .servers import FileRemote, GitDaemon, HttpBackend, Remote, find_lighttpd
+
 REAL_HOME = os.environ.get("HOME", "")
 
 
@@ -203,3 +205,43 @@ def chains_repo(freq_repo) -> FreqRepo:  # type: ignore[no-untyped-def]
     r.run("run", "--until-idle").assert_success()
     r.run("add", "build", "fresh", "other").assert_success()
     return r
+
+
+def need_lighttpd() -> str:
+    """The lighttpd binary, or skip the test (fail it under CI, which must install it)."""
+    found = find_lighttpd()
+    if found is None:
+        reason = "lighttpd is not installed (Debian package lighttpd); http:// tests need it"
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason}; CI installs it in .ci/run", pytrace=False)
+        pytest.skip(reason)
+    return found
+
+
+@pytest.fixture
+def git_daemon(tmp_path: Path) -> Iterator[GitDaemon]:
+    """`git daemon` serving the bare repositories under tmp_path/remotes (push enabled)."""
+    with GitDaemon(tmp_path / "remotes", state=tmp_path / "git-daemon") as server:
+        yield server
+
+
+@pytest.fixture
+def http_backend(tmp_path: Path) -> Iterator[HttpBackend]:
+    """Smart HTTP (git http-backend behind lighttpd) serving tmp_path/remotes, push enabled."""
+    lighttpd = need_lighttpd()
+    with HttpBackend(
+        tmp_path / "remotes", state=tmp_path / "http-backend", lighttpd=lighttpd
+    ) as server:
+        yield server
+
+
+@pytest.fixture(params=["file", "git", "http"])
+def remote(request: pytest.FixtureRequest, tmp_path: Path) -> Remote:
+    """The bare repositories under tmp_path/remotes over each transport in turn: file://,
+    git:// (git daemon) and http:// (git http-backend behind lighttpd)."""
+    if request.param in ("git", "http"):
+        server: Remote = request.getfixturevalue(
+            "git_daemon" if request.param == "git" else "http_backend"
+        )
+        return server
+    return FileRemote(tmp_path / "remotes")

@@ -9,27 +9,20 @@ forked (git daemon's per-connection `git upload-pack`, lighttpd's CGI processes)
 keeps the port; `start()` serves on the same port again, so a test can take a remote away in
 the middle of a step and bring it back under the same URL.
 
-What each transport can do, checked by tests/test_servers.py (git 2.39, dulwich 1.2.21):
-
-- git CLI: atomic push, `--force-with-lease`, protocol v2 `ls-refs` with `ref-prefix` over all
-  three (http:// passes v2 through lighttpd: mod_cgi turns the `Git-Protocol` request header
-  into HTTP_GIT_PROTOCOL, which git http-backend reads as GIT_PROTOCOL).
-- dulwich: atomic push over SubprocessGitClient (file://), TCPGitClient (git://) and
-  HttpGitClient (http://); fetch with ref_prefix asks for v2 over git:// and http://, so the
-  server filters; SubprocessGitClient does not set GIT_PROTOCOL, so over file:// it speaks
-  v0, gets every ref advertised and filters on the client. dulwich's LocalGitClient (what
-  get_transport_and_path returns for file://) updates refs one by one: its "atomic" push is
-  not atomic. Pushes speak v0 everywhere (git has no v2 push).
+What each transport can and cannot do (atomic push, protocol v2, ref prefixes; git CLI and
+dulwich) is listed in tests/test_servers.py's docstring and asserted there.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import weakref
@@ -40,6 +33,8 @@ from typing import Self
 
 START_DEADLINE = 10.0  # seconds a server gets to accept connections on its port
 HTTP_USER = "freq-test"  # REMOTE_USER lighttpd hands to git http-backend
+_PR_SET_PDEATHSIG = 1
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
 
 
 class ServerError(RuntimeError):
@@ -70,16 +65,29 @@ def git_exec_path() -> Path:
 
 
 def init_bare(path: Path) -> Path:
-    """A new empty bare repository at `path` (parents created)."""
+    """A new empty bare repository at `path` (parents created) whose HEAD is main."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["git", "init", "-q", "--bare", str(path)], check=True, capture_output=True)
+    subprocess.run(
+        ["git", "init", "-q", "--bare", "--initial-branch=main", str(path)],
+        check=True,
+        capture_output=True,
+    )
     return path
+
+
+def _die_with_parent() -> None:
+    """In the server's child process before exec: on Linux, SIGKILL it when the test process
+    dies, also when no finalizer can run (the test process SIGKILLed, or SIGTERMed by a CI
+    timeout: Python runs no atexit handlers on a signal it does not handle). Linux ties this
+    to the thread that started the server: start servers from a thread that outlives them."""
+    if _LIBC is not None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     """SIGKILL the process group `proc` leads and reap `proc` (its children go to init)."""
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):  # exited between poll and kill
+    if proc.poll() is None:  # not reaped yet, so its pid is still its group's id
+        with contextlib.suppress(ProcessLookupError):  # it exited after the poll
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
 
@@ -224,22 +232,24 @@ class _ServerProcess(Remote):
                 stderr=log,
                 env={**os.environ, **self.env},
                 start_new_session=True,  # its own process group: stop() kills its children too
+                preexec_fn=_die_with_parent,  # noqa: PLW1509 (tests fork from one thread)
             )
         self._proc = proc
         self._finalizer = weakref.finalize(self, _kill_group, proc)
         deadline = time.monotonic() + START_DEADLINE
         while True:
             if proc.poll() is not None:
-                self.stop()
+                self._kill()
                 raise ServerError(
                     f"{self.kind} server exited with {proc.returncode} before accepting on "
                     f"127.0.0.1:{self.port}\n$ {' '.join(argv)}\n{self._logs()}"
                 )
             try:
+                # git daemon logs this probe as "the remote end hung up unexpectedly"
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
             except OSError:
                 if time.monotonic() > deadline:
-                    self.stop()
+                    self._kill()
                     raise ServerError(
                         f"{self.kind} server did not accept on 127.0.0.1:{self.port} within "
                         f"{START_DEADLINE:.0f}s\n$ {' '.join(argv)}\n{self._logs()}"
@@ -248,12 +258,33 @@ class _ServerProcess(Remote):
             else:
                 return
 
-    def stop(self) -> None:
-        """Kill the server and everything it started; the port is free when this returns."""
+    def _kill(self) -> None:
         if self._finalizer is not None:
             self._finalizer()  # kills the group once; later calls do nothing
             self._finalizer = None
         self._proc = None
+
+    def stop(self) -> None:
+        """Kill the server and everything it started; connections to the port are refused
+        when this returns."""
+        if self._finalizer is None:
+            return
+        self._kill()
+        # the leader is reaped, but other members of its group die on their own time; wait
+        # until nothing listens (SIGKILLed processes close their sockets within moments)
+        deadline = time.monotonic() + START_DEADLINE
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+            except ConnectionRefusedError:
+                return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise ServerError(
+                    f"127.0.0.1:{self.port} still accepts after its server was killed"
+                )
+            time.sleep(0.005)  # polling the port, as start() does
 
     def close(self) -> None:
         self.stop()
@@ -271,9 +302,11 @@ class GitDaemon(_ServerProcess):
         return f"git://127.0.0.1:{self.port}/{name}"
 
     def _argv(self) -> list[str]:
+        # `git daemon` is git-daemon run as a child of a `git` process: with that wrapper as
+        # the process waited for, the listener could outlive stop() by a moment and accept
+        # (then reset) a connection meant to find the remote down
         return [
-            "git",
-            "daemon",
+            str(git_exec_path() / "git-daemon"),
             "--reuseaddr",
             "--listen=127.0.0.1",
             f"--port={self.port}",
