@@ -291,7 +291,9 @@ class Worker:
         mirror = self.store.mirror
         if mirror is None or mirror.fresh(REMOTE_FRESH):
             return True
-        found, _pushed, lost, refused = mirror.exchange()
+        # what was pushed needs no word; a ref that moved meanwhile (lost) goes again at the
+        # next exchange, after the refresh it forces
+        found, _pushed, _lost, refused = mirror.exchange()
         for line in refused:
             self._warn(f"remote {mirror.name} refused {line}")
         for r in sync.reconcile(self.store, found.diverged):
@@ -300,7 +302,6 @@ class Worker:
                     f"{r.ref}: {r.refused} event(s) made here no longer apply on remote "
                     f"{mirror.name} ({r.reason}); kept at {r.kept}"
                 )
-        del lost  # pushed again at the next exchange, after the refresh it forces
         return True
 
     def _sweep(self) -> None:

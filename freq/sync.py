@@ -92,18 +92,17 @@ def replay(store: Store, ref: str, local: str, remote: str) -> Replayed:
     """Replay `ref`'s local events onto the remote's tip `remote` (see the module's doc),
     the store being in remote mode; RefConflict when the remote moved again meanwhile
     (the next exchange tries again)."""
+    kind_subject = ref.startswith(refs.SUBJECTS)
+    if not (kind_subject or ref.startswith((refs.DLQ, refs.CONTROL))):
+        why = "its kind of ref is not replayed; resolve it by hand"
+        return _keep(store, ref, local, remote, applied=0, refused=1, reason=why)
     try:
         events = _local_events(store, ref, local, remote)
     except (BrokenHistory, CorruptState) as exc:
-        events, why = None, exc.message
-    else:
+        return _keep(store, ref, local, remote, applied=0, refused=1, reason=exc.message)
+    if events is None:
         why = "the two histories share no commit"
-    kind_subject = ref.startswith(refs.SUBJECTS)
-    replayable = kind_subject or ref.startswith((refs.DLQ, refs.CONTROL))
-    if events is None or not replayable:
-        if replayable is False:
-            why = "its kind of ref is not replayed; resolve it by hand"
-        return _keep(store, ref, local, applied=0, refused=1, reason=why)
+        return _keep(store, ref, local, remote, applied=0, refused=1, reason=why)
     tip = remote
     applied = 0
     reason = ""
@@ -123,26 +122,24 @@ def replay(store: Store, ref: str, local: str, remote: str) -> Replayed:
         store.update([RefUpdate(ref, tip, remote)])  # pushed first: RefConflict if it moved
         store.follow([RefUpdate(ref, tip, local)])
     if refused:
-        return _keep(store, ref, local, applied=applied, refused=refused, reason=reason)
+        return _keep(store, ref, local, remote, applied=applied, refused=refused, reason=reason)
     if not applied:
         store.follow([RefUpdate(ref, remote, local)])
     return Replayed(ref=ref, applied=applied)
 
 
 def _keep(
-    store: Store, ref: str, local: str, *, applied: int, refused: int, reason: str
+    store: Store, ref: str, local: str, remote: str, *, applied: int, refused: int, reason: str
 ) -> Replayed:
-    """Keep the local tip reachable under refs/frequency/refused/ (pushed by the next
-    exchange); the ref itself then follows the remote (or the replayed tip)."""
+    """Keep the local tip reachable under refs/frequency/refused/ and push it there at
+    once; the ref itself then follows the remote (or the replayed tip)."""
     kept = refused_ref(ref, local)
     if store.read_ref(kept) is None:
         store.follow([RefUpdate(kept, local, None)])
     if store.mirror is not None:  # shared at once: everyone sees what did not apply
         store.mirror.push_ahead({kept: local})
-    if not applied:  # the remote's value, fetched already: the local ref follows it
-        there = store.mirror.seen.get(ref) if store.mirror is not None else None
-        if there is not None:
-            store.follow([RefUpdate(ref, there, local)])
+    if not applied:  # the remote's tip, fetched already: the local ref follows it
+        store.follow([RefUpdate(ref, remote, local)])
     return Replayed(ref=ref, applied=applied, refused=refused, kept=kept, reason=reason)
 
 

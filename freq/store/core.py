@@ -379,10 +379,7 @@ class Store:
                 # follows the remote at the next refresh): the objects are kept
                 self._write_objects(objs)
         finally:
-            with self._staged_lock:
-                for u in batch:
-                    if u.new is not None:
-                        self._staged.pop(u.new, None)
+            self._unstage(batch)
         self._whole.update(c.encode() for c in commits)  # written whole just now
         self._beacon.ring()
 
@@ -430,11 +427,15 @@ class Store:
         try:
             self._apply_now(batch, batch[-1].ref, None, objs)
         finally:
-            with self._staged_lock:
-                for u in batch:
-                    if u.new is not None:
-                        self._staged.pop(u.new, None)
+            self._unstage(batch)
         self._beacon.ring()
+
+    def _unstage(self, batch: Sequence[RefUpdate]) -> None:
+        """Forget the staged objects of `batch`'s new values: written, or never to be."""
+        with self._staged_lock:
+            for u in batch:
+                if u.new is not None:
+                    self._staged.pop(u.new, None)
 
     def attach(self, name: str, url: str) -> Mirror:
         """Remote mode: every later write is pushed to `url` first (see freq.store.mirror)."""

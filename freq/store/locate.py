@@ -37,6 +37,16 @@ def _git_dir_of(dotgit: Path) -> Path | None:
     return (dotgit.parent / target).resolve() if not target.is_absolute() else target
 
 
+def _common_dir(git_dir: Path) -> Path:
+    """Where `git_dir`'s refs and objects live: the folder its `commondir` file names (a
+    linked worktree's), else itself."""
+    with_common = git_dir / "commondir"
+    if not with_common.is_file():
+        return git_dir
+    named = Path(with_common.read_text().strip())
+    return named if named.is_absolute() else (git_dir / named).resolve()
+
+
 def _looks_bare(path: Path) -> bool:
     return (path / "HEAD").is_file() and (path / "objects").is_dir() and (path / "refs").is_dir()
 
@@ -50,12 +60,7 @@ def find(start: str | os.PathLike[str]) -> Location:
             git_dir = _git_dir_of(dotgit)
             if git_dir is None or not (git_dir / "HEAD").exists():
                 break
-            common = git_dir
-            with_common = git_dir / "commondir"
-            if with_common.is_file():
-                named = Path(with_common.read_text().strip())
-                common = named if named.is_absolute() else (git_dir / named).resolve()
-            return Location(root=folder, git_dir=git_dir, common_dir=common)
+            return Location(root=folder, git_dir=git_dir, common_dir=_common_dir(git_dir))
         if _looks_bare(folder):
             raise NotARepository(f"{os.fspath(start)} is a bare repository; run in a clone")
     raise NotARepository(
@@ -71,9 +76,4 @@ def at_git_dir(git_dir: str | os.PathLike[str]) -> Location:
     path = Path(git_dir).resolve()
     if not ((path / "HEAD").is_file() and (path / "objects").is_dir()):
         raise NotARepository(f"not a git repository: {os.fspath(git_dir)}")
-    common = path
-    with_common = path / "commondir"
-    if with_common.is_file():
-        named = Path(with_common.read_text().strip())
-        common = named if named.is_absolute() else (path / named).resolve()
-    return Location(root=path, git_dir=path, common_dir=common)
+    return Location(root=path, git_dir=path, common_dir=_common_dir(path))

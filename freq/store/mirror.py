@@ -30,12 +30,12 @@ from freq.store.records import RefUpdate
 if TYPE_CHECKING:
     from freq.store.wire import Wire
 
-EPHEMERAL = (refs.CAPS,)  # refs that point wherever their holder is: the remote's wins
 
-
-def ephemeral(ref: str) -> bool:
-    """Whether `ref` may move to any commit or vanish (a cap slot), rather than grow."""
-    return ref.startswith(EPHEMERAL)
+def remote_wins(ref: str) -> bool:
+    """Whether the local `ref` takes the remote's value, whatever it is (or vanishes with
+    it): a cap slot, which points wherever its holder is. Narrower than refs.is_ephemeral:
+    a salvage ref the remote lacks holds work saved only here, so it is pushed, not lost."""
+    return ref.startswith(refs.CAPS)
 
 
 @dataclass(slots=True)
@@ -124,11 +124,11 @@ class Mirror:
                 if here is None:
                     moves.append(RefUpdate(ref, there, None))
                 elif there is None:
-                    if ephemeral(ref) or seen.get(ref) == here:
+                    if remote_wins(ref) or seen.get(ref) == here:
                         moves.append(RefUpdate(ref, None, here))
                     else:
                         out.ahead[ref] = here
-                elif ephemeral(ref) or seen.get(ref) == here or self._descends(there, here):
+                elif remote_wins(ref) or seen.get(ref) == here or self._descends(there, here):
                     moves.append(RefUpdate(ref, there, here))
                 elif self._descends(here, there):
                     out.ahead[ref] = here
@@ -190,10 +190,3 @@ class Mirror:
         if lost:
             self.foreign = True
         return found, pushed, lost, refused
-
-    def replace_remote(self, ref: str, new: str, expected: str) -> None:
-        """Move `ref` on the remote from `expected` to `new` (a replayed tip, whose objects
-        the walk finds), then locally; RefConflict when the remote moved again."""
-        self.wire.push(self._repo(), [RefUpdate(ref, new, expected)], None, atomic=True)
-        with self._lock:
-            self.seen[ref] = new

@@ -79,7 +79,7 @@ def _unreachable(name: str, exc: BaseException) -> RemoteUnreachable:
 
 
 class Wire:
-    """One remote: its name, URL, and the last refs it was seen with."""
+    """One remote: its name and URL, and a dulwich client for each of push and fetch."""
 
     def __init__(self, name: str, url: str, *, prefixes: Sequence[str]) -> None:
         self.name = name
@@ -88,8 +88,6 @@ class Wire:
         self._client, self._path = _client(url)
         self._fetcher, _ = _client(url, fetch=True)
         self._lock = threading.Lock()
-        self.pushes = 0  # pushes made (for the benchmark and `sync --json`)
-        self.fetches = 0
 
     # ------------------------------------------------------------ fetch
 
@@ -97,59 +95,40 @@ class Wire:
         """The remote's refs under the prefixes, with the objects of each tip that the
         local repository lacks. `local`: this repository's values of the same refs (the
         haves of the refs that moved)."""
-        prefixes = [p.encode() for p in self.prefixes]
+        prefixes = tuple(p.encode() for p in self.prefixes)
         store = repo.object_store
         seen: dict[bytes, bytes] = {}
 
+        walker = ObjectStoreGraphWalker([], _parents(store))
+
         def wants(remote_refs: dict[bytes, bytes], depth: int | None = None) -> list[bytes]:
-            out: list[bytes] = []
+            """The tips this repository lacks; and, into the graph walker's heads (read
+            once negotiation starts), the local values of the refs that moved: what the
+            new commits build on."""
+            out: dict[bytes, None] = {}
             for name, oid in remote_refs.items():
-                if not any(name.startswith(p) for p in prefixes) or name.endswith(b"^{}"):
+                if not name.startswith(prefixes) or name.endswith(b"^{}"):
                     continue
                 seen[name] = oid
-                if oid != ZERO_SHA and oid not in store and oid not in out:
-                    out.append(oid)
-            return out
+                if oid != ZERO_SHA and oid not in store:
+                    out[oid] = None
+                mine = local.get(name.decode("utf-8", "replace"))
+                if mine is not None and mine.encode() != oid and mine.encode() in store:
+                    walker.heads.add(mine.encode())
+            return list(out)
 
-        walker = ObjectStoreGraphWalker([], _parents(store))
         with SpooledTemporaryFile(max_size=16 << 20, prefix="incoming-") as spool:
             try:
                 with self._lock:
                     self._fetcher.fetch_pack(
-                        self._path,
-                        lambda refs, depth=None: self._wants_with_haves(
-                            refs, wants, local, walker.heads, store
-                        ),
-                        walker,
-                        spool.write,
-                        ref_prefix=prefixes,
+                        self._path, wants, walker, spool.write, ref_prefix=list(prefixes)
                     )
-                    self.fetches += 1
                 if spool.tell():
                     spool.seek(0)
                     store.add_thin_pack(spool.read, None)
             except (HangupException, OSError, NotGitRepository, GitProtocolError) as exc:
                 raise _unreachable(self.name, exc) from None
         return Fetched({n.decode(): o.decode() for n, o in seen.items()})
-
-    @staticmethod
-    def _wants_with_haves(
-        remote_refs: dict[bytes, bytes],
-        wants: Callable[[dict[bytes, bytes]], list[bytes]],
-        local: dict[str, str],
-        heads: set[bytes],
-        store: Any,
-    ) -> list[bytes]:
-        """The wants, and (added to the graph walker's `heads`, read once negotiation
-        starts) the local values of the refs that moved: what the new commits build on."""
-        out = wants(remote_refs)
-        for name, oid in remote_refs.items():
-            mine = local.get(name.decode("utf-8", "replace"))
-            if mine is not None and mine.encode() != oid:
-                have = mine.encode()
-                if have in store:
-                    heads.add(have)
-        return out
 
     # ------------------------------------------------------------ push
 
@@ -209,7 +188,6 @@ class Wire:
                     progress=said.append,
                     atomic=atomic,
                 )
-                self.pushes += 1
         except GitProtocolError as exc:
             if "atomic" in str(exc):
                 raise RemoteRefused(
