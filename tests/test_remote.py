@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from freq import transitions
 from freq.errors import RefConflict, RemoteUnreachable
 from freq.ops.app import App
 from freq.ops.remote import connect, exchange
@@ -119,14 +120,26 @@ def test_run_remote_pushes_every_transition_and_two_clones_never_run_a_subject_t
     assert log_out.count("work new -> done") == 24
 
 
-def test_a_claim_whose_subject_moved_on_the_remote_is_a_lost_race(
-    remote: Path, tmp_path: Path, apps: Callable[[Path], App]
-) -> None:
+def _sharing_s1(remote: Path, tmp_path: Path) -> tuple[FreqRepo, FreqRepo]:
+    """Clones a and b of `remote`, both synced after a added subject f/s1."""
     a = _clone(remote, tmp_path / "a")
     b = _clone(remote, tmp_path / "b")
     a.run("add", "f", "s1").assert_success()
     a.run("sync", "--remote", "origin").assert_success()
     b.run("sync", "--remote", "origin").assert_success()
+    return a, b
+
+
+def _moved_by_hand(app: App) -> tuple[transitions.Change, str]:
+    """f/s1 moved to done by hand, from its local tip (returned beside the change)."""
+    subject, tip = app.store.read_subject("f", "s1")
+    return transitions.moved(subject, state="done", at=app.clock.now(), by="a", reason=""), tip
+
+
+def test_a_claim_whose_subject_moved_on_the_remote_is_a_lost_race(
+    remote: Path, tmp_path: Path, apps: Callable[[Path], App]
+) -> None:
+    a, b = _sharing_s1(remote, tmp_path)
     # b moves s1 on the remote; a, not yet fetched, still sees the old tip
     b.run("transition", "f", "s1", "done", "--reason", "r").assert_success()
     b.run("sync", "--remote", "origin").assert_success()
@@ -136,10 +149,7 @@ def test_a_claim_whose_subject_moved_on_the_remote_is_a_lost_race(
     subj_ref = "refs/frequency/subjects/f/s1"
     tip = app.store.read_ref(subj_ref)
     assert tip is not None and tip != before[subj_ref]
-    subject, _ = app.store.read_subject("f", "s1")
-    from freq import transitions
-
-    change = transitions.moved(subject, state="done", at=app.clock.now(), by="a", reason="")
+    change, _ = _moved_by_hand(app)
     with pytest.raises(RefConflict):
         app.store.advance(subj_ref, change.subject, change.event, expected=tip)
     assert _refs(remote) == before  # nothing forced, nothing written
@@ -154,10 +164,7 @@ def test_a_result_is_kept_locally_while_the_remote_is_unreachable_then_pushed(
     a.run("sync", "--remote", "origin").assert_success()
     app = apps(a.path)
     connect(app, "origin")
-    subject, tip = app.store.read_subject("f", "s1")
-    from freq import transitions
-
-    change = transitions.moved(subject, state="done", at=app.clock.now(), by="a", reason="")
+    change, tip = _moved_by_hand(app)
     hidden = remote.with_name("remote.hidden")
     remote.rename(hidden)  # the server is gone
     ref = "refs/frequency/subjects/f/s1"
@@ -176,18 +183,11 @@ def test_a_result_is_kept_locally_while_the_remote_is_unreachable_then_pushed(
 def test_a_kept_result_is_refused_when_the_remote_moved_meanwhile(
     remote: Path, tmp_path: Path, apps: Callable[[Path], App]
 ) -> None:
-    a = _clone(remote, tmp_path / "a")
-    b = _clone(remote, tmp_path / "b")
-    a.run("add", "f", "s1").assert_success()
-    a.run("sync", "--remote", "origin").assert_success()
-    b.run("sync", "--remote", "origin").assert_success()
+    a, b = _sharing_s1(remote, tmp_path)
     app = apps(a.path)
     mirror = connect(app, "origin")
     mirror.refresh()
-    subject, tip = app.store.read_subject("f", "s1")
-    from freq import transitions
-
-    change = transitions.moved(subject, state="done", at=app.clock.now(), by="a", reason="")
+    change, tip = _moved_by_hand(app)
     hidden = remote.with_name("remote.hidden")
     remote.rename(hidden)
     ref = "refs/frequency/subjects/f/s1"
@@ -278,3 +278,25 @@ def test_a_fetch_asks_only_for_refs_frequency_over_protocol_v2(
     assert "upload-pack> version 2" in packets
     assert "upload-pack< ref-prefix refs/frequency/" in packets
     assert "refs/heads/main" not in packets.split("command=fetch")[0]  # not listed
+
+
+def test_remote_in_frequency_yaml_is_what_run_and_sync_use(remote: Path, tmp_path: Path) -> None:
+    a = _clone(remote, tmp_path / "a")
+    a.write(".frequency/frequency.yaml", "remote: origin\n")
+    a.run("validate").assert_success()
+    a.run("add", "f", "s1").assert_success()
+    a.run("sync").assert_success()  # no --remote: the configured one
+    assert list(_refs(remote)) == ["refs/frequency/subjects/f/s1"]
+    log = tmp_path / "ran.log"
+    done = subprocess.run(
+        [sys.executable, "-m", "freq", "run", "--until-idle"],
+        cwd=a.path,
+        env={**os.environ, "LOG": str(log)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    ref = "refs/frequency/subjects/f/s1"
+    state = json.loads(git(remote, "cat-file", "blob", f"{ref}:subject.json"))["state"]
+    assert state == "done"  # the run's transitions were pushed, with no --remote given
