@@ -34,7 +34,7 @@ from freq.repair import Repair
 from freq.report import Progress, ProgressKind, Reporter
 from freq.runners import StepRequest, StepResult, runner_for
 from freq.runtime import Claim, Emitted, Landing, LastError, Subject, attempt_marks
-from freq.store import Store
+from freq.store import UNCHECKED, RefUpdate, Store
 from freq.workdirs import NotReady, Work, Workdirs
 
 _MAX_EMITTED_LINES = 100_000
@@ -521,6 +521,7 @@ class Attempts:
                     subj = lease.subject
                     # remote mode: a result the remote cannot take now is kept here and
                     # pushed once it answers (refused then if the claim was taken over)
+                    x = change.subject.landing
                     lease.tip = self.store.advance(
                         refs.subject_ref(subj.factory, subj.name),
                         change.subject,
@@ -528,6 +529,11 @@ class Attempts:
                         expected=lease.tip,
                         output=output,
                         keep=True,
+                        # remote mode: the work goes with the result, for any machine's
+                        # lander (its branch is the claim holder's: the subject ref fences it)
+                        also=[RefUpdate(f"refs/heads/{x.branch}", x.commit, UNCHECKED)]
+                        if x is not None
+                        else (),
                     )
                 return nxt
             except RemoteUnreachable:

@@ -19,6 +19,14 @@ each entry, or a batch of entries with the same check:
    subject refs) and close the intent. A crash between leaves an open intent, which the
    next lander settles first: each entry still queued whose commit the target contains
    is recorded, the others stay queued. Never lost, never landed twice.
+
+In remote mode (freq.store.mirror) the remote's target is the truth: each round fetches it
+and the entries' branches (pushed with their results), and step 3 is one atomic push that
+moves the remote's target from the tip fetched, records every landing, closes the round in
+the queue's history and deletes the landed branches, all or nothing, so no intent is
+needed. A push that finds the target moved is a lost race, served again after the next
+fetch. The user's local branch and checkout are theirs (`git pull` brings the landings);
+refs/remotes/<remote>/<target> follows the push.
 """
 
 from __future__ import annotations
@@ -82,6 +90,7 @@ class Served:
     # of the target failed, or the worker is stopping
     waiting: str | None = None
     busy: bool = False  # another process serves it now
+    raced: bool = False  # remote mode: the remote moved first; served after the next fetch
 
 
 class Lander:
@@ -108,6 +117,7 @@ class Lander:
         self.rng = rng
         self.factories = factories
         self.root = Path(store.root)
+        self._remote_branches: dict[str, str] = {}  # remote mode: as this round fetched them
         # the worker is stopping (Ctrl-C): no new round starts, a running check is stopped
         self.stopping: Callable[[], bool] = lambda: False
 
@@ -154,7 +164,7 @@ class Lander:
                 for _ in range(_ROUNDS):
                     if self.stopping() or not self._round(target, out):
                         break
-                    if out.waiting is not None:
+                    if out.waiting is not None or out.raced:
                         break
             except WriteBlocked:
                 raise  # the loop says it once and serves again soon
@@ -192,9 +202,14 @@ class Lander:
         if not entries:
             return False
         tips = {(s.factory, s.name): snap.tips[(s.factory, s.name)] for s in entries}
-        # read in-process (store.read_ref: the loose ref, else packed-refs), not by a `git
-        # rev-parse` per round: a branch names a commit, and the move is a CAS on it anyway
-        tip = self.store.read_ref(f"refs/heads/{target}")
+        if self.store.mirror is not None:
+            tip, entries = self._fetch(target, entries)
+            if not entries:
+                return False
+        else:
+            # read in-process (store.read_ref: the loose ref, else packed-refs), not by a
+            # `git rev-parse` per round: a branch names a commit, and the move is a CAS anyway
+            tip = self.store.read_ref(f"refs/heads/{target}")
         if self._settle(target, snap, tip, out):
             return True
         if tip is None:
@@ -241,7 +256,20 @@ class Lander:
         return True
 
     def _checkout(self, target: str) -> Path | str | None:
+        if self.store.mirror is not None:
+            return None  # the remote's target moves; the user's checkout is theirs
         return checkout_of(self.root, self.pool.dir, target)
+
+    def _fetch(self, target: str, entries: list[Subject]) -> tuple[str | None, list[Subject]]:
+        """Remote mode: the remote's tip of `target`, and the entries whose work this
+        repository has (fetched from their branches on the remote, or made here; one kept
+        while the remote was away and pushed without its branch lands from here)."""
+        branches = [s.landing.branch for s in entries if s.landing]
+        haves = [s.landing.base for s in entries if s.landing]
+        got = self.store.remote_branches([target, *dict.fromkeys(branches)], haves=haves)
+        self._remote_branches = got
+        have = [s for s in entries if s.landing and self.store.has_commit(s.landing.commit)]
+        return got.get(target), have
 
     # ------------------------------------------------------------ one group
 
@@ -404,6 +432,8 @@ class Lander:
             for s, got in combined
         ]
         names = ", ".join(f"{s.factory}/{s.name}" for s, _ in combined)
+        if self.store.mirror is not None:
+            return self._push_landing(target, combined, tips, old, new, names, out)
         # the user's checkout as it is now (a check may have run for minutes: they may have
         # switched branches or edited files meanwhile)
         where = self._checkout(target)
@@ -453,6 +483,62 @@ class Lander:
         self._record(
             target, [(s, tips[(s.factory, s.name)], got.commit) for s, got in combined], out
         )
+        return new
+
+    def _push_landing(
+        self,
+        target: str,
+        combined: Sequence[tuple[Subject, Combined]],
+        tips: dict[tuple[str, str], str],
+        old: str | None,
+        new: str,
+        names: str,
+        out: Served,
+    ) -> str | None:
+        """Remote mode: one atomic push moves the remote's target from `old` to `new`,
+        records every landing, adds the round to the queue's history and deletes the
+        landed branches; a lost race changes nothing (served again after a fetch)."""
+        now = self.clock.now()
+        batch: list[RefUpdate] = []
+        lines = []
+        for s, got in combined:
+            x = s.landing
+            assert x is not None
+            tip = tips[(s.factory, s.name)]
+            change = transitions.landed(s, commit=got.commit, at=now, worker=self.worker)
+            oid = self.store.prepare(change.subject, change.event, parent=tip)
+            batch.append(RefUpdate(refs.subject_ref(s.factory, s.name), oid, tip))
+            lines.append(f"{s.factory}/{s.name} {x.step} attempt {x.attempt} -> {got.commit}")
+        ref = queue_ref(target)
+        at = self.store.read_ref(ref)
+        doc = {"event": "landed", "entries": lines, "tip": new, "old": old}
+        raw = (json.dumps({**doc, "at": refs.iso(now)}, sort_keys=True, indent=1) + "\n").encode()
+        message = f"{target}: landed {len(combined)} ({names})\n"
+        batch.insert(
+            0,
+            RefUpdate(
+                ref, self.store.prepare_doc({QUEUE_FILE: raw}, message, at=now, parent=at), at
+            ),
+        )
+        there = self._remote_branches
+        also = [RefUpdate(f"refs/heads/{target}", new, old)]
+        also += [
+            RefUpdate(f"refs/heads/{s.landing.branch}", None, s.landing.commit)
+            for s, _ in combined
+            if s.landing and there.get(s.landing.branch) == s.landing.commit
+        ]
+        try:
+            self.store.update(batch, also=also)
+        except RefConflict:
+            for u in batch:
+                self.store.discard(u.new or "")
+            out.raced = True
+            return old
+        self.store.track(target, new, old)
+        here = [(s.landing.branch, s.landing.commit) for s, _ in combined if s.landing]
+        _delete_branches(self.root, [(b, c) for b, c in here if self.store.branch_tip(b) == c])
+        for s, got in combined:
+            self._done(out, s, ok=True, detail=f"landed on {target} as {got.commit[:12]}")
         return new
 
     def _record(

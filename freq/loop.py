@@ -137,7 +137,9 @@ class Worker:
             config,
             self.pool,
             store,
-            default=lambda: merges.default_branch(root, config.settings.remote),
+            default=lambda: merges.default_branch(
+                root, store.mirror.name if store.mirror else config.settings.remote
+            ),
         )
         self.lander = Lander(
             store,

@@ -109,16 +109,16 @@ class Workdirs:
         """A pool worktree on the attempt's branch for the length of the `with`; NotReady
         (with the attempt's result) when it cannot be had."""
         target = self.target(step)
-        # read in-process, as the lander does: a git process less per attempt
-        base = self.store.read_ref(f"refs/heads/{target}")
+        branch = branch_for(subj.factory, subj.name, step.id)
+        base = self._base(target, branch)
         if base is None:
+            where = f" on remote {self.store.mirror.name}" if self.store.mirror else ""
             raise NotReady(
                 _failed(
-                    f"merge.into {target}: no such branch (create it, or name another)",
+                    f"merge.into {target}: no such branch{where} (create it, or name another)",
                     FailureKind.TERMINAL,
                 )
             )
-        branch = branch_for(subj.factory, subj.name, step.id)
         err = subj.last_error if subj.last_error and subj.last_error.step == step.id else None
         resolving = (
             err.conflict
@@ -179,6 +179,22 @@ class Workdirs:
         finally:
             with contextlib.suppress(FreqError, OSError):
                 self.pool.release(co)
+
+    def _base(self, target: str, branch: str) -> str | None:
+        """The target's tip a worktree starts from: the local branch, read in-process as
+        the lander does (a git process less per attempt); in remote mode the remote's,
+        fetched with the step's branch there (an attempt that continues its branch, made
+        on another machine, finds it here)."""
+        if self.store.mirror is None:
+            return self.store.read_ref(f"refs/heads/{target}")
+        try:
+            got = self.store.remote_branches([target, branch])
+        except FreqError as exc:
+            raise NotReady(_failed(exc.message, FailureKind.RETRYABLE)) from None
+        mine = got.get(branch)
+        if mine is not None and self.store.branch_tip(branch) is None:
+            proc.git(["branch", branch, mine], cwd=self.root)
+        return got.get(target)
 
     def _merge_target(
         self,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections import Counter
@@ -239,20 +241,116 @@ def test_sync_names_an_unknown_remote_in_one_line(remote: Path, tmp_path: Path) 
     assert "Traceback" not in out.err
 
 
-def test_run_remote_refuses_worktree_steps_it_cannot_land_on_the_remote(
+WORKTREE = """
+factory_id: w
+state: {initial: new, terminal: [done]}
+steps:
+  - id: work
+    from_states: [new]
+    to_state: done
+    isolation: worktree
+    run: 'echo "$FREQ_SUBJECT" > "$FREQ_SUBJECT.txt"'
+"""
+
+
+def _with_main(remote: Path, tmp_path: Path) -> FreqRepo:
+    """Clone a of `remote`, whose main branch it created (one commit), with factory w."""
+    seed = tmp_path / "seed"
+    git(tmp_path, "init", "-q", "-b", "main", str(seed))
+    git(seed, "commit", "-q", "--allow-empty", "-m", "first")
+    git(seed, "push", "-q", str(remote), "main")
+    git(remote, "symbolic-ref", "HEAD", "refs/heads/main")
+    a = _clone(remote, tmp_path / "a")
+    a.write(".frequency/w.yaml", WORKTREE)
+    return a
+
+
+def _worker(r: FreqRepo, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "freq", "run", "--remote", "origin", *args],
+        cwd=r.path,
+        env=env or dict(os.environ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def _landed_files(remote: Path) -> Counter[str]:
+    """How many times main's history on `remote` added each file."""
+    out = git(remote, "log", "main", "--format=", "--name-only", "--diff-filter=A")
+    return Counter(line for line in out.splitlines() if line)
+
+
+def test_two_clones_land_worktree_steps_on_the_remotes_main_atomically(
     remote: Path, tmp_path: Path
 ) -> None:
-    a = _clone(remote, tmp_path / "a")
-    a.write(
-        ".frequency/w.yaml",
-        FACTORY.replace("factory_id: f", "factory_id: w").replace(
-            "    to_state: done\n", "    to_state: done\n    isolation: worktree\n"
-        ),
+    a = _with_main(remote, tmp_path)
+    names = [f"s{i}" for i in range(8)]
+    a.run("add", "w", *names).assert_success()
+    a.run("sync", "--remote", "origin").assert_success()
+    b = _clone(remote, tmp_path / "b")
+    b.write(".frequency/w.yaml", WORKTREE)
+    mine = git(a.path, "rev-parse", "main")
+    workers = [_worker(r, "--until-idle") for r in (a, b)]
+    for p in workers:
+        _out, err = p.communicate(timeout=180)
+        assert p.returncode == 0, err
+        assert "Traceback" not in err
+    # every subject's work is on the remote's main exactly once, and the subject is done
+    assert _landed_files(remote) == Counter({f"{n}.txt": 1 for n in names})
+    for n in names:
+        doc = git(remote, "cat-file", "blob", f"refs/frequency/subjects/w/{n}:subject.json")
+        assert json.loads(doc)["state"] == "done"
+    # the landed branches are gone from the remote; the users' own main did not move
+    assert git(remote, "for-each-ref", "refs/heads/freq/") == ""
+    assert git(a.path, "rev-parse", "main") == mine
+    log = git(remote, "log", "--format=%s", "refs/frequency/queue/main")
+    assert sum(int(line.split(" ")[2]) for line in log.splitlines() if " landed " in line) == 8
+    git(remote, "fsck", "--strict")
+
+
+def test_a_landing_left_by_a_killed_worker_is_landed_from_another_clone(
+    remote: Path, tmp_path: Path
+) -> None:
+    a = _with_main(remote, tmp_path)
+    marker = tmp_path / "checking"
+    # the merge check waits in clone a (no `.lands-here` there) until a is killed
+    check = (
+        '    merge:\n      check: \'touch "$MARK"; test -e "$FREQ_REPO/.lands-here" || '
+        "sleep 600'\n"
     )
-    out = a.run("run", "--remote", "origin", "--once").assert_failure(code=2)
-    assert "cannot land worktree steps on the remote yet (w.work)" in out.err
-    assert _refs(remote) == {}  # nothing was pushed
-    a.run("run", "--remote", "origin", "--once", "--factory", "f").assert_success()
+    a.write(".frequency/w.yaml", WORKTREE + check)
+    a.run("add", "w", "s1").assert_success()
+    a.run("sync", "--remote", "origin").assert_success()
+    p = _worker(a, "--until-idle", env={**os.environ, "MARK": str(marker)})
+    for _ in range(2400):  # the check announces itself; a worker that ended is a failure
+        if marker.exists():
+            break
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            p.wait(timeout=0.05)
+            pytest.fail(f"the worker ended before its merge check: {p.communicate()[1]}")
+    assert marker.exists(), "the merge check never started"
+    os.killpg(p.pid, signal.SIGKILL)
+    p.communicate(timeout=30)
+    ref = "refs/frequency/subjects/w/s1"
+    queued = json.loads(git(remote, "cat-file", "blob", f"{ref}:subject.json"))
+    assert queued["landing"]["branch"] == "freq/w/s1/work"
+    pushed = git(remote, "rev-parse", "refs/heads/freq/w/s1/work").strip()
+    assert pushed == queued["landing"]["commit"]
+    # clone b never ran the step: it lands a's work from the branch a pushed with its result
+    b = _clone(remote, tmp_path / "b")
+    b.write(".frequency/w.yaml", WORKTREE + check)
+    b.write(".lands-here", "")
+    q = _worker(b, "--until-idle", env={**os.environ, "MARK": str(tmp_path / "b-checking")})
+    _out, err = q.communicate(timeout=120)
+    assert q.returncode == 0, err
+    assert _landed_files(remote) == Counter({"s1.txt": 1})
+    assert json.loads(git(remote, "cat-file", "blob", f"{ref}:subject.json"))["state"] == "done"
+    assert git(remote, "for-each-ref", "refs/heads/freq/") == ""
+    assert git(b.path, "rev-parse", "refs/remotes/origin/main") == git(remote, "rev-parse", "main")
+    git(remote, "fsck", "--strict")
 
 
 def test_a_fetch_asks_only_for_refs_frequency_over_protocol_v2(

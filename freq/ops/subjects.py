@@ -407,13 +407,6 @@ def run(
     if remote is not None or app.config.settings.remote is not None:
         from freq.ops.remote import connect
 
-        chosen = [f for f in app.config.factories if not factories or f.factory_id in factories]
-        landing = [f"{f.factory_id}.{s.id}" for f in chosen for s in f.steps if s.in_worktree]
-        if landing:
-            raise UsageError(
-                f"run --remote cannot land worktree steps on the remote yet ({', '.join(landing)})",
-                hint="run those factories without --remote, or pass --factory for the others",
-            )
         connect(app, remote)
 
     w = Worker(app.store, app.config, clock=app.clock, worker=app.worker, reporter=reporter)

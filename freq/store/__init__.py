@@ -27,7 +27,7 @@ listing, however many subjects there are (GIT-NOTES.md).
     cache     the commit id → document caches
     beacon    how local processes wake each other
     locate    finding the repository without opening it
-    records   RefUpdate, HistoryEntry, ChainLink
+    records   RefUpdate (UNCHECKED), HistoryEntry, ChainLink
     mirror    remote mode: every write pushed first, local refs following the remote
     wire      dulwich's client: CAS pushes and narrow fetches over every transport
 """
@@ -35,7 +35,15 @@ listing, however many subjects there are (GIT-NOTES.md).
 from __future__ import annotations
 
 from freq.store.core import Store, short
-from freq.store.records import ChainLink, HistoryEntry, RefUpdate
+from freq.store.records import UNCHECKED, ChainLink, HistoryEntry, RefUpdate
 from freq.store.snapshot import problem_line
 
-__all__ = ["ChainLink", "HistoryEntry", "RefUpdate", "Store", "problem_line", "short"]
+__all__ = [
+    "UNCHECKED",
+    "ChainLink",
+    "HistoryEntry",
+    "RefUpdate",
+    "Store",
+    "problem_line",
+    "short",
+]

@@ -38,6 +38,7 @@ from freq.errors import (
     StateDirUnusable,
     SubjectExists,
     UnknownSubject,
+    WriteBlocked,
     WriteFailed,
 )
 from freq.runtime import Event, Snapshot, Subject
@@ -354,6 +355,7 @@ class Store:
         wait: float | None = None,
         *,
         keep: bool = False,
+        also: Sequence[RefUpdate] = (),
     ) -> None:
         """Apply a ref batch (freq.store.refdb.apply) with its staged objects, retried
         while a live writer holds one of its locks; the beacon rings once it took effect.
@@ -361,13 +363,14 @@ class Store:
         In remote mode the batch is pushed first (freq.store.mirror): the remote is the
         truth, and the local refs follow once it took the batch. `keep`: when the remote
         cannot be reached, record the batch locally anyway (a finished attempt's result,
-        pushed by the next refresh) instead of raising RemoteUnreachable."""
+        pushed by the next refresh) instead of raising RemoteUnreachable. `also`: refs
+        moved on the remote only, in the same atomic push (see update)."""
         self.require_state_dir()
         objs, commits = self._staged_for(batch)
         pushed = False
         try:
             if self.mirror is not None:
-                pushed = self._push(batch, objs, commits, keep=keep)
+                pushed = self._push(batch, objs, commits, keep=keep, also=also)
             # no lock of this process is needed: each ref's lock file serialises its writers,
             # threads included, and the objects' fsyncs of two threads overlap
             try:
@@ -398,21 +401,29 @@ class Store:
         )
 
     def _push(
-        self, batch: Sequence[RefUpdate], objs: list[Any], commits: set[str], *, keep: bool
+        self,
+        batch: Sequence[RefUpdate],
+        objs: list[Any],
+        commits: set[str],
+        *,
+        keep: bool,
+        also: Sequence[RefUpdate] = (),
     ) -> bool:
-        """Push `batch` to the remote before it is applied here; whether it was pushed
-        (False: kept for later, the remote being unreachable and `keep` set)."""
+        """Push `batch` (and `also`) to the remote before it is applied here; whether it was
+        pushed (False: kept for later, the remote being unreachable and `keep` set)."""
         assert self.mirror is not None
         try:
             ids = {o.id for o in objs}
-            whole = all(u.new is None or u.new in commits for u in batch) and all(
-                o.tree in ids for o in objs if o.type_name == b"commit"
+            whole = (
+                not also
+                and all(u.new is None or u.new in commits for u in batch)
+                and all(o.tree in ids for o in objs if o.type_name == b"commit")
             )
             if whole:  # every object is new and staged: the pack is those, no walk
                 self.mirror.push(batch, objs)
             else:  # a commit written before (a branch, a replayed event): the walk finds them
                 self._write_objects(objs)
-                self.mirror.push(batch, None)
+                self.mirror.push(batch, None, also)
         except RemoteUnreachable:
             if not keep:
                 raise
@@ -473,15 +484,17 @@ class Store:
         expected: str | None,
         output: bytes | None = None,
         keep: bool = False,
+        also: Sequence[RefUpdate] = (),
     ) -> str:
         """Commit `subject` + `event` on top of `expected` and move `ref` only if it is there.
 
         `expected=None` creates the ref and fails if it exists. `output` replaces the output
         tail kept in the tree; None keeps the previous one. Raises RefConflict on a lost race.
         `keep`: in remote mode, recorded here when the remote cannot be reached (see _apply).
+        `also`: refs moved on the remote only, in the same push (see update).
         """
         oid = self.prepare(subject, event, parent=expected, output=output)
-        self._apply([RefUpdate(ref, oid, expected)], ref, keep=keep)
+        self._apply([RefUpdate(ref, oid, expected)], ref, keep=keep, also=self._also(also))
         return oid
 
     def prepare(
@@ -518,7 +531,13 @@ class Store:
         """Move `ref` to the existing commit `oid` if it is at `expected` (None: absent)."""
         self._swap(ref, oid.encode(), expected)
 
-    def update(self, batch: Sequence[RefUpdate], *, wait: float | None = None) -> None:
+    def update(
+        self,
+        batch: Sequence[RefUpdate],
+        *,
+        wait: float | None = None,
+        also: Sequence[RefUpdate] = (),
+    ) -> None:
         """Move every ref of `batch` from its expected value to its new one, or none of them.
 
         Every ref is locked (in name order, so two batches never wait on each other in a
@@ -528,13 +547,58 @@ class Store:
         disk) after some refs moved is BatchIncomplete, naming them; before any moved it is
         the usual error (nothing changed). `wait`: how long to wait for a git lock a live
         process holds (default `lock_wait`).
+
+        `also` (remote mode; ignored without a remote): refs outside refs/frequency that the
+        same atomic push moves on the remote only, such as a landing's target branch; the
+        local ones are the caller's to move once this returned.
         """
         if not batch:
             return
         names = [u.ref for u in batch]
         if len(set(names)) != len(names):
             raise ValueError(f"a batch names a ref twice: {names}")
-        self._apply(batch, names[-1], wait)
+        self._apply(batch, names[-1], wait, also=self._also(also))
+
+    def _also(self, also: Sequence[RefUpdate]) -> Sequence[RefUpdate]:
+        if self.mirror is None:
+            return ()
+        inside = [u.ref for u in also if u.ref.startswith(refs.ROOT)]
+        if inside:
+            raise ValueError(f"remote-only updates must be outside {refs.ROOT}: {inside}")
+        return also
+
+    def remote_branches(self, names: Sequence[str], *, haves: Sequence[str] = ()) -> dict[str, str]:
+        """Remote mode: the remote's refs/heads/<name> for each of `names` it has (name →
+        commit), fetched with their objects, and refs/remotes/<remote>/<name> moved to
+        them. Without a remote: the local branches. `haves`: commits they build on."""
+        if self.mirror is None:
+            found = {n: self.read_ref(f"refs/heads/{n}") for n in names}
+            return {n: oid for n, oid in found.items() if oid is not None}
+        tracking = {n: f"refs/remotes/{self.mirror.name}/{n}" for n in names}
+        known = {n: self.read_ref(r) for n, r in tracking.items()}
+        local = [self.read_ref(f"refs/heads/{n}") for n in names]
+        got = self.mirror.branches(
+            names, [*haves, *(k for k in [*known.values(), *local] if k is not None)]
+        )
+        for n, oid in got.items():
+            self.track(n, oid, known[n])
+        return got
+
+    def track(self, branch: str, oid: str, old: str | None) -> None:
+        """Remote mode: move refs/remotes/<remote>/<branch> from `old` to `oid`, as `git
+        fetch` would after seeing it there; best effort (a concurrent fetch may win)."""
+        if self.mirror is None or old == oid:
+            return
+        ref = f"refs/remotes/{self.mirror.name}/{branch}"
+        with contextlib.suppress(RefConflict, WriteBlocked):
+            self._apply_now([RefUpdate(ref, oid, old)], ref, 0.0, [])
+
+    def has_commit(self, oid: str) -> bool:
+        """Whether the object store holds commit `oid` (a branch fetched, or made here)."""
+        try:
+            return bool(self.repo.object_store[oid.encode()].type_name == b"commit")
+        except (KeyError, ValueError):
+            return False
 
     def delete(self, ref: str, *, expected: str) -> bool:
         """Delete `ref` if it still points at `expected`; False when it moved meanwhile."""

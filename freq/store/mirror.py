@@ -78,13 +78,20 @@ class Mirror:
 
     # ------------------------------------------------------------ writes
 
-    def push(self, batch: Sequence[RefUpdate], objects: Sequence[Any] | None) -> None:
+    def push(
+        self,
+        batch: Sequence[RefUpdate],
+        objects: Sequence[Any] | None,
+        also: Sequence[RefUpdate] = (),
+    ) -> None:
         """Push `batch` atomically with its expected values; `objects` are all the new
         objects it names (their parents are the expected values, which the remote holds
-        since it is at them). RefConflict, RemoteRefused, RemoteUnreachable."""
+        since it is at them). `also`: refs outside refs/frequency moved in the same atomic
+        push (a landing's target branch, a step's work branch; `objects` is None then).
+        RefConflict, RemoteRefused, RemoteUnreachable."""
         found = None if objects is None else list(objects)
         try:
-            advertised = self.wire.push(self._repo(), batch, found, atomic=True)
+            advertised = self.wire.push(self._repo(), [*batch, *also], found, atomic=True)
         except RefConflict:
             self.foreign = True  # the next plan starts from a fetch
             raise
@@ -92,6 +99,8 @@ class Mirror:
             local = self._list_refs(refs.ROOT) if advertised != self.seen else None
             self.seen = dict(advertised)
             for u in batch:
+                if not u.ref.startswith(refs.ROOT):
+                    continue
                 if u.new is None:
                     self.seen.pop(u.ref, None)
                 else:
@@ -105,6 +114,13 @@ class Mirror:
         that others moved: planning from the local refs then needs no fetch."""
         at = self.seen_at
         return at is not None and not self.foreign and self._monotonic() - at < within
+
+    def branches(self, names: Sequence[str], haves: Sequence[str]) -> dict[str, str]:
+        """The remote's refs/heads/<name> for each of `names` that it has (name → commit),
+        fetched with their objects; `haves`: commits they likely build on."""
+        wanted = [f"refs/heads/{n}" for n in names]
+        got = self.wire.fetch(self._repo(), {}, names=wanted, haves=haves).refs
+        return {r[len("refs/heads/") :]: oid for r, oid in got.items()}
 
     # ------------------------------------------------------------ refresh
 

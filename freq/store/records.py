@@ -10,11 +10,16 @@ from datetime import datetime
 
 from freq import refs
 
+# RefUpdate.expected of a ref pushed with a batch whose other refs fence it: whatever the
+# remote holds (a step's work branch, which only the holder of its subject's claim moves;
+# the subject ref's expected value in the same atomic push is the check). Remote only.
+UNCHECKED = "(unchecked)"
+
 
 @dataclass(frozen=True, slots=True)
 class RefUpdate:
-    """One ref of a batch: move `ref` from `expected` (None: it must not exist) to `new`
-    (None: delete it)."""
+    """One ref of a batch: move `ref` from `expected` (None: it must not exist; UNCHECKED:
+    on the remote, from wherever it is) to `new` (None: delete it)."""
 
     ref: str
     new: str | None

@@ -37,7 +37,7 @@ from dulwich.pack import pack_objects_to_data
 from dulwich.repo import Repo
 
 from freq.errors import RefConflict, RemoteRefused, RemoteUnreachable
-from freq.store.records import RefUpdate
+from freq.store.records import UNCHECKED, RefUpdate
 
 _LOST = (b"stale info", b"fetch first", b"non-fast-forward", b"failed to lock", b"cannot lock")
 
@@ -91,15 +91,26 @@ class Wire:
 
     # ------------------------------------------------------------ fetch
 
-    def fetch(self, repo: Repo, local: dict[str, str]) -> Fetched:
-        """The remote's refs under the prefixes, with the objects of each tip that the
-        local repository lacks. `local`: this repository's values of the same refs (the
-        haves of the refs that moved)."""
-        prefixes = tuple(p.encode() for p in self.prefixes)
+    def fetch(
+        self,
+        repo: Repo,
+        local: dict[str, str],
+        *,
+        names: Sequence[str] = (),
+        haves: Sequence[str] = (),
+    ) -> Fetched:
+        """The remote's refs under the prefixes (or exactly `names`, when given), with the
+        objects of each tip that the local repository lacks. `local`: this repository's
+        values of the same refs (the haves of the refs that moved); `haves`: more commits
+        the new ones build on (a branch's last known tip)."""
+        exact = {n.encode() for n in names}
+        prefixes = tuple(exact) if exact else tuple(p.encode() for p in self.prefixes)
         store = repo.object_store
         seen: dict[bytes, bytes] = {}
 
-        walker = ObjectStoreGraphWalker([], _parents(store))
+        walker = ObjectStoreGraphWalker(
+            [h.encode() for h in haves if h.encode() in store], _parents(store)
+        )
 
         def wants(remote_refs: dict[bytes, bytes], depth: int | None = None) -> list[bytes]:
             """The tips this repository lacks; and, into the graph walker's heads (read
@@ -107,7 +118,9 @@ class Wire:
             new commits build on."""
             out: dict[bytes, None] = {}
             for name, oid in remote_refs.items():
-                if not name.startswith(prefixes) or name.endswith(b"^{}"):
+                if (name not in exact) if exact else not name.startswith(prefixes):
+                    continue
+                if name.endswith(b"^{}"):
                     continue
                 seen[name] = oid
                 if oid != ZERO_SHA and oid not in store:
@@ -159,7 +172,7 @@ class Wire:
             for name, u in wanted.items():
                 there = remote_refs.get(name)
                 expected = u.expected.encode() if u.expected is not None else None
-                if there != expected:
+                if u.expected != UNCHECKED and there != expected:
                     lost.append(u.ref)
                     if atomic:
                         return {}  # nothing is sent: the batch lost its race
@@ -173,7 +186,7 @@ class Wire:
             haves = [
                 u.expected.encode()
                 for u in updates
-                if u.expected is not None and u.expected.encode() in repo.object_store
+                if u.expected not in (None, UNCHECKED) and u.expected.encode() in repo.object_store
             ]
             wants = [u.new.encode() for u in updates if u.new is not None]
             return repo.object_store.generate_pack_data(haves, wants, ofs_delta=False)
