@@ -4,9 +4,10 @@ Two figures, over file:// and over a `git daemon` on 127.0.0.1 (receive-pack ena
 
   1. claims per second with 1, 2, 4 and 8 workers: each worker is a process with its own
      clone, running the run loop's own cycle (freq.loop.Worker: exchange with the remote,
-     plan, claim) over one factory of N subjects until every subject is claimed; a claim
-     is one atomic push of the subject ref and its cap slot, and a lost race is fetched
-     and planned again as in `run`. The steps never run: the figure is the claim. Its
+     plan, then claim the plan's starts in turn from the worker's offset, as
+     Worker._launch does) over one factory of N subjects until every subject is claimed;
+     a claim is one atomic push of the subject ref and its cap slot, and two lost races in
+     a row are fetched and planned again as in `run`. The steps never run: the figure is the claim. Its
      floor is one `git push --atomic --force-with-lease=REF:OLD` of one ref from one
      process (a new commit each, made untimed) to the same remote, timed in the same run
      before the claims and after them (a push costs more as the remote's refs grow: it
@@ -131,6 +132,7 @@ def _claimer(clone: str, url: str, env: dict[str, str], go: Any, out: Any) -> No
     config = load_config(Path(clone))
     w = Worker(store, config, clock=clock, worker=f"bench-{os.getpid()}")
     w.claims.max_parallel = 10_000
+    w._exchange()  # as `run` starts: the wire's imports and the first fetch are not claims
     go.wait()
     claimed = lost = 0
     idle = 0
@@ -147,12 +149,16 @@ def _claimer(clone: str, url: str, env: dict[str, str], go: Any, out: Any) -> No
         idle = 0
         starts = list(p.starts)
         k = w.claims.caps.offset % len(starts)
-        for start in starts[k:] + starts[:k]:
+        missed = 0
+        for start in starts[k:] + starts[:k]:  # as Worker._launch: the plan's starts in turn
             if w.claims.claim(start) is not None:
                 claimed += 1
-                break
+                missed = 0
+                continue
             lost += 1
-            break
+            missed += 1
+            if missed >= 2:
+                break  # others claim from the same state: plan again
     out.put((claimed, lost))
     store.close()
 

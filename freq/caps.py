@@ -72,6 +72,13 @@ class _Survey:
     taken: set[tuple[str, str]]  # subjects holding live slots, and a WIP cap's occupants
 
 
+@dataclass(frozen=True, slots=True)
+class Surveyed:
+    """The surveys of one claim's caps, by scope (Caps.survey)."""
+
+    of: dict[tuple[str, ...], _Survey]
+
+
 class Caps:
     """Read cap slots and choose free ones; see the module docstring."""
 
@@ -165,12 +172,20 @@ class Caps:
             held, now_subject, cap, lease_live=end is not None and end > now, pending=pending
         )
 
-    def has_room(self, caps: Sequence[Cap], subject: Subject) -> str | None:
+    def survey(self, caps: Sequence[Cap], subject: Subject) -> Surveyed:
+        """Read-only: the slots of each cap as they are now, for `subject`'s claim (given to
+        has_room, then to choose: one survey per claim, not two)."""
+        return Surveyed({cap.scope: self._survey(cap, subject, None) for cap in caps})
+
+    def has_room(
+        self, caps: Sequence[Cap], subject: Subject, surveyed: Surveyed | None = None
+    ) -> str | None:
         """Read-only: None when every cap has a free slot for `subject` now, else why not
         (lets a claimer skip writing a claim commit that could not take a slot)."""
         me = (subject.factory, subject.name)
         for cap in caps:
-            taken = self._survey(cap, subject, None).taken
+            found = surveyed.of.get(cap.scope) if surveyed is not None else None
+            taken = (found or self._survey(cap, subject, None)).taken
             if me not in taken and len(taken) >= cap.limit:
                 return f"{'/'.join(cap.scope)} full ({len(taken)}/{cap.limit})"
         return None
@@ -183,6 +198,7 @@ class Caps:
         subject: Subject,
         describe: Callable[[Cap, int], str],
         hand_on: Claim | None = None,
+        surveyed: Surveyed | None = None,
     ) -> list[RefUpdate]:
         """One ref update per cap that points a free slot at the prepared claim commit
         `claim` (the caller moves them in one batch with the subject ref).
@@ -190,11 +206,13 @@ class Caps:
         Raises CapFull (with `describe(cap, count)` as its message) when a cap is full.
         `hand_on` is the claim of an attempt ending as this one starts (a chained claim):
         a slot held for exactly that claim is passed on rather than counted as taken.
+        `surveyed`: the survey has_room was given for this claim (taken just before it).
         """
         out: list[RefUpdate] = []
         me = (subject.factory, subject.name)
         for cap in sorted(caps, key=lambda c: c.scope):
-            s = self._survey(cap, subject, hand_on)
+            found = surveyed.of.get(cap.scope) if surveyed is not None and hand_on is None else None
+            s = found or self._survey(cap, subject, hand_on)
             if not s.own and me not in s.taken and len(s.taken) >= cap.limit:
                 raise CapFull(describe(cap, len(s.taken)))
             start = self.offset % cap.limit

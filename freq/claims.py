@@ -189,7 +189,8 @@ class Claims:
             if tip != start.tip:
                 return None
             caps = [] if bare else self.caps_for(fac, step)
-            full = self.caps.has_room(caps, subj)
+            surveyed = self.caps.survey(caps, subj)
+            full = self.caps.has_room(caps, subj, surveyed)
             if full is not None:  # seen before writing anything: the plan's view was stale
                 self._emit(ProgressKind.WAITING, start, step=start.step, detail=full)
                 return None
@@ -212,7 +213,11 @@ class Claims:
             try:
                 lane = self._take_lane(change.subject) if touches else []
                 slots = self.caps.choose(
-                    caps, claim=oid, subject=change.subject, describe=self.describe_cap
+                    caps,
+                    claim=oid,
+                    subject=change.subject,
+                    describe=self.describe_cap,
+                    surveyed=surveyed,
                 )
                 held, taking = self.locks.prepare(
                     []
