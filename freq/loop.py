@@ -68,6 +68,8 @@ class RunSummary:
     # what interrupted the run: SIGINT or SIGTERM, or `parent` (the git that started it exited)
     stopped_by: str | None = None
     outcomes: tuple[StepOutcome, ...] = ()
+    # remote mode: why the remote never answered during the run (it did nothing there)
+    unreachable: str | None = None
 
 
 @dataclass(slots=True)
@@ -284,7 +286,16 @@ class Worker:
             cycles=cycles,
             interrupted=self.stopping,
             outcomes=tuple(tally.outcomes),
+            unreachable=self._unreachable,
         )
+
+    @property
+    def _unreachable(self) -> str | None:
+        """Remote mode: the one line to end a run with when the remote never answered."""
+        mirror = self.store.mirror
+        if mirror is None or mirror.seen_at is not None:
+            return None
+        return f"remote {mirror.name} could not be reached: nothing was claimed or pushed"
 
     def _exchange(self) -> bool:
         """Remote mode: fetch refs/frequency/* before planning (unless a push just showed

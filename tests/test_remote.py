@@ -182,6 +182,20 @@ def test_a_result_is_kept_locally_while_the_remote_is_unreachable_then_pushed(
     git(remote, "fsck", "--strict")
 
 
+def test_run_once_against_an_unreachable_remote_fails_in_one_line(
+    remote: Path, tmp_path: Path
+) -> None:
+    a = _clone(remote, tmp_path / "a")
+    a.run("add", "f", "s1").assert_success()
+    a.run("sync", "--remote", "origin").assert_success()
+    remote.rename(remote.with_name("remote.hidden"))  # the server is gone
+    out = a.run("run", "--remote", "origin", "--once").assert_failure(code=1)
+    assert "remote origin could not be reached: nothing was claimed or pushed" in out.err
+    assert "Traceback" not in out.err
+    state = json.loads(git(a.path, "cat-file", "blob", "refs/frequency/subjects/f/s1:subject.json"))
+    assert state["state"] == "new" and state.get("claim") is None  # nothing claimed here
+
+
 def test_a_kept_result_is_refused_when_the_remote_moved_meanwhile(
     remote: Path, tmp_path: Path, apps: Callable[[Path], App]
 ) -> None:

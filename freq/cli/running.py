@@ -9,7 +9,7 @@ from __future__ import annotations
 import click
 
 from freq import ops
-from freq.cli.base import _emit_json, app_of, cli, json_option, pass_app
+from freq.cli.base import PROG, _emit_json, app_of, cli, json_option, pass_app
 
 
 @cli.command("plan")
@@ -102,11 +102,15 @@ def run(
             + (f", {summary.rejected} turned away by the merge queue" if summary.rejected else "")
             + (", interrupted" if summary.interrupted else "")
         )
+    if summary.unreachable is not None:
+        click.echo(f"{PROG}: {summary.unreachable}", err=True)
     if summary.stopped_by == "parent":
         return 129  # 128 + SIGHUP: the process it was started by hung up
     if summary.stopped_by == "SIGTERM":
         return 143  # 128 + SIGTERM, as a shell reports a process ended by it
-    return 130 if summary.interrupted else 0
+    if summary.interrupted:
+        return 130
+    return 1 if summary.unreachable is not None else 0
 
 
 @cli.command()

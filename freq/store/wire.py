@@ -50,16 +50,21 @@ class Fetched:
     refs: dict[str, str]
 
 
+def _local_path(url: str) -> str | None:
+    """The repository path of a local remote (a path or file:// URL), else None."""
+    if url.startswith("file://"):
+        return url[len("file://") :]
+    if "://" not in url and (":" not in url.split("/", 1)[0] or os.path.exists(url)):
+        return url  # a path (`host:path` is ssh, as git reads it)
+    return None
+
+
 def _client(url: str, *, fetch: bool = False) -> tuple[GitClient, str]:
     """A dulwich client and path for `url`; a local path or file:// URL gets the
     subprocess client (receive-pack's atomic pushes), never dulwich's local one. A local
     fetch asks upload-pack for protocol v2 (so that `ref-prefix` filters on its side): a
     local upload-pack reads the version from GIT_PROTOCOL, which dulwich does not set."""
-    path = None
-    if url.startswith("file://"):
-        path = url[len("file://") :]
-    elif "://" not in url and (":" not in url.split("/", 1)[0] or os.path.exists(url)):
-        path = url  # a path (`host:path` is ssh, as git reads it)
+    path = _local_path(url)
     if path is None:
         client, path = get_transport_and_path(url)
         return client, path
@@ -87,7 +92,14 @@ class Wire:
         self.prefixes = tuple(prefixes)
         self._client, self._path = _client(url)
         self._fetcher, _ = _client(url, fetch=True)
+        self._local = _local_path(url)
         self._lock = threading.Lock()
+
+    def _here(self) -> None:
+        """A local remote that is not there is unreachable, said without starting a git
+        that would only fail (and whose pipes dulwich then leaves open)."""
+        if self._local is not None and not os.path.isdir(self._local):
+            raise _unreachable(self.name, FileNotFoundError(f"{self._local} does not exist"))
 
     # ------------------------------------------------------------ fetch
 
@@ -130,6 +142,7 @@ class Wire:
                     walker.heads.add(mine.encode())
             return list(out)
 
+        self._here()
         with SpooledTemporaryFile(max_size=16 << 20, prefix="incoming-") as spool:
             try:
                 with self._lock:
@@ -192,6 +205,7 @@ class Wire:
             return repo.object_store.generate_pack_data(haves, wants, ofs_delta=False)
 
         said: list[bytes] = []
+        self._here()
         try:
             with self._lock:
                 result = self._client.send_pack(
