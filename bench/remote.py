@@ -7,11 +7,11 @@ Two figures, over file:// and over a `git daemon` on 127.0.0.1 (receive-pack ena
      plan, then claim the plan's starts in turn from the worker's offset, as
      Worker._launch does) over one factory of N subjects until every subject is claimed;
      a claim is one atomic push of the subject ref and its cap slot, and two lost races in
-     a row are fetched and planned again as in `run`. The steps never run: the figure is the claim. Its
-     floor is one `git push --atomic --force-with-lease=REF:OLD` of one ref from one
-     process (a new commit each, made untimed) to the same remote, timed in the same run
-     before the claims and after them (a push costs more as the remote's refs grow: it
-     advertises all of them), the mean of the two medians. Reported per claim
+     a row are fetched and planned again as in `run`. The steps never run: the figure is
+     the claim. Its floor is one `git push --atomic --force-with-lease=REF:OLD` of one
+     ref from one process (a new commit each, made untimed) to the same remote, timed in
+     the same run before the claims and after them (a push costs more as the remote's
+     refs grow: it advertises all of them), the mean of the two medians. Reported per claim
      (wall time / N against the push); target for one worker: at most 1.5x.
   2. one CAS push when the remote holds 1,000 and 10,000 refs: `Store.advance` of one
      subject in remote mode (its fetch not timed) vs the same `git push` floor on that
