@@ -27,7 +27,7 @@ from freq.claims import Claims, Heartbeat, View
 from freq.clock import Clock, Random, system_rng
 from freq.costs import budgets
 from freq.discovery import discover
-from freq.errors import CorruptState, DiskFull, FreqError, WriteBlocked
+from freq.errors import CorruptState, DiskFull, FreqError, RemoteUnreachable, WriteBlocked
 from freq.facts import gather
 from freq.landing import Lander, Served
 from freq.ledger import Ledger
@@ -45,6 +45,15 @@ RETRY_SOON = timedelta(seconds=1)  # after a write had to wait: the next cycle c
 LANDING_RECHECK = timedelta(seconds=2)  # a landing waiting for a clean checkout looks again
 REMOTE_POLL = timedelta(seconds=1)  # remote mode: the remote is fetched at least this often
 REMOTE_FRESH = 0.5  # seconds: a remote that answered a push this recently needs no fetch
+# remote mode: after the k-th failed contact in a row, the next is tried this much later
+REMOTE_BACKOFF = 0.5  # seconds, doubled per failure
+REMOTE_BACKOFF_MAX = 30.0
+
+
+def remote_backoff(failures: int) -> float:
+    """Seconds until the remote is tried again after `failures` failed contacts in a row."""
+    return min(REMOTE_BACKOFF_MAX, REMOTE_BACKOFF * 2 ** min(max(0, failures - 1), 16))
+
 T = TypeVar("T")
 
 
@@ -177,6 +186,10 @@ class Worker:
         self._serving: dict[Future[Served], str] = {}  # merge queues being served, by target
         self._blocked: dict[str, str] = {}  # target -> why its landings wait (a dirty checkout)
         self._recheck: dict[str, float] = {}  # target -> when to serve it again (monotonic)
+        # remote mode: failed contacts in a row, and when (monotonic) to try again, with the
+        # line that says why
+        self._remote_failures = 0
+        self._remote_retry: tuple[float, str] | None = None
 
     @property
     def running(self) -> int:
@@ -304,9 +317,21 @@ class Worker:
         mirror = self.store.mirror
         if mirror is None or mirror.fresh(REMOTE_FRESH):
             return True
+        mono = self.clock.monotonic()
+        if self._remote_retry is not None and mono < self._remote_retry[0]:
+            self._stalled_now.add(self._remote_retry[1])  # still away: not idle, no claims
+            return False
         # what was pushed needs no word; a ref that moved meanwhile (lost) goes again at the
         # next exchange, after the refresh it forces
-        found, _pushed, _lost, refused = mirror.exchange()
+        try:
+            found, _pushed, _lost, refused = mirror.exchange()
+        except RemoteUnreachable as exc:
+            self._remote_failures += 1
+            line = f"{exc.message}; trying again"  # as _guarded says it (once)
+            self._remote_retry = (mono + remote_backoff(self._remote_failures), line)
+            raise
+        self._remote_failures = 0
+        self._remote_retry = None
         for line in refused:
             self._warn(f"remote {mirror.name} refused {line}")
         for r in sync.reconcile(self.store, found.diverged):

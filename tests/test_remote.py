@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import signal
@@ -15,9 +16,13 @@ from pathlib import Path
 import pytest
 
 from freq import transitions
+from freq.clock import FakeClock
+from freq.config import load_config
 from freq.errors import RefConflict, RemoteUnreachable
+from freq.loop import Worker, remote_backoff
 from freq.ops.app import App
 from freq.ops.remote import connect, exchange
+from freq.store import Store
 from tests.conftest import FreqRepo, git
 
 pytestmark = [pytest.mark.git]
@@ -194,6 +199,37 @@ def test_run_once_against_an_unreachable_remote_fails_in_one_line(
     assert "Traceback" not in out.err
     state = json.loads(git(a.path, "cat-file", "blob", "refs/frequency/subjects/f/s1:subject.json"))
     assert state["state"] == "new" and state.get("claim") is None  # nothing claimed here
+
+
+def test_a_worker_tries_an_unreachable_remote_again_with_backoff_and_claims_once_back(
+    remote: Path, tmp_path: Path
+) -> None:
+    a = _clone(remote, tmp_path / "a")
+    a.run("add", "f", "s1").assert_success()
+    a.run("sync", "--remote", "origin").assert_success()
+    clock = FakeClock()
+    store = Store.discover(a.path, clock=clock)
+    try:
+        store.attach("origin", str(remote))
+        w = Worker(store, load_config(a.path), clock=clock, worker="h:1:1")
+        hidden = remote.with_name("remote.hidden")
+        remote.rename(hidden)
+        tried = []  # the seconds at which the worker tried the remote (it raised)
+        for _ in range(160):  # 40 s in steps of 0.25 s (exact in binary): each cycle's exchange
+            try:
+                assert w._exchange() is False  # waiting out the backoff: no contact, no plan
+            except RemoteUnreachable:
+                tried.append(clock.monotonic())
+            clock.advance(0.25)
+        gaps = [b - a for a, b in itertools.pairwise(tried)]
+        assert gaps[:6] == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0]
+        assert all(g <= remote_backoff(10**6) for g in gaps)  # capped
+        hidden.rename(remote)
+        clock.advance(remote_backoff(10**6))
+        assert w._exchange() is True  # back: the next contact after the backoff succeeds
+        assert w._exchange() is True  # and the backoff is over
+    finally:
+        store.close()
 
 
 def test_a_kept_result_is_refused_when_the_remote_moved_meanwhile(
