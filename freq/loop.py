@@ -54,6 +54,7 @@ def remote_backoff(failures: int) -> float:
     """Seconds until the remote is tried again after `failures` failed contacts in a row."""
     return min(REMOTE_BACKOFF_MAX, REMOTE_BACKOFF * 2 ** min(max(0, failures - 1), 16))
 
+
 T = TypeVar("T")
 
 
