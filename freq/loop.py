@@ -52,7 +52,8 @@ REMOTE_BACKOFF_MAX = 30.0
 
 def remote_backoff(failures: int) -> float:
     """Seconds until the remote is tried again after `failures` failed contacts in a row."""
-    return min(REMOTE_BACKOFF_MAX, REMOTE_BACKOFF * 2 ** min(max(0, failures - 1), 16))
+    doublings = min(max(0, failures - 1), 16)  # 2**16 halves of a second pass any cap
+    return min(REMOTE_BACKOFF_MAX, REMOTE_BACKOFF * float(1 << doublings))
 
 
 T = TypeVar("T")
