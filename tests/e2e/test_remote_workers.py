@@ -1,5 +1,6 @@
 """Three clones of one bare remote, one `git freq run --remote` process each: caps and a
-named lock hold across machines, no attempt runs twice, every subject ends done."""
+named lock hold across machines, no attempt runs twice, every subject ends done, and a
+worktree step's work lands on the remote's main exactly once, whichever machine lands it."""
 
 from __future__ import annotations
 
@@ -39,12 +40,36 @@ steps:
 """
 
 
+# a worktree step: its commit joins the merge queue of the remote's main
+WORKTREE = """
+factory_id: w
+state: {initial: new, terminal: [done]}
+steps:
+  - id: write
+    from_states: [new]
+    to_state: done
+    isolation: worktree
+    run: 'echo "$FREQ_SUBJECT" > "$FREQ_SUBJECT.txt"'
+"""
+LANDED = max(3, SUBJECTS // 6)
+
+
 def _clone(url: str, where: Path) -> Path:
     git(where.parent, "clone", "-q", url, where.name)
     (where / ".frequency").mkdir()
     (where / ".frequency" / "frequency.yaml").write_text("max_parallel: 4\nlease: {ttl: 20s}\n")
     (where / ".frequency" / "f.yaml").write_text(FACTORY)
+    (where / ".frequency" / "w.yaml").write_text(WORKTREE)
     return where
+
+
+def _main(url: str, bare: Path, tmp_path: Path) -> None:
+    """The remote's main branch (one commit), named by its HEAD, pushed over `url`."""
+    seed = tmp_path / "seed"
+    git(tmp_path, "init", "-q", "-b", "main", str(seed))
+    git(seed, "commit", "-q", "--allow-empty", "-m", "first")
+    git(seed, "push", "-q", url, "main")
+    git(bare, "symbolic-ref", "HEAD", "refs/heads/main")
 
 
 def _freq(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
@@ -60,10 +85,16 @@ def _freq(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subproces
 
 def run_three_workers(url: str, bare: Path, tmp_path: Path) -> None:
     """The whole audit, against the remote at `url` (whose repository is `bare`)."""
+    _main(url, bare, tmp_path)
     clones = [_clone(url, tmp_path / f"m{i}") for i in range(3)]
     names = "\n".join(f"s{i:03d}" for i in range(SUBJECTS)) + "\n"
     (clones[0] / "subjects.txt").write_text(names)
-    for args in (("add", "f", "--from", "subjects.txt"), ("sync", "--remote", "origin")):
+    landed = [f"l{i:03d}" for i in range(LANDED)]
+    for args in (
+        ("add", "f", "--from", "subjects.txt"),
+        ("add", "w", *landed),
+        ("sync", "--remote", "origin"),
+    ):
         done = subprocess.run(
             [sys.executable, "-m", "freq", *args],
             cwd=clones[0],
@@ -95,7 +126,11 @@ def run_three_workers(url: str, bare: Path, tmp_path: Path) -> None:
         json.loads(git(bare, "cat-file", "blob", f"{oid}:subject.json"))["state"]
         for oid in subjects.split()
     ]
-    assert states == ["done"] * SUBJECTS
+    assert states == ["done"] * (SUBJECTS + LANDED)
+    # each worktree step's work is on the remote's main once; no landed branch is left
+    added = git(bare, "log", "main", "--format=", "--name-only", "--diff-filter=A").split()
+    assert sorted(added) == [f"{n}.txt" for n in landed]
+    assert git(bare, "for-each-ref", "refs/heads/freq/") == ""
     moves = git(bare, "log", "--format=%s", "--glob=refs/frequency/subjects").splitlines()
     assert sum(m.endswith("build new -> built") for m in moves) == SUBJECTS
     assert sum(m.endswith("ship built -> done") for m in moves) == SUBJECTS
