@@ -191,9 +191,10 @@ def test_a_subject_with_no_readable_state_is_reported_with_what_to_do(
         "build fresh --state STATE`)"
     )
     data = json.loads(chains_repo.run("cleanup", "--repair", "--json").assert_failure().out)
-    task, locks, worktrees = data["tasks"]
+    task, locks, worktrees, packing = data["tasks"]
     assert (locks["task"], locks["lines"]) == ("git-locks", [])
     assert (worktrees["task"], worktrees["lines"]) == ("worktrees", [])
+    assert (packing["task"], packing["lines"]) == ("refs", [])  # few loose refs: not packed
     assert (task["task"], task["left"], data["left"]) == ("history", 1, 1)
     (row,) = task["chains"]
     assert (row["ref"], row["kind"], row["action"], row["base"]) == (
@@ -334,3 +335,35 @@ def test_a_ref_that_moves_during_the_repair_is_left_alone(chains_repo: FreqRepo)
     finally:
         store.close()
     assert rev(chains_repo, ref("app-1")) == rev(chains_repo, ref("app-2"))
+
+
+def test_loose_refs_that_piled_up_are_packed_and_keep_their_values(freq_repo) -> None:  # type: ignore[no-untyped-def]
+    from freq.ops.cleanup import LOOSE_PILE
+
+    factory = (
+        "factory_id: f\nstate: {initial: new, terminal: [done]}\n"
+        "steps: [{id: w, from_states: [new], to_state: done, run: 'true'}]\n"
+    )
+    r = freq_repo({".frequency/f.yaml": factory})
+    names = [f"s{i}" for i in range(LOOSE_PILE + 4)]
+    r.run("add", "f", *names).assert_success()  # one packed-refs write
+    store = Store.discover(r.path, clock=SystemClock())
+    try:
+        for n in names:  # one transition each: every subject ref is loose now
+            subj, tip = store.read_subject("f", n)
+            moved = transitions.moved(subj, state="done", at=store.clock.now(), by="t", reason="x")
+            store.advance(refs.subject_ref("f", n), moved.subject, moved.event, expected=tip)
+        assert store.loose_refs() == len(names)
+    finally:
+        store.close()
+    before = _refs(r)
+    dry = r.run("cleanup", "--dry-run").assert_success()
+    assert f"would pack      {len(names)} loose refs under refs/frequency/" in dry.out
+    out = r.run("cleanup", "--json").assert_success()
+    task = next(t for t in json.loads(out.out)["tasks"] if t["task"] == "refs")
+    assert task["lines"] == [
+        f"packed          {len(names)} loose refs under refs/frequency/ into packed-refs"
+    ]
+    assert _refs(r) == before  # the same refs at the same commits, now read from one file
+    assert not (r.path / ".git" / "refs" / "frequency" / "subjects" / "f" / "s0").exists()
+    assert r.run("cleanup").assert_success().out.count("pack") == 0  # nothing piled up now

@@ -27,8 +27,9 @@ def cleanup(app: ops.App, repair: bool, dry_run: bool, as_json: bool) -> int:
     their step's timeout plus a lease (their uncommitted work saved first on
     refs/frequency/salvage/FACTORY/SUBJECT/ATTEMPT) and freq/* branches no attempt needs,
     then `git worktree prune`; and find chains whose history broke (a commit that `git gc
-    --prune=now` removed while a worker wrote); --repair mends them. Exit 1 while anything
-    broken is left.
+    --prune=now` removed while a worker wrote); --repair mends them. Once 256 or more
+    loose refs pile up under refs/frequency/, pack them (`git pack-refs --all`). Exit 1
+    while anything broken is left.
 
     \b
     Examples:

@@ -13,6 +13,10 @@ dangling objects Frequency left) is one more function in TASKS. Today there are 
     worktrees pool worktrees of attempts that are gone (older than their step's timeout
               plus a lease), their uncommitted work saved on a salvage ref first; freq/*
               branches no attempt needs; `git worktree prune` (freq.workdirs.sweep)
+    refs      loose refs under refs/frequency/ piled up (LOOSE_PILE or more): packed by
+              `git pack-refs --all`, git's own protocol (each loose ref is deleted under its
+              lock, and only while it still holds the value packed), so a worker writing at
+              the same time loses nothing
 
 `dry_run` makes every task say what it would do and change nothing.
 """
@@ -23,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from freq import chains
+from freq import chains, proc
 from freq.errors import ConfigError, RefConflict
 from freq.ops.app import App
 from freq.runtime import Snapshot
@@ -195,11 +199,32 @@ def worktrees(app: App, how: Housekeeping) -> TaskReport:
     return TaskReport(task="worktrees", lines=tuple(lines))
 
 
+LOOSE_PILE = 256  # loose refs under refs/frequency/ from which `cleanup` packs them
+
+
+def pack_refs(app: App, how: Housekeeping) -> TaskReport:
+    """Pack refs/frequency/* (with every ref, as `git gc` does) once loose ones pile up:
+    each listing of the refs, and each push's advertisement, then reads one file."""
+    loose = app.store.loose_refs()
+    if loose < LOOSE_PILE:
+        return TaskReport(task="refs", lines=())
+    what = f"{_plural(loose, 'loose ref')} under refs/frequency/ into packed-refs"
+    if how.dry_run:
+        return TaskReport(task="refs", lines=(f"{'would pack':15} {what}",))
+    done = proc.git(["pack-refs", "--all"], cwd=app.store.root)
+    if not done.ok:
+        why = done.err.decode("utf-8", "replace").strip().splitlines()
+        line = f"{'not packed':15} {what}: git pack-refs failed ({why[-1] if why else 'no output'})"
+        return TaskReport(task="refs", lines=(line,), left=1)
+    return TaskReport(task="refs", lines=(f"{'packed':15} {what}",))
+
+
 # The housekeeping tasks, in the order they run: (name, task). Add new ones here.
 TASKS: tuple[tuple[str, Callable[[App, Housekeeping], TaskReport]], ...] = (
     ("history", history),
     ("git-locks", git_locks),
     ("worktrees", worktrees),
+    ("refs", pack_refs),
 )
 
 

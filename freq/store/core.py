@@ -190,6 +190,13 @@ class Store:
         out.update(loose)
         return out
 
+    def loose_refs(self) -> int:
+        """How many refs under refs/frequency/ are loose files (not in packed-refs)."""
+        n = 0
+        for _dir, _subdirs, files in os.walk(os.path.join(self.common_dir, refs.ROOT)):
+            n += sum(1 for f in files if not f.endswith(".lock"))
+        return n
+
     def _scan_loose(self, folder: str, name: str, out: dict[str, str]) -> None:
         """Read loose ref files below `folder` (scandir: no stat of files, no path joins)."""
         try:
