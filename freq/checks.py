@@ -270,10 +270,6 @@ def _check_rule(rule: ClassifyRule, at: JsonPath) -> Iterator[Found]:
 SINCE = (
     "since: {since!r} is not supported yet (only last_success is carried out); leave it out for now"
 )
-ARCHIVE_AFTER = (
-    "archive_after is not supported yet (coming with archiving); "
-    "leave it out (finished subjects keep their refs) for now"
-)
 
 
 def _check_not_built(f: Factory, ctx: Context) -> Iterator[Found]:
@@ -365,8 +361,6 @@ def check_settings(settings: Settings) -> Iterator[Found]:
                     "budgets: leave budget out of the diagnose agent"
                 ),
             )
-    if settings.archive_after is not None:
-        yield ("archive_after",), ARCHIVE_AFTER
 
 
 def _builtin_names() -> str:

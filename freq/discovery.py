@@ -154,7 +154,8 @@ def parse_emitted(
 def ensure(
     store: Store, wanted: Iterable[Emitted], *, clock: Clock, worker: str, reason: str
 ) -> list[str]:
-    """Create those of `wanted` that do not exist yet (idempotent); their names."""
+    """Create those of `wanted` that do not exist yet, live or archived (idempotent); their
+    names."""
     by_factory: dict[str, list[Emitted]] = {}
     for e in wanted:
         by_factory.setdefault(e.factory, []).append(e)
@@ -163,7 +164,12 @@ def ensure(
         for _ in range(5):  # another worker may create some of them at the same moment
             prefix = f"{refs.SUBJECTS}{factory}/"
             existing = {r[len(prefix) :] for r in store.list_refs(prefix)}
-            new = [e for e in items if e.name not in existing]
+            # an archived subject exists too: discovery and emits never re-create it
+            new = [
+                e
+                for e in items
+                if e.name not in existing and store.archived(factory, e.name) is None
+            ]
             now = clock.now()
             try:
                 if new:

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from freq import merges, sync, workdirs
+from freq import archival, archiver, merges, refs, sync, workdirs
 from freq.attempts import Attempts, StepOutcome
 from freq.claims import Claims, Heartbeat, View
 from freq.clock import Clock, Random, system_rng
@@ -256,6 +256,7 @@ class Worker:
                         if self._guarded(self._exchange, False):
                             p = self._guarded(lambda: self._plan(cap, factories), p)
                         moved = self._repair(p, tally)
+                        self._guarded(lambda: self._archive(factories), None)
                         self._launch(p, pool, tally)
                         self._serve(p.landings, landers)
                     self._stalled, self._stalled_now = self._stalled_now, set()
@@ -479,6 +480,26 @@ class Worker:
             ends=ends,
             spend=spend,
         )
+
+    def _archive(self, factories: tuple[str, ...] | None) -> None:
+        """Fold the subjects that finished `archive_after` ago into their archives (SPEC §3),
+        from the snapshot this cycle planned with: at most one pass a cycle."""
+        view = self.claims.view
+        if view is None:
+            return
+        for factory, items in archival.due(
+            self.config, view.snap, self.clock.now(), factories
+        ).items():
+            done = archiver.fold(self.store, factory, items, at=self.clock.now())
+            into = refs.archive_ref(factory)
+            if done.subjects:
+                self.reporter.emit(
+                    Progress(
+                        event=ProgressKind.ARCHIVED,
+                        factory=factory,
+                        detail=f"{len(done.subjects)} finished subject(s) into {into}",
+                    )
+                )
 
     def _launch(self, p: Plan, pool: ThreadPoolExecutor, tally: _Tally) -> None:
         """Claim and start the plan's starts. Workers planning from the same state would all

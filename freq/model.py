@@ -572,7 +572,7 @@ class Settings:
     max_parallel: int = 4
     lease_ttl: timedelta = timedelta(seconds=60)
     lock_ttl: timedelta = timedelta(minutes=10)
-    archive_after: timedelta | None = None  # None: not set (SPEC's 1d once archiving is built)
+    archive_after: timedelta | None = None  # None: not set (freq.archival's default, 1d)
     default_timeout: timedelta | None = None
     default_retry: RetryPolicy = field(default_factory=RetryPolicy)
     default_failure: FailureMode = FailureMode.INFER

@@ -525,7 +525,7 @@ def _decide(
         )
     if err is not None and err.final and err.dlq is None:
         return Park(factory=fid, subject=subj.name, tip=tip)
-    if subj.emitted and any((e.factory, e.name) not in snap.subjects for e in subj.emitted):
+    if subj.emitted and any(snap.find(e.factory, e.name) is None for e in subj.emitted):
         return Emit(factory=fid, subject=subj.name, tip=tip)
     if subj.state in fac.terminal:
         return wait("terminal", f"{subj.state} is a terminal state")

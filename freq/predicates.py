@@ -108,7 +108,7 @@ def _all(preds: tuple[Predicate, ...], snap: Snapshot, subject: Subject, facts: 
 
 def _subject_state(pred: SubjectState, snap: Snapshot, subject: Subject) -> Verdict:
     name = render_template(pred.subject, subject)
-    other = snap.subjects.get((pred.factory_id, name))
+    other = snap.find(pred.factory_id, name)  # an archived one is in its final state
     where = f"{pred.factory_id}/{name}"
     if other is None:
         if pred.states:

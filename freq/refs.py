@@ -5,6 +5,7 @@ Imports only the standard library and freq.model / freq.errors: no dulwich, no I
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -52,6 +53,17 @@ def check_name(kind: str, name: str) -> str:
 def subject_ref(factory: str, subject: str) -> str:
     """`refs/frequency/subjects/<factory>/<subject>`."""
     return f"{SUBJECTS}{check_name('factory', factory)}/{check_name('subject', subject)}"
+
+
+def archive_ref(factory: str) -> str:
+    """`refs/frequency/archive/<factory>`: the factory's finished subjects, folded."""
+    return f"{ARCHIVE}{check_name('factory', factory)}"
+
+
+def archive_shard(name: str) -> str:
+    """The folder of the archive's tree that holds subject `name`: two hex digits of its
+    SHA-1, so that 100,000 subjects make 256 folders of about 400 each."""
+    return hashlib.sha1(name.encode(), usedforsecurity=False).hexdigest()[:2]
 
 
 def parse_subject_ref(ref: str) -> tuple[str, str] | None:

@@ -170,6 +170,8 @@ def dlq_list_text(rows: Any) -> str:
 def show_text(res: Any) -> str:
     """`show`: the subject's key facts, its output tail and its history (renewals folded)."""
     lines = subject_text(res.subject, res.tip)
+    if getattr(res, "archived", False):
+        lines.insert(2, f"  archived: in refs/frequency/archive/{res.subject.factory}")
     for ref in getattr(res, "salvage", ()):
         lines.append(f"  salvaged: {ref} (uncommitted work of a stopped attempt's worktree)")
     if res.output_tail.strip():

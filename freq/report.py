@@ -24,6 +24,7 @@ class ProgressKind(StrEnum):
     EMITTED = "emitted"  # subjects a step emitted were created
     EMIT = "emit"  # an emitted line could not become a subject (a warning)
     DISCOVERED = "discovered"  # discovery created subjects
+    ARCHIVED = "archived"  # finished subjects were folded into their factory's archive
     DISCOVERY = "discovery"  # discovery could not use a match, or its command failed
     LANDED = "landed"  # a merge-queue entry landed on its target branch
     REJECTED = "rejected"  # a merge-queue entry was turned away (a conflict, a failed check)

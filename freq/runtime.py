@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import Enum
 from types import MappingProxyType
+from typing import Protocol
 
 from freq.model import Autonomy, FailureKind
 
@@ -277,6 +278,19 @@ def _default_control(factory: str) -> Control:
     return Control(factory=factory)
 
 
+class Archived(Protocol):
+    """The archive of every factory as one snapshot saw it (refs/frequency/archive/*):
+    subjects folded in after they finished, read on demand (freq.store.archive)."""
+
+    def get(self, factory: str, name: str) -> tuple[Subject, str] | None:
+        """The archived subject and its last commit; None when it is not archived."""
+        ...
+
+    def counts(self) -> Mapping[tuple[str, str], int]:
+        """Archived subjects per (factory, state)."""
+        ...
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Snapshot:
     """Everything Frequency knows at one instant, read from refs/frequency/*.
@@ -297,13 +311,28 @@ class Snapshot:
     # subjects per (factory, state), filled by the store so that `capacity` predicates
     # cost one lookup instead of a scan of every subject; None: count on demand
     state_counts: Mapping[tuple[str, str], int] | None = None
+    # finished subjects folded into the archive: they exist, in their final state, for
+    # predicates, `show`, `status` and a re-`add`, but no step ever runs on them
+    archive: Archived | None = None
+
+    def find(self, factory: str, name: str) -> Subject | None:
+        """The subject, live or archived (a live one wins: re-added, or not yet deleted by
+        the archive pass that folded it)."""
+        live = self.subjects.get((factory, name))
+        if live is not None or self.archive is None:
+            return live
+        found = self.archive.get(factory, name)
+        return found[0] if found is not None else None
 
     def count(self, factory: str, states: tuple[str, ...]) -> int:
         """How many subjects of `factory` sit in any of `states`."""
+        archived = self.archive.counts() if self.archive is not None else {}
+        gone = sum(archived.get((factory, s), 0) for s in states)
         if self.state_counts is not None:
-            return sum(self.state_counts.get((factory, s), 0) for s in states)
+            return gone + sum(self.state_counts.get((factory, s), 0) for s in states)
         wanted = set(states)
-        return sum(1 for (f, _), s in self.subjects.items() if f == factory and s.state in wanted)
+        live = sum(1 for (f, _), s in self.subjects.items() if f == factory and s.state in wanted)
+        return gone + live
 
     def control(self, factory: str) -> Control:
         """The factory's control state (defaults when none was ever recorded)."""

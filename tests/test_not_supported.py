@@ -34,11 +34,6 @@ CASES = {
         ".frequency/build.yaml:10: $.steps[0].requires[0].changed.since: "
         + checks.SINCE.format(since="HEAD~3"),
     ),
-    "archive_after": (
-        "frequency.yaml",
-        "archive_after: 1d\n",
-        f".frequency/frequency.yaml:1: $.archive_after: {checks.ARCHIVE_AFTER}",
-    ),
 }
 
 
@@ -79,12 +74,13 @@ def test_validate_and_run_refuse_the_field(freq_repo, field: str) -> None:  # ty
         ("build.yaml", "    touches: [src/**]\n"),
         ("build.yaml", "    requires: [{changed: {paths: [src], since: last_success}}]\n"),
         ("frequency.yaml", "agents: {}\n"),
+        ("frequency.yaml", "archive_after: 1d\n"),
         ("frequency.yaml", "agents:\n  reviewer: {use: codex, model: gpt-5.5}\n"),
     ],
 )
 def test_what_is_carried_out_is_accepted(tmp_path: Path, name: str, text: str) -> None:
-    """isolation (none or worktree, with setup and merge), touches, since: last_success and
-    named agents are carried out (or ask for nothing)."""
+    """isolation (none or worktree, with setup and merge), touches, since: last_success,
+    named agents and archive_after are carried out (or ask for nothing)."""
     from freq.config import load_config
 
     (tmp_path / ".frequency").mkdir()
@@ -100,6 +96,5 @@ def test_docs_list_every_refusal_verbatim() -> None:
     quoted = set(re.findall(r"^\|[^|]+\| `(.+)` \|$", table, re.M))
     reasons = {
         checks.SINCE.format(since="x"),
-        checks.ARCHIVE_AFTER,
     }
     assert quoted == reasons

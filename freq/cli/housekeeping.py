@@ -46,3 +46,35 @@ def cleanup(app: ops.App, repair: bool, dry_run: bool, as_json: bool) -> int:
             for line in task.lines:
                 click.echo(line)
     return 1 if res.left else 0
+
+
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="List the subjects due; archive nothing.")
+@json_option
+@pass_app
+def archive(app: ops.App, dry_run: bool, as_json: bool) -> int:
+    """Fold subjects that sat in a terminal state for `archive_after` (frequency.yaml,
+    default 1d; 0 = at once) into refs/frequency/archive/FACTORY, then delete their refs.
+    `run` does this by itself once per cycle. Archived subjects keep their history (`git
+    log refs/frequency/archive/FACTORY` reaches all of it) and stay visible to `show`,
+    `log`, `status`, predicates and costs; `add` of an archived name is refused.
+
+    \b
+    Examples:
+      git freq archive --dry-run     which subjects are due, per factory
+      git freq archive               fold them: one commit per 500 subjects
+      git log --oneline refs/frequency/archive/build
+    """
+    res = ops.archive(app, dry_run=dry_run)
+    if as_json:
+        _emit_json(res)
+        return 0
+    verb = "would archive" if dry_run else "archived"
+    for row in res.factories:
+        shown = ", ".join(row.subjects[:5]) + (" ..." if len(row.subjects) > 5 else "")
+        click.echo(f"{row.factory}: {verb} {len(row.subjects)} ({shown})")
+        if row.moved:
+            click.echo(f"{row.factory}: {len(row.moved)} moved meanwhile, left live")
+    if not res.factories:
+        click.echo(f"nothing to archive (subjects terminal for {res.after} or more)")
+    return 0

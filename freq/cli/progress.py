@@ -40,7 +40,7 @@ class TextReporter(Reporter):
                     f"{progress.event:9} {progress.factory}/{progress.subject} "
                     f"{progress.step} #{progress.attempt}: {progress.detail}"
                 )
-            elif progress.event in ("parked", "emitted", "discovered"):
+            elif progress.event in ("parked", "emitted", "discovered", "archived"):
                 self._clear()
                 who = f"{progress.factory}/{progress.subject}".rstrip("/")
                 click.echo(f"{progress.event:9} {who}: {progress.detail}")

@@ -51,6 +51,11 @@ def _text_of(file: BinaryIO) -> str:
     help="Data for every subject added (repeatable).",
 )
 @click.option("--skip-existing", is_flag=True, help="Leave existing subjects alone.")
+@click.option(
+    "--reopen",
+    is_flag=True,
+    help="Start archived subjects again, their history going on from the archive.",
+)
 @json_option
 @pass_app
 def add(
@@ -61,6 +66,7 @@ def add(
     state: str | None,
     data: tuple[str, ...],
     skip_existing: bool,
+    reopen: bool,
     as_json: bool,
 ) -> int:
     """Create subjects in FACTORY, all in one write (all of them or none).
@@ -75,7 +81,9 @@ def add(
     items: list[tuple[str, dict[str, str]]] = [(s, dict(common)) for s in subjects]
     if from_file is not None:
         items += [(n, {**common, **d}) for n, d in ops.parse_subjects(_text_of(from_file))]
-    res = ops.add_subjects(app, factory, items, state=state, skip_existing=skip_existing)
+    res = ops.add_subjects(
+        app, factory, items, state=state, skip_existing=skip_existing, reopen=reopen
+    )
     if as_json:
         _emit_json(res)
     else:

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from freq import refs
-from freq.errors import BrokenHistory, Hint, UnknownState, UsageError
+from freq.errors import BrokenHistory, Hint, SubjectExists, UnknownState, UsageError
 from freq.facts import gather
 from freq.leases import Ends, lock_hold, split_subject
 from freq.model import data_problem
@@ -75,8 +75,11 @@ def add_subjects(
     *,
     state: str | None = None,
     skip_existing: bool = False,
+    reopen: bool = False,
 ) -> AddResult:
-    """Create many subjects in one write (all or none), in `state` or the initial state."""
+    """Create many subjects in one write (all or none), in `state` or the initial state.
+    An archived name is refused (SubjectExists) unless `reopen`: then its ref is made
+    again, its history going on from its last archived commit."""
     fac = app.factory(factory_id)
     target = state or fac.initial
     if target not in fac.states:
@@ -93,17 +96,41 @@ def add_subjects(
     skipped: list[str] = []
     if skip_existing:
         present = set(app.store.list_refs(f"{refs.SUBJECTS}{factory_id}/"))
+        if app.store.read_ref(refs.archive_ref(factory_id)) is not None and not reopen:
+            present |= {
+                refs.subject_ref(factory_id, n)
+                for n, _ in subjects
+                if app.store.archived(factory_id, n) is not None
+            }  # archived ones exist: left alone too
         keep = [(n, d) for n, d in subjects if refs.subject_ref(factory_id, n) not in present]
         skipped = [n for n, _ in subjects if refs.subject_ref(factory_id, n) in present]
         subjects = keep
     from freq.transitions import created  # the rules of change: not needed to read state
 
+    archived = {}
+    if app.store.read_ref(refs.archive_ref(factory_id)) is not None:
+        for name, _ in subjects:
+            found = app.store.archived(factory_id, name)
+            if found is not None:
+                archived[name] = found
+    if archived and not reopen:
+        names = sorted(archived)
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        raise SubjectExists(
+            f"{factory_id}: {shown} {'is' if len(names) == 1 else 'are'} archived "
+            f"({archived[names[0]][0].state})",
+            hint=Hint(text="start them again with their history:", option="reopen"),
+        )
     now = app.clock.now()
     items = []
     for name, data in subjects:
         c = created(factory_id, name, target, at=now, worker=app.worker, data=data)
+        if name in archived:
+            app.store.reopen(c.subject, c.event, parent=archived[name][1])
+            continue
         items.append((c.subject, c.event))
-    app.store.create_many(items)
+    if items:
+        app.store.create_many(items)
     return AddResult(
         factory=factory_id,
         state=target,
@@ -129,6 +156,7 @@ class FactoryStatus:
     autonomy: str
     description: str = ""
     dlq_waiting: int = 0  # entries in the factory's queue not requeued (moved on or not)
+    archived: int = 0  # of `subjects`, folded into refs/frequency/archive/<factory>
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -197,6 +225,17 @@ def status(app: App, factory_id: str | None = None) -> StatusResult:
         counts = dict.fromkeys(fac.states, 0)
         for s in subs:
             counts[s.state] = counts.get(s.state, 0) + 1
+        archived = {
+            state: n
+            for (f, state), n in (snap.archive.counts() if snap.archive else {}).items()
+            if f == fac.factory_id
+        }
+        if archived and snap.archive is not None:  # live and archived at once (a pass that
+            for s in subs:  # stopped before deleting the ref): counted once, as live
+                if s.state in archived and snap.archive.get(s.factory, s.name) is not None:
+                    archived[s.state] -= 1
+        for state, n in archived.items():  # archived subjects are there, in their states
+            counts[state] = counts.get(state, 0) + n
         running = sum(1 for s in subs if s.claim is not None and s.claim.expires_at > now)
         control = snap.control(fac.factory_id)
         out.append(
@@ -205,7 +244,8 @@ def status(app: App, factory_id: str | None = None) -> StatusResult:
                 states=tuple(counts.items()),
                 terminal=fac.terminal,
                 running=running,
-                subjects=len(subs),
+                subjects=len(subs) + sum(archived.values()),
+                archived=sum(archived.values()),
                 parked=sum(1 for s in subs if s.parked),
                 paused=control.paused,
                 autonomy=(control.autonomy or fac.autonomy).value,
@@ -254,6 +294,7 @@ class ShowResult:
     problems: tuple[str, ...] = ()  # where the history breaks (older commits not shown)
     # refs/frequency/salvage/<factory>/<subject>/<attempt>: uncommitted work of dead attempts
     salvage: tuple[str, ...] = ()
+    archived: bool = False  # folded into refs/frequency/archive/<factory> (its final state)
 
 
 def _breaks(broken: Sequence[BrokenHistory]) -> tuple[str, ...]:
@@ -266,7 +307,7 @@ def show(app: App, factory_id: str, name: str, *, history: int = 20) -> ShowResu
     history that breaks (a commit git gc removed) is shown down to the break, which is
     described in `problems`; a tip that is not whole is BrokenHistory."""
     _known(app, factory_id)
-    subj, tip = app.store.read_subject(factory_id, name)
+    subj, tip, archived = app.store.find_subject(factory_id, name)
     out = app.store.read_output(tip) or b""
     # `history` events, not commits: renewals (folded when shown) do not use up the count
     kept: list[HistoryEntry] = []
@@ -285,6 +326,7 @@ def show(app: App, factory_id: str, name: str, *, history: int = 20) -> ShowResu
         history=hist,
         problems=_breaks(broken),
         salvage=tuple(sorted(app.store.list_refs(f"{refs.SALVAGE}{factory_id}/{name}/"))),
+        archived=archived,
     )
 
 
@@ -305,11 +347,14 @@ def log(
     if name is not None:
         assert factory_id is not None
         _known(app, factory_id)
-        _subj, tip = app.store.read_subject(factory_id, name)
+        _subj, tip, _archived = app.store.find_subject(factory_id, name)
         tips = {refs.subject_ref(factory_id, name): tip}
     elif factory_id is not None:
         _known(app, factory_id)
         tips = app.store.list_refs(f"{refs.SUBJECTS}{factory_id}/")
+        folded = app.store.read_ref(refs.archive_ref(factory_id))
+        if folded is not None:  # the archive's fold commits (archived subjects' histories
+            tips[refs.archive_ref(factory_id)] = folded  # are `log FACTORY SUBJECT`)
     else:
         # cap slots point at subjects' claim commits: their history is the subjects'
         tips = {

@@ -43,6 +43,7 @@ from freq.errors import (
 )
 from freq.runtime import Event, Snapshot, Subject
 from freq.store import locate, lockfiles, refdb
+from freq.store.archive import ArchiveReader
 from freq.store.beacon import Beacon
 from freq.store.cache import DocCache
 from freq.store.mirror import Mirror
@@ -90,12 +91,20 @@ class Store:
         self._write_lock = threading.RLock()
         self._beacon = Beacon(self.state_dir / "beacon", self.common_dir / "packed-refs")
         self._docs: dict[tuple[str, str], bytes] = {}
+        self.archives = ArchiveReader(
+            counts=lambda tip, ref: _git().archive_counts(self.repo, tip, ref),
+            shard=lambda tip, shard, ref: _git().archive_shard(self.repo, tip, shard, ref),
+            subject=lambda last, ref: refs.subject_from_json(
+                self._file_at(last, refs.SUBJECT_FILE, ref), where=ref
+            ),
+        )
         self._reader = Reader(
             list_refs=self.list_refs,
             file_at=self._subject_file,
             doc_at=self.doc_at,
             subjects=self._cache,
             documents=self._doc_cache,
+            archives=self.archives,
         )
         self._parsed = self._reader.parsed  # tip commit id -> Subject (immutable)
         self._whole: set[bytes] = set()  # tips found whole (see `verify`)
@@ -643,6 +652,89 @@ class Store:
         oid = self._stage([*blobs, tree, commit], commit)
         for name, data in files.items():
             self._docs[(oid, name)] = data
+        return oid
+
+    def fold(self, factory: str, items: Sequence[tuple[Subject, str]], *, at: datetime) -> str:
+        """Fold finished subjects (each with the tip it was read at) into the factory's
+        archive, then delete their refs, in one batch in that order (SPEC §3): a crash
+        between leaves a subject archived and live, which readers tolerate (the live ref
+        wins) and the next pass finishes. RefConflict when any of them moved; the new
+        archive commit's id."""
+        ref = refs.archive_ref(factory)
+        old = self.read_ref(ref)
+        names = ", ".join(s.name for s, _ in items[:3]) + (" ..." if len(items) > 3 else "")
+        message = (
+            f"{factory}: archived {len(items)} ({names})\n\n"
+            f"Freq-Factory: {factory}\nFreq-Archived: {len(items)}\n"
+        )
+        commit, objs = _git().archive_fold(
+            self.repo,
+            tip=old,
+            ref=ref,
+            items=[(s.name, tip, s.state) for s, tip in items],
+            identity=self.identity,
+            at=at,
+            message=message,
+        )
+        oid = self._stage(objs, commit)
+        batch = [RefUpdate(ref, oid, old)]
+        batch += [RefUpdate(refs.subject_ref(factory, s.name), None, tip) for s, tip in items]
+        self._apply(batch, ref)
+        return oid
+
+    def archived(self, factory: str, name: str) -> tuple[Subject, str] | None:
+        """The archived subject `factory/name` and its last commit, or None."""
+        tip = self.read_ref(refs.archive_ref(factory))
+        if tip is None:
+            return None
+        found = self.archives.entry(factory, tip, name)
+        if found is None:
+            return None
+        return self.archives.subject(factory, name, found[0]), found[0]
+
+    def find_subject(self, factory: str, name: str) -> tuple[Subject, str, bool]:
+        """The subject live, or else archived: (subject, tip, archived). UnknownSubject
+        when it is neither."""
+        try:
+            subj, tip = self.read_subject(factory, name)
+        except UnknownSubject:
+            found = self.archived(factory, name)
+            if found is None:
+                raise
+            return found[0], found[1], True
+        return subj, tip, False
+
+    def reopen(self, subject: Subject, event: Event, *, parent: str) -> str:
+        """Create the ref of an archived subject again, its history going on from its last
+        commit `parent`, and take it out of the archive, in one batch in that order (a
+        crash between leaves it live and archived, which readers tolerate). SubjectExists
+        when the ref exists; RefConflict when the archive moved meanwhile."""
+        ref = refs.subject_ref(subject.factory, subject.name)
+        oid = self.prepare(subject, event, parent=parent)
+        folder = refs.archive_ref(subject.factory)
+        old = self.read_ref(folder)
+        batch = [RefUpdate(ref, oid, None)]
+        if old is not None:
+            commit, objs = _git().archive_fold(
+                self.repo,
+                tip=old,
+                ref=folder,
+                items=(),
+                drop=(subject.name,),
+                identity=self.identity,
+                at=event.at,
+                message=(
+                    f"{subject.factory}: reopened {subject.name}\n\n"
+                    f"Freq-Factory: {subject.factory}\nFreq-Subject: {subject.name}\n"
+                ),
+            )
+            batch.append(RefUpdate(folder, self._stage(objs, commit), old))
+        try:
+            self._apply(batch, ref)
+        except RefConflict as exc:
+            if exc.ref == ref:
+                raise SubjectExists(f"subject {subject.factory}/{subject.name} exists") from None
+            raise
         return oid
 
     def create_many(self, items: Sequence[tuple[Subject, Event]]) -> list[str]:

@@ -480,3 +480,152 @@ def _link(repo: Repo, store: Any, ref: str, oid: str) -> ChainLink:
         if not _has(store, p):
             return ChainLink(**base, missing="parent", missing_oid=p.decode())
     return ChainLink(**base)
+
+
+# ------------------------------------------------------------------ the archive
+#
+# refs/frequency/archive/<factory> (SPEC §3): a chain of fold commits, each a merge whose
+# first parent is the archive before it and whose other parents are the last commits of
+# the subjects it folds in (their histories stay reachable). Its tree:
+#
+#     counts.json                    {"<state>": count}: what `status` shows, one read
+#     <shard>/index.json             {"<name>": {"tip": "<commit>", "state": "<state>"}}
+#     <shard>/<name>/subject.json    the subject's final subject.json (the same blob)
+#
+# <shard> is refs.archive_shard(name), so a fold rewrites only the shards it touches and a
+# lookup reads one shard's index, whatever the archive holds.
+
+COUNTS_FILE = "counts.json"
+INDEX_FILE = "index.json"
+_TREE_MODE = 0o040000
+_FILE_MODE = 0o100644
+
+
+def _json(doc: object) -> bytes:
+    import json
+
+    return (json.dumps(doc, sort_keys=True, separators=(",", ":")) + "\n").encode()
+
+
+def _sub(repo: Repo, tree: Tree | None, name: str) -> Any:
+    """The object at entry `name` of `tree` (None: no such entry)."""
+    if tree is None:
+        return None
+    try:
+        _mode, sha = tree[name.encode()]
+    except KeyError:
+        return None
+    return _get(repo.object_store, sha)
+
+
+def _doc(repo: Repo, tree: Tree | None, name: str, where: str) -> Any:
+    import json
+
+    blob = _sub(repo, tree, name)
+    if blob is None:
+        return {}
+    try:
+        doc = json.loads(bytes(blob.data))
+    except ValueError:
+        raise CorruptState(f"{where}: {name} is not JSON") from None
+    if not isinstance(doc, dict):
+        raise CorruptState(f"{where}: {name} is not an object")
+    return doc
+
+
+@_serial
+def archive_tree(repo: Repo, tip: str | None, ref: str) -> Tree | None:
+    """The tree of archive commit `tip` (None: no archive yet)."""
+    if tip is None:
+        return None
+    return _tree_of(repo, commit_at(repo, tip, ref), ref)
+
+
+@_serial
+def archive_counts(repo: Repo, tip: str, ref: str) -> dict[str, int]:
+    """counts.json of archive commit `tip`: subjects per state."""
+    doc = _doc(repo, archive_tree(repo, tip, ref), COUNTS_FILE, ref)
+    return {str(k): int(v) for k, v in doc.items() if isinstance(v, int)}
+
+
+@_serial
+def archive_shard(repo: Repo, tip: str, shard: str, ref: str) -> dict[str, tuple[str, str]]:
+    """One shard's index of archive commit `tip`: name → (subject's last commit, state)."""
+    doc = _doc(repo, _sub(repo, archive_tree(repo, tip, ref), shard), INDEX_FILE, ref)
+    out = {}
+    for name, e in doc.items():
+        if isinstance(e, dict) and isinstance(e.get("tip"), str):
+            out[str(name)] = (str(e["tip"]), str(e.get("state", "")))
+    return out
+
+
+@_serial
+def archive_fold(
+    repo: Repo,
+    *,
+    tip: str | None,
+    ref: str,
+    items: Sequence[tuple[str, str, str]],
+    identity: bytes,
+    at: datetime,
+    message: str,
+    drop: Sequence[str] = (),
+) -> tuple[Commit, list[ShaFile]]:
+    """The fold commit that adds `items` — (name, subject's last commit, state) — to the
+    archive at `tip` (a name already there is replaced) and takes out the names `drop`
+    (subjects reopened: their history goes on from their ref again), with its new
+    objects."""
+    root = archive_tree(repo, tip, ref)
+    new_root = Tree()
+    if root is not None:
+        for entry in root.iteritems():
+            new_root.add(entry.path, entry.mode, entry.sha)
+    counts: dict[str, int] = {str(k): int(v) for k, v in _doc(repo, root, COUNTS_FILE, ref).items()}
+    objs: list[ShaFile] = []
+    by_shard: dict[str, list[tuple[str, str, str]]] = {}
+    for item in items:
+        by_shard.setdefault(refs.archive_shard(item[0]), []).append(item)
+    gone: dict[str, list[str]] = {}
+    for name in drop:
+        gone.setdefault(refs.archive_shard(name), []).append(name)
+        by_shard.setdefault(refs.archive_shard(name), [])
+    for shard, group in sorted(by_shard.items()):
+        old = _sub(repo, root, shard)
+        shard_tree = Tree()
+        if old is not None:
+            for entry in old.iteritems():
+                shard_tree.add(entry.path, entry.mode, entry.sha)
+        index = _doc(repo, old, INDEX_FILE, ref)
+        for name in gone.get(shard, ()):
+            was = index.pop(name, None)
+            if isinstance(was, dict) and isinstance(was.get("state"), str):
+                counts[was["state"]] = max(0, counts.get(was["state"], 0) - 1)
+            with contextlib.suppress(KeyError):
+                del shard_tree[name.encode()]
+        for name, subject_tip, state in group:
+            was = index.get(name)
+            if isinstance(was, dict) and isinstance(was.get("state"), str):
+                counts[was["state"]] = max(0, counts.get(was["state"], 0) - 1)
+            commit = commit_at(repo, subject_tip, f"{ref} ({name})")
+            try:
+                _mode, blob = _tree_of(repo, commit, ref)[refs.SUBJECT_FILE.encode()]
+            except KeyError:
+                raise CorruptState(
+                    f"{name}: commit {subject_tip[:12]} has no {refs.SUBJECT_FILE}"
+                ) from None
+            one = Tree()
+            one.add(refs.SUBJECT_FILE.encode(), _FILE_MODE, blob)
+            objs.append(one)
+            shard_tree.add(name.encode(), _TREE_MODE, one.id)
+            index[name] = {"tip": subject_tip, "state": state}
+            counts[state] = counts.get(state, 0) + 1
+        index_blob = Blob.from_string(_json(index))
+        shard_tree.add(INDEX_FILE.encode(), _FILE_MODE, index_blob.id)
+        objs += [index_blob, shard_tree]
+        new_root.add(shard.encode(), _TREE_MODE, shard_tree.id)
+    counts_blob = Blob.from_string(_json({k: v for k, v in sorted(counts.items()) if v}))
+    new_root.add(COUNTS_FILE.encode(), _FILE_MODE, counts_blob.id)
+    objs += [counts_blob, new_root]
+    c = make_commit(identity, at, message, new_root.id, tip)
+    c.parents = [*c.parents, *dict.fromkeys(t.encode() for _n, t, _s in items)]
+    return c, [*objs, c]

@@ -156,13 +156,21 @@ def apply(
                 raise RefConflict(u.ref)
         write_objects()
         moved: list[str] = []
-        for u in batch:
-            lock = held.pop(u.ref)
+        i = 0
+        while i < len(batch):
+            # a run of deletions is one rewrite of packed-refs (an archive pass deletes
+            # hundreds of subject refs), in the batch's order like every other ref
+            j = i + 1
+            while batch[i].new is None and j < len(batch) and batch[j].new is None:
+                j += 1
+            run = batch[i:j]
             try:
-                if u.new is None:
-                    _delete(common_dir, u.ref, lock, locker)
+                if batch[i].new is None:
+                    _delete(
+                        common_dir, [u.ref for u in run], [held.pop(u.ref) for u in run], locker
+                    )
                 else:
-                    lock.commit(u.new.encode() + b"\n")
+                    held.pop(batch[i].ref).commit((batch[i].new or "").encode() + b"\n")
             except (OSError, Held) as exc:
                 if not moved:
                     raise  # nothing moved yet: the caller reports it as such
@@ -173,31 +181,33 @@ def apply(
                     f"moved, {', '.join(rest)} did not (its order leaves that harmless: the "
                     "batch did not take effect)"
                 ) from None
-            moved.append(u.ref)
+            moved += [u.ref for u in run]
+            i = j
     finally:
         for lock in held.values():  # not written: give the lock files back
             lock.abort()
 
 
-def _delete(common_dir: str, ref: str, lock: Lock, locker: Locker) -> None:
-    """Delete `ref` (locked by `lock`) as git does: under packed-refs.lock, unlink its loose
-    file and drop it from packed-refs, so that a concurrent `git pack-refs` can neither pack
-    the old value back nor be undone."""
-    name = ref.encode()
+def _delete(common_dir: str, names: Sequence[str], locks: Sequence[Lock], locker: Locker) -> None:
+    """Delete the refs `names` (locked by `locks`) as git does: under packed-refs.lock,
+    unlink their loose files and drop them from packed-refs (one rewrite), so that a
+    concurrent `git pack-refs` can neither pack an old value back nor be undone."""
+    wanted = [n.encode() for n in names]
 
     def unlink_loose() -> None:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(os.path.join(common_dir, ref))
+        for ref in names:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(common_dir, ref))
+
+    def changes(packed: Packed) -> Mapping[bytes, bytes | None]:
+        have = packed.names()
+        return {n: None for n in wanted if n in have}
 
     try:
-        _write_packed(
-            common_dir,
-            locker,
-            lambda packed: {name: None} if name in packed.names() else {},
-            meanwhile=unlink_loose,
-        )
+        _write_packed(common_dir, locker, changes, meanwhile=unlink_loose)
     finally:
-        lock.abort()
+        for lock in locks:
+            lock.abort()
 
 
 def add_packed(

@@ -17,6 +17,7 @@ from orjson import loads as _loads
 from freq import refs
 from freq.errors import CorruptState
 from freq.runtime import Snapshot, Subject
+from freq.store.archive import ArchiveReader, ArchiveView
 from freq.store.cache import DocCache
 
 _HEX = frozenset(b"0123456789abcdef")
@@ -70,6 +71,7 @@ class Reader:
     doc_at: Callable[[str, str, str], bytes]
     subjects: DocCache
     documents: DocCache
+    archives: ArchiveReader | None = None
     parsed: dict[bytes, Subject] = field(default_factory=dict)
     valid_names: set[str] = field(default_factory=set)  # ref components already checked
 
@@ -150,7 +152,9 @@ def read(store: Reader) -> Snapshot:
     counts: dict[tuple[str, str], int] = {}
     for (f, _), subj in subjects.items():
         counts[(f, subj.state)] = counts.get((f, subj.state), 0) + 1
+    archived = _archives(store, problems)
     return Snapshot(
+        archive=archived,
         state_counts=counts,
         subjects=subjects,
         tips=tips,
@@ -160,6 +164,20 @@ def read(store: Reader) -> Snapshot:
         broken_locks={refs.lock_name(r): p for r, p in broken_locks.items()},
         broken_controls={r[len(refs.CONTROL) :]: p for r, p in broken_controls.items()},
     )
+
+
+def _archives(store: Reader, problems: list[str]) -> ArchiveView | None:
+    """The archive refs as a view read on demand (None: nothing archived)."""
+    if store.archives is None:
+        return None
+    tips: dict[str, str] = {}
+    for ref, oid in store.list_refs(refs.ARCHIVE).items():
+        factory = ref[len(refs.ARCHIVE) :]
+        if "/" in factory or not factory:
+            problems.append(f"{ref}: not a Frequency archive ref; ignored")
+            continue
+        tips[factory] = oid
+    return store.archives.view(tips) if tips else None
 
 
 def _subject_key(store: Reader, ref: str) -> tuple[str, str] | None:
