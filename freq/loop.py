@@ -27,7 +27,14 @@ from freq.claims import Claims, Heartbeat, View
 from freq.clock import Clock, Random, system_rng
 from freq.costs import budgets
 from freq.discovery import discover
-from freq.errors import CorruptState, DiskFull, FreqError, RemoteUnreachable, WriteBlocked
+from freq.errors import (
+    CorruptState,
+    DiskFull,
+    FreqError,
+    RemoteRefused,
+    RemoteUnreachable,
+    WriteBlocked,
+)
 from freq.facts import gather
 from freq.landing import Lander, Served
 from freq.ledger import Ledger
@@ -192,6 +199,7 @@ class Worker:
         # line that says why
         self._remote_failures = 0
         self._remote_retry: tuple[float, str] | None = None
+        self._archive_refused = False  # the remote refused an archive pass (its update hook)
 
     @property
     def running(self) -> int:
@@ -485,12 +493,18 @@ class Worker:
         """Fold the subjects that finished `archive_after` ago into their archives (SPEC §3),
         from the snapshot this cycle planned with: at most one pass a cycle."""
         view = self.claims.view
-        if view is None:
+        if view is None or self._archive_refused:
             return
         for factory, items in archival.due(
             self.config, view.snap, self.clock.now(), factories
         ).items():
-            done = archiver.fold(self.store, factory, items, at=self.clock.now())
+            try:
+                done = archiver.fold(self.store, factory, items, at=self.clock.now())
+            except RemoteRefused as exc:
+                # a server hook that refuses deleting subject refs: not tried again this run
+                self._archive_refused = True
+                self._warn(f"archiving stopped for this run: {exc.message}")
+                return
             into = refs.archive_ref(factory)
             if done.subjects:
                 self.reporter.emit(

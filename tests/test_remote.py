@@ -448,3 +448,29 @@ def test_remote_in_frequency_yaml_is_what_run_and_sync_use(remote: Path, tmp_pat
     ref = "refs/frequency/subjects/f/s1"
     state = json.loads(git(remote, "cat-file", "blob", f"{ref}:subject.json"))["state"]
     assert state == "done"  # the run's transitions were pushed, with no --remote given
+
+
+def test_run_remote_archives_on_the_remote_in_one_push(remote: Path, tmp_path: Path) -> None:
+    a = _clone(remote, tmp_path / "a")
+    a.write(".frequency/frequency.yaml", "archive_after: 0\n")
+    a.run("add", "f", "s1", "s2").assert_success()
+    done = subprocess.run(
+        [sys.executable, "-m", "freq", "run", "--remote", "origin", "--until-idle"],
+        cwd=a.path,
+        env={**os.environ, "LOG": str(tmp_path / "ran.log")},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    listed = git(remote, "for-each-ref", "--format=%(refname)", "refs/frequency/").split()
+    assert "refs/frequency/archive/f" in listed
+    assert not [r for r in listed if r.startswith("refs/frequency/subjects/")]
+    # another clone sees the archived subjects, their history whole on the remote
+    b = _clone(remote, tmp_path / "b")
+    b.write(".frequency/frequency.yaml", "archive_after: 0\n")
+    b.run("sync", "--remote", "origin").assert_success()
+    assert "archived: in refs/frequency/archive/f" in b.run("show", "f", "s1").assert_success().out
+    log = git(remote, "log", "--format=%s", "refs/frequency/archive/f")
+    assert "f/s1: created -> new" in log and "f/s2: work new -> done" in log
+    git(remote, "fsck", "--strict")

@@ -238,3 +238,20 @@ def test_pre_push_refuses_invalid_config_and_rewrites(shared: tuple[Path, FreqRe
         json.loads(_freq(clone.path, "hooks", "install", "--json").stdout)["hooks"][0]["action"]
         == "unchanged"
     )
+
+
+def test_an_archive_pass_the_update_hook_refuses_stops_archiving_for_the_run(
+    shared: tuple[Path, FreqRepo],
+) -> None:
+    """The update hook refuses deleting subject refs, which archiving does: `run --remote`
+    says so once and goes on with the subjects live, nothing half-written on the remote."""
+    bare, clone = shared
+    clone.write(".frequency/frequency.yaml", "archive_after: 0\n")
+    assert _freq(clone.path, "add", "f", "a").returncode == 0
+    done = _freq(clone.path, "run", "--remote", "origin", "--until-idle")
+    assert done.returncode == 0, done.stderr
+    assert "archiving stopped for this run: remote origin refused" in done.stderr
+    assert done.stderr.count("archiving stopped") == 1
+    listed = git(bare, "for-each-ref", "--format=%(refname)", "refs/frequency/").split()
+    assert "refs/frequency/subjects/f/a" in listed
+    assert not any(r.startswith("refs/frequency/archive/") for r in listed)  # all or nothing
