@@ -20,6 +20,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from freq.ops.analyse import AnalyseResult, Choice, init_analysed
     from freq.ops.app import App
     from freq.ops.cleanup import ChainRow, CleanupResult, TaskReport, cleanup
     from freq.ops.control import (
@@ -87,8 +88,8 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
-    "STARTER_BUILD", "STARTER_SETTINGS", "AddResult", "App", "ApproveResult", "BudgetRow",
-    "ChainRow", "CleanupResult", "ControlResult", "CostsResult", "DiagnoseResult",
+    "STARTER_BUILD", "STARTER_SETTINGS", "AddResult", "AnalyseResult", "App", "ApproveResult", "BudgetRow",
+    "ChainRow", "Choice", "CleanupResult", "ControlResult", "CostsResult", "DiagnoseResult",
     "DlqListResult", "DlqRow", "DlqShow", "FactoryStatus", "GraphInput", "HookResult",
     "InitResult", "InstallResult", "Installed", "LockRow",
     "LogResult", "OrphanStatus",
@@ -96,7 +97,7 @@ __all__ = [
     "ValidateResult", "WhyResult", "add_subjects", "approve", "break_lock", "cleanup",
     "costs_report", "discover",
     "dlq_diagnose", "dlq_fix", "dlq_list",
-    "dlq_requeue", "dlq_show", "graph_input", "hook_pre_push", "hook_update", "init_project",
+    "dlq_requeue", "dlq_show", "graph_input", "hook_pre_push", "hook_update", "init_analysed", "init_project",
     "install_hooks", "list_locks", "log",
     "parse_data", "parse_subjects", "pause", "plan_now", "resume", "run", "set_autonomy",
     "show", "status", "transition", "validate", "why",
@@ -104,6 +105,7 @@ __all__ = [
 
 # Which submodule defines each name of __all__ (a test checks that the two agree).
 _NAMES_BY_MODULE: dict[str, tuple[str, ...]] = {
+    "analyse": ("AnalyseResult", "Choice", "init_analysed"),
     "app": ("App",),
     "cleanup": ("ChainRow", "CleanupResult", "TaskReport", "cleanup"),
     "control": (
