@@ -1,0 +1,70 @@
+"""Every command's --help carries a worked example, and click's shell completion scripts are
+produced for bash, zsh and fish (README: "Shell completion")."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+import pytest
+
+from freq.cli import cli
+
+
+def _commands(cmd: click.Command, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    if isinstance(cmd, click.Group):
+        for name, sub in sorted(cmd.commands.items()):
+            yield from _commands(sub, (*path, name))
+    yield path
+
+
+ALL = sorted(_commands(cli))
+
+
+@pytest.mark.parametrize("path", ALL, ids=lambda p: " ".join(p) or "git-freq")
+def test_every_command_help_has_an_example(path: tuple[str, ...]) -> None:
+    """`git freq ... -h` shows an Example(s) block with a `git freq` (or, for what the hook
+    shims run, `git-freq`) command line in it."""
+    from click.testing import CliRunner
+
+    res = CliRunner().invoke(cli, [*path, "-h"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert "Example" in res.output, f"`git freq {' '.join(path)} -h` has no example"
+    after = res.output.split("Example", 1)[1]
+    assert "git freq" in after or "git-freq" in after, res.output
+
+
+@pytest.mark.parametrize(
+    ("shell", "marker"),
+    [
+        ("bash", "complete -o nosort -F _git_freq_completion git-freq"),
+        ("zsh", "#compdef git-freq"),
+        ("fish", "complete --no-files --command git-freq"),
+    ],
+)
+def test_completion_script_is_produced_for_each_shell(
+    shell: str, marker: str, tmp_path: Path
+) -> None:
+    """`_GIT_FREQ_COMPLETE={shell}_source git-freq` prints click's script for that shell,
+    registered for the git-freq command (not for the two words of `git freq`)."""
+    exe = Path(sys.executable).parent / "git-freq"
+    env = {**os.environ, "_GIT_FREQ_COMPLETE": f"{shell}_source"}
+    out = subprocess.run([exe], env=env, capture_output=True, text=True, check=True, cwd=tmp_path)
+    assert marker in out.stdout, out.stdout
+
+
+def test_completion_completes_commands_and_freq_has_its_own(tmp_path: Path) -> None:
+    """Completing `git-freq in` offers init; `freq` answers `_FREQ_COMPLETE`."""
+    exe = Path(sys.executable).parent / "git-freq"
+    env = {**os.environ, "_GIT_FREQ_COMPLETE": "bash_complete", "COMP_WORDS": "git-freq in"}
+    env["COMP_CWORD"] = "1"
+    out = subprocess.run([exe], env=env, capture_output=True, text=True, check=True, cwd=tmp_path)
+    assert out.stdout.split() == ["plain,init"]
+    env = {**os.environ, "_FREQ_COMPLETE": "zsh_source"}
+    freq = Path(sys.executable).parent / "freq"
+    out = subprocess.run([freq], env=env, capture_output=True, text=True, check=True, cwd=tmp_path)
+    assert "#compdef freq" in out.stdout
