@@ -88,7 +88,8 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
-    "STARTER_BUILD", "STARTER_SETTINGS", "AddResult", "AnalyseResult", "App", "ApproveResult", "BudgetRow",
+    "STARTER_BUILD", "STARTER_SETTINGS", "AddResult", "AnalyseResult", "App", "ApproveResult",
+    "BudgetRow",
     "ChainRow", "Choice", "CleanupResult", "ControlResult", "CostsResult", "DiagnoseResult",
     "DlqListResult", "DlqRow", "DlqShow", "FactoryStatus", "GraphInput", "HookResult",
     "InitResult", "InstallResult", "Installed", "LockRow",
@@ -97,7 +98,8 @@ __all__ = [
     "ValidateResult", "WhyResult", "add_subjects", "approve", "break_lock", "cleanup",
     "costs_report", "discover",
     "dlq_diagnose", "dlq_fix", "dlq_list",
-    "dlq_requeue", "dlq_show", "graph_input", "hook_pre_push", "hook_update", "init_analysed", "init_project",
+    "dlq_requeue", "dlq_show", "graph_input", "hook_pre_push", "hook_update", "init_analysed",
+    "init_project",
     "install_hooks", "list_locks", "log",
     "parse_data", "parse_subjects", "pause", "plan_now", "resume", "run", "set_autonomy",
     "show", "status", "transition", "validate", "why",
