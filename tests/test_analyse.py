@@ -569,3 +569,44 @@ def test_a_generated_config_runs_to_done_with_stand_in_agents(
     log = repo.git("log", "--format=%s", "refs/frequency/subjects/build/x")
     assert "build/x: implement selected -> implemented" in log
     assert "build/x: review implemented -> done" in log
+
+
+def test_an_agent_refines_the_files_and_a_valid_edit_is_kept(
+    repo: FreqRepo, standins_on_path: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """--agent claude runs the (stand-in) CLI in the repository with the refine prompt;
+    an edit that still validates is kept, and the result names the agent."""
+    repo.write("go.mod", "module x\n")
+    calls = tmp_path / "calls.jsonl"
+    monkeypatch.setenv("STANDIN_LOG", str(calls))
+    # the stand-in "edits" by writing a file: here a valid factory of its own
+    monkeypatch.setenv("STANDIN_WRITE", ".frequency/zz-notes.md")
+    res = json.loads(repo.run("init", "--analyse", "--agent", "claude", "--json").out)
+    (call,) = [json.loads(line) for line in calls.read_text().splitlines()]
+    assert "were just\nwritten by `git freq init --analyse`" in " ".join(call["argv"])
+    assert res["refined_by"] is None  # it wrote a note beside the files, not the files
+    assert "the claude agent changed neither file" in res["notes"]
+    assert (repo.path / ".frequency/zz-notes.md").read_text() == "written by the claude stand-in\n"
+    repo.run("validate").assert_success()
+
+
+def test_an_agent_edit_that_does_not_validate_is_undone(
+    repo: FreqRepo, standins_on_path: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An agent that breaks build.yaml: the analysis's files are put back, a note says why,
+    and the configuration still validates."""
+    repo.write("go.mod", "module x\n")
+    monkeypatch.setenv("STANDIN_WRITE", ".frequency/build.yaml")
+    out = repo.run("init", "--analyse", "--agent", "codex").assert_success()
+    assert out.err == (
+        "note: the codex agent's edit did not validate (1 problem: .frequency/build.yaml:1: $: "
+        "must be a mapping, not 'written by the codex stand-in'); kept the analysis's files\n"
+    )
+    assert "factory_id: build" in (repo.path / ".frequency/build.yaml").read_text()
+    repo.run("validate").assert_success()
+
+
+def test_agent_without_analyse_is_a_usage_error(repo: FreqRepo) -> None:
+    """--agent only refines what --analyse writes."""
+    out = repo.run("init", "--agent", "claude").assert_failure(2)
+    assert "--agent refines what --analyse writes: pass both" in out.err

@@ -20,10 +20,16 @@ from freq.cli.base import _emit_json, cli, json_option, pass_app
     is_flag=True,
     help="Write a build factory from the repository's own build files and CI.",
 )
+@click.option(
+    "--agent",
+    metavar="NAME",
+    type=click.Choice(["claude", "codex", "gemini"]),
+    help="With --analyse: let this agent CLI refine the files (kept only if they validate).",
+)
 @click.option("--force", is_flag=True, help="Overwrite existing configuration files.")
 @json_option
 @pass_app
-def init(app: ops.App, analyse: bool, force: bool, as_json: bool) -> int:
+def init(app: ops.App, analyse: bool, agent: str | None, force: bool, as_json: bool) -> int:
     """Write .frequency/: a commented starter, or (--analyse) one made from this repository.
 
     With --analyse it reads package.json (and the lock file's package manager),
@@ -32,16 +38,20 @@ def init(app: ops.App, analyse: bool, force: bool, as_json: bool) -> int:
     implements, a different agent reviews, the project's install is the worktree setup, its
     lint, test and build commands are the merge check, and work lands on the default branch
     through the merge queue. It prints what it found and why it chose each step. An existing
-    .frequency/ is never overwritten without --force.
+    .frequency/ is never overwritten without --force. --agent NAME then has that agent CLI
+    read the repository and refine the two files; its edit is kept only if it validates.
 
     \b
     Examples:
       git freq init && git freq add build my-app && git freq run --until-idle
       git freq init --analyse
+      git freq init --analyse --agent claude --force
       git freq add build fix-login --data task="make the login form accept emails"
     """
+    if agent is not None and not analyse:
+        raise click.UsageError("--agent refines what --analyse writes: pass both")
     if analyse:
-        res = ops.init_analysed(app, force=force)
+        res = ops.init_analysed(app, force=force, agent=agent)
         if as_json:
             _emit_json(res)
             return 0
@@ -57,7 +67,9 @@ def init(app: ops.App, analyse: bool, force: bool, as_json: bool) -> int:
         for note in res.notes:
             click.echo(f"note: {note}", err=True)
         for path in res.written:
-            click.echo(f"wrote {path}")
+            click.echo(
+                f"wrote {path}" + (f" (refined by {res.refined_by})" if res.refined_by else "")
+            )
         click.echo(
             "next: git freq add build my-change --data task='...' && git freq run --until-idle"
         )

@@ -51,11 +51,35 @@ class AnalyseResult:
     agents: tuple[str, ...]
     branch: str
     notes: tuple[str, ...]
+    refined_by: str | None = None  # the agent whose edit of the files was kept
 
 
-def init_analysed(app: App, *, force: bool = False) -> AnalyseResult:
+REFINE_TIMEOUT = 10 * 60.0  # seconds, for `--agent`
+REFINE_PROMPT = """\
+The files .frequency/frequency.yaml and .frequency/build.yaml of this repository were just
+written by `git freq init --analyse` (Frequency, a git-native orchestrator of agent and
+shell steps) from the repository's build files. Their comments say what was found and why
+each choice was made.
+
+Read the repository (its README, build files, CI workflows and scripts) and improve the two
+files where the analysis was wrong or incomplete: the install command in `setup` and its
+`when_changed` lock files, the lint, test and build commands in `verify` and `merge.check`,
+the two agent prompts (say what this project is and how its code is laid out), and a
+`touches:` glob list fitting its layout. Keep factory_id `build`, its states and step ids,
+the agents' names, and YAML comments that say why. Edit only files under .frequency/; do
+not commit, and run nothing that changes files outside .frequency/.
+"""
+
+
+def init_analysed(app: App, *, force: bool = False, agent: str | None = None) -> AnalyseResult:
     """Analyse the repository's build files and write `.frequency/` (frequency.yaml and a
-    `build` factory); refuses when `.frequency/` has configuration already, unless `force`."""
+    `build` factory); refuses when `.frequency/` has configuration already, unless `force`.
+
+    With `agent` (claude, codex or gemini), that agent CLI then refines the files in place;
+    its edit is kept only if the configuration still validates, else the analysis's files
+    are put back and a note says why."""
+    if agent is not None and agent not in AGENT_CLIS:
+        raise FreqError(f"--agent must name an agent CLI: {', '.join(AGENT_CLIS)} (not {agent!r})")
     root = app.root
     folder = root / ".frequency"
     check_not_a_file(folder)
@@ -78,6 +102,8 @@ def init_analysed(app: App, *, force: bool = False) -> AnalyseResult:
     folder.mkdir(exist_ok=True)
     for name, text in texts.items():
         (folder / name).write_text(text)
+    notes = list(findings.notes)
+    refined = _refine(app, agent, texts, notes) if agent is not None else False
     return AnalyseResult(
         written=tuple(f".frequency/{n}" for n in texts),
         found=tuple(f"{c.path or '.'}/: {', '.join(c.kinds)}" for c in findings.components),
@@ -85,8 +111,82 @@ def init_analysed(app: App, *, force: bool = False) -> AnalyseResult:
         ci_commands=tuple(f"{c.source}: {c.run}" for c in findings.ci_commands),
         agents=findings.agents,
         branch=branch,
-        notes=findings.notes,
+        notes=tuple(notes),
+        refined_by=agent if refined else None,
     )
+
+
+def _refine(app: App, agent: str, texts: dict[str, str], notes: list[str]) -> bool:
+    """Run `agent` on the written files; keep its edit if the configuration validates,
+    else write `texts` back. Returns whether the edit was kept; says why in `notes`."""
+    from freq.config import load_config
+    from freq.errors import ConfigError
+    from freq.model import AgentCall, Step, resolve_agent
+    from freq.runners import StepRequest
+    from freq.runners.agent import AgentRunner
+
+    root = app.root
+    folder = root / ".frequency"
+    call = AgentCall(use=agent, prompt=REFINE_PROMPT)
+    step = Step(id="refine", from_states=("analysed",), to_state="analysed", agent=call)
+    log = app.store.state_dir / "logs" / "init" / f"refine-{agent}.log"
+    result = AgentRunner(app.clock).run(
+        StepRequest(
+            step=step,
+            cwd=root,
+            env={"FREQ_REPO": str(root), "FREQ_WORKDIR": str(root)},
+            timeout=REFINE_TIMEOUT,
+            log_path=log,
+            agent=resolve_agent(call, {}),
+            prompt=REFINE_PROMPT,
+        ),
+        _Foreground(),
+    )
+    if not result.ok:
+        why = result.hint.reason if result.hint else result.how
+        notes.append(f"the {agent} agent failed ({why}); kept the analysis's files (log: {log})")
+        _restore(folder, texts)
+        return False
+    try:
+        load_config(root)
+    except ConfigError as exc:
+        detail = f": {exc.problems[0]}" if exc.problems else ""
+        notes.append(
+            f"the {agent} agent's edit did not validate "
+            f"({len(exc.problems)} problem{'s' if len(exc.problems) != 1 else ''}{detail}); "
+            "kept the analysis's files"
+        )
+        _restore(folder, texts)
+        return False
+    except FreqError as exc:
+        notes.append(
+            f"the {agent} agent's edit could not be read ({exc}); kept the analysis's files"
+        )
+        _restore(folder, texts)
+        return False
+    changed = [n for n, t in texts.items() if (folder / n).read_text() != t]
+    notes.append(
+        f"the {agent} agent refined {', '.join(changed)}; it validates"
+        if changed
+        else f"the {agent} agent changed neither file"
+    )
+    return bool(changed)
+
+
+def _restore(folder: Path, texts: dict[str, str]) -> None:
+    for name, text in texts.items():
+        (folder / name).write_text(text)
+
+
+class _Foreground:
+    """The attempt a foreground agent run sees: it goes on until it ends (Ctrl-C stops it
+    through the process funnel), as `dlq diagnose`'s does."""
+
+    def go_on(self) -> bool:
+        return True
+
+    def cancelled(self) -> bool:
+        return False
 
 
 def _read_build_files(root: Path) -> Iterator[tuple[str, str]]:
