@@ -610,3 +610,17 @@ def test_agent_without_analyse_is_a_usage_error(repo: FreqRepo) -> None:
     """--agent only refines what --analyse writes."""
     out = repo.run("init", "--agent", "claude").assert_failure(2)
     assert "--agent refines what --analyse writes: pass both" in out.err
+
+
+def test_an_unusual_default_branch_is_quoted(tmp_path: Path, standins_on_path: None) -> None:
+    """A default branch whose name YAML would misread is written quoted, and validates."""
+    repo = FreqRepo(tmp_path / "odd")
+    repo.path.mkdir()
+    repo.git("init", "-q", "-b", "#trunk")
+    repo.write("go.mod", "module x\n")
+    repo.git("add", "-A")
+    repo.git("commit", "-qm", "first")
+    res = json.loads(repo.run("init", "--analyse", "--json").assert_success().out)
+    assert res["branch"] == "#trunk"
+    assert '  into: "#trunk"' in (repo.path / ".frequency/build.yaml").read_text()
+    repo.run("validate").assert_success()

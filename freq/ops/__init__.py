@@ -20,7 +20,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from freq.ops.analyse import AnalyseResult, Choice, init_analysed
+    from freq.ops.analyse import AnalyseResult, init_analysed
     from freq.ops.app import App
     from freq.ops.cleanup import ChainRow, CleanupResult, TaskReport, cleanup
     from freq.ops.control import (
@@ -66,6 +66,7 @@ if TYPE_CHECKING:
         init_project,
         validate,
     )
+    from freq.ops.scaffold import Choice
     from freq.ops.subjects import (
         AddResult,
         FactoryStatus,
@@ -107,7 +108,7 @@ __all__ = [
 
 # Which submodule defines each name of __all__ (a test checks that the two agree).
 _NAMES_BY_MODULE: dict[str, tuple[str, ...]] = {
-    "analyse": ("AnalyseResult", "Choice", "init_analysed"),
+    "analyse": ("AnalyseResult", "init_analysed"),
     "app": ("App",),
     "cleanup": ("ChainRow", "CleanupResult", "TaskReport", "cleanup"),
     "control": (
@@ -128,6 +129,7 @@ _NAMES_BY_MODULE: dict[str, tuple[str, ...]] = {
         "STARTER_BUILD", "STARTER_SETTINGS", "GraphInput", "InitResult", "ValidateResult",
         "graph_input", "init_project", "validate",
     ),
+    "scaffold": ("Choice",),
     "subjects": (
         "AddResult", "FactoryStatus", "LogResult", "OrphanStatus", "ShowResult", "StatusResult",
         "TransitionResult",
