@@ -194,16 +194,14 @@ def _step_common(findings: Findings, branch: str, *, commented: bool) -> list[st
         f"    {c}  strategy: rebase",
         f"    {c}  on_conflict: retry",
     ]
+    why = "the project's lint, test and build, on the combined tree before it lands"
     if check:
-        lines.append(
-            "      # the project's lint, test and build, on the combined tree before it lands"
-        )
-        lines.append(f"    {c}  check: {_q(check)}")
+        lines += [f"    {c}  # {why}", f"    {c}  check: {_q(check)}"]
     else:
-        lines.append(
-            "      # no lint, test or build command was found; name one to run before landing:"
-        )
-        lines.append("      # check: make test")
+        lines += [
+            f"    {c}  # no lint, test or build command was found; name one to run before landing:",
+            f"    {c}  # check: make test",
+        ]
     return lines
 
 
