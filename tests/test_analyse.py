@@ -624,3 +624,17 @@ def test_an_unusual_default_branch_is_quoted(tmp_path: Path, standins_on_path: N
     assert res["branch"] == "#trunk"
     assert '  into: "#trunk"' in (repo.path / ".frequency/build.yaml").read_text()
     repo.run("validate").assert_success()
+
+
+def test_odd_files_are_skipped(repo: FreqRepo, standins_on_path: None) -> None:
+    """A FIFO named like a manifest, a binary lock file, a build file that is not UTF-8 and
+    a symlinked folder are passed over; what can be read is analysed."""
+    repo.write("go.mod", "module x\n")
+    os.mkfifo(repo.path / "package.json")
+    (repo.path / "bun.lockb").write_bytes(b"\x00\xff\x00binary")
+    (repo.path / "web").mkdir()
+    (repo.path / "web" / "Gemfile").write_bytes(b"gem '\xff\xfe'\n")
+    (repo.path / "elsewhere").symlink_to(repo.path.parent)
+    res = json.loads(repo.run("init", "--analyse", "--json").assert_success().out)
+    assert res["found"] == ["./: go"]
+    repo.run("validate").assert_success()

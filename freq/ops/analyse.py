@@ -178,26 +178,35 @@ class _Foreground:
         return False
 
 
+def _entries(folder: Path) -> list[os.DirEntry[str]]:
+    """The entries of `folder` by name; none when it is missing or cannot be read."""
+    try:
+        with os.scandir(folder) as it:
+            return sorted(it, key=lambda e: e.name)
+    except OSError:
+        return []
+
+
 def _read_build_files(root: Path) -> Iterator[tuple[str, str]]:
     """(path, text) of every build file in the root and its first-level folders, and of the
     CI files; presence-only files as "", unreadable or binary files left out."""
     wanted: list[tuple[str, Path]] = []
-    for entry in sorted(os.scandir(root), key=lambda e: e.name):
+    for entry in _entries(root):
         if entry.is_file() and entry.name in MANIFESTS:
             wanted.append((entry.name, Path(entry.path)))
         elif entry.is_dir(follow_symlinks=False) and not (
             entry.name.startswith(".") or entry.name in SKIP_DIRS
         ):
-            for sub in sorted(os.scandir(entry.path), key=lambda e: e.name):
-                if sub.is_file() and sub.name in MANIFESTS:
-                    wanted.append((f"{entry.name}/{sub.name}", Path(sub.path)))
-    workflows = root / ".github" / "workflows"
-    if workflows.is_dir():
-        wanted += [
-            (f".github/workflows/{p.name}", p)
-            for p in sorted(workflows.iterdir())
-            if p.suffix in (".yml", ".yaml") and p.is_file()
-        ]
+            wanted += [
+                (f"{entry.name}/{sub.name}", Path(sub.path))
+                for sub in _entries(Path(entry.path))
+                if sub.is_file() and sub.name in MANIFESTS
+            ]
+    wanted += [
+        (f".github/workflows/{e.name}", Path(e.path))
+        for e in _entries(root / ".github" / "workflows")
+        if e.name.endswith((".yml", ".yaml")) and e.is_file()
+    ]
     if (root / ".gitlab-ci.yml").is_file():
         wanted.append((".gitlab-ci.yml", root / ".gitlab-ci.yml"))
     for rel, path in wanted:
