@@ -638,3 +638,20 @@ def test_odd_files_are_skipped(repo: FreqRepo, standins_on_path: None) -> None:
     res = json.loads(repo.run("init", "--analyse", "--json").assert_success().out)
     assert res["found"] == ["./: go"]
     repo.run("validate").assert_success()
+
+
+def test_the_refining_agent_must_be_an_agent_cli(repo: FreqRepo) -> None:
+    """ops refuses an agent it cannot run as a CLI, before writing anything."""
+    from freq import ops
+    from freq.errors import FreqError
+
+    app = ops.App(repo.path)
+    try:
+        with pytest.raises(FreqError) as exc:
+            ops.init_analysed(app, agent="aider")
+    finally:
+        app.close()
+    assert exc.value.message == (
+        "the agent that refines must be an agent CLI: claude, codex, gemini (not 'aider')"
+    )
+    assert not (repo.path / ".frequency").exists()

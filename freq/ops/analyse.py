@@ -68,7 +68,8 @@ def init_analysed(app: App, *, force: bool = False, agent: str | None = None) ->
     its edit is kept only if the configuration still validates, else the analysis's files
     are put back and a note says why."""
     if agent is not None and agent not in AGENT_CLIS:
-        raise FreqError(f"--agent must name an agent CLI: {', '.join(AGENT_CLIS)} (not {agent!r})")
+        known = ", ".join(AGENT_CLIS)
+        raise FreqError(f"the agent that refines must be an agent CLI: {known} (not {agent!r})")
     root = app.root
     folder = root / ".frequency"
     check_not_a_file(folder)
