@@ -4,6 +4,7 @@ produced for bash, zsh and fish (README: "Shell completion")."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -68,3 +69,34 @@ def test_completion_completes_commands_and_freq_has_its_own(tmp_path: Path) -> N
     freq = Path(sys.executable).parent / "freq"
     out = subprocess.run([freq], env=env, capture_output=True, text=True, check=True, cwd=tmp_path)
     assert "#compdef freq" in out.stdout
+
+
+GIT_BASH_COMPLETION = Path("/usr/share/bash-completion/completions/git")
+
+
+@pytest.mark.skipif(not GIT_BASH_COMPLETION.is_file(), reason="git's bash completion is absent")
+def test_the_readme_git_freq_function_completes_two_words(tmp_path: Path) -> None:
+    """The README's `_git_freq` makes git's own bash completion complete `git freq ...`
+    through click's: sub-commands and options."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    (function,) = re.findall(r"^```bash\n(_git_freq\(\).*?)^```", readme, re.M | re.S)
+    probe = f"""
+source {GIT_BASH_COMPLETION}
+{function}
+ask() {{
+    COMP_WORDS=("$@"); COMP_CWORD=$(( $# - 1 )); COMP_LINE="$*"; COMP_POINT=${{#COMP_LINE}}
+    __git_wrap__git_main; echo "${{COMPREPLY[*]}}"
+}}
+ask git freq in
+ask git freq dlq ""
+ask git freq init --an
+"""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    out = subprocess.run(
+        ["bash", "-c", probe], env=env, capture_output=True, text=True, check=True, cwd=tmp_path
+    )
+    assert out.stdout.splitlines() == [
+        "init",
+        "diagnose fix list requeue show",
+        "--analyse --analyze",
+    ]
