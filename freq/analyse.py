@@ -16,6 +16,7 @@ build system's files say is in freq.buildfiles.
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +48,16 @@ MANIFESTS = frozenset(
 MAX_CI_COMMANDS = 40
 
 ParseYaml = Callable[[str], Any]
+
+# What YAML (and a terminal) takes as one line of text: printable, no line breaks. A CI line
+# or a folder name is the repository's text, and may hold anything (an escape sequence, a
+# U+2028 that YAML reads as a new line, a lone surrogate from a JSON escape).
+_INVISIBLE = re.compile("[^\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def visible(text: str) -> str:
+    """`text` with every character that is not printable on one line replaced by `?`."""
+    return _INVISIBLE.sub("?", text)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -119,7 +130,7 @@ def _combine(parts: list[tuple[str, str]]) -> str | None:
 
 
 def _quote(path: str) -> str:
-    return path if re.fullmatch(r"[A-Za-z0-9_./-]+", path) else "'" + path.replace("'", "") + "'"
+    return path if re.fullmatch(r"[A-Za-z0-9_./-]+", path) else shlex.quote(path)
 
 
 # ---------------------------------------------------------------- the analysis
@@ -135,8 +146,12 @@ def analyse(
     by_dir: dict[str, dict[str, str]] = {}
     for path, text in files.items():
         folder, _, name = path.rpartition("/")
-        if name in MANIFESTS and folder.count("/") == 0 and not _skipped(folder):
-            by_dir.setdefault(folder, {})[name] = text
+        if name not in MANIFESTS or folder.count("/") or _skipped(folder):
+            continue
+        if visible(folder) != folder:
+            notes.append(f"{visible(path)}: a folder name with unprintable characters; skipped")
+            continue
+        by_dir.setdefault(folder, {})[name] = text
     workspace = _node_workspace(by_dir.get("", {}))
     components = []
     for folder in sorted(by_dir, key=lambda d: (d != "", d)):
@@ -165,7 +180,7 @@ def analyse(
         components=tuple(components),
         ci_commands=tuple(ci[:MAX_CI_COMMANDS]),
         agents=found,
-        notes=tuple(notes),
+        notes=tuple(visible(n) for n in notes),
         fallback=fallback,
     )
 
@@ -252,7 +267,7 @@ def _ci_commands(files: Mapping[str, str], parse: ParseYaml, notes: list[str]) -
     """Each `run:` line of the GitHub workflows and each `script:` line of .gitlab-ci.yml."""
     for path in sorted(files):
         github = path.startswith(".github/workflows/") and path.endswith((".yml", ".yaml"))
-        if not (github or path == ".gitlab-ci.yml"):
+        if not (github or path == ".gitlab-ci.yml") or visible(path) != path:
             continue
         try:
             doc = parse(files[path])
@@ -263,11 +278,16 @@ def _ci_commands(files: Mapping[str, str], parse: ParseYaml, notes: list[str]) -
             notes.append(f"{path}: not a mapping; skipped")
             continue
         found = _github_runs(doc) if github else _gitlab_scripts(doc)
+        hidden = 0
         for text in found:
             for raw in text.splitlines():
                 line = raw.strip()
-                if line and not line.startswith("#"):
+                if visible(line) != line:
+                    hidden += 1  # never a command, nor shown: it could be anything
+                elif line and not line.startswith("#"):
                     yield Command(run=line, source=path)
+        if hidden:
+            notes.append(f"{path}: {hidden} line(s) with unprintable characters left out")
 
 
 def _github_runs(doc: Mapping[Any, Any]) -> Iterator[str]:

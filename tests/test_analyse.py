@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from freq.analyse import Findings, analyse
+from freq.analyse import SKIP_DIRS, Findings, analyse
 from freq.configfiles import parse_yaml
 from tests.conftest import FreqRepo, new_repo
 
@@ -655,3 +655,79 @@ def test_the_refining_agent_must_be_an_agent_cli(repo: FreqRepo) -> None:
         "the agent that refines must be an agent CLI: claude, codex, gemini (not 'aider')"
     )
     assert not (repo.path / ".frequency").exists()
+
+
+# ---------------------------------------------------------------- any input, a valid config
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_names = st.text(min_size=1, max_size=12)  # any characters: controls, surrogates, U+2028
+_scripts = st.dictionaries(
+    st.sampled_from(["lint", "test", "build", "typecheck", "test:unit", "tests"]),
+    st.text(max_size=20),
+    max_size=5,
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    scripts=_scripts,
+    folder=st.one_of(
+        st.just(""),
+        _names.filter(lambda n: "/" not in n and not n.startswith(".") and n not in SKIP_DIRS),
+    ),
+    lock=st.sampled_from(["", "package-lock.json", "pnpm-lock.yaml", "yarn.lock", "bun.lock"]),
+    ci=st.lists(st.text(max_size=30), max_size=4),
+    weird=st.booleans(),
+    agents=st.sets(st.sampled_from(["claude", "codex", "gemini"])),
+    branch=st.sampled_from(["main", "master", "#odd", "release/1.x", "a'b", 'q"uote']),
+)
+def test_whatever_the_repository_holds_the_texts_validate(
+    tmp_path_factory: pytest.TempPathFactory,
+    scripts: dict[str, str],
+    folder: str,
+    lock: str,
+    ci: list[str],
+    agents: set[str],
+    branch: str,
+    weird: bool,
+) -> None:
+    """Script bodies, folder names, CI lines and branch names of any characters (quotes,
+    braces, colons, `#`, unicode) give frequency.yaml and build.yaml that validate."""
+    from freq.config import load_config_files
+    from freq.ops.scaffold import build_text, settings_text
+
+    where = f"{folder}/" if folder else ""
+    files = {f"{where}package.json": json.dumps({"scripts": scripts})}
+    if lock:
+        files[f"{where}{lock}"] = ""
+    files[".github/workflows/ci.yml"] = json.dumps(
+        {"jobs": {"t": {"steps": [{"run": line} for line in ci]}}}
+    )
+    if weird:  # a workflow whose JSON escapes make lone surrogates and controls in YAML
+        files[".gitlab-ci.yml"] = 'job: {script: ["\\ud800 make test", "\\x1b[31mred\\u2028x"]}'
+    f = found(files, tuple(agents))
+    texts = {"frequency.yaml": settings_text(f), "build.yaml": build_text(f, branch)}
+    root = tmp_path_factory.mktemp("any")
+    config = load_config_files({n: t.encode() for n, t in texts.items()}, root=root)
+    (build,) = config.factories
+    assert [s.id for s in build.steps][:2] == ["implement", "review"]
+
+
+def test_ci_lines_with_unprintable_characters_are_left_out() -> None:
+    """An escape sequence or a lone surrogate in a CI line: the line is neither evidence nor
+    a command (a `?` in its place would be a shell glob), and a note counts it."""
+    gitlab = 'job: {script: ["\\ud800 make test", "\\x1b[31mred", "make check"]}'
+    f = found({".gitlab-ci.yml": gitlab})
+    assert [c.run for c in f.ci_commands] == ["make check"]
+    assert f.notes == (".gitlab-ci.yml: 2 line(s) with unprintable characters left out",)
+    assert runs(f, "test") == []
+
+
+def test_folder_names_are_shell_quoted_or_skipped() -> None:
+    """A folder named with a quote or a space is quoted for the shell; one with an escape
+    sequence is skipped with a note."""
+    f = found({"it's web/package.json": SCRIPTS, "bad\x1b[2J/go.mod": "module x\n"})
+    assert f.setup == "cd 'it'\"'\"'s web' && npm install"
+    assert f.notes[0] == "bad?[2J/go.mod: a folder name with unprintable characters; skipped"

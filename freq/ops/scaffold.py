@@ -96,9 +96,22 @@ def _agents(findings: Findings) -> tuple[str | None, str | None]:
 # ---------------------------------------------------------------- the texts
 
 
+# Characters a YAML stream may not hold raw (PyYAML's reader refuses them), or that YAML
+# reads as line breaks inside a double-quoted scalar (which would fold the value)
+_RAW_UNSAFE = re.compile(
+    "[^\t\n\r\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
+)
+
+
 def _q(text: str) -> str:
-    """A YAML double-quoted scalar (a JSON string is one)."""
-    return json.dumps(text, ensure_ascii=False)
+    """A YAML double-quoted scalar (a JSON string is one), with every character YAML would
+    refuse or fold escaped (`\\u001b`); a lone surrogate becomes U+FFFD."""
+
+    def escape(m: re.Match[str]) -> str:
+        code = ord(m.group())
+        return "\\ufffd" if 0xD800 <= code <= 0xDFFF else f"\\u{code:04x}"
+
+    return _RAW_UNSAFE.sub(escape, json.dumps(text, ensure_ascii=False))
 
 
 def _plain(text: str) -> str:
