@@ -55,11 +55,13 @@ def choices(findings: Findings, branch: str) -> Iterator[Choice]:
             yield Choice(what=role, value=run, why=why)
     check = findings.check("lint", "test", "build")
     if check:
+        roles = [r for r in ("lint", "test", "build") if findings.commands(r)]
+        named = " and ".join([", ".join(roles[:-1]), roles[-1]] if len(roles) > 1 else roles)
         yield Choice(
             what="check",
             value=check,
-            why=f"lint, test and build run on the combined tree before anything lands on "
-            f"{branch}, so a change that fails them never reaches it",
+            why=f"{named} run{'s' if len(roles) == 1 else ''} on the combined tree before "
+            f"anything lands on {branch}, so a change that fails never reaches it",
         )
     impl, rev = _agents(findings)
     if impl:
