@@ -11,6 +11,8 @@ install: $(VENV)/.installed
 # the man page is installed as a copy (wheel data), also by the editable install
 $(VENV)/.installed: pyproject.toml share/man/man1/git-freq.1
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@# the distribution was named freq before it became git-freq: drop that older install
+	@$(PY) -m pip uninstall -q -y --disable-pip-version-check freq 2>/dev/null || true
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
 	@touch $@
 

@@ -464,3 +464,22 @@ def _check_across(
 def dump_yaml(doc: Any) -> str:
     """Render a plain document as block YAML in key order (for `validate --expand`)."""
     return str(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
+
+
+def parse_yaml(text: str) -> Any:
+    """The data of one YAML document that is not configuration (a CI workflow that `init
+    --analyse` reads), in the same strict dialect and bounds as `.frequency/` files; raises
+    ValueError with a one-line reason (`invalid YAML: ... (line 3)`), never anything else."""
+    try:
+        return _parse(text)[1]
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        what = (
+            f"{exc.context} {exc.problem}" if str(exc.problem).startswith("but ") else exc.problem
+        )
+        raise ValueError(f"invalid YAML: {what}{where}") from None
+    except _TooBig as exc:
+        raise ValueError(str(exc)) from None
+    except yaml.YAMLError as exc:
+        raise ValueError(f"invalid YAML: {str(exc).splitlines()[0]}") from None

@@ -15,6 +15,7 @@ FreqError can only exist after its module was imported anyway.
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
@@ -114,8 +115,16 @@ class FreqGroup(click.Group):
     ) -> Any:
         argv = list(sys.argv[1:] if args is None else args)
         as_json = "--json" in argv
+        # Shell completion (click's): `_GIT_FREQ_COMPLETE=bash_source git-freq` prints the
+        # script for git-freq, `_FREQ_COMPLETE=...` for freq. Click derives the variable and
+        # the command the script completes from the program name, which must be the
+        # executable's, not the two words `git freq` of the usage lines.
+        exe = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+        exe = exe if exe in ("git-freq", "freq") else "git-freq"
+        var = complete_var or f"_{exe.replace('-', '_').upper()}_COMPLETE"
+        prog = exe if var in os.environ else PROG
         try:
-            rv = super().main(argv, PROG, complete_var, standalone_mode=False, **extra)
+            rv = super().main(argv, prog, var, standalone_mode=False, **extra)
         except click.exceptions.Exit as exc:
             sys.exit(exc.exit_code)
         except click.exceptions.Abort:
@@ -214,7 +223,8 @@ def cli(directory: str) -> None:
     """Run factories of AI-agent and shell steps; all state lives in git.
 
     \b
-    Quick tour:
+    Examples (a quick tour):
+      git freq init --analyse           a build factory from this repository's files
       git freq init                     write a starter .frequency/
       git freq add build app-1 app-2    create subjects
       git freq run --until-idle         run steps until nothing is runnable

@@ -42,7 +42,12 @@ def pause(app: ops.App, factory: str, reason: str, as_json: bool) -> int:
 @json_option
 @pass_app
 def resume(app: ops.App, factory: str, reason: str, as_json: bool) -> int:
-    """Let a paused FACTORY claim again."""
+    """Let a paused FACTORY claim again.
+
+    \b
+    Example:
+      git freq resume build --reason "CI is back"
+    """
     return _echo_control(ops.resume(app, factory, reason=reason), as_json)
 
 
@@ -59,6 +64,10 @@ def autonomy(app: ops.App, factory: str, level: str, reason: str, as_json: bool)
     auto        steps start by themselves
     supervised  steps with `approval: true` (and agent steps) wait for `approve`
     manual      nothing starts without `approve`
+
+    \b
+    Example:
+      git freq autonomy build supervised --reason "new prompt, watch it"
     """
     return _echo_control(ops.set_autonomy(app, factory, level, reason=reason), as_json)
 
@@ -120,7 +129,12 @@ def locks(ctx: click.Context, include_free: bool, as_json: bool) -> int:
 @json_option
 @pass_app
 def locks_break(app: ops.App, name: str, reason: str, as_json: bool) -> int:
-    """Release lock NAME by hand, whoever holds it."""
+    """Release lock NAME by hand, whoever holds it.
+
+    \b
+    Example:
+      git freq locks break deploy --reason "host-3 is gone"
+    """
     row = ops.break_lock(app, name, reason=reason)
     if as_json:
         _emit_json(row)

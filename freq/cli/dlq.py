@@ -34,7 +34,13 @@ def dlq() -> None:
 @json_option
 @pass_app
 def dlq_list(app: ops.App, factory: str | None, include_requeued: bool, as_json: bool) -> int:
-    """Entries waiting for a person (newest first)."""
+    """Entries waiting for a person (newest first).
+
+    \b
+    Examples:
+      git freq dlq list build
+      git freq dlq list --all --json
+    """
     from freq import render
 
     res = ops.dlq_list(app, factory, include_requeued=include_requeued)
@@ -55,7 +61,12 @@ def dlq_list(app: ops.App, factory: str | None, include_requeued: bool, as_json:
 @json_option
 @pass_app
 def dlq_show(app: ops.App, entry_id: str, as_json: bool) -> int:
-    """One entry: failure, class and reason, output tail. ID is factory#N or a commit id."""
+    """One entry: failure, class and reason, output tail. ID is factory#N or a commit id.
+
+    \b
+    Example:
+      git freq dlq show build#3
+    """
     res = ops.dlq_show(app, entry_id)
     if as_json:
         _emit_json(res)
@@ -72,7 +83,12 @@ def dlq_show(app: ops.App, entry_id: str, as_json: bool) -> int:
 @json_option
 @pass_app
 def dlq_requeue(app: ops.App, entry_id: str, reason: str, as_json: bool) -> int:
-    """Put the subject back in the state it failed in, with a fresh attempt budget."""
+    """Put the subject back in the state it failed in, with a fresh attempt budget.
+
+    \b
+    Example:
+      git freq dlq requeue build#3 --reason "rate limit raised"
+    """
     res = ops.dlq_requeue(app, entry_id, reason=reason)
     if as_json:
         _emit_json(res)
@@ -95,6 +111,10 @@ def dlq_diagnose(app: ops.App, entry_id: str, as_json: bool) -> int:
     It sees the step's configuration and prompt, the failed attempt's output tail and the
     subject's recent history, and changes nothing but the queue: the diagnosis is a new
     entry linked to ID (`git freq dlq show ID` shows it, `git freq dlq fix ID` uses it).
+
+    \b
+    Example:
+      git freq dlq diagnose build#3 && git freq dlq show build#3
     """
     if not as_json:
         click.echo(f"diagnosing {entry_id} with the diagnose agent ...", err=True)
@@ -115,7 +135,12 @@ def dlq_diagnose(app: ops.App, entry_id: str, as_json: bool) -> int:
 @json_option
 @pass_app
 def dlq_fix(app: ops.App, entry_id: str, reason: str, as_json: bool) -> int:
-    """Requeue a failure with its diagnosis, which the next attempt gets as {diagnosis}."""
+    """Requeue a failure with its diagnosis, which the next attempt gets as {diagnosis}.
+
+    \b
+    Example:
+      git freq dlq fix build#3 --reason "diagnosis looks right"
+    """
     res = ops.dlq_fix(app, entry_id, reason=reason)
     if as_json:
         _emit_json(res)

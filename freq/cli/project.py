@@ -13,21 +13,72 @@ from freq.cli.base import _emit_json, cli, json_option, pass_app
 
 
 @cli.command()
-@click.option("--force", is_flag=True, help="Overwrite existing starter files.")
+@click.option(
+    "--analyse",
+    "--analyze",
+    "analyse",
+    is_flag=True,
+    help="Write a build factory from the repository's own build files and CI.",
+)
+@click.option(
+    "--agent",
+    metavar="NAME",
+    type=click.Choice(["claude", "codex", "gemini"]),
+    help="With --analyse: let this agent CLI refine the files (kept only if they validate).",
+)
+@click.option("--force", is_flag=True, help="Overwrite existing configuration files.")
 @json_option
 @pass_app
-def init(app: ops.App, force: bool, as_json: bool) -> int:
-    """Write a commented starter .frequency/ with the seed's build factory.
+def init(app: ops.App, analyse: bool, agent: str | None, force: bool, as_json: bool) -> int:
+    """Write .frequency/: a commented starter, or (--analyse) one made from this repository.
+
+    With --analyse it reads package.json (and the lock file's package manager),
+    pyproject.toml, tox.ini, noxfile.py, Makefile, Cargo.toml, go.mod, Gemfile, pom.xml,
+    build.gradle, a Dockerfile and the CI workflows, and writes a `build` factory: an agent
+    implements, a different agent reviews, the project's install is the worktree setup, its
+    lint, test and build commands are the merge check, and work lands on the default branch
+    through the merge queue. It prints what it found and why it chose each step. An existing
+    .frequency/ is never overwritten without --force. --agent NAME then has that agent CLI
+    read the repository and refine the two files; its edit is kept only if it validates.
 
     \b
-    Example:
+    Examples:
       git freq init && git freq add build my-app && git freq run --until-idle
+      git freq init --analyse
+      git freq init --analyse --agent claude --force
+      git freq add build fix-login --data task="make the login form accept emails"
     """
-    res = ops.init_project(app, force=force)
-    if as_json:
-        _emit_json(res)
-    else:
+    if agent is not None and not analyse:
+        raise click.UsageError("--agent refines what --analyse writes: pass both")
+    if analyse:
+        res = ops.init_analysed(app, force=force, agent=agent)
+        if as_json:
+            _emit_json(res)
+            return 0
+        for line in res.found:
+            click.echo(f"found {line}")
+        if not res.found:
+            click.echo("found no build files (commented examples were written instead)")
+        if res.ci_commands:
+            click.echo(f"CI runs {len(res.ci_commands)} commands (evidence, in build.yaml)")
+        for choice in res.choices:
+            click.echo(f"{choice.what}: {choice.value}")
+            click.echo(f"  why: {choice.why}")
+        for note in res.notes:
+            click.echo(f"note: {note}", err=True)
         for path in res.written:
+            click.echo(
+                f"wrote {path}" + (f" (refined by {res.refined_by})" if res.refined_by else "")
+            )
+        click.echo(
+            "next: git freq add build my-change --data task='...' && git freq run --until-idle"
+        )
+        return 0
+    res0 = ops.init_project(app, force=force)
+    if as_json:
+        _emit_json(res0)
+    else:
+        for path in res0.written:
             click.echo(f"wrote {path}")
         click.echo("next: git freq add build my-app && git freq run --until-idle")
     return 0

@@ -17,7 +17,13 @@ from freq.cli.base import PROG, _emit_json, app_of, cli, json_option, pass_app
 @json_option
 @pass_app
 def plan_cmd(app: ops.App, factories: tuple[str, ...], as_json: bool) -> int:
-    """What would run now, and what waits and why. Changes nothing."""
+    """What would run now, and what waits and why. Changes nothing.
+
+    \b
+    Examples:
+      git freq plan
+      git freq plan --factory build --json
+    """
     from freq import render
 
     p = ops.plan_now(app, factories)

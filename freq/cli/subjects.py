@@ -99,7 +99,13 @@ def add(
 @json_option
 @pass_app
 def status(app: ops.App, factory: str | None, as_json: bool) -> int:
-    """Counts per state for every factory (or one), and running steps."""
+    """Counts per state for every factory (or one), and running steps.
+
+    \b
+    Examples:
+      git freq status
+      git freq status build --json
+    """
     from freq import render
 
     res = ops.status(app, factory)
@@ -117,7 +123,12 @@ def status(app: ops.App, factory: str | None, as_json: bool) -> int:
 @json_option
 @pass_app
 def show(app: ops.App, factory: str, subject: str, as_json: bool) -> int:
-    """One subject: state, attempts, data, last error, output tail, history."""
+    """One subject: state, attempts, data, last error, output tail, history.
+
+    \b
+    Example:
+      git freq show build app-1
+    """
     from freq import render
 
     res = ops.show(app, factory, subject)
@@ -147,6 +158,9 @@ def log(app: ops.App, factory: str | None, subject: str | None, limit: int, as_j
     """History from git: one subject, one factory, or the whole journal.
 
     \b
+    Examples:
+      git freq log build app-1
+      git freq log -n 0 --json
     The same with plain git:
       git log refs/frequency/subjects/build/app-1
       git log --glob=refs/frequency

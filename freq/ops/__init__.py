@@ -20,6 +20,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from freq.ops.analyse import AnalyseResult, init_analysed
     from freq.ops.app import App
     from freq.ops.archive import ArchiveResult, ArchiveRow, archive
     from freq.ops.cleanup import ChainRow, CleanupResult, TaskReport, cleanup
@@ -66,6 +67,7 @@ if TYPE_CHECKING:
         init_project,
         validate,
     )
+    from freq.ops.scaffold import Choice
     from freq.ops.subjects import (
         AddResult,
         FactoryStatus,
@@ -88,73 +90,26 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
-    "STARTER_BUILD",
-    "STARTER_SETTINGS",
-    "AddResult",
-    "App",
-    "ApproveResult",
-    "ArchiveResult",
-    "ArchiveRow",
-    "BudgetRow",
-    "ChainRow",
-    "CleanupResult",
-    "ControlResult",
-    "CostsResult",
-    "DiagnoseResult",
-    "DlqListResult",
-    "DlqRow",
-    "DlqShow",
-    "FactoryStatus",
-    "GraphInput",
-    "HookResult",
-    "InitResult",
-    "InstallResult",
-    "Installed",
-    "LockRow",
-    "LogResult",
-    "OrphanStatus",
-    "RequeueResult",
-    "ShowResult",
-    "StatusResult",
-    "TaskReport",
-    "TransitionResult",
-    "ValidateResult",
-    "WhyResult",
-    "add_subjects",
-    "approve",
-    "archive",
-    "break_lock",
-    "cleanup",
-    "costs_report",
-    "discover",
-    "dlq_diagnose",
-    "dlq_fix",
-    "dlq_list",
-    "dlq_requeue",
-    "dlq_show",
-    "graph_input",
-    "hook_pre_push",
-    "hook_update",
+    "STARTER_BUILD", "STARTER_SETTINGS", "AddResult", "AnalyseResult", "App", "ApproveResult",
+    "ArchiveResult", "ArchiveRow", "BudgetRow",
+    "ChainRow", "Choice", "CleanupResult", "ControlResult", "CostsResult", "DiagnoseResult",
+    "DlqListResult", "DlqRow", "DlqShow", "FactoryStatus", "GraphInput", "HookResult",
+    "InitResult", "InstallResult", "Installed", "LockRow",
+    "LogResult", "OrphanStatus",
+    "RequeueResult", "ShowResult", "StatusResult", "TaskReport", "TransitionResult",
+    "ValidateResult", "WhyResult", "add_subjects", "approve", "archive", "break_lock", "cleanup",
+    "costs_report", "discover",
+    "dlq_diagnose", "dlq_fix", "dlq_list",
+    "dlq_requeue", "dlq_show", "graph_input", "hook_pre_push", "hook_update", "init_analysed",
     "init_project",
-    "install_hooks",
-    "list_locks",
-    "log",
-    "parse_data",
-    "parse_subjects",
-    "pause",
-    "plan_now",
-    "resume",
-    "run",
-    "set_autonomy",
-    "show",
-    "status",
-    "transition",
-    "validate",
-    "why",
+    "install_hooks", "list_locks", "log",
+    "parse_data", "parse_subjects", "pause", "plan_now", "resume", "run", "set_autonomy",
+    "show", "status", "transition", "validate", "why",
 ]  # fmt: skip
 
 # Which submodule defines each name of __all__ (a test checks that the two agree).
 _NAMES_BY_MODULE: dict[str, tuple[str, ...]] = {
+    "analyse": ("AnalyseResult", "init_analysed"),
     "app": ("App",),
     "archive": ("ArchiveResult", "ArchiveRow", "archive"),
     "cleanup": ("ChainRow", "CleanupResult", "TaskReport", "cleanup"),
@@ -176,6 +131,7 @@ _NAMES_BY_MODULE: dict[str, tuple[str, ...]] = {
         "STARTER_BUILD", "STARTER_SETTINGS", "GraphInput", "InitResult", "ValidateResult",
         "graph_input", "init_project", "validate",
     ),
+    "scaffold": ("Choice",),
     "subjects": (
         "AddResult", "FactoryStatus", "LogResult", "OrphanStatus", "ShowResult", "StatusResult",
         "TransitionResult",
