@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from freq import refs
 from freq.archival import CHUNK
 from freq.errors import RefConflict, UnknownSubject
 from freq.runtime import Subject
@@ -34,6 +35,8 @@ def fold(
     done: list[str] = []
     commits: list[str] = []
     moved: list[str] = []
+    # by shard, so that a chunk touches few of the archive's trees (a pass of thousands)
+    items = sorted(items, key=lambda item: (refs.archive_shard(item[0].name), item[0].name))
     for i in range(0, len(items), CHUNK):
         chunk = list(items[i : i + CHUNK])
         for _ in range(3):

@@ -61,9 +61,11 @@ def archive_ref(factory: str) -> str:
 
 
 def archive_shard(name: str) -> str:
-    """The folder of the archive's tree that holds subject `name`: two hex digits of its
-    SHA-1, so that 100,000 subjects make 256 folders of about 400 each."""
-    return hashlib.sha1(name.encode(), usedforsecurity=False).hexdigest()[:2]
+    """The folder of the archive's tree that holds subject `name`: `ab/c`, the first three
+    hex digits of its SHA-1 on two levels, so that 100,000 subjects make 4,096 folders of
+    about 25 each (a fold rewrites small trees; a lookup reads a small index)."""
+    digest = hashlib.sha1(name.encode(), usedforsecurity=False).hexdigest()
+    return f"{digest[:2]}/{digest[2]}"
 
 
 def parse_subject_ref(ref: str) -> tuple[str, str] | None:

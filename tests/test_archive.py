@@ -201,7 +201,7 @@ def test_one_archive_commit_folds_a_chunk_and_a_moved_subject_stays_live(freq_re
         moved = transitions.moved(subj, state="new", at=store.clock.now(), by="t", reason="x")
         store.advance(refs.subject_ref("f", "b"), moved.subject, moved.event, expected=tip)
         done = archiver.fold(store, "f", items, at=store.clock.now())
-        assert (done.subjects, done.moved, len(done.commits)) == (("a", "c"), ("b",), 1)
+        assert (sorted(done.subjects), done.moved, len(done.commits)) == (["a", "c"], ("b",), 1)
         assert store.find_subject("f", "b")[2] is False  # live, in new
         assert store.find_subject("f", "a")[2] is True
         store.update([RefUpdate("refs/frequency/bench/x", tip, None)])  # the store still writes

@@ -492,8 +492,10 @@ def _link(repo: Repo, store: Any, ref: str, oid: str) -> ChainLink:
 #     <shard>/index.json             {"<name>": {"tip": "<commit>", "state": "<state>"}}
 #     <shard>/<name>/subject.json    the subject's final subject.json (the same blob)
 #
-# <shard> is refs.archive_shard(name), so a fold rewrites only the shards it touches and a
-# lookup reads one shard's index, whatever the archive holds.
+# <shard> is refs.archive_shard(name), `ab/c` (4,096 of them, two levels), so a fold
+# rewrites only the small trees it touches (the root's 256 entries and, per shard, about
+# 25 names at 100,000 subjects) and a lookup reads one shard's index, whatever the archive
+# holds.
 
 COUNTS_FILE = "counts.json"
 INDEX_FILE = "index.json"
@@ -507,15 +509,27 @@ def _json(doc: object) -> bytes:
     return (json.dumps(doc, sort_keys=True, separators=(",", ":")) + "\n").encode()
 
 
-def _sub(repo: Repo, tree: Tree | None, name: str) -> Any:
-    """The object at entry `name` of `tree` (None: no such entry)."""
-    if tree is None:
-        return None
-    try:
-        _mode, sha = tree[name.encode()]
-    except KeyError:
-        return None
-    return _get(repo.object_store, sha)
+def _sub(repo: Repo, tree: Tree | None, path: str) -> Any:
+    """The object at `path` (`a/b`) below `tree` (None: no such entry)."""
+    obj: Any = tree
+    for part in path.split("/"):
+        if not isinstance(obj, Tree):
+            return None
+        try:
+            _mode, sha = obj[part.encode()]
+        except KeyError:
+            return None
+        obj = _get(repo.object_store, sha)
+    return obj
+
+
+def _copy(tree: Any) -> Tree:
+    """A new tree with the entries of `tree` (None or not a tree: empty), to change."""
+    out = Tree()
+    if isinstance(tree, Tree):
+        for entry in tree.iteritems():
+            out.add(entry.path, entry.mode, entry.sha)
+    return out
 
 
 def _doc(repo: Repo, tree: Tree | None, name: str, where: str) -> Any:
@@ -576,10 +590,8 @@ def archive_fold(
     (subjects reopened: their history goes on from their ref again), with its new
     objects."""
     root = archive_tree(repo, tip, ref)
-    new_root = Tree()
-    if root is not None:
-        for entry in root.iteritems():
-            new_root.add(entry.path, entry.mode, entry.sha)
+    new_root = _copy(root)
+    tops: dict[str, Tree] = {}  # the first level of shards, as this fold changes them
     counts: dict[str, int] = {str(k): int(v) for k, v in _doc(repo, root, COUNTS_FILE, ref).items()}
     objs: list[ShaFile] = []
     by_shard: dict[str, list[tuple[str, str, str]]] = {}
@@ -590,11 +602,11 @@ def archive_fold(
         gone.setdefault(refs.archive_shard(name), []).append(name)
         by_shard.setdefault(refs.archive_shard(name), [])
     for shard, group in sorted(by_shard.items()):
+        top, leaf = shard.split("/")
+        if top not in tops:
+            tops[top] = _copy(_sub(repo, root, top))
         old = _sub(repo, root, shard)
-        shard_tree = Tree()
-        if old is not None:
-            for entry in old.iteritems():
-                shard_tree.add(entry.path, entry.mode, entry.sha)
+        shard_tree = _copy(old)
         index = _doc(repo, old, INDEX_FILE, ref)
         for name in gone.get(shard, ()):
             was = index.pop(name, None)
@@ -622,7 +634,10 @@ def archive_fold(
         index_blob = Blob.from_string(_json(index))
         shard_tree.add(INDEX_FILE.encode(), _FILE_MODE, index_blob.id)
         objs += [index_blob, shard_tree]
-        new_root.add(shard.encode(), _TREE_MODE, shard_tree.id)
+        tops[top].add(leaf.encode(), _TREE_MODE, shard_tree.id)
+    for top, tree in tops.items():
+        objs.append(tree)
+        new_root.add(top.encode(), _TREE_MODE, tree.id)
     counts_blob = Blob.from_string(_json({k: v for k, v in sorted(counts.items()) if v}))
     new_root.add(COUNTS_FILE.encode(), _FILE_MODE, counts_blob.id)
     objs += [counts_blob, new_root]
