@@ -31,26 +31,25 @@ class Folded:
 def fold(
     store: Store, factory: str, items: Sequence[tuple[Subject, str]], *, at: datetime
 ) -> Folded:
-    """Fold `items` (subjects with the tips they were read at) into `factory`'s archive."""
-    done: list[str] = []
-    commits: list[str] = []
+    """Fold `items` (subjects with the tips they were read at) into `factory`'s archive:
+    one batch for the pass, one commit per CHUNK subjects; a subject that moved since is
+    left out and the pass tried again (at most three times)."""
     moved: list[str] = []
     # by shard, so that a chunk touches few of the archive's trees (a pass of thousands)
-    items = sorted(items, key=lambda item: (refs.archive_shard(item[0].name), item[0].name))
-    for i in range(0, len(items), CHUNK):
-        chunk = list(items[i : i + CHUNK])
-        for _ in range(3):
-            if not chunk:
-                break
-            try:
-                commits.append(store.fold(factory, chunk, at=at))
-            except RefConflict:
-                chunk, gone = _still(store, factory, chunk)
-                moved += gone
-                continue
-            done += [s.name for s, _ in chunk]
+    todo = sorted(items, key=lambda item: (refs.archive_shard(item[0].name), item[0].name))
+    for _ in range(3):
+        if not todo:
             break
-    return Folded(factory=factory, subjects=tuple(done), commits=tuple(commits), moved=tuple(moved))
+        chunks = [todo[i : i + CHUNK] for i in range(0, len(todo), CHUNK)]
+        try:
+            commits = store.fold(factory, chunks, at=at)
+        except RefConflict:
+            todo, gone = _still(store, factory, todo)
+            moved += gone
+            continue
+        names = tuple(s.name for s, _ in todo)
+        return Folded(factory=factory, subjects=names, commits=tuple(commits), moved=tuple(moved))
+    return Folded(factory=factory, subjects=(), commits=(), moved=tuple(moved))
 
 
 def _still(

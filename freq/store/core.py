@@ -654,33 +654,54 @@ class Store:
             self._docs[(oid, name)] = data
         return oid
 
-    def fold(self, factory: str, items: Sequence[tuple[Subject, str]], *, at: datetime) -> str:
+    def fold(
+        self, factory: str, chunks: Sequence[Sequence[tuple[Subject, str]]], *, at: datetime
+    ) -> list[str]:
         """Fold finished subjects (each with the tip it was read at) into the factory's
-        archive, then delete their refs, in one batch in that order (SPEC §3): a crash
-        between leaves a subject archived and live, which readers tolerate (the live ref
-        wins) and the next pass finishes. RefConflict when any of them moved; the new
-        archive commit's id."""
+        archive, one commit per chunk (each a merge of the one before and the chunk's
+        last commits), then delete their refs: one batch, the archive first (SPEC §3), the
+        deletions one rewrite of packed-refs. A crash between leaves subjects archived and
+        live, which readers tolerate (the live ref wins) and the next pass finishes.
+        RefConflict when any of them moved; the new archive commits' ids."""
         ref = refs.archive_ref(factory)
         old = self.read_ref(ref)
-        names = ", ".join(s.name for s, _ in items[:3]) + (" ..." if len(items) > 3 else "")
-        message = (
-            f"{factory}: archived {len(items)} ({names})\n\n"
-            f"Freq-Factory: {factory}\nFreq-Archived: {len(items)}\n"
-        )
-        commit, objs = _git().archive_fold(
-            self.repo,
-            tip=old,
-            ref=ref,
-            items=[(s.name, tip, s.state) for s, tip in items],
-            identity=self.identity,
-            at=at,
-            message=message,
-        )
-        oid = self._stage(objs, commit)
-        batch = [RefUpdate(ref, oid, old)]
-        batch += [RefUpdate(refs.subject_ref(factory, s.name), None, tip) for s, tip in items]
-        self._apply(batch, ref)
-        return oid
+        tip = old
+        pending: dict[bytes, Any] = {}
+        made: list[str] = []
+        git = _git()
+        for chunk in chunks:
+            names = ", ".join(s.name for s, _ in chunk[:3]) + (" ..." if len(chunk) > 3 else "")
+            commit, objs = git.archive_fold(
+                self.repo,
+                tip=tip,
+                ref=ref,
+                items=[(s.name, t, s.state) for s, t in chunk],
+                identity=self.identity,
+                at=at,
+                message=(
+                    f"{factory}: archived {len(chunk)} ({names})\n\n"
+                    f"Freq-Factory: {factory}\nFreq-Archived: {len(chunk)}\n"
+                ),
+                pending=pending,
+            )
+            pending.update((o.id, o) for o in objs)
+            tip = self._stage(objs, commit)
+            made.append(tip)
+        if tip is None or tip == old:
+            return []
+        batch = [RefUpdate(ref, tip, old)]
+        batch += [
+            RefUpdate(refs.subject_ref(factory, s.name), None, t)
+            for chunk in chunks
+            for s, t in chunk
+        ]
+        try:
+            self._apply(batch, ref)
+        except BaseException:
+            for oid in made:
+                self.discard(oid)
+            raise
+        return made
 
     def archived(self, factory: str, name: str) -> tuple[Subject, str] | None:
         """The archived subject `factory/name` and its last commit, or None."""

@@ -509,7 +509,10 @@ def _json(doc: object) -> bytes:
     return (json.dumps(doc, sort_keys=True, separators=(",", ":")) + "\n").encode()
 
 
-def _sub(repo: Repo, tree: Tree | None, path: str) -> Any:
+Pending = dict[bytes, ShaFile]  # objects made by this pass, not written yet
+
+
+def _sub(repo: Repo, tree: Tree | None, path: str, pending: Pending | None = None) -> Any:
     """The object at `path` (`a/b`) below `tree` (None: no such entry)."""
     obj: Any = tree
     for part in path.split("/"):
@@ -519,7 +522,8 @@ def _sub(repo: Repo, tree: Tree | None, path: str) -> Any:
             _mode, sha = obj[part.encode()]
         except KeyError:
             return None
-        obj = _get(repo.object_store, sha)
+        found = pending.get(sha) if pending else None
+        obj = found if found is not None else _get(repo.object_store, sha)
     return obj
 
 
@@ -532,10 +536,12 @@ def _copy(tree: Any) -> Tree:
     return out
 
 
-def _doc(repo: Repo, tree: Tree | None, name: str, where: str) -> Any:
+def _doc(
+    repo: Repo, tree: Tree | None, name: str, where: str, pending: Pending | None = None
+) -> Any:
     import json
 
-    blob = _sub(repo, tree, name)
+    blob = _sub(repo, tree, name, pending)
     if blob is None:
         return {}
     try:
@@ -584,15 +590,24 @@ def archive_fold(
     at: datetime,
     message: str,
     drop: Sequence[str] = (),
+    pending: Pending | None = None,
 ) -> tuple[Commit, list[ShaFile]]:
     """The fold commit that adds `items` — (name, subject's last commit, state) — to the
     archive at `tip` (a name already there is replaced) and takes out the names `drop`
     (subjects reopened: their history goes on from their ref again), with its new
-    objects."""
-    root = archive_tree(repo, tip, ref)
+    objects. `pending`: objects of the folds before it in the same pass (`tip` may be one
+    of them), not written yet."""
+    made = pending.get(tip.encode()) if pending and tip else None
+    if isinstance(made, Commit):
+        root = pending[made.tree] if pending else None
+    else:
+        root = archive_tree(repo, tip, ref)
+    assert root is None or isinstance(root, Tree)
     new_root = _copy(root)
     tops: dict[str, Tree] = {}  # the first level of shards, as this fold changes them
-    counts: dict[str, int] = {str(k): int(v) for k, v in _doc(repo, root, COUNTS_FILE, ref).items()}
+    counts: dict[str, int] = {
+        str(k): int(v) for k, v in _doc(repo, root, COUNTS_FILE, ref, pending).items()
+    }
     objs: list[ShaFile] = []
     by_shard: dict[str, list[tuple[str, str, str]]] = {}
     for item in items:
@@ -604,10 +619,10 @@ def archive_fold(
     for shard, group in sorted(by_shard.items()):
         top, leaf = shard.split("/")
         if top not in tops:
-            tops[top] = _copy(_sub(repo, root, top))
-        old = _sub(repo, root, shard)
+            tops[top] = _copy(_sub(repo, root, top, pending))
+        old = _sub(repo, root, shard, pending)
         shard_tree = _copy(old)
-        index = _doc(repo, old, INDEX_FILE, ref)
+        index = _doc(repo, old, INDEX_FILE, ref, pending)
         for name in gone.get(shard, ()):
             was = index.pop(name, None)
             if isinstance(was, dict) and isinstance(was.get("state"), str):
