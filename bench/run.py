@@ -39,6 +39,11 @@ Figures (targets from the issue):
       daemon: claims per second with 1, 2, 4 and 8 worker processes vs one `git push
       --atomic --force-with-lease` of one ref (target for one worker: at most 1.5x per
       claim); one CAS push at 1,000 and 10,000 refs on the remote vs that push there.
+  (n) months of history (bench/scale.py): load+plan at 1,000 to 100,000 live subjects,
+      warm and cold, vs the read floor (targets: 1x and 2x) and its peak memory (at most
+      300 MB); 1,000 live beside 100,000 archived vs 1,000 alone, load+plan and one CAS
+      push (1.5x); the run loop's cost per step at 20 and 500 subjects vs a plumbing
+      commit per step (0.8x) and against itself (flat: 1.1x).
 
 Everything is created in temporary folders. The same figures are written as JSON to
 bench/results/latest.json. Absolute times depend on the machine and its disk; the ratios
@@ -67,6 +72,7 @@ import agents
 import dulwich
 import remote
 import runtime
+import scale
 import workload as w
 import worktrees
 
@@ -95,6 +101,7 @@ class Row:
     target: float | None = None  # the largest ratio that passes; None: reported only
     note: str = ""
     error: str = ""
+    unit: str = "s"  # what measured_s and floor_s are in: seconds, or "MB" (memory)
 
     @property
     def ratio(self) -> float:
@@ -677,6 +684,10 @@ def _ms(s: float) -> str:
     return f"{s * 1e3:,.1f} ms" if s < 10 else f"{s:,.2f} s"
 
 
+def _amount(x: float, unit: str) -> str:
+    return f"{x:,.0f} MB" if unit == "MB" else _ms(x)
+
+
 def render(rows: list[Row]) -> str:
     """The table, one line per figure, then the notes."""
     head = ("fig", "what", "size", "measured", "floor", "ratio", "target", "result")
@@ -687,8 +698,8 @@ def render(rows: list[Row]) -> str:
                 r.figure,
                 r.what,
                 f"{r.size:,}" if r.size else "-",
-                "-" if r.error else _ms(r.measured_s),
-                _ms(r.floor_s) if r.floor_s else "-",
+                "-" if r.error else _amount(r.measured_s, r.unit),
+                _amount(r.floor_s, r.unit) if r.floor_s else "-",
                 "-" if r.error or not r.floor_s else f"{r.ratio:.2f}x",
                 f"<= {r.target:g}x" if r.target is not None else "-",
                 r.result,
@@ -748,7 +759,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--output", type=Path, default=RESULTS, help="where to write the JSON")
     ap.add_argument(
-        "--only", default="abcdefghijkl", help="figures to run, e.g. --only d (default: all)"
+        "--only", default="abcdefghijkln", help="figures to run, e.g. --only d (default: all)"
     )
     ap.add_argument("--run-n", type=int, default=None, help="subjects for figure (d)")
     args = ap.parse_args(argv)
@@ -760,6 +771,11 @@ def main(argv: list[str] | None = None) -> int:
     mesh_per = 200 if args.quick else 1_000  # figure (g): subjects per factory, 10 factories
     pool_sizes = worktrees.QUICK if args.quick else worktrees.FULL  # figure (k)
     remote_sizes = (40, (1_000,)) if args.quick else (120, (1_000, 10_000))  # figure (l)
+    scale_sizes = (  # figure (n): live subjects read, subjects archived, loop sizes
+        ((1_000,), 5_000, (20, 100))
+        if args.quick
+        else ((1_000, 10_000, 100_000), 100_000, (20, 500))
+    )
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="freq-bench-", ignore_cleanup_errors=True) as d:
         tmp = Path(d)
@@ -780,6 +796,7 @@ def main(argv: list[str] | None = None) -> int:
             ("j", lambda: [Row(**r) for r in agents.figure_j(tmp, env, 10 if args.quick else 40)]),
             ("k", lambda: [Row(**r) for r in worktrees.figure_k(tmp, env, pool_sizes)]),
             ("l", lambda: [Row(**r) for r in remote.figure_l(tmp, env, *remote_sizes)]),
+            ("n", lambda: [Row(**r) for r in scale.figure_n(tmp, env, *scale_sizes)]),
         ):
             if name not in args.only:
                 continue

@@ -1,0 +1,283 @@
+"""Figure (n): months of history — the archive, reads at 100,000 subjects, the loop's cost in N.
+
+  1. load + plan of N live subjects, warm (cache file present) and cold (cache deleted),
+     against `git for-each-ref | git cat-file --batch` over the same refs (figure (b)'s
+     floor); targets: warm at most 1x, cold at most 2x. With the peak memory of a process
+     that loads N subjects (target at most 300 MB at 100,000), reported as a ratio to 300 MB.
+  2. the archive: 1,000 live subjects beside N archived ones (folded by one archive pass,
+     itself reported) against the same 1,000 alone: load + plan warm (target 1.5x), and one
+     CAS push to a bare remote holding the same refs (target 1.5x): an archived subject is
+     no ref, so neither grows with it.
+  3. the run loop's cost per step over N subjects x 4 `true` steps (runtime.PARALLEL at a
+     time), as runtime.OVERHEAD_DEF defines it, against the same cost of one git plumbing
+     commit per step (runtime's floor (ii)); targets: at most 0.8x that floor at every N,
+     and flat in N (the largest N within 1.1x of the smallest).
+
+Returns Row keyword dicts (bench/run.py turns them into Row), as bench/remote.py does.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import runtime
+import workload as w
+
+from freq import archiver, refs, transitions
+from freq.clock import SystemClock
+from freq.planner import plan
+from freq.store import Store
+
+FLOOR = "git for-each-ref | git cat-file --batch"
+PEAK = 300.0  # MB: the issue's ceiling for a process holding 100,000 subjects
+
+# a child process: load and plan the repository at argv[1]; print its peak RSS in MB
+_PEAK = """
+import resource, sys
+sys.path.insert(0, sys.argv[2])
+import workload as w
+from datetime import timedelta
+from freq.clock import SystemClock
+from freq.planner import plan
+from freq.store import Store
+store = Store.discover(sys.argv[1], clock=SystemClock())
+snap = store.snapshot()
+plan(w.config(store.root), snap, now=w.T0 + timedelta(hours=1))
+store.close()
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+
+
+def _live(tmp: Path, env: dict[str, str], name: str, n: int) -> Path:
+    repo = w.init_repo(tmp / name, env)
+    store = Store.discover(repo, clock=SystemClock())
+    try:
+        store.create_many(w.subjects(n))
+    finally:
+        store.close()
+    return repo
+
+
+def _load_plan(repo: Path, n: int, *, cold: bool) -> float:
+    """Best of 3: a fresh Store's snapshot and a plan (RuntimeError unless n subjects)."""
+    cache = repo / ".git" / "frequency" / "cache" / "subjects.v1"
+    best = float("inf")
+    for _ in range(3):
+        if cold:
+            cache.unlink(missing_ok=True)
+        t = time.perf_counter()
+        store = Store.discover(repo, clock=SystemClock())
+        try:
+            snap = store.snapshot()
+            plan(w.config(repo), snap, now=w.T0 + timedelta(hours=1))
+        finally:
+            store.close()
+        best = min(best, time.perf_counter() - t)
+        if len(snap.subjects) != n or snap.problems:
+            raise RuntimeError(f"read {len(snap.subjects)} of {n} subjects: {snap.problems[:1]}")
+    return best
+
+
+def _peak_mb(repo: Path, env: dict[str, str]) -> float:
+    here = str(Path(__file__).resolve().parent)
+    out = subprocess.run(
+        [sys.executable, "-c", _PEAK, str(repo), here],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return float(out.stdout.strip())
+
+
+def reads(tmp: Path, env: dict[str, str], sizes: tuple[int, ...]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for n in sizes:
+        repo = _live(tmp, env, f"n-live-{n}", n)
+        floor = w.read_floor(repo, env)
+        for cold in (False, True):
+            rows.append(
+                dict(
+                    figure="n",
+                    what=f"load+plan {'cold (cache deleted)' if cold else 'warm (cache present)'}",
+                    size=n,
+                    measured_s=_load_plan(repo, n, cold=cold),
+                    floor_s=floor,
+                    floor=FLOOR,
+                    target=2.0 if cold else 1.0,
+                    note="best of 3, fresh Store each",
+                )
+            )
+        peak = _peak_mb(repo, env)
+        rows.append(
+            dict(
+                figure="n",
+                what="peak memory of a process that loads and plans",
+                size=n,
+                measured_s=peak,
+                floor_s=PEAK,
+                floor=f"{PEAK:.0f} MB",
+                target=1.0 if n >= 100_000 else None,
+                unit="MB",
+                note="ru_maxrss (measured and floor in MB)",
+            )
+        )
+    return rows
+
+
+def _archived(tmp: Path, env: dict[str, str], live: int, n: int) -> tuple[Path, float]:
+    """`live` live subjects and `n` archived ones (created in `promoted`, one pass); the
+    pass's seconds."""
+    repo = _live(tmp, env, f"n-arch-{n}", live)
+    store = Store.discover(repo, clock=SystemClock())
+    try:
+        done = [
+            transitions.created(w.FACTORY, f"old-{i:06d}", "promoted", at=w.T0, worker="b")
+            for i in range(n)
+        ]
+        tips = store.create_many([(c.subject, c.event) for c in done])
+        items = [(c.subject, tip) for c, tip in zip(done, tips, strict=True)]
+        t = time.perf_counter()
+        folded = archiver.fold(store, w.FACTORY, items, at=store.clock.now())
+        took = time.perf_counter() - t
+    finally:
+        store.close()
+    if len(folded.subjects) != n:
+        raise RuntimeError(f"the pass folded {len(folded.subjects)} of {n}")
+    return repo, took
+
+
+def _push_once(tmp: Path, env: dict[str, str], repo: Path, tag: str) -> float:
+    """Median of 5 CAS pushes (Store.advance in remote mode) to a bare copy of `repo`'s refs."""
+    bare = tmp / f"n-bare-{tag}.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(bare)], env=env, check=True)
+    subprocess.run(
+        ["git", "push", "-q", str(bare), "refs/frequency/*:refs/frequency/*"],
+        cwd=repo,
+        env=env,
+        check=True,
+    )
+    store = Store.discover(repo, clock=SystemClock())
+    try:
+        store.attach("origin", str(bare)).refresh()
+        name = "app-00000"
+        subj, tip = store.read_subject(w.FACTORY, name)
+        times = []
+        for i in range(5):
+            # at the wall clock, as a worker writes: git's connectivity check of the push
+            # walks back from the new commit only as far as older tips
+            now = store.clock.now()
+            change = transitions.moved(subj, state=subj.state, at=now, by="b", reason=str(i))
+            t = time.perf_counter()
+            tip = store.advance(
+                refs.subject_ref(w.FACTORY, name), change.subject, change.event, expected=tip
+            )
+            times.append(time.perf_counter() - t)
+            subj = change.subject
+    finally:
+        store.close()
+    return statistics.median(times)
+
+
+def archive(tmp: Path, env: dict[str, str], live: int, n: int) -> list[dict[str, Any]]:
+    alone = _live(tmp, env, "n-alone", live)
+    beside, pass_s = _archived(tmp, env, live, n)
+    rows: list[dict[str, Any]] = [
+        dict(
+            figure="n",
+            what=f"load+plan warm, {live:,} live + {n:,} archived",
+            size=n,
+            measured_s=_load_plan(beside, live, cold=False),
+            floor_s=_load_plan(alone, live, cold=False),
+            floor=f"the same, {live:,} live alone",
+            target=1.5,
+            note="best of 3 each",
+        ),
+        dict(
+            figure="n",
+            what=f"one CAS push, remote with {live:,} live + {n:,} archived",
+            size=n,
+            measured_s=_push_once(tmp, env, beside, "beside"),
+            floor_s=_push_once(tmp, env, alone, "alone"),
+            floor=f"the same push, {live:,} live alone",
+            target=1.5,
+            note="Store.advance in remote mode over file://, median of 5",
+        ),
+        dict(
+            figure="n",
+            what="  the archive pass that folded them (context)",
+            size=n,
+            measured_s=pass_s,
+            floor_s=w.read_floor(alone, env),
+            floor=f"{FLOOR} of {live:,}",
+            note="one batch: a commit per 500 subjects, one packed-refs rewrite",
+        ),
+    ]
+    return rows
+
+
+def loop(tmp: Path, env: dict[str, str], sizes: tuple[int, ...]) -> list[dict[str, Any]]:
+    per: dict[int, float] = {}
+    rows: list[dict[str, Any]] = []
+    for n in sizes:
+        repo = runtime.make_repo(
+            tmp / f"n-loop-{n}", env, {runtime.FACTORY: runtime.chain_yaml("true")}
+        )
+        runtime.add_subjects(repo, env, (f"s{i:05d}" for i in range(n)))
+        stats = runtime.run_workers(repo, env, 1)
+        runtime.check_finished(repo, env, n)
+        steps = runtime.STEPS * n
+        spawn = runtime.floor_spawn(w.init_repo(tmp / f"n-spawn-{n}", env), env, steps)
+        plumb = runtime.floor_plumbing(w.init_repo(tmp / f"n-plumb-{n}", env), env, n)
+        over = (stats.wall - spawn) * runtime.PARALLEL / steps
+        floor = (plumb - spawn) * runtime.PARALLEL / steps
+        per[n] = over
+        rows.append(
+            dict(
+                figure="n",
+                what=f"run loop, overhead per step ({n:,} subjects x {runtime.STEPS} steps)",
+                size=n,
+                measured_s=over,
+                floor_s=floor,
+                floor="one git plumbing commit per step, same formula",
+                target=0.8,
+                note=runtime.OVERHEAD_DEF,
+            )
+        )
+    small, large = min(per), max(per)
+    rows.append(
+        dict(
+            figure="n",
+            what=f"run loop per step at {large:,} subjects vs at {small:,} (flat in N)",
+            size=large,
+            measured_s=per[large],
+            floor_s=per[small],
+            floor=f"the same at {small:,} subjects",
+            target=1.1,
+        )
+    )
+    return rows
+
+
+def figure_n(
+    tmp: Path,
+    env: dict[str, str],
+    read_sizes: tuple[int, ...],
+    archived: int,
+    loop_sizes: tuple[int, ...],
+) -> list[dict[str, Any]]:
+    os.environ.update(env)
+    work = tmp / "scale"
+    work.mkdir()
+    return [
+        *reads(work, env, read_sizes),
+        *archive(work, env, 1_000, archived),
+        *loop(work, env, loop_sizes),
+    ]
