@@ -104,30 +104,30 @@ def reads(tmp: Path, env: dict[str, str], sizes: tuple[int, ...]) -> list[dict[s
         floor = w.read_floor(repo, env)
         for cold in (False, True):
             rows.append(
-                dict(
-                    figure="n",
-                    what=f"load+plan {'cold (cache deleted)' if cold else 'warm (cache present)'}",
-                    size=n,
-                    measured_s=_load_plan(repo, n, cold=cold),
-                    floor_s=floor,
-                    floor=FLOOR,
-                    target=2.0 if cold else 1.0,
-                    note="best of 3, fresh Store each",
-                )
+                {
+                    "figure": "n",
+                    "what": f"load+plan {'cold (cache deleted)' if cold else 'warm (cache present)'}",
+                    "size": n,
+                    "measured_s": _load_plan(repo, n, cold=cold),
+                    "floor_s": floor,
+                    "floor": FLOOR,
+                    "target": 2.0 if cold else 1.0,
+                    "note": "best of 3, fresh Store each",
+                }
             )
         peak = _peak_mb(repo, env)
         rows.append(
-            dict(
-                figure="n",
-                what="peak memory of a process that loads and plans",
-                size=n,
-                measured_s=peak,
-                floor_s=PEAK,
-                floor=f"{PEAK:.0f} MB",
-                target=1.0 if n >= 100_000 else None,
-                unit="MB",
-                note="ru_maxrss (measured and floor in MB)",
-            )
+            {
+                "figure": "n",
+                "what": "peak memory of a process that loads and plans",
+                "size": n,
+                "measured_s": peak,
+                "floor_s": PEAK,
+                "floor": f"{PEAK:.0f} MB",
+                "target": 1.0 if n >= 100_000 else None,
+                "unit": "MB",
+                "note": "ru_maxrss (measured and floor in MB)",
+            }
         )
     return rows
 
@@ -190,35 +190,35 @@ def archive(tmp: Path, env: dict[str, str], live: int, n: int) -> list[dict[str,
     alone = _live(tmp, env, "n-alone", live)
     beside, pass_s = _archived(tmp, env, live, n)
     rows: list[dict[str, Any]] = [
-        dict(
-            figure="n",
-            what=f"load+plan warm, {live:,} live + {n:,} archived",
-            size=n,
-            measured_s=_load_plan(beside, live, cold=False),
-            floor_s=_load_plan(alone, live, cold=False),
-            floor=f"the same, {live:,} live alone",
-            target=1.5,
-            note="best of 3 each",
-        ),
-        dict(
-            figure="n",
-            what=f"one CAS push, remote with {live:,} live + {n:,} archived",
-            size=n,
-            measured_s=_push_once(tmp, env, beside, "beside"),
-            floor_s=_push_once(tmp, env, alone, "alone"),
-            floor=f"the same push, {live:,} live alone",
-            target=1.5,
-            note="Store.advance in remote mode over file://, median of 5",
-        ),
-        dict(
-            figure="n",
-            what="  the archive pass that folded them (context)",
-            size=n,
-            measured_s=pass_s,
-            floor_s=w.read_floor(alone, env),
-            floor=f"{FLOOR} of {live:,}",
-            note="one batch: a commit per 500 subjects, one packed-refs rewrite",
-        ),
+        {
+            "figure": "n",
+            "what": f"load+plan warm, {live:,} live + {n:,} archived",
+            "size": n,
+            "measured_s": _load_plan(beside, live, cold=False),
+            "floor_s": _load_plan(alone, live, cold=False),
+            "floor": f"the same, {live:,} live alone",
+            "target": 1.5,
+            "note": "best of 3 each",
+        },
+        {
+            "figure": "n",
+            "what": f"one CAS push, remote with {live:,} live + {n:,} archived",
+            "size": n,
+            "measured_s": _push_once(tmp, env, beside, "beside"),
+            "floor_s": _push_once(tmp, env, alone, "alone"),
+            "floor": f"the same push, {live:,} live alone",
+            "target": 1.5,
+            "note": "Store.advance in remote mode over file://, median of 5",
+        },
+        {
+            "figure": "n",
+            "what": "  the archive pass that folded them (context)",
+            "size": n,
+            "measured_s": pass_s,
+            "floor_s": w.read_floor(alone, env),
+            "floor": f"{FLOOR} of {live:,}",
+            "note": "one batch: a commit per 500 subjects, one packed-refs rewrite",
+        },
     ]
     return rows
 
@@ -240,28 +240,28 @@ def loop(tmp: Path, env: dict[str, str], sizes: tuple[int, ...]) -> list[dict[st
         floor = (plumb - spawn) * runtime.PARALLEL / steps
         per[n] = over
         rows.append(
-            dict(
-                figure="n",
-                what=f"run loop, overhead per step ({n:,} subjects x {runtime.STEPS} steps)",
-                size=n,
-                measured_s=over,
-                floor_s=floor,
-                floor="one git plumbing commit per step, same formula",
-                target=0.8,
-                note=runtime.OVERHEAD_DEF,
-            )
+            {
+                "figure": "n",
+                "what": f"run loop, overhead per step ({n:,} subjects x {runtime.STEPS} steps)",
+                "size": n,
+                "measured_s": over,
+                "floor_s": floor,
+                "floor": "one git plumbing commit per step, same formula",
+                "target": 0.8,
+                "note": runtime.OVERHEAD_DEF,
+            }
         )
     small, large = min(per), max(per)
     rows.append(
-        dict(
-            figure="n",
-            what=f"run loop per step at {large:,} subjects vs at {small:,} (flat in N)",
-            size=large,
-            measured_s=per[large],
-            floor_s=per[small],
-            floor=f"the same at {small:,} subjects",
-            target=1.1,
-        )
+        {
+            "figure": "n",
+            "what": f"run loop per step at {large:,} subjects vs at {small:,} (flat in N)",
+            "size": large,
+            "measured_s": per[large],
+            "floor_s": per[small],
+            "floor": f"the same at {small:,} subjects",
+            "target": 1.1,
+        }
     )
     return rows
 
