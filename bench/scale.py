@@ -106,7 +106,8 @@ def reads(tmp: Path, env: dict[str, str], sizes: tuple[int, ...]) -> list[dict[s
             rows.append(
                 {
                     "figure": "n",
-                    "what": f"load+plan {'cold (cache deleted)' if cold else 'warm (cache present)'}",
+                    "what": "load+plan "
+                    + ("cold (cache deleted)" if cold else "warm (cache present)"),
                     "size": n,
                     "measured_s": _load_plan(repo, n, cold=cold),
                     "floor_s": floor,
