@@ -33,7 +33,7 @@ function el(tag, props, ...children) {
 }
 
 function append(node, children) {
-  for (const child of children.flat()) {
+  for (const child of children.flat(Infinity)) {
     if (child === null || child === undefined || child === false) continue;
     node.appendChild(child instanceof Node ? child : document.createTextNode(String(child)));
   }
@@ -317,7 +317,9 @@ async function subjectPage(factory, name) {
     d.output_tail ? [el('h2', { text: 'Output tail' }), el('pre', { id: 'output-tail', text: d.output_tail })] : null,
     el('h2', { text: 'History' }),
     el('table', { id: 'history' }, el('tbody', {}, d.history.filter((h) => !h.renewal).map((h) => el('tr', {},
-      el('td', { class: 'muted', text: h.at }), el('td', { text: h.summary }), el('td', { class: 'muted', text: h.oid.slice(0, 10) }))))));
+      el('td', { class: 'muted', text: h.at }), el('td', { text: h.summary }),
+      el('td', { text: [h.trailers['Freq-By'], h.trailers['Freq-Reason']].filter(Boolean).join(': ') }),
+      el('td', { class: 'muted', text: h.oid.slice(0, 10) }))))));
 }
 
 async function dlqPage() {
