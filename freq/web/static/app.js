@@ -11,7 +11,7 @@ const S = {
   state: null, // the last /api/state
   skew: 0, // browser clock minus server clock, ms
   token: sessionStorage.getItem('freq-token') || '',
-  filter: '',
+  inputs: {}, // what was typed in each field, by its key: kept across redraws
   limits: {}, // column key -> cards shown
   loading: false,
   again: false,
@@ -47,10 +47,37 @@ function svg(tag, attrs, text) {
   return node;
 }
 
+// Redraw the view; the field being typed in keeps its focus and caret (fields keep their
+// text through S.inputs), so a live update never eats what a person is writing.
 function show(...children) {
   const view = document.getElementById('view');
+  const active = document.activeElement;
+  const key = active && active.dataset ? active.dataset.key : undefined;
+  const caret = key && typeof active.selectionStart === 'number' ? active.selectionStart : null;
   view.replaceChildren();
   append(view, children);
+  if (key) {
+    const again = [...view.querySelectorAll('[data-key]')].find((n) => n.dataset.key === key);
+    if (again) {
+      again.focus();
+      if (caret !== null) again.setSelectionRange(caret, caret);
+    }
+  }
+}
+
+function field(key, props) {
+  const node = el('input', { ...props, 'data-key': key });
+  node.value = S.inputs[key] || '';
+  node.addEventListener('input', () => { S.inputs[key] = node.value; });
+  return node;
+}
+
+function choice(key, options, current, props) {
+  const picked = S.inputs[key] !== undefined && options.includes(S.inputs[key]) ? S.inputs[key] : current;
+  const node = el('select', { ...props, 'data-key': key },
+    options.map((x) => el('option', { value: x, text: x, selected: x === picked })));
+  node.addEventListener('change', () => { S.inputs[key] = node.value; });
+  return node;
 }
 
 function say(text, ok) {
@@ -93,7 +120,7 @@ async function get(path) {
 
 // A changing request: the token as a bearer header (never in the URL), JSON in and out.
 // A refusal shows the one line the CLI would print.
-async function act(path, body, done) {
+async function act(path, body, done, clear) {
   if (!S.token) askToken();
   const res = await fetch(path, {
     method: 'POST',
@@ -106,6 +133,7 @@ async function act(path, body, done) {
     say(answer.error || `refused (${res.status})`, false);
     return null;
   }
+  for (const key of clear || []) delete S.inputs[key];
   say(done, true);
   refresh();
   return answer;
@@ -172,18 +200,20 @@ async function render() {
 }
 
 function factoryControls(f) {
-  const level = el('select', { 'aria-label': 'autonomy', id: 'autonomy' },
-    ['auto', 'supervised', 'manual'].map((x) => el('option', { value: x, selected: x === f.autonomy, text: x })));
-  const reason = el('input', { placeholder: 'reason', id: 'control-reason', 'aria-label': 'reason' });
+  const key = `control/${f.factory}`;
+  const level = choice(`${key}/level`, ['auto', 'supervised', 'manual'], f.autonomy, { 'aria-label': 'autonomy', id: 'autonomy' });
+  const reason = field(`${key}/reason`, { placeholder: 'reason', id: 'control-reason', 'aria-label': 'reason' });
+  const path = `/api/factories/${encodeURIComponent(f.factory)}`;
+  const clear = [`${key}/reason`, `${key}/level`];
   return el('div', { class: 'toolbar' },
     f.paused
       ? el('button', { id: 'resume', type: 'button', text: 'Resume',
-        onclick: () => act(`/api/factories/${encodeURIComponent(f.factory)}/resume`, { reason: reason.value }, `${f.factory} resumed`) })
+        onclick: () => act(`${path}/resume`, { reason: reason.value }, `${f.factory} resumed`, clear) })
       : el('button', { id: 'pause', type: 'button', text: 'Pause',
-        onclick: () => act(`/api/factories/${encodeURIComponent(f.factory)}/pause`, { reason: reason.value }, `${f.factory} paused`) }),
+        onclick: () => act(`${path}/pause`, { reason: reason.value }, `${f.factory} paused`, clear) }),
     level,
-    el('button', { type: 'button', text: 'Set autonomy',
-      onclick: () => act(`/api/factories/${encodeURIComponent(f.factory)}/autonomy`, { level: level.value, reason: reason.value }, `${f.factory}: autonomy ${level.value}`) }),
+    el('button', { id: 'set-autonomy', type: 'button', text: 'Set autonomy',
+      onclick: () => act(`${path}/autonomy`, { level: level.value, reason: reason.value }, `${f.factory}: autonomy ${level.value}`, clear) }),
     reason);
 }
 
@@ -242,7 +272,7 @@ function card(s) {
 function board(state, factory) {
   const f = state.factories.find((x) => x.factory === factory);
   if (!f) { show(el('h1', { text: `No factory ${factory}` })); return; }
-  const needle = S.filter.toLowerCase();
+  const needle = (S.inputs[`filter/${factory}`] || '').toLowerCase();
   const mine = state.subjects.filter((s) => s.factory === factory
     && (!needle || s.name.toLowerCase().includes(needle)));
   const byState = new Map(f.states.map((s) => [s.state, []]));
@@ -250,14 +280,8 @@ function board(state, factory) {
     if (!byState.has(s.state)) byState.set(s.state, []);
     byState.get(s.state).push(s);
   }
-  const filter = el('input', { id: 'filter', type: 'search', placeholder: 'filter subjects', value: S.filter, 'aria-label': 'filter' });
-  filter.addEventListener('input', () => {
-    S.filter = filter.value;
-    board(S.state, factory);
-    const again = document.getElementById('filter');
-    again.focus();
-    again.setSelectionRange(again.value.length, again.value.length);
-  });
+  const filter = field(`filter/${factory}`, { id: 'filter', type: 'search', placeholder: 'filter subjects', 'aria-label': 'filter' });
+  filter.addEventListener('input', () => board(S.state, factory));
   const columns = [...byState.entries()].map(([name, list]) => {
     const key = `${factory}/${name}`;
     const limit = S.limits[key] || PAGE;
@@ -276,18 +300,26 @@ function board(state, factory) {
     el('div', { class: 'board', id: 'board' }, columns));
 }
 
+// A running attempt's log grows without any ref moving: its page re-reads it every second.
+function tailAgain(route) {
+  clearTimeout(S.tail);
+  S.tail = setTimeout(() => { if (location.hash === route) refresh(); }, 1000);
+}
+
 async function subjectPage(factory, name) {
   const [state, d] = await Promise.all([loadState(), get(`/api/subjects/${encodeURIComponent(factory)}/${encodeURIComponent(name)}`)]);
   const f = state.factories.find((x) => x.factory === factory);
   const subj = d.subject;
-  const target = el('select', { id: 'to-state', 'aria-label': 'state' },
-    (f ? f.states : []).map((s) => el('option', { value: s.state, text: s.state, selected: s.state === subj.state })));
-  const reason = el('input', { id: 'move-reason', placeholder: 'reason (required)', 'aria-label': 'reason' });
+  const key = `subject/${factory}/${name}`;
+  const target = choice(`${key}/state`, (f ? f.states : []).map((s) => s.state), subj.state, { id: 'to-state', 'aria-label': 'state' });
+  const reason = field(`${key}/reason`, { id: 'move-reason', placeholder: 'reason (required)', 'aria-label': 'reason' });
+  const clear = [`${key}/state`, `${key}/reason`];
   const approvals = (f ? f.steps : []).filter((st) => st.from_states.includes(subj.state)).map((st) =>
     el('button', { type: 'button', class: 'approve', text: `Approve ${st.id}`,
       onclick: () => act(`/api/approvals/${encodeURIComponent(factory)}/${encodeURIComponent(name)}/${encodeURIComponent(st.id)}`,
-        { reason: reason.value }, `${st.id} approved`) }));
+        { reason: reason.value }, `${st.id} approved`, clear) }));
   const data = Object.entries(subj.data || {});
+  if (d.attempts.some((a) => a.running)) tailAgain(location.hash);
   show(
     el('h1', {}, link(route('f', factory), factory), ' / ', el('span', { id: 'subject-name', text: name })),
     el('div', { class: 'panel' },
@@ -307,7 +339,7 @@ async function subjectPage(factory, name) {
     el('div', { class: 'panel toolbar' }, 'Move to', target, reason,
       el('button', { id: 'move', type: 'button', class: 'primary', text: 'Move',
         onclick: () => act(`/api/subjects/${encodeURIComponent(factory)}/${encodeURIComponent(name)}/transition`,
-          { state: target.value, reason: reason.value }, `${name} moved to ${target.value}`) }),
+          { state: target.value, reason: reason.value }, `${name} moved to ${target.value}`, clear) }),
       approvals),
     el('h2', { text: 'Attempts' }),
     d.attempts.length ? d.attempts.map((a) => el('div', { class: 'panel attempt' },
@@ -325,7 +357,8 @@ async function subjectPage(factory, name) {
 async function dlqPage() {
   const d = await get('/api/dlq');
   const rows = d.entries.map((e) => {
-    const reason = el('input', { placeholder: 'reason', 'aria-label': 'reason' });
+    const key = `dlq/${e.id}/reason`;
+    const reason = field(key, { placeholder: 'reason', 'aria-label': 'reason' });
     const id = encodeURIComponent(e.id);
     return el('div', { class: 'panel dlq-entry', 'data-entry': e.id },
       el('div', {}, el('b', { text: e.id }), ' ', link(route('s', e.factory, e.subject), `${e.factory}/${e.subject}`),
@@ -337,11 +370,11 @@ async function dlqPage() {
       e.output_tail ? el('pre', { class: 'log', text: e.output_tail }) : null,
       el('div', { class: 'toolbar' }, reason,
         el('button', { type: 'button', class: 'requeue primary', text: 'Requeue',
-          onclick: () => act(`/api/dlq/${id}/requeue`, { reason: reason.value }, `${e.id} requeued`) }),
+          onclick: () => act(`/api/dlq/${id}/requeue`, { reason: reason.value }, `${e.id} requeued`, [key]) }),
         el('button', { type: 'button', class: 'diagnose', text: 'Diagnose',
           onclick: () => { say(`diagnosing ${e.id}…`, true); act(`/api/dlq/${id}/diagnose`, {}, `${e.id} diagnosed`); } }),
         el('button', { type: 'button', class: 'fix', text: 'Fix (requeue with diagnosis)',
-          onclick: () => act(`/api/dlq/${id}/fix`, { reason: reason.value }, `${e.id} requeued with its diagnosis`) })));
+          onclick: () => act(`/api/dlq/${id}/fix`, { reason: reason.value }, `${e.id} requeued with its diagnosis`, [key]) })));
   });
   show(el('h1', { text: `Dead-letter queue (${d.entries.length})` }),
     rows.length ? rows : el('p', { class: 'muted', text: 'the dead-letter queue is empty' }),
@@ -350,12 +383,13 @@ async function dlqPage() {
 
 function locksPage(state) {
   const rows = state.locks.map((l) => {
-    const reason = el('input', { placeholder: 'reason (required)', 'aria-label': 'reason' });
+    const key = `lock/${l.name}/reason`;
+    const reason = field(key, { placeholder: 'reason (required)', 'aria-label': 'reason' });
     return el('tr', { 'data-lock': l.name },
       el('td', { text: l.name }), el('td', { text: l.holder }), el('td', { text: l.subject }),
       el('td', { text: l.expires_at }), el('td', { text: l.held ? 'held' : `stale${l.why ? ': ' + l.why : ''}` }),
       el('td', {}, reason, el('button', { type: 'button', text: 'Break',
-        onclick: () => act(`/api/locks/${encodeURIComponent(l.name)}/break`, { reason: reason.value }, `lock ${l.name} broken`) })));
+        onclick: () => act(`/api/locks/${encodeURIComponent(l.name)}/break`, { reason: reason.value }, `lock ${l.name} broken`, [key]) })));
   });
   const pool = state.worktrees;
   show(el('h1', { text: 'Locks and caps' }),
@@ -388,7 +422,7 @@ function bars(groups, value, label) {
 async function costsPage(by) {
   const d = await get(`/api/costs?by=${encodeURIComponent(by)}`);
   const pick = el('select', { 'aria-label': 'group by', id: 'costs-by' },
-    ['step', 'factory', 'subject', 'agent', 'model', 'day'].map((x) => el('option', { value: x, text: x, selected: x === by })));
+    ['step', 'factory', 'subject', 'agent', 'model', 'day'].map((x) => el('option', { value: x, text: x, selected: x === by })));  // the route holds the choice
   pick.addEventListener('change', () => { location.hash = route('costs', pick.value); });
   const sp = d.split;
   const share = sp.step_share === null ? 0 : sp.step_share;
@@ -460,6 +494,12 @@ function start() {
   window.addEventListener('hashchange', () => { say(''); refresh(); });
   connect();
   refresh();
+  // times in state and elapsed times move on their own: the board is redrawn from the
+  // state it has (no request) every few seconds
+  setInterval(() => {
+    const m = location.hash.match(/^#\/f\/(.+)$/);
+    if (m && S.state && !S.loading) board(S.state, decodeURIComponent(m[1]));
+  }, 5000);
 }
 
 start();
