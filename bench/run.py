@@ -40,6 +40,12 @@ Figures (targets from the issue):
       --atomic --force-with-lease` of one ref (target for one worker: at most 1.5x per
       claim); one CAS push at 1,000 and 10,000 refs on the remote vs that push there.
 
+  (m) the dashboard (bench/dashboard.py), `git freq serve` as a real process: GET
+      /api/state for 10 factories x 500 subjects vs the same state built in-process
+      (target: at most 1.5x); a ref change to the board in Chromium showing it, median
+      and p95 (target: p95 under 1 s; an SSE client without Chromium); the board of
+      5,000 subjects drawn in Chromium (reported).
+
 Everything is created in temporary folders. The same figures are written as JSON to
 bench/results/latest.json. Absolute times depend on the machine and its disk; the ratios
 are what to compare between runs.
@@ -64,6 +70,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import agents
+import dashboard
 import dulwich
 import remote
 import runtime
@@ -748,7 +755,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--output", type=Path, default=RESULTS, help="where to write the JSON")
     ap.add_argument(
-        "--only", default="abcdefghijkl", help="figures to run, e.g. --only d (default: all)"
+        "--only", default="abcdefghijklm", help="figures to run, e.g. --only d (default: all)"
     )
     ap.add_argument("--run-n", type=int, default=None, help="subjects for figure (d)")
     args = ap.parse_args(argv)
@@ -760,6 +767,7 @@ def main(argv: list[str] | None = None) -> int:
     mesh_per = 200 if args.quick else 1_000  # figure (g): subjects per factory, 10 factories
     pool_sizes = worktrees.QUICK if args.quick else worktrees.FULL  # figure (k)
     remote_sizes = (40, (1_000,)) if args.quick else (120, (1_000, 10_000))  # figure (l)
+    board_sizes = (100, 10) if args.quick else (500, 40)  # figure (m): per factory, samples
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="freq-bench-", ignore_cleanup_errors=True) as d:
         tmp = Path(d)
@@ -780,6 +788,7 @@ def main(argv: list[str] | None = None) -> int:
             ("j", lambda: [Row(**r) for r in agents.figure_j(tmp, env, 10 if args.quick else 40)]),
             ("k", lambda: [Row(**r) for r in worktrees.figure_k(tmp, env, pool_sizes)]),
             ("l", lambda: [Row(**r) for r in remote.figure_l(tmp, env, *remote_sizes)]),
+            ("m", lambda: [Row(**r) for r in dashboard.figure_m(tmp, env, *board_sizes)]),
         ):
             if name not in args.only:
                 continue

@@ -246,18 +246,35 @@ def test_an_event_arrives_after_a_plain_git_update_ref(project: FreqRepo, server
         name, lines = _next_event(res)
         assert name == "hello" and "retry: 1000" in lines
         tip = project.git("rev-parse", "refs/frequency/subjects/f/x").strip()
-        project.git("update-ref", "refs/frequency/subjects/f/z", tip)  # loose ref, new folder entry
-        name, _ = _next_event(res)
-        assert name == "change"
-        project.git("pack-refs", "--all")  # packed-refs rewritten, loose refs removed
-        name, _ = _next_event(res)
-        assert name == "change"
-        project.git("update-ref", "refs/frequency/subjects/f/z", tip + "~0")  # no change at all
-        project.git("update-ref", "-d", "refs/frequency/subjects/f/z")
-        name, _ = _next_event(res)
-        assert name == "change"
+        parent = project.git("rev-parse", "refs/frequency/subjects/f/y").strip()
+        for change in (
+            ("update-ref", "refs/frequency/subjects/f/x", parent, tip),  # a loose ref moved
+            ("update-ref", "refs/frequency/subjects/f/z", tip),  # a new one
+            ("pack-refs", "--all"),  # packed-refs rewritten, the loose files removed
+            ("update-ref", "-d", "refs/frequency/subjects/f/z"),  # a packed one deleted
+        ):
+            project.git(*change)
+            name, _ = _next_event(res)
+            assert name == "change", change
     finally:
         conn.close()
+
+
+def test_the_page_ships_every_asset_it_names() -> None:
+    """index.html names only its own script and style, which are package files (the wheel
+    carries freq/web/static), and no asset refers to another origin."""
+    import re
+    from pathlib import Path
+
+    static = Path(__file__).resolve().parent.parent / "freq" / "web" / "static"
+    page = (static / "index.html").read_text()
+    named = re.findall(r'(?:src|href)="(/static/[^"]+)"', page)
+    assert sorted(named) == ["/static/app.css", "/static/app.js"]
+    for path in static.iterdir():
+        text = path.read_text()
+        others = set(re.findall(r"https?://[^\s'\"`)]+", text)) - {"http://www.w3.org/2000/svg"}
+        assert not others, (path.name, others)
+        assert "innerHTML" not in text and "insertAdjacentHTML" not in text, path.name
 
 
 def test_a_non_loopback_host_needs_a_token(project: FreqRepo) -> None:

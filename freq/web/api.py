@@ -102,9 +102,9 @@ def _subject_row(
 def state(app: ops.App) -> dict[str, Any]:
     """GET /api/state: every factory with its counts and steps, every subject with what the
     board shows of it, the running steps, locks, quota holds, merge queues and budgets."""
-    st = ops.status(app)
-    p = ops.plan_now(app)
-    snap = app.store.snapshot()
+    snap = app.store.snapshot()  # one read for the counts, the plan and the cards
+    st = ops.status(app, snap=snap)
+    p = ops.plan_now(app, snap=snap)
     now = app.clock.now()
     waits = {(w.factory, w.subject): (w.kind, w.reasons[0] if w.reasons else "") for w in p.waiting}
     positions = {

@@ -249,8 +249,11 @@ def test_hostile_names_and_logs_render_as_text(
     project.run("add", "f", "h1", "--data", f"FAIL={HOSTILE_NAME}").assert_success()
     project.run("run", "--until-idle", "--factory", "f").assert_success()
     project.run("transition", "f", "b1", "new", "--reason", HOSTILE_LOG).assert_success()
+    tip = project.git("rev-parse", "refs/frequency/subjects/f/b1").strip()
+    project.git("update-ref", "refs/frequency/subjects/f/<script>alert(1)<", tip)  # by hand
     _open(page, server, "#/")
     expect(page.locator("#factories")).to_contain_text(HOSTILE_NAME, timeout=WAIT)
+    expect(page.locator("#problems")).to_contain_text("f/<script>alert(1)<: not a Frequency")
     page.evaluate("() => { location.hash = '#/s/f/h1'; }")
     expect(page.locator("pre.log").first).to_contain_text(HOSTILE_LOG, timeout=WAIT)
     expect(page.locator(".kv")).to_contain_text(HOSTILE_NAME)
@@ -275,3 +278,30 @@ def test_a_refused_move_shows_the_cli_line(page: Any, server: Server) -> None:
     page.fill("#move-reason", "shipped by hand")
     page.click("#move")
     expect(page.locator("#subject-state")).to_have_text("done", timeout=WAIT)
+
+
+def test_the_page_reconnects_after_the_server_restarts(page: Any, project: FreqRepo) -> None:
+    """Stop the server, start it again on the same port: the open page reconnects by
+    itself (EventSource and the stream's retry:) and shows a change made meanwhile."""
+    with serving(project.path) as first:
+        port = first.port
+        _open(page, first, "#/f/f")
+        expect(_column(page, "new").locator('[data-subject="a1"]')).to_be_visible(timeout=WAIT)
+    expect(page.locator("#live")).to_have_text("reconnecting", timeout=WAIT)
+    project.run("transition", "f", "a1", "built", "--reason", "while it was down")
+    with serving(project.path, args=("--port", str(port))):
+        expect(page.locator("#live")).to_have_text("live", timeout=WAIT)
+        expect(_column(page, "built").locator('[data-subject="a1"]')).to_be_visible(timeout=WAIT)
+
+
+def test_what_is_typed_survives_a_live_update(page: Any, project: FreqRepo, server: Server) -> None:
+    """A reason being typed keeps its text and focus while the board redraws for a change
+    made elsewhere."""
+    _open(page, server, "#/f/f")
+    field = page.locator("#control-reason")
+    field.fill("half a sent")
+    field.focus()
+    project.run_process("transition", "f", "a1", "done", "--reason", "x").assert_success()
+    expect(_column(page, "done").locator('[data-subject="a1"]')).to_be_visible(timeout=WAIT)
+    expect(page.locator("#control-reason")).to_have_value("half a sent")
+    expect(page.locator("#control-reason")).to_be_focused()

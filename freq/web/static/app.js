@@ -238,7 +238,7 @@ function overview(state) {
     state.running.length ? [el('h2', { text: 'Running' }), el('ul', {}, state.running.map((r) => el('li', {},
       link(route('s', r.factory, r.subject), `${r.factory}/${r.subject}`),
       ` ${r.step} attempt ${r.attempt} for ${ago(r.claimed_at)}`, r.agent ? ` · ${r.agent}${r.model ? ' ' + r.model : ''}` : '')))] : null,
-    state.problems.length ? [el('h2', { text: 'Problems' }), el('ul', {}, state.problems.map((p) => el('li', { text: p })))] : null,
+    state.problems.length ? [el('h2', { text: 'Problems reading state' }), el('ul', { id: 'problems' }, state.problems.map((p) => el('li', { text: p })))] : null,
   );
 }
 
