@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import hmac
 import ipaddress
 import os
@@ -343,6 +344,17 @@ def _names(host: str, port: int) -> frozenset[str]:
                      for n in names)  # fmt: skip
 
 
+def _warm(app: ops.App) -> None:
+    """Read the state once before serving (the socket listens already: a first request
+    waits in its backlog), then move everything alive into the collector's permanent
+    generation: the App's caches and the web stack live as long as the server, and a
+    full collection during a request no longer walks them (a fifth of /api/state)."""
+    with contextlib.suppress(errors.FreqError):  # the page shows the problem instead
+        api.state(app)
+    gc.collect()
+    gc.freeze()
+
+
 def serve(
     app: ops.App,
     *,
@@ -384,6 +396,7 @@ def serve(
     server = uvicorn.Server(config)
     shown = f"[{host}]" if ":" in host else host
     started(f"http://{shown}:{port}/")
+    _warm(app)
     try:
         asyncio.run(server.serve(sockets=[sock]))
     finally:
