@@ -79,6 +79,7 @@ def test_state_lists_factories_counts_and_subjects(project: FreqRepo, server: Se
     ]
     assert state["running"] == [] and state["locks"] == [] and state["problems"] == []
     assert set(state) >= {"quotas", "queues", "budgets", "now", "version"}
+    assert state["caps"] == [{"cap": "max_parallel", "limit": 4, "used": 0}]
 
 
 def test_every_response_carries_the_security_headers(server: Server) -> None:
@@ -202,6 +203,7 @@ def test_subject_dlq_costs_and_graph_reads(project: FreqRepo, server: Server) ->
     assert [a["step"] for a in d["attempts"]] == ["work"]
     assert HOSTILE_OUT in d["attempts"][0]["log"]
     assert d["why"]["kind"] == "dlq"
+    assert (d["queue"], d["worktrees"], d["landing"]) == (None, [], None)
     assert any("parked in dead-letter queue" in h["summary"] for h in d["history"])
     dlq = server.get("/api/dlq")
     assert sorted(e["id"] for e in dlq["entries"]) == ["f#1", "f#2"]
@@ -315,3 +317,35 @@ def test_the_printed_url_and_token(project: FreqRepo) -> None:
         line = out.readline()
         assert line.startswith("token: ") and len(line.strip()) > 30
         assert s.url.startswith("http://127.0.0.1:") and "token" not in s.url
+
+
+def test_diagnose_then_fix_from_the_api(freq_repo) -> None:  # type: ignore[no-untyped-def]
+    """Diagnose runs the `diagnose` agent (here a command) and appends its root cause;
+    Fix requeues with it: two commits on the queue, one on the subject, by the dashboard."""
+    r: FreqRepo = freq_repo(
+        {
+            ".frequency/f.yaml": FACTORY,
+            ".frequency/frequency.yaml": (
+                "agents:\n  diagnose:\n    use: command\n"
+                "    args: [sh, -c, 'echo \"the ok file is missing\"', diagnose]\n"
+            ),
+        }
+    )
+    r.run("add", "f", "x").assert_success()
+    r.run("run", "--until-idle").assert_success()
+    with serving(r.path) as server:
+        got = server.post("/api/dlq/f%231/diagnose")
+        assert got.status == 200, got.body
+        assert (got.body["diagnosis_entry"], got.body["root_cause"]) == (
+            "f#2",
+            "the ok file is missing",
+        )
+        shown = server.get("/api/dlq")["entries"][0]
+        assert (shown["id"], shown["diagnosis"]) == ("f#1", "the ok file is missing")
+        fixed = server.post("/api/dlq/f%231/fix", {"reason": "add it"})
+        assert fixed.status == 200, fixed.body
+        assert fixed.body["requeue_entry"] == "f#3"
+    queue = r.git("log", "--format=%s%n%b", "refs/frequency/dlq/f")
+    assert "dlq f#3: requeue f#1 (f/x)" in queue and "dashboard:" in queue
+    subject = r.git("log", "-1", "--format=%B", "refs/frequency/subjects/f/x")
+    assert "dashboard:" in subject

@@ -20,9 +20,25 @@ from freq.runtime import Subject
 LOG_TAIL = 64 * 1024  # bytes of an attempt's log the subject page shows (its end)
 SHOWN_KINDS = frozenset(
     # the planner's wait kinds the board turns into badges (the rest are plain states)
-    {"backoff", "approval", "gate", "quota", "queued", "dlq", "exhausted", "blocked", "lock",
-     "cap", "wip", "predicate", "budget", "lane", "paused", "batch"}
-)  # fmt: skip
+    {
+        "backoff",
+        "approval",
+        "gate",
+        "quota",
+        "queued",
+        "dlq",
+        "exhausted",
+        "blocked",
+        "lock",
+        "cap",
+        "wip",
+        "predicate",
+        "budget",
+        "lane",
+        "paused",
+        "batch",
+    }
+)
 
 
 def jsonable(value: Any) -> Any:
@@ -142,12 +158,53 @@ def state(app: ops.App) -> dict[str, Any]:
             if s["claim"] is not None
         ],
         "locks": jsonable(ops.list_locks(app)),
+        "caps": _caps(app, subjects),
         "quotas": [{"name": n, "until": u} for n, u in st.quotas],
         "queues": jsonable(st.queues),
         "worktrees": jsonable(st.worktrees),
         "budgets": budgets,
         "problems": list(st.problems) + list(p.problems),
     }
+
+
+def _caps(app: ops.App, subjects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every configured cap with what runs under it now (the planner's own counts live in
+    the cap slots; this is the board's view of the same claims)."""
+    running: dict[tuple[str, ...], int] = {}
+    for s in subjects:
+        if s["claim"] is not None:
+            for key in ((), (s["factory"],), (s["factory"], s["claim"]["step"])):
+                running[key] = running.get(key, 0) + 1
+    out = [
+        {
+            "cap": "max_parallel",
+            "limit": app.config.settings.max_parallel,
+            "used": running.get((), 0),
+        }
+    ]
+    for fac in app.config.factories:
+        fid = fac.factory_id
+        if fac.limits.max_parallel is not None:
+            out.append(
+                {
+                    "cap": f"{fid} max_parallel",
+                    "limit": fac.limits.max_parallel,
+                    "used": running.get((fid,), 0),
+                }
+            )
+        for step in fac.steps:
+            if step.max_parallel is not None:
+                out.append(
+                    {
+                        "cap": f"{fid}.{step.id} max_parallel",
+                        "limit": step.max_parallel,
+                        "used": running.get((fid, step.id), 0),
+                    }
+                )
+        for state, n in fac.limits.wip.items():
+            count = sum(1 for s in subjects if s["factory"] == fid and s["state"] == state)
+            out.append({"cap": f"{fid} wip {state}", "limit": n, "used": count})
+    return out
 
 
 def ops_errors() -> type[Exception]:
@@ -226,6 +283,20 @@ def subject(app: ops.App, factory: str, name: str) -> dict[str, Any]:
         why = {"kind": "unknown", "reasons": [str(exc)]}
     costs = ops.costs_report(app, by="subject")
     mine = [g for g in costs.groups if g.group == f"{factory}/{name}"]
+    from freq.ops.queue import pool_status, queue_status  # the merge queue and the pool
+
+    position = None
+    if subj.landing is not None:
+        for q in queue_status(app, app.store.snapshot(), target=subj.landing.target):
+            for e in q.entries:
+                if (e.factory, e.subject) == (factory, name):
+                    position = {"target": q.target, "position": e.position, "waiting": q.waiting}
+    pool = pool_status(app)
+    slots = [
+        jsonable(slot)
+        for slot in (pool.slots if pool is not None else ())
+        if slot.holder is not None and slot.holder.startswith(f"{factory}/{name} ")
+    ]
     return {
         "subject": jsonable(subj),
         "tip": shown.tip,
@@ -236,6 +307,8 @@ def subject(app: ops.App, factory: str, name: str) -> dict[str, Any]:
         "cost": jsonable(mine[0]) if mine else None,
         "salvage": list(shown.salvage),
         "landing": jsonable(subj.landing),
+        "queue": position,
+        "worktrees": slots,
         "problems": list(shown.problems),
     }
 

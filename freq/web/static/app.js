@@ -330,7 +330,8 @@ async function subjectPage(factory, name) {
         subj.claim ? [el('dt', { text: 'running' }), el('dd', { text: `${subj.claim.step} attempt ${subj.claim.attempt} on ${subj.claim.holder} for ${ago(subj.claim.claimed_at)}` })] : null,
         subj.parked ? [el('dt', { text: 'dead-letter' }), el('dd', {}, link('#/dlq', subj.parked))] : null,
         subj.last_error ? [el('dt', { text: 'last error' }), el('dd', { text: `${subj.last_error.step}: ${subj.last_error.kind}: ${subj.last_error.reason}` })] : null,
-        d.landing ? [el('dt', { text: 'landing' }), el('dd', { text: `${d.landing.branch} → ${d.landing.target}` })] : null,
+        d.landing ? [el('dt', { text: 'landing' }), el('dd', { text: `${d.landing.branch} → ${d.landing.target}${d.queue ? ` · #${d.queue.position} in its merge queue` : ''}${d.queue && d.queue.waiting ? ` · ${d.queue.waiting}` : ''}` })] : null,
+        d.worktrees.map((w) => [el('dt', { text: 'worktree' }), el('dd', { text: `${w.path}${w.branch ? ` on ${w.branch}` : ''} (${w.holder})` })]),
         d.salvage.length ? [el('dt', { text: 'salvage' }), el('dd', { text: d.salvage.join(', ') })] : null,
         d.cost ? [el('dt', { text: 'cost' }), el('dd', { text: `${usd(d.cost.usd)} · ${d.cost.tokens_in} in / ${d.cost.tokens_out} out tokens · ${d.cost.attempts} attempts` })] : null,
         data.map(([k, v]) => [el('dt', { text: k }), el('dd', { text: v })]))),
@@ -395,8 +396,9 @@ function locksPage(state) {
   show(el('h1', { text: 'Locks and caps' }),
     el('table', { id: 'locks' }, el('thead', {}, el('tr', {}, ['lock', 'holder', 'subject', 'expires', 'status', ''].map((h) => el('th', { text: h })))),
       el('tbody', {}, rows.length ? rows : el('tr', {}, el('td', { colspan: 6, class: 'muted', text: 'no locks held' })))),
-    el('h2', { text: 'Running (global and factory caps)' }),
-    el('ul', {}, state.factories.map((f) => el('li', { text: `${f.factory}: ${f.running} running` }))),
+    el('h2', { text: 'Caps' }),
+    el('table', { id: 'caps' }, el('thead', {}, el('tr', {}, ['cap', 'in use', 'limit'].map((h) => el('th', { text: h })))),
+      el('tbody', {}, state.caps.map((c) => el('tr', {}, el('td', { text: c.cap }), el('td', { text: c.used }), el('td', { text: c.limit }))))),
     state.quotas.length ? [el('h2', { text: 'Quota holds' }), el('ul', {}, state.quotas.map((q) => el('li', { text: `${q.name} until ${q.until}` })))] : null,
     state.queues.length ? [el('h2', { text: 'Merge queues' }), state.queues.map((q) => el('div', { class: 'panel' },
       el('b', { text: q.target }), q.waiting ? el('p', { class: 'muted', text: q.waiting }) : null,
@@ -408,11 +410,11 @@ function locksPage(state) {
 function bars(groups, value, label) {
   const max = Math.max(1e-9, ...groups.map(value));
   const height = 22 * groups.length + 10;
-  const chart = svg('svg', { width: 640, height, role: 'img', 'aria-label': label });
+  const chart = svg('svg', { width: 760, height, role: 'img', 'aria-label': label });
   groups.forEach((g, i) => {
     const y = 5 + i * 22;
     const w = Math.round(400 * value(g) / max);
-    chart.appendChild(svg('text', { x: 0, y: y + 14 }, g.group));
+    chart.appendChild(svg('text', { x: 0, y: y + 14 }, g.group === '-' ? '(no agent: shell steps)' : g.group));
     chart.appendChild(svg('rect', { x: 200, y, width: Math.max(1, w), height: 16, fill: '#2563eb', rx: 2 }));
     chart.appendChild(svg('text', { x: 206 + w, y: y + 14 }, label === 'cost' ? usd(value(g)) : String(value(g))));
   });
@@ -473,12 +475,21 @@ async function graphPage() {
     const a = pos.get(`${e.factory}\u0000${e.from}`), b = pos.get(`${e.factory}\u0000${e.to}`);
     if (a && b && a !== b) line(a, b, '#68717d', '', e.step);
   }
+  // between factories: a curve from the right of one state to the left of the other, its
+  // label a tooltip (dozens of them would cover the picture)
   for (const e of g.cross) {
     const a = pos.get(`${e.from[0]}\u0000${e.from[1]}`), b = pos.get(`${e.to[0]}\u0000${e.to[1]}`);
-    if (a && b) line(a, b, e.emits ? '#067647' : '#b54708', e.emits ? '' : '4 3', e.label);
+    if (!a || !b) continue;
+    const color = e.emits ? '#067647' : '#b54708';
+    const x1 = a.x + W, y1 = a.y + H / 2, x2 = b.x, y2 = b.y + H / 2;
+    const path = svg('path', { d: `M ${x1} ${y1} C ${x1 + 60} ${y1}, ${x2 - 60} ${y2}, ${x2} ${y2}`, fill: 'none', stroke: color,
+      'stroke-dasharray': e.emits ? '' : '4 3', 'marker-end': 'url(#arrow)', 'stroke-opacity': 0.8, class: 'cross' });
+    path.appendChild(svg('title', {}, `${e.from[0]}.${e.from[1]} → ${e.to[0]}.${e.to[1]}: ${e.label}`));
+    picture.appendChild(path);
   }
   show(el('h1', { text: 'Factories and the edges between them' }), el('div', { class: 'panel', style: null }, picture),
-    el('p', { class: 'muted', text: 'grey: steps · green: emits · dashed orange: requires' }));
+    el('p', { class: 'muted', text: 'grey: steps · green: emits · dashed orange: requires (hover a line for its step)' }),
+    el('ul', { id: 'cross-edges' }, g.cross.map((e) => el('li', { text: `${e.from[0]}.${e.from[1]} → ${e.to[0]}.${e.to[1]}: ${e.label}` }))));
 }
 
 // ---------------------------------------------------------------- start
