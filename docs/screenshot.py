@@ -36,6 +36,8 @@ def main(out: Path) -> int:
             check=True,
         )
         subprocess.run([*freq, "pause", "deploy", "--reason", "release freeze"], cwd=repo, check=True)
+        # agent steps wait for approval under supervised: the cards say so
+        subprocess.run([*freq, "autonomy", "build", "supervised"], cwd=repo, check=True)
         env = {**os.environ, "FREQ_TOKEN": "screenshot"}
         server = subprocess.Popen(
             [*freq, "serve", "--port", "0"], cwd=repo, env=env, stdout=subprocess.PIPE, text=True

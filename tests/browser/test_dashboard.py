@@ -305,3 +305,20 @@ def test_what_is_typed_survives_a_live_update(page: Any, project: FreqRepo, serv
     expect(_column(page, "done").locator('[data-subject="a1"]')).to_be_visible(timeout=WAIT)
     expect(page.locator("#control-reason")).to_have_value("half a sent")
     expect(page.locator("#control-reason")).to_be_focused()
+
+
+def test_a_long_column_is_paged_and_filtered(page: Any, project: FreqRepo, server: Server) -> None:
+    """250 subjects in one state: 100 cards, then 100 more per click; the filter finds one
+    of those not drawn yet."""
+    listing = "".join(f"n{i:03d}\n" for i in range(248))
+    project.run("add", "f", "--from", "-", stdin=listing).assert_success()
+    _open(page, server, "#/f/f")
+    column = _column(page, "new")
+    expect(column.locator(".count")).to_have_text("250", timeout=WAIT)
+    expect(column.locator(".card")).to_have_count(100)
+    column.locator("button.more").click()
+    expect(column.locator(".card")).to_have_count(200)
+    expect(column.locator("button.more")).to_have_text("show 50 more of 50")
+    page.fill("#filter", "n247")
+    expect(column.locator(".card")).to_have_count(1)
+    expect(column.locator('[data-subject="n247"]')).to_be_visible()
