@@ -349,3 +349,31 @@ def test_diagnose_then_fix_from_the_api(freq_repo) -> None:  # type: ignore[no-u
     assert "dlq f#3: requeue f#1 (f/x)" in queue and "dashboard:" in queue
     subject = r.git("log", "-1", "--format=%B", "refs/frequency/subjects/f/x")
     assert "dashboard:" in subject
+
+
+def test_a_changed_configuration_reaches_the_api_and_the_stream(
+    project: FreqRepo, server: Server
+) -> None:
+    """Editing .frequency/ while serving: an event is sent, and the next read has the new
+    factory; a configuration made invalid is refused in the CLI's words until fixed."""
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=20)
+    try:
+        res = _sse_lines(conn)
+        assert _next_event(res)[0] == "hello"
+        project.write(
+            ".frequency/g.yaml",
+            "factory_id: g\nstate: {initial: a, terminal: [b]}\n"
+            "steps:\n  - {id: go, from_states: [a], to_state: b, run: 'true'}\n",
+        )
+        assert _next_event(res)[0] == "change"
+    finally:
+        conn.close()
+    assert [f["factory"] for f in server.get("/api/state")["factories"]] == ["f", "g"]
+    project.write(".frequency/g.yaml", "factory_id: g\nstate: {initial: a}\nsteps: nope\n")
+    broken = server.request("GET", "/api/state", token=None)
+    assert broken.status == 503, broken.body
+    cli = project.run("status").assert_failure().err.splitlines()
+    assert broken.body["problems"] == [line for line in cli if not line.startswith("git freq:")]
+    assert broken.body["error"] == "; ".join(broken.body["problems"])
+    (project.path / ".frequency/g.yaml").unlink()
+    assert [f["factory"] for f in server.get("/api/state")["factories"]] == ["f"]

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from freq import __version__, ops, refs, render
+from freq.errors import FreqError
 from freq.model import Factory, Step
 from freq.runtime import Subject
 
@@ -135,7 +136,7 @@ def state(app: ops.App) -> dict[str, Any]:
     try:
         costs = ops.costs_report(app, by="factory")
         budgets = [jsonable(b) for b in costs.budgets]
-    except ops_errors() as exc:  # spend unreadable: the board still shows
+    except FreqError as exc:  # spend unreadable: the board still shows
         budgets = [{"problem": str(exc)}]
     return {
         "version": __version__,
@@ -207,13 +208,6 @@ def _caps(app: ops.App, subjects: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def ops_errors() -> type[Exception]:
-    """The errors an ops call refuses with (the tree in freq/errors.py)."""
-    from freq.errors import FreqError
-
-    return FreqError
-
-
 def _log_tail(app: ops.App, subj: Subject, step: str, attempt: int, epoch: int) -> str | None:
     path = app.store.log_path(subj.factory, subj.name, step, attempt, epoch)
     try:
@@ -279,7 +273,7 @@ def subject(app: ops.App, factory: str, name: str) -> dict[str, Any]:
         )
     try:
         why: dict[str, Any] = jsonable(ops.why(app, factory, name))
-    except ops_errors() as exc:
+    except FreqError as exc:
         why = {"kind": "unknown", "reasons": [str(exc)]}
     costs = ops.costs_report(app, by="subject")
     mine = [g for g in costs.groups if g.group == f"{factory}/{name}"]

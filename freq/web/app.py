@@ -35,7 +35,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from freq import errors, ops, render
 from freq.web import api
-from freq.web.events import RefWatcher
+from freq.web.events import RefWatcher, config_token
 
 STATIC = Path(__file__).resolve().parent / "static"
 R = TypeVar("R")
@@ -67,6 +67,8 @@ def is_loopback(host: str) -> bool:
 
 
 def _error_status(exc: errors.FreqError) -> int:
+    if isinstance(exc, errors.ConfigError | errors.NoConfig):
+        return 503  # nothing can be served until the files are fixed
     if isinstance(exc, errors.UsageError | errors.UnknownState | errors.InvalidName):
         return 400
     if isinstance(exc, errors.UnknownFactory | errors.UnknownSubject | errors.UnknownEntry):
@@ -101,12 +103,18 @@ class Dashboard:
     watcher: RefWatcher
     origins: frozenset[str] = frozenset()  # Origin values allowed; empty: any Host's own
     lock: threading.Lock = field(default_factory=threading.Lock)
+    config_seen: tuple[Any, ...] | None = None  # .frequency/ as the App's config read it
 
     async def call(self, fn: Callable[[], R]) -> R:
-        """Run an ops call in a worker thread, one at a time."""
+        """Run an ops call in a worker thread, one at a time, on the configuration as the
+        files say now (a long-lived App would otherwise keep the first one it read)."""
 
         def locked() -> R:
             with self.lock:
+                seen = config_token(self.app.root)
+                if seen != self.config_seen:
+                    self.app.reload()  # a ConfigError here is this request's answer
+                    self.config_seen = seen
                 return fn()
 
         return await run_in_threadpool(locked)
@@ -155,6 +163,9 @@ async def _answer(dash: Dashboard, fn: Callable[[], Any]) -> Response:
     started = time.perf_counter()
     try:
         result = await dash.call(fn)
+    except errors.ConfigError as exc:  # every problem, as the CLI prints them
+        lines = [str(p) for p in exc.problems]
+        return refusal(503, "; ".join(lines), code=exc.code, problems=lines)
     except errors.FreqError as exc:
         return refusal(
             _error_status(exc),
@@ -383,7 +394,7 @@ def serve(
         app=app,
         token=token,
         by=dashboard_user(app),
-        watcher=RefWatcher(Path(store.common_dir), store.state_dir / "beacon"),
+        watcher=RefWatcher(Path(store.common_dir), store.state_dir / "beacon", root=app.root),
         origins=frozenset(f"http://{h}" for h in hosts),
     )
     config = uvicorn.Config(

@@ -6,7 +6,8 @@ Frequency or plain `git update-ref`: a loose ref is written as `<ref>.lock` then
 which changes the mtime of the folder holding it; `git pack-refs` and bulk writes rewrite
 packed-refs; Frequency's own writers also append to the store's beacon. So the token is
 the mtimes of the folders of refs/frequency (not of its 5,000 files) and the stat of
-packed-refs and of the beacon, read about five times a second.
+packed-refs and of the beacon, read about five times a second; and the files of
+`.frequency/`, so a changed configuration reaches the page too.
 """
 
 from __future__ import annotations
@@ -30,9 +31,26 @@ def _stat(path: str) -> tuple[str, int, int, int]:
     return (path, st.st_mtime_ns, st.st_size, st.st_ino)
 
 
-def ref_token(common_dir: Path, beacon: Path) -> Token:
-    """A value that changes whenever a ref under refs/frequency moves (see the module)."""
+def config_token(root: Path) -> Token:
+    """A value that changes whenever a file of `.frequency/` is written, added or removed
+    (the folder's mtime covers the names, each file's stat its content)."""
+    folder = os.path.join(root, ".frequency")
+    out = [_stat(folder)]
+    try:
+        with os.scandir(folder) as it:
+            out += [_stat(e.path) for e in it if not e.name.startswith(".")]
+    except OSError:
+        pass
+    out.sort()
+    return tuple(out)
+
+
+def ref_token(common_dir: Path, beacon: Path, root: Path | None = None) -> Token:
+    """A value that changes whenever a ref under refs/frequency moves (see the module), or
+    with `root`, a file of its `.frequency/` changes (the page then shows the new config)."""
     out = [_stat(str(common_dir / "packed-refs")), _stat(str(beacon))]
+    if root is not None:
+        out += config_token(root)
     stack = [os.path.join(common_dir, ROOT.rstrip("/"))]
     while stack:
         folder = stack.pop()
@@ -49,9 +67,17 @@ def ref_token(common_dir: Path, beacon: Path) -> Token:
 class RefWatcher:
     """Counts changes of refs/frequency; every stream waits on the same count."""
 
-    def __init__(self, common_dir: Path, beacon: Path, *, interval: float = POLL_SECONDS) -> None:
+    def __init__(
+        self,
+        common_dir: Path,
+        beacon: Path,
+        *,
+        root: Path | None = None,
+        interval: float = POLL_SECONDS,
+    ) -> None:
         self.common_dir = common_dir
         self.beacon = beacon
+        self.root = root
         self.interval = interval
         self.version = 0
         self._changed = asyncio.Condition()
@@ -71,10 +97,10 @@ class RefWatcher:
             self._task = None
 
     async def _poll(self) -> None:
-        last = await asyncio.to_thread(ref_token, self.common_dir, self.beacon)
+        last = await asyncio.to_thread(ref_token, self.common_dir, self.beacon, self.root)
         while True:
             await asyncio.sleep(self.interval)
-            now = await asyncio.to_thread(ref_token, self.common_dir, self.beacon)
+            now = await asyncio.to_thread(ref_token, self.common_dir, self.beacon, self.root)
             if now != last:
                 last = now
                 async with self._changed:
