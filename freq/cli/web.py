@@ -38,7 +38,7 @@ def serve(app: ops.App, host: str, port: int, open_browser: bool) -> int:
       curl -X POST -H "Authorization: Bearer s3cret" \\
            -d '{"reason": "CI is down"}' http://127.0.0.1:8765/api/factories/build/pause
     """
-    from freq.web.app import is_loopback
+    from freq.web.server import is_loopback
 
     token = os.environ.get("FREQ_TOKEN", "")
     if not is_loopback(host) and not token:
@@ -52,7 +52,7 @@ def serve(app: ops.App, host: str, port: int, open_browser: bool) -> int:
     if port < 0 or port > 65535:
         raise click.UsageError(f"--port takes 0 to 65535, not {port}")
     app.config  # noqa: B018 - an invalid .frequency/ fails here, in one line, before binding
-    from freq.web.app import serve as run_server
+    from freq.web.server import serve as run_server
 
     def started(url: str) -> None:
         click.echo(f"serving {url}#token={token}")
