@@ -322,3 +322,31 @@ def test_a_long_column_is_paged_and_filtered(page: Any, project: FreqRepo, serve
     page.fill("#filter", "n247")
     expect(column.locator(".card")).to_have_count(1)
     expect(column.locator('[data-subject="n247"]')).to_be_visible()
+
+
+def test_every_view_draws_without_a_script_error(
+    page: Any, project: FreqRepo, server: Server
+) -> None:
+    """Factories, board, subject, DLQ, locks and caps, costs (each grouping) and the graph
+    draw their content, and the page reports no script error on any of them."""
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    project.run("add", "g", "q1").assert_success()
+    project.run("run", "--until-idle", "--factory", "g").assert_success()
+    _open(page, server, "#/")
+    expect(page.locator('tr[data-factory="g"]')).to_contain_text("done 1", timeout=WAIT)
+    views = {
+        "#/f/g": "#board",
+        "#/s/g/q1": "#history",
+        "#/dlq": "h1",
+        "#/locks": "#caps",
+        "#/costs/step": "svg[aria-label='cost']",
+        "#/costs/day": "svg[aria-label='attempts']",
+        "#/graph": "#graph rect",
+    }
+    for route, shown in views.items():
+        page.evaluate("r => { location.hash = r; }", route)
+        expect(page.locator(shown).first).to_be_visible(timeout=WAIT)
+    expect(page.locator("#graph rect")).to_have_count(6)  # f: 4 states, g: 2
+    assert errors == []
