@@ -121,12 +121,22 @@ async function get(path) {
 // A changing request: the token as a bearer header (never in the URL), JSON in and out.
 // A refusal shows the one line the CLI would print.
 async function act(path, body, done, clear) {
+  if (S.acting) return null; // a second click while the first is on its way
   if (!S.token) askToken();
-  const res = await fetch(path, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${S.token}` },
-    body: JSON.stringify(body || {}),
-  });
+  S.acting = true;
+  let res;
+  try {
+    res = await fetch(path, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${S.token}` },
+      body: JSON.stringify(body || {}),
+    });
+  } catch (e) {
+    say('the dashboard server cannot be reached; nothing was sent', false);
+    return null;
+  } finally {
+    S.acting = false;
+  }
   let answer = {};
   try { answer = await res.json(); } catch (e) { answer = { error: `${res.status} ${res.statusText}` }; }
   if (!res.ok) {
@@ -169,7 +179,9 @@ async function refresh() {
   S.loading = true;
   try {
     await render();
+    if (S.failed) { S.failed = false; say(''); } // the read that failed works again
   } catch (e) {
+    S.failed = true;
     say(String(e.message || e), false);
   } finally {
     S.loading = false;
