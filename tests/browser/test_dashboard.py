@@ -350,3 +350,30 @@ def test_every_view_draws_without_a_script_error(
         expect(page.locator(shown).first).to_be_visible(timeout=WAIT)
     expect(page.locator("#graph rect")).to_have_count(6)  # f: 4 states, g: 2
     assert errors == []
+
+
+def test_a_running_attempt_shows_its_log_as_it_grows(page: Any, project: FreqRepo) -> None:
+    """A step that prints, then waits for a file: its subject page shows it running with
+    the first line of its log, the next line once printed, then the state it moved to."""
+    project.write(
+        ".frequency/g.yaml",
+        OTHER.replace(
+            'run: "true"',
+            "run: 'echo first line; while [ ! -f go ]; do sleep 0.05; done; echo second line'",
+        ),
+    )
+    project.run("add", "g", "q1").assert_success()
+    with serving(project.path) as server:
+        worker = _worker(project)
+        try:
+            _open(page, server, "#/s/g/q1")
+            attempt = page.locator(".attempt").first
+            expect(attempt.locator(".badge.running")).to_be_visible(timeout=WAIT)
+            expect(attempt.locator("pre.log")).to_contain_text("first line", timeout=WAIT)
+            (project.path / "go").write_text("")
+            expect(page.locator("#subject-state")).to_have_text("done", timeout=WAIT)
+            expect(page.locator(".attempt pre.log").first).to_contain_text("second line")
+        finally:
+            if worker.poll() is None:
+                worker.send_signal(signal.SIGINT)
+            stop(worker)
