@@ -146,10 +146,31 @@ async def _answer(dash: Dashboard, fn: Callable[[], Any]) -> Response:
             hint=render.hint_text(exc.hint) if exc.hint else None,
         )
     except Exception as exc:  # the dashboard's boundary, as the CLI's: one line
-        return refusal(500, f"internal error: {type(exc).__name__}: {exc}")
+        path = _crash_report(exc)
+        return refusal(500, f"internal error: {type(exc).__name__}: {exc} (details in {path})")
     # how long the ops reads took, in the standard header browsers' tools show (bench m)
     spent = f"ops;dur={(time.perf_counter() - started) * 1e3:.1f}"
     return OrJSON(result, headers={"server-timing": spent})
+
+
+def _crash_report(exc: BaseException) -> str:
+    """The traceback in a file, secrets masked, as the CLI's boundary writes it."""
+    import os
+    import platform
+    import sys
+    import tempfile
+    import traceback
+
+    from freq import __version__
+    from freq.secrets import Redactor
+
+    secrets = Redactor.of_env(os.environ)
+    fd, path = tempfile.mkstemp(prefix="freq-crash-", suffix=".log")
+    with os.fdopen(fd, "w") as f:
+        f.write(f"git-freq {__version__} (serve)\npython {sys.version}\n")
+        f.write(f"platform {platform.platform()}\n\n")
+        f.write(secrets.text("".join(traceback.format_exception(exc))))
+    return path
 
 
 def _text(body: Mapping[str, Any], key: str, default: str = "") -> str:
