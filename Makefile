@@ -4,7 +4,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 
-.PHONY: install test test-fast test-remote test-agents agent-clis lint fmt demo bench clean
+.PHONY: install test test-fast test-remote test-agents test-browser agent-clis lint fmt demo bench \
+	screenshot clean
 
 install: $(VENV)/.installed
 
@@ -16,12 +17,21 @@ $(VENV)/.installed: pyproject.toml share/man/man1/git-freq.1
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
 	@touch $@
 
-# the real agent CLIs' suite (tests/agents_real) runs only under `make test-agents`
+# the real agent CLIs' suite (tests/agents_real) runs only under `make test-agents`, the
+# dashboard in a real Chromium (tests/browser) only under `make test-browser`
 test: install lint
-	$(PY) -m pytest -q -m "not agents"
+	$(PY) -m pytest -q -m "not agents and not browser"
 
 test-fast: install
-	$(PY) -m pytest -q -m "not e2e and not agents"
+	$(PY) -m pytest -q -m "not e2e and not agents and not browser"
+
+# Playwright drives Debian's Chromium (`apt-get install chromium`); no browser is downloaded
+test-browser: install
+	$(PY) -m pytest -q -m browser tests/browser
+
+# docs/img/board.png: the demo's board in Chromium (docs/dashboard.md)
+screenshot: install
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(PY) docs/screenshot.py docs/img/board.png
 
 # The real Claude Code, Codex and Gemini CLIs from npm, installed once per version set in a
 # cache outside the repository (docs/agents-testing.md).

@@ -45,6 +45,12 @@ Figures (targets from the issue):
       push (1.5x); the run loop's cost per step at 20 and 500 subjects vs a plumbing
       commit per step (0.8x) and against itself (flat: 1.1x).
 
+  (m) the dashboard (bench/dashboard.py), `git freq serve` as a real process: GET
+      /api/state for 10 factories x 500 subjects vs the same state built in-process
+      (target: at most 1.5x); a ref change to the board in Chromium showing it, median
+      and p95 (target: p95 under 1 s; an SSE client without Chromium); the board of
+      5,000 subjects drawn in Chromium (reported).
+
 Everything is created in temporary folders. The same figures are written as JSON to
 bench/results/latest.json. Absolute times depend on the machine and its disk; the ratios
 are what to compare between runs.
@@ -69,6 +75,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import agents
+import dashboard
 import dulwich
 import remote
 import runtime
@@ -759,7 +766,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--output", type=Path, default=RESULTS, help="where to write the JSON")
     ap.add_argument(
-        "--only", default="abcdefghijkln", help="figures to run, e.g. --only d (default: all)"
+        "--only", default="abcdefghijklmn", help="figures to run, e.g. --only d (default: all)"
     )
     ap.add_argument("--run-n", type=int, default=None, help="subjects for figure (d)")
     args = ap.parse_args(argv)
@@ -771,6 +778,7 @@ def main(argv: list[str] | None = None) -> int:
     mesh_per = 200 if args.quick else 1_000  # figure (g): subjects per factory, 10 factories
     pool_sizes = worktrees.QUICK if args.quick else worktrees.FULL  # figure (k)
     remote_sizes = (40, (1_000,)) if args.quick else (120, (1_000, 10_000))  # figure (l)
+    board_sizes = (100, 10) if args.quick else (500, 40)  # figure (m): per factory, samples
     scale_sizes = (  # figure (n): live subjects read, subjects archived, loop sizes
         ((1_000,), 5_000, (20, 100))
         if args.quick
@@ -796,6 +804,7 @@ def main(argv: list[str] | None = None) -> int:
             ("j", lambda: [Row(**r) for r in agents.figure_j(tmp, env, 10 if args.quick else 40)]),
             ("k", lambda: [Row(**r) for r in worktrees.figure_k(tmp, env, pool_sizes)]),
             ("l", lambda: [Row(**r) for r in remote.figure_l(tmp, env, *remote_sizes)]),
+            ("m", lambda: [Row(**r) for r in dashboard.figure_m(tmp, env, *board_sizes)]),
             ("n", lambda: [Row(**r) for r in scale.figure_n(tmp, env, *scale_sizes)]),
         ):
             if name not in args.only:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
+import io
 import os
 import select
 import signal
@@ -345,13 +346,15 @@ def _pump(
     stream.close()
 
 
-def _open_log(path: Path | None) -> BinaryIO | None:
+def _open_log(path: Path | None) -> io.FileIO | None:
     """The attempt's log file, or None when it cannot be made (a full disk, no inodes):
-    the step runs all the same, with its output tail kept in memory."""
+    the step runs all the same, with its output tail kept in memory. Unbuffered: each line
+    is in the file as soon as it was read, so a reader (the dashboard's live tail of a
+    running attempt) sees the output as it comes, not 8 KiB at a time."""
     if path is None:
         return None
     try:
-        return open(path, "wb")
+        return open(path, "wb", buffering=0)
     except OSError:
         return None
 

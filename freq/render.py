@@ -492,6 +492,14 @@ def _between(factories: tuple[Factory, ...]) -> list[_Edge]:
     return out
 
 
+def graph_edges(
+    factories: tuple[Factory, ...],
+) -> list[tuple[tuple[str, str], tuple[str, str], str, bool]]:
+    """The edges `graph` draws between factories, as data (the dashboard draws its own
+    picture): (factory, state) to (factory, state), label, and whether it is an emit."""
+    return [(e.src, e.dst, e.label, e.emits) for e in _between(factories)]
+
+
 def _cluster(fac: Factory, states: tuple[str, ...], fmt: str, *, steps: bool) -> list[str]:
     """One factory's box: `states` as nodes, and (with `steps`) its steps as edges."""
     fid = fac.factory_id

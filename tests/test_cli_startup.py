@@ -77,6 +77,8 @@ def test_importing_the_cli_loads_no_outside_system(tmp_path: Path) -> None:
         (["-h"], 0),
         ([], 0),
         (["dlq", "show", "-h"], 0),
+        (["serve", "-h"], 0),  # the web stack loads only once serve runs
+        (["serve", "--port", "x"], 2),
         (["nope"], 2),
         (["log", "-n", "-1"], 2),
         (["graph", "--json"], 2),

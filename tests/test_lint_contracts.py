@@ -27,6 +27,9 @@ OWNERS = {
     "signal": ("freq.proc",),
     "pexpect": ("freq.proc",),
     "re2": ("freq.patterns",),
+    "starlette": ("freq.web",),
+    "uvicorn": ("freq.web",),
+    "sse_starlette": ("freq.web",),
 }
 # banned stdlib escapes (ruff TID251) -> the module allowed to use each
 ESCAPES = {

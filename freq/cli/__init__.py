@@ -18,6 +18,7 @@ from freq.cli import (  # noqa: F401
     project,
     running,
     subjects,
+    web,
 )
 from freq.cli.base import cli
 

@@ -210,10 +210,13 @@ def _orphans(app: App, snap: Snapshot, now: datetime) -> tuple[OrphanStatus, ...
     return tuple(out)
 
 
-def status(app: App, factory_id: str | None = None) -> StatusResult:
-    """Counts per state, running steps; problems with refs are listed, not fatal."""
+def status(
+    app: App, factory_id: str | None = None, *, snap: Snapshot | None = None
+) -> StatusResult:
+    """Counts per state, running steps; problems with refs are listed, not fatal. `snap`:
+    a snapshot the caller read already (the dashboard shows the same read in full)."""
     facs = [app.factory(factory_id)] if factory_id else list(app.config.factories)
-    snap = _snapshot(app)
+    snap = snap if snap is not None else _snapshot(app)
     now = app.clock.now()
     from freq.dlq import Dlq  # `status` alone reads the queue: `plan` need not import it
 
@@ -369,11 +372,12 @@ def log(
 # ---------------------------------------------------------------- plan / transition / run
 
 
-def plan_now(app: App, factories: Sequence[str] = ()) -> Plan:
-    """What would run now, and what waits and why (pure planner over the current state)."""
+def plan_now(app: App, factories: Sequence[str] = (), *, snap: Snapshot | None = None) -> Plan:
+    """What would run now, and what waits and why (pure planner over the current state,
+    or over `snap`, a snapshot the caller read already)."""
     for f in factories:
         app.factory(f)
-    snap = _snapshot(app)
+    snap = snap if snap is not None else _snapshot(app)
     chosen = tuple(factories) or None
     facts = gather(app.config, snap, store=app.store, clock=app.clock, factories=chosen)
     spend = spend_now(app, snap)
