@@ -8,9 +8,10 @@
 Figures (targets from the issue):
   (a) one transition recorded by Store.advance vs the same done with 4 git plumbing
       processes; target: at most 0.5x the floor.
-  (b) loading the whole state (fresh Store + snapshot) and planning, warm (cache file
-      present) and cold (cache deleted), vs `git for-each-ref | git cat-file --batch`
-      over the same repository; target: warm at 10,000 subjects at most 2x the floor.
+  (b) loading the whole state (a fresh Store as commands open it, + snapshot) and
+      planning, warm (cache file present) and cold (cache deleted), vs `git for-each-ref |
+      git cat-file --batch` over the same repository; target: warm at 10,000 subjects at
+      most 2x the floor.
   (c) `git freq add build --from FILE` with 10,000 subjects as a real process vs the same
       read floor on the resulting repository; target: under 10x the floor.
   (d)-(f) `git freq run` as real processes (bench/runtime.py): a 4-step factory of `true`
@@ -237,7 +238,7 @@ def figure_a(tmp: Path, env: dict[str, str], n: int, rounds: int = 5) -> list[Ro
 def _load_and_plan(repo: Path, cfg: Config, n: int) -> tuple[float, float]:
     """(fresh Store + snapshot, plan) seconds; RuntimeError unless all `n` subjects planned."""
     t0 = time.perf_counter()
-    store = Store.discover(repo, clock=SystemClock())
+    store = w.open_store(repo)
     try:
         snap = store.snapshot()
         t1 = time.perf_counter()

@@ -46,8 +46,7 @@ import workload as w
 from datetime import timedelta
 from freq.clock import SystemClock
 from freq.planner import plan
-from freq.store import Store
-store = Store.discover(sys.argv[1], clock=SystemClock())
+store = w.open_store(sys.argv[1])
 snap = store.snapshot()
 plan(w.config(store.root), snap, now=w.T0 + timedelta(hours=1))
 store.close()
@@ -73,7 +72,7 @@ def _load_plan(repo: Path, n: int, *, cold: bool) -> float:
         if cold:
             cache.unlink(missing_ok=True)
         t = time.perf_counter()
-        store = Store.discover(repo, clock=SystemClock())
+        store = w.open_store(repo)
         try:
             snap = store.snapshot()
             plan(w.config(repo), snap, now=w.T0 + timedelta(hours=1))

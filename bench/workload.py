@@ -115,6 +115,14 @@ def init_repo(path: Path, env: dict[str, str]) -> Path:
     return path
 
 
+def open_store(repo: Path) -> Store:
+    """A fresh Store of `repo` as every command opens it (freq.ops.App: with its bulk reader,
+    one `git cat-file --batch` for a cold read)."""
+    from freq.ops.app import App
+
+    return App(repo).store
+
+
 def read_floor(repo: Path, env: dict[str, str], reps: int = 3) -> float:
     """Best-of time of the git CLI reading every subject.json (the figure (b)/(c) floor)."""
     pipeline = (

@@ -145,6 +145,33 @@ def git(
     return GitResult(done.returncode, done.stdout, done.stderr)
 
 
+def cat_files(cwd: str | os.PathLike[str], specs: Sequence[str]) -> dict[str, bytes]:
+    """Blobs named by `specs` (`<commit>:<path>`) read by one `git cat-file --batch`: spec →
+    content, for each that names a blob; the others (missing, not a blob) are left out, and
+    an unusable git answers nothing (the caller reads those objects itself)."""
+    if not specs:
+        return {}
+    res = git(["cat-file", "--batch"], cwd=cwd, stdin="".join(f"{s}\n" for s in specs).encode())
+    if not res.ok:
+        return {}
+    out: dict[str, bytes] = {}
+    data = res.out
+    pos = 0
+    for spec in specs:
+        end = data.find(b"\n", pos)
+        if end < 0:
+            break
+        head = data[pos:end].split()
+        pos = end + 1
+        if len(head) != 3:  # `<spec> missing` (or ambiguous): nothing follows
+            continue
+        size = int(head[2])
+        if head[1] == b"blob":
+            out[spec] = data[pos : pos + size]
+        pos += size + 1
+    return out
+
+
 def argv_for(command: str | Sequence[str]) -> list[str]:
     """A shell string runs under `sh -c`; a list is the argv itself."""
     if isinstance(command, str):

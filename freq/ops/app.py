@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from freq import proc
 from freq.clock import Clock, SystemClock
 from freq.config import load_config
 from freq.errors import UnknownFactory
@@ -45,6 +46,8 @@ class App:
         """The repository's state store (opened on first use)."""
         if self._store is None:
             self._store = Store.discover(self.cwd, clock=self.clock)
+            root = self._store.root  # a cold snapshot reads subject.json by one git process
+            self._store.bulk = lambda specs: proc.cat_files(root, specs)
         return self._store
 
     @property

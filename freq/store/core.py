@@ -98,6 +98,9 @@ class Store:
                 self._file_at(last, refs.SUBJECT_FILE, ref), where=ref
             ),
         )
+        # reads many blobs with one git process (freq.proc.cat_files, given by the caller:
+        # the store starts no process itself); None: every object is read in-process
+        self.bulk: Callable[[list[str]], dict[str, bytes]] | None = None
         self._reader = Reader(
             list_refs=self.list_refs,
             file_at=self._subject_file,
@@ -105,6 +108,7 @@ class Store:
             subjects=self._cache,
             documents=self._doc_cache,
             archives=self.archives,
+            bulk=lambda specs: self.bulk(specs) if self.bulk is not None else {},
         )
         self._parsed = self._reader.parsed  # tip commit id -> Subject (immutable)
         self._whole: set[bytes] = set()  # tips found whole (see `verify`)

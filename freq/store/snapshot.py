@@ -3,7 +3,12 @@
 Part of freq.store; imports no dulwich (objects are read through the Store, on a cache
 miss only). Subjects come from the ref listing and the commit-id cache, so a warm read
 costs one listing of the refs and one read of the cache file, however many subjects there
-are; refs Frequency cannot read are reported in `Snapshot.problems` and skipped.
+are; refs Frequency cannot read are reported in `Snapshot.problems` and skipped. A cold
+read (BULK_MIN misses or more) asks the Store's `bulk` reader for every missing
+subject.json at once (one `git cat-file --batch`); what it leaves out is read object by
+object, which is also what finds and describes a broken one. A tip read in bulk is not
+checked for its other files (the output tail): `Store.verify` does that before anything
+builds on it.
 """
 
 from __future__ import annotations
@@ -72,6 +77,10 @@ class Reader:
     subjects: DocCache
     documents: DocCache
     archives: ArchiveReader | None = None
+    # many subject.json files at once (`<tip>:subject.json` → bytes; freq.proc.cat_files
+    # through the Store's `bulk`): a cold read is one git process, not three object reads
+    # per subject; None, or what it leaves out, is read object by object
+    bulk: Callable[[list[str]], dict[str, bytes]] | None = None
     parsed: dict[bytes, Subject] = field(default_factory=dict)
     valid_names: set[str] = field(default_factory=set)  # ref components already checked
 
@@ -92,7 +101,9 @@ def read(store: Reader) -> Snapshot:
     tips: dict[tuple[str, str], str] = {}
     problems: list[str] = []
     misses: list[tuple[bytes, bytes]] = []
-    for ref, oid in store.list_refs(refs.SUBJECTS).items():
+    listed = store.list_refs(refs.SUBJECTS)
+    fetched = _bulk(store, listed)
+    for ref, oid in listed.items():
         key = _subject_key(store, ref)
         if key is None:
             problems.append(
@@ -110,7 +121,12 @@ def read(store: Reader) -> Snapshot:
             tips[key] = oid
             continue
         try:
-            subj, fresh = subject_of(store.subjects.get(boid), oid, ref, store.file_at)
+            raw = fetched.get(oid)
+            if raw is not None:
+                subj = refs.subject_from_json(raw, where=ref)
+                fresh = raw if parse_cached(raw) is not None else None
+            else:
+                subj, fresh = subject_of(store.subjects.get(boid), oid, ref, store.file_at)
             if fresh is not None:
                 misses.append((boid, fresh))
         except CorruptState as exc:
@@ -164,6 +180,26 @@ def read(store: Reader) -> Snapshot:
         broken_locks={refs.lock_name(r): p for r, p in broken_locks.items()},
         broken_controls={r[len(refs.CONTROL) :]: p for r, p in broken_controls.items()},
     )
+
+
+BULK_MIN = 64  # subject.json files not in the caches from which one git process reads them
+
+
+def _bulk(store: Reader, listed: dict[str, str]) -> dict[str, bytes]:
+    """The subject.json of every listed tip that neither cache has, by commit id, read in
+    bulk when there are BULK_MIN or more (a cold read)."""
+    if store.bulk is None or len(listed) < BULK_MIN:
+        return {}
+    wanted = [
+        oid
+        for oid in listed.values()
+        if oid.encode() not in store.parsed and store.subjects.get(oid.encode()) is None
+    ]
+    if len(wanted) < BULK_MIN:
+        return {}
+    got = store.bulk([f"{oid}:{refs.SUBJECT_FILE}" for oid in wanted])
+    cut = len(refs.SUBJECT_FILE) + 1
+    return {spec[:-cut]: raw for spec, raw in got.items()}
 
 
 def _archives(store: Reader, problems: list[str]) -> ArchiveView | None:
