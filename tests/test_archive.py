@@ -208,4 +208,25 @@ def test_one_archive_commit_folds_a_chunk_and_a_moved_subject_stays_live(freq_re
     finally:
         store.close()
     parents = r.git("log", "-1", "--format=%P", "refs/frequency/archive/f").split()
-    assert len(parents) == 2  # no archive before it: a's and c's last commits
+    assert len(parents) == 3  # the archive's root, then a's and c's last commits
+
+
+def test_a_pass_larger_than_a_chunk_is_a_chain_of_fold_commits_in_one_batch(freq_repo) -> None:  # type: ignore[no-untyped-def]
+    r = freq_repo({".frequency/frequency.yaml": "archive_after: 0\n", ".frequency/f.yaml": F})
+    names = [f"s{i:04d}" for i in range(archival.CHUNK * 2 + 7)]
+    r.run("add", "f", *names, "--state", "done").assert_success()
+    out = r.run("archive").assert_success().out
+    assert f"f: archived {len(names)} (" in out
+    assert _refs(r, "refs/frequency/subjects/") == []
+    folds = r.git("log", "--first-parent", "--format=%s", "refs/frequency/archive/f").splitlines()
+    assert [f.split(" (")[0] for f in folds] == [
+        "f: archived 7",
+        f"f: archived {archival.CHUNK}",
+        f"f: archived {archival.CHUNK}",
+        "f: archive",
+    ]
+    assert json.loads(r.git("show", "refs/frequency/archive/f:counts.json")) == {"done": len(names)}
+    for n in (names[0], names[archival.CHUNK], names[-1]):
+        shown = json.loads(r.run("show", "f", n, "--json").assert_success().out)
+        assert shown["archived"] is True and shown["subject"]["name"] == n
+    subprocess.run(["git", "fsck", "--strict", "--no-dangling"], cwd=r.path, check=True)

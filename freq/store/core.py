@@ -673,6 +673,18 @@ class Store:
         pending: dict[bytes, Any] = {}
         made: list[str] = []
         git = _git()
+        if old is None and chunks:  # a root, so that every fold's first parent is the
+            root, blobs = git.doc_tree({})  # archive before it (`git log --first-parent`
+            first = git.make_commit(  # of the archive lists its folds alone)
+                self.identity,
+                at,
+                f"{factory}: archive\n\nFreq-Factory: {factory}\n",
+                root.id,
+                None,
+            )
+            pending.update((o.id, o) for o in (*blobs, root, first))
+            tip = self._stage([*blobs, root, first], first)
+        base = tip
         for chunk in chunks:
             names = ", ".join(s.name for s, _ in chunk[:3]) + (" ..." if len(chunk) > 3 else "")
             commit, objs = git.archive_fold(
@@ -702,7 +714,7 @@ class Store:
         try:
             self._apply(batch, ref)
         except BaseException:
-            for oid in made:
+            for oid in [*made, base or ""]:
                 self.discard(oid)
             raise
         return made
