@@ -217,7 +217,7 @@ def archive(tmp: Path, env: dict[str, str], live: int, n: int) -> list[dict[str,
             "measured_s": pass_s,
             "floor_s": w.read_floor(alone, env),
             "floor": f"{FLOOR} of {live:,}",
-            "note": "one batch: a commit per 500 subjects, one packed-refs rewrite",
+            "note": "a batch per 500 subjects: one commit, one packed-refs rewrite",
         },
     ]
     return rows

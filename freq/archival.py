@@ -15,7 +15,9 @@ from freq.model import Config
 from freq.runtime import Snapshot, Subject
 
 DEFAULT_AFTER = timedelta(days=1)
-CHUNK = 500  # subjects folded by one archive commit (its parents), at the most
+# subjects folded by one archive commit (its parents) and one batch, at the most: the
+# batch holds a lock, and a file descriptor, on each ref it deletes
+CHUNK = 500
 
 
 def archive_after(config: Config) -> timedelta:

@@ -1,6 +1,6 @@
 """Folding finished subjects into the archive: the archive pass of `run` and of `git freq
 archive` (SPEC §3). Which subjects are due is freq.archival's (pure); this writes them, a
-chunk of at most archival.CHUNK per archive commit. A subject that moved since the
+chunk of at most archival.CHUNK per archive commit and batch. A subject that moved since the
 snapshot (requeued, moved by hand) makes its chunk's batch fail as a whole: the chunk is
 read again and folded without it, so a pass never archives a state that is not the last.
 """
@@ -31,25 +31,29 @@ class Folded:
 def fold(
     store: Store, factory: str, items: Sequence[tuple[Subject, str]], *, at: datetime
 ) -> Folded:
-    """Fold `items` (subjects with the tips they were read at) into `factory`'s archive:
-    one batch for the pass, one commit per CHUNK subjects; a subject that moved since is
-    left out and the pass tried again (at most three times)."""
+    """Fold `items` (subjects with the tips they were read at) into `factory`'s archive, a
+    batch (one commit, one rewrite of packed-refs) per CHUNK subjects: a batch locks every
+    ref it deletes, and each lock holds a file descriptor while it lasts. A subject that
+    moved since is left out and its chunk tried again (at most three times)."""
+    done: list[str] = []
+    commits: list[str] = []
     moved: list[str] = []
     # by shard, so that a chunk touches few of the archive's trees (a pass of thousands)
     todo = sorted(items, key=lambda item: (refs.archive_shard(item[0].name), item[0].name))
-    for _ in range(3):
-        if not todo:
+    for i in range(0, len(todo), CHUNK):
+        chunk = todo[i : i + CHUNK]
+        for _ in range(3):
+            if not chunk:
+                break
+            try:
+                commits += store.fold(factory, [chunk], at=at)
+            except RefConflict:
+                chunk, gone = _still(store, factory, chunk)
+                moved += gone
+                continue
+            done += [s.name for s, _ in chunk]
             break
-        chunks = [todo[i : i + CHUNK] for i in range(0, len(todo), CHUNK)]
-        try:
-            commits = store.fold(factory, chunks, at=at)
-        except RefConflict:
-            todo, gone = _still(store, factory, todo)
-            moved += gone
-            continue
-        names = tuple(s.name for s, _ in todo)
-        return Folded(factory=factory, subjects=names, commits=tuple(commits), moved=tuple(moved))
-    return Folded(factory=factory, subjects=(), commits=(), moved=tuple(moved))
+    return Folded(factory=factory, subjects=tuple(done), commits=tuple(commits), moved=tuple(moved))
 
 
 def _still(

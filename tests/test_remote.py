@@ -474,3 +474,19 @@ def test_run_remote_archives_on_the_remote_in_one_push(remote: Path, tmp_path: P
     log = git(remote, "log", "--format=%s", "refs/frequency/archive/f")
     assert "f/s1: created -> new" in log and "f/s2: work new -> done" in log
     git(remote, "fsck", "--strict")
+
+
+def test_a_first_sync_follows_more_refs_than_one_batch_locks(remote: Path, tmp_path: Path) -> None:
+    from freq.store.mirror import FOLLOW
+
+    a = _clone(remote, tmp_path / "a")
+    a.write(".frequency/frequency.yaml", "remote: origin\n")
+    names = [f"s{i:04d}" for i in range(2 * FOLLOW + 3)]
+    a.run("add", "f", *names).assert_success()
+    a.run("sync").assert_success()  # one push of every ref it is ahead on
+    assert len(_refs(remote)) == len(names)
+    b = _clone(remote, tmp_path / "b")
+    b.write(".frequency/frequency.yaml", "remote: origin\n")
+    out = b.run("sync").assert_success()
+    assert _refs(b.path / ".git") == _refs(remote)
+    assert "Traceback" not in out.err

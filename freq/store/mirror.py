@@ -31,6 +31,9 @@ if TYPE_CHECKING:
     from freq.store.wire import Wire
 
 
+FOLLOW = 500  # local refs moved by one batch when following the remote
+
+
 def remote_wins(ref: str) -> bool:
     """Whether the local `ref` takes the remote's value, whatever it is (or vanishes with
     it): a cap slot, which points wherever its holder is. Narrower than refs.is_ephemeral:
@@ -157,30 +160,44 @@ class Mirror:
         return out
 
     def _follow(self, moves: list[RefUpdate]) -> int:
-        """Apply `moves` locally, all at once, or one by one when another local writer
-        moved some of them meanwhile (those follow at the next refresh)."""
-        if not moves:
-            return 0
-        try:
-            self._apply_local(moves)
-            return len(moves)
-        except RefConflict:
-            pass
+        """Apply `moves` locally, FOLLOW at a time (each ref of a batch holds a lock, and a
+        file descriptor, until the batch is done: a first fetch may bring tens of
+        thousands), or one by one when another local writer moved some of them meanwhile
+        (those follow at the next refresh)."""
         done = 0
-        for u in moves:
+        for i in range(0, len(moves), FOLLOW):
+            part = moves[i : i + FOLLOW]
             try:
-                self._apply_local([u])
-                done += 1
-            except RefConflict:
+                self._apply_local(part)
+                done += len(part)
                 continue
+            except RefConflict:
+                pass
+            for u in part:
+                try:
+                    self._apply_local([u])
+                    done += 1
+                except RefConflict:
+                    continue
         return done
 
     def push_ahead(self, ahead: dict[str, str]) -> tuple[list[str], list[str], list[str]]:
-        """Push each ref the local side is ahead on, on its own, expecting the value the
-        remote was seen with: (pushed, lost races, refused with a reason)."""
+        """Push each ref the local side is ahead on, expecting the value the remote was seen
+        with: all in one atomic push, or, when that is refused, each on its own, to tell
+        (pushed, lost races, refused with a reason)."""
         pushed: list[str] = []
         lost: list[str] = []
         refused: list[str] = []
+        if len(ahead) > 1:  # all in one push when none has moved there (the usual case)
+            batch = [RefUpdate(ref, oid, self.seen.get(ref)) for ref, oid in sorted(ahead.items())]
+            try:  # atomic: a refusal leaves all of them where they were, for the loop below
+                self.wire.push(self._repo(), batch, None, atomic=True)
+            except (RefConflict, RemoteRefused):
+                pass  # some cannot go: each is tried on its own, below, to say which
+            else:
+                with self._lock:
+                    self.seen.update(ahead)
+                return sorted(ahead), lost, refused
         for ref, oid in sorted(ahead.items()):
             update = RefUpdate(ref, oid, self.seen.get(ref))
             try:
