@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
-from freq.lanes import glob_problem
+from freq.lanes import glob_problem, path_glob_problem
 from freq.model import (
     ADAPTER_ALIASES,
     ADAPTER_OPTIONS,
@@ -325,7 +325,7 @@ def _check_worktree(f: Factory, ctx: Context) -> Iterator[Found]:
         if step.setup is not None and step.setup.run is None:
             yield (*at, "setup"), "setup needs run: (the command that prepares the worktree)"
         for k, g in enumerate(step.setup.when_changed if step.setup else ()):
-            if problem := glob_problem(g):
+            if problem := path_glob_problem(g):  # a git pathspec glob: no templates
                 yield (*at, "setup", "when_changed", k), problem
         merge = step.merge
         if merge is not None and merge.on_conflict is OnConflict.AGENT and step.agent is None:

@@ -265,6 +265,18 @@ def glob_problem(glob: str) -> str | None:
     return None
 
 
+def path_glob_problem(glob: str) -> str | None:
+    """Why `glob` cannot be a plain path glob (`setup.when_changed`, given to git as a
+    `:(glob)` pathspec: no templates, braces are characters), or None when it can."""
+    if len(glob) > MAX_GLOB:
+        return f"{glob[:20]!r}... is longer than {MAX_GLOB} characters ({len(glob)})"
+    try:
+        _compiled(glob)
+    except _Bad as exc:
+        return f"{glob!r} {exc}"
+    return None
+
+
 def _value_problem(value: str) -> str | None:
     if not value:
         return "is empty"

@@ -659,7 +659,7 @@ def test_the_refining_agent_must_be_an_agent_cli(repo: FreqRepo) -> None:
 
 # ---------------------------------------------------------------- any input, a valid config
 
-from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import HealthCheck, example, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 _names = st.text(min_size=1, max_size=12)  # any characters: controls, surrogates, U+2028
@@ -682,6 +682,11 @@ _scripts = st.dictionaries(
     weird=st.booleans(),
     agents=st.sets(st.sampled_from(["claude", "codex", "gemini"])),
     branch=st.sampled_from(["main", "master", "#odd", "release/1.x", "a'b", 'q"uote']),
+)
+# folders whose names are glob or template syntax (a `{` broke when_changed once)
+@example(scripts={}, folder="{", lock="", ci=[], weird=False, agents={"claude"}, branch="main")
+@example(
+    scripts={}, folder="a*[b?}", lock="yarn.lock", ci=[], weird=False, agents=set(), branch="main"
 )
 def test_whatever_the_repository_holds_the_texts_validate(
     tmp_path_factory: pytest.TempPathFactory,

@@ -177,6 +177,16 @@ def settings_text(findings: Findings) -> str:
     return "\n".join(lines) + "\n"
 
 
+_GLOB_QUOTES = {"*": "[*]", "?": "[?]", "[": "[[]"}
+
+
+def literal_glob(path: str, *, template: bool = False) -> str:
+    """`path` as a glob that names just it: `*`, `?` and `[` as one-character classes (a
+    folder named `a*b`); as a `touches:` `template`, braces doubled too (`{` is a field)."""
+    quotes = {**_GLOB_QUOTES, "{": "{{", "}": "}}"} if template else _GLOB_QUOTES
+    return "".join(quotes.get(ch, ch) for ch in path)
+
+
 def _step_common(findings: Findings, branch: str, *, commented: bool) -> list[str]:
     """setup, touches, merge (with the check) of a worktree step, as YAML lines."""
     c = "# " if commented else ""
@@ -191,12 +201,14 @@ def _step_common(findings: Findings, branch: str, *, commented: bool) -> list[st
             )
         )
         if findings.when_changed:
-            globs = ", ".join(_q(g) for g in findings.when_changed)
+            globs = ", ".join(_q(literal_glob(g)) for g in findings.when_changed)
             lines.append(f"    {c}setup: {{run: {_q(findings.setup)}, when_changed: [{globs}]}}")
         else:
             lines.append(f"    {c}setup: {_q(findings.setup)}")
     dirs = [comp.path for comp in findings.components if comp.path]
-    example = ", ".join(_q(f"{d}/**") for d in dirs) if dirs else '"src/**"'
+    example = (
+        ", ".join(_q(f"{literal_glob(d, template=True)}/**") for d in dirs) if dirs else '"src/**"'
+    )
     lines.append(
         "    # touches: ["
         + example
