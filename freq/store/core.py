@@ -615,10 +615,7 @@ class Store:
 
     def has_commit(self, oid: str) -> bool:
         """Whether the object store holds commit `oid` (a branch fetched, or made here)."""
-        try:
-            return bool(self.repo.object_store[oid.encode()].type_name == b"commit")
-        except (KeyError, ValueError):
-            return False
+        return bool(_git().is_commit(self.repo, oid))
 
     def delete(self, ref: str, *, expected: str) -> bool:
         """Delete `ref` if it still points at `expected`; False when it moved meanwhile."""

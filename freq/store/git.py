@@ -41,6 +41,8 @@ PACK_THRESHOLD = 64  # objects: more than this are written as one pack
 # that is there: `git gc` moves loose objects into a new pack between dulwich's look into
 # its packs and its look for the loose file; a miss is tried again, packs rescanned.
 _READS = threading.RLock()
+# the same lock, for freq.store.wire: a push walks the object store, a fetch adds a pack
+OBJECTS = _READS
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -186,6 +188,15 @@ def read_ref(repo: Repo, ref: str) -> str | None:
 # reaches yet, and a ref may then move onto it, or a commit be built on it. Every read below
 # names such a hole as BrokenHistory (one line, with `cleanup --repair` as its hint), never
 # as dulwich's KeyError or MissingCommitError.
+
+
+@_serial
+def is_commit(repo: Repo, oid: str) -> bool:
+    """Whether the object store holds commit `oid`."""
+    try:
+        return bool(_get(repo.object_store, oid.encode()).type_name == b"commit")
+    except (KeyError, ValueError):
+        return False
 
 
 @_serial

@@ -37,6 +37,7 @@ from dulwich.pack import pack_objects_to_data
 from dulwich.repo import Repo
 
 from freq.errors import RefConflict, RemoteRefused, RemoteUnreachable
+from freq.store.git import OBJECTS
 from freq.store.records import UNCHECKED, RefUpdate
 
 _LOST = (b"stale info", b"fetch first", b"non-fast-forward", b"failed to lock", b"cannot lock")
@@ -120,15 +121,19 @@ class Wire:
         store = repo.object_store
         seen: dict[bytes, bytes] = {}
 
-        walker = ObjectStoreGraphWalker(
-            [h.encode() for h in haves if h.encode() in store], _parents(store)
-        )
+        with OBJECTS:
+            known = [h.encode() for h in haves if h.encode() in store]
+        walker = ObjectStoreGraphWalker(known, _parents(store))
 
         def wants(remote_refs: dict[bytes, bytes], depth: int | None = None) -> list[bytes]:
             """The tips this repository lacks; and, into the graph walker's heads (read
             once negotiation starts), the local values of the refs that moved: what the
             new commits build on."""
             out: dict[bytes, None] = {}
+            with OBJECTS:  # `in store` reads dulwich's pack cache, shared with other threads
+                return _wanted(remote_refs, out)
+
+        def _wanted(remote_refs: dict[bytes, bytes], out: dict[bytes, None]) -> list[bytes]:
             for name, oid in remote_refs.items():
                 if (name not in exact) if exact else not name.startswith(prefixes):
                     continue
@@ -151,7 +156,8 @@ class Wire:
                     )
                 if spool.tell():
                     spool.seek(0)
-                    store.add_thin_pack(spool.read, None)
+                    with OBJECTS:
+                        store.add_thin_pack(spool.read, None)
             except (HangupException, OSError, NotGitRepository, GitProtocolError) as exc:
                 raise _unreachable(self.name, exc) from None
         return Fetched({n.decode(): o.decode() for n, o in seen.items()})
@@ -196,13 +202,18 @@ class Wire:
         def pack(have: Any, want: Any, ofs_delta: bool = False, progress: Any = None) -> Any:
             if objects is not None:
                 return pack_objects_to_data(list(objects))
-            haves = [
-                u.expected.encode()
-                for u in updates
-                if u.expected not in (None, UNCHECKED) and u.expected.encode() in repo.object_store
-            ]
-            wants = [u.new.encode() for u in updates if u.new is not None]
-            return repo.object_store.generate_pack_data(haves, wants, ofs_delta=False)
+            # the walk reads through dulwich's pack cache, which the other threads' reads
+            # share: under their lock, all of it (the objects are sent once it is let go)
+            with OBJECTS:
+                haves = [
+                    u.expected.encode()
+                    for u in updates
+                    if u.expected not in (None, UNCHECKED)
+                    and u.expected.encode() in repo.object_store
+                ]
+                wants = [u.new.encode() for u in updates if u.new is not None]
+                count, found = repo.object_store.generate_pack_data(haves, wants, ofs_delta=False)
+                return count, iter(list(found))
 
         said: list[bytes] = []
         self._here()
@@ -261,7 +272,8 @@ def _last_line(said: list[bytes]) -> str:
 def _parents(store: Any) -> Callable[[bytes], list[bytes]]:
     def get(oid: bytes) -> list[bytes]:
         try:
-            return list(store[oid].parents)
+            with OBJECTS:  # dulwich's pack cache: shared with the other threads' reads
+                return list(store[oid].parents)
         except KeyError:
             return []
 

@@ -106,10 +106,16 @@ def run_three_workers(url: str, bare: Path, tmp_path: Path) -> None:
     log = tmp_path / "steps.log"
     env = {**os.environ, "LOG": str(log)}
     workers = [_freq(c, "run", "--remote", "origin", "--until-idle", env=env) for c in clones]
-    for w in workers:
-        _out, err = w.communicate(timeout=600)
-        assert w.returncode == 0, err
-        assert "Traceback" not in err
+    try:
+        for w in workers:
+            _out, err = w.communicate(timeout=600)
+            assert w.returncode == 0, err
+            assert "Traceback" not in err
+    finally:  # one failed: the others are stopped, not left running into the next test
+        for w in workers:
+            if w.poll() is None:
+                w.kill()
+                w.communicate()
     events = _events(log)
     starts = [(s, st, a) for what, _, s, st, a in events if what == "start"]
     assert len(starts) == 2 * SUBJECTS and len(set(starts)) == 2 * SUBJECTS, "ran twice"
