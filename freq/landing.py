@@ -37,6 +37,7 @@ import json
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from freq import merges, proc, refs, transitions
@@ -499,20 +500,12 @@ class Lander:
         records every landing, adds the round to the queue's history and deletes the
         landed branches; a lost race changes nothing (served again after a fetch)."""
         now = self.clock.now()
-        batch: list[RefUpdate] = []
-        lines = []
-        for s, got in combined:
-            x = s.landing
-            assert x is not None
-            tip = tips[(s.factory, s.name)]
-            change = transitions.landed(s, commit=got.commit, at=now, worker=self.worker)
-            oid = self.store.prepare(change.subject, change.event, parent=tip)
-            batch.append(RefUpdate(refs.subject_ref(s.factory, s.name), oid, tip))
-            lines.append(f"{s.factory}/{s.name} {x.step} attempt {x.attempt} -> {got.commit}")
+        done = [(s, tips[(s.factory, s.name)], got.commit) for s, got in combined]
+        batch = self._landed(done, now)
+        lines = [_entry_line(s, commit) for s, _, commit in done]
         ref = queue_ref(target)
         at = self.store.read_ref(ref)
-        doc = {"event": "landed", "entries": lines, "tip": new, "old": old}
-        raw = (json.dumps({**doc, "at": refs.iso(now)}, sort_keys=True, indent=1) + "\n").encode()
+        raw = _queue_doc({"event": "landed", "entries": lines, "tip": new, "old": old}, now)
         message = f"{target}: landed {len(combined)} ({names})\n"
         batch.insert(
             0,
@@ -552,16 +545,8 @@ class Lander:
         """The target holds each entry's work: record the transitions (one batch; an entry
         someone moved meanwhile keeps their move), drop the branches, and close the intent
         in the queue's history."""
-        now = self.clock.now()
-        batch: list[RefUpdate] = []
-        changes: list[tuple[Subject, str]] = []
-        for subj, tip, commit in done:
-            change = transitions.landed(
-                subj, commit=commit, at=now, worker=self.worker, reason=reason
-            )
-            new = self.store.prepare(change.subject, change.event, parent=tip)
-            batch.append(RefUpdate(refs.subject_ref(subj.factory, subj.name), new, tip))
-            changes.append((subj, commit))
+        batch = self._landed(done, self.clock.now(), reason=reason)
+        changes = [(subj, commit) for subj, _, commit in done]
         try:
             self.store.update(batch)
         except RefConflict:
@@ -570,16 +555,27 @@ class Lander:
         _delete_branches(self.root, gone)
         lines = []
         for subj, commit in changes:
-            x = subj.landing
-            assert x is not None
             self._done(out, subj, ok=True, detail=f"landed on {target} as {commit[:12]}")
-            lines.append(f"{subj.factory}/{subj.name} {x.step} attempt {x.attempt} -> {commit}")
+            lines.append(_entry_line(subj, commit))
         names = ", ".join(f"{s.factory}/{s.name}" for s, _ in changes)
         self._history(
             target,
             f"{target}: landed {len(changes)} ({names})",
             {"event": "landed", "entries": lines, "tip": done[-1][2] if done else None},
         )
+
+    def _landed(
+        self, done: Sequence[tuple[Subject, str, str]], now: datetime, *, reason: str | None = None
+    ) -> list[RefUpdate]:
+        """The subject ref updates that record each (subject, tip, commit) as landed."""
+        batch = []
+        for subj, tip, commit in done:
+            change = transitions.landed(
+                subj, commit=commit, at=now, worker=self.worker, reason=reason
+            )
+            new = self.store.prepare(change.subject, change.event, parent=tip)
+            batch.append(RefUpdate(refs.subject_ref(subj.factory, subj.name), new, tip))
+        return batch
 
     def _one_by_one(
         self, batch: Sequence[RefUpdate], changes: list[tuple[Subject, str]]
@@ -748,9 +744,7 @@ class Lander:
         on the tip just read, None when another lander wrote meanwhile; otherwise best
         effort (the subjects' own histories hold the same facts)."""
         ref = queue_ref(target)
-        raw = (
-            json.dumps({**doc, "at": refs.iso(self.clock.now())}, sort_keys=True, indent=1) + "\n"
-        ).encode()
+        raw = _queue_doc(doc, self.clock.now())
         for _ in range(1 if must else 3):
             tip = self.store.read_ref(ref)
             try:
@@ -764,6 +758,18 @@ class Lander:
                     raise
                 return None
         return None
+
+
+def _queue_doc(doc: dict[str, object], at: datetime) -> bytes:
+    """queue.json of one commit of a queue's history."""
+    return (json.dumps({**doc, "at": refs.iso(at)}, sort_keys=True, indent=1) + "\n").encode()
+
+
+def _entry_line(subj: Subject, commit: str) -> str:
+    """One landed entry, as the queue's history lists it."""
+    x = subj.landing
+    assert x is not None
+    return f"{subj.factory}/{subj.name} {x.step} attempt {x.attempt} -> {commit}"
 
 
 def _lock_path(store: Store, target: str) -> Path:
