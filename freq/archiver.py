@@ -46,7 +46,7 @@ def fold(
             if not chunk:
                 break
             try:
-                commits += store.fold(factory, [chunk], at=at)
+                commits.append(store.fold(factory, chunk, at=at))
             except RefConflict:
                 chunk, gone = _still(store, factory, chunk)
                 moved += gone

@@ -655,66 +655,52 @@ class Store:
             self._docs[(oid, name)] = data
         return oid
 
-    def fold(
-        self, factory: str, chunks: Sequence[Sequence[tuple[Subject, str]]], *, at: datetime
-    ) -> list[str]:
+    def fold(self, factory: str, items: Sequence[tuple[Subject, str]], *, at: datetime) -> str:
         """Fold finished subjects (each with the tip it was read at) into the factory's
-        archive, one commit per chunk (each a merge of the one before and the chunk's
-        last commits), then delete their refs: one batch, the archive first (SPEC §3), the
-        deletions one rewrite of packed-refs. A crash between leaves subjects archived and
-        live, which readers tolerate (the live ref wins) and the next pass finishes.
-        RefConflict when any of them moved; the new archive commits' ids."""
+        archive by one commit (a merge of the archive before it and their last commits),
+        then delete their refs: one batch, the archive first (SPEC §3), the deletions one
+        rewrite of packed-refs. A crash between leaves subjects archived and live, which
+        readers tolerate (the live ref wins) and the next pass finishes. RefConflict when
+        any of them moved; the new archive commit's id."""
         ref = refs.archive_ref(factory)
         old = self.read_ref(ref)
-        tip = old
-        pending: dict[bytes, Any] = {}
-        made: list[str] = []
+        base: str | None = None
         git = _git()
-        if old is None and chunks:  # a root, so that every fold's first parent is the
-            root, blobs = git.doc_tree({})  # archive before it (`git log --first-parent`
-            first = git.make_commit(  # of the archive lists its folds alone)
+        if old is None:  # a root, so that every fold's first parent is the archive before
+            root, blobs = git.doc_tree({})  # it (`git log --first-parent` of the archive
+            first = git.make_commit(  # lists its folds alone)
                 self.identity,
                 at,
                 f"{factory}: archive\n\nFreq-Factory: {factory}\n",
                 root.id,
                 None,
             )
-            pending.update((o.id, o) for o in (*blobs, root, first))
-            tip = self._stage([*blobs, root, first], first)
-        base = tip
-        for chunk in chunks:
-            names = ", ".join(s.name for s, _ in chunk[:3]) + (" ..." if len(chunk) > 3 else "")
-            commit, objs = git.archive_fold(
-                self.repo,
-                tip=tip,
-                ref=ref,
-                items=[(s.name, t, s.state) for s, t in chunk],
-                identity=self.identity,
-                at=at,
-                message=(
-                    f"{factory}: archived {len(chunk)} ({names})\n\n"
-                    f"Freq-Factory: {factory}\nFreq-Archived: {len(chunk)}\n"
-                ),
-                pending=pending,
-            )
-            pending.update((o.id, o) for o in objs)
-            tip = self._stage(objs, commit)
-            made.append(tip)
-        if tip is None or tip == old:
-            return []
-        batch = [RefUpdate(ref, tip, old)]
-        batch += [
-            RefUpdate(refs.subject_ref(factory, s.name), None, t)
-            for chunk in chunks
-            for s, t in chunk
-        ]
+            base = self._stage([*blobs, root, first], first)
+        names = ", ".join(s.name for s, _ in items[:3]) + (" ..." if len(items) > 3 else "")
+        commit, objs = git.archive_fold(
+            self.repo,
+            tip=old,
+            ref=ref,
+            items=[(s.name, t, s.state) for s, t in items],
+            identity=self.identity,
+            at=at,
+            message=(
+                f"{factory}: archived {len(items)} ({names})\n\n"
+                f"Freq-Factory: {factory}\nFreq-Archived: {len(items)}\n"
+            ),
+            parent=base,
+        )
+        oid = self._stage(objs, commit)
+        batch = [RefUpdate(ref, oid, old)]
+        batch += [RefUpdate(refs.subject_ref(factory, s.name), None, t) for s, t in items]
         try:
             self._apply(batch, ref)
         except BaseException:
-            for oid in [*made, base or ""]:
-                self.discard(oid)
+            self.discard(oid)
+            if base is not None:
+                self.discard(base)
             raise
-        return made
+        return oid
 
     def archived(self, factory: str, name: str) -> tuple[Subject, str] | None:
         """The archived subject `factory/name` and its last commit, or None."""

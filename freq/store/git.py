@@ -520,10 +520,7 @@ def _json(doc: object) -> bytes:
     return (json.dumps(doc, sort_keys=True, separators=(",", ":")) + "\n").encode()
 
 
-Pending = dict[bytes, ShaFile]  # objects made by this pass, not written yet
-
-
-def _sub(repo: Repo, tree: Tree | None, path: str, pending: Pending | None = None) -> Any:
+def _sub(repo: Repo, tree: Tree | None, path: str) -> Any:
     """The object at `path` (`a/b`) below `tree` (None: no such entry)."""
     obj: Any = tree
     for part in path.split("/"):
@@ -533,8 +530,7 @@ def _sub(repo: Repo, tree: Tree | None, path: str, pending: Pending | None = Non
             _mode, sha = obj[part.encode()]
         except KeyError:
             return None
-        found = pending.get(sha) if pending else None
-        obj = found if found is not None else _get(repo.object_store, sha)
+        obj = _get(repo.object_store, sha)
     return obj
 
 
@@ -547,12 +543,10 @@ def _copy(tree: Any) -> Tree:
     return out
 
 
-def _doc(
-    repo: Repo, tree: Tree | None, name: str, where: str, pending: Pending | None = None
-) -> Any:
+def _doc(repo: Repo, tree: Tree | None, name: str, where: str) -> Any:
     import json
 
-    blob = _sub(repo, tree, name, pending)
+    blob = _sub(repo, tree, name)
     if blob is None:
         return {}
     try:
@@ -601,24 +595,17 @@ def archive_fold(
     at: datetime,
     message: str,
     drop: Sequence[str] = (),
-    pending: Pending | None = None,
+    parent: str | None = None,
 ) -> tuple[Commit, list[ShaFile]]:
     """The fold commit that adds `items` — (name, subject's last commit, state) — to the
     archive at `tip` (a name already there is replaced) and takes out the names `drop`
     (subjects reopened: their history goes on from their ref again), with its new
-    objects. `pending`: objects of the folds before it in the same pass (`tip` may be one
-    of them), not written yet."""
-    made = pending.get(tip.encode()) if pending and tip else None
-    if isinstance(made, Commit):
-        root = pending[made.tree] if pending else None
-    else:
-        root = archive_tree(repo, tip, ref)
-    assert root is None or isinstance(root, Tree)
+    objects. Its first parent is `tip`, or `parent` for a first fold (None: no archive
+    yet), the archive's root."""
+    root = archive_tree(repo, tip, ref)
     new_root = _copy(root)
     tops: dict[str, Tree] = {}  # the first level of shards, as this fold changes them
-    counts: dict[str, int] = {
-        str(k): int(v) for k, v in _doc(repo, root, COUNTS_FILE, ref, pending).items()
-    }
+    counts: dict[str, int] = {str(k): int(v) for k, v in _doc(repo, root, COUNTS_FILE, ref).items()}
     objs: list[ShaFile] = []
     by_shard: dict[str, list[tuple[str, str, str]]] = {}
     for item in items:
@@ -630,10 +617,10 @@ def archive_fold(
     for shard, group in sorted(by_shard.items()):
         top, leaf = shard.split("/")
         if top not in tops:
-            tops[top] = _copy(_sub(repo, root, top, pending))
-        old = _sub(repo, root, shard, pending)
+            tops[top] = _copy(_sub(repo, root, top))
+        old = _sub(repo, root, shard)
         shard_tree = _copy(old)
-        index = _doc(repo, old, INDEX_FILE, ref, pending)
+        index = _doc(repo, old, INDEX_FILE, ref)
         for name in gone.get(shard, ()):
             was = index.pop(name, None)
             if isinstance(was, dict) and isinstance(was.get("state"), str):
@@ -667,6 +654,6 @@ def archive_fold(
     counts_blob = Blob.from_string(_json({k: v for k, v in sorted(counts.items()) if v}))
     new_root.add(COUNTS_FILE.encode(), _FILE_MODE, counts_blob.id)
     objs += [counts_blob, new_root]
-    c = make_commit(identity, at, message, new_root.id, tip)
+    c = make_commit(identity, at, message, new_root.id, tip or parent)
     c.parents = [*c.parents, *dict.fromkeys(t.encode() for _n, t, _s in items)]
     return c, [*objs, c]
