@@ -165,11 +165,9 @@ def ensure(
             prefix = f"{refs.SUBJECTS}{factory}/"
             existing = {r[len(prefix) :] for r in store.list_refs(prefix)}
             # an archived subject exists too: discovery and emits never re-create it
-            new = [
-                e
-                for e in items
-                if e.name not in existing and store.archived(factory, e.name) is None
-            ]
+            fresh = [e for e in items if e.name not in existing]
+            gone = store.archived_of(factory, (e.name for e in fresh))
+            new = [e for e in fresh if e.name not in gone]
             now = clock.now()
             try:
                 if new:

@@ -94,25 +94,18 @@ def add_subjects(
     if not subjects:
         raise UsageError("no subjects named", hint=Hint(text="name some, or pass", option="from"))
     skipped: list[str] = []
+    archived = app.store.archived_of(factory_id, (n for n, _ in subjects))
     if skip_existing:
         present = set(app.store.list_refs(f"{refs.SUBJECTS}{factory_id}/"))
-        if app.store.read_ref(refs.archive_ref(factory_id)) is not None and not reopen:
-            present |= {
-                refs.subject_ref(factory_id, n)
-                for n, _ in subjects
-                if app.store.archived(factory_id, n) is not None
-            }  # archived ones exist: left alone too
+        if not reopen:  # archived ones exist: left alone too
+            present |= {refs.subject_ref(factory_id, n) for n in archived}
         keep = [(n, d) for n, d in subjects if refs.subject_ref(factory_id, n) not in present]
         skipped = [n for n, _ in subjects if refs.subject_ref(factory_id, n) in present]
         subjects = keep
+        kept = {n for n, _ in subjects}
+        archived = {n: a for n, a in archived.items() if n in kept}
     from freq.transitions import created  # the rules of change: not needed to read state
 
-    archived = {}
-    if app.store.read_ref(refs.archive_ref(factory_id)) is not None:
-        for name, _ in subjects:
-            found = app.store.archived(factory_id, name)
-            if found is not None:
-                archived[name] = found
     if archived and not reopen:
         names = sorted(archived)
         shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")

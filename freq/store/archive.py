@@ -13,13 +13,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
+from typing import TypeVar
 
 from freq import refs
 from freq.runtime import Subject
 
 # (archive commit, shard) → that shard's index: name → (subject's last commit, state)
 Shard = dict[str, tuple[str, str]]
-_KEEP = 4096  # shard indexes kept in memory (256 per factory cover a whole archive)
+_KEEP = 4096  # of each kind read (counts, shard indexes, subjects), the most kept in memory
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 class ArchiveReader:
@@ -44,38 +47,39 @@ class ArchiveReader:
         """The archives at `tips` (factory → archive commit), as one snapshot sees them."""
         return ArchiveView(self, dict(tips))
 
-    def counts(self, factory: str, tip: str) -> dict[str, int]:
+    def _kept(self, memo: dict[K, V], key: K, read: Callable[[], V]) -> V:
+        """`memo[key]`, read (outside the lock) and kept on a miss, the oldest let go."""
         with self._lock:
-            found = self._counts.get(tip)
+            found = memo.get(key)
         if found is None:
-            found = self._read_counts(tip, refs.archive_ref(factory))
+            found = read()
             with self._lock:
-                self._counts[tip] = found
+                if len(memo) >= _KEEP:
+                    memo.pop(next(iter(memo)))
+                memo[key] = found
         return found
+
+    def counts(self, factory: str, tip: str) -> dict[str, int]:
+        """Archived subjects per state in `factory`'s archive at `tip`."""
+        return self._kept(
+            self._counts, tip, lambda: self._read_counts(tip, refs.archive_ref(factory))
+        )
 
     def entry(self, factory: str, tip: str, name: str) -> tuple[str, str] | None:
         """(subject's last commit, state) of `name` in the archive at `tip`, or None."""
-        key = (tip, refs.archive_shard(name))
-        with self._lock:
-            index = self._shards.get(key)
-        if index is None:
-            index = self._read_shard(tip, key[1], refs.archive_ref(factory))
-            with self._lock:
-                if len(self._shards) >= _KEEP:
-                    self._shards.pop(next(iter(self._shards)))
-                self._shards[key] = index
+        shard = refs.archive_shard(name)
+        index = self._kept(
+            self._shards,
+            (tip, shard),
+            lambda: self._read_shard(tip, shard, refs.archive_ref(factory)),
+        )
         return index.get(name)
 
     def subject(self, factory: str, name: str, last: str) -> Subject:
-        with self._lock:
-            found = self._subjects.get(last)
-        if found is None:
-            found = self._read_subject(last, refs.subject_ref(factory, name))
-            with self._lock:
-                if len(self._subjects) >= _KEEP:
-                    self._subjects.pop(next(iter(self._subjects)))
-                self._subjects[last] = found
-        return found
+        """The archived subject `name` as its last commit `last` holds it."""
+        return self._kept(
+            self._subjects, last, lambda: self._read_subject(last, refs.subject_ref(factory, name))
+        )
 
 
 class ArchiveView:

@@ -19,7 +19,7 @@ import functools
 import json
 import os
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from types import ModuleType
@@ -704,13 +704,16 @@ class Store:
 
     def archived(self, factory: str, name: str) -> tuple[Subject, str] | None:
         """The archived subject `factory/name` and its last commit, or None."""
+        return self.archived_of(factory, [name]).get(name)
+
+    def archived_of(self, factory: str, names: Iterable[str]) -> dict[str, tuple[Subject, str]]:
+        """Those of `names` archived in `factory`: name → (subject, its last commit)."""
         tip = self.read_ref(refs.archive_ref(factory))
         if tip is None:
-            return None
-        found = self.archives.entry(factory, tip, name)
-        if found is None:
-            return None
-        return self.archives.subject(factory, name, found[0]), found[0]
+            return {}
+        view = self.archives.view({factory: tip})
+        found = {n: view.get(factory, n) for n in names}
+        return {n: f for n, f in found.items() if f is not None}
 
     def find_subject(self, factory: str, name: str) -> tuple[Subject, str, bool]:
         """The subject live, or else archived: (subject, tip, archived). UnknownSubject
