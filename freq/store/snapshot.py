@@ -61,9 +61,16 @@ def subject_of(
     doc = parse_cached(cached)
     if doc is not None:
         return refs.subject_from_doc(doc, where=ref), None
-    raw = file_at(oid, refs.SUBJECT_FILE, ref)
-    subj = refs.subject_from_json(raw, where=ref)
-    return subj, raw if parse_cached(raw) is not None else None
+    return subject_from_raw(file_at(oid, refs.SUBJECT_FILE, ref), ref)
+
+
+def subject_from_raw(raw: bytes, ref: str) -> tuple[Subject, bytes | None]:
+    """subject.json as read from git, parsed once: with the bytes to add to the cache (None
+    when the cache's reader, orjson, cannot read them: json's NaN and Infinity)."""
+    doc = parse_cached(raw)
+    if isinstance(doc, dict):
+        return refs.subject_from_doc(doc, where=ref), raw
+    return refs.subject_from_json(raw, where=ref), None  # says what is wrong with it
 
 
 @dataclass(slots=True, kw_only=True)
@@ -123,8 +130,7 @@ def read(store: Reader) -> Snapshot:
         try:
             raw = fetched.get(oid)
             if raw is not None:
-                subj = refs.subject_from_json(raw, where=ref)
-                fresh = raw if parse_cached(raw) is not None else None
+                subj, fresh = subject_from_raw(raw, ref)
             else:
                 subj, fresh = subject_of(store.subjects.get(boid), oid, ref, store.file_at)
             if fresh is not None:
