@@ -96,17 +96,7 @@ def test_run_remote_pushes_every_transition_and_two_clones_never_run_a_subject_t
     a.run("sync", "--remote", "origin").assert_success()
     log = tmp_path / "ran.log"
     env = {**os.environ, "LOG": str(log)}
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "freq", "run", "--remote", "origin", "--until-idle"],
-            cwd=r.path,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for r in (a, b)
-    ]
+    procs = [_worker(r, "--until-idle", env=env) for r in (a, b)]
     for p in procs:
         _out, err = p.communicate(timeout=120)
         assert p.returncode == 0, err
@@ -316,6 +306,7 @@ def _with_main(remote: Path, tmp_path: Path) -> FreqRepo:
 
 
 def _worker(r: FreqRepo, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """`git freq run --remote origin ARGS` in clone `r`, as a process of its own."""
     return subprocess.Popen(
         [sys.executable, "-m", "freq", "run", "--remote", "origin", *args],
         cwd=r.path,
@@ -454,15 +445,9 @@ def test_run_remote_archives_on_the_remote_in_one_push(remote: Path, tmp_path: P
     a = _clone(remote, tmp_path / "a")
     a.write(".frequency/frequency.yaml", "archive_after: 0\n")
     a.run("add", "f", "s1", "s2").assert_success()
-    done = subprocess.run(
-        [sys.executable, "-m", "freq", "run", "--remote", "origin", "--until-idle"],
-        cwd=a.path,
-        env={**os.environ, "LOG": str(tmp_path / "ran.log")},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
+    done = _worker(a, "--until-idle", env={**os.environ, "LOG": str(tmp_path / "ran.log")})
+    _out, err = done.communicate(timeout=120)
+    assert done.returncode == 0, err
     listed = git(remote, "for-each-ref", "--format=%(refname)", "refs/frequency/").split()
     assert "refs/frequency/archive/f" in listed
     assert not [r for r in listed if r.startswith("refs/frequency/subjects/")]
