@@ -152,9 +152,8 @@ def _failed(figure: str, what: str, size: int, floor: str, target: float | None,
 class _Advancer:
     """Store.advance in batches, on a few subject refs taken round-robin."""
 
-    def __init__(self, repo: Path, *, fsync: bool) -> None:
+    def __init__(self, repo: Path) -> None:
         self.store = Store.discover(repo, clock=SystemClock())
-        self.store.repo.object_store.fsync_object_files = fsync
         self.done = 0
         self.live = []  # [ref, subject, tip] per ref
         for subject, ev in w.subjects(3):
@@ -187,26 +186,21 @@ class _Advancer:
 def figure_a(tmp: Path, env: dict[str, str], n: int, rounds: int = 5) -> list[Row]:
     """Sequential Store.advance calls (with an output blob) vs 4 git plumbing processes.
 
-    The three are interleaved in `rounds` batches, so a slow spell of the disk hits them
+    The two are interleaved in `rounds` batches, so a slow spell of the disk hits them
     alike; each figure is the median batch.
     """
     floor_name = "git plumbing transition (hash-object+mktree+commit-tree+update-ref)"
     n_floor = max(30, min(100, n // 5))
     plumbing = w.Plumbing(w.init_repo(tmp / "a-git", env), env)
-    synced = _Advancer(w.init_repo(tmp / "a-store", env), fsync=True)
-    unsynced = _Advancer(w.init_repo(tmp / "a-store-nofsync", env), fsync=False)
+    synced = _Advancer(w.init_repo(tmp / "a-store", env))
     try:
-        times: dict[str, list[float]] = {"floor": [], "synced": [], "unsynced": []}
+        times: dict[str, list[float]] = {"floor": [], "synced": []}
         for _ in range(rounds):
             times["floor"].append(plumbing.batch(n_floor // rounds))
             times["synced"].append(synced.batch(n // rounds))
-            times["unsynced"].append(unsynced.batch(n // rounds))
     finally:
         synced.store.close()
-        unsynced.store.close()
-    floor, store_s, nofsync_s = (
-        statistics.median(times[k]) for k in ("floor", "synced", "unsynced")
-    )
+    floor, store_s = (statistics.median(times[k]) for k in ("floor", "synced"))
     return [
         Row(
             figure="a",
@@ -217,17 +211,8 @@ def figure_a(tmp: Path, env: dict[str, str], n: int, rounds: int = 5) -> list[Ro
             floor=floor_name,
             target=0.5,
             note=f"median of {rounds} interleaved batches ({n_floor} plumbing transitions in "
-            "all); objects fsynced as in production (git's defaults fsync neither loose "
-            "objects nor refs)",
-        ),
-        Row(
-            figure="a",
-            what="  same, objects not fsynced (context)",
-            size=n,
-            measured_s=nofsync_s,
-            floor_s=floor,
-            floor=floor_name,
-            note="fsync_object_files=False (refs still fsynced): what object fsyncs cost",
+            "all); objects and the ref fsynced as in production, their fsyncs at once (git's "
+            "defaults fsync neither loose objects nor refs)",
         ),
     ]
 

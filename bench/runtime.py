@@ -200,10 +200,12 @@ def run_workers(repo: Path, env: dict[str, str], procs: int, *args: str) -> RunS
 # ---------------------------------------------------------------- floors
 
 
-def _xargs(repo: Path, env: dict[str, str], items: str, per: int, script: str) -> float:
+def _xargs(
+    repo: Path, env: dict[str, str], items: str, per: int, script: str, parallel: int = PARALLEL
+) -> float:
     t = time.perf_counter()
     subprocess.run(
-        ["xargs", f"-P{PARALLEL}", f"-n{per}", "/bin/sh", "-c", script, "_"],
+        ["xargs", f"-P{parallel}", f"-n{per}", "/bin/sh", "-c", script, "_"],
         input=items.encode(),
         cwd=repo,
         env=env,
@@ -212,16 +214,17 @@ def _xargs(repo: Path, env: dict[str, str], items: str, per: int, script: str) -
     return time.perf_counter() - t
 
 
-def floor_spawn(repo: Path, env: dict[str, str], steps: int) -> float:
-    """Floor (i): `steps` times `sh -c true` (as freq runs `run: "true"`), 4 at a time."""
-    return _xargs(repo, env, "x\n" * steps, 1, "true")
+def floor_spawn(repo: Path, env: dict[str, str], steps: int, parallel: int = PARALLEL) -> float:
+    """Floor (i): `steps` times `sh -c true` (as freq runs `run: "true"`), `parallel` (4)
+    at a time."""
+    return _xargs(repo, env, "x\n" * steps, 1, "true", parallel)
 
 
-def floor_plumbing(repo: Path, env: dict[str, str], n: int) -> float:
+def floor_plumbing(repo: Path, env: dict[str, str], n: int, parallel: int = PARALLEL) -> float:
     """Floor (ii): floor (i) plus one commit per step (hash-object, mktree, commit-tree,
     update-ref with the old value) on a ref per subject, step by step over all subjects."""
     items = "".join(f"x-{i:05d} {k}\n" for k in range(1, STEPS + 1) for i in range(n))
-    took = _xargs(repo, env, items, 2, PLUMBING_STEP)
+    took = _xargs(repo, env, items, 2, PLUMBING_STEP, parallel)
     made = w.count_subject_refs(repo, env)
     tips = w.git(
         repo, env, "for-each-ref", "--format=%(contents:subject)", "refs/frequency/subjects/f"

@@ -8,10 +8,10 @@
      itself reported) against the same 1,000 alone: load + plan warm (target 1.5x), and one
      CAS push to a bare remote holding the same refs (target 1.5x): an archived subject is
      no ref, so neither grows with it.
-  3. the run loop's cost per step over N subjects x 4 `true` steps (runtime.PARALLEL at a
-     time), as runtime.OVERHEAD_DEF defines it, against the same cost of one git plumbing
-     commit per step (runtime's floor (ii)); targets: at most 0.8x that floor at every N,
-     and flat in N (the largest N within 1.1x of the smallest).
+  3. the run loop's cost per step over N subjects x 4 `true` steps (LOOP_PARALLEL, 2, at a
+     time), as runtime.OVERHEAD_DEF defines it with 2 slots, against the same cost of one
+     git plumbing commit per step (runtime's floor (ii)); targets: at most 0.8x that floor
+     at every N, and flat in N (the largest N within 1.1x of the smallest).
 
 Returns Row keyword dicts (bench/run.py turns them into Row), as bench/remote.py does.
 """
@@ -37,6 +37,7 @@ from freq.store import Store
 
 FLOOR = "git for-each-ref | git cat-file --batch"
 PEAK = 300.0  # MB: the issue's ceiling for a process holding 100,000 subjects
+LOOP_PARALLEL = 2  # the loop's steps at a time, and the floors' xargs -P: the issue's "2 at a time"
 
 # a child process: load and plan the repository at argv[1]; print its peak RSS in MB
 _PEAK = """
@@ -228,16 +229,23 @@ def loop(tmp: Path, env: dict[str, str], sizes: tuple[int, ...]) -> list[dict[st
     rows: list[dict[str, Any]] = []
     for n in sizes:
         repo = runtime.make_repo(
-            tmp / f"n-loop-{n}", env, {runtime.FACTORY: runtime.chain_yaml("true")}
+            tmp / f"n-loop-{n}",
+            env,
+            {runtime.FACTORY: runtime.chain_yaml("true")},
+            settings=f"max_parallel: {LOOP_PARALLEL}\n",
         )
         runtime.add_subjects(repo, env, (f"s{i:05d}" for i in range(n)))
         stats = runtime.run_workers(repo, env, 1)
         runtime.check_finished(repo, env, n)
         steps = runtime.STEPS * n
-        spawn = runtime.floor_spawn(w.init_repo(tmp / f"n-spawn-{n}", env), env, steps)
-        plumb = runtime.floor_plumbing(w.init_repo(tmp / f"n-plumb-{n}", env), env, n)
-        over = (stats.wall - spawn) * runtime.PARALLEL / steps
-        floor = (plumb - spawn) * runtime.PARALLEL / steps
+        spawn = runtime.floor_spawn(
+            w.init_repo(tmp / f"n-spawn-{n}", env), env, steps, LOOP_PARALLEL
+        )
+        plumb = runtime.floor_plumbing(
+            w.init_repo(tmp / f"n-plumb-{n}", env), env, n, LOOP_PARALLEL
+        )
+        over = (stats.wall - spawn) * LOOP_PARALLEL / steps
+        floor = (plumb - spawn) * LOOP_PARALLEL / steps
         per[n] = over
         rows.append(
             {

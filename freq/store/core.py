@@ -46,6 +46,7 @@ from freq.store import locate, lockfiles, refdb
 from freq.store.archive import ArchiveReader
 from freq.store.beacon import Beacon
 from freq.store.cache import DocCache
+from freq.store.listing import LooseRefs, PackedRefs
 from freq.store.mirror import Mirror
 from freq.store.records import ChainLink, HistoryEntry, RefUpdate
 from freq.store.snapshot import Reader, parse_cached, problem_line, subject_of
@@ -117,7 +118,9 @@ class Store:
         self.lock_wait = LOCK_WAIT
         self._staged: dict[str, list[Any]] = {}  # prepared commit -> its unwritten objects
         self._staged_lock = threading.Lock()
-        self._packed: tuple[tuple[int, ...], dict[str, str]] | None = None
+        # packed-refs and the loose ref files, each read again only when replaced
+        self._packed = PackedRefs(str(self.common_dir))
+        self._loose = LooseRefs()
         self.mirror: Mirror | None = None  # remote mode (`attach`)
         self._locker = lockfiles.Locker(
             guard=str(self.state_dir / "sweep.guard"), now=lambda: self.clock.now().timestamp()
@@ -196,10 +199,10 @@ class Store:
         # loose refs first, then packed-refs, as git reads them: `git pack-refs` writes
         # packed-refs before it removes the loose files, so this order never misses a ref
         # nor sees an older value of it
-        self._scan_loose(os.path.join(self.common_dir, prefix), prefix, loose)
+        self._loose.scan(os.path.join(self.common_dir, prefix), prefix, loose)
         # packed-refs read directly (dulwich checks every name's format: 60 ms for 10,000
         # subjects), and only when it was replaced since the last read
-        out = {name: oid for name, oid in self._packed_refs().items() if name.startswith(prefix)}
+        out = self._packed.under(prefix)
         out.update(loose)
         return out
 
@@ -209,26 +212,6 @@ class Store:
         for _dir, _subdirs, files in os.walk(os.path.join(self.common_dir, refs.ROOT)):
             n += sum(1 for f in files if not f.endswith(".lock"))
         return n
-
-    def _scan_loose(self, folder: str, name: str, out: dict[str, str]) -> None:
-        """Read loose ref files below `folder` (scandir: no stat of files, no path joins)."""
-        try:
-            it = os.scandir(folder)
-        except (FileNotFoundError, NotADirectoryError):
-            return
-        with it:
-            for entry in it:
-                if entry.is_dir(follow_symlinks=False):
-                    self._scan_loose(entry.path, f"{name}{entry.name}/", out)
-                elif not entry.name.endswith(".lock"):
-                    try:
-                        with open(entry.path, "rb") as f:
-                            value = f.read(128).strip()
-                    except (FileNotFoundError, IsADirectoryError):
-                        continue
-                    except OSError:  # unreadable (permissions): listed, so that its reader
-                        value = b"unreadable"  # reports it as a problem, not silence
-                    out[name + entry.name] = value.decode("ascii", "replace")
 
     def read_ref(self, ref: str) -> str | None:
         """The commit id a ref points at, or None.
@@ -243,7 +226,7 @@ class Store:
                 with open(os.path.join(self.common_dir, ref), "rb") as f:
                     value = f.read(128).strip()
             except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-                return self._packed_refs().get(ref)
+                return self._packed.get(ref)
             except OSError as exc:
                 raise CorruptState(f"{ref}: cannot be read ({exc.strerror})") from None
         if len(value) == 40 and _HEX.issuperset(value):
@@ -251,24 +234,6 @@ class Store:
         with self._write_lock:
             result: str | None = _git().read_ref(self.repo, ref)
             return result
-
-    def _packed_refs(self) -> dict[str, str]:
-        """packed-refs as ref → commit id (freq.store.refdb reads git's format), kept until
-        the file is replaced: git and Frequency both replace it by rename, so one read sees
-        one version of it, and a new version is a new file."""
-        try:
-            st = os.stat(os.path.join(self.common_dir, "packed-refs"))
-        except FileNotFoundError:
-            return {}
-        key = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-        cached = self._packed
-        if cached is None or cached[0] != key:
-            entries = refdb.Packed.read(str(self.common_dir)).entries
-            table = {
-                n.decode("utf-8", "replace"): o.decode("ascii", "replace") for n, o, _ in entries
-            }
-            cached = self._packed = (key, table)
-        return cached[1]
 
     def _retry_locked(self, what: str, fn: Callable[[], T], wait: float | None = None) -> T:
         """Run a ref update, retrying git lock contention with jittered backoff (gap 2, 3)
@@ -360,13 +325,17 @@ class Store:
                 todo += [p.decode() for p in objs[-1].parents]
         return out, seen
 
-    def _write_objects(self, objs: Sequence[Any]) -> None:
-        if objs:
-            _git().write_objects(
-                self.repo,
-                objs,
-                tmp_name=f"tmp_freq_pack_{os.getpid()}_{self._rng.getrandbits(32):08x}",
-            )
+    def _write_objects(self, objs: Sequence[Any], also: Sequence[int] = ()) -> None:
+        """Write `objs` durably, and make the files `also` (ref locks) durable with them."""
+        if not objs:
+            refdb.sync_all(also)
+            return
+        _git().write_objects(
+            self.repo,
+            objs,
+            tmp_name=f"tmp_freq_pack_{os.getpid()}_{self._rng.getrandbits(32):08x}",
+            also=also,
+        )
 
     def _apply(
         self,
@@ -415,7 +384,8 @@ class Store:
                 str(self.common_dir),
                 batch,
                 locker=self._locker,
-                write_objects=lambda: self._write_objects(objs),
+                write_objects=lambda locks: self._write_objects(objs, locks),
+                packed=self._packed.get,
             ),
             wait,
         )

@@ -135,18 +135,25 @@ def oid_of(obj: ShaFile) -> str:
     return str(obj.id.decode())
 
 
-def write_objects(repo: Repo, objs: Sequence[Blob | Tree | Commit], *, tmp_name: str) -> None:
-    """Write objects loose, each under a unique temporary name linked into place (never
-    blocked by a lock file), or, above PACK_THRESHOLD, as one pack. An object named twice
-    (two commits of one batch with the same output tail) is written once: a pack listing
-    it twice has more entries than its index, and dulwich refuses to read such a pack."""
+def write_objects(
+    repo: Repo, objs: Sequence[Blob | Tree | Commit], *, tmp_name: str, also: Sequence[int] = ()
+) -> None:
+    """Write objects durably: loose, each under a unique temporary name linked into place
+    (never blocked by a lock file), or, above PACK_THRESHOLD, as one pack; the files of
+    `also` are made durable with them (freq.store.refdb.write_loose_objects). An object
+    named twice (two commits of one batch with the same output tail) is written once: a
+    pack listing it twice has more entries than its index, and dulwich refuses to read such
+    a pack."""
     objs = list({o.id: o for o in objs}.values())
     if len(objs) > PACK_THRESHOLD:
-        _write_pack(repo, objs, tmp_name)
+        _write_pack(repo, objs, tmp_name)  # fsynced by dulwich's GitFile
+        refdb.sync_all(also)
         return
-    objects_dir = os.fspath(repo.object_store.path)
-    for o in objs:
-        refdb.write_loose_object(objects_dir, o.id.decode(), o.as_legacy_object())
+    refdb.write_loose_objects(
+        os.fspath(repo.object_store.path),
+        [(o.id.decode(), o.as_legacy_object()) for o in objs],
+        also,
+    )
 
 
 def _write_pack(repo: Repo, objs: Sequence[Blob | Tree | Commit], tmp_name: str) -> None:

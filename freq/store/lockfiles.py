@@ -43,12 +43,31 @@ class Lock:
 
     def commit(self, data: bytes, *, fsync: bool = True) -> None:
         """Write `data` and rename the lock over its target (git's commit of a lock)."""
-        fd = self._fd
-        assert fd is not None, "lock already given back"
+        self.write(data)
+        if fsync:
+            try:
+                os.fsync(self.fileno())
+            except BaseException:
+                self.abort()
+                raise
+        self.rename()
+
+    def fileno(self) -> int:
+        assert self._fd is not None, "lock already given back"
+        return self._fd
+
+    def write(self, data: bytes) -> None:
+        """Write `data` into the lock file (made durable by the caller before `rename`)."""
         try:
-            write_all(fd, data)
-            if fsync:
-                os.fsync(fd)
+            write_all(self.fileno(), data)
+        except BaseException:
+            self.abort()
+            raise
+
+    def rename(self) -> None:
+        """Rename the lock over its target: what was written becomes its value."""
+        fd = self.fileno()
+        try:
             os.rename(self.path, self.target)
         except BaseException:
             self.abort()

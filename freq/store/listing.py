@@ -1,0 +1,134 @@
+"""Listing refs at the cost of what changed: one stat per loose ref, a read per new one, and
+packed-refs parsed once per version of the file.
+
+Imports only the standard library and freq.store.refdb (git's packed-refs format). A loose
+ref is replaced by renaming a new file over it (git and Frequency both write refs that
+way), so a ref whose file has the same inode, size, modification and change time as at the
+last read holds the same value, and its file is not opened again. That is git's own
+racy-git rule for its index, with its guard: a file changed so recently that another
+change in the same clock tick could leave all four the same (the file system stamps times
+from a coarse clock) is read again at every listing until it is older than RACY_NS. A stat
+is one system call where a read is three, and no file is held open, so listing 500
+unchanged refs costs a tenth of reading them.
+
+packed-refs is replaced by rename too (by git and by Frequency), so the same stat, under
+the same guard, stands for the same version of it.
+
+The memos are caches in memory only: never written anywhere, and the files decide.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+import time
+from collections.abc import Callable
+
+from freq.store import refdb
+
+# how old (nanoseconds, by the file's change time) a ref file must be before its stat is
+# trusted to stand for its value: well above a coarse clock's tick (1-10 ms), so that a
+# change in the tick of the last read cannot leave the stat as it was
+RACY_NS = 250_000_000
+
+Signature = tuple[int, int, int, int]
+
+
+class LooseRefs:
+    """Reads loose ref files below a folder, remembering each value by its file's stat."""
+
+    def __init__(self, now_ns: Callable[[], int] = time.time_ns) -> None:
+        # file-system times are real time, whatever clock the Store runs on: `now_ns` is
+        # given only by tests that make the files look older than they are
+        self._now_ns = now_ns
+        # folder path -> {entry name -> (signature, value)}; rebuilt at each listing of the
+        # folder, so a removed ref leaves nothing behind
+        self._memo: dict[str, dict[str, tuple[Signature, str]]] = {}
+
+    def scan(self, folder: str, name: str, out: dict[str, str]) -> None:
+        """Every loose ref below `folder` (whose ref name is `name`, ending in /) into `out`
+        as ref name → value (its file's first line); lock files are skipped, and an
+        unreadable file is listed as "unreadable" so that its reader reports it."""
+        try:
+            it = os.scandir(folder)
+        except (FileNotFoundError, NotADirectoryError):
+            self._memo.pop(folder, None)
+            return
+        before = self._memo.get(folder, {})
+        now: dict[str, tuple[Signature, str]] = {}
+        trusted = self._now_ns() - RACY_NS
+        with it:
+            for entry in it:
+                if entry.is_dir(follow_symlinks=False):
+                    self.scan(entry.path, f"{name}{entry.name}/", out)
+                    continue
+                if entry.name.endswith(".lock"):
+                    continue
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                sig = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+                hit = before.get(entry.name)
+                if hit is not None and hit[0] == sig:
+                    value = hit[1]
+                else:
+                    try:
+                        with open(entry.path, "rb") as f:
+                            value = f.read(128).strip().decode("ascii", "replace")
+                    except (FileNotFoundError, IsADirectoryError):
+                        continue
+                    except OSError:  # unreadable (permissions): listed, so that its reader
+                        out[name + entry.name] = "unreadable"  # reports it, not silence
+                        continue
+                # a stat taken before the read stands for what was read or for an older
+                # file: either way a later replacement has another stat
+                if st.st_ctime_ns < trusted:
+                    now[entry.name] = (sig, value)
+                out[name + entry.name] = value
+        self._memo[folder] = now
+
+
+class PackedRefs:
+    """packed-refs of one repository as ref → commit id, parsed again only when the file
+    was replaced, with its names sorted for listing a prefix without a scan of all."""
+
+    def __init__(self, common_dir: str, now_ns: Callable[[], int] = time.time_ns) -> None:
+        self._now_ns = now_ns  # as LooseRefs'
+        self._path = os.path.join(common_dir, "packed-refs")
+        self._common_dir = common_dir
+        # (stat that stands for it or None, table, sorted names): one tuple, replaced whole,
+        # so that two threads reading two versions never pair one's stat with the other's
+        self._state: tuple[Signature | None, dict[str, str], list[str]] = (None, {}, [])
+
+    def table(self) -> dict[str, str]:
+        """Every packed ref → commit id (shared: not to be changed by the caller)."""
+        return self._current()[1]
+
+    def get(self, ref: str) -> str | None:
+        return self._current()[1].get(ref)
+
+    def under(self, prefix: str) -> dict[str, str]:
+        """The packed refs whose names start with `prefix`, as a new dict."""
+        _, table, names = self._current()
+        lo = bisect.bisect_left(names, prefix)
+        hi = bisect.bisect_left(names, prefix + "\U0010ffff", lo)
+        return {n: table[n] for n in names[lo:hi]}
+
+    def _current(self) -> tuple[Signature | None, dict[str, str], list[str]]:
+        try:
+            st = os.stat(self._path)
+        except FileNotFoundError:
+            return (None, {}, [])
+        key = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        state = self._state
+        if state[0] == key:
+            return state
+        entries = refdb.Packed.read(self._common_dir).entries
+        table = {n.decode("utf-8", "replace"): o.decode("ascii", "replace") for n, o, _ in entries}
+        # a file replaced in the clock tick of this read could keep its stat: trusted only
+        # once older than that
+        racy = st.st_ctime_ns >= self._now_ns() - RACY_NS
+        state = (None if racy else key, table, sorted(table))
+        self._state = state
+        return state
