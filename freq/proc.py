@@ -256,38 +256,33 @@ def run(
             )
         if stdin is not None:
             threading.Thread(target=_feed, args=(child, stdin), daemon=True).start()
-        tail: deque[bytes] = deque(maxlen=TAIL_LINES)
-        err_tail: deque[bytes] = deque(maxlen=TAIL_LINES)
-        guard = threading.Lock()  # two pumps write one log
+        out = _Output(log, on_line, redact)
         assert child.stdout is not None
-        reader = threading.Thread(
-            target=_pump, args=(child.stdout, tail, log, on_line, redact, guard), daemon=True
-        )
-        reader.start()
-        err_reader = None
+        streams: dict[int, Callable[[bytes], None]] = {child.stdout.fileno(): out.stdout}
         if split_stderr:
             assert child.stderr is not None
-            err_reader = threading.Thread(
-                target=_pump, args=(child.stderr, err_tail, log, None, redact, guard), daemon=True
-            )
-            err_reader.start()
+            streams[child.stderr.fileno()] = out.stderr
         deadline = None if timeout is None else start + timeout
         try:
-            timed_out, cancelled = _wait(child, reader, clock, deadline, cancel, on_poll, poll)
+            with _Pipes(streams) as pipes:
+                timed_out, cancelled = _wait(child, pipes, clock, deadline, cancel, on_poll, poll)
+                if timed_out or cancelled:
+                    _terminate(child, grace)
+                else:
+                    # the leader exited; anything it left behind in its group goes too
+                    _kill_group(child.pid, signal.SIGKILL)
+                    child.wait()
+                pipes.drain(grace + 1)  # the group is gone: its pipes end at once
         except BaseException:  # Ctrl-C in a foreground run: never leave the group running
             _terminate(child, grace)
             raise
-        if timed_out or cancelled:
-            _terminate(child, grace)
-        else:
-            # the leader exited; anything it left behind in its group goes too
-            _kill_group(child.pid, signal.SIGKILL)
-        reader.join(timeout=grace + 1)
-        if err_reader is not None:
-            err_reader.join(timeout=1)
+        finally:
+            for stream in (child.stdout, child.stderr):
+                if stream is not None:
+                    stream.close()
+        out.end()
         code = child.returncode
         sig = -code if code is not None and code < 0 else None
-        data = b"".join(tail)[-TAIL_BYTES:]
         return ProcResult(
             argv=tuple(argv),
             exit_code=None if sig is not None else code,
@@ -295,8 +290,8 @@ def run(
             timed_out=timed_out,
             cancelled=cancelled,
             duration_ms=int((clock.monotonic() - start) * 1000),
-            tail=data,
-            err_tail=b"".join(err_tail)[-TAIL_BYTES:],
+            tail=out.tail,
+            err_tail=out.err_tail,
         )
     finally:
         if log:
@@ -306,28 +301,163 @@ def run(
 
 def _wait(
     child: subprocess.Popen[bytes],
-    reader: threading.Thread,
+    pipes: _Pipes,
     clock: Clock,
     deadline: float | None,
     cancel: Cancel | None,
     on_poll: Callable[[], bool] | None,
     poll: float,
 ) -> tuple[bool, bool]:
-    """Wait for the child to exit: (timed out, cancelled) when it was stopped first."""
-    while child.poll() is None:
+    """Read the child's output until it exits (its pipes end, or the leader is gone while a
+    background child keeps them open): (timed out, cancelled) when it was stopped first.
+    The deadline, the cancel flag and `on_poll` are looked at every `poll` seconds."""
+    polled = time.monotonic()  # on_poll's pace is real time: a frozen test clock too
+    while True:
+        if pipes.open:
+            pipes.read(poll)
+        else:  # the output ended: the child exits now (or lives on with its pipes closed)
+            _wait_exit(child, poll)
+        if not pipes.open and child.poll() is not None:
+            return False, False
         if deadline is not None and clock.monotonic() >= deadline:
             return True, False
-        if (cancel is not None and cancel.is_set()) or (on_poll is not None and not on_poll()):
+        if cancel is not None and cancel.is_set():
             return False, True
-        if reader.is_alive():
-            # end of output comes the moment the child exits (unless a background child
-            # keeps the pipe open): a join wakes at once, where Popen.wait(timeout) sleeps
-            # in growing steps and notices an exit up to 16 ms late
-            reader.join(poll)
+        if time.monotonic() - polled >= poll:
+            polled = time.monotonic()
+            if on_poll is not None and not on_poll():
+                return False, True
+            if child.poll() is not None:
+                return False, False  # the leader is gone; a background child holds its pipes
+
+
+def _wait_exit(child: subprocess.Popen[bytes], timeout: float) -> None:
+    """Wait up to `timeout` seconds for the child to exit: on a pidfd, which wakes the
+    moment it does (Popen.wait with a timeout sleeps in growing steps, up to 16 ms late),
+    where the system has them."""
+    if child.poll() is not None:
+        return
+    try:
+        fd = os.pidfd_open(child.pid)
+    except (AttributeError, OSError):  # not Linux 5.3+, or already reaped
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(timeout)
+        return
+    try:
+        waiter = select.poll()  # not select(): a busy worker's descriptors pass 1024
+        waiter.register(fd, select.POLLIN)
+        waiter.poll(max(0, int(timeout * 1000)))
+    finally:
+        os.close(fd)
+    child.poll()
+
+
+class _Pipes:
+    """The child's output pipes, read in this thread as data comes (no thread per pipe):
+    each chunk goes to its stream's `feed`, and an empty read (end of output) to it too."""
+
+    def __init__(self, streams: dict[int, Callable[[bytes], None]]) -> None:
+        self._feeds = streams
+        self._poll = select.poll()
+        for fd in streams:
+            self._poll.register(fd, select.POLLIN)
+        self.open = set(streams)
+
+    def __enter__(self) -> _Pipes:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for fd in self.open:
+            self._poll.unregister(fd)
+        self.open.clear()
+
+    def read(self, timeout: float) -> bool:
+        """Read what is there, waiting at most `timeout` seconds for it; False once every
+        pipe has ended."""
+        if not self.open:
+            return False
+        for fd, _ in self._poll.poll(max(0, int(timeout * 1000))):
+            try:
+                data = os.read(fd, 65536)
+            except BlockingIOError:
+                continue
+            self._feeds[fd](data)
+            if not data:
+                self._poll.unregister(fd)
+                self.open.discard(fd)
+        return bool(self.open)
+
+    def drain(self, timeout: float) -> None:
+        """Read to the end of every pipe, for at most `timeout` seconds."""
+        end = time.monotonic() + timeout
+        while self.open and (left := end - time.monotonic()) > 0:
+            self.read(left)
+
+
+class _Output:
+    """Lines of the child's output, as a pump of each pipe makes them: redacted, logged in
+    full, kept as a bounded tail, and given to `on_line` (stdout's only)."""
+
+    def __init__(
+        self,
+        log: object,
+        on_line: Callable[[bytes], None] | None,
+        redact: Callable[[bytes], bytes] | None,
+    ) -> None:
+        self._write = getattr(log, "write", None)
+        self._on_line = on_line
+        self._redact = redact
+        self._tails: dict[str, deque[bytes]] = {
+            "out": deque(maxlen=TAIL_LINES),
+            "err": deque(maxlen=TAIL_LINES),
+        }
+        self._partial = {"out": b"", "err": b""}
+
+    def stdout(self, data: bytes) -> None:
+        self._feed("out", data)
+
+    def stderr(self, data: bytes) -> None:
+        self._feed("err", data)
+
+    def end(self) -> None:
+        """The pipes are closed: a last line without its newline is a line too."""
+        for which in ("out", "err"):
+            self._feed(which, b"")
+
+    @property
+    def tail(self) -> bytes:
+        return b"".join(self._tails["out"])[-TAIL_BYTES:]
+
+    @property
+    def err_tail(self) -> bytes:
+        return b"".join(self._tails["err"])[-TAIL_BYTES:]
+
+    def _feed(self, which: str, data: bytes) -> None:
+        buf = self._partial[which] + data
+        if data:
+            cut = buf.rfind(b"\n") + 1
+            if not cut:
+                self._partial[which] = buf
+                return
+            whole, self._partial[which] = buf[:cut], buf[cut:]
         else:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                child.wait(poll)
-    return False, False
+            whole, self._partial[which] = buf, b""
+        if whole:
+            for raw in whole.splitlines(keepends=True):
+                self._line(which, raw)
+
+    def _line(self, which: str, raw: bytes) -> None:
+        line = self._redact(raw) if self._redact else raw
+        # a huge line (an agent's tool result) is kept whole in the log and for on_line,
+        # but only its end in the tail: 200 lines never hold more than 200 x TAIL_LINE
+        self._tails[which].append(line if len(line) <= TAIL_LINE else b"[...] " + line[-TAIL_LINE:])
+        if self._write:
+            try:
+                self._write(line)
+            except OSError:  # a full disk: keep the tail, and keep draining the pipe
+                self._write = None
+        if self._on_line and which == "out":
+            self._on_line(line)
 
 
 def _terminate(child: subprocess.Popen[bytes], grace: float) -> None:
@@ -346,31 +476,6 @@ def _feed(child: subprocess.Popen[bytes], data: bytes) -> None:
         child.stdin.write(data)
     with contextlib.suppress(OSError):
         child.stdin.close()
-
-
-def _pump(
-    stream: BinaryIO,
-    tail: deque[bytes],
-    log: object,
-    on_line: Callable[[bytes], None] | None,
-    redact: Callable[[bytes], bytes] | None,
-    guard: threading.Lock,
-) -> None:
-    write = getattr(log, "write", None)
-    for raw in stream:
-        line = redact(raw) if redact else raw
-        # a huge line (an agent's tool result) is kept whole in the log and for on_line,
-        # but only its end in the tail: 200 lines never hold more than 200 x TAIL_LINE
-        tail.append(line if len(line) <= TAIL_LINE else b"[...] " + line[-TAIL_LINE:])
-        if write:
-            try:
-                with guard:
-                    write(line)
-            except OSError:  # a full disk: keep the tail, and keep draining the pipe
-                write = None
-        if on_line:
-            on_line(line)
-    stream.close()
 
 
 def _open_log(path: Path | None) -> io.FileIO | None:

@@ -97,6 +97,74 @@ def test_on_poll_false_cancels(tmp_path: Path) -> None:
     assert res.cancelled and not res.ok
 
 
+def test_a_child_that_closed_its_output_is_still_stopped_at_its_timeout(tmp_path: Path) -> None:
+    """The output is read in the calling thread until the pipes end; a child that closes
+    them and goes on running is then waited for, under the same timeout."""
+    res = proc.run(
+        "echo before; exec >/dev/null 2>&1; sleep 300",
+        cwd=tmp_path,
+        env=proc.build_env({}),
+        clock=SystemClock(),
+        timeout=0.5,
+        grace=1,
+    )
+    assert res.timed_out and res.tail == b"before\n"
+
+
+def test_a_background_child_holding_the_pipe_does_not_keep_the_step_running(
+    tmp_path: Path,
+) -> None:
+    """The leader's exit ends the step even while its background child keeps stdout open;
+    the child goes with its group."""
+    pidfile = tmp_path / "child.pid"
+    res = proc.run(
+        f"sleep 300 & echo $! > {pidfile}; echo done",
+        cwd=tmp_path,
+        env=proc.build_env({}),
+        clock=SystemClock(),
+        timeout=60,
+        poll=0.01,
+    )
+    assert res.ok and res.tail == b"done\n" and not res.timed_out
+    child = int(pidfile.read_text())
+    for _ in range(100):  # reaping by init may lag a moment after SIGKILL
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.02)
+    else:
+        raise AssertionError(f"background child {child} survived its leader")
+
+
+def test_lines_split_across_reads_and_a_last_line_without_newline_are_whole(
+    tmp_path: Path,
+) -> None:
+    """Output comes in chunks of any size; lines reach on_line, the tail and the log whole,
+    and stderr kept apart has its own tail."""
+    seen: list[bytes] = []
+    log = tmp_path / "out.log"
+    script = (
+        "import sys, time\n"
+        "sys.stdout.write('par'); sys.stdout.flush(); time.sleep(0.05)\n"
+        "sys.stdout.write('tial\\nnext\\n' + 'x' * 100000 + '\\nlast'); sys.stdout.flush()\n"
+        "sys.stderr.write('oops\\n')\n"
+    )
+    res = proc.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        env=proc.build_env({}),
+        clock=SystemClock(),
+        log_path=log,
+        on_line=seen.append,
+        split_stderr=True,
+    )
+    assert seen == [b"partial\n", b"next\n", b"x" * 100000 + b"\n", b"last"]
+    assert res.tail.endswith(b"x\nlast") and len(res.tail) == proc.TAIL_BYTES  # its end
+    assert res.err_tail == b"oops\n"
+    assert log.read_bytes().count(b"\n") == 4
+
+
 def test_worker_identity_has_host_pid_and_start_time() -> None:
     """host:pid:start-time, so a reused pid is a different worker."""
     host, pid, start = proc.worker_identity("h").split(":")

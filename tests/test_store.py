@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from freq import refs
 from freq.clock import FakeClock
@@ -16,7 +18,7 @@ from freq.errors import CorruptState, RefConflict, SubjectExists, UnknownSubject
 from freq.runtime import Event, EventKind, Subject
 from freq.store import Store
 
-from .conftest import FreqRepo
+from .conftest import FreqRepo, new_repo
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -372,3 +374,77 @@ def test_a_batch_naming_one_object_twice_writes_a_readable_pack(
     finally:
         fresh.close()
     repo.git("fsck", "--strict")
+
+
+OPS = st.lists(
+    st.tuples(
+        st.sampled_from(["advance", "swap", "delete", "junk", "recreate", "nothing"]),
+        st.integers(0, 3),
+        st.integers(0, 3),
+    ),
+    min_size=1,
+    max_size=8,
+)
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(ops=OPS)
+def test_a_snapshot_made_from_the_last_one_is_the_state_read_afresh(
+    tmp_path_factory: pytest.TempPathFactory, ops: list[tuple[str, int, int]]
+) -> None:
+    """The Store's snapshot reads only the refs that moved since its last one; whatever
+    moved them (this store, plain git, a ref pointed at another subject's commit or at no
+    commit, a ref deleted and made again), it equals a fresh Store's full read."""
+    repo = new_repo(tmp_path_factory.mktemp("incremental"))
+    names = [f"s{i}" for i in range(4)]
+    live = Store.discover(repo.path, clock=FakeClock(T0))
+    try:
+        subs = [_subject(n) for n in names]
+        live.create_many([(s, _created(s)) for s in subs])
+        live.snapshot()
+        states = ["a", "b", "c"]
+        for op, i, j in ops:
+            ref = refs.subject_ref("build", names[i])
+            tip = repo.git("rev-parse", "-q", "--verify", ref, check=False).strip()
+            if op == "advance" and tip:
+                s = live.read_subject("build", names[i])[0]
+                to = states[(states.index(s.state) + 1) % 3 if s.state in states else 0]
+                live.advance(ref, replace(s, state=to), _moved(s, to), expected=tip)
+            elif op == "swap":
+                other = repo.git(
+                    "rev-parse", "-q", "--verify", refs.subject_ref("build", names[j]), check=False
+                ).strip()
+                if other:
+                    _write_loose(repo, ref, other)
+            elif op == "delete" and tip:
+                (repo.path / ".git" / ref).unlink(missing_ok=True)
+                repo.git("update-ref", "-d", ref, check=False)  # its packed value, if any
+            elif op == "junk":
+                _write_loose(repo, ref, "not a commit id")
+            elif op == "recreate":
+                (repo.path / ".git" / ref).unlink(missing_ok=True)
+                repo.git("update-ref", "-d", ref, check=False)
+                s = _subject(names[i])
+                live.create_many([(s, _created(s))])
+            got = live.snapshot()
+            fresh = Store.discover(repo.path, clock=FakeClock(T0))
+            try:
+                want = fresh.snapshot()
+            finally:
+                fresh.close()
+            assert got.subjects == want.subjects and got.tips == want.tips
+            assert got.state_counts == want.state_counts
+            assert got.problems == want.problems
+    finally:
+        live.close()
+
+
+def _write_loose(repo: FreqRepo, ref: str, value: str) -> None:
+    """Set a loose ref by hand (git refuses to move a ref that holds no commit id)."""
+    path = repo.path / ".git" / ref
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".new")
+    tmp.write_text(value + "\n")
+    tmp.replace(path)

@@ -13,7 +13,7 @@ import contextlib
 import os
 import threading
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 
@@ -89,15 +89,14 @@ class DocCache:
                 self._rewrite(dict(self._entries))
             return dropped
 
-    def compact(self, live: set[bytes]) -> None:
-        """Rewrite the log with only live entries when dead ones dominate it."""
+    def compact(self, live: Callable[[], set[bytes]], n_live: int) -> None:
+        """Rewrite the log with only the `live()` entries (`n_live` of them) when dead ones
+        dominate it; `live` is called only then."""
         with self._lock:
-            self._compact(live)
-
-    def _compact(self, live: set[bytes]) -> None:
-        if len(self._entries) < 2 * len(live) + 1000:
-            return
-        self._rewrite({k: v for k, v in self._entries.items() if k in live})
+            if len(self._entries) < 2 * n_live + 1000:
+                return
+            keep = live()
+            self._rewrite({k: v for k, v in self._entries.items() if k in keep})
 
     def _rewrite(self, keep: dict[bytes, bytes]) -> None:
         """Replace the log by `keep` (by rename: a reader sees the old file or the new one;

@@ -854,6 +854,7 @@ class Store:
         stay ones that can only miss) into their quarantine, kept for `cached`."""
         for key in oids:
             self._parsed.pop(key, None)
+        self._reader.last = None  # the next snapshot reads every subject again
         self._lost_subjects.add(self._cache.forget(oids))
         self._lost_docs.add(self._doc_cache.forget(oids))
         dead = {k.decode() for k in oids}

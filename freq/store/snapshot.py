@@ -73,6 +73,23 @@ def subject_from_raw(raw: bytes, ref: str) -> tuple[Subject, bytes | None]:
     return refs.subject_from_json(raw, where=ref), None  # says what is wrong with it
 
 
+Key = tuple[str, str]
+
+
+@dataclass(slots=True, kw_only=True)
+class Listed:
+    """The subjects part of the last read, kept to make the next one from: a read costs the
+    refs that moved since, not one pass over every subject. Never changed once made (a
+    Snapshot shares its dicts); the next read copies what it changes."""
+
+    listed: dict[str, str]  # subject ref -> tip, as listed
+    subjects: dict[Key, Subject]
+    tips: dict[Key, str]
+    keys: dict[str, Key]  # subject ref -> its key, for the refs read into `subjects`
+    problems: dict[str, str]  # subject ref -> why it was skipped (read again every time)
+    counts: dict[Key, int]  # (factory, state) -> subjects there
+
+
 @dataclass(slots=True, kw_only=True)
 class Reader:
     """What a whole-state read needs of the Store: its ref listing, its object reads, and
@@ -90,6 +107,7 @@ class Reader:
     bulk: Callable[[list[str]], dict[str, bytes]] | None = None
     parsed: dict[bytes, Subject] = field(default_factory=dict)
     valid_names: set[str] = field(default_factory=set)  # ref components already checked
+    last: Listed | None = None  # the last read's subjects (None: read them all next time)
 
     def read(self) -> Snapshot:
         """Every subject, lock and control document (see `read`)."""
@@ -104,54 +122,8 @@ def read(store: Reader) -> Snapshot:
     """
     store.subjects.refresh()
     store.documents.refresh()
-    subjects: dict[tuple[str, str], Subject] = {}
-    tips: dict[tuple[str, str], str] = {}
-    problems: list[str] = []
-    misses: list[tuple[bytes, bytes]] = []
-    listed = store.list_refs(refs.SUBJECTS)
-    fetched = _bulk(store, listed)
-    for ref, oid in listed.items():
-        key = _subject_key(store, ref)
-        if key is None:
-            problems.append(
-                f"{ref}: not a Frequency subject ref (expected {refs.SUBJECTS}"
-                "<factory>/<subject>); ignored"
-            )
-            continue
-        boid = oid.encode()
-        if len(boid) != 40 or not _HEX.issuperset(boid):
-            problems.append(f"{ref}: does not hold a commit id; ignored")
-            continue
-        parsed = store.parsed.get(boid)
-        if parsed is not None:
-            subjects[key] = parsed
-            tips[key] = oid
-            continue
-        try:
-            raw = fetched.get(oid)
-            if raw is not None:
-                subj, fresh = subject_from_raw(raw, ref)
-            else:
-                subj, fresh = subject_of(store.subjects.get(boid), oid, ref, store.file_at)
-            if fresh is not None:
-                misses.append((boid, fresh))
-        except CorruptState as exc:
-            problems.append(problem_line(exc))
-            continue
-        if (subj.factory, subj.name) != key:
-            problems.append(f"{ref}: subject.json names {subj.factory}/{subj.name}; ignored")
-            continue
-        subjects[key] = subj
-        tips[key] = oid
-        store.parsed[boid] = subj
-    if len(store.parsed) > 4 * len(subjects) + 10_000:
-        keep = {t.encode(): subjects[k] for k, t in tips.items()}
-        store.parsed.clear()  # in place: the Store's writers share this dict
-        store.parsed.update(keep)
-    if misses:
-        store.subjects.add(misses)
-    store.subjects.compact({t.encode() for t in tips.values()})
-    problems.sort()  # refs were read in listing order; report them by name
+    got = _subjects(store, store.list_refs(refs.SUBJECTS))
+    problems = sorted(got.problems.values())  # refs were read in listing order: by name
     broken_locks: dict[str, str] = {}
     locks = {
         lock.name: lock
@@ -171,21 +143,114 @@ def read(store: Reader) -> Snapshot:
             broken_controls,
         )
     }
-    counts: dict[tuple[str, str], int] = {}
-    for (f, _), subj in subjects.items():
-        counts[(f, subj.state)] = counts.get((f, subj.state), 0) + 1
     archived = _archives(store, problems)
     return Snapshot(
         archive=archived,
-        state_counts=counts,
-        subjects=subjects,
-        tips=tips,
+        state_counts=got.counts,
+        subjects=got.subjects,
+        tips=got.tips,
         problems=tuple(problems),
         locks=locks,
         controls=controls,
         broken_locks={refs.lock_name(r): p for r, p in broken_locks.items()},
         broken_controls={r[len(refs.CONTROL) :]: p for r, p in broken_controls.items()},
     )
+
+
+def _subjects(store: Reader, listed: dict[str, str]) -> Listed:
+    """The subjects of `listed` (ref → tip), made from the last read: only the refs that
+    are new, moved or gone since are looked at (and those skipped as problems, which are
+    read again every time); the first read looks at all."""
+    last = store.last
+    if last is None:
+        todo, gone = listed, set()
+        subjects: dict[Key, Subject] = {}
+        tips: dict[Key, str] = {}
+        keys: dict[str, Key] = {}
+        problems: dict[str, str] = {}
+        counts: dict[Key, int] = {}
+    else:
+        todo = dict(listed.items() - last.listed.items())
+        gone = last.listed.keys() - listed.keys()
+        for ref in last.problems:
+            if ref in listed:
+                todo[ref] = listed[ref]
+        if not todo and not gone:
+            if listed is not last.listed:
+                store.last = last = Listed(
+                    listed=listed,
+                    subjects=last.subjects,
+                    tips=last.tips,
+                    keys=last.keys,
+                    problems=last.problems,
+                    counts=last.counts,
+                )
+            return last
+        subjects, tips = dict(last.subjects), dict(last.tips)
+        keys, problems, counts = dict(last.keys), dict(last.problems), dict(last.counts)
+        for ref in (*gone, *todo):
+            problems.pop(ref, None)
+            key = keys.pop(ref, None)
+            if key is None:
+                continue
+            tips.pop(key, None)
+            old = subjects.pop(key, None)
+            if old is not None:
+                _count(counts, (key[0], old.state), -1)
+    misses: list[tuple[bytes, bytes]] = []
+    fetched = _bulk(store, todo)
+    for ref, oid in todo.items():
+        key = _subject_key(store, ref)
+        if key is None:
+            problems[ref] = (
+                f"{ref}: not a Frequency subject ref (expected {refs.SUBJECTS}"
+                "<factory>/<subject>); ignored"
+            )
+            continue
+        boid = oid.encode()
+        if len(boid) != 40 or not _HEX.issuperset(boid):
+            problems[ref] = f"{ref}: does not hold a commit id; ignored"
+            continue
+        subj = store.parsed.get(boid)
+        if subj is None:
+            try:
+                raw = fetched.get(oid)
+                if raw is not None:
+                    subj, fresh = subject_from_raw(raw, ref)
+                else:
+                    subj, fresh = subject_of(store.subjects.get(boid), oid, ref, store.file_at)
+                if fresh is not None:
+                    misses.append((boid, fresh))
+            except CorruptState as exc:
+                problems[ref] = problem_line(exc)
+                continue
+            store.parsed[boid] = subj
+        if (subj.factory, subj.name) != key:  # a ref pointed at another subject's commit
+            problems[ref] = f"{ref}: subject.json names {subj.factory}/{subj.name}; ignored"
+            continue
+        subjects[key] = subj
+        tips[key] = oid
+        keys[ref] = key
+        _count(counts, (key[0], subj.state), 1)
+    if len(store.parsed) > 4 * len(subjects) + 10_000:
+        keep = {t.encode(): subjects[k] for k, t in tips.items()}
+        store.parsed.clear()  # in place: the Store's writers share this dict
+        store.parsed.update(keep)
+    if misses:
+        store.subjects.add(misses)
+    store.subjects.compact(lambda: {t.encode() for t in tips.values()}, len(tips))
+    store.last = got = Listed(
+        listed=listed, subjects=subjects, tips=tips, keys=keys, problems=problems, counts=counts
+    )
+    return got
+
+
+def _count(counts: dict[Key, int], key: Key, by: int) -> None:
+    n = counts.get(key, 0) + by
+    if n:
+        counts[key] = n
+    else:
+        counts.pop(key, None)
 
 
 BULK_MIN = 64  # subject.json files not in the caches from which one git process reads them
