@@ -7,8 +7,10 @@ would, and one test runs that gc on a real race (a prepared commit no ref reache
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+import time
 from datetime import timedelta
 
 import pytest
@@ -191,7 +193,9 @@ def test_a_subject_with_no_readable_state_is_reported_with_what_to_do(
         "build fresh --state STATE`)"
     )
     data = json.loads(chains_repo.run("cleanup", "--repair", "--json").assert_failure().out)
-    task, locks, worktrees, packing = data["tasks"]
+    task, locks, worktrees, packing, caches, logs = data["tasks"]
+    assert (caches["task"], caches["lines"]) == ("caches", [])  # few dead entries: kept
+    assert (logs["task"], logs["lines"]) == ("logs", [])
     assert (locks["task"], locks["lines"]) == ("git-locks", [])
     assert (worktrees["task"], worktrees["lines"]) == ("worktrees", [])
     assert (packing["task"], packing["lines"]) == ("refs", [])  # few loose refs: not packed
@@ -367,3 +371,81 @@ def test_loose_refs_that_piled_up_are_packed_and_keep_their_values(freq_repo) ->
     assert _refs(r) == before  # the same refs at the same commits, now read from one file
     assert not (r.path / ".git" / "refs" / "frequency" / "subjects" / "f" / "s0").exists()
     assert r.run("cleanup").assert_success().out.count("pack") == 0  # nothing piled up now
+
+
+FACTORY = (
+    "factory_id: f\nstate: {initial: new, terminal: [done]}\n"
+    "steps:\n"
+    "  - {id: w, from_states: [new], to_state: mid, run: 'echo w'}\n"
+    "  - {id: x, from_states: [mid], to_state: done, run: 'echo x'}\n"
+)
+
+
+def _cache_oids(r: FreqRepo) -> set[str]:
+    path = r.path / ".git" / "frequency" / "cache" / "subjects.v1"
+    return {line[:40] for line in path.read_text().splitlines()}
+
+
+def test_cache_entries_of_commits_no_ref_names_are_dropped(freq_repo, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import importlib
+
+    from freq import ops
+    from freq.ops.app import App
+
+    housekeeping = importlib.import_module("freq.ops.cleanup")
+
+    r = freq_repo({".frequency/f.yaml": FACTORY})
+    r.run("add", "f", "a", "b").assert_success()
+    r.run("run", "--until-idle").assert_success()
+    tips = {rev(r, refs.subject_ref("f", n)) for n in ("a", "b")}
+    dead = len(_cache_oids(r) - tips)
+    assert dead >= 2  # the earlier tips are cached too
+    assert _task(r.run("cleanup", "--json"), "caches") == []  # fewer than CACHE_PILE
+
+    def caches(dry_run: bool) -> list[str]:
+        app = App(r.path)
+        try:
+            result = ops.cleanup(app, dry_run=dry_run)
+        finally:
+            app.store.close()
+        return list(next(t.lines for t in result.tasks if t.task == "caches"))
+
+    monkeypatch.setattr(housekeeping, "CACHE_PILE", dead)
+    line = f"{dead} cached documents of commits no ref names any more"
+    assert caches(dry_run=True) == [f"would drop      {line}"] and _cache_oids(r) > tips
+    assert caches(dry_run=False) == [f"dropped         {line}"]
+    assert _cache_oids(r) == tips
+    assert caches(dry_run=False) == []
+    shown = json.loads(r.run("show", "f", "a", "--json").assert_success().out)
+    assert shown["subject"]["state"] == "done"  # read the same from the smaller cache
+
+
+def _task(outcome, name: str) -> list[str]:  # type: ignore[no-untyped-def]
+    data = json.loads(outcome.assert_success().out)
+    return next(t["lines"] for t in data["tasks"] if t["task"] == name)
+
+
+def test_log_folders_of_subjects_gone_for_a_day_are_removed_and_no_others(freq_repo) -> None:  # type: ignore[no-untyped-def]
+    r = freq_repo({".frequency/f.yaml": FACTORY})
+    r.run("add", "f", "gone", "fresh", "arch").assert_success()
+    r.run("run", "--until-idle").assert_success()
+    for name in ("gone", "fresh"):  # removed by hand: neither live nor archived
+        r.git("update-ref", "-d", refs.subject_ref("f", name))
+    (r.path / ".frequency" / "frequency.yaml").write_text("archive_after: 0\n")
+    r.run("archive").assert_success()  # arch: archived
+    r.run("add", "f", "live").assert_success()
+    logs = r.path / ".git" / "frequency" / "logs" / "f"
+    (logs / "live").mkdir()
+    (logs / "live" / "w-1-1.log").write_text("an old attempt's\n")
+    old = time.time() - 2 * 86400
+    for name in ("gone", "arch", "live"):  # fresh was written just now
+        for p in [*(logs / name).iterdir(), logs / name]:
+            os.utime(p, (old, old))
+    dry = r.run("cleanup", "--dry-run", "--json").assert_success()
+    task = next(t for t in json.loads(dry.out)["tasks"] if t["task"] == "logs")
+    assert task["lines"] == ["would remove    logs/f/gone: no such subject, live or archived"]
+    assert (logs / "gone").exists()
+    out = r.run("cleanup", "--json").assert_success()
+    task = next(t for t in json.loads(out.out)["tasks"] if t["task"] == "logs")
+    assert task["lines"] == ["removed         logs/f/gone: no such subject, live or archived"]
+    assert sorted(p.name for p in logs.iterdir()) == ["arch", "fresh", "live"]

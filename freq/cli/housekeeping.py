@@ -28,7 +28,9 @@ def cleanup(app: ops.App, repair: bool, dry_run: bool, as_json: bool) -> int:
     refs/frequency/salvage/FACTORY/SUBJECT/ATTEMPT) and freq/* branches no attempt needs,
     then `git worktree prune`; and find chains whose history broke (a commit that `git gc
     --prune=now` removed while a worker wrote); --repair mends them. Once 256 or more
-    loose refs pile up under refs/frequency/, pack them (`git pack-refs --all`). Exit 1
+    loose refs pile up under refs/frequency/, pack them (`git pack-refs --all`); once
+    1,000 cached documents of commits no ref names pile up, drop them; remove the log
+    folders of subjects neither live nor archived, a day after their last write. Exit 1
     while anything broken is left.
 
     \b

@@ -3,7 +3,7 @@
 Must not import click, dulwich, subprocess or pexpect, and never prints: `cleanup` takes an
 App and plain values and returns a CleanupResult. Each task looks after one kind of leftover
 and returns a TaskReport; a new kind of housekeeping (stale git lock files, old worktrees,
-dangling objects Frequency left) is one more function in TASKS. Today there are two:
+dangling objects Frequency left) is one more function in TASKS:
 
     history   chains under refs/frequency/ that name a missing object (git gc --prune=now
               during a run): reported; with `repair`, each returned to its last intact state
@@ -17,6 +17,11 @@ dangling objects Frequency left) is one more function in TASKS. Today there are 
               `git pack-refs --all`, git's own protocol (each loose ref is deleted under its
               lock, and only while it still holds the value packed), so a worker writing at
               the same time loses nothing
+    caches    entries of .git/frequency/cache/ for commits no ref names any more (earlier
+              tips, archived subjects), which every process reads at start: dropped once
+              CACHE_PILE of them pile up
+    logs      log folders of subjects neither live nor archived (removed by hand), once a
+              day untouched: removed
 
 `dry_run` makes every task say what it would do and change nothing.
 """
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from pathlib import Path
 
 from freq import chains, proc
@@ -219,12 +225,77 @@ def pack_refs(app: App, how: Housekeeping) -> TaskReport:
     return TaskReport(task="refs", lines=(f"{'packed':15} {what}",))
 
 
+def caches(app: App, how: Housekeeping) -> TaskReport:
+    """Drop the cache entries (`.git/frequency/cache/`) of commits no ref names now: each
+    process reads the whole cache file at start, so dead entries cost every start."""
+    subjects, docs = app.store.prune_caches(dry_run=True)
+    if subjects + docs < CACHE_PILE:
+        return TaskReport(task="caches", lines=())
+    if not how.dry_run:
+        subjects, docs = app.store.prune_caches()
+    verb = "would drop" if how.dry_run else "dropped"
+    what = f"{_plural(subjects + docs, 'cached document')} of commits no ref names any more"
+    return TaskReport(task="caches", lines=(f"{verb:15} {what}",))
+
+
+CACHE_PILE = 1000  # dead cache entries from which `cleanup` drops them
+
+LOG_GRACE = timedelta(days=1)  # a log folder this long untouched may be an orphan's
+
+
+def logs(app: App, how: Housekeeping) -> TaskReport:
+    """Remove the log folders of subjects that are neither live nor archived (removed by
+    hand), once none of their files changed for LOG_GRACE: a subject being added now has
+    its ref before its first log, and a day-old folder is no attempt's that runs."""
+    import shutil
+
+    root = app.store.state_dir / "logs"
+    if not root.is_dir():
+        return TaskReport(task="logs", lines=())
+    snap = app.store.snapshot()
+    cutoff = (app.clock.now() - LOG_GRACE).timestamp()
+    lines: list[str] = []
+    left = 0
+    for fdir in sorted(p for p in root.iterdir() if p.is_dir()):
+        factory = fdir.name
+        names = sorted(p.name for p in fdir.iterdir() if p.is_dir())
+        orphans = [n for n in names if (factory, n) not in snap.subjects]
+        if not orphans:
+            continue
+        archived = app.store.archived_of(factory, orphans)
+        for name in orphans:
+            folder = fdir / name
+            if name in archived or _touched_since(folder, cutoff):
+                continue
+            shown = f"logs/{factory}/{name}"
+            if how.dry_run:
+                lines.append(f"{'would remove':15} {shown}: no such subject, live or archived")
+                continue
+            try:
+                shutil.rmtree(folder)
+            except OSError as exc:
+                lines.append(f"{'not removed':15} {shown}: {exc.strerror or exc}")
+                left += 1
+                continue
+            lines.append(f"{'removed':15} {shown}: no such subject, live or archived")
+    return TaskReport(task="logs", lines=tuple(lines), left=left)
+
+
+def _touched_since(folder: Path, cutoff: float) -> bool:
+    try:
+        return any(p.stat().st_mtime >= cutoff for p in [folder, *folder.iterdir()])
+    except OSError:
+        return True  # unreadable, or changing now: leave it
+
+
 # The housekeeping tasks, in the order they run: (name, task). Add new ones here.
 TASKS: tuple[tuple[str, Callable[[App, Housekeeping], TaskReport]], ...] = (
     ("history", history),
     ("git-locks", git_locks),
     ("worktrees", worktrees),
     ("refs", pack_refs),
+    ("caches", caches),
+    ("logs", logs),
 )
 
 

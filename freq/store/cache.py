@@ -98,6 +98,16 @@ class DocCache:
             keep = live()
             self._rewrite({k: v for k, v in self._entries.items() if k in keep})
 
+    def prune(self, live: set[bytes], *, dry_run: bool = False) -> int:
+        """Rewrite the log with only the entries of `live`, whatever their share; how many
+        entries were (with `dry_run`: would be) dropped."""
+        with self._lock:
+            self._refresh()
+            dead = [k for k in self._entries if k not in live]
+            if dead and not dry_run:
+                self._rewrite({k: v for k, v in self._entries.items() if k in live})
+            return len(dead)
+
     def _rewrite(self, keep: dict[bytes, bytes]) -> None:
         """Replace the log by `keep` (by rename: a reader sees the old file or the new one;
         an entry another process appended meanwhile is lost, which is only a miss)."""

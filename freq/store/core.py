@@ -999,6 +999,21 @@ class Store:
         )
         return found
 
+    def prune_caches(self, *, dry_run: bool = False) -> tuple[int, int]:
+        """Drop the cached documents of commits no ref under refs/frequency names now (a
+        subject's earlier tips, archived subjects, released locks): (subject entries,
+        other documents) dropped. What is dropped is only read from git again if needed."""
+        subjects = {t.encode() for t in self.list_refs(refs.SUBJECTS).values()}
+        docs = {
+            t.encode()
+            for prefix in (refs.LOCKS, refs.CONTROL)
+            for t in self.list_refs(prefix).values()
+        }
+        return (
+            self._cache.prune(subjects, dry_run=dry_run),
+            self._doc_cache.prune(docs, dry_run=dry_run),
+        )
+
     # ------------------------------------------------------------ logs
 
     def log_path(self, factory: str, subject: str, step: str, attempt: int, epoch: int) -> Path:
