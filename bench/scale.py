@@ -256,7 +256,9 @@ def loop(tmp: Path, env: dict[str, str], sizes: tuple[int, ...]) -> list[dict[st
                 "floor_s": floor,
                 "floor": "one git plumbing commit per step, same formula",
                 "target": 0.8,
-                "note": runtime.OVERHEAD_DEF,
+                "note": runtime.OVERHEAD_DEF.replace("x 4", f"x {LOOP_PARALLEL}").replace(
+                    "4 slots", f"{LOOP_PARALLEL} slots"
+                ),
             }
         )
     small, large = min(per), max(per)

@@ -16,6 +16,17 @@ from freq import proc
 from freq.clock import SystemClock
 
 
+def _gone(pid: int) -> bool:
+    """Whether process `pid` is gone within 2 s (reaping by init may lag after SIGKILL)."""
+    for _ in range(100):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.02)
+    return False
+
+
 def test_output_tail_and_full_log(tmp_path: Path) -> None:
     """The last 200 lines are kept in memory; the log file has everything."""
     log = tmp_path / "out.log"
@@ -57,15 +68,7 @@ def test_timeout_kills_the_whole_group_including_background_children(tmp_path: P
         grace=1,
     )
     assert res.timed_out and res.describe() == "timed out"
-    child = int(pidfile.read_text())
-    for _ in range(100):  # reaping by init may lag a moment after SIGKILL
-        try:
-            os.kill(child, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.02)
-    else:
-        raise AssertionError(f"grandchild {child} survived the timeout")
+    assert _gone(int(pidfile.read_text())), "the grandchild survived the timeout"
 
 
 def test_missing_command_is_exit_127(tmp_path: Path) -> None:
@@ -126,15 +129,7 @@ def test_a_background_child_holding_the_pipe_does_not_keep_the_step_running(
         poll=0.01,
     )
     assert res.ok and res.tail == b"done\n" and not res.timed_out
-    child = int(pidfile.read_text())
-    for _ in range(100):  # reaping by init may lag a moment after SIGKILL
-        try:
-            os.kill(child, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.02)
-    else:
-        raise AssertionError(f"background child {child} survived its leader")
+    assert _gone(int(pidfile.read_text())), "the background child survived its leader"
 
 
 def test_lines_split_across_reads_and_a_last_line_without_newline_are_whole(
