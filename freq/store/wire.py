@@ -33,7 +33,7 @@ from dulwich.client import (
 from dulwich.errors import GitProtocolError, HangupException, NotGitRepository
 from dulwich.object_store import ObjectStoreGraphWalker
 from dulwich.objects import ZERO_SHA, ShaFile
-from dulwich.pack import pack_objects_to_data
+from dulwich.pack import PackFileDisappeared, pack_objects_to_data
 from dulwich.repo import Repo
 
 from freq.errors import RefConflict, RemoteRefused, RemoteUnreachable
@@ -155,9 +155,7 @@ class Wire:
                         self._path, wants, walker, spool.write, ref_prefix=list(prefixes)
                     )
                 if spool.tell():
-                    spool.seek(0)
-                    with OBJECTS:
-                        store.add_thin_pack(spool.read, None)
+                    _add_pack(store, spool)
             except (HangupException, OSError, NotGitRepository, GitProtocolError) as exc:
                 raise _unreachable(self.name, exc) from None
         return Fetched({n.decode(): o.decode() for n, o in seen.items()})
@@ -278,3 +276,19 @@ def _parents(store: Any) -> Callable[[bytes], list[bytes]]:
             return []
 
     return get
+
+
+def _add_pack(store: Any, spool: Any) -> None:
+    """Add the fetched pack to the object store. A `git gc` (git's auto gc included) that
+    repacks meanwhile removes a pack dulwich was looking at (PackFileDisappeared): the
+    store rescans its folder of packs at the next look, so the pack is added again from
+    the spooled copy, up to three times."""
+    for tries in range(3):
+        spool.seek(0)
+        try:
+            with OBJECTS:
+                store.add_thin_pack(spool.read, None)
+            return
+        except PackFileDisappeared:
+            if tries == 2:
+                raise
