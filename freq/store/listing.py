@@ -34,6 +34,16 @@ RACY_NS = 250_000_000
 Signature = tuple[int, int, int, int]
 
 
+def _signature(st: os.stat_result) -> Signature:
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _settled(st: os.stat_result, now_ns: int) -> bool:
+    """Whether the file's stat may stand for its content: it changed longer than RACY_NS
+    ago, so that no change in the clock tick of this read can have left the stat as it was."""
+    return st.st_ctime_ns < now_ns - RACY_NS
+
+
 class LooseRefs:
     """Reads loose ref files below a folder, remembering each value by its file's stat."""
 
@@ -56,7 +66,7 @@ class LooseRefs:
             return
         before = self._memo.get(folder, {})
         now: dict[str, tuple[Signature, str]] = {}
-        trusted = self._now_ns() - RACY_NS
+        now_ns = self._now_ns()
         with it:
             for entry in it:
                 if entry.is_dir(follow_symlinks=False):
@@ -68,7 +78,7 @@ class LooseRefs:
                     st = entry.stat(follow_symlinks=False)
                 except FileNotFoundError:
                     continue
-                sig = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+                sig = _signature(st)
                 hit = before.get(entry.name)
                 if hit is not None and hit[0] == sig:
                     value = hit[1]
@@ -83,7 +93,7 @@ class LooseRefs:
                         continue
                 # a stat taken before the read stands for what was read or for an older
                 # file: either way a later replacement has another stat
-                if st.st_ctime_ns < trusted:
+                if _settled(st, now_ns):
                     now[entry.name] = (sig, value)
                 out[name + entry.name] = value
         self._memo[folder] = now
@@ -101,10 +111,6 @@ class PackedRefs:
         # so that two threads reading two versions never pair one's stat with the other's
         self._state: tuple[Signature | None, dict[str, str], list[str]] = (None, {}, [])
 
-    def table(self) -> dict[str, str]:
-        """Every packed ref → commit id (shared: not to be changed by the caller)."""
-        return self._current()[1]
-
     def get(self, ref: str) -> str | None:
         return self._current()[1].get(ref)
 
@@ -120,15 +126,12 @@ class PackedRefs:
             st = os.stat(self._path)
         except FileNotFoundError:
             return (None, {}, [])
-        key = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        key = _signature(st)
         state = self._state
         if state[0] == key:
             return state
         entries = refdb.Packed.read(self._common_dir).entries
         table = {n.decode("utf-8", "replace"): o.decode("ascii", "replace") for n, o, _ in entries}
-        # a file replaced in the clock tick of this read could keep its stat: trusted only
-        # once older than that
-        racy = st.st_ctime_ns >= self._now_ns() - RACY_NS
-        state = (None if racy else key, table, sorted(table))
+        state = (key if _settled(st, self._now_ns()) else None, table, sorted(table))
         self._state = state
         return state

@@ -102,19 +102,6 @@ def _current(common_dir: str, ref: str, packed: Callable[[str], str | None]) -> 
     return packed(ref)
 
 
-def _packed_lookup(common_dir: str) -> Callable[[str], str | None]:
-    """A lookup in packed-refs as it is now, read once."""
-    table: list[dict[str, str]] = []
-
-    def get(ref: str) -> str | None:
-        if not table:
-            entries = Packed.read(common_dir).entries
-            table.append({n.decode("utf-8", "replace"): o.decode() for n, o, _ in entries})
-        return table[0].get(ref)
-
-    return get
-
-
 def _write_packed(
     common_dir: str,
     locker: Locker,
@@ -143,7 +130,7 @@ def apply(
     *,
     locker: Locker,
     write_objects: Callable[[Sequence[int]], None],
-    packed: Callable[[str], str | None] | None = None,
+    packed: Callable[[str], str | None],
 ) -> None:
     """Move every ref of `batch` from its expected value to its new one, or none.
 
@@ -158,11 +145,10 @@ def apply(
     try:
         for u in sorted(batch, key=lambda u: u.ref):
             held[u.ref] = locker.take(os.path.join(common_dir, u.ref))
-        # a ref with no loose file is looked up in packed-refs: `packed` (the Store's, kept
-        # while the file is not replaced), else the file read once
-        lookup = packed or _packed_lookup(common_dir)
+        # a ref with no loose file is looked up in packed-refs with `packed` (the Store's,
+        # parsed again only when the file was replaced)
         for u in batch:
-            if _current(common_dir, u.ref, lookup) != u.expected:
+            if _current(common_dir, u.ref, packed) != u.expected:
                 raise RefConflict(u.ref)
         # the new values go into their lock files first, so that write_objects makes them
         # durable together with the objects they name; no ref is renamed before both are
