@@ -6,6 +6,8 @@ would, and one test runs that gc on a real race (a prepared commit no ref reache
 
 from __future__ import annotations
 
+import hashlib
+import importlib
 import json
 import os
 import shutil
@@ -449,3 +451,69 @@ def test_log_folders_of_subjects_gone_for_a_day_are_removed_and_no_others(freq_r
     task = next(t for t in json.loads(out.out)["tasks"] if t["task"] == "logs")
     assert task["lines"] == ["removed         logs/f/gone: no such subject, live or archived"]
     assert sorted(p.name for p in logs.iterdir()) == ["arch", "fresh", "live"]
+
+
+def _packs(r: FreqRepo) -> list[str]:
+    return sorted(p.name for p in (r.path / ".git" / "objects" / "pack").glob("*.pack"))
+
+
+def test_packs_that_piled_up_become_one_and_an_unreferenced_new_object_survives(
+    freq_repo, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    housekeeping = importlib.import_module("freq.ops.cleanup")
+    r = freq_repo({".frequency/f.yaml": FACTORY})
+    for name in ("a", "b", "c"):  # a pack of each subject's objects, as a batch writes one
+        r.run("add", "f", name).assert_success()
+        r.git("repack", "-q", "-d")
+    # an object a worker wrote a moment ago and no ref names yet, in a pack of its own
+    blob = r.git("hash-object", "-w", "--stdin", input_text="in flight\n").strip()
+    r.git("pack-objects", "-q", ".git/objects/pack/pack", input_text=blob + "\n")
+    r.git("prune-packed")
+    packs = len(_packs(r))
+    assert packs >= 4
+    assert _task(r.run("cleanup", "--json"), "objects") == []  # fewer than PACK_PILE
+    before = _refs(r)
+
+    monkeypatch.setattr(housekeeping, "PACK_PILE", packs)
+    dry = r.run("cleanup", "--dry-run").assert_success()
+    assert f"would repack    {packs} packs into one" in dry.out
+    assert len(_packs(r)) == packs
+    done = _task(r.run("cleanup", "--json"), "objects")
+    assert done == [f"repacked        {packs} packs into one"]
+    assert len(_packs(r)) == 1
+    assert _refs(r) == before
+    r.git("cat-file", "-e", blob)  # loosened, not dropped: its writer may still name it
+    _healthy(r)
+    assert _task(r.run("cleanup", "--json"), "objects") == []  # nothing piled up now
+
+
+def test_loose_objects_that_piled_up_are_packed_by_git_s_estimate(freq_repo, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    housekeeping = importlib.import_module("freq.ops.cleanup")
+    r = freq_repo({".frequency/f.yaml": FACTORY})
+    r.run("add", "f", "a").assert_success()
+    r.git("repack", "-q", "-d")  # objects/17 empty, whatever the commits' ids
+    # git estimates loose objects from objects/17 alone: two reachable blobs that land there
+    found: list[str] = []
+    i = 0
+    while len(found) < 2:
+        data = f"payload {i}\n".encode()
+        if hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest().startswith("17"):
+            found.append(data.decode())
+        i += 1
+    entries = ""
+    for k, text in enumerate(found):
+        oid = r.git("hash-object", "-w", "--stdin", input_text=text).strip()
+        entries += f"100644 blob {oid}\tf{k}\n"
+    tree = r.git("mktree", input_text=entries).strip()
+    commit = r.git("commit-tree", "-m", "x", tree).strip()
+    r.git("update-ref", "refs/heads/side", commit)
+    loose17 = r.path / ".git" / "objects" / "17"
+    assert len(os.listdir(loose17)) == 2
+
+    monkeypatch.setattr(housekeeping, "LOOSE_OBJECT_PILE", 512)
+    line = "about 512 loose objects into a pack"
+    assert f"would repack    {line}" in r.run("cleanup", "--dry-run").assert_success().out
+    assert _task(r.run("cleanup", "--json"), "objects") == [f"repacked        {line}"]
+    assert not loose17.exists() or not os.listdir(loose17)
+    r.git("cat-file", "-e", f"{commit}:f0")
+    _healthy(r)

@@ -17,6 +17,10 @@ dangling objects Frequency left) is one more function in TASKS:
               `git pack-refs --all`, git's own protocol (each loose ref is deleted under its
               lock, and only while it still holds the value packed), so a worker writing at
               the same time loses nothing
+    objects   packs piled up (PACK_PILE: one per batch Frequency writes whole, such as each
+              archive batch), or loose objects (LOOSE_OBJECT_PILE, estimated as git does):
+              repacked as `git gc` would, so that an object lookup, which tries every pack
+              before the loose objects, does not grow with the months
     caches    entries of .git/frequency/cache/ for commits no ref names any more (earlier
               tips, archived subjects), which every process reads at start: dropped once
               CACHE_PILE of them pile up
@@ -28,6 +32,7 @@ dangling objects Frequency left) is one more function in TASKS:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -225,6 +230,62 @@ def pack_refs(app: App, how: Housekeeping) -> TaskReport:
     return TaskReport(task="refs", lines=(f"{'packed':15} {what}",))
 
 
+# git's own thresholds for `git gc --auto` (gc.autoPackLimit and gc.auto by default)
+PACK_PILE = 50
+LOOSE_OBJECT_PILE = 6700
+REPACK_TIMEOUT = 3600.0  # seconds: a full repack of a months-old repository takes minutes
+
+
+def objects(app: App, how: Housekeeping) -> TaskReport:
+    """Repack once packs or loose objects pile up, with git's `git gc` commands (README,
+    Housekeeping: safe during a run): past PACK_PILE packs, every pack into one, with
+    unreachable objects younger than two weeks kept loose, so that an object a worker wrote
+    and has not referenced yet survives; else past LOOSE_OBJECT_PILE loose objects, the
+    reachable ones into one new pack."""
+    folder = Path(app.store.common_dir) / "objects"
+    packs = _packs(folder / "pack")
+    loose = _loose_estimate(folder)
+    if packs >= PACK_PILE:
+        what = f"{_plural(packs, 'pack')} into one"
+        args = ["repack", "-d", "-l", "-A", "--unpack-unreachable=2.weeks.ago", "-q"]
+    elif loose >= LOOSE_OBJECT_PILE:
+        what = f"about {_plural(loose, 'loose object')} into a pack"
+        args = ["repack", "-d", "-l", "-q"]
+    else:
+        return TaskReport(task="objects", lines=())
+    if how.dry_run:
+        return TaskReport(task="objects", lines=(f"{'would repack':15} {what}",))
+    done = proc.git(args, cwd=app.store.root, timeout=REPACK_TIMEOUT)
+    if not done.ok:
+        why = done.err.decode("utf-8", "replace").strip().splitlines()
+        line = f"{'not repacked':15} {what}: git repack failed ({why[-1] if why else 'no output'})"
+        return TaskReport(task="objects", lines=(line,), left=1)
+    return TaskReport(task="objects", lines=(f"{'repacked':15} {what}",))
+
+
+def _packs(folder: Path) -> int:
+    """Packs as git counts them for gc.autoPackLimit: indexed, and not kept by a .keep."""
+    try:
+        names = set(os.listdir(folder))
+    except OSError:
+        return 0
+    return sum(
+        1
+        for n in names
+        if n.endswith(".idx") and n[:-4] + ".pack" in names and n[:-4] + ".keep" not in names
+    )
+
+
+def _loose_estimate(folder: Path) -> int:
+    """Loose objects as git estimates them for gc.auto: those in objects/17, times 256."""
+    try:
+        names = os.listdir(folder / "17")
+    except OSError:
+        return 0
+    hexdigits = frozenset("0123456789abcdef")
+    return 256 * sum(1 for n in names if len(n) in (38, 62) and set(n) <= hexdigits)
+
+
 def caches(app: App, how: Housekeeping) -> TaskReport:
     """Drop the cache entries (`.git/frequency/cache/`) of commits no ref names now: each
     process reads the whole cache file at start, so dead entries cost every start."""
@@ -294,6 +355,7 @@ TASKS: tuple[tuple[str, Callable[[App, Housekeeping], TaskReport]], ...] = (
     ("git-locks", git_locks),
     ("worktrees", worktrees),
     ("refs", pack_refs),
+    ("objects", objects),
     ("caches", caches),
     ("logs", logs),
 )
