@@ -195,12 +195,13 @@ def test_a_subject_with_no_readable_state_is_reported_with_what_to_do(
         "build fresh --state STATE`)"
     )
     data = json.loads(chains_repo.run("cleanup", "--repair", "--json").assert_failure().out)
-    task, locks, worktrees, packing, caches, logs = data["tasks"]
+    task, locks, worktrees, packing, objects, caches, logs = data["tasks"]
     assert (caches["task"], caches["lines"]) == ("caches", [])  # few dead entries: kept
     assert (logs["task"], logs["lines"]) == ("logs", [])
     assert (locks["task"], locks["lines"]) == ("git-locks", [])
     assert (worktrees["task"], worktrees["lines"]) == ("worktrees", [])
     assert (packing["task"], packing["lines"]) == ("refs", [])  # few loose refs: not packed
+    assert (objects["task"], objects["lines"]) == ("objects", [])  # few packs: not repacked
     assert (task["task"], task["left"], data["left"]) == ("history", 1, 1)
     (row,) = task["chains"]
     assert (row["ref"], row["kind"], row["action"], row["base"]) == (
