@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from freq import archival, archiver, merges, refs, sync, workdirs
+from freq import archival, archiver, merges, refs, sync, upkeep, workdirs
 from freq.attempts import Attempts, StepOutcome
 from freq.claims import Claims, Heartbeat, View
 from freq.clock import Clock, Random, system_rng
@@ -354,14 +354,18 @@ class Worker:
         return True
 
     def _sweep(self) -> None:
-        """Remove lock files killed writers left (ref and object locks nobody holds): when
-        the loop starts, then every SWEEP_EVERY seconds (a lock that a write meets is
-        cleared at once anyway; this catches the ones no write meets)."""
+        """Remove lock files killed writers left (ref and object locks nobody holds), and
+        let git repack once packs or loose objects pile up (freq.upkeep): when the loop
+        starts, then every SWEEP_EVERY seconds (a lock that a write meets is cleared at once
+        anyway; this catches the ones no write meets)."""
         now = self.clock.monotonic()
         if self._swept_at is not None and now - self._swept_at < SWEEP_EVERY:
             return
         self._swept_at = now
         self._sweep_worktrees()
+        failed = upkeep.gc_auto(self.store.root)
+        if failed is not None:
+            self._warn(failed)
         nothing: list[str] = []
         swept = self._guarded(self.store.sweep_locks, nothing)
         if swept:
