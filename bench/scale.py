@@ -7,9 +7,10 @@
   2. the archive: 1,000 live subjects beside N archived ones (folded by one archive pass,
      itself reported) against the same 1,000 alone: load + plan warm (target 1.5x), and one
      CAS push to a bare remote holding the same refs (target 1.5x): an archived subject is
-     no ref, so neither grows with it. The local repository holds a pack per batch the
-     setup and the pass wrote (hundreds), and a dulwich lookup tries each before the loose
-     objects; the push is measured again as context after `git freq cleanup` repacked them.
+     no ref, so neither grows with it. The push is timed after the upkeep `run` and
+     `archive` do (freq.upkeep, git gc --auto), which repacks the pack per batch the setup
+     and the pass wrote (hundreds; a dulwich lookup tries each before the loose objects),
+     and, as context, before it.
   3. the run loop's cost per step over N subjects x 4 `true` steps (LOOP_PARALLEL, 2, at a
      time), as runtime.OVERHEAD_DEF defines it with 2 slots, against the same cost of one
      git plumbing commit per step (runtime's floor (ii)); targets: at most 0.8x that floor
@@ -35,11 +36,8 @@ from typing import Any
 import runtime
 import workload as w
 
-from freq import archiver, refs, transitions
+from freq import archiver, refs, transitions, upkeep
 from freq.clock import SystemClock
-from freq.ops.app import App
-from freq.ops.cleanup import Housekeeping
-from freq.ops.cleanup import objects as repack_objects
 from freq.planner import plan
 from freq.store import Store
 
@@ -229,42 +227,25 @@ def _packs(repo: Path) -> int:
     return len(list((repo / ".git" / "objects" / "pack").glob("*.idx")))
 
 
-def _after_cleanup(
-    tmp: Path, env: dict[str, str], beside: Path, alone: Path, live: int, n: int
-) -> list[dict[str, Any]]:
-    """The push again once `git freq cleanup` repacked what the setup and the archive pass
-    wrote (a pack per batch): a dulwich lookup tries every pack before the loose objects."""
-    before = _packs(beside)
-    app = App(beside)  # the bench's repositories have no .frequency/: the task alone
-    try:
-        done = repack_objects(app, Housekeeping())
-    finally:
-        app.store.close()
-    if done.left:
-        raise RuntimeError(f"cleanup's objects task failed: {done.lines}")
-    if not done.lines:  # fewer than PACK_PILE packs (--quick): nothing to measure again
-        return []
-    again = _pushes(tmp, env, {"cleaned": beside, "alone-again": alone})
-    return [
-        {
-            "figure": "n",
-            "what": f"  the same push after `git freq cleanup` repacked {before:,} packs (context)",
-            "size": n,
-            "measured_s": again["cleaned"],
-            "floor_s": again["alone-again"],
-            "floor": f"the same push, {live:,} live alone ({_packs(alone)} packs)",
-            "note": f"{_packs(beside)} pack(s) left; median of {PUSHES} each, in turns",
-        }
-    ]
+def _upkept(repo: Path, env: dict[str, str]) -> None:
+    """The upkeep `run` and `archive` do (freq.upkeep: `git gc --auto`), in the foreground
+    here (gc.autoDetach off) so that it is over before the pushes are timed."""
+    subprocess.run(["git", "config", "gc.autoDetach", "false"], cwd=repo, env=env, check=True)
+    failed = upkeep.gc_auto(repo)
+    if failed is not None:
+        raise RuntimeError(failed)
 
 
 def archive(tmp: Path, env: dict[str, str], live: int, n: int) -> list[dict[str, Any]]:
     alone = _live(tmp, env, "n-alone", live)
     beside, pass_s = _archived(tmp, env, live, n)
     warm = _load_plan(beside, live, cold=False), _load_plan(alone, live, cold=False)
-    packs = _packs(beside)
-    pushed = _pushes(tmp, env, {"beside": beside, "alone": alone})
-    rows: list[dict[str, Any]] = [
+    piled = _packs(beside)
+    left = _pushes(tmp, env, {"beside": beside, "alone": alone})
+    _upkept(beside, env)
+    pushed = _pushes(tmp, env, {"upkept": beside, "alone-again": alone})
+    how = f"Store.advance in remote mode over file://, median of {PUSHES} each, in turns"
+    return [
         {
             "figure": "n",
             "what": f"load+plan warm, {live:,} live + {n:,} archived",
@@ -279,17 +260,27 @@ def archive(tmp: Path, env: dict[str, str], live: int, n: int) -> list[dict[str,
             "figure": "n",
             "what": f"one CAS push, remote with {live:,} live + {n:,} archived",
             "size": n,
-            "measured_s": pushed["beside"],
-            "floor_s": pushed["alone"],
-            "floor": f"the same push, {live:,} live alone",
+            "measured_s": pushed["upkept"],
+            "floor_s": pushed["alone-again"],
+            "floor": f"the same push, {live:,} live alone ({_packs(alone)} packs)",
             "target": 1.5,
             "note": (
-                f"Store.advance in remote mode over file://, median of {PUSHES} each, in "
-                "turns after a warm-up; the local "
-                f"repository as the setup and the pass left it, {packs:,} packs"
+                f"{how} after a warm-up; the local repository after the upkeep `run` and "
+                f"`archive` do (git gc --auto): {piled:,} packs before, {_packs(beside)} after"
             ),
         },
-        *_after_cleanup(tmp, env, beside, alone, live, n),
+        {
+            "figure": "n",
+            "what": f"  the same push before that upkeep, {piled:,} packs (context)",
+            "size": n,
+            "measured_s": left["beside"],
+            "floor_s": left["alone"],
+            "floor": f"the same push, {live:,} live alone",
+            "note": (
+                f"{how}; a pack per batch the setup and the pass wrote, each tried by every "
+                "dulwich lookup before the loose objects"
+            ),
+        },
         {
             "figure": "n",
             "what": "  the archive pass that folded them (context)",
@@ -300,7 +291,6 @@ def archive(tmp: Path, env: dict[str, str], live: int, n: int) -> list[dict[str,
             "note": "a batch per 500 subjects: one commit, one packed-refs rewrite",
         },
     ]
-    return rows
 
 
 def loop(tmp: Path, env: dict[str, str], sizes: tuple[int, ...]) -> list[dict[str, Any]]:

@@ -10,9 +10,10 @@ from datetime import timedelta
 import pytest
 
 from freq import archival, refs, transitions
-from freq.clock import FakeClock
+from freq.clock import FakeClock, SystemClock
 from freq.config import load_config
 from freq.ops.app import App
+from freq.ops.archive import archive as ops_archive
 from freq.runtime import Snapshot
 from freq.store import RefUpdate, Store
 
@@ -230,3 +231,34 @@ def test_a_pass_larger_than_a_chunk_is_a_chain_of_fold_commits_in_one_batch(freq
         shown = json.loads(r.run("show", "f", n, "--json").assert_success().out)
         assert shown["archived"] is True and shown["subject"]["name"] == n
     subprocess.run(["git", "fsck", "--strict", "--no-dangling"], cwd=r.path, check=True)
+
+
+def test_an_archive_pass_that_folded_ends_with_git_s_upkeep(freq_repo) -> None:  # type: ignore[no-untyped-def]
+    """`git freq archive` writes a pack per batch; past gc.autoPackLimit git repacks them
+    (gc.autoDetach off here, so that it is done when the command returns), and a pass
+    that folds nothing runs no gc."""
+    r = freq_repo({".frequency/frequency.yaml": "archive_after: 1d\n", ".frequency/f.yaml": F})
+    r.git("config", "gc.autoDetach", "false")
+    r.git("config", "gc.autoPackLimit", "2")
+    packs = r.path / ".git" / "objects" / "pack"
+    for name in ("a", "b", "c"):
+        r.run("add", "f", name).assert_success()
+        r.git("repack", "-q", "-d")
+    r.run("run", "--until-idle").assert_success()  # its start repacks: 3 packs > 2
+    assert len(list(packs.glob("*.pack"))) == 1
+    for name in ("d", "e"):
+        r.run("add", "f", name, "--state", "done").assert_success()
+        r.git("repack", "-q", "-d")
+    assert len(list(packs.glob("*.pack"))) == 3
+    (r.path / ".frequency" / "frequency.yaml").write_text("archive_after: 0\n")
+    app = App(r.path, clock=SystemClock())
+    try:
+        dry = ops_archive(app, dry_run=True)
+        assert dry.total == 5 and len(list(packs.glob("*.pack"))) == 3  # a dry run: no gc
+        done = ops_archive(app)
+    finally:
+        app.store.close()
+    assert done.total == 5 and done.upkeep is None
+    assert len(list(packs.glob("*.pack"))) == 1
+    shown = json.loads(r.run("show", "f", "d", "--json").assert_success().out)
+    assert shown["subject"]["state"] == "done"  # archived, and read from the one pack

@@ -61,7 +61,8 @@ def archive(app: ops.App, dry_run: bool, as_json: bool) -> int:
     default 1d; 0 = at once) into refs/frequency/archive/FACTORY, then delete their refs.
     `run` does this by itself once per cycle. Archived subjects keep their history (`git
     log refs/frequency/archive/FACTORY` reaches all of it) and stay visible to `show`,
-    `log`, `status`, predicates and costs; `add` of an archived name is refused.
+    `log`, `status`, predicates and costs; `add` of an archived name is refused. A pass
+    that folded any ends with `git gc --auto`, as git's own commands do after they write.
 
     \b
     Examples:
@@ -81,4 +82,6 @@ def archive(app: ops.App, dry_run: bool, as_json: bool) -> int:
             click.echo(f"{row.factory}: {len(row.moved)} moved meanwhile, left live")
     if not res.factories:
         click.echo(f"nothing to archive (subjects terminal for {res.after} or more)")
+    if res.upkeep is not None:
+        click.echo(f"warning: {res.upkeep}", err=True)
     return 0

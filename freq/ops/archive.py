@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from freq import archival, archiver
+from freq import archival, archiver, upkeep
 from freq.model import format_duration
 from freq.ops.app import App
 
@@ -26,6 +26,8 @@ class ArchiveResult:
     dry_run: bool
     after: str  # archive_after as frequency.yaml says it (default 1d)
     factories: tuple[ArchiveRow, ...]
+    # the line saying why `git gc --auto` after the pass failed (the pass itself stands)
+    upkeep: str | None = None
 
     @property
     def total(self) -> int:
@@ -49,4 +51,8 @@ def archive(app: App, *, dry_run: bool = False) -> ArchiveResult:
             )
         )
     after = format_duration(archival.archive_after(app.config))
-    return ArchiveResult(dry_run=dry_run, after=after, factories=tuple(rows))
+    # a pass writes a pack per batch of 500: git repacks once they pile up, as it does
+    # after its own writes (freq.upkeep)
+    folded = any(r.subjects for r in rows) and not dry_run
+    failed = upkeep.gc_auto(app.store.root) if folded else None
+    return ArchiveResult(dry_run=dry_run, after=after, factories=tuple(rows), upkeep=failed)
