@@ -224,8 +224,7 @@ def pack_refs(app: App, how: Housekeeping) -> TaskReport:
         return TaskReport(task="refs", lines=(f"{'would pack':15} {what}",))
     done = proc.git(["pack-refs", "--all"], cwd=app.store.root)
     if not done.ok:
-        why = done.err.decode("utf-8", "replace").strip().splitlines()
-        line = f"{'not packed':15} {what}: git pack-refs failed ({why[-1] if why else 'no output'})"
+        line = f"{'not packed':15} {what}: git pack-refs failed ({done.why()})"
         return TaskReport(task="refs", lines=(line,), left=1)
     return TaskReport(task="refs", lines=(f"{'packed':15} {what}",))
 
@@ -257,8 +256,7 @@ def objects(app: App, how: Housekeeping) -> TaskReport:
         return TaskReport(task="objects", lines=(f"{'would repack':15} {what}",))
     done = proc.git(args, cwd=app.store.root, timeout=REPACK_TIMEOUT)
     if not done.ok:
-        why = done.err.decode("utf-8", "replace").strip().splitlines()
-        line = f"{'not repacked':15} {what}: git repack failed ({why[-1] if why else 'no output'})"
+        line = f"{'not repacked':15} {what}: git repack failed ({done.why()})"
         return TaskReport(task="objects", lines=(line,), left=1)
     return TaskReport(task="objects", lines=(f"{'repacked':15} {what}",))
 
