@@ -50,6 +50,10 @@ WAKE_SLICE = 0.01  # seconds between checks for a changed ref while waiting (idl
 SWEEP_EVERY = 300.0  # seconds between sweeps for stale lock files
 RETRY_SOON = timedelta(seconds=1)  # after a write had to wait: the next cycle comes this soon
 LANDING_RECHECK = timedelta(seconds=2)  # a landing waiting for a clean checkout looks again
+# seconds a cycle's ref listing may be the last one plus this worker's own writes, while no
+# other Frequency process wrote (Store.keep_listings): a plain `git update-ref` is seen
+# within this long
+LISTING_TRUST = 1.0
 REMOTE_POLL = timedelta(seconds=1)  # remote mode: the remote is fetched at least this often
 REMOTE_FRESH = 0.5  # seconds: a remote that answered a push this recently needs no fetch
 # remote mode: after the k-th failed contact in a row, the next is tried this much later
@@ -237,6 +241,7 @@ class Worker:
         local writer changes refs/frequency, else after the shortest poll_interval."""
         cap = max_parallel if max_parallel is not None else self.config.settings.max_parallel
         self.claims.max_parallel = cap
+        self.store.keep_listings(LISTING_TRUST)
         self.attempts.chaining = not once  # --once runs one planning cycle's steps, no further
         chosen = [
             f for f in self.config.factories if factories is None or f.factory_id in factories

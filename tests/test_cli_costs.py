@@ -183,7 +183,8 @@ def test_no_history_says_so(freq_repo) -> None:  # type: ignore[no-untyped-def]
     """A repository where nothing ran yet: one line, and no budget lines without budgets."""
     from .conftest import one_step
 
-    r: FreqRepo = freq_repo({".frequency/f.yaml": one_step("'true'")})
+    # a step that lasts: `true` can end within the millisecond, whose wall time is none
+    r: FreqRepo = freq_repo({".frequency/f.yaml": one_step("'sleep 0.01'")})
     assert r.run("costs").assert_success().out == "no attempts recorded\n"
     r.run("add", "f", "x").assert_success()
     r.run("run", "--until-idle").assert_success()

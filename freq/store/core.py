@@ -19,6 +19,7 @@ import functools
 import json
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -46,7 +47,7 @@ from freq.store import locate, lockfiles, refdb
 from freq.store.archive import ArchiveReader
 from freq.store.beacon import Beacon
 from freq.store.cache import DocCache
-from freq.store.listing import LooseRefs, PackedRefs
+from freq.store.listing import LooseRefs, OwnWrites, PackedRefs
 from freq.store.mirror import Mirror
 from freq.store.records import ChainLink, HistoryEntry, RefUpdate
 from freq.store.snapshot import Reader, parse_cached, problem_line, subject_of
@@ -121,6 +122,7 @@ class Store:
         # packed-refs and the loose ref files, each read again only when replaced
         self._packed = PackedRefs(str(self.common_dir))
         self._loose = LooseRefs()
+        self._own: OwnWrites | None = None  # listings kept between reads (keep_listings)
         self.mirror: Mirror | None = None  # remote mode (`attach`)
         self._locker = lockfiles.Locker(
             guard=str(self.state_dir / "sweep.guard"), now=lambda: self.clock.now().timestamp()
@@ -193,8 +195,28 @@ class Store:
 
     # ------------------------------------------------------------ refs
 
+    def keep_listings(self, trust: float, monotonic: Callable[[], float] = time.monotonic) -> None:
+        """Keep ref listings between reads while only this handle writes, each trusted for
+        `trust` seconds at most (freq.store.listing.OwnWrites): for a long-lived handle
+        that lists the same refs again and again, as the run loop does at every cycle.
+        `monotonic`: real time, whatever clock the Store runs on (git's own writes are in
+        real time); tests give another."""
+        self._own = OwnWrites(self._beacon.token, self._beacon.others_wrote, trust, monotonic)
+
     def list_refs(self, prefix: str) -> dict[str, str]:
         """Every ref under `prefix` (ending in /) → commit id, loose refs over packed ones."""
+        own = self._own
+        if own is None:
+            return self._scan_refs(prefix)
+        kept = own.listing(prefix)
+        if kept is not None:
+            return kept
+        mark = own.before_scan()
+        found = self._scan_refs(prefix)
+        own.scanned(prefix, mark, found)
+        return found
+
+    def _scan_refs(self, prefix: str) -> dict[str, str]:
         loose: dict[str, str] = {}
         # loose refs first, then packed-refs, as git reads them: `git pack-refs` writes
         # packed-refs before it removes the loose files, so this order never misses a ref
@@ -357,6 +379,7 @@ class Store:
         self.require_state_dir()
         objs, commits = self._staged_for(batch)
         pushed = False
+        moved: Sequence[RefUpdate] = batch
         try:
             if self.mirror is not None:
                 pushed = self._push(batch, objs, commits, keep=keep, also=also)
@@ -370,12 +393,23 @@ class Store:
                 # the remote took it; another local process moved the local ref since (it
                 # follows the remote at the next refresh): the objects are kept
                 self._write_objects(objs)
+                moved = ()  # no local ref did
         finally:
             self._unstage(batch)
         self._whole.update(c.encode() for c in commits)  # written whole just now
-        self._beacon.ring()
+        self._moved(moved)
 
     def _apply_now(
+        self, batch: Sequence[RefUpdate], what: str, wait: float | None, objs: Sequence[Any]
+    ) -> None:
+        try:
+            self._apply_refs(batch, what, wait, objs)
+        except BaseException:
+            if self._own is not None:  # some refs may have moved: the next listing scans
+                self._own.forget()
+            raise
+
+    def _apply_refs(
         self, batch: Sequence[RefUpdate], what: str, wait: float | None, objs: Sequence[Any]
     ) -> None:
         self._retry_locked(
@@ -429,6 +463,12 @@ class Store:
             self._apply_now(batch, batch[-1].ref, None, objs)
         finally:
             self._unstage(batch)
+        self._moved(batch)
+
+    def _moved(self, batch: Sequence[RefUpdate]) -> None:
+        """`batch` took effect on disk: remembered for kept listings, and the beacon rings."""
+        if self._own is not None:
+            self._own.wrote((u.ref, u.new) for u in batch)
         self._beacon.ring()
 
     def _unstage(self, batch: Sequence[RefUpdate]) -> None:

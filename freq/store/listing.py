@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import bisect
 import os
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from freq.store import refdb
 
@@ -32,6 +33,7 @@ from freq.store import refdb
 RACY_NS = 250_000_000
 
 Signature = tuple[int, int, int, int]
+_MOVES_KEPT = 8192  # a handle's own ref moves remembered for its kept listings (OwnWrites)
 
 
 def _signature(st: os.stat_result) -> Signature:
@@ -135,3 +137,88 @@ class PackedRefs:
         state = (key if _settled(st, self._now_ns()) else None, table, sorted(table))
         self._state = state
         return state
+
+
+class OwnWrites:
+    """Listings kept between reads by one long-lived handle (the run loop's), for as long as
+    no other process moved a ref: a listing is then the last one plus the handle's own
+    writes since, with no ref file looked at. At 500 subjects that is the difference between
+    a stat of every ref at each cycle and none.
+
+    Whether another process wrote is the beacon's word (freq.store.beacon): every Frequency
+    writer rings it, and `git pack-refs` or a bulk write replace packed-refs, which its
+    token covers. A plain git process moving a loose ref (`git update-ref`) rings nothing,
+    so a kept listing is trusted for `trust` seconds of real time at most, then scanned
+    again: a read may be that much behind such a write, never further. Every write is a
+    CAS, so a plan made from it can lose a race and never overwrite."""
+
+    def __init__(
+        self,
+        token: Callable[[], tuple[int, ...]],
+        others_wrote: Callable[[tuple[int, ...]], bool],
+        trust: float,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._token = token
+        self._others_wrote = others_wrote
+        self._trust = trust
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        # this handle's ref moves in order: (ref, new value or None when deleted); entry i
+        # is number `_base + i`, and a kept listing holds every move numbered below its own
+        self._moves: list[tuple[str, str | None]] = []
+        self._base = 0
+        # prefix -> (beacon token before its scan, moves included, when scanned, refs)
+        self._kept: dict[str, tuple[tuple[int, ...], int, float, dict[str, str]]] = {}
+
+    def wrote(self, moves: Iterable[tuple[str, str | None]]) -> None:
+        """Record ref moves this handle made, once they took effect on disk."""
+        with self._lock:
+            self._moves += moves
+            if len(self._moves) > _MOVES_KEPT:  # a listing older than the rest scans again
+                drop = len(self._moves) - _MOVES_KEPT // 2
+                del self._moves[:drop]
+                self._base += drop
+
+    def forget(self) -> None:
+        """Let every kept listing go: a write failed part-way, so the files decide."""
+        with self._lock:
+            self._kept.clear()
+
+    def before_scan(self) -> tuple[tuple[int, ...], int]:
+        """What a scan about to start is as of: the beacon's token and the moves so far."""
+        with self._lock:
+            return self._token(), self._base + len(self._moves)
+
+    def scanned(
+        self, prefix: str, mark: tuple[tuple[int, ...], int], found: dict[str, str]
+    ) -> None:
+        """Keep the listing of `prefix` a scan found (`mark`: before_scan's, taken first)."""
+        token, seq = mark
+        with self._lock:
+            self._kept[prefix] = (token, seq, self._monotonic(), dict(found))
+
+    def listing(self, prefix: str) -> dict[str, str] | None:
+        """The refs under `prefix` without a scan, or None when one is due: nothing kept,
+        kept too long, another process wrote, or this handle's moves since were let go."""
+        with self._lock:  # threads share the kept listings: each is brought up to date whole
+            kept = self._kept.get(prefix)
+            if kept is None:
+                return None
+            token, seq, at, found = kept
+            if (
+                self._monotonic() - at > self._trust
+                or seq < self._base
+                or self._others_wrote(token)
+            ):
+                del self._kept[prefix]
+                return None
+            for ref, new in self._moves[seq - self._base :]:
+                if not ref.startswith(prefix):
+                    continue
+                if new is None:
+                    found.pop(ref, None)
+                else:
+                    found[ref] = new
+            self._kept[prefix] = (token, self._base + len(self._moves), at, found)
+            return dict(found)
