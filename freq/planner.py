@@ -19,9 +19,11 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from operator import attrgetter
 from typing import NamedTuple
 
 from freq.costs import NO_SPEND, Spend, reached
+from freq.heap import without_gc
 from freq.lanes import LaneProblem, first_overlap, render
 from freq.leases import Ends, lock_hold, split_subject
 from freq.model import Autonomy, Config, Factory, FailureKind, Settings, Step
@@ -323,9 +325,14 @@ def lane_of(step: Step, subj: Subject) -> tuple[str, ...]:
 
 def _order(subjects: Iterable[Subject]) -> list[Subject]:
     """First come, first served: by time in the current state, then by name."""
-    return sorted(subjects, key=lambda s: (s.entered_at, s.name))
+    return sorted(subjects, key=_BY_ARRIVAL)
 
 
+_BY_ARRIVAL = attrgetter("entered_at", "name")
+_AUTO = Autonomy.AUTO  # an enum member read once, not per subject (a class lookup each)
+
+
+@without_gc  # a decision per subject, and no cycles (freq.heap)
 def plan(
     config: Config,
     snap: Snapshot,
@@ -369,7 +376,8 @@ def plan(
     gathering: dict[str, list[tuple[Start, Subject]]] = {}
     later: set[datetime] = set()  # wakes that do not make the plan busy (see Plan.retry_soon)
     for fac in chosen:
-        for subj in _order(snap.in_factory(fac.factory_id)):
+        fid = fac.factory_id
+        for subj in _order(s for (f, _), s in snap.subjects.items() if f == fid):
             tip = snap.tips[(fac.factory_id, subj.name)]
             if not complete and counts.running >= cap:
                 # nothing more can start: only leases to recover and failures to park
@@ -446,9 +454,11 @@ def plan(
     if factories is None:
         # subjects of factories no longer configured: nothing runs for them, but a claim a
         # worker holds must still be recovered when its lease ends (SPEC §5)
-        for (fid, _name), subj in sorted(snap.subjects.items()):
+        configured = {f.factory_id for f in config.factories}
+        gone = sorted(kv for kv in snap.subjects.items() if kv[0][0] not in configured)
+        for (fid, _name), subj in gone:
             end = ends.claim(subj)
-            if end is None or config.factory(fid) is not None:
+            if end is None:
                 continue
             if end > now:
                 wakes.append(end)
@@ -619,7 +629,7 @@ def _blocks(
         yield _Block("gate", f"gate {step.id} waits for approval ({_approve(fid, subj, step)})")
     control = snap.control(fid)
     autonomy = control.autonomy or fac.autonomy
-    if autonomy is not Autonomy.AUTO and not control.approved(subj, step.id):
+    if autonomy is not _AUTO and not control.approved(subj, step.id):
         if autonomy is Autonomy.MANUAL:
             yield _Block(
                 "approval",

@@ -392,6 +392,8 @@ def _strings(d: Any) -> Mapping[str, str]:
     """A read-only str → str mapping of a JSON object (one shared value when empty)."""
     if not d:
         return _EMPTY
+    if isinstance(d, dict) and all(type(v) is str for v in d.values()):
+        return MappingProxyType(d)  # parsed JSON: its keys are strings, and it is ours alone
     return MappingProxyType({str(k): str(v) for k, v in d.items()})
 
 
@@ -403,7 +405,8 @@ def _totals(value: Any) -> tuple[int, int, int] | None:
 
 
 def subject_from_doc(doc: Mapping[str, Any], *, where: str) -> Subject:
-    """Build a Subject from parsed subject.json; CorruptState names `where` on any defect."""
+    """Build a Subject from parsed subject.json; CorruptState names `where` on any defect.
+    `doc` must be a fresh parse the caller leaves alone: its `data` objects are kept."""
     try:
         claim = doc.get("claim")
         err = doc.get("last_error")

@@ -12,10 +12,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import Enum
+from operator import attrgetter
 from types import MappingProxyType
 from typing import Protocol
 
 from freq.model import Autonomy, FailureKind
+
+_BY_NAME = attrgetter("name")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -342,8 +345,5 @@ class Snapshot:
     def in_factory(self, factory: str) -> tuple[Subject, ...]:
         """The subjects of one factory, by name."""
         return tuple(
-            sorted(
-                (s for (f, _), s in self.subjects.items() if f == factory),
-                key=lambda s: s.name,
-            )
+            sorted((s for (f, _), s in self.subjects.items() if f == factory), key=_BY_NAME)
         )

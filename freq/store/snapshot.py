@@ -13,6 +13,7 @@ builds on it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -21,6 +22,8 @@ from orjson import loads as _loads
 
 from freq import refs
 from freq.errors import CorruptState
+from freq.heap import without_gc
+from freq.model import NAME_PATTERN, NO_DOUBLE_DOT
 from freq.runtime import Snapshot, Subject
 from freq.store.archive import ArchiveReader, ArchiveView
 from freq.store.cache import DocCache
@@ -106,7 +109,6 @@ class Reader:
     # per subject; None, or what it leaves out, is read object by object
     bulk: Callable[[list[str]], dict[str, bytes]] | None = None
     parsed: dict[bytes, Subject] = field(default_factory=dict)
-    valid_names: set[str] = field(default_factory=set)  # ref components already checked
     last: Listed | None = None  # the last read's subjects (None: read them all next time)
 
     def read(self) -> Snapshot:
@@ -114,6 +116,7 @@ class Reader:
         return read(self)
 
 
+@without_gc  # a Subject per subject ref, and no cycles (freq.heap)
 def read(store: Reader) -> Snapshot:
     """Every subject of every factory, with the tip each was read from.
 
@@ -200,7 +203,7 @@ def _subjects(store: Reader, listed: dict[str, str]) -> Listed:
     misses: list[tuple[bytes, bytes]] = []
     fetched = _bulk(store, todo)
     for ref, oid in todo.items():
-        key = _subject_key(store, ref)
+        key = _subject_key(ref)
         if key is None:
             problems[ref] = (
                 f"{ref}: not a Frequency subject ref (expected {refs.SUBJECTS}"
@@ -287,18 +290,16 @@ def _archives(store: Reader, problems: list[str]) -> ArchiveView | None:
     return store.archives.view(tips) if tips else None
 
 
-def _subject_key(store: Reader, ref: str) -> tuple[str, str] | None:
-    """refs.parse_subject_ref, remembering names already found valid (10,000 subjects
-    of one factory check the factory's name once)."""
-    rest = ref[len(refs.SUBJECTS) :] if ref.startswith(refs.SUBJECTS) else None
-    if rest is not None:
-        factory, _, name = rest.partition("/")
-        if factory in store.valid_names and name in store.valid_names:
-            return factory, name
-    key = refs.parse_subject_ref(ref)
-    if key is not None:
-        store.valid_names.update(key)
-    return key
+def _subject_key(ref: str) -> tuple[str, str] | None:
+    """refs.parse_subject_ref in one match (a snapshot makes one per subject ref)."""
+    if not ref.startswith(refs.SUBJECTS):
+        return None
+    m = _SUBJECT_PATH.fullmatch(ref, len(refs.SUBJECTS))
+    return None if m is None else (m[1], m[2])
+
+
+# <factory>/<subject> after refs.SUBJECTS, each a valid name (freq.model.name_problem)
+_SUBJECT_PATH = re.compile(f"{NO_DOUBLE_DOT}({NAME_PATTERN})/({NAME_PATTERN})")
 
 
 def _docs_under(
