@@ -24,6 +24,7 @@ from freq.store import Store
 from freq.store.records import RefUpdate
 
 from .conftest import FreqRepo, new_repo
+from .test_loop import FACTORY
 
 pytestmark = [pytest.mark.git]
 
@@ -75,6 +76,15 @@ def _fresh(repo: FreqRepo) -> dict[str, str]:
         return other.list_refs(refs.SUBJECTS)
     finally:
         other.close()
+
+
+def _git_moves(repo: FreqRepo, name: str) -> tuple[str, str]:
+    """Point subject `name`'s ref at HEAD with plain git, which rings no beacon: (the ref,
+    HEAD's id)."""
+    ref = refs.subject_ref("f", name)
+    head = repo.git("rev-parse", "HEAD").strip()
+    repo.git("update-ref", ref, head)
+    return ref, head
 
 
 @pytest.fixture
@@ -139,9 +149,7 @@ def test_a_plain_git_write_is_listed_once_the_trust_ran_out(
     kept: tuple[Store, Mono, list[str]], repo: FreqRepo
 ) -> None:
     store, mono, _ = kept
-    ref = refs.subject_ref("f", "x0")
-    head = repo.git("rev-parse", "HEAD").strip()
-    repo.git("update-ref", ref, head)  # rings no beacon
+    ref, head = _git_moves(repo, "x0")
     assert store.list_refs(refs.SUBJECTS)[ref] != head  # within the trust: the kept listing
     mono.t += TRUST + 0.01
     assert store.list_refs(refs.SUBJECTS)[ref] == head
@@ -152,9 +160,7 @@ def test_git_pack_refs_makes_the_next_listing_a_scan(
     kept: tuple[Store, Mono, list[str]], repo: FreqRepo
 ) -> None:
     store, _, _ = kept
-    ref = refs.subject_ref("f", "x0")
-    head = repo.git("rev-parse", "HEAD").strip()
-    repo.git("update-ref", ref, head)
+    ref, head = _git_moves(repo, "x0")
     repo.git("pack-refs", "--all")  # packed-refs replaced: the beacon's token covers it
     assert store.list_refs(refs.SUBJECTS)[ref] == head
     assert store.list_refs(refs.SUBJECTS) == _fresh(repo)
@@ -164,10 +170,8 @@ def test_a_failed_write_lets_the_kept_listings_go(
     kept: tuple[Store, Mono, list[str]], repo: FreqRepo
 ) -> None:
     store, _, _ = kept
-    ref = refs.subject_ref("f", "x0")
-    tip = store.list_refs(refs.SUBJECTS)[ref]
-    head = repo.git("rev-parse", "HEAD").strip()
-    repo.git("update-ref", ref, head)
+    tip = store.list_refs(refs.SUBJECTS)[refs.subject_ref("f", "x0")]
+    ref, head = _git_moves(repo, "x0")
     with pytest.raises(RefConflict):
         _advance(store, "x0", "b", tip)  # the kept tip is stale: the CAS refuses
     assert store.list_refs(refs.SUBJECTS)[ref] == head
@@ -222,21 +226,6 @@ def test_a_kept_listing_is_what_a_fresh_handle_lists(
         other.close()
 
 
-FACTORY = """
-factory_id: f
-state: {initial: new, terminal: [done]}
-steps:
-  - id: one
-    from_states: [new]
-    to_state: mid
-    run: "true"
-  - id: two
-    from_states: [mid]
-    to_state: done
-    run: "true"
-"""
-
-
 def test_the_run_loop_lists_subjects_from_its_kept_listing(
     freq_repo, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # type: ignore[no-untyped-def]
@@ -270,3 +259,19 @@ def test_the_run_loop_lists_subjects_from_its_kept_listing(
     assert summary.succeeded == 24
     assert len(scans) <= 2 + took / LISTING_TRUST
     assert len(scans) < summary.cycles
+
+
+def test_a_scan_begun_before_a_failed_write_is_not_kept() -> None:
+    """A write that failed part-way moved refs no record holds: a scan that began before it
+    may have missed them, so it is not kept; the next one is."""
+    from freq.store.listing import OwnWrites
+
+    own = OwnWrites(lambda: (1,), lambda token: False, trust=10.0, monotonic=lambda: 0.0)
+    prefix = refs.SUBJECTS
+    mark = own.before_scan()
+    own.forget()  # the failed write, while the scan ran
+    own.scanned(prefix, mark, {f"{prefix}f/a": "1" * 40})
+    assert own.listing(prefix) is None
+    own.scanned(prefix, own.before_scan(), {f"{prefix}f/a": "1" * 40})
+    own.wrote([(f"{prefix}f/b", "2" * 40)])
+    assert own.listing(prefix) == {f"{prefix}f/a": "1" * 40, f"{prefix}f/b": "2" * 40}

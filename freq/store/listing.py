@@ -170,6 +170,7 @@ class OwnWrites:
         self._base = 0
         # prefix -> (beacon token before its scan, moves included, when scanned, refs)
         self._kept: dict[str, tuple[tuple[int, ...], int, float, dict[str, str]]] = {}
+        self._forgotten = 0  # how often forget ran: a scan begun before it is not kept
 
     def wrote(self, moves: Iterable[tuple[str, str | None]]) -> None:
         """Record ref moves this handle made, once they took effect on disk."""
@@ -184,19 +185,23 @@ class OwnWrites:
         """Let every kept listing go: a write failed part-way, so the files decide."""
         with self._lock:
             self._kept.clear()
+            self._forgotten += 1
 
-    def before_scan(self) -> tuple[tuple[int, ...], int]:
-        """What a scan about to start is as of: the beacon's token and the moves so far."""
+    def before_scan(self) -> tuple[tuple[int, ...], int, int]:
+        """What a scan about to start is as of: the beacon's token, the moves so far, and
+        how often the listings were let go."""
         with self._lock:
-            return self._token(), self._base + len(self._moves)
+            return self._token(), self._base + len(self._moves), self._forgotten
 
     def scanned(
-        self, prefix: str, mark: tuple[tuple[int, ...], int], found: dict[str, str]
+        self, prefix: str, mark: tuple[tuple[int, ...], int, int], found: dict[str, str]
     ) -> None:
-        """Keep the listing of `prefix` a scan found (`mark`: before_scan's, taken first)."""
-        token, seq = mark
+        """Keep the listing of `prefix` a scan found (`mark`: before_scan's, taken first);
+        not when a write failed part-way meanwhile (its moves are in no record)."""
+        token, seq, forgotten = mark
         with self._lock:
-            self._kept[prefix] = (token, seq, self._monotonic(), dict(found))
+            if forgotten == self._forgotten:
+                self._kept[prefix] = (token, seq, self._monotonic(), dict(found))
 
     def listing(self, prefix: str) -> dict[str, str] | None:
         """The refs under `prefix` without a scan, or None when one is due: nothing kept,
