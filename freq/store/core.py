@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from freq import refs
 from freq.clock import Clock, Random, system_rng
 from freq.errors import (
+    BatchIncomplete,
     BrokenHistory,
     CorruptState,
     DiskFull,
@@ -404,8 +405,9 @@ class Store:
     ) -> None:
         try:
             self._apply_refs(batch, what, wait, objs)
-        except BaseException:
-            if self._own is not None:  # some refs may have moved: the next listing scans
+        except (BatchIncomplete, RefConflict):
+            # some refs moved, or one was not where the listing said: the next one scans
+            if self._own is not None:
                 self._own.forget()
             raise
 

@@ -182,7 +182,8 @@ class OwnWrites:
                 self._base += drop
 
     def forget(self) -> None:
-        """Let every kept listing go: a write failed part-way, so the files decide."""
+        """Let every kept listing go: a write failed part-way, or found a ref elsewhere
+        than expected (a listing behind the files), so the files decide."""
         with self._lock:
             self._kept.clear()
             self._forgotten += 1
