@@ -7,7 +7,6 @@ would, and one test runs that gc on a real race (a prepared commit no ref reache
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import os
 import shutil
@@ -459,9 +458,8 @@ def _packs(r: FreqRepo) -> list[str]:
 
 
 def test_packs_that_piled_up_become_one_and_an_unreferenced_new_object_survives(
-    freq_repo, monkeypatch
+    freq_repo,
 ) -> None:  # type: ignore[no-untyped-def]
-    housekeeping = importlib.import_module("freq.ops.cleanup")
     r = freq_repo({".frequency/f.yaml": FACTORY})
     for name in ("a", "b", "c"):  # a pack of each subject's objects, as a batch writes one
         r.run("add", "f", name).assert_success()
@@ -472,10 +470,12 @@ def test_packs_that_piled_up_become_one_and_an_unreferenced_new_object_survives(
     r.git("prune-packed")
     packs = len(_packs(r))
     assert packs >= 4
-    assert _task(r.run("cleanup", "--json"), "objects") == []  # fewer than PACK_PILE
+    assert _task(r.run("cleanup", "--json"), "objects") == []  # not past git's 50
     before = _refs(r)
 
-    monkeypatch.setattr(housekeeping, "PACK_PILE", packs)
+    r.git("config", "gc.autoPackLimit", "0")  # off, as for git gc --auto
+    assert _task(r.run("cleanup", "--json"), "objects") == []
+    r.git("config", "gc.autoPackLimit", str(packs - 1))  # the repository's own limit
     dry = r.run("cleanup", "--dry-run").assert_success()
     assert f"would repack    {packs} packs into one" in dry.out
     assert len(_packs(r)) == packs
@@ -488,8 +488,7 @@ def test_packs_that_piled_up_become_one_and_an_unreferenced_new_object_survives(
     assert _task(r.run("cleanup", "--json"), "objects") == []  # nothing piled up now
 
 
-def test_loose_objects_that_piled_up_are_packed_by_git_s_estimate(freq_repo, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    housekeeping = importlib.import_module("freq.ops.cleanup")
+def test_loose_objects_that_piled_up_are_packed_by_git_s_estimate(freq_repo) -> None:  # type: ignore[no-untyped-def]
     r = freq_repo({".frequency/f.yaml": FACTORY})
     r.run("add", "f", "a").assert_success()
     r.git("repack", "-q", "-d")  # objects/17 empty, whatever the commits' ids
@@ -511,7 +510,12 @@ def test_loose_objects_that_piled_up_are_packed_by_git_s_estimate(freq_repo, mon
     loose17 = r.path / ".git" / "objects" / "17"
     assert len(os.listdir(loose17)) == 2
 
-    monkeypatch.setattr(housekeeping, "LOOSE_OBJECT_PILE", 512)
+    # git repacks once objects/17 holds more than gc.auto / 256 (rounded up) objects
+    r.git("config", "gc.auto", "512")
+    assert _task(r.run("cleanup", "--json"), "objects") == []  # 2 is not more than 2
+    r.git("config", "gc.auto", "0")  # off, as for git gc --auto
+    assert _task(r.run("cleanup", "--json"), "objects") == []
+    r.git("config", "gc.auto", "256")
     line = "about 512 loose objects into a pack"
     assert f"would repack    {line}" in r.run("cleanup", "--dry-run").assert_success().out
     assert _task(r.run("cleanup", "--json"), "objects") == [f"repacked        {line}"]

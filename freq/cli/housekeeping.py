@@ -28,9 +28,10 @@ def cleanup(app: ops.App, repair: bool, dry_run: bool, as_json: bool) -> int:
     refs/frequency/salvage/FACTORY/SUBJECT/ATTEMPT) and freq/* branches no attempt needs,
     then `git worktree prune`; and find chains whose history broke (a commit that `git gc
     --prune=now` removed while a worker wrote); --repair mends them. Once 256 or more
-    loose refs pile up under refs/frequency/, pack them (`git pack-refs --all`); once 50
-    packs or about 6,700 loose objects pile up (git's own `gc --auto` limits), repack them
-    as `git gc` does, keeping unreachable objects younger than two weeks; once 1,000
+    loose refs pile up under refs/frequency/, pack them (`git pack-refs --all`); once more
+    than 50 packs or about 6,700 loose objects pile up (the limits `git gc --auto` reads:
+    gc.autoPackLimit and gc.auto, which the repository may set; 0 turns them off), repack
+    them as `git gc` does, keeping unreachable objects younger than two weeks; once 1,000
     cached documents of commits no ref names pile up, drop them; remove the log folders of
     subjects neither live nor archived, a day after their last write. Exit 1 while
     anything broken is left.

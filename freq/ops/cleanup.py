@@ -17,10 +17,12 @@ dangling objects Frequency left) is one more function in TASKS:
               `git pack-refs --all`, git's own protocol (each loose ref is deleted under its
               lock, and only while it still holds the value packed), so a worker writing at
               the same time loses nothing
-    objects   packs piled up (PACK_PILE: one per batch Frequency writes whole, such as each
-              archive batch), or loose objects (LOOSE_OBJECT_PILE, estimated as git does):
-              repacked as `git gc` would, so that an object lookup, which tries every pack
-              before the loose objects, does not grow with the months
+    objects   packs piled up (one per batch Frequency writes whole, such as each archive
+              batch), or loose objects (estimated as git does), past the limits `git gc
+              --auto` reads (the repository's gc.autoPackLimit and gc.auto; PACK_PILE and
+              LOOSE_OBJECT_PILE when unset): repacked as `git gc` would, so that an object
+              lookup, which tries every pack before the loose objects, does not grow with
+              the months
     caches    entries of .git/frequency/cache/ for commits no ref names any more (earlier
               tips, archived subjects), which every process reads at start: dropped once
               CACHE_PILE of them pile up
@@ -229,7 +231,7 @@ def pack_refs(app: App, how: Housekeeping) -> TaskReport:
     return TaskReport(task="refs", lines=(f"{'packed':15} {what}",))
 
 
-# git's own thresholds for `git gc --auto` (gc.autoPackLimit and gc.auto by default)
+# git's own defaults for `git gc --auto`'s limits, gc.autoPackLimit and gc.auto
 PACK_PILE = 50
 LOOSE_OBJECT_PILE = 6700
 REPACK_TIMEOUT = 3600.0  # seconds: a full repack of a months-old repository takes minutes
@@ -237,17 +239,18 @@ REPACK_TIMEOUT = 3600.0  # seconds: a full repack of a months-old repository tak
 
 def objects(app: App, how: Housekeeping) -> TaskReport:
     """Repack once packs or loose objects pile up, with git's `git gc` commands (README,
-    Housekeeping: safe during a run): past PACK_PILE packs, every pack into one, with
-    unreachable objects younger than two weeks kept loose, so that an object a worker wrote
-    and has not referenced yet survives; else past LOOSE_OBJECT_PILE loose objects, the
-    reachable ones into one new pack."""
+    Housekeeping: safe during a run), past the limits `git gc --auto` would judge them by
+    (_limits): past its pack limit, every pack into one, with unreachable objects younger
+    than two weeks kept loose, so that an object a worker wrote and has not referenced yet
+    survives; else past its loose-object limit, the reachable ones into one new pack."""
     folder = Path(app.store.common_dir) / "objects"
+    pack_limit, loose_limit = _limits(app.store.root)
     packs = _packs(folder / "pack")
     loose = _loose_estimate(folder)
-    if packs >= PACK_PILE:
+    if 0 < pack_limit < packs:
         what = f"{_plural(packs, 'pack')} into one"
         args = ["repack", "-d", "-l", "-A", "--unpack-unreachable=2.weeks.ago", "-q"]
-    elif loose >= LOOSE_OBJECT_PILE:
+    elif loose_limit > 0 and loose // 256 > -(-loose_limit // 256):  # as git rounds
         what = f"about {_plural(loose, 'loose object')} into a pack"
         args = ["repack", "-d", "-l", "-q"]
     else:
@@ -259,6 +262,27 @@ def objects(app: App, how: Housekeeping) -> TaskReport:
         line = f"{'not repacked':15} {what}: git repack failed ({done.why()})"
         return TaskReport(task="objects", lines=(line,), left=1)
     return TaskReport(task="objects", lines=(f"{'repacked':15} {what}",))
+
+
+def _limits(root: Path) -> tuple[int, int]:
+    """(packs, loose objects) that `objects` lets pile up before it repacks: the
+    repository's gc.autoPackLimit and gc.auto as `git gc --auto` reads them (git's defaults,
+    PACK_PILE and LOOSE_OBJECT_PILE, when unset or unreadable); as in git, gc.auto at 0 or
+    below turns both off, and gc.autoPackLimit at 0 or below the one on packs."""
+    loose = _config_int(root, "gc.auto", LOOSE_OBJECT_PILE)
+    if loose <= 0:
+        return 0, 0
+    return _config_int(root, "gc.autoPackLimit", PACK_PILE), loose
+
+
+def _config_int(root: Path, key: str, default: int) -> int:
+    """An integer git setting (`git config --type=int`, which reads 1k as 1024), or
+    `default` when it is unset or not a number git reads."""
+    got = proc.git(["config", "--type=int", "--get", key], cwd=root)
+    try:
+        return int(got.text()) if got.ok else default
+    except ValueError:
+        return default
 
 
 def _packs(folder: Path) -> int:
@@ -275,7 +299,8 @@ def _packs(folder: Path) -> int:
 
 
 def _loose_estimate(folder: Path) -> int:
-    """Loose objects as git estimates them for gc.auto: those in objects/17, times 256."""
+    """Loose objects as git estimates them for gc.auto: those in objects/17, times 256
+    (git repacks once objects/17 holds more than gc.auto / 256, rounded up)."""
     try:
         names = os.listdir(folder / "17")
     except OSError:
