@@ -75,10 +75,11 @@ def format_duration(td: timedelta) -> str:
 
 # ---------------------------------------------------------------- names
 
-_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+@-]*")
+_FIRST, _REST = r"[A-Za-z0-9_]", r"[A-Za-z0-9._+@-]"  # a name's characters, first and after
+_NAME_RE = re.compile(f"{_FIRST}{_REST}*")
 # one ref component as _name_fault's rules allow it, but for "..", which the whole match
 # must rule out with a lookahead (NO_DOUBLE_DOT): a pattern to build checks of refs from
-NAME_PATTERN = r"[A-Za-z0-9_][A-Za-z0-9._+@-]{0,199}(?<!\.)(?<!\.lock)"
+NAME_PATTERN = _FIRST + _REST + r"{0,199}(?<!\.)(?<!\.lock)"
 NO_DOUBLE_DOT = r"(?!.*\.\.)"
 # every rule of _name_fault in one match: what a snapshot checks for 100,000 names
 _GOOD_NAME = re.compile(NO_DOUBLE_DOT + NAME_PATTERN)

@@ -376,8 +376,7 @@ def plan(
     gathering: dict[str, list[tuple[Start, Subject]]] = {}
     later: set[datetime] = set()  # wakes that do not make the plan busy (see Plan.retry_soon)
     for fac in chosen:
-        fid = fac.factory_id
-        for subj in _order(s for (f, _), s in snap.subjects.items() if f == fid):
+        for subj in _order(snap.of_factory(fac.factory_id)):
             tip = snap.tips[(fac.factory_id, subj.name)]
             if not complete and counts.running >= cap:
                 # nothing more can start: only leases to recover and failures to park

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any
 
 from freq.errors import CorruptState, InvalidName
-from freq.model import Autonomy, FailureKind, name_problem
+from freq.model import NAME_PATTERN, NO_DOUBLE_DOT, Autonomy, FailureKind, name_problem
 from freq.runtime import (
     AgentUsage,
     Approval,
@@ -69,13 +70,17 @@ def archive_shard(name: str) -> str:
 
 
 def parse_subject_ref(ref: str) -> tuple[str, str] | None:
-    """(factory, subject) of a subject ref, or None when the ref is not one of ours."""
+    """(factory, subject) of a subject ref, or None when the ref is not one of ours: two
+    components after SUBJECTS, each a name name_problem accepts, in one match (a snapshot
+    reads every subject ref this way)."""
     if not ref.startswith(SUBJECTS):
         return None
-    parts = ref[len(SUBJECTS) :].split("/")
-    if len(parts) != 2 or any(name_problem(p) for p in parts):
-        return None
-    return parts[0], parts[1]
+    m = _SUBJECT_PATH.fullmatch(ref, len(SUBJECTS))
+    return None if m is None else (m[1], m[2])
+
+
+# <factory>/<subject>, each a valid name (freq.model.name_problem's rules as one pattern)
+_SUBJECT_PATH = re.compile(f"{NO_DOUBLE_DOT}({NAME_PATTERN})/({NAME_PATTERN})")
 
 
 # ---------------------------------------------------------------- time

@@ -8,7 +8,7 @@ changes are made with dataclasses.replace (freq/transitions.py holds the rules).
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import Enum
@@ -344,6 +344,8 @@ class Snapshot:
 
     def in_factory(self, factory: str) -> tuple[Subject, ...]:
         """The subjects of one factory, by name."""
-        return tuple(
-            sorted((s for (f, _), s in self.subjects.items() if f == factory), key=_BY_NAME)
-        )
+        return tuple(sorted(self.of_factory(factory), key=_BY_NAME))
+
+    def of_factory(self, factory: str) -> Iterator[Subject]:
+        """The subjects of one factory, in no order (for a caller that sorts them itself)."""
+        return (s for (f, _), s in self.subjects.items() if f == factory)

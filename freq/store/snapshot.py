@@ -13,7 +13,6 @@ builds on it.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -23,7 +22,6 @@ from orjson import loads as _loads
 from freq import refs
 from freq.errors import CorruptState
 from freq.heap import without_gc
-from freq.model import NAME_PATTERN, NO_DOUBLE_DOT
 from freq.runtime import Snapshot, Subject
 from freq.store.archive import ArchiveReader, ArchiveView
 from freq.store.cache import DocCache
@@ -203,7 +201,7 @@ def _subjects(store: Reader, listed: dict[str, str]) -> Listed:
     misses: list[tuple[bytes, bytes]] = []
     fetched = _bulk(store, todo)
     for ref, oid in todo.items():
-        key = _subject_key(ref)
+        key = refs.parse_subject_ref(ref)
         if key is None:
             problems[ref] = (
                 f"{ref}: not a Frequency subject ref (expected {refs.SUBJECTS}"
@@ -288,18 +286,6 @@ def _archives(store: Reader, problems: list[str]) -> ArchiveView | None:
             continue
         tips[factory] = oid
     return store.archives.view(tips) if tips else None
-
-
-def _subject_key(ref: str) -> tuple[str, str] | None:
-    """refs.parse_subject_ref in one match (a snapshot makes one per subject ref)."""
-    if not ref.startswith(refs.SUBJECTS):
-        return None
-    m = _SUBJECT_PATH.fullmatch(ref, len(refs.SUBJECTS))
-    return None if m is None else (m[1], m[2])
-
-
-# <factory>/<subject> after refs.SUBJECTS, each a valid name (freq.model.name_problem)
-_SUBJECT_PATH = re.compile(f"{NO_DOUBLE_DOT}({NAME_PATTERN})/({NAME_PATTERN})")
 
 
 def _docs_under(
