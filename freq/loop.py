@@ -204,6 +204,7 @@ class Worker:
         self._remote_failures = 0
         self._remote_retry: tuple[float, str] | None = None
         self._archive_refused = False  # the remote refused an archive pass (its update hook)
+        self._gc: upkeep.Background | None = None  # git gc --auto started by the last sweep
 
     @property
     def running(self) -> int:
@@ -303,6 +304,8 @@ class Worker:
             except KeyboardInterrupt:
                 self.kill()
                 self._collect(tally, timeout=None)
+            finally:
+                self._gc_auto(end=True)
         return RunSummary(
             landed=tally.landed,
             rejected=tally.rejected,
@@ -360,17 +363,16 @@ class Worker:
 
     def _sweep(self) -> None:
         """Remove lock files killed writers left (ref and object locks nobody holds), and
-        let git repack once packs or loose objects pile up (freq.upkeep): when the loop
-        starts, then every SWEEP_EVERY seconds (a lock that a write meets is cleared at once
+        let git repack once packs or loose objects pile up (freq.upkeep, on a thread while
+        the loop goes on; the run waits for it before it returns): when the loop starts,
+        then every SWEEP_EVERY seconds (a lock that a write meets is cleared at once
         anyway; this catches the ones no write meets)."""
         now = self.clock.monotonic()
         if self._swept_at is not None and now - self._swept_at < SWEEP_EVERY:
             return
         self._swept_at = now
         self._sweep_worktrees()
-        failed = upkeep.gc_auto(self.store.root)
-        if failed is not None:
-            self._warn(failed)
+        self._gc_auto()
         nothing: list[str] = []
         swept = self._guarded(self.store.sweep_locks, nothing)
         if swept:
@@ -378,6 +380,18 @@ class Worker:
             self.reporter.emit(
                 Progress(event=ProgressKind.PROBLEM, detail=f"removed stale lock files: {shown}")
             )
+
+    def _gc_auto(self, *, end: bool = False) -> None:
+        """Start git's upkeep in the background (unless the last one still runs); with
+        `end`, wait for the one running. A failure is said once, when it is known."""
+        gc = self._gc
+        if gc is not None and (end or not gc.running):
+            failed = gc.wait()
+            self._gc = None
+            if failed is not None:
+                self._warn(failed)
+        if not end and self._gc is None:
+            self._gc = upkeep.Background(self.store.root)
 
     def _sweep_worktrees(self) -> None:
         """Remove worktrees and branches of attempts that are gone (their uncommitted work

@@ -13,6 +13,7 @@ unreachable object younger than two weeks: safe beside writers (README, Housekee
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from freq import proc
@@ -27,3 +28,26 @@ def gc_auto(root: Path | str) -> str | None:
     if done.ok:
         return None
     return f"git gc --auto failed: {done.why()}"
+
+
+class Background:
+    """`gc_auto` on a thread of its own, so that a run's first steps start while git looks
+    at its object store (a git process: about as long as a `true` step's whole attempt)."""
+
+    def __init__(self, root: Path | str) -> None:
+        self.failed: str | None = None
+        self._thread = threading.Thread(target=self._run, args=(root,), name="freq-gc", daemon=True)
+        self._thread.start()
+
+    def _run(self, root: Path | str) -> None:
+        self.failed = gc_auto(root)
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def wait(self) -> str | None:
+        """Wait for git to end (its foreground part: gc.autoDetach sends a repack to the
+        background); None when it ended well, else the line that says why not."""
+        self._thread.join()
+        return self.failed

@@ -57,9 +57,11 @@ class Beacon:
         if now[3:] != token[3:] or now[2] != token[2] or now[1] < token[1]:
             return True  # packed-refs changed, or the beacon was replaced or truncated
         try:
-            with open(self.path, "rb") as f:
-                f.seek(token[1])
-                added = f.read(now[1] - token[1])
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                added = os.pread(fd, now[1] - token[1], token[1])
+            finally:
+                os.close(fd)
         except OSError:
             return True
         mark = self.mark

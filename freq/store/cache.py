@@ -34,16 +34,23 @@ class DocCache:
 
     def _refresh(self) -> None:
         try:
-            with open(self.path, "rb") as f:
-                st = os.fstat(f.fileno())
-                if st.st_ino != self._ino or st.st_size < self._offset:
-                    self._entries.clear()
-                    self._offset = 0
-                    self._ino = st.st_ino
-                f.seek(self._offset)
-                data = f.read()
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError:
             return  # missing or unusable: a miss; state lives in git
+        try:
+            st = os.fstat(fd)
+            if st.st_ino != self._ino or st.st_size < self._offset:
+                self._entries.clear()
+                self._offset = 0
+                self._ino = st.st_ino
+            if st.st_size == self._offset:
+                return  # nothing appended (the common case: one fstat, no read)
+            # one read of what was appended; a short one just leaves more for next time
+            data = os.pread(fd, st.st_size - self._offset, self._offset)
+        except OSError:
+            return
+        finally:
+            os.close(fd)
         end = data.rfind(b"\n") + 1  # a torn last line is read again next time
         entries = self._entries
         crc32 = zlib.crc32
@@ -75,8 +82,11 @@ class DocCache:
                 self._entries[oid] = enc
                 lines.append(b"%s %08x %s\n" % (oid, zlib.crc32(enc), enc))
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            except FileNotFoundError:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             try:
                 os.write(fd, b"".join(lines))
             finally:

@@ -847,7 +847,11 @@ class Store:
         hit = self._parsed.get(key)
         if hit is not None:
             return hit
-        subj, fresh = subject_of(self._cache.get(key), oid, ref, self._subject_file)
+        doc = self._cache.get(key)
+        if doc is None:  # perhaps another process cached it since: read what it appended
+            self._cache.refresh()
+            doc = self._cache.get(key)
+        subj, fresh = subject_of(doc, oid, ref, self._subject_file)
         if fresh is not None:
             self._cache.add([(key, fresh)])
         self._parsed[key] = subj
@@ -972,7 +976,6 @@ class Store:
                 hint=Hint(text="see", command=("status", factory)),
             )
         self.verify(oid, ref)  # shown or built on: the whole tip must be there
-        self._cache.refresh()
         return self.subject_at(oid, ref), oid
 
     def descends(self, tip: str, ancestor: str, *, limit: int = 2000) -> bool:

@@ -18,11 +18,12 @@ a `^<peeled oid>` line, under a `# pack-refs with: ...` header.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
+import queue
 import secrets
 import threading
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from freq.errors import BatchIncomplete, RefConflict
 from freq.store.lockfiles import PACKED_GRACE, Held, Lock, Locker, write_all
@@ -32,12 +33,21 @@ _HEADER = b"# pack-refs with: peeled fully-peeled sorted \n"
 
 
 def read_loose(common_dir: str, ref: str) -> str | None:
-    """The value of loose ref `ref` (its file's first line), or None when it has none."""
+    """The value of loose ref `ref` (its file's first line), or None when it has none.
+
+    Read with one os.read, not a buffered file: a ref is read on every claim and record,
+    and open() adds four system calls (fstat, ioctl, lseek, a second read) to the three
+    needed, each one a hand-over of the interpreter lock between the run loop's threads."""
     try:
-        with open(os.path.join(common_dir, ref), "rb") as f:
-            value = f.read(256).strip()
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        fd = os.open(os.path.join(common_dir, ref), os.O_RDONLY | os.O_CLOEXEC)
+    except (FileNotFoundError, NotADirectoryError):
         return None
+    try:
+        value = os.read(fd, 256).strip()
+    except IsADirectoryError:
+        return None
+    finally:
+        os.close(fd)
     return value.decode("ascii", "replace")
 
 
@@ -295,16 +305,16 @@ def _stage_object(objects_dir: str, hexsha: str, data: bytes) -> tuple[int, str,
         pass
     except PermissionError:
         return None  # someone else's object in a shared repository: it is there
-    tmp = os.path.join(folder, f"tmp_obj_freq_{os.getpid()}_{secrets.token_hex(6)}")
-    for tries in range(8):  # `git gc` removes empty object folders: make it again
-        with contextlib.suppress(FileExistsError):
-            os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, _tmp_name())
+    for tries in range(8):
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
             break
-        except FileNotFoundError:
+        except FileNotFoundError:  # a new folder, or one `git gc` removed when it emptied it
             if tries == 7:
                 raise
+            with contextlib.suppress(FileExistsError):
+                os.makedirs(folder, exist_ok=True)
     try:
         write_all(fd, data)
     except BaseException:
@@ -313,6 +323,24 @@ def _stage_object(objects_dir: str, hexsha: str, data: bytes) -> tuple[int, str,
             os.unlink(tmp)
         raise
     return fd, tmp, path
+
+
+# temporary object names: unique per process (its id and a random part, drawn again in a
+# forked child) and per object (a counter), without a system call each
+_TMP: list[tuple[str, Iterator[int]]] = []
+
+
+def _name_temporaries() -> None:
+    _TMP[:] = [(f"tmp_obj_freq_{os.getpid()}_{secrets.token_hex(4)}", itertools.count())]
+
+
+_name_temporaries()
+os.register_at_fork(after_in_child=_name_temporaries)
+
+
+def _tmp_name() -> str:
+    prefix, counter = _TMP[0]
+    return f"{prefix}{next(counter):x}"
 
 
 def _link_object(tmp: str, path: str) -> bool:
@@ -329,8 +357,34 @@ def _link_object(tmp: str, path: str) -> bool:
     return True
 
 
-# (pid, pool) in a one-item list: a forked child, whose copy has no threads, makes its own
-_SYNCERS: list[tuple[int, ThreadPoolExecutor]] = []
+class _Syncers:
+    """Threads that fsync the files handed to them: one queue of (file, answer queue) in,
+    each batch's own queue out. Both are C queues, so handing a file over costs no Python
+    lock, Condition or Future: the run loop's threads wait on the interpreter lock for
+    every one of those."""
+
+    def __init__(self, threads: int) -> None:
+        self.pid = os.getpid()
+        self.jobs: queue.SimpleQueue[tuple[int, queue.SimpleQueue[Exception | None]]] = (
+            queue.SimpleQueue()
+        )
+        for i in range(threads):
+            threading.Thread(target=self._serve, name=f"freq-fsync-{i}", daemon=True).start()
+
+    def _serve(self) -> None:
+        jobs = self.jobs
+        while True:
+            fd, answer = jobs.get()
+            try:
+                os.fsync(fd)
+            except Exception as exc:  # EIO, ENOSPC: the batch's caller raises it
+                answer.put(exc)
+            else:
+                answer.put(None)
+
+
+# the pool in a one-item list: a forked child, whose copy has no threads, makes its own
+_SYNCERS: list[_Syncers] = []
 _SYNCERS_LOCK = threading.Lock()
 
 
@@ -341,21 +395,24 @@ def sync_all(fds: Sequence[int]) -> None:
         for fd in fds:
             os.fsync(fd)
         return
-    pool = _syncers()
-    others = [pool.submit(os.fsync, fd) for fd in fds[1:]]
-    first: BaseException | None = None
+    jobs = _syncers().jobs
+    answers: queue.SimpleQueue[Exception | None] = queue.SimpleQueue()
+    for fd in fds[1:]:
+        jobs.put((fd, answers))
+    first: Exception | None = None
     try:
         os.fsync(fds[0])
     except OSError as exc:
         first = exc
-    for fut in others:
-        first = first or fut.exception()
+    for _ in fds[1:]:
+        failed = answers.get()
+        first = first or failed
     if first is not None:
         raise first
 
 
-def _syncers() -> ThreadPoolExecutor:
+def _syncers() -> _Syncers:
     with _SYNCERS_LOCK:
-        if not _SYNCERS or _SYNCERS[0][0] != os.getpid():
-            _SYNCERS[:] = [(os.getpid(), ThreadPoolExecutor(4, thread_name_prefix="freq-fsync"))]
-        return _SYNCERS[0][1]
+        if not _SYNCERS or _SYNCERS[0].pid != os.getpid():
+            _SYNCERS[:] = [_Syncers(4)]
+        return _SYNCERS[0]
