@@ -60,6 +60,16 @@ def slot_is_live(
     return now_subject.epoch < claim.epoch and pending
 
 
+def _slot_in(moves: Sequence[RefUpdate], cap: Cap) -> RefUpdate | None:
+    """The move among `moves` that took a slot of `cap` below its limit, if any."""
+    prefix = refs.caps_ref(*cap.scope) + "/"
+    for u in moves:
+        slot = u.ref[len(prefix) :] if u.ref.startswith(prefix) else ""
+        if slot.isdigit() and int(slot) < cap.limit and u.new is not None:
+            return u
+    return None
+
+
 def _same_claim(a: Claim | None, b: Claim | None) -> bool:
     return a is not None and b is not None and (a.epoch, a.holder) == (b.epoch, b.holder)
 
@@ -198,6 +208,7 @@ class Caps:
         subject: Subject,
         describe: Callable[[Cap, int], str],
         hand_on: Claim | None = None,
+        held: Sequence[RefUpdate] = (),
         surveyed: Surveyed | None = None,
     ) -> list[RefUpdate]:
         """One ref update per cap that points a free slot at the prepared claim commit
@@ -206,11 +217,18 @@ class Caps:
         Raises CapFull (with `describe(cap, count)` as its message) when a cap is full.
         `hand_on` is the claim of an attempt ending as this one starts (a chained claim):
         a slot held for exactly that claim is passed on rather than counted as taken.
+        `held`: the slot moves that attempt's claim made; a cap with one of them moves that
+        slot on from that claim commit without a survey (the move's compare-and-swap fails
+        if the slot was taken meanwhile, and the count stays what it was).
         `surveyed`: the survey has_room was given for this claim (taken just before it).
         """
         out: list[RefUpdate] = []
         me = (subject.factory, subject.name)
         for cap in sorted(caps, key=lambda c: c.scope):
+            mine = _slot_in(held, cap) if hand_on is not None else None
+            if mine is not None:
+                out.append(RefUpdate(mine.ref, claim, mine.new))
+                continue
             found = surveyed.of.get(cap.scope) if surveyed is not None and hand_on is None else None
             s = found or self._survey(cap, subject, hand_on)
             if not s.own and me not in s.taken and len(s.taken) >= cap.limit:

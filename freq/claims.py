@@ -19,7 +19,7 @@ import contextlib
 import json
 import threading
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -59,11 +59,18 @@ class Lease:
     write, which both compare-and-swap on `tip`."""
 
     def __init__(
-        self, subject: Subject, tip: str, locks: list[HeldLock], *, written: float
+        self,
+        subject: Subject,
+        tip: str,
+        locks: list[HeldLock],
+        *,
+        written: float,
+        slots: Sequence[RefUpdate] = (),
     ) -> None:
         self.subject = subject
         self.tip = tip
         self.locks = locks
+        self.slots = slots  # the cap slots its claim took (a chained claim hands them on)
         self.written = written
         self.lost = False
         self.done = False  # its outcome is recorded: nothing of it may be renewed again
@@ -240,7 +247,7 @@ class Claims:
                     return None  # the subject moved: re-plan
                 continue  # a slot or lock was taken since it was read: survey again
             self._emit(ProgressKind.CLAIMED, start, step=start.step, attempt=start.attempt)
-            return Lease(change.subject, oid, held, written=written)
+            return Lease(change.subject, oid, held, written=written, slots=slots)
         return None
 
     def _take_lane(self, subj: Subject) -> list[RefUpdate]:
@@ -451,6 +458,7 @@ class Claims:
                 subject=both.subject,
                 describe=self.describe_cap,
                 hand_on=lease.subject.claim,
+                held=lease.slots,
             )
             self.store.update([*slots, RefUpdate(ref, oid, lease.tip)], wait=CLAIM_WAIT)
         except CapFull:
@@ -463,7 +471,7 @@ class Claims:
         except GitLockHeld:
             return None  # a slot is busy: record plainly (which waits for its own ref)
         lease.tip = oid
-        return Lease(both.subject, oid, [], written=written)
+        return Lease(both.subject, oid, [], written=written, slots=slots)
 
 
 class Heartbeat:

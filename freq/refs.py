@@ -88,7 +88,12 @@ _SUBJECT_PATH = re.compile(f"{NO_DOUBLE_DOT}({NAME_PATTERN})/({NAME_PATTERN})")
 
 def iso(t: datetime) -> str:
     """UTC ISO-8601 with milliseconds and a Z: `2026-01-01T00:00:00.000Z`."""
-    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+    if t.tzinfo is not UTC:
+        t = t.astimezone(UTC)
+    return (
+        f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:"
+        f"{t.second:02d}.{t.microsecond // 1000:03d}Z"
+    )
 
 
 def parse_iso(text: str) -> datetime:

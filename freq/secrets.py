@@ -7,6 +7,7 @@ environment the step ran with (STYLE.md habit 10; all-repos' hide_api_key_repr).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 
@@ -34,7 +35,7 @@ class Redactor:
     @classmethod
     def of_env(cls, env: Mapping[str, str]) -> Redactor:
         """The redactor of every secret-named variable of `env`."""
-        return cls(v for k, v in env.items() if is_secret_name(k))
+        return _redactor(frozenset(v for k, v in env.items() if _secret_name(k)))
 
     def __bool__(self) -> bool:
         return self._text is not None
@@ -49,3 +50,15 @@ class Redactor:
 
     def __repr__(self) -> str:
         return "Redactor(...)"  # never the values
+
+
+# every step builds the redactor of its environment, which is nearly always the one the
+# last step had: its names are judged once, and its patterns compiled once
+@functools.lru_cache(maxsize=4096)
+def _secret_name(name: str) -> bool:
+    return is_secret_name(name)
+
+
+@functools.lru_cache(maxsize=64)
+def _redactor(values: frozenset[str]) -> Redactor:
+    return Redactor(values)

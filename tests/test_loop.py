@@ -181,3 +181,40 @@ def test_the_heartbeat_outlives_a_renewal_that_fails(freq_repo) -> None:  # type
     assert subj.claim is not None and subj.claim.expires_at > first_expiry
     for x in (w, other):
         x.store.close()
+
+
+def test_a_chained_claim_hands_its_own_cap_slot_on_and_yields_if_it_was_taken(freq_repo) -> None:  # type: ignore[no-untyped-def]
+    """A success that claims the next step in the same commit moves the very slot its
+    claim took from that claim commit to the new one; when the slot was taken meanwhile,
+    that move's compare-and-swap fails and the success is recorded plainly, so the cap is
+    never held twice."""
+    from freq.claims import View
+    from freq.runners import StepResult
+
+    r = freq_repo({".frequency/f.yaml": FACTORY, ".frequency/frequency.yaml": "max_parallel: 1\n"})
+    for name in ("x", "y"):
+        r.run("add", "f", name).assert_success()
+    clock = FakeClock()
+    w, _other = _executors(r, clock)
+    ok = StepResult(exit_code=0, duration_ms=1, tail=b"ok\n", how="exit 0")
+    slot = refs.caps_ref("global") + "/0"
+
+    lease = w.claims.claim(plan(w.config, w.store.snapshot(), now=clock.now()).starts[0])
+    assert lease is not None and r.git("rev-parse", slot).strip() == lease.tip
+    w.claims.view = View(snap=w.store.snapshot(), facts=None)
+    _out, nxt = w.attempts._record(lease, ok, chain=True)
+    assert nxt is not None
+    assert r.git("rev-parse", slot).strip() == nxt.tip  # the same slot, now the next claim's
+    assert r.git("for-each-ref", "--format=%(refname)", refs.caps_ref("global")).split() == [slot]
+
+    # another claim took the slot meanwhile (a worker that judged this one's lease over)
+    other_tip = r.git("rev-parse", refs.subject_ref("f", "y")).strip()
+    r.git("update-ref", slot, other_tip, nxt.tip)
+    w.claims.view = View(snap=w.store.snapshot(), facts=None)
+    _out, last = w.attempts._record(nxt, ok, chain=True)
+    assert last is None  # recorded plainly: the second step's success, nothing claimed
+    assert r.git("rev-parse", slot).strip() == other_tip
+    subj, _ = w.store.read_subject("f", nxt.subject.name)
+    assert subj.state == "done" and subj.claim is None
+    for x in (w, _other):
+        x.store.close()

@@ -115,6 +115,9 @@ class Store:
         )
         self._parsed = self._reader.parsed  # tip commit id -> Subject (immutable)
         self._whole: set[bytes] = set()  # tips found whole (see `verify`)
+        # commit id -> its output tail's tree entry, for commits prepared here: a claim or
+        # record on top of one keeps that entry without reading the commit and its tree
+        self._outputs: dict[str, tuple[int, bytes] | None] = {}
         self.identity = f"Frequency <freq@{os.uname().nodename}>".encode()
         self._state_ok = False
         self.lock_wait = LOCK_WAIT
@@ -539,11 +542,20 @@ class Store:
         update's refs are locked and checked: a lost race writes nothing."""
         git = _git()
         raw = refs.subject_to_json(subject)
-        tree, blobs = git.subject_tree(self.repo, raw, output, parent)
+        inherited = None
+        if output is None and parent is not None:
+            try:
+                inherited = self._outputs[parent]
+            except KeyError:
+                inherited = git.output_entry(self.repo, parent)
+        tree, blobs = git.subject_tree(raw, output, inherited)
         commit = git.make_commit(
             self.identity, event.at, refs.format_message(event), tree.id, parent
         )
         oid = self._stage([*blobs, tree, commit], commit)
+        if len(self._outputs) > 10_000:
+            self._outputs.clear()
+        self._outputs[oid] = git.output_of(tree)  # the next claim on it reads no object
         self._cache.add([(commit.id, raw)])
         self._parsed[commit.id] = subject
         return oid
@@ -788,7 +800,7 @@ class Store:
         cache_items = []
         for subject, event in items:
             raw = refs.subject_to_json(subject)
-            tree, blobs = git.subject_tree(self.repo, raw, None, None)
+            tree, blobs = git.subject_tree(raw, None, None)
             commit = git.make_commit(
                 self.identity, event.at, refs.format_message(event), tree.id, None
             )

@@ -93,11 +93,11 @@ def make_commit(
     return c
 
 
-@_serial
 def subject_tree(
-    repo: Repo, subject_json: bytes, output: bytes | None, parent: str | None
+    subject_json: bytes, output: bytes | None, inherited: tuple[int, bytes] | None
 ) -> tuple[Tree, list[Blob]]:
-    """A subject commit's tree: subject.json, and the output tail (new, or the parent's)."""
+    """A subject commit's tree: subject.json, and the output tail: new, or `inherited`
+    (the parent's entry, from output_entry)."""
     blob = Blob.from_string(subject_json)
     tree = Tree()
     tree.add(refs.SUBJECT_FILE.encode(), 0o100644, blob.id)
@@ -106,17 +106,30 @@ def subject_tree(
         out_blob = Blob.from_string(output)
         tree.add(refs.OUTPUT_FILE.encode(), 0o100644, out_blob.id)
         new.append(out_blob)
-    elif parent is not None:
-        try:
-            old_tree = _get(repo.object_store, _get(repo.object_store, parent.encode()).tree)
-        except KeyError:
-            raise CorruptState(
-                f"history broken at {parent[:12]}: that commit is not in this repository"
-            ) from None
-        with contextlib.suppress(KeyError):
-            mode, sha = old_tree[refs.OUTPUT_FILE.encode()]
-            tree.add(refs.OUTPUT_FILE.encode(), mode, sha)
+    elif inherited is not None:
+        tree.add(refs.OUTPUT_FILE.encode(), *inherited)
     return tree, new
+
+
+def output_of(tree: Tree) -> tuple[int, bytes] | None:
+    """The output tail's (mode, blob id) in a subject tree, or None."""
+    try:
+        mode, sha = tree[refs.OUTPUT_FILE.encode()]
+    except KeyError:
+        return None
+    return mode, sha
+
+
+@_serial
+def output_entry(repo: Repo, parent: str) -> tuple[int, bytes] | None:
+    """The output tail's (mode, blob id) in commit `parent`'s tree, or None."""
+    try:
+        old_tree = _get(repo.object_store, _get(repo.object_store, parent.encode()).tree)
+    except KeyError:
+        raise CorruptState(
+            f"history broken at {parent[:12]}: that commit is not in this repository"
+        ) from None
+    return output_of(old_tree)
 
 
 def doc_tree(files: dict[str, bytes]) -> tuple[Tree, list[Blob]]:
