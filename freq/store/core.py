@@ -553,12 +553,15 @@ class Store:
             self.identity, event.at, refs.format_message(event), tree.id, parent
         )
         oid = self._stage([*blobs, tree, commit], commit)
-        if len(self._outputs) > 10_000:
-            self._outputs.clear()
-        self._outputs[oid] = git.output_of(tree)  # the next claim on it reads no object
+        self._remember_output(oid, git.output_of(tree))  # the next claim on it reads no object
         self._cache.add([(commit.id, raw)])
         self._parsed[commit.id] = subject
         return oid
+
+    def _remember_output(self, oid: str, entry: tuple[int, bytes] | None) -> None:
+        if len(self._outputs) > 10_000:
+            self._outputs.clear()
+        self._outputs[oid] = entry
 
     def restack(self, oid: str, parent: str) -> str:
         """Prepare a copy of commit `oid` on `parent` (staged like `prepare`); its id."""
@@ -899,10 +902,11 @@ class Store:
         if key in self._whole:
             return
         try:
-            _git().whole(self.repo, oid, ref)
+            tree = _git().whole(self.repo, oid, ref)
         except CorruptState:
             self.forget([key])
             raise
+        self._remember_output(oid, _git().output_of(tree))  # a claim on it reads no object
         if len(self._whole) > 100_000:
             self._whole.clear()
         self._whole.add(key)

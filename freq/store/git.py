@@ -258,14 +258,14 @@ def _first_missing(repo: Repo, tree: Tree) -> tuple[str, str] | None:
 
 
 @_serial
-def whole(repo: Repo, oid: str, ref: str) -> Commit:
-    """The commit `ref` points at, with its tree and every file of it in the object store
+def whole(repo: Repo, oid: str, ref: str) -> Tree:
+    """The tree of the commit `ref` points at, checked to be there with every file of it
     (what a write on top of it reuses); BrokenHistory naming the first object missing."""
-    commit = commit_at(repo, oid, ref)
-    gap = _first_missing(repo, _tree_of(repo, commit, ref))
+    tree = _tree_of(repo, commit_at(repo, oid, ref), ref)
+    gap = _first_missing(repo, tree)
     if gap is not None:
         raise BrokenHistory(ref, oid, missing=gap[1], what=gap[0])
-    return commit
+    return tree
 
 
 @_serial
