@@ -43,7 +43,7 @@ Figures (targets from the issue):
   (n) months of history (bench/scale.py): load+plan at 1,000 to 100,000 live subjects,
       warm and cold, vs the read floor (targets: 1x and 2x) and its peak memory (at most
       300 MB); 1,000 live beside 100,000 archived vs 1,000 alone, load+plan and one CAS
-      push (1.5x); the run loop's cost per step at 20 and 500 subjects vs a plumbing
+      push (1.5x); the run loop's cost per step at 20, 100 and 500 subjects vs a plumbing
       commit per step (0.8x) and against itself (flat: 1.1x).
 
   (m) the dashboard (bench/dashboard.py), `git freq serve` as a real process: GET
@@ -768,7 +768,7 @@ def main(argv: list[str] | None = None) -> int:
     scale_sizes = (  # figure (n): live subjects read, subjects archived, loop sizes
         ((1_000,), 5_000, (20, 100))
         if args.quick
-        else ((1_000, 10_000, 100_000), 100_000, (20, 500))
+        else ((1_000, 10_000, 100_000), 100_000, (20, 100, 500))
     )
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="freq-bench-", ignore_cleanup_errors=True) as d:
