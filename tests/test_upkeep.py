@@ -97,3 +97,33 @@ def test_the_loop_runs_it_when_it_starts_then_every_sweep_interval(freq_repo) ->
         r.run("status").assert_success()  # every subject still reads
     finally:
         w.store.close()
+
+
+def test_a_failed_upkeep_beside_the_loop_is_one_problem_line(freq_repo) -> None:  # type: ignore[no-untyped-def]
+    """git gc --auto runs beside the loop's steps; a failure (here a setting git cannot
+    read) is one problem line when the run ends, and the steps ran."""
+    from freq.report import Collecting, ProgressKind
+
+    r = _repo(freq_repo)
+    r.run("add", "f", "a").assert_success()
+    r.git("config", "gc.auto", "notanumber")
+    clock = FakeClock()
+    seen = Collecting()
+    w = Worker(
+        Store.discover(r.path, clock=clock),
+        load_config(r.path),
+        clock=clock,
+        worker="h:1:1",
+        rng=random.Random(1),
+        reporter=seen,
+    )
+    try:
+        summary = w.run(until_idle=True)
+    finally:
+        w.store.close()
+    assert summary.succeeded == 1
+    problems = [p.detail for p in seen.events if p.event is ProgressKind.PROBLEM]
+    assert problems == [
+        "git gc --auto failed: fatal: bad numeric config value 'notanumber' for 'gc.auto': "
+        "invalid unit"
+    ]
