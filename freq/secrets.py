@@ -17,6 +17,7 @@ MIN_SECRET = 6  # shorter values (`1`, `true`, `yes`) are not secrets worth hidi
 MASK = "[redacted]"
 
 
+@functools.lru_cache(maxsize=4096)  # every step asks of nearly the same names
 def is_secret_name(name: str) -> bool:
     """Whether an environment variable's value is kept out of everything stored."""
     return bool(SECRET_NAME.search(name))
@@ -35,7 +36,7 @@ class Redactor:
     @classmethod
     def of_env(cls, env: Mapping[str, str]) -> Redactor:
         """The redactor of every secret-named variable of `env`."""
-        return _redactor(frozenset(v for k, v in env.items() if _secret_name(k)))
+        return _redactor(frozenset(v for k, v in env.items() if is_secret_name(k)))
 
     def __bool__(self) -> bool:
         return self._text is not None
@@ -53,12 +54,7 @@ class Redactor:
 
 
 # every step builds the redactor of its environment, which is nearly always the one the
-# last step had: its names are judged once, and its patterns compiled once
-@functools.lru_cache(maxsize=4096)
-def _secret_name(name: str) -> bool:
-    return is_secret_name(name)
-
-
+# last step had: its patterns are compiled once
 @functools.lru_cache(maxsize=64)
 def _redactor(values: frozenset[str]) -> Redactor:
     return Redactor(values)
