@@ -13,6 +13,7 @@ from freq import upkeep
 from freq.clock import FakeClock
 from freq.config import load_config
 from freq.loop import SWEEP_EVERY, Worker
+from freq.report import Collecting, ProgressKind, Reporter
 from freq.store import Store
 
 from .conftest import FreqRepo
@@ -33,6 +34,17 @@ def _repo(freq_repo) -> FreqRepo:  # type: ignore[no-untyped-def]
     r.git("config", "gc.autoDetach", "false")
     r.git("config", "gc.autoPackLimit", str(LIMIT))
     return r
+
+
+def _worker(r: FreqRepo, clock: FakeClock, reporter: Reporter | None = None) -> Worker:
+    return Worker(
+        Store.discover(r.path, clock=clock),
+        load_config(r.path),
+        clock=clock,
+        worker="h:1:1",
+        rng=random.Random(1),
+        reporter=reporter,
+    )
 
 
 def _pile(r: FreqRepo, names: list[str]) -> None:
@@ -76,13 +88,7 @@ def test_a_failed_gc_is_one_line(tmp_path: Path) -> None:
 def test_the_loop_runs_it_when_it_starts_then_every_sweep_interval(freq_repo) -> None:  # type: ignore[no-untyped-def]
     r = _repo(freq_repo)
     clock = FakeClock()
-    w = Worker(
-        Store.discover(r.path, clock=clock),
-        load_config(r.path),
-        clock=clock,
-        worker="h:1:1",
-        rng=random.Random(1),
-    )
+    w = _worker(r, clock)
     try:
         _pile(r, ["a", "b", "c", "d"])
         w.run(until_idle=True)
@@ -102,21 +108,11 @@ def test_the_loop_runs_it_when_it_starts_then_every_sweep_interval(freq_repo) ->
 def test_a_failed_upkeep_beside_the_loop_is_one_problem_line(freq_repo) -> None:  # type: ignore[no-untyped-def]
     """git gc --auto runs beside the loop's steps; a failure (here a setting git cannot
     read) is one problem line when the run ends, and the steps ran."""
-    from freq.report import Collecting, ProgressKind
-
     r = _repo(freq_repo)
     r.run("add", "f", "a").assert_success()
     r.git("config", "gc.auto", "notanumber")
-    clock = FakeClock()
     seen = Collecting()
-    w = Worker(
-        Store.discover(r.path, clock=clock),
-        load_config(r.path),
-        clock=clock,
-        worker="h:1:1",
-        rng=random.Random(1),
-        reporter=seen,
-    )
+    w = _worker(r, FakeClock(), seen)
     try:
         summary = w.run(until_idle=True)
     finally:
