@@ -13,12 +13,12 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from freq import costs, proc, refs, transitions
 from freq.claims import Claims, Heartbeat, Lease
 from freq.classify import Ending, Hint
 from freq.clock import Clock, Random
-from freq.discovery import parse_emitted
 from freq.errors import RefConflict, RemoteUnreachable, WriteBlocked
 from freq.facts import mark_for
 from freq.model import (
@@ -35,7 +35,9 @@ from freq.report import Progress, ProgressKind, Reporter
 from freq.runners import StepRequest, StepResult, runner_for
 from freq.runtime import Claim, Emitted, Landing, LastError, Subject, attempt_marks
 from freq.store import UNCHECKED, RefUpdate, Store
-from freq.workdirs import NotReady, Work, Workdirs
+
+if TYPE_CHECKING:
+    from freq.workdirs import Work, Workdirs
 
 _MAX_EMITTED_LINES = 100_000
 _LAST_ERROR_LINES = 60  # of the last attempt's output, in {last_error}
@@ -85,10 +87,10 @@ class Attempts:
         reporter: Reporter,
         rng: Random,
         heartbeat: Heartbeat,
-        workdirs: Workdirs | None = None,
+        workdirs: Callable[[], Workdirs] | None = None,
     ) -> None:
         self.store = store
-        self.workdirs = workdirs
+        self._workdirs = workdirs  # made on the first isolated step (freq.loop.Worker)
         self.claims = claims
         self.repair = repair
         self.clock = clock
@@ -101,6 +103,11 @@ class Attempts:
         self.stopping = False
         self._running: set[tuple[str, str, int]] = set()  # (factory, subject, epoch)
         self._guard = threading.Lock()
+
+    @property
+    def workdirs(self) -> Workdirs | None:
+        """Where isolated steps run, or None when this Attempts has none."""
+        return self._workdirs() if self._workdirs is not None else None
 
     def holds(self, factory: str, subject: str, epoch: int) -> bool:
         """Whether this process is running that attempt now (its claim is not lost, even if
@@ -233,12 +240,15 @@ class Attempts:
     ) -> tuple[StepResult, Work | None]:
         """Run the attempt in a pool worktree on its branch; a success leaves Work for
         the merge queue (freq/workdirs.py)."""
+        from freq.workdirs import NotReady
+
         subj = lease.subject
         claim = subj.claim
-        assert claim is not None and self.workdirs is not None
+        workdirs = self.workdirs
+        assert claim is not None and workdirs is not None
         with self._holding([lease]) as handle:
             try:
-                with self.workdirs.enter(
+                with workdirs.enter(
                     subj,
                     step,
                     claim,
@@ -254,7 +264,7 @@ class Attempts:
                         f"{subj.factory}/{subj.name}: {step.id} (attempt {claim.attempt})\n\n"
                         "What the step left uncommitted in its worktree.\n"
                     )
-                    return self.workdirs.finish(entered, result, message)
+                    return workdirs.finish(entered, result, message)
             except NotReady as exc:
                 return exc.result, None
 
@@ -277,7 +287,7 @@ class Attempts:
                 hint=Hint(kind=FailureKind.TERMINAL, reason=str(exc)),
             )
         else:
-            if step.in_worktree and self.workdirs is not None:
+            if step.in_worktree and self._workdirs is not None:
                 result, work = self._in_worktree(lease, step, request)
             else:
                 result = self._start([lease], request, "")
@@ -378,6 +388,8 @@ class Attempts:
             to_state = mapped or step.to_state
             emitted: tuple[Emitted, ...] = ()
             if step.emits is not None:
+                from freq.discovery import parse_emitted
+
                 wanted, problems = parse_emitted(
                     [line for line in said if not _is_ask(line)],
                     step.emits.factory_id,

@@ -16,7 +16,6 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from freq import patterns
 from freq.model import ClassifyRule, FailureKind, FailureMode, Step
 
 REPEAT_LIMIT = 3
@@ -168,6 +167,8 @@ def _rule_matches(rule: ClassifyRule, ending: Ending) -> bool:
         return False
     if rule.match is None:
         return True
+    from freq import patterns  # re2, imported for the first step with `classify:` rules
+
     return patterns.search(rule.match, ending.tail[-RULE_INPUT_LIMIT:])
 
 

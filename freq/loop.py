@@ -19,14 +19,13 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from freq import archival, archiver, merges, refs, sync, upkeep, workdirs
+from freq import archival, layout, refs, upkeep
 from freq.attempts import Attempts, StepOutcome
 from freq.claims import Claims, Heartbeat, View
 from freq.clock import Clock, Random, system_rng
 from freq.costs import budgets
-from freq.discovery import discover
 from freq.errors import (
     CorruptState,
     DiskFull,
@@ -36,15 +35,17 @@ from freq.errors import (
     WriteBlocked,
 )
 from freq.facts import gather
-from freq.landing import Lander, Served
-from freq.ledger import Ledger
 from freq.model import Config
 from freq.planner import Plan, Start, plan, queues
 from freq.repair import Repair
 from freq.report import Progress, ProgressKind, Reporter
 from freq.store import Store, problem_line
-from freq.workdirs import Workdirs
-from freq.worktrees import Holder, Pool
+
+if TYPE_CHECKING:
+    from freq.landing import Lander, Served
+    from freq.ledger import Ledger
+    from freq.workdirs import Workdirs
+    from freq.worktrees import Holder, Pool
 
 WAKE_SLICE = 0.01  # seconds between checks for a changed ref while waiting (idle CPU ~1%)
 SWEEP_EVERY = 300.0  # seconds between sweeps for stale lock files
@@ -155,26 +156,6 @@ class Worker:
         ttl = config.settings.lease_ttl.total_seconds()
         store.lock_wait = min(store.lock_wait, ttl / 4)  # a lock wait never outlasts a lease
         self.heartbeat = Heartbeat(self.claims, interval=max(0.05, min(1.0, ttl / 10)))
-        root = Path(store.root)
-        self.pool = Pool(root, Path(store.common_dir), config.settings.worktrees, clock=clock)
-        self.workdirs = Workdirs(
-            config,
-            self.pool,
-            store,
-            default=lambda: merges.default_branch(
-                root, store.mirror.name if store.mirror else config.settings.remote
-            ),
-        )
-        self.lander = Lander(
-            store,
-            config,
-            self.pool,
-            clock=clock,
-            worker=worker,
-            reporter=self.reporter,
-            rng=self.rng,
-        )
-        self.lander.stopping = lambda: self.stopping
         self.attempts = Attempts(
             store,
             self.claims,
@@ -183,11 +164,15 @@ class Worker:
             reporter=self.reporter,
             rng=self.rng,
             heartbeat=self.heartbeat,
-            workdirs=self.workdirs,
+            workdirs=lambda: self.workdirs,
         )
         self.repair.in_flight = self.attempts.holds  # its own running attempts are not lost
-        # attempts' spend, read from git: only when some budget needs it
-        self.ledger = Ledger(store) if budgets(config) else None
+        self.ledger: Ledger | None = None  # attempts' spend, read from git: only for budgets
+        if budgets(config):
+            from freq.ledger import Ledger
+
+            self.ledger = Ledger(store)
+        self.factories: tuple[str, ...] | None = None  # what `run` runs (None: every one)
         self.stopping = False
         self._said_draining = False
         self._discovered: dict[str, float] = {}  # factory -> when to discover again
@@ -205,6 +190,59 @@ class Worker:
         self._remote_retry: tuple[float, str] | None = None
         self._archive_refused = False  # the remote refused an archive pass (its update hook)
         self._gc: upkeep.Background | None = None  # git gc --auto started by the last sweep
+
+    # The worktree pool, the work folders of isolated steps and the merge queue's lander are
+    # made on first need, with their modules (worktrees, workdirs, landing, merges): a run
+    # of plain steps never imports them, and a process's start-up is most of what a short
+    # run costs (bench figure n).
+
+    @functools.cached_property
+    def pool(self) -> Pool:
+        """The worktree pool of this repository on this machine."""
+        from freq.worktrees import Pool
+
+        store = self.store
+        return Pool(
+            Path(store.root),
+            Path(store.common_dir),
+            self.config.settings.worktrees,
+            clock=self.clock,
+        )
+
+    @functools.cached_property
+    def workdirs(self) -> Workdirs:
+        """Where isolated steps run: pool worktrees on their branches."""
+        from freq import merges
+        from freq.workdirs import Workdirs
+
+        store, settings = self.store, self.config.settings
+        root = Path(store.root)
+        return Workdirs(
+            self.config,
+            self.pool,
+            store,
+            default=lambda: merges.default_branch(
+                root, store.mirror.name if store.mirror else settings.remote
+            ),
+        )
+
+    @functools.cached_property
+    def lander(self) -> Lander:
+        """Serves merge queues: lands queued work on its target branch."""
+        from freq.landing import Lander
+
+        lander = Lander(
+            self.store,
+            self.config,
+            self.pool,
+            clock=self.clock,
+            worker=self.worker,
+            reporter=self.reporter,
+            rng=self.rng,
+        )
+        lander.factories = self.factories
+        lander.stopping = lambda: self.stopping
+        return lander
 
     @property
     def running(self) -> int:
@@ -250,7 +288,9 @@ class Worker:
         poll = min((f.poll_interval for f in chosen), default=timedelta(seconds=30))
         if self.store.mirror is not None:  # others' writes come only through the remote
             poll = min(poll, REMOTE_POLL)
-        self.lander.factories = factories
+        self.factories = factories
+        if "lander" in self.__dict__:  # made by an earlier run of this worker
+            self.lander.factories = factories
         tally = _Tally()
         inflight = self._inflight
         cycles = 0
@@ -353,6 +393,8 @@ class Worker:
         self._remote_retry = None
         for line in refused:
             self._warn(f"remote {mirror.name} refused {line}")
+        from freq import sync
+
         for r in sync.reconcile(self.store, found.diverged):
             if r.refused:
                 self._warn(
@@ -397,8 +439,14 @@ class Worker:
         """Remove worktrees and branches of attempts that are gone (their uncommitted work
         salvaged first), as `cleanup` does, with the lock files' sweep: when the loop
         starts, then every SWEEP_EVERY seconds; said in one line each."""
-        if not self.pool.dir.exists():
+        store = self.store
+        pool = layout.pool_dir(
+            Path(store.root), Path(store.common_dir), self.config.settings.worktrees.dir
+        )
+        if not pool.exists():
             return
+        from freq import workdirs
+
         now = self.clock.now()
         snap = self._guarded(self.store.snapshot, None)
         if snap is None:
@@ -465,8 +513,12 @@ class Worker:
             if due is not None and now < due and not force:
                 continue
             self._discovered[fac.factory_id] = now + fac.poll_interval.total_seconds()
+            from freq import discovery
+
             found = self._guarded(
-                functools.partial(discover, self.store, fac, clock=self.clock, worker=self.worker),
+                functools.partial(
+                    discovery.discover, self.store, fac, clock=self.clock, worker=self.worker
+                ),
                 None,
             )
             if found is None:
@@ -522,6 +574,8 @@ class Worker:
             self.config, view.snap, self.clock.now(), factories
         ).items():
             try:
+                from freq import archiver
+
                 done = archiver.fold(self.store, factory, items, at=self.clock.now())
             except RemoteRefused as exc:
                 # a server hook that refuses deleting subject refs: not tried again this run
@@ -594,7 +648,7 @@ class Worker:
         snap = self._guarded(self.store.snapshot, None)
         if snap is None:
             return
-        for target in queues(snap, self.lander.factories):
+        for target in queues(snap, self.factories):
             self._served(tally, self._guarded(functools.partial(self.lander.serve, target), None))
 
     def _served(self, tally: _Tally, out: Served | None) -> None:

@@ -9,13 +9,13 @@ themselves are in freq/transitions.py; this module only applies them.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from freq import proc, refs, transitions
 from freq.clock import Clock, Random
-from freq.discovery import ensure
-from freq.dlq import Dlq, Entry
 from freq.errors import CorruptState, FreqError, RefConflict
 from freq.locks import Locks
 from freq.model import Config, FailureKind
@@ -23,6 +23,9 @@ from freq.planner import Expired, Park, quota_key
 from freq.report import Progress, ProgressKind, Reporter
 from freq.runtime import Claim, Emitted, Subject, attempt_marks
 from freq.store import Store
+
+if TYPE_CHECKING:
+    from freq.dlq import Dlq, Entry
 
 
 class Repair:
@@ -45,10 +48,16 @@ class Repair:
         self.reporter = reporter
         self.rng = rng
         self.locks = Locks(store, clock)
-        self.dlq = Dlq(store, clock)
         # whether this process runs the attempt (factory, subject, epoch) now: the run loop
         # wires it to its Attempts; a lone Repair runs nothing
         self.in_flight: Callable[[str, str, int], bool] = lambda _f, _s, _e: False
+
+    @functools.cached_property
+    def dlq(self) -> Dlq:
+        """The dead-letter queue, with its module on the first parking."""
+        from freq.dlq import Dlq
+
+        return Dlq(self.store, self.clock)
 
     def _emit(self, kind: ProgressKind, factory: str, subject: str, **kw: object) -> None:
         self.reporter.emit(Progress(event=kind, factory=factory, subject=subject, **kw))  # type: ignore[arg-type]
@@ -156,6 +165,8 @@ class Repair:
     def _append(self, p: Park, subj: Subject, tip: str, now: datetime) -> Entry:
         err = subj.last_error
         assert err is not None
+        from freq.dlq import Entry
+
         return self.dlq.append(
             Entry(
                 id="",
@@ -200,6 +211,8 @@ class Repair:
 
     def create(self, wanted: Sequence[Emitted], by: Subject) -> int:
         """Create the subjects `by` emitted that do not exist yet; how many were created."""
+        from freq.discovery import ensure
+
         created = ensure(
             self.store,
             wanted,

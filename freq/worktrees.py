@@ -41,7 +41,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from freq import proc
+from freq import layout, proc
 from freq.clock import Clock
 from freq.errors import FreqError, WorktreeError
 from freq.model import Setup, Worktrees
@@ -204,23 +204,10 @@ def _disk_use(top: Path) -> int:
 
 
 def default_dir(repo_root: Path, common_dir: Path) -> Path:
-    """Where a repository's pool lives unless `worktrees.dir` says: outside its working
-    tree and outside `.git` (Claude Code 2.1 refuses every write under a `.git` folder, as
-    "a sensitive file", whatever its permission rules), under the user's state folder:
-    `$XDG_STATE_HOME/git-freq/worktrees/<repository>-<hash of its git folder>`.
-
-    Both parts come from `common_dir`, not from `repo_root`: run from any linked worktree
-    of the repository, it is the same pool (one lock, one `max`). The name is the folder
-    holding `.git`, or a bare repository's own folder."""
+    """Where a repository's pool lives unless `worktrees.dir` says
+    (freq.layout.default_pool_dir): the same from every linked worktree."""
     del repo_root  # kept in the signature: callers have it; the pool is the repository's
-    state = os.environ.get("XDG_STATE_HOME") or os.path.join(
-        os.path.expanduser("~"), ".local", "state"
-    )
-    real = Path(os.path.realpath(common_dir))
-    tag = hashlib.sha256(os.fspath(real).encode()).hexdigest()[:10]
-    owner = real.parent if real.name == ".git" else real
-    name = re.sub(r"[^\w.-]", "_", owner.name) or "repo"
-    return Path(state) / "git-freq" / "worktrees" / f"{name}-{tag}"
+    return layout.default_pool_dir(common_dir)
 
 
 class Pool:
@@ -231,10 +218,7 @@ class Pool:
         self._common = Path(os.path.abspath(common_dir))
         self._settings = settings
         self._clock = clock
-        if settings.dir:
-            self._dir = Path(os.path.abspath(self._root / os.path.expanduser(settings.dir)))
-        else:
-            self._dir = default_dir(self._root, self._common)
+        self._dir = layout.pool_dir(self._root, self._common, settings.dir)
         self._made = False
         self._ident: Mapping[str, str] | None = None
 

@@ -104,6 +104,30 @@ def test_a_command_that_runs_loads_what_it_needs(build_repo) -> None:  # type: i
     assert "freq.loop" not in loaded and "freq.attempts" not in loaded
 
 
+def test_a_run_of_plain_steps_loads_no_machinery_it_does_not_use(build_repo) -> None:  # type: ignore[no-untyped-def]
+    """`run` over shell steps in place (no worktree, merge queue, emits, discovery, failure
+    or `classify:` rule) leaves worktrees, work folders, landing, merges, the DLQ, discovery,
+    the ledger, sync, the archiver and re2 unimported: each loads on its first use."""
+    build_repo.run("add", "build", "a").assert_success()
+    got, loaded = _loaded(build_repo.path, "run", "--until-idle", "--json")
+    assert got == 0
+    assert "freq.loop" in loaded and "freq.runners.shell" in loaded
+    unused = {
+        "freq.worktrees",
+        "freq.workdirs",
+        "freq.landing",
+        "freq.merges",
+        "freq.dlq",
+        "freq.discovery",
+        "freq.ledger",
+        "freq.sync",
+        "freq.archiver",
+        "freq.patterns",
+        "re2",
+    }
+    assert sorted(unused & set(loaded)) == []
+
+
 @pytest.fixture
 def build_repo(freq_repo):  # type: ignore[no-untyped-def]
     return freq_repo(
