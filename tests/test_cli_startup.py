@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from freq import ops
+from freq import heap, ops
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -47,11 +47,12 @@ def _loaded(cwd: Path, *args: str) -> tuple[int, list[str]]:
 
 
 def _allowed(module: str) -> bool:
-    """click, the standard library, freq/cli/* and the two package __init__s (ops is lazy)."""
+    """click, the standard library, freq/cli/*, the two package __init__s (ops is lazy) and
+    freq.heap (the standard library's gc: the collector's pace over the process)."""
     top = module.split(".", maxsplit=1)[0]
     return (
         top in ("click", *sys.stdlib_module_names)
-        or module in ("freq", "freq.ops", "freq.cli")
+        or module in ("freq", "freq.ops", "freq.cli", "freq.heap")
         or module.startswith("freq.cli.")
     )
 
@@ -67,7 +68,11 @@ def test_importing_the_cli_loads_no_outside_system(tmp_path: Path) -> None:
     )
     loaded = set(res.stdout.split())
     assert not loaded & {"dulwich", "yaml", "jsonschema", "pexpect", "freq.store"}
-    assert sorted(m for m in loaded if not m.startswith("freq.cli")) == ["freq", "freq.ops"]
+    assert sorted(m for m in loaded if not m.startswith("freq.cli")) == [
+        "freq",
+        "freq.heap",
+        "freq.ops",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -159,3 +164,24 @@ def test_lazy_ops_names_match_their_modules() -> None:
         assert getattr(ops, name) is getattr(sub, name), name
     with pytest.raises(AttributeError, match="has no attribute 'nope'"):
         ops.nope  # noqa: B018 - the attribute access is the test
+
+
+def test_a_command_runs_at_the_slow_collector_pace_and_exits_past_it(repo) -> None:  # type: ignore[no-untyped-def]
+    """The console entry sets young collections to freq.heap's pace for the command, and
+    freezes every object before the interpreter's finalization (nothing left to walk)."""
+    probe = (
+        "import gc, sys\n"
+        "from freq.cli import main\n"
+        "sys.argv = ['git-freq', '--version']\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(gc.get_threshold()[0], gc.get_freeze_count() > 1000)\n"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", probe], cwd=repo.path, capture_output=True, text=True, check=True
+    )
+    pace, frozen = res.stdout.split()[-2:]
+    assert int(pace) == heap.COMMAND_THRESHOLD
+    assert frozen == "True"

@@ -8,6 +8,8 @@ registers its commands on `base.cli` when imported, which this package does belo
 
 from __future__ import annotations
 
+from freq import heap
+
 # Importing a command module registers its commands on the root group.
 from freq.cli import (  # noqa: F401
     control,
@@ -26,5 +28,10 @@ __all__ = ["cli", "main"]
 
 
 def main() -> None:
-    """Console entry point (`git-freq`, `freq`)."""
-    cli.main()
+    """Console entry point (`git-freq`, `freq`); the collector's pace follows the process's
+    lifetime (freq.heap: start-up and exit are a large part of a short command)."""
+    heap.starting()
+    try:
+        cli.main()
+    finally:
+        heap.ending()
