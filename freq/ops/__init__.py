@@ -3,8 +3,9 @@
 Must not import click, dulwich, subprocess or pexpect, and never prints: each function takes an
 App and plain values and returns a result dataclass (or raises a FreqError). freq/cli/ renders;
 server.py will serve the same. Callers use `from freq import ops` and `ops.X`; the actions live
-in `app` (the App handle), `project`, `subjects`, `control` (and locks), `dlq`, `costs`,
-`cleanup` (housekeeping) and `hooks` (the git hooks), and are re-exported here.
+in `app` (the App handle), `project`, `subjects`, `running` (the run loop), `control` (and
+locks), `dlq`, `costs`, `cleanup` (housekeeping) and `hooks` (the git hooks), and are
+re-exported here.
 
 The re-exports are lazy (PEP 562 module `__getattr__`): importing this package imports none
 of its submodules, so `git freq --version` and `--help` do not pay for dulwich, yaml,
@@ -67,6 +68,7 @@ if TYPE_CHECKING:
         init_project,
         validate,
     )
+    from freq.ops.running import run
     from freq.ops.scaffold import Choice
     from freq.ops.subjects import (
         AddResult,
@@ -82,7 +84,6 @@ if TYPE_CHECKING:
         parse_data,
         parse_subjects,
         plan_now,
-        run,
         show,
         status,
         transition,
@@ -131,11 +132,12 @@ _NAMES_BY_MODULE: dict[str, tuple[str, ...]] = {
         "STARTER_BUILD", "STARTER_SETTINGS", "GraphInput", "InitResult", "ValidateResult",
         "graph_input", "init_project", "validate",
     ),
+    "running": ("run",),
     "scaffold": ("Choice",),
     "subjects": (
         "AddResult", "FactoryStatus", "LogResult", "OrphanStatus", "ShowResult", "StatusResult",
         "TransitionResult",
-        "WhyResult", "add_subjects", "log", "parse_data", "parse_subjects", "plan_now", "run",
+        "WhyResult", "add_subjects", "log", "parse_data", "parse_subjects", "plan_now",
         "show", "status", "transition", "why",
     ),
 }  # fmt: skip

@@ -6,7 +6,6 @@ App and plain values and returns a result dataclass (or raises a FreqError).
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -20,12 +19,10 @@ from freq.model import data_problem
 from freq.ops.app import App, _known, _snapshot
 from freq.ops.costs import spend_now
 from freq.planner import QUOTA_PREFIX, Plan, plan
-from freq.report import Reporter
 from freq.runtime import Snapshot, Subject
 from freq.store import HistoryEntry, problem_line
 
 if TYPE_CHECKING:  # the run loop is imported by `run` alone: `plan` and `status` skip it
-    from freq.loop import RunSummary
     from freq.ops.queue import PoolStatus, QueueStatus
 
 
@@ -416,63 +413,6 @@ def transition(
         commit=commit,
         interrupted_claim=subj.claim.holder if subj.claim else None,
     )
-
-
-def run(
-    app: App,
-    *,
-    once: bool = False,
-    until_idle: bool = False,
-    factories: Sequence[str] = (),
-    max_parallel: int | None = None,
-    reporter: Reporter | None = None,
-    handle_signals: bool = False,
-    watch_parent: bool = False,
-    remote: str | None = None,
-) -> RunSummary:
-    """Run steps: one cycle, until idle, or until interrupted.
-
-    With `handle_signals` (the CLI), the first SIGINT/SIGTERM stops claiming and lets
-    running steps finish (a `draining` progress event says how many); the second kills their
-    process groups and releases their claims. `stopped_by` names the first signal.
-    With `watch_parent` (the CLI), a run started by git's wrapper does what the second
-    signal does when that git process exits; `stopped_by` is then `parent`.
-    `remote` (or `remote:` of frequency.yaml): coordinate through that git remote, every
-    write a compare-and-swap push to it (freq.ops.remote).
-    """
-    for f in factories:
-        app.factory(f)
-    if max_parallel is not None and max_parallel < 1:
-        raise UsageError("max_parallel must be at least 1")
-    from freq.loop import Worker
-
-    if remote is not None or app.config.settings.remote is not None:
-        from freq.ops.remote import connect
-
-        connect(app, remote)
-
-    w = Worker(app.store, app.config, clock=app.clock, worker=app.worker, reporter=reporter)
-    from freq import proc
-
-    signals = proc.handle_interrupts(w.stop, w.kill, clock=app.clock) if handle_signals else None
-    parent = proc.watch_parent(w.kill) if watch_parent else None
-    try:
-        summary = w.run(
-            once=once,
-            until_idle=until_idle,
-            factories=tuple(factories) or None,
-            max_parallel=max_parallel,
-        )
-    finally:
-        if signals is not None:
-            signals.restore()
-        if parent is not None:
-            parent.close()
-    if parent is not None and parent.gone and summary.interrupted:  # it ended the run
-        summary = dataclasses.replace(summary, stopped_by="parent")
-    elif signals is not None and signals.name is not None:
-        summary = dataclasses.replace(summary, stopped_by=signals.name)
-    return summary
 
 
 # ---------------------------------------------------------------- why
