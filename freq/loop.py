@@ -14,6 +14,7 @@ waits until its window resets, which is a wake-up time like a backoff's end.
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -190,59 +191,71 @@ class Worker:
         self._remote_retry: tuple[float, str] | None = None
         self._archive_refused = False  # the remote refused an archive pass (its update hook)
         self._gc: upkeep.Background | None = None  # git gc --auto started by the last sweep
+        self._making = threading.RLock()  # the parts below, made on first need
+        self._pool: Pool | None = None
+        self._workdirs: Workdirs | None = None
+        self._lander: Lander | None = None
 
     # The worktree pool, the work folders of isolated steps and the merge queue's lander are
     # made on first need, with their modules (worktrees, workdirs, landing, merges): a run
     # of plain steps never imports them, and a process's start-up is most of what a short
-    # run costs (bench figure n).
+    # run costs (bench figure n). Two step threads may need them at once: one makes each.
 
-    @functools.cached_property
+    @property
     def pool(self) -> Pool:
         """The worktree pool of this repository on this machine."""
-        from freq.worktrees import Pool
+        with self._making:
+            if self._pool is None:
+                from freq.worktrees import Pool
 
-        store = self.store
-        return Pool(
-            Path(store.root),
-            Path(store.common_dir),
-            self.config.settings.worktrees,
-            clock=self.clock,
-        )
+                store = self.store
+                self._pool = Pool(
+                    Path(store.root),
+                    Path(store.common_dir),
+                    self.config.settings.worktrees,
+                    clock=self.clock,
+                )
+            return self._pool
 
-    @functools.cached_property
+    @property
     def workdirs(self) -> Workdirs:
         """Where isolated steps run: pool worktrees on their branches."""
-        from freq import merges
-        from freq.workdirs import Workdirs
+        with self._making:
+            if self._workdirs is None:
+                from freq import merges
+                from freq.workdirs import Workdirs
 
-        store, settings = self.store, self.config.settings
-        root = Path(store.root)
-        return Workdirs(
-            self.config,
-            self.pool,
-            store,
-            default=lambda: merges.default_branch(
-                root, store.mirror.name if store.mirror else settings.remote
-            ),
-        )
+                store, settings = self.store, self.config.settings
+                root = Path(store.root)
+                self._workdirs = Workdirs(
+                    self.config,
+                    self.pool,
+                    store,
+                    default=lambda: merges.default_branch(
+                        root, store.mirror.name if store.mirror else settings.remote
+                    ),
+                )
+            return self._workdirs
 
-    @functools.cached_property
+    @property
     def lander(self) -> Lander:
         """Serves merge queues: lands queued work on its target branch."""
-        from freq.landing import Lander
+        with self._making:
+            if self._lander is None:
+                from freq.landing import Lander
 
-        lander = Lander(
-            self.store,
-            self.config,
-            self.pool,
-            clock=self.clock,
-            worker=self.worker,
-            reporter=self.reporter,
-            rng=self.rng,
-        )
-        lander.factories = self.factories
-        lander.stopping = lambda: self.stopping
-        return lander
+                self._lander = Lander(
+                    self.store,
+                    self.config,
+                    self.pool,
+                    clock=self.clock,
+                    worker=self.worker,
+                    reporter=self.reporter,
+                    rng=self.rng,
+                )
+                self._lander.factories = self.factories
+                self._lander.stopping = lambda: self.stopping
+            return self._lander
 
     @property
     def running(self) -> int:
@@ -289,8 +302,8 @@ class Worker:
         if self.store.mirror is not None:  # others' writes come only through the remote
             poll = min(poll, REMOTE_POLL)
         self.factories = factories
-        if "lander" in self.__dict__:  # made by an earlier run of this worker
-            self.lander.factories = factories
+        if self._lander is not None:  # made by an earlier run of this worker
+            self._lander.factories = factories
         tally = _Tally()
         inflight = self._inflight
         cycles = 0

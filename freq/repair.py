@@ -54,7 +54,8 @@ class Repair:
 
     @functools.cached_property
     def dlq(self) -> Dlq:
-        """The dead-letter queue, with its module on the first parking."""
+        """The dead-letter queue, with its module on the first parking (a Dlq keeps no state
+        of its own: two step threads parking at once may each make one)."""
         from freq.dlq import Dlq
 
         return Dlq(self.store, self.clock)
