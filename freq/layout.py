@@ -68,7 +68,7 @@ def pool_dir(repo_root: Path, common_dir: Path, configured: str | None) -> Path:
     root = Path(os.path.abspath(repo_root))
     if configured:
         return Path(os.path.abspath(root / os.path.expanduser(configured)))
-    return default_pool_dir(Path(os.path.abspath(common_dir)))
+    return default_pool_dir(common_dir)
 
 
 def default_pool_dir(common_dir: Path) -> Path:

@@ -263,7 +263,7 @@ class Worktrees:
     """`worktrees:` in frequency.yaml: the pool of worktrees steps run in."""
 
     max: int = 8
-    dir: str | None = None  # default: worktrees.default_dir, outside the repository
+    dir: str | None = None  # default: layout.default_pool_dir, outside the repository
 
 
 class Window(Enum):

@@ -4,7 +4,7 @@ Must not import dulwich, click or subprocess: every git command goes through pro
 setup command through proc.run; time comes from the injected Clock. It changes when the
 way a step gets a checkout of its own changes, and for no other reason.
 
-Slots are folders `<dir>/w<N>` (default_dir: outside the repository, since Claude Code
+Slots are folders `<dir>/w<N>` (layout.default_pool_dir: outside the repository, since Claude Code
 refuses to write any file under a `.git` folder), each with its record
 `<dir>/w<N>.json` (holder, branch, base, setup fingerprint, times), written atomically.
 Everything that picks or marks a slot, adds or removes a worktree, or writes a record runs
@@ -201,13 +201,6 @@ def _disk_use(top: Path) -> int:
         except OSError:
             continue
     return total
-
-
-def default_dir(repo_root: Path, common_dir: Path) -> Path:
-    """Where a repository's pool lives unless `worktrees.dir` says
-    (freq.layout.default_pool_dir): the same from every linked worktree."""
-    del repo_root  # kept in the signature: callers have it; the pool is the repository's
-    return layout.default_pool_dir(common_dir)
 
 
 class Pool:

@@ -16,8 +16,9 @@ import pytest
 
 from freq.clock import FakeClock
 from freq.errors import WorktreeError
+from freq.layout import default_pool_dir
 from freq.model import Setup, Worktrees
-from freq.worktrees import Checkout, Holder, Pool, PoolBusy, SetupFailed, default_dir
+from freq.worktrees import Checkout, Holder, Pool, PoolBusy, SetupFailed
 
 from .conftest import FreqRepo, git
 
@@ -480,7 +481,7 @@ def test_the_users_checked_out_branch_is_refused(repo: FreqRepo) -> None:
     assert _user_view(repo) == before
 
 
-def test_default_dir_is_the_same_from_a_linked_worktree_of_the_repository(
+def test_default_pool_dir_is_the_same_from_a_linked_worktree_of_the_repository(
     repo: FreqRepo,
 ) -> None:
     """Run from a linked worktree of the user's, the pool is the repository's own (named
@@ -489,13 +490,13 @@ def test_default_dir_is_the_same_from_a_linked_worktree_of_the_repository(
     repo.git("worktree", "add", "-q", "--detach", os.fspath(linked))
     common = Path(git(linked, "rev-parse", "--path-format=absolute", "--git-common-dir").strip())
 
-    here = default_dir(repo.path, repo.path / ".git")
+    here = default_pool_dir(repo.path / ".git")
 
-    assert default_dir(linked, common) == here
+    assert default_pool_dir(common) == here
     assert here.name.startswith(f"{repo.path.name}-")
     bare = repo.path.parent / "served.git"
     git(repo.path.parent, "init", "-q", "--bare", os.fspath(bare))
-    assert default_dir(bare, bare).name.startswith("served.git-")
+    assert default_pool_dir(bare).name.startswith("served.git-")
 
 
 def test_a_branch_checked_out_in_a_linked_worktree_of_the_user_is_refused(

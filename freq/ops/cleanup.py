@@ -195,9 +195,9 @@ def worktrees(app: App, how: Housekeeping) -> TaskReport:
         config = app.config
     except ConfigError as exc:
         # without the steps' timeouts no worktree can be judged stale: none is touched
-        from freq.worktrees import default_dir
+        from freq.layout import default_pool_dir
 
-        if not default_dir(store.root, Path(store.common_dir)).exists():
+        if not default_pool_dir(Path(store.common_dir)).exists():
             return TaskReport(task="worktrees", lines=())
         line = f"{'skipped':15} worktrees: the configuration does not load ({exc.message})"
         return TaskReport(task="worktrees", lines=(line,), left=1)
