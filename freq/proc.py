@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from freq.clock import Clock
 from freq.model import Respond, RespondAs
@@ -217,7 +217,8 @@ def run(
 ) -> ProcResult:
     """Run one command to the end in its own process group, keeping an output tail.
 
-    stdout and stderr are merged, written in full to `log_path` and kept as the last
+    stdout and stderr are merged, written in full to `log_path` (made, with its folder, by
+    the first line: a command that prints nothing leaves no log) and kept as the last
     TAIL_LINES lines (at most TAIL_BYTES). `timeout` (seconds) or `cancel` stop the whole
     group: SIGTERM, then SIGKILL after `grace` seconds. `on_poll` is called every `poll`
     seconds while the child runs (lease renewal); returning False cancels the child.
@@ -230,7 +231,7 @@ def run(
     """
     argv = argv_for(command)
     start = clock.monotonic()
-    log = _open_log(log_path)
+    log = _Log(log_path)
     try:
         try:
             child = subprocess.Popen(
@@ -294,9 +295,7 @@ def run(
             err_tail=out.err_tail,
         )
     finally:
-        if log:
-            with contextlib.suppress(OSError):  # a full disk: the log is as far as it got
-                log.close()
+        log.close()
 
 
 def _wait(
@@ -400,11 +399,11 @@ class _Output:
 
     def __init__(
         self,
-        log: object,
+        log: _Log,
         on_line: Callable[[bytes], None] | None,
         redact: Callable[[bytes], bytes] | None,
     ) -> None:
-        self._write = getattr(log, "write", None)
+        self._log = log
         self._on_line = on_line
         self._redact = redact
         self._tails: dict[str, deque[bytes]] = {
@@ -451,11 +450,7 @@ class _Output:
         # a huge line (an agent's tool result) is kept whole in the log and for on_line,
         # but only its end in the tail: 200 lines never hold more than 200 x TAIL_LINE
         self._tails[which].append(line if len(line) <= TAIL_LINE else b"[...] " + line[-TAIL_LINE:])
-        if self._write:
-            try:
-                self._write(line)
-            except OSError:  # a full disk: keep the tail, and keep draining the pipe
-                self._write = None
+        self._log.write(line)  # a full disk: the log gives up, the pipe is still drained
         if self._on_line and which == "out":
             self._on_line(line)
 
@@ -478,16 +473,49 @@ def _feed(child: subprocess.Popen[bytes], data: bytes) -> None:
         child.stdin.close()
 
 
-def _open_log(path: Path | None) -> io.FileIO | None:
-    """The attempt's log file, or None when it cannot be made (a full disk, no inodes):
-    the step runs all the same, with its output tail kept in memory. Unbuffered: each line
-    is in the file as soon as it was read, so a reader (the dashboard's live tail of a
-    running attempt) sees the output as it comes, not 8 KiB at a time."""
-    if path is None:
-        return None
-    try:
-        return open(path, "wb", buffering=0)
-    except OSError:
+class _Log:
+    """An attempt's log file, made with the first bytes the child prints, its folder too: a
+    command that prints nothing leaves no file (a file created is a step's dearest system
+    call after an fsync). Unbuffered: each line is in the file as soon as it was read, so a
+    reader (the dashboard's live tail of a running attempt) sees the output as it comes,
+    not 8 KiB at a time. A file that cannot be made or written (a full disk, no inodes) is
+    given up quietly: the step runs all the same, with its output tail kept in memory."""
+
+    def __init__(self, path: Path | None) -> None:
+        self._path = path
+        self._file: io.FileIO | None = None
+
+    def write(self, data: bytes) -> None:
+        if self._file is None:
+            if self._path is None:
+                return
+            self._file = self._open(self._path)
+            self._path = None  # opened, or given up
+            if self._file is None:
+                return
+        try:
+            self._file.write(data)
+        except OSError:
+            self.close()
+
+    def close(self) -> None:
+        f, self._file, self._path = self._file, None, None
+        if f is not None:
+            with contextlib.suppress(OSError):  # a full disk: the log is as far as it got
+                f.close()
+
+    @staticmethod
+    def _open(path: Path) -> io.FileIO | None:
+        for _ in range(2):
+            try:
+                return io.FileIO(path, "wb")
+            except FileNotFoundError:
+                try:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                except OSError:
+                    return None
+            except OSError:
+                return None
         return None
 
 
@@ -905,9 +933,7 @@ class _Terminal:
     """A child on a pty: its output goes to the log, to on_output, to the tail and to the
     screen the respond rules read."""
 
-    def __init__(
-        self, child: Any, log: BinaryIO | None, on_output: Callable[[bytes], None] | None
-    ) -> None:
+    def __init__(self, child: Any, log: _Log, on_output: Callable[[bytes], None] | None) -> None:
         self.child = child
         self.fd: int = child.child_fd
         self.pid: int = child.pid
@@ -941,11 +967,7 @@ class _Terminal:
         self._tail += data
         if len(self._tail) > 2 * TAIL_BYTES:
             del self._tail[:-TAIL_BYTES]
-        if self._log is not None:
-            try:
-                self._log.write(data)
-            except OSError:  # a full disk: keep the tail, and keep reading
-                self._log = None
+        self._log.write(data)  # a full disk: the log gives up, the tail is kept
         if self._on_output is not None:
             self._on_output(data)
         self.screen.feed(data)
@@ -1068,19 +1090,19 @@ def run_tty(
 ) -> TtyResult:
     """Run `argv` to the end on a pseudo-terminal of TTY_SIZE, answering its prompts.
 
-    Every byte of output goes to `log_path` and `on_output`; the last TAIL_LINES lines are
-    kept. After each chunk the `respond` rules are tried in order against the recent screen
-    (escape sequences stripped): a `send` rule types its text and Enter, and the output up
-    to the end of its match is answered (it matches again only on later output); an `as:`
-    rule ends the run with that outcome and the matched lines as the question. No output for
-    `stall` seconds ends it as stalled, needs_human, with the last lines as the question.
-    `timeout` and `stall` count on `clock`; `on_poll` is called every `poll` seconds
-    (lease renewal), and False cancels. Whatever ends a live child ends its whole process
-    group: SIGTERM, then SIGKILL after `grace` seconds.
+    Every byte of output goes to `log_path` (made by the first) and `on_output`; the last
+    TAIL_LINES lines are kept. After each chunk the `respond` rules are tried in order
+    against the recent screen (escape sequences stripped): a `send` rule types its text and
+    Enter, and the output up to the end of its match is answered (it matches again only on
+    later output); an `as:` rule ends the run with that outcome and the matched lines as the
+    question. No output for `stall` seconds ends it as stalled, needs_human, with the last
+    lines as the question. `timeout` and `stall` count on `clock`; `on_poll` is called every
+    `poll` seconds (lease renewal), and False cancels. Whatever ends a live child ends its
+    whole process group: SIGTERM, then SIGKILL after `grace` seconds.
     """
     args = list(argv)
     start = clock.monotonic()
-    log = _open_log(log_path)
+    log = _Log(log_path)
     try:
         try:
             term = _Terminal(_spawn_tty(args, os.fspath(cwd), env), log, on_output)
@@ -1136,6 +1158,4 @@ def run_tty(
             tail=term.tail(),
         )
     finally:
-        if log:
-            with contextlib.suppress(OSError):  # a full disk: the log is as far as it got
-                log.close()
+        log.close()

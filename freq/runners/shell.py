@@ -5,8 +5,6 @@ Must not import click or dulwich; processes start only in freq.proc.
 
 from __future__ import annotations
 
-import contextlib
-
 from freq import proc
 from freq.clock import Clock
 from freq.runners.base import Attempt, StepRequest, StepResult
@@ -24,8 +22,6 @@ class ShellRunner:
         command = request.step.run
         if command is None:
             raise ValueError(f"step {request.step.id!r} has no run:")
-        with contextlib.suppress(OSError):  # a full disk: the step runs without its log
-            request.log_path.parent.mkdir(parents=True, exist_ok=True)
         env = proc.build_env(dict(request.env))
         secrets = Redactor.of_env(env)
         res = proc.run(

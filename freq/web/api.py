@@ -209,12 +209,16 @@ def _caps(app: ops.App, subjects: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _log_tail(app: ops.App, subj: Subject, step: str, attempt: int, epoch: int) -> str | None:
+    """The end of an attempt's log: empty when it printed nothing yet (the log is made by
+    its first line), None when the file cannot be read."""
     path = app.store.log_path(subj.factory, subj.name, step, attempt, epoch)
     try:
         with path.open("rb") as f:
             size = f.seek(0, 2)
             f.seek(max(0, size - LOG_TAIL))
             return f.read().decode("utf-8", "replace")
+    except FileNotFoundError:
+        return ""
     except OSError:
         return None
 
