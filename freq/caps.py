@@ -5,11 +5,13 @@ Must not import click or subprocess; reads only through store and writes nothing
 in one batch with the subject ref (freq/claims.py). A cap (global `max_parallel`, a
 factory's or a step's `max_parallel`, a state's WIP limit) of N is N refs
 `refs/frequency/caps/<scope>/<i>`, each pointing at the claim commit of its holder. A slot
-counts only while that claim is its subject's live claim (or, for a WIP cap, while the
-subject sits in the state; or briefly, while the claim is about to land), so no count is
-stored and a crashed holder can never leak a slot. "Live" and "briefly" are judged by the
-worker's Observer (freq/leases.py) on its own monotonic clock, never by comparing the
-claimer's timestamps with this machine's wall clock.
+counts only while that claim is its subject's live claim, or a claim chained from it that
+names it (`Claim.slots_at`: a chain keeps its global and factory slots where its first
+claim put them); or, for a WIP cap, while the subject sits in the state; or briefly,
+while the claim is about to land. So no count is stored and a crashed holder can never
+leak a slot. "Live" and "briefly" are judged by the worker's Observer (freq/leases.py) on
+its own monotonic clock, never by comparing the claimer's timestamps with this machine's
+wall clock.
 """
 
 from __future__ import annotations
@@ -41,26 +43,41 @@ class Cap:
     occupants: frozenset[tuple[str, str]] = frozenset()
 
 
+# the scopes whose slots a chained claim keeps where its chain began: every step of a
+# subject is under the global cap and its factory's, where a step cap or a WIP cap is its
+# step's or its state's own
+KEPT = ("global", "factory")
+
+
+def kept_in_chain(cap: Cap) -> bool:
+    """Whether a chained claim keeps its slot of `cap` at the claim its chain began with."""
+    return cap.state is None and cap.scope[0] in KEPT
+
+
 def slot_is_live(
     held: Subject, now_subject: Subject | None, cap: Cap, *, lease_live: bool, pending: bool
 ) -> bool:
     """Derived liveness of a slot that points at the claim commit whose subject.json is
-    `held`, given the subject as it is now: its claim is that claim and its lease is live
-    (`lease_live`, as the observer judges `now_subject`'s claim); or (WIP) it sits in the
-    cap's state; or the claim is still about to be written (`pending`: the observer first
-    saw the slot at this value less than the pending window ago)."""
+    `held`, given the subject as it is now: its claim is that claim, or (a global or
+    factory cap) a claim chained from it by the same holder (`slots_at`), and its lease is
+    live (`lease_live`, as the observer judges `now_subject`'s claim); or (WIP) it sits in
+    the cap's state; or the claim is still about to be written (`pending`: the observer
+    first saw the slot at this value less than the pending window ago)."""
     claim = held.claim
     if now_subject is None or claim is None:
         return False
     if cap.state is not None and now_subject.state == cap.state:
         return True
     current = now_subject.claim
-    if current is not None and current.epoch == claim.epoch and current.holder == claim.holder:
-        return lease_live
+    if current is not None and current.holder == claim.holder:
+        if current.epoch == claim.epoch:
+            return lease_live
+        if current.slots_at == claim.epoch and kept_in_chain(cap):
+            return lease_live
     return now_subject.epoch < claim.epoch and pending
 
 
-def _slot_in(moves: Sequence[RefUpdate], cap: Cap) -> RefUpdate | None:
+def slot_in(moves: Sequence[RefUpdate], cap: Cap) -> RefUpdate | None:
     """The move among `moves` that took a slot of `cap` below its limit, if any."""
     prefix = refs.caps_ref(*cap.scope) + "/"
     for u in moves:
@@ -70,8 +87,15 @@ def _slot_in(moves: Sequence[RefUpdate], cap: Cap) -> RefUpdate | None:
     return None
 
 
-def _same_claim(a: Claim | None, b: Claim | None) -> bool:
-    return a is not None and b is not None and (a.epoch, a.holder) == (b.epoch, b.holder)
+def _handed_on(held: Claim | None, hand_on: Claim | None) -> bool:
+    """Whether a slot whose commit holds the claim `held` is the ending attempt's (`hand_on`):
+    its own claim, or the one its chain began with."""
+    return (
+        held is not None
+        and hand_on is not None
+        and held.holder == hand_on.holder
+        and held.epoch in (hand_on.epoch, hand_on.slots_at)
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -153,7 +177,7 @@ class Caps:
                             continue
                     if self._live(held, current[key], cap, f"{base}/{i}", oid, now, mono):
                         taken.add(key)
-                        if key == me and _same_claim(held.claim, hand_on):
+                        if key == me and _handed_on(held.claim, hand_on):
                             own.append(i)
                         continue
             if i < cap.limit:
@@ -225,7 +249,7 @@ class Caps:
         out: list[RefUpdate] = []
         me = (subject.factory, subject.name)
         for cap in sorted(caps, key=lambda c: c.scope):
-            mine = _slot_in(held, cap) if hand_on is not None else None
+            mine = slot_in(held, cap) if hand_on is not None else None
             if mine is not None:
                 out.append(RefUpdate(mine.ref, claim, mine.new))
                 continue

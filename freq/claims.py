@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from freq import costs, leases, refs, transitions
-from freq.caps import Cap, Caps
+from freq.caps import Cap, Caps, kept_in_chain, slot_in
 from freq.clock import Clock
 from freq.errors import CapFull, CorruptState, FreqError, GitLockHeld, LockHeld, RefConflict
 from freq.lanes import LaneProblem, first_overlap
@@ -407,9 +407,11 @@ class Claims:
         """Record the success `done` and claim the subject's next step in one commit, when
         the planner (over the last view, with this subject as it is now) would start that
         step here: it saves a claim commit and a planning round trip on the path every
-        subject takes. The caps are still entered (the slot this attempt holds is handed
-        on). None when the next step cannot start at once, or needs locks or a batch (an
-        ordinary claim takes those); the caller then records plainly. RefConflict when the
+        subject takes. The caps are still entered: the global and factory slots the
+        chain took with its first claim stay there (the new claim names that claim in
+        `slots_at`), a step's or a state's cap is entered as the step's own. None when
+        the next step cannot start at once, or needs locks or a batch (an ordinary claim
+        takes those); the caller then records plainly. RefConflict when the
         claim was taken over meanwhile (the result is refused)."""
         view = self.view
         if view is None:
@@ -438,6 +440,8 @@ class Claims:
         fac, step = self.step_of(start.factory, start.step)
         if step.locks or step.batch is not None or step.touches:
             return None  # an ordinary claim takes locks, batches and lanes
+        caps = self.caps_for(fac, step)
+        kept, origin = _kept(lease, caps)
         written = self.clock.monotonic()
         both = transitions.chained(
             done,
@@ -446,14 +450,17 @@ class Claims:
             worker=self.worker,
             at=done.event.at,
             ttl=self.ttl,
+            slots_at=origin,
         )
         ref = refs.subject_ref(*lease.key)
         if self.store.read_ref(ref) != lease.tip:
             raise RefConflict(ref)
+        if any(self.store.read_ref(u.ref) != u.new for u in kept):
+            return None  # a kept slot was taken meanwhile: record plainly
         oid = self.store.prepare(both.subject, both.event, parent=lease.tip, output=output)
         try:
             slots = self.caps.choose(
-                self.caps_for(fac, step),
+                [c for c in caps if not (kept and kept_in_chain(c))],
                 claim=oid,
                 subject=both.subject,
                 describe=self.describe_cap,
@@ -471,7 +478,27 @@ class Claims:
         except GitLockHeld:
             return None  # a slot is busy: record plainly (which waits for its own ref)
         lease.tip = oid
-        return Lease(both.subject, oid, [], written=written, slots=slots)
+        return Lease(both.subject, oid, [], written=written, slots=[*kept, *slots])
+
+
+def _kept(lease: Lease, caps: Sequence[Cap]) -> tuple[list[RefUpdate], int | None]:
+    """The slots of `lease` a claim chained from it keeps where they are (one in each
+    global and factory cap of `caps`, at the claim its chain began with), and that claim's
+    epoch; none and None when it holds no slot in one of them (the chained claim then
+    takes its slots as an ordinary claim does, at its own commit)."""
+    claim = lease.subject.claim
+    if claim is None:
+        return [], None
+    kept: list[RefUpdate] = []
+    for cap in caps:
+        if kept_in_chain(cap):
+            mine = slot_in(lease.slots, cap)
+            if mine is None:
+                return [], None
+            kept.append(mine)
+    if not kept:
+        return [], None
+    return kept, claim.slots_at if claim.slots_at is not None else claim.epoch
 
 
 class Heartbeat:

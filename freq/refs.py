@@ -307,6 +307,7 @@ def _claim_to_json(c: Claim) -> dict[str, Any]:
         "claimed_at": iso(c.claimed_at),
         "expires_at": iso(c.expires_at),
         **({"touches": list(c.touches)} if c.touches else {}),
+        **({"slots_at": c.slots_at} if c.slots_at is not None else {}),
     }
 
 
@@ -435,6 +436,7 @@ def subject_from_doc(doc: Mapping[str, Any], *, where: str) -> Subject:
                 claimed_at=parse_iso(claim["claimed_at"]),
                 expires_at=parse_iso(claim["expires_at"]),
                 touches=tuple(str(t) for t in claim.get("touches") or ()),
+                slots_at=None if claim.get("slots_at") is None else int(claim["slots_at"]),
             )
             if claim
             else None,

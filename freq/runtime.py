@@ -32,6 +32,9 @@ class Claim:
     claimed_at: datetime
     expires_at: datetime
     touches: tuple[str, ...] = ()  # the step's `touches:` as rendered for this subject (lanes)
+    # a chained claim's global and factory cap slots still point at the commit of the
+    # claim with this epoch, where its chain began (None: at this claim's own commit)
+    slots_at: int | None = None
 
 
 def attempt_marks(*, worker: str, factory: str, subject: str, epoch: int) -> dict[str, str]:

@@ -190,10 +190,24 @@ def succeeded(
 
 
 def chained(
-    done: Change, *, step: str, attempt: int, worker: str, at: datetime, ttl: timedelta
+    done: Change,
+    *,
+    step: str,
+    attempt: int,
+    worker: str,
+    at: datetime,
+    ttl: timedelta,
+    slots_at: int | None = None,
 ) -> Change:
-    """A success that also claims the subject's next step: one commit for both."""
+    """A success that also claims the subject's next step: one commit for both. `slots_at`:
+    the epoch of the claim whose commit the new claim's global and factory cap slots stay
+    at (where the chain began; None: they move to the new claim's commit)."""
     nxt = claimed(done.subject, step=step, attempt=attempt, worker=worker, at=at, ttl=ttl)
+    if slots_at is not None:
+        nxt = replace(
+            nxt,
+            subject=replace(nxt.subject, claim=replace(_claim(nxt.subject), slots_at=slots_at)),
+        )
     claim = _claim(nxt.subject)
     event = replace(done.event, next_claim=f"{step} attempt {attempt} epoch {claim.epoch}")
     # the success's own emitted subjects (none, or the chain would not be taken) stay empty

@@ -183,11 +183,63 @@ def test_the_heartbeat_outlives_a_renewal_that_fails(freq_repo) -> None:  # type
         x.store.close()
 
 
-def test_a_chained_claim_hands_its_own_cap_slot_on_and_yields_if_it_was_taken(freq_repo) -> None:  # type: ignore[no-untyped-def]
-    """A success that claims the next step in the same commit moves the very slot its
-    claim took from that claim commit to the new one; when the slot was taken meanwhile,
-    that move's compare-and-swap fails and the success is recorded plainly, so the cap is
-    never held twice."""
+THREE_STEPS = """
+factory_id: f
+state: {initial: new, terminal: [done]}
+steps:
+  - {id: one, from_states: [new], to_state: b, run: "true"}
+  - {id: two, from_states: [b], to_state: c, run: "true", max_parallel: 1}
+  - {id: three, from_states: [c], to_state: done, run: "true"}
+"""
+
+
+def test_a_chain_keeps_its_first_slot_through_every_link_and_enters_step_caps_anew(
+    freq_repo,  # type: ignore[no-untyped-def]
+) -> None:
+    """Over three chained steps the global slot stays at the first claim commit and each
+    claim names its epoch; a step's own cap is taken at that step's claim and is free once
+    the chain moved past it."""
+    from freq.claims import View
+    from freq.runners import StepResult
+
+    r = freq_repo({".frequency/f.yaml": THREE_STEPS})
+    r.run("add", "f", "x").assert_success()
+    clock = FakeClock()
+    w, other = _executors(r, clock)
+    ok = StepResult(exit_code=0, duration_ms=1, tail=b"ok\n", how="exit 0")
+    lease = w.claims.claim(plan(w.config, w.store.snapshot(), now=clock.now()).starts[0])
+    assert lease is not None and lease.subject.claim is not None
+    first, first_tip = lease.subject.claim.epoch, lease.tip
+    fac = other.config.factories[0]
+    step_cap = other.claims.caps_for(fac, fac.steps[1])[-1]
+    assert step_cap.scope == ("step", "f", "two")
+    tips = []
+    for _ in range(2):
+        w.claims.view = View(snap=w.store.snapshot(), facts=None)
+        _out, nxt = w.attempts._record(lease, ok, chain=True)
+        assert nxt is not None and nxt.subject.claim is not None
+        assert nxt.subject.claim.slots_at == first
+        tips.append(nxt.tip)
+        lease = nxt
+    global_slots = r.git("for-each-ref", "--format=%(objectname)", refs.caps_ref("global"))
+    assert global_slots.split() == [first_tip]
+    step_slot = r.git("rev-parse", refs.caps_ref("step", "f", "two") + "/0").strip()
+    assert step_slot == tips[0]  # taken by step two's own claim
+    subj, _ = other.store.read_subject("f", "x")
+    assert subj.claim is not None and subj.claim.step == "three"
+    # step three runs: step two's cap is free again, the global slot still held
+    surveyed = other.claims.caps.survey([step_cap, *other.claims.caps_for(fac, fac.steps[2])], subj)
+    assert surveyed.of[step_cap.scope].taken == set()
+    assert surveyed.of[("global",)].taken == {("f", "x")}
+    for x in (w, other):
+        x.store.close()
+
+
+def test_a_chained_claim_keeps_its_cap_slot_and_yields_if_it_was_taken(freq_repo) -> None:  # type: ignore[no-untyped-def]
+    """A success that claims the next step in the same commit leaves the global slot its
+    chain's first claim took where it is: the new claim names that claim (`slots_at`), and
+    every survey still counts the slot as held. When the slot was taken meanwhile, the
+    success is recorded plainly, so the cap is never held twice."""
     from freq.claims import View
     from freq.runners import StepResult
 
@@ -195,26 +247,35 @@ def test_a_chained_claim_hands_its_own_cap_slot_on_and_yields_if_it_was_taken(fr
     for name in ("x", "y"):
         r.run("add", "f", name).assert_success()
     clock = FakeClock()
-    w, _other = _executors(r, clock)
+    w, other = _executors(r, clock)
     ok = StepResult(exit_code=0, duration_ms=1, tail=b"ok\n", how="exit 0")
     slot = refs.caps_ref("global") + "/0"
 
     lease = w.claims.claim(plan(w.config, w.store.snapshot(), now=clock.now()).starts[0])
     assert lease is not None and r.git("rev-parse", slot).strip() == lease.tip
+    first, first_tip = lease.subject.claim, lease.tip
+    assert first is not None and first.slots_at is None
     w.claims.view = View(snap=w.store.snapshot(), facts=None)
     _out, nxt = w.attempts._record(lease, ok, chain=True)
-    assert nxt is not None
-    assert r.git("rev-parse", slot).strip() == nxt.tip  # the same slot, now the next claim's
+    assert nxt is not None and nxt.subject.claim is not None
+    assert r.git("rev-parse", slot).strip() == first_tip  # not moved: no ref update for it
+    assert nxt.subject.claim.slots_at == first.epoch
+    stored, _ = w.store.read_subject("f", nxt.subject.name)
+    assert stored.claim == nxt.subject.claim  # slots_at is in subject.json
     assert r.git("for-each-ref", "--format=%(refname)", refs.caps_ref("global")).split() == [slot]
+    # another worker's survey counts the kept slot as the chained claim's: the cap is full
+    y, _ = other.store.read_subject("f", "y" if nxt.subject.name == "x" else "x")
+    cap = other.claims.caps_for(other.config.factories[0], other.config.factories[0].steps[0])
+    assert other.claims.caps.has_room(cap, y) == "global full (1/1)"
 
     # another claim took the slot meanwhile (a worker that judged this one's lease over)
-    other_tip = r.git("rev-parse", refs.subject_ref("f", "y")).strip()
-    r.git("update-ref", slot, other_tip, nxt.tip)
+    other_tip = r.git("rev-parse", refs.subject_ref("f", y.name)).strip()
+    r.git("update-ref", slot, other_tip, first_tip)
     w.claims.view = View(snap=w.store.snapshot(), facts=None)
     _out, last = w.attempts._record(nxt, ok, chain=True)
     assert last is None  # recorded plainly: the second step's success, nothing claimed
     assert r.git("rev-parse", slot).strip() == other_tip
     subj, _ = w.store.read_subject("f", nxt.subject.name)
     assert subj.state == "done" and subj.claim is None
-    for x in (w, _other):
+    for x in (w, other):
         x.store.close()
