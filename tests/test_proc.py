@@ -45,28 +45,22 @@ def test_output_tail_and_full_log(tmp_path: Path) -> None:
 def test_the_log_and_its_folder_are_made_by_the_first_output(tmp_path: Path) -> None:
     """A command that prints nothing leaves no log file (nor folder); one that prints makes
     both, and a log that cannot be made leaves the step and its tail as they were."""
+
+    def logged(command: str, log: Path) -> proc.ProcResult:
+        env = proc.build_env({})
+        return proc.run(command, cwd=tmp_path, env=env, clock=SystemClock(), log_path=log)
+
     quiet = tmp_path / "quiet" / "s1-1-1.log"
-    res = proc.run(
-        "true", cwd=tmp_path, env=proc.build_env({}), clock=SystemClock(), log_path=quiet
-    )
-    assert res.ok
+    assert logged("true", quiet).ok
     assert not quiet.parent.exists()
 
     said = tmp_path / "said" / "deeper" / "s1-1-1.log"
-    res = proc.run(
-        "sleep 0.1; echo late",
-        cwd=tmp_path,
-        env=proc.build_env({}),
-        clock=SystemClock(),
-        log_path=said,
-    )
-    assert res.ok and said.read_text() == "late\n"
+    assert logged("sleep 0.1; echo late", said).ok
+    assert said.read_text() == "late\n"
 
     (tmp_path / "file").write_text("")  # a folder that cannot be made: a file is in the way
     blocked = tmp_path / "file" / "s1-1-1.log"
-    res = proc.run(
-        "echo kept", cwd=tmp_path, env=proc.build_env({}), clock=SystemClock(), log_path=blocked
-    )
+    res = logged("echo kept", blocked)
     assert res.ok and res.tail == b"kept\n"
     assert not blocked.exists()
 
