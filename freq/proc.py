@@ -506,17 +506,17 @@ class _Log:
 
     @staticmethod
     def _open(path: Path) -> io.FileIO | None:
-        for _ in range(2):
-            try:
-                return io.FileIO(path, "wb")
-            except FileNotFoundError:
-                try:
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                except OSError:
-                    return None
-            except OSError:
-                return None
-        return None
+        try:
+            return io.FileIO(path, "wb")
+        except FileNotFoundError:
+            pass  # its folder is not there yet
+        except OSError:
+            return None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return io.FileIO(path, "wb")
+        except OSError:
+            return None
 
 
 def worker_identity(hostname: str) -> str:

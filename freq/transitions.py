@@ -115,9 +115,11 @@ def claimed(
     at: datetime,
     ttl: timedelta,
     touches: tuple[str, ...] = (),
+    slots_at: int | None = None,
 ) -> Change:
     """`worker` leases attempt `attempt` of `step` until `at + ttl`, with a new epoch;
-    `touches`: the step's path lane as rendered for this subject."""
+    `touches`: the step's path lane as rendered for this subject; `slots_at`: a chained
+    claim's (see chained)."""
     epoch = subj.epoch + 1
     new = replace(
         subj,
@@ -131,6 +133,7 @@ def claimed(
             claimed_at=at,
             expires_at=at + ttl,
             touches=touches,
+            slots_at=slots_at,
         ),
         not_before=None,
         emitted=(),
@@ -202,12 +205,9 @@ def chained(
     """A success that also claims the subject's next step: one commit for both. `slots_at`:
     the epoch of the claim whose commit the new claim's global and factory cap slots stay
     at (where the chain began; None: they move to the new claim's commit)."""
-    nxt = claimed(done.subject, step=step, attempt=attempt, worker=worker, at=at, ttl=ttl)
-    if slots_at is not None:
-        nxt = replace(
-            nxt,
-            subject=replace(nxt.subject, claim=replace(_claim(nxt.subject), slots_at=slots_at)),
-        )
+    nxt = claimed(
+        done.subject, step=step, attempt=attempt, worker=worker, at=at, ttl=ttl, slots_at=slots_at
+    )
     claim = _claim(nxt.subject)
     event = replace(done.event, next_claim=f"{step} attempt {attempt} epoch {claim.epoch}")
     # the success's own emitted subjects (none, or the chain would not be taken) stay empty
